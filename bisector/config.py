@@ -1,0 +1,295 @@
+"""`bisector.yaml`: loading, validation and typed values.
+
+Loaded with `yaml.safe_load` through a line-tracking loader so a validation error can
+name the file, the line and the key. Unknown keys are errors (`extra="forbid"`): a typo
+in a config that silently does nothing is worse than a refusal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+
+from bisector.errors import ConfigError
+from bisector.types import Direction
+
+DEFAULT_CONFIG_NAME = "bisector.yaml"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """`30s`, `5m`, `1.5h`, `250ms` or a bare number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number with a unit, like 30s or 5m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    else:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h)")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema({"type": ["string", "number"], "pattern": r"^\d+(\.\d+)?(ms|s|m|h)?$"}),
+]
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """The smallest change that counts: relative (`5%`) or absolute (`0.01`)."""
+
+    value: float
+    relative: bool
+
+    def min_shift(self, baseline: float) -> float:
+        """The threshold as an absolute shift around `baseline`."""
+        return abs(baseline) * self.value if self.relative else self.value
+
+    def __str__(self) -> str:
+        return f"{self.value * 100:g}%" if self.relative else f"{self.value:g}"
+
+
+def parse_threshold(value: object) -> Threshold:
+    if isinstance(value, Threshold):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("a threshold is a number or a percentage")
+    if isinstance(value, int | float):
+        t = Threshold(float(value), relative=False)
+    elif isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            t = Threshold(float(value.strip()[:-1]) / 100.0, relative=True)
+        except ValueError as exc:
+            raise ValueError(f"not a percentage: {value!r}") from exc
+    elif isinstance(value, str):
+        try:
+            t = Threshold(float(value), relative=False)
+        except ValueError as exc:
+            raise ValueError(f"not a threshold: {value!r} (use e.g. 5% or 0.01)") from exc
+    else:
+        raise ValueError(f"not a threshold: {value!r}")
+    if t.value < 0:
+        raise ValueError("a threshold cannot be negative")
+    return t
+
+
+ThresholdField = Annotated[
+    Threshold,
+    BeforeValidator(parse_threshold),
+    PlainSerializer(str),
+    WithJsonSchema({"type": ["string", "number"], "pattern": r"^\d+(\.\d+)?%?$"}),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Repeats(_Strict):
+    min: int = Field(3, ge=1)
+    max: int = Field(15, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Repeats:
+        if self.max < self.min:
+            raise ValueError("repeats.max must be >= repeats.min")
+        return self
+
+
+class Benchmark(_Strict):
+    command: list[str] = Field(min_length=1, description="argv, no shell; cwd = the checkout")
+    timeout: Duration = 300.0
+    repeats: Repeats = Repeats()
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
+
+
+class Metric(_Strict):
+    direction: Direction
+    threshold: ThresholdField = Threshold(0.05, relative=True)
+
+
+class DockerOptions(_Strict):
+    base_image: str = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
+    gpus: Literal["all", "none"] | int = "none"
+    network: str = "none"
+    cpus: float | None = None
+    memory: str | None = None
+    dockerfile: str | None = None
+    max_images: int = Field(20, ge=1)
+
+
+class Environment(_Strict):
+    builder: Literal["local", "venv", "docker"] = "local"
+    python: str | None = None
+    requirements: list[str] = Field(default_factory=list)
+    install: list[str] | None = None
+    find_links: list[str] = Field(default_factory=list)
+    index_url: str | None = None
+    extra_index_urls: list[str] = Field(default_factory=list)
+    no_index: bool = False
+    cache_size: int = Field(8, ge=1, description="environments kept (LRU)")
+    docker: DockerOptions = DockerOptions()
+
+
+class Snapshots(_Strict):
+    configs: list[str] = Field(default_factory=lambda: ["configs/**/*.yaml"])
+    store: str = ".bisector"
+
+
+class Rollback(_Strict):
+    target: str | None = None
+    strategy: Literal["atomic"] = "atomic"
+    timeout: Duration = 30.0
+    on_failure: Literal["alert_and_pause", "keep"] = "alert_and_pause"
+    health_check: list[str] | None = None
+
+
+class Alert(_Strict):
+    webhook: str | None = None
+    timeout: Duration = 5.0
+    retries: int = Field(2, ge=0)
+
+
+class Daemon(_Strict):
+    schedule: str = "0 2 * * *"
+    branch: str = "main"
+    remote: str | None = None
+    policy: Literal["report", "rollback"] = "report"
+    alerts: list[Alert] = Field(default_factory=list)
+    metrics_port: int = Field(9464, ge=0, le=65535)
+
+
+class Config(_Strict):
+    benchmark: Benchmark
+    metrics: dict[str, Metric] = Field(min_length=1)
+    environment: Environment = Environment()
+    snapshots: Snapshots = Snapshots()
+    rollback: Rollback = Rollback()
+    daemon: Daemon = Daemon()
+
+    def metric(self, name: str | None) -> tuple[str, Metric]:
+        """The named metric, or the first one declared."""
+        if name is None:
+            first = next(iter(self.metrics))
+            return first, self.metrics[first]
+        if name not in self.metrics:
+            raise ConfigError(
+                f"unknown metric {name!r}",
+                hint=f"bisector.yaml declares: {', '.join(self.metrics)}",
+            )
+        return name, self.metrics[name]
+
+
+# --- loading with line numbers -------------------------------------------------------
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping key (1-based)."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    lines: dict[Any, int] = {}
+    for key_node, _value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        lines[key] = key_node.start_mark.line + 1
+    return _LinedDict(mapping, lines)
+
+
+class _LinedDict(dict[Any, Any]):
+    def __init__(self, data: Mapping[Any, Any], lines: dict[Any, int]) -> None:
+        super().__init__(data)
+        self.lines = lines
+
+
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def _line_of(data: Any, loc: tuple[int | str, ...]) -> int | None:
+    line: int | None = None
+    node = data
+    for part in loc:
+        if isinstance(node, _LinedDict) and part in node.lines:
+            line = node.lines[part]
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
+    """Parse and validate; every problem becomes a `ConfigError` naming file, line and key."""
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(data, loc)
+        where = f"{source}:{line}" if line is not None else source
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"{where}: {key}: {msg}{more}") from exc
+
+
+def find_config(repo: Path, config: Path | None) -> Path:
+    path = config if config is not None else repo / DEFAULT_CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError(
+            f"no config file at {path}",
+            hint="create bisector.yaml at the repository root or pass --config FILE",
+        )
+    return path
+
+
+def load_config(repo: Path, config: Path | None = None) -> Config:
+    path = find_config(repo, config)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    return parse_config(text, str(path))
+
+
+def json_schema() -> dict[str, Any]:
+    return Config.model_json_schema()
