@@ -1,0 +1,312 @@
+"""The command line: parse, load config, call one library function, render.
+
+This is the only module (with the daemon's entry) that prints or exits. Heavy modules
+are imported inside the commands so `bisector --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from bisector.errors import BisectorError, NotImplementedYet
+
+app = typer.Typer(
+    name="bisector",
+    help=(
+        "Find which commit, dependency upgrade or config key made a model-serving stack "
+        "slower, hungrier or less accurate, and roll the configs back.\n\n"
+        "Exit codes of run: 0 culprit found, 3 not reproduced, 4 inconclusive, "
+        "2 bad input, 1 internal error."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+snapshot_app = typer.Typer(help="Capture, list, show and diff release snapshots.", no_args_is_help=True)
+config_app = typer.Typer(help="bisector.yaml helpers, and config-key isolation.", no_args_is_help=True)
+cache_app = typer.Typer(help="Cached environments and images.", no_args_is_help=True)
+app.add_typer(snapshot_app, name="snapshot")
+app.add_typer(config_app, name="config")
+app.add_typer(cache_app, name="cache")
+
+RepoOpt = Annotated[
+    Path, typer.Option("--repo", help="Repository to work on.", show_default="current folder")
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="bisector.yaml to use.", show_default="<repo>/bisector.yaml"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout.")]
+
+_state: dict[str, bool] = {"debug": False}
+
+
+@app.callback()
+def _global(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines to stderr.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log debug events.")] = False,
+) -> None:
+    _state["debug"] = debug
+    from bisector.log import configure
+
+    configure(json_lines=log_json, verbose=verbose or debug)
+
+
+def _not_yet(what: str) -> NoReturn:
+    raise NotImplementedYet(f"`bisector {what}` is not available in this version yet")
+
+
+def emit_json(doc: Any) -> None:
+    """The one place that writes JSON documents to stdout."""
+    import json
+
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+# --- run -------------------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    good: Annotated[str, typer.Option("--good", help="A ref where the metric was fine.")],
+    bad: Annotated[str, typer.Option("--bad", help="A later ref where it regressed.")],
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    metric: Annotated[str | None, typer.Option("--metric", help="Metric to bisect on.")] = None,
+    builder: Annotated[
+        str | None, typer.Option("--builder", help="local | venv | docker (overrides config).")
+    ] = None,
+    all_commits: Annotated[
+        bool, typer.Option("--all-commits", help="Walk into merged branches.")
+    ] = False,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Environments built ahead.")] = 1,
+    json_out: JsonOpt = False,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report-dir", help="Where reports go.")
+    ] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore the journal of an earlier run.")] = False,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Roll the configs back to --good when found.")
+    ] = False,
+) -> int:
+    """Find the first bad commit (and the package or config key inside it)."""
+    _not_yet("run")
+
+
+# --- snapshots -------------------------------------------------------------------------
+
+
+@snapshot_app.command("take")
+def snapshot_take(
+    refs: Annotated[list[str], typer.Argument(help="Refs to snapshot.")],
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """Snapshot configs and dependencies of each REF (a no-op when already stored)."""
+    _not_yet("snapshot take")
+
+
+@snapshot_app.command("list")
+def snapshot_list(repo: RepoOpt = Path("."), config: ConfigOpt = None, json_out: JsonOpt = False) -> int:
+    """List stored snapshots."""
+    _not_yet("snapshot list")
+
+
+@snapshot_app.command("show")
+def snapshot_show(
+    ref: Annotated[str, typer.Argument(help="Ref or snapshot id.")],
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """Show one snapshot."""
+    _not_yet("snapshot show")
+
+
+@snapshot_app.command("diff")
+def snapshot_diff(
+    a: Annotated[str, typer.Argument(help="Older ref.")],
+    b: Annotated[str, typer.Argument(help="Newer ref.")],
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """Config keys and packages that changed between two snapshots, with risk levels."""
+    _not_yet("snapshot diff")
+
+
+# --- rollback and control --------------------------------------------------------------
+
+
+@app.command()
+def rollback(
+    to: Annotated[str, typer.Option("--to", help="Ref or snapshot id to roll back to.")],
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    target: Annotated[Path | None, typer.Option("--target", help="Live config folder.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
+    timeout: Annotated[str | None, typer.Option("--timeout", help="e.g. 30s")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite drifted live files.")] = False,
+    json_out: JsonOpt = False,
+) -> int:
+    """Emergency: atomically put the configs of a good snapshot back."""
+    _not_yet("rollback")
+
+
+@app.command()
+def status(repo: RepoOpt = Path("."), config: ConfigOpt = None, json_out: JsonOpt = False) -> int:
+    """Paused or not, the last daemon cycle and rollback."""
+    _not_yet("status")
+
+
+@app.command()
+def pause(repo: RepoOpt = Path("."), config: ConfigOpt = None) -> int:
+    """Stop the daemon and automatic rollbacks from acting until `resume`."""
+    _not_yet("pause")
+
+
+@app.command()
+def resume(repo: RepoOpt = Path("."), config: ConfigOpt = None) -> int:
+    """Lift a pause."""
+    _not_yet("resume")
+
+
+@app.command()
+def daemon(
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="Run one cycle and exit.")] = False,
+) -> int:
+    """Nightly: snapshot releases, hunt regressions, alert, pause."""
+    _not_yet("daemon")
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="Run id from the journal.")],
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="html | md | json")] = "md",
+) -> int:
+    """Re-render the report of a run from the journal."""
+    _not_yet("report")
+
+
+@app.command()
+def deps(
+    good_lock: Annotated[Path, typer.Option("--good-lock", help="Good dependency file.")],
+    bad_lock: Annotated[Path, typer.Option("--bad-lock", help="Bad dependency file.")],
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """Same code, two dependency sets: which package change regressed."""
+    _not_yet("deps")
+
+
+@config_app.command("isolate")
+def config_isolate(
+    good: Annotated[Path, typer.Option("--good", help="Good config file.")],
+    bad: Annotated[Path, typer.Option("--bad", help="Bad config file.")],
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """Same code, two config files: which key regressed."""
+    _not_yet("config isolate")
+
+
+@config_app.command("schema")
+def config_schema() -> int:
+    """Print the JSON schema of bisector.yaml (for editors)."""
+    from bisector.config import json_schema
+
+    emit_json(json_schema())
+    return 0
+
+
+@config_app.command("check")
+def config_check(repo: RepoOpt = Path("."), config: ConfigOpt = None) -> int:
+    """Validate bisector.yaml."""
+    from bisector.config import find_config, load_config
+
+    load_config(repo, config)
+    stderr_console().print(f"{find_config(repo, config)}: ok")
+    return 0
+
+
+@cache_app.command("list")
+def cache_list(repo: RepoOpt = Path("."), config: ConfigOpt = None, json_out: JsonOpt = False) -> int:
+    """List cached environments."""
+    _not_yet("cache list")
+
+
+@cache_app.command("prune")
+def cache_prune(repo: RepoOpt = Path("."), config: ConfigOpt = None) -> int:
+    """Remove cached environments beyond the configured size."""
+    _not_yet("cache prune")
+
+
+@app.command()
+def demo(
+    workdir: Annotated[
+        Path, typer.Option("--workdir", help="Where the sample repository is built.")
+    ] = Path("demo-out"),
+) -> int:
+    """Build the sample serving repository and run a bisection on it (CPU)."""
+    _not_yet("demo")
+
+
+# --- entry -----------------------------------------------------------------------------
+
+
+def _print_error(err: BisectorError) -> None:
+    sys.stderr.write(f"error: {err.message}\n")
+    if err.hint:
+        sys.stderr.write(f"hint: {err.hint}\n")
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    try:
+        rv = app(args=argv, prog_name="bisector", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.stderr.write("error: interrupted\n")
+        sys.exit(130)
+    except BisectorError as exc:
+        if _state["debug"]:
+            import traceback
+
+            traceback.print_exc()
+        _print_error(exc)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into exit 1
+        show = getattr(exc, "show", None)
+        if callable(show):  # a usage error of the argument parser: bad input, exit 2
+            show()
+            sys.exit(2)
+        if _state["debug"] or os.environ.get("BISECTOR_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc}\n")
+        sys.stderr.write("hint: run again with --debug for the traceback\n")
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
