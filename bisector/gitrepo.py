@@ -1,0 +1,214 @@
+"""The git adapter (GitPython): the only module of the search that talks to git.
+
+Refs are validated before they reach git: a ref that starts with `-` could be read as an
+option (`--upload-pack=...`), so it is refused here, and every command that takes a ref
+also gets `--end-of-options`. Nothing here touches the user's working tree: files are
+read from git objects and checkouts are detached worktrees in folders we own.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import git
+from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
+
+from bisector.errors import GitError, RefError
+from bisector.types import Commit, Tag
+
+# Characters git allows in refs and rev expressions we accept (names, shas, ~N, ^N, @{..}).
+_SAFE_REF = re.compile(r"^[A-Za-z0-9._/@{}^~+:-]+$")
+_FIELD = "\x1f"
+_RECORD = "\x1e"
+_LOG_FORMAT = _FIELD.join(["%H", "%P", "%an <%ae>", "%cI", "%s"]) + _RECORD
+
+
+def validate_ref(ref: str) -> str:
+    """Refuse refs that git could read as options or that contain odd characters."""
+    if not ref or ref.startswith("-"):
+        raise RefError(
+            f"invalid ref {ref!r}: a ref cannot start with '-'",
+            hint="pass a tag, branch or commit id, e.g. --good v2.3.1",
+        )
+    if not _SAFE_REF.match(ref) or ".." in ref or len(ref) > 255:
+        raise RefError(
+            f"invalid ref {ref!r}",
+            hint="refs are tag, branch or commit names (letters, digits, . _ / - ~ ^)",
+        )
+    return ref
+
+
+def _parse_log(out: str) -> list[Commit]:
+    commits: list[Commit] = []
+    for record in out.split(_RECORD):
+        record = record.strip("\n")
+        if not record:
+            continue
+        sha, parents, author, date, subject = record.split(_FIELD, 4)
+        commits.append(Commit(sha, subject, author, date, tuple(parents.split())))
+    return commits
+
+
+class GitRepo:
+    """A repository opened read-only for bisection."""
+
+    def __init__(self, root: Path) -> None:
+        try:
+            self._repo = git.Repo(root, search_parent_directories=False)
+        except (InvalidGitRepositoryError, NoSuchPathError) as exc:
+            raise GitError(
+                f"not a git repository: {root}", hint="pass --repo PATH of a git checkout"
+            ) from exc
+        if self._repo.bare or self._repo.working_tree_dir is None:
+            self.root = Path(self._repo.git_dir).resolve()
+        else:
+            self.root = Path(self._repo.working_tree_dir).resolve()
+        self._git = self._repo.git
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _run(self, *args: str) -> str:
+        try:
+            out: str = self._git.execute(["git", *args], strip_newline_in_stdout=False)
+        except GitCommandError as exc:
+            detail = (exc.stderr or "").strip().splitlines()
+            raise GitError(
+                f"git {args[0]} failed: {detail[-1] if detail else exc.status}"
+            ) from exc
+        return out
+
+    def _run_bytes(self, *args: str) -> bytes:
+        try:
+            out: bytes = self._git.execute(
+                ["git", *args], stdout_as_string=False, strip_newline_in_stdout=False
+            )
+        except GitCommandError as exc:
+            raise GitError(f"git {args[0]} failed: {exc.status}") from exc
+        return out
+
+    # -- refs -----------------------------------------------------------------------
+
+    def resolve(self, ref: str) -> Commit:
+        validate_ref(ref)
+        try:
+            sha = self._git.execute(
+                ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"]
+            ).strip()
+        except GitCommandError as exc:
+            raise RefError(
+                f"unknown ref {ref!r}: it does not name a commit in {self.root}",
+                hint="list tags with `git tag`, or pass a commit id",
+            ) from exc
+        out = self._run("log", "-1", f"--format={_LOG_FORMAT}", "--end-of-options", sha)
+        return _parse_log(out)[0]
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        try:
+            self._git.execute(["git", "merge-base", "--is-ancestor", ancestor, descendant])
+        except GitCommandError as exc:
+            if exc.status == 1:
+                return False
+            raise GitError(f"git merge-base failed: {exc.status}") from exc
+        return True
+
+    def check_range(self, good: Commit, bad: Commit) -> None:
+        """`good` must be a strict ancestor of `bad`."""
+        if good.sha == bad.sha:
+            raise RefError(
+                "good and bad are the same commit", hint="pass an older --good or a newer --bad"
+            )
+        if not self.is_ancestor(good.sha, bad.sha):
+            raise RefError(
+                f"good ({good.short}) is not an ancestor of bad ({bad.short})",
+                hint="swap --good and --bad, or pick a good ref from bad's history",
+            )
+
+    def commits_between(self, good: str, bad: str, *, first_parent: bool = True) -> list[Commit]:
+        args = ["log", "--reverse", f"--format={_LOG_FORMAT}"]
+        args += ["--first-parent"] if first_parent else ["--topo-order"]
+        out = self._run(*args, "--end-of-options", f"{good}..{bad}")
+        return _parse_log(out)
+
+    def tags(self) -> list[Tag]:
+        out = self._run(
+            "for-each-ref", "--sort=creatordate", "--format=%(refname:short)\x1f%(objectname)\x1f%(*objectname)",
+            "refs/tags",
+        )
+        tags: list[Tag] = []
+        for line in out.splitlines():
+            name, obj, peeled = line.split("\x1f")
+            tags.append(Tag(name, peeled or obj))
+        return tags
+
+    def tags_between(self, good: str, bad: str, *, first_parent: bool = True) -> list[Tag]:
+        order = {c.sha: i for i, c in enumerate(self.commits_between(good, bad, first_parent=first_parent))}
+        bad_sha = self.resolve(bad).sha
+        inside = [t for t in self.tags() if t.sha in order and t.sha != bad_sha]
+        return sorted(inside, key=lambda t: order[t.sha])
+
+    def tags_at(self, sha: str) -> list[str]:
+        return [t.name for t in self.tags() if t.sha == sha]
+
+    # -- content --------------------------------------------------------------------
+
+    def read_file(self, commit: str, path: str) -> bytes | None:
+        try:
+            blob = self._repo.commit(commit).tree / path
+        except KeyError:
+            return None
+        except (ValueError, git.BadName) as exc:
+            raise GitError(f"cannot read {path} at {commit[:10]}: {exc}") from exc
+        if blob.type != "blob":
+            return None
+        data: bytes = blob.data_stream.read()
+        return data
+
+    def list_files(self, commit: str) -> list[str]:
+        out = self._run_bytes("ls-tree", "-r", "-z", "--name-only", "--end-of-options", commit)
+        return [p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p]
+
+    def changed_paths(self, a: str, b: str) -> list[str]:
+        out = self._run_bytes("diff", "--name-only", "--no-renames", "-z", a, b, "--")
+        return [p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p]
+
+    def diffstat(self, a: str, b: str) -> str:
+        return self._run("diff", "--stat", a, b, "--").rstrip()
+
+    # -- checkouts ------------------------------------------------------------------
+
+    def add_worktree(self, commit: str, dest: Path) -> Path:
+        """A detached checkout of `commit` at `dest` (kept until `remove_worktree`)."""
+        if dest.exists():
+            self.remove_worktree(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._run("worktree", "add", "--detach", "--force", str(dest), commit)
+        return dest
+
+    def remove_worktree(self, dest: Path) -> None:
+        try:
+            self._git.execute(["git", "worktree", "remove", "--force", str(dest)])
+        except GitCommandError:
+            shutil.rmtree(dest, ignore_errors=True)
+        self._git.execute(["git", "worktree", "prune"])
+
+    @contextmanager
+    def worktree(self, commit: str, dest: Path) -> Iterator[Path]:
+        self.add_worktree(commit, dest)
+        try:
+            yield dest
+        finally:
+            self.remove_worktree(dest)
+
+    def close(self) -> None:
+        """Stop GitPython's persistent `cat-file` processes."""
+        self._repo.close()
+
+    def __enter__(self) -> GitRepo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
