@@ -263,7 +263,7 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
         key = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_of(data, loc)
         where = f"{source}:{line}" if line is not None else source
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "missing":
