@@ -237,6 +237,11 @@ class Journal:
                  json.dumps(dict(detail or {}), default=str), time.time()),
             )
 
+    def clear_steps(self, run_id: str) -> None:
+        """Forget a run's verdicts (a resumed run recomputes them from its trials)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM steps WHERE run_id=?", (run_id,))
+
     def steps(self, run_id: str) -> list[StepRow]:
         rows = self._db.execute(
             "SELECT seq, phase, commit_sha, verdict, samples, median, detail FROM steps"
