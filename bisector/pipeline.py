@@ -221,8 +221,10 @@ def _hunt(hunt: _Hunt, git: GitRepo, good: Commit, bad: Commit, req: RunRequest,
     if tag_idx:
         coarse = [commits[0], *(commits[i] for i in tag_idx), commits[-1]]
         positions = [0, *tag_idx, len(commits) - 1]
+        hunt.progress("range", {"n": len(coarse), "phase": "release tags"})
         c_lo, c_hi, _ = hunt.bisect(coarse, "coarse")
         lo, hi = positions[c_lo], positions[c_hi]
+    hunt.progress("range", {"n": hi - lo + 1, "phase": "commits"})
     f_lo, f_hi, untestable = hunt.bisect(commits[lo : hi + 1], "fine")
     last_good, first_bad = commits[lo + f_lo], commits[lo + f_hi]
     doc["range"] = {
