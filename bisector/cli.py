@@ -337,7 +337,28 @@ def demo(
     ] = Path("demo-out"),
 ) -> int:
     """Build the sample serving repository and run a bisection on it (CPU)."""
-    _not_yet("demo")
+    from bisector.pipeline import RunRequest, run_bisection
+    from bisector.progress import ConsoleProgress
+    from bisector.sample import SampleSpec, build_sample_repo
+
+    console = stderr_console()
+    path = workdir.resolve() / "serving-demo"
+    console.print(f"building the sample serving repository at {path} ...")
+    sample = build_sample_repo(path, SampleSpec(mode="real", noise=0.0))
+    console.print(f"  {len(sample.commits)} commits, releases {', '.join(sample.tags)}")
+    console.print("\n$ bisector snapshot diff v2.3.1 v2.4.0")
+    snapshot_diff("v2.3.1", "v2.4.0", repo=path, config=None, json_out=False)
+    console.print("\n$ bisector run --good v2.3.1 --bad v2.4.0")
+    outcome = run_bisection(
+        RunRequest(good="v2.3.1", bad="v2.4.0", repo=path), ConsoleProgress(console)
+    )
+    _render_run(console, outcome.document)
+    culprit = outcome.document.get("culprit") or {}
+    if culprit.get("commit") == sample.culprit:
+        console.print(f"demo: bisector named the planted culprit {sample.culprit[:10]}")
+        return 0
+    console.print(f"demo: expected the planted culprit {sample.culprit[:10]}, got {culprit.get('commit')}")
+    return 1
 
 
 # --- entry -----------------------------------------------------------------------------
