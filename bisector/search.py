@@ -30,9 +30,9 @@ _DECISIVE = (Verdict.GOOD, Verdict.BAD)
 
 
 class Probe(Protocol):
-    """Measures the candidate at `index` and says what it is."""
+    """Measures the candidate at `index` and says what it is (any callable int -> Verdict)."""
 
-    def __call__(self, index: int) -> Verdict: ...
+    def __call__(self, index: int, /) -> Verdict: ...
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ def _ks_asymptotic_p(n: int, m: int, d: float) -> float:
     lam = (en + 0.12 + 0.11 / en) * d
     if lam < 0.2:
         return 1.0
-    total = sum((-1) ** (k - 1) * math.exp(-2 * k * k * lam * lam) for k in range(1, 101))
+    total = sum((1.0 if k % 2 else -1.0) * math.exp(-2 * k * k * lam * lam) for k in range(1, 101))
     return min(1.0, max(0.0, 2 * total))
 
 
