@@ -8,6 +8,7 @@ journaled trials on resume, so a killed run continues without repeating measurem
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -259,7 +260,8 @@ def _hunt(hunt: _Hunt, git: GitRepo, good: Commit, bad: Commit, req: RunRequest,
 
 def _verify(hunt: _Hunt, parent: Commit, culprit: Commit) -> dict[str, Any]:
     """Re-measure the culprit against its parent with fresh, interleaved trials."""
-    n = hunt.cfg.benchmark.repeats.min
+    # 5 vs 5 fresh processes is the smallest design whose exact test can reach p < 0.01.
+    n = max(hunt.cfg.benchmark.repeats.min, 5)
     base_p, base_c = len(hunt.samples(parent)), len(hunt.samples(culprit))
     for _ in range(n):
         hunt.measurer.take(parent)
@@ -281,7 +283,9 @@ def _verify(hunt: _Hunt, parent: Commit, culprit: Commit) -> dict[str, Any]:
 
 def _comp_dict(comp: judge.Comparison) -> dict[str, Any]:
     return {
-        "p_value": comp.p_value, "effect": comp.effect, "ci": list(comp.ci),
+        "p_value": comp.p_value, "effect": comp.effect,
+        # JSON has no infinities: an interval too wide to bound is null.
+        "ci": [x if math.isfinite(x) else None for x in comp.ci],
         "relative_effect": comp.relative_effect, "significant": comp.significant, "regressed": comp.regressed,
     }
 

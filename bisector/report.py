@@ -116,8 +116,8 @@ def _pct(value: Any) -> str:
 def _ci(comp: Any) -> str:
     if not comp or not comp.get("ci"):
         return ""
-    low, high = comp["ci"]
-    return f"[{low:.2f}, {high:.2f}]"
+    low, high = (("–" if v is None else f"{v:.2f}") for v in comp["ci"])
+    return f"[{low}, {high}]"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
