@@ -35,8 +35,8 @@ class Measurer:
         self.cfg, self.git, self.journal, self.run_id = cfg, git, journal, run_id
         self.run_dir, self.store, self.bench_key = run_dir, store, bench_key
         self.reuse = reuse_across_runs
-        self.builder = make_builder(builder_name, cfg=cfg, repo=git, store=store, jobs=jobs)
-        self.checkouts = Checkouts(git, store / "worktrees")
+        self.builder = make_builder(builder_name, vcs=git, environment=cfg.environment, store=store)
+        self.checkouts = Checkouts(git, store)
         self._env_keys: dict[str, str] = {}
         self._lock = threading.Lock()
 
