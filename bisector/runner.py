@@ -118,7 +118,7 @@ def parse_output(stdout: str) -> tuple[dict[str, tuple[float, ...]], dict[str, A
     return None
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+def _signal_group(pgid: int, sig: int) -> bool:
     """Send `sig` to the group; False when no process of it is left."""
     try:
         os.killpg(pgid, sig)
@@ -135,7 +135,7 @@ def kill_process_group(proc: subprocess.Popen[bytes], grace_s: float = DEFAULT_G
     if _signal_group(pgid, signal.SIGTERM):
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
-            if proc.poll() is not None and not _signal_group(pgid, signal.Signals(0)):
+            if proc.poll() is not None and not _signal_group(pgid, 0):
                 break
             time.sleep(0.02)
         _signal_group(pgid, signal.SIGKILL)
