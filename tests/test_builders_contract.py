@@ -118,10 +118,12 @@ def builder_name(request: pytest.FixtureRequest) -> str:
 def _harness(name: str, repo: Repo, store: Path, cache_size: int = 4) -> Iterator[Harness]:
     builder = SETUPS.get(name, _default_setup)(name, repo, store, cache_size)
     git = GitRepo(repo.root)
-    with Checkouts(git, store) as checkouts:
-        yield Harness(builder, checkouts, store)
+    try:
+        with Checkouts(git, store) as checkouts:
+            yield Harness(builder, checkouts, store)
+    finally:
         builder.close()
-    git.close()
+        git.close()
 
 
 @pytest.fixture
