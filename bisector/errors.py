@@ -7,6 +7,8 @@ else reaching the CLI is a bug (exit 1).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class BisectorError(Exception):
     """A problem the user can act on: shown as one `error:` line and an optional `hint:`."""
@@ -39,7 +41,14 @@ class StoreError(BisectorError):
 
 
 class BuildError(BisectorError):
-    """An environment could not be built for a candidate (the candidate is untestable)."""
+    """An environment could not be built for a candidate (the candidate is untestable).
+
+    `log_path` names the kept build log, when there is one.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, log_path: Path | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.log_path = log_path
 
 
 class RollbackError(BisectorError):

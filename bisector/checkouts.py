@@ -1,0 +1,83 @@
+"""Detached worktrees of candidates under `<store>/worktrees/<sha>`, owned by one run.
+
+A worktree left by an earlier (killed) run is reused when it is at the right commit with
+no tracked file modified; otherwise it is made afresh. Leaving the context removes every
+worktree this object handed out.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from types import TracebackType
+
+from bisector.gitrepo import GitRepo
+from bisector.log import get_logger
+from bisector.types import Commit
+
+log = get_logger(__name__)
+
+
+def _git(dest: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(  # noqa: S603 - fixed git argv
+            ["git", "-C", str(dest), *args], capture_output=True, text=True, check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except OSError:
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def is_clean_checkout_of(dest: Path, sha: str) -> bool:
+    """True when `dest` is a worktree at `sha` whose tracked files are unmodified."""
+    if not (dest / ".git").is_file():  # a linked worktree has a `.git` file, not a folder
+        return False
+    head = _git(dest, "rev-parse", "--verify", "HEAD")
+    if head is None or head.strip() != sha:
+        return False
+    status = _git(dest, "status", "--porcelain", "--untracked-files=no")
+    return status is not None and status.strip() == ""
+
+
+class Checkouts:
+    """Hands out one worktree per candidate; removes them all on `close()` / context exit."""
+
+    def __init__(self, repo: GitRepo, store: Path) -> None:
+        self._repo = repo
+        self.root = store / "worktrees"
+        self._owned: dict[str, Path] = {}
+
+    def get(self, commit: Commit) -> Path:
+        """The checkout of `commit` (made, or reused when present and intact)."""
+        if commit.sha in self._owned:
+            return self._owned[commit.sha]
+        dest = self.root / commit.sha
+        if is_clean_checkout_of(dest, commit.sha):
+            log.debug("reusing worktree", commit=commit.short)
+        else:
+            self._repo.add_worktree(commit.sha, dest)
+        self._owned[commit.sha] = dest
+        return dest
+
+    def release(self, commit: Commit) -> None:
+        """Remove one candidate's worktree now (e.g. when the cache of checkouts is large)."""
+        dest = self._owned.pop(commit.sha, None)
+        if dest is not None:
+            self._repo.remove_worktree(dest)
+
+    def close(self) -> None:
+        for sha in list(self._owned):
+            dest = self._owned.pop(sha)
+            try:
+                self._repo.remove_worktree(dest)
+            except Exception as exc:  # noqa: BLE001 - keep removing the others
+                log.warning("cannot remove worktree", path=str(dest), error=str(exc))
+
+    def __enter__(self) -> Checkouts:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

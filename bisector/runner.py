@@ -1,0 +1,272 @@
+"""One trial of the benchmark protocol (shared/DESIGN.md, "Benchmark protocol").
+
+A trial runs the benchmark's argv without a shell, in the checkout, in its own session
+(so it leads a new process group). On timeout the whole group is killed, grandchildren
+included: SIGTERM, a short grace, then SIGKILL. The group is also cleaned up after a
+normal exit, so a stray background process cannot disturb the next trial's timings.
+stdout and stderr go straight to files (`trial-<n>.out` / `.err`) rather than pipes, so a
+grandchild that keeps a pipe open cannot hang us and every log is kept.
+
+Outcome: exit 0 with a JSON metrics line → OK; exit 125 → SKIP (untestable, as in
+`git bisect run`); anything else → FAILED. `TrialRunner.measure_once` retries a failed
+trial once and then reports SKIP with both logs kept.
+
+Process groups do not contain a process that calls `setsid()` itself; a benchmark that
+daemonizes on purpose escapes the cleanup (the docker builder's container does not).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bisector.builders.base import BuiltEnv
+from bisector.config import Benchmark
+from bisector.log import get_logger
+
+log = get_logger(__name__)
+
+SKIP_EXIT_CODE = 125
+DEFAULT_GRACE_S = 2.0
+_TRIAL_FILE = re.compile(r"^trial-(\d+)\.(?:out|err)$")
+
+
+class TrialStatus(enum.Enum):
+    OK = "ok"
+    SKIP = "skip"  # untestable: exit 125, or failed twice
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What one benchmark process produced; logs stay on disk at the given paths."""
+
+    status: TrialStatus
+    metrics: dict[str, tuple[float, ...]]
+    meta: dict[str, Any]
+    exit_code: int | None  # None when killed on timeout; negative: killed by that signal
+    duration_s: float
+    stdout_path: Path
+    stderr_path: Path
+    reason: str = ""  # why it is not OK, for logs and reports
+    timed_out: bool = False
+    attempts: int = 1
+    earlier: tuple[TrialResult, ...] = field(default=())  # failed attempts before this one
+
+    @property
+    def ok(self) -> bool:
+        return self.status is TrialStatus.OK
+
+
+def _as_number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _as_samples(value: object) -> tuple[float, ...] | None:
+    """A number or a non-empty list of numbers; anything else is not a metric."""
+    single = _as_number(value)
+    if single is not None:
+        return (single,)
+    if isinstance(value, list) and value:
+        numbers = [_as_number(v) for v in value]
+        if all(n is not None for n in numbers):
+            return tuple(n for n in numbers if n is not None)
+    return None
+
+
+def parse_output(stdout: str) -> tuple[dict[str, tuple[float, ...]], dict[str, Any]] | None:
+    """Metrics and metadata from the last stdout line that parses as a JSON object.
+
+    Keys starting with `_` are metadata (e.g. `_gpu`). Other keys whose value is not a
+    finite number or a non-empty list of finite numbers are kept as metadata too, so
+    nothing the benchmark said is lost, but they never become samples. None when no line
+    is a JSON object.
+    """
+    for line in reversed(stdout.splitlines()):
+        text = line.strip()
+        if not text.startswith("{"):
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if not isinstance(data, dict):
+            continue
+        metrics: dict[str, tuple[float, ...]] = {}
+        meta: dict[str, Any] = {}
+        for key, value in data.items():
+            samples = None if key.startswith("_") else _as_samples(value)
+            if samples is None:
+                meta[key] = value
+            else:
+                metrics[key] = samples
+        return metrics, meta
+    return None
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to the group; False when no process of it is left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # macOS reports a group of zombies this way
+        return False
+    return True
+
+
+def kill_process_group(proc: subprocess.Popen[bytes], grace_s: float = DEFAULT_GRACE_S) -> None:
+    """SIGTERM the process's group, wait up to `grace_s`, then SIGKILL what is left."""
+    pgid = proc.pid  # start_new_session=True: the child leads its own group
+    if _signal_group(pgid, signal.SIGTERM):
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and not _signal_group(pgid, 0):
+                break
+            time.sleep(0.02)
+        _signal_group(pgid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL not delivered
+        log.warning("benchmark process did not die", pid=proc.pid)
+
+
+def run_trial(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    stdout_path: Path,
+    stderr_path: Path,
+    grace_s: float = DEFAULT_GRACE_S,
+) -> TrialResult:
+    """Run the benchmark once and classify the outcome (no retry)."""
+    stdout_path.parent.mkdir(parents=True, exist_ok=True)
+    # Only names: values may hold tokens.
+    log.debug("trial start", argv=list(argv), cwd=str(cwd), env_keys=sorted(env))
+    start = time.monotonic()
+    timed_out = False
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - argv from the config, no shell
+                list(argv),
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            err.write(f"bisector: cannot start {argv[0]!r}: {exc}\n".encode())
+            return TrialResult(
+                TrialStatus.FAILED, {}, {}, None, time.monotonic() - start,
+                stdout_path, stderr_path, reason=f"cannot start {argv[0]!r}: {exc.strerror}",
+            )
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            # Always: on timeout, on Ctrl-C, and after a normal exit (stray children).
+            kill_process_group(proc, grace_s)
+    duration = time.monotonic() - start
+    code = None if timed_out else proc.returncode
+
+    def result(status: TrialStatus, reason: str = "", metrics: dict[str, tuple[float, ...]] | None = None,
+               meta: dict[str, Any] | None = None) -> TrialResult:
+        return TrialResult(status, metrics or {}, meta or {}, code, duration, stdout_path,
+                           stderr_path, reason=reason, timed_out=timed_out)
+
+    if timed_out:
+        return result(TrialStatus.FAILED, f"timed out after {timeout_s:g}s")
+    if code == SKIP_EXIT_CODE:
+        return result(TrialStatus.SKIP, "exit 125: the benchmark says this commit is untestable")
+    if code != 0:
+        return result(TrialStatus.FAILED, f"exit {code}")
+    parsed = parse_output(stdout_path.read_text(encoding="utf-8", errors="replace"))
+    if parsed is None:
+        return result(TrialStatus.FAILED, "no JSON object line on stdout")
+    metrics, meta = parsed
+    if not metrics:
+        return result(TrialStatus.FAILED, "the JSON line holds no numeric metric", meta=meta)
+    return result(TrialStatus.OK, metrics=metrics, meta=meta)
+
+
+class TrialRunner:
+    """Numbers trials in one run folder and applies the retry rule.
+
+    Numbering continues after the highest `trial-<n>` already in the folder, so a resumed
+    run never overwrites the logs of an earlier attempt.
+    """
+
+    def __init__(self, run_dir: Path, *, timeout_s: float, grace_s: float = DEFAULT_GRACE_S) -> None:
+        self.run_dir = run_dir
+        self.timeout_s = timeout_s
+        self.grace_s = grace_s
+        self._lock = threading.Lock()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        found = [int(m.group(1)) for p in run_dir.iterdir() if (m := _TRIAL_FILE.match(p.name))]
+        self._next = max(found, default=0) + 1
+
+    def _take_number(self) -> int:
+        with self._lock:
+            n = self._next
+            self._next += 1
+            return n
+
+    def trial(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> TrialResult:
+        """One trial, no retry."""
+        n = self._take_number()
+        return run_trial(
+            argv, cwd=cwd, env=env, timeout_s=self.timeout_s, grace_s=self.grace_s,
+            stdout_path=self.run_dir / f"trial-{n}.out",
+            stderr_path=self.run_dir / f"trial-{n}.err",
+        )
+
+    def measure_in(self, built: BuiltEnv, benchmark: Benchmark) -> TrialResult:
+        """`measure_once` of the configured benchmark in a built environment.
+
+        The environment is ours, then the builder's variables, then `benchmark.env`.
+        """
+        return self.measure_once(
+            built.command(benchmark.command), cwd=built.checkout, env=built.environ(benchmark.env)
+        )
+
+    def measure_once(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> TrialResult:
+        """One measurement: a failed trial is retried once, a second failure is a SKIP."""
+        first = self.trial(argv, cwd=cwd, env=env)
+        if first.status is not TrialStatus.FAILED:
+            return first
+        log.info("trial failed, retrying once", reason=first.reason, log=str(first.stderr_path))
+        second = self.trial(argv, cwd=cwd, env=env)
+        if second.status is not TrialStatus.FAILED:
+            return _with_history(second, first)
+        log.warning("trial failed twice: candidate untestable", reason=second.reason,
+                    log=str(second.stderr_path))
+        skipped = TrialResult(
+            TrialStatus.SKIP, {}, second.meta, second.exit_code, second.duration_s,
+            second.stdout_path, second.stderr_path,
+            reason=f"failed twice: {first.reason}; then {second.reason}",
+            timed_out=second.timed_out,
+        )
+        return _with_history(skipped, first)
+
+
+def _with_history(result: TrialResult, earlier: TrialResult) -> TrialResult:
+    return replace(result, attempts=2, earlier=(earlier,))

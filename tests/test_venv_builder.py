@@ -1,0 +1,101 @@
+"""What only the venv builder does: environment keys, per-commit installs, uv options."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bisector.builders.requirements import environment_key, read_requirements
+from bisector.builders.uvtool import IndexOptions, scrub, translate_install
+from bisector.builders.venv import VenvBuilder
+from bisector.checkouts import Checkouts
+from bisector.config import Environment
+from bisector.gitrepo import GitRepo
+
+
+def _key(files: dict[str, str], roots: list[str], python: str = "3.11") -> str:
+    reqs = read_requirements(lambda p: files[p].encode() if p in files else None, roots)
+    return environment_key(reqs, python=python, index=IndexOptions().key_material())
+
+
+def test_key_ignores_comments_order_and_spelling() -> None:
+    """Cosmetic edits of a requirements file keep the key."""
+    a = _key({"r.txt": "numpy==1.26\nTorch>=2.0\n"}, ["r.txt"])
+    b = _key({"r.txt": "# deps\ntorch >= 2.0  # gpu\n\nnumpy == 1.26\n"}, ["r.txt"])
+    assert a == b
+    assert a != _key({"r.txt": "numpy==1.27\ntorch>=2.0\n"}, ["r.txt"])
+    assert a != _key({"r.txt": "numpy==1.26\nTorch>=2.0\n"}, ["r.txt"], python="3.12")
+
+
+def test_key_follows_includes() -> None:
+    """A change in a file included with -r changes the key."""
+    base = {"req/main.txt": "-r common.txt\nfoo==1\n", "req/common.txt": "bar==1\n"}
+    changed = {**base, "req/common.txt": "bar==2\n"}
+    assert _key(base, ["req/main.txt"]) != _key(changed, ["req/main.txt"])
+
+
+def test_key_of_pyproject_counts_dependencies_only() -> None:
+    """A version bump in pyproject.toml keeps the key; a dependency change does not."""
+    doc = '[project]\nname = "x"\nversion = "{v}"\ndependencies = ["{d}"]\n'
+    k1 = _key({"pyproject.toml": doc.format(v="1.0", d="foo==1")}, ["pyproject.toml"])
+    assert k1 == _key({"pyproject.toml": doc.format(v="1.1", d="foo==1")}, ["pyproject.toml"])
+    assert k1 != _key({"pyproject.toml": doc.format(v="1.1", d="foo==2")}, ["pyproject.toml"])
+
+
+def test_install_argv_is_bound_to_the_environment() -> None:
+    """`pip install` becomes `uv pip install --python <env>` with the index options."""
+    py = Path("/e/bin/python")
+    got = translate_install(["pip", "install", "--no-deps", "-e", "."], uv="uv", python=py,
+                            extra=["--no-index"])
+    assert got == ["uv", "pip", "install", "--no-deps", "-e", ".", "--python", str(py), "--no-index"]
+    assert translate_install(["python", "-m", "pip", "install", "."], uv="uv", python=py, extra=[])[:3] == [
+        "uv", "pip", "install"]
+    assert translate_install(["python", "setup.py", "develop"], uv="uv", python=py, extra=[]) == [
+        str(py), "setup.py", "develop"]
+    assert translate_install(["make", "install"], uv="uv", python=py, extra=[]) == ["make", "install"]
+
+
+def test_credentials_are_scrubbed_from_logged_commands() -> None:
+    """Index URLs with a user and token are logged without them."""
+    assert scrub("--index-url https://bob:s3cret@pypi.example.org/simple") == (
+        "--index-url https://***@pypi.example.org/simple")
+
+
+def _commit_all(root: Path, message: str) -> None:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.org",
+           "GIT_AUTHOR_DATE": "2024-01-01T00:00:00+00:00", "GIT_COMMITTER_DATE": "2024-01-01T00:00:00+00:00"}
+    for args in (["add", "-A"], ["commit", "-q", "-m", message]):
+        subprocess.run(["git", "-C", str(root), *args], env=env, check=True, capture_output=True)  # noqa: S603
+
+
+def test_install_runs_per_commit_into_the_shared_environment(tmp_path: Path) -> None:
+    """`install` runs in each candidate's checkout with the env's python, once per commit."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)  # noqa: S603, S607
+    git = GitRepo(root)
+    commits = []
+    for value in (1, 2):
+        (root / "requirements.txt").write_text("")
+        (root / "app.py").write_text(f"VALUE = {value}\n")
+        _commit_all(root, f"v{value}")
+        commits.append(git.resolve("HEAD"))
+    script = ("import os, pathlib, sys; p = pathlib.Path(os.environ['VIRTUAL_ENV'], 'installed');"
+              " p.write_text(p.read_text() + open('app.py').read() if p.exists() else open('app.py').read())")
+    env = Environment(builder="venv", requirements=["requirements.txt"], no_index=True,
+                      install=["python", "-c", script])
+    builder = VenvBuilder(git, env, tmp_path / "store")
+    with Checkouts(git, tmp_path / "store") as checkouts:
+        first = builder.prepare(commits[0], checkouts.get(commits[0]))
+        second = builder.prepare(commits[1], checkouts.get(commits[1]))
+        builder.prepare(commits[1], checkouts.get(commits[1]))  # same commit again: no reinstall
+    assert first.env_key == second.env_key and builder.builds_done == 1
+    assert (first.python.parent.parent / "installed").read_text() == "VALUE = 1\nVALUE = 2\n"
+    assert second.env["PYTHONPATH"] == ""  # the installed project, not the checkout, is imported
+    assert second.runtime is not None and second.runtime.python_version == ".".join(
+        map(str, sys.version_info[:3]))
+    builder.close()
+    git.close()
