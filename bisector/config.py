@@ -118,11 +118,25 @@ class Repeats(_Strict):
         return self
 
 
+def _env_values(value: object) -> object:
+    """Environment values are strings; YAML numbers and booleans are written as such."""
+    if isinstance(value, dict):
+        return {
+            k: ("true" if v is True else "false" if v is False else str(v))
+            if isinstance(v, int | float | bool) else v
+            for k, v in value.items()
+        }
+    return value
+
+
+EnvVars = Annotated[dict[str, str], BeforeValidator(_env_values)]
+
+
 class Benchmark(_Strict):
     command: list[str] = Field(min_length=1, description="argv, no shell; cwd = the checkout")
     timeout: Duration = 300.0
     repeats: Repeats = Repeats()
-    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
+    env: EnvVars = Field(default_factory=dict, description="extra environment variables")
 
 
 class Metric(_Strict):

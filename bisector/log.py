@@ -23,6 +23,21 @@ def _scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     return event
 
 
+class _StderrLogger:
+    """Writes to whatever `sys.stderr` is now (tests and the daemon may replace it)."""
+
+    def msg(self, message: str) -> None:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+class _StderrLoggerFactory:
+    def __call__(self, *args: Any) -> _StderrLogger:
+        return _StderrLogger()
+
+
 def configure(*, json_lines: bool = False, verbose: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     renderer: Any = (
@@ -40,7 +55,7 @@ def configure(*, json_lines: bool = False, verbose: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_StderrLoggerFactory(),
         cache_logger_on_first_use=False,
     )
 
