@@ -47,7 +47,9 @@ def store_for(repo_path: Path, config: Config) -> Store:
     return Store(Path(repo_path) / config.snapshots.store)
 
 
-def capture(vcs: Vcs, commit: Commit, config: Config, tags: Sequence[Tag] = ()) -> tuple[Manifest, list[bytes]]:
+def capture(
+    vcs: Vcs, commit: Commit, config: Config, tags: Sequence[Tag] = ()
+) -> tuple[Manifest, list[bytes]]:
     """Read a commit's config and dependency files from git objects into a manifest.
 
     Returns the manifest and the bytes of every object it names (not yet stored).
@@ -60,12 +62,17 @@ def capture(vcs: Vcs, commit: Commit, config: Config, tags: Sequence[Tag] = ()) 
         if data is None:  # a submodule or another non-blob entry
             continue
         _, error = parse_config_bytes(path, data)
-        configs.append(ConfigFile(path=path, object=sha256_hex(data), size=len(data), parse_error=error))
+        configs.append(
+            ConfigFile(path=path, object=sha256_hex(data), size=len(data), parse_error=error)
+        )
         blobs.append(data)
 
     wanted = list(config.environment.requirements)
-    notes = [f"{p}: configured in environment.requirements but missing at this commit"
-             for p in wanted if p.removeprefix("./") not in files]
+    notes = [
+        f"{p}: configured in environment.requirements but missing at this commit"
+        for p in wanted
+        if p.removeprefix("./") not in files
+    ]
     declared = read_declared(lambda p: vcs.read_file(commit.sha, p), wanted + auto_detect(files))
     dep_files = [
         DependencyFile(path=p, object=sha256_hex(d), size=len(d))
@@ -98,18 +105,20 @@ def take(repo_path: Path, config: Config, refs: Sequence[str]) -> list[Snapshot]
         captured = [capture(vcs, c, config, tags) for c in commits]
     store = store_for(repo_path, config)
     return [
-        store.put_snapshot(manifest, blobs, ref=ref)
+        store.put_snapshot(manifest, blobs, ref=ref, repair=True)
         for ref, (manifest, blobs) in zip(refs, captured, strict=True)
     ]
 
 
 def list_snapshots(repo_path: Path, config: Config) -> list[Snapshot]:
-    """The newest snapshot of every stored commit, by commit date (verified)."""
+    """The newest snapshot of every stored commit, by commit date (every object verified)."""
     store = store_for(repo_path, config)
     newest: dict[str, str] = {}
     for entry in store.entries():
         newest[entry.commit] = entry.id
     snaps = [store.load(mid) for mid in newest.values()]
+    for snap in snaps:
+        store.verify(snap)
     return sorted(snaps, key=lambda s: (s.manifest.date, s.commit))
 
 
@@ -123,7 +132,9 @@ def _lookup(store: Store, repo_path: Path, ref_or_id: str) -> str:
         if len(ids) == 1:
             return ids[0]
         if len(ids) > 1:
-            raise RefError(f"snapshot id {ref_or_id!r} is ambiguous", hint="give more digits") from exc
+            raise RefError(
+                f"snapshot id {ref_or_id!r} is ambiguous", hint="give more digits"
+            ) from exc
         if (mid := store.find_ref(ref_or_id)) is not None and exc.message.startswith("unknown"):
             return mid  # a ref that moved or was deleted since it was taken
         raise
@@ -137,9 +148,11 @@ def _lookup(store: Store, repo_path: Path, ref_or_id: str) -> str:
 
 
 def show(repo_path: Path, config: Config, ref_or_id: str) -> Snapshot:
-    """The stored snapshot of a ref (its newest) or of a snapshot id; verified."""
+    """The stored snapshot of a ref (its newest) or of a snapshot id; every object verified."""
     store = store_for(repo_path, config)
-    return store.load(_lookup(store, repo_path, ref_or_id))
+    snap = store.load(_lookup(store, repo_path, ref_or_id))
+    store.verify(snap)
+    return snap
 
 
 def config_set(repo_path: Path, config: Config, ref_or_id: str) -> dict[str, bytes]:
@@ -149,20 +162,30 @@ def config_set(repo_path: Path, config: Config, ref_or_id: str) -> dict[str, byt
 
 
 def diff(repo_path: Path, config: Config, a: str, b: str) -> SnapshotDiff:
-    """What changed from `a` to `b`; missing snapshots are taken first (and kept)."""
+    """What changed from `a` to `b`; missing snapshots are taken first (and kept).
+
+    Stored sides are read and verified before anything is written, so a corrupt store
+    fails the diff without being changed.
+    """
     store = store_for(repo_path, config)
     with GitRepo(Path(repo_path)) as vcs:
         commits = [vcs.resolve(a), vcs.resolve(b)]
-        ids = {c.sha: store.find_commit(c.sha) for c in commits}
-        tags = vcs.tags() if None in ids.values() else []
-        captured = {c.sha: capture(vcs, c, config, tags) for c in commits if ids[c.sha] is None}
+        stored = {c.sha: mid for c in commits if (mid := store.find_commit(c.sha)) is not None}
+        loaded = {sha: store.load(mid) for sha, mid in stored.items()}
+        for snap in loaded.values():
+            store.verify(snap)
+        files = {sha: store.config_files(snap) for sha, snap in loaded.items()}
+        tags = vcs.tags() if len(stored) < len(commits) else []
+        captured = {c.sha: capture(vcs, c, config, tags) for c in commits if c.sha not in stored}
     for ref, c in zip((a, b), commits, strict=True):
-        if ids[c.sha] is None and c.sha in captured:
+        if c.sha in captured:
             manifest, blobs = captured.pop(c.sha)
-            ids[c.sha] = store.put_snapshot(manifest, blobs, ref=ref).id
-    snaps = [store.load(mid) for mid in (ids[c.sha] for c in commits) if mid is not None]
-    sa, sb = snaps
-    return diff_snapshots(sa, store.config_files(sa), sb, store.config_files(sb), a_ref=a, b_ref=b)
+            loaded[c.sha] = store.put_snapshot(manifest, blobs, ref=ref)
+            files[c.sha] = store.config_files(loaded[c.sha])
+    ca, cb = commits
+    return diff_snapshots(
+        loaded[ca.sha], files[ca.sha], loaded[cb.sha], files[cb.sha], a_ref=a, b_ref=b
+    )
 
 
 def attach_environment(

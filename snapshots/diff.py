@@ -91,8 +91,14 @@ class ConfigChange:
     note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "key": self.key, "change": self.change,
-                "old": self.old, "new": self.new, "note": self.note}
+        return {
+            "file": self.file,
+            "key": self.key,
+            "change": self.change,
+            "old": self.old,
+            "new": self.new,
+            "note": self.note,
+        }
 
 
 @dataclass(frozen=True)
@@ -106,8 +112,15 @@ class PackageChange:
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"env": self.env} if self.env is not None else {}
-        doc.update({"name": self.name, "change": self.change, "from": self.old,
-                    "to": self.new, "risk": self.risk.value})
+        doc.update(
+            {
+                "name": self.name,
+                "change": self.change,
+                "from": self.old,
+                "to": self.new,
+                "risk": self.risk.value,
+            }
+        )
         return doc
 
 
@@ -120,8 +133,13 @@ class RuntimeChange:
     risk: Risk
 
     def to_json(self) -> dict[str, Any]:
-        return {"env": self.env, "fact": self.fact, "from": self.old, "to": self.new,
-                "risk": self.risk.value}
+        return {
+            "env": self.env,
+            "fact": self.fact,
+            "from": self.old,
+            "to": self.new,
+            "risk": self.risk.value,
+        }
 
 
 @dataclass(frozen=True)
@@ -138,8 +156,14 @@ class SideInfo:
         return cls(ref, m.commit, m.id, m.tags, m.date, m.subject)
 
     def to_json(self) -> dict[str, Any]:
-        return {"ref": self.ref, "commit": self.commit, "snapshot": self.snapshot,
-                "tags": list(self.tags), "date": self.date, "subject": self.subject}
+        return {
+            "ref": self.ref,
+            "commit": self.commit,
+            "snapshot": self.snapshot,
+            "tags": list(self.tags),
+            "date": self.date,
+            "subject": self.subject,
+        }
 
 
 @dataclass(frozen=True)
@@ -291,7 +315,9 @@ def _effective(deps: Iterable[DeclaredDependency]) -> dict[str, _Effective]:
         by_name.setdefault(d.name, []).append(d)
     out: dict[str, _Effective] = {}
     for name, entries in by_name.items():
-        pinned = sorted((d for d in entries if d.version), key=lambda d: _VERSION_SOURCE_RANK[d.kind])
+        pinned = sorted(
+            (d for d in entries if d.version), key=lambda d: _VERSION_SOURCE_RANK[d.kind]
+        )
         version = pinned[0].version if pinned else None
         specs = sorted({d.specifier for d in entries if d.specifier and d.kind != "lock"})
         if not specs and version is not None:
@@ -337,7 +363,9 @@ def diff_declared(
             # no two comparable pins: a specifier, extras or marker change, or a locked
             # version that appeared or disappeared under an unchanged specifier
             same_text = old.describe() == new.describe()
-            before, after = (old.short(), new.short()) if same_text else (old.describe(), new.describe())
+            before, after = (
+                (old.short(), new.short()) if same_text else (old.describe(), new.describe())
+            )
             out.append(PackageChange(name, "changed", before, after, _presence_risk(name)))
     return out
 
@@ -363,8 +391,13 @@ def _diff_runtime(env: str, a: EnvironmentRecord, b: EnvironmentRecord) -> list[
     ra = {**a.runtime.extra, **a.runtime.model_dump(exclude={"extra"})}
     rb = {**b.runtime.extra, **b.runtime.model_dump(exclude={"extra"})}
     return [
-        RuntimeChange(env, fact, ra.get(fact), rb.get(fact),
-                      Risk.HIGH if fact in _HIGH_RISK_FACTS else Risk.MEDIUM)
+        RuntimeChange(
+            env,
+            fact,
+            ra.get(fact),
+            rb.get(fact),
+            Risk.HIGH if fact in _HIGH_RISK_FACTS else Risk.MEDIUM,
+        )
         for fact in sorted(ra.keys() | rb.keys())
         if ra.get(fact) != rb.get(fact)
     ]

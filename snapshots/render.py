@@ -28,8 +28,16 @@ def snapshots_table(snaps: Sequence[Snapshot], title: str = "snapshots") -> Tabl
         t.add_column(col)
     for s in snaps:
         m = s.manifest
-        t.add_row(s.id[:12], m.commit[:10], ", ".join(m.tags), m.date, str(len(m.configs)),
-                  str(len(m.dependencies)), str(len(s.environments)), m.subject)
+        t.add_row(
+            s.id[:12],
+            m.commit[:10],
+            ", ".join(m.tags),
+            m.date,
+            str(len(m.configs)),
+            str(len(m.dependencies)),
+            str(len(s.environments)),
+            m.subject,
+        )
     return t
 
 
@@ -49,8 +57,13 @@ def snapshot_renderable(s: Snapshot) -> RenderableType:
         deps.add_column(col)
     for d in m.dependencies:
         name = d.name + (f"[{','.join(d.extras)}]" if d.extras else "")
-        deps.add_row(name, d.specifier, d.version or "", d.source + (f" ({d.group})" if d.group else ""),
-                     d.marker or "")
+        deps.add_row(
+            name,
+            d.specifier,
+            d.version or "",
+            d.source + (f" ({d.group})" if d.group else ""),
+            d.marker or "",
+        )
     parts: list[RenderableType] = [head, configs, deps]
     for key, rec in s.environments.items():
         env = Table(title=f"environment {key} (newest)")
@@ -74,12 +87,15 @@ def diff_renderable(d: SnapshotDiff) -> RenderableType:
     if d.configs:
         t = Table(title="config changes")
         for col in ("file", "key", "change", "old", "new"):
-            t.add_column(col)
+            t.add_column(col, overflow="fold")
         for c in d.configs:
             new = _value(c.new) + (f"  ({c.note})" if c.note else "")
             t.add_row(c.file, c.key or "(file)", c.change, _value(c.old), new)
         parts.append(t)
-    for label, changes in (("packages (declared)", d.packages), ("packages (resolved)", d.resolved)):
+    for label, changes in (
+        ("packages (declared)", d.packages),
+        ("packages (resolved)", d.resolved),
+    ):
         if not changes:
             continue
         t = Table(title=label)
@@ -87,15 +103,25 @@ def diff_renderable(d: SnapshotDiff) -> RenderableType:
             t.add_column(col)
         for p in changes:
             name = f"{p.name} [{p.env}]" if p.env else p.name
-            t.add_row(name, p.change, p.old or "", p.new or "",
-                      Text(p.risk.value, style=_RISK_STYLE[p.risk]))
+            t.add_row(
+                name,
+                p.change,
+                p.old or "",
+                p.new or "",
+                Text(p.risk.value, style=_RISK_STYLE[p.risk]),
+            )
         parts.append(t)
     if d.runtime:
         t = Table(title="runtime")
         for col in ("env", "fact", "from", "to", "risk"):
             t.add_column(col)
         for r in d.runtime:
-            t.add_row(r.env, r.fact, r.old or "", r.new or "",
-                      Text(r.risk.value, style=_RISK_STYLE[r.risk]))
+            t.add_row(
+                r.env,
+                r.fact,
+                r.old or "",
+                r.new or "",
+                Text(r.risk.value, style=_RISK_STYLE[r.risk]),
+            )
         parts.append(t)
     return Group(*parts)

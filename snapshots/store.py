@@ -135,14 +135,19 @@ class Store:
             hint=f"the store was modified outside bisector; re-take the snapshot with {retake}",
         )
 
-    def put_object(self, data: bytes) -> str:
-        """Store `data`; returns its sha256. Existing intact objects are left alone."""
+    def put_object(self, data: bytes, what: str = "object", *, repair: bool = False) -> str:
+        """Store `data`; returns its sha256. Existing intact objects are left alone.
+
+        :raises StoreError: the object exists but is corrupt and `repair` is false.
+        """
         oid = sha256_hex(data)
         path = self.object_path(oid)
         try:
             if path.is_file() and sha256_hex(path.read_bytes()) == oid:
                 return oid
             if path.exists():
+                if not repair:
+                    raise self._corrupt(oid, what, "is corrupt (sha256 mismatch)", None)
                 _log.warning("store.object_repaired", object=oid, path=str(path))
             new_folder = not path.parent.is_dir()
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,18 +177,36 @@ class Store:
     # -- snapshots ------------------------------------------------------------------
 
     def put_snapshot(
-        self, manifest: Manifest, files: Sequence[bytes], *, ref: str | None = None
+        self,
+        manifest: Manifest,
+        files: Sequence[bytes],
+        *,
+        ref: str | None = None,
+        repair: bool = False,
     ) -> Snapshot:
-        """Store the manifest and the bytes it names; a no-op when already stored."""
+        """Store the manifest and the bytes it names; a no-op when already stored.
+
+        `repair`: rewrite existing objects that are corrupt (an explicit re-take) instead
+        of raising `StoreError`.
+        """
+        what = f"a file of commit {manifest.commit[:10]}"
         for data in files:
-            self.put_object(data)
-        mid = self.put_object(manifest.to_bytes())
+            self.put_object(data, what, repair=repair)
+        mid = self.put_object(
+            manifest.to_bytes(), f"manifest of commit {manifest.commit[:10]}", repair=repair
+        )
         with self._db(write=True) as con:
             con.execute(
                 "INSERT OR IGNORE INTO snapshots (id, commit_sha, tags, date, subject, created)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (mid, manifest.commit, json.dumps(list(manifest.tags)), manifest.date,
-                 manifest.subject, _now()),
+                (
+                    mid,
+                    manifest.commit,
+                    json.dumps(list(manifest.tags)),
+                    manifest.date,
+                    manifest.subject,
+                    _now(),
+                ),
             )
             if ref is not None and ref != manifest.commit:
                 con.execute(
@@ -247,12 +270,18 @@ class Store:
             raise StoreError(f"no snapshot {manifest_id[:12]} in {self.root}")
         commit, created = str(row[0]), str(row[1])
         manifest = self._parse(
-            Manifest, self.get_object(manifest_id, f"manifest of commit {commit[:10]}", commit=commit),
-            manifest_id, commit,
+            Manifest,
+            self.get_object(manifest_id, f"manifest of commit {commit[:10]}", commit=commit),
+            manifest_id,
+            commit,
         )
         if manifest.commit != commit:
-            raise self._corrupt(manifest_id, f"manifest of commit {commit[:10]}",
-                                f"names another commit ({manifest.commit[:10]})", commit)
+            raise self._corrupt(
+                manifest_id,
+                f"manifest of commit {commit[:10]}",
+                f"names another commit ({manifest.commit[:10]})",
+                commit,
+            )
         newest: dict[str, str] = {}
         for key, oid in envs:
             newest.pop(key, None)  # re-insert so the dict ends with the newest attachment
@@ -260,7 +289,9 @@ class Store:
         records: dict[str, EnvironmentRecord] = {}
         for key, oid in newest.items():
             what = f"environment {key} of commit {commit[:10]}"
-            rec = self._parse(EnvironmentRecord, self.get_object(oid, what, commit=commit), oid, commit)
+            rec = self._parse(
+                EnvironmentRecord, self.get_object(oid, what, commit=commit), oid, commit
+            )
             if rec.manifest != manifest_id:
                 raise self._corrupt(oid, what, "belongs to another snapshot", commit)
             records[key] = rec
@@ -270,7 +301,9 @@ class Store:
         try:
             obj = model.model_validate_json(data)
         except ValidationError as exc:
-            raise self._corrupt(oid, model.__name__.lower(), "is not a valid record", commit) from exc
+            raise self._corrupt(
+                oid, model.__name__.lower(), "is not a valid record", commit
+            ) from exc
         if obj.schema_version > SCHEMA_VERSION:
             raise StoreError(
                 f"snapshot object {oid[:12]} has schema version {obj.schema_version},"
@@ -287,6 +320,14 @@ class Store:
         return self.get_object(
             cf.object, f"{path} at commit {snapshot.commit[:10]}", commit=snapshot.commit
         )
+
+    def verify(self, snapshot: Snapshot) -> None:
+        """Read and hash every config and dependency file object the snapshot names."""
+        self.config_files(snapshot)
+        for f in snapshot.manifest.dependency_files:
+            self.get_object(
+                f.object, f"{f.path} at commit {snapshot.commit[:10]}", commit=snapshot.commit
+            )
 
     def config_files(self, snapshot: Snapshot) -> dict[str, bytes]:
         return {c.path: self.read_config(snapshot, c.path) for c in snapshot.manifest.configs}

@@ -104,7 +104,10 @@ def test_globs_match_recursively_and_by_name() -> None:
     """`**` crosses folders, `*` does not."""
     paths = ["configs/a.yaml", "configs/x/b.yaml", "configs/c.json", "other/a.yaml"]
     assert match_globs(paths, ["configs/**/*.yaml"]) == ["configs/a.yaml", "configs/x/b.yaml"]
-    assert match_globs(paths, ["configs/*.yaml", "*/c.json"]) == ["configs/a.yaml", "configs/c.json"]
+    assert match_globs(paths, ["configs/*.yaml", "*/c.json"]) == [
+        "configs/a.yaml",
+        "configs/c.json",
+    ]
 
 
 def test_malformed_yaml_is_reported_not_raised() -> None:
@@ -133,16 +136,28 @@ def test_version_risk_levels(name: str, old: str, new: str, risk: Risk) -> None:
     assert version_risk(name, old, new) is risk
 
 
-def _dep(name: str, spec: str = "", version: str | None = None, kind: str = "requirement") -> DeclaredDependency:
+def _dep(
+    name: str, spec: str = "", version: str | None = None, kind: str = "requirement"
+) -> DeclaredDependency:
     return DeclaredDependency(name=name, specifier=spec, version=version, source="r.txt", kind=kind)  # type: ignore[arg-type]
 
 
 def test_diff_declared_kinds() -> None:
     """Upgrades, downgrades, specifier-only changes, additions and removals are told apart."""
-    a = [_dep("up", "==1.0", "1.0"), _dep("down", "==2.0", "2.0"), _dep("spec", ">=1"),
-         _dep("gone", "==1", "1"), _dep("same", "==1", "1")]
-    b = [_dep("up", "==1.2", "1.2"), _dep("down", "==1.9", "1.9"), _dep("spec", ">=2"),
-         _dep("new"), _dep("same", "==1", "1")]
+    a = [
+        _dep("up", "==1.0", "1.0"),
+        _dep("down", "==2.0", "2.0"),
+        _dep("spec", ">=1"),
+        _dep("gone", "==1", "1"),
+        _dep("same", "==1", "1"),
+    ]
+    b = [
+        _dep("up", "==1.2", "1.2"),
+        _dep("down", "==1.9", "1.9"),
+        _dep("spec", ">=2"),
+        _dep("new"),
+        _dep("same", "==1", "1"),
+    ]
     got = [(p.name, p.change, p.old, p.new, p.risk.value) for p in diff_declared(a, b)]
     assert got == [
         ("down", "downgraded", "2.0", "1.9", "high"),
@@ -155,8 +170,12 @@ def test_diff_declared_kinds() -> None:
 
 def _manifest(files: dict[str, bytes]) -> Manifest:
     return Manifest(
-        commit="0" * 40, date="d", subject="s",
-        configs=tuple(ConfigFile(path=p, object=sha256_hex(b), size=len(b)) for p, b in sorted(files.items())),
+        commit="0" * 40,
+        date="d",
+        subject="s",
+        configs=tuple(
+            ConfigFile(path=p, object=sha256_hex(b), size=len(b)) for p, b in sorted(files.items())
+        ),
     )
 
 
@@ -173,8 +192,14 @@ def test_diff_configs_pairs_a_renamed_and_edited_file() -> None:
     """A file moved with a small edit is a rename plus its key changes."""
     a = {"old.yaml": b"a: 1\nb: 2\nc: 3\n"}
     b = {"new.yaml": b"a: 1\nb: 2\nc: 4\n"}
-    got = [(c.file, c.key, c.change, c.old, c.new) for c in diff_configs(_manifest(a), a, _manifest(b), b)]
-    assert got == [("new.yaml", None, "renamed", "old.yaml", "new.yaml"), ("new.yaml", "c", "changed", 3, 4)]
+    got = [
+        (c.file, c.key, c.change, c.old, c.new)
+        for c in diff_configs(_manifest(a), a, _manifest(b), b)
+    ]
+    assert got == [
+        ("new.yaml", None, "renamed", "old.yaml", "new.yaml"),
+        ("new.yaml", "c", "changed", 3, 4),
+    ]
 
 
 def test_diff_configs_type_change_counts() -> None:
