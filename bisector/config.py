@@ -213,7 +213,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any,
     mapping = loader.construct_mapping(node, deep=True)
     lines: dict[Any, int] = {}
     for key_node, _value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=True)
         lines[key] = key_node.start_mark.line + 1
     return _LinedDict(mapping, lines)
 
@@ -226,7 +226,7 @@ class _LinedDict(dict[Any, Any]):
 
 _LineLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
@@ -263,7 +263,7 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
         key = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_of(data, loc)
         where = f"{source}:{line}" if line is not None else source
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "missing":

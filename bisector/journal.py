@@ -1,0 +1,286 @@
+"""The run journal: SQLite (WAL) under the store; every measurement lands here first.
+
+A trial is written (and committed) before any verdict uses it, so a killed run resumes
+from what was measured and a later run reuses measurements of the same
+(commit, environment key, benchmark key) triple. Verdicts are journaled as steps in the
+order they were decided; a resumed run recomputes them from the same trials.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bisector.errors import StoreError
+
+JOURNAL_NAME = "journal.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    good_ref TEXT NOT NULL, bad_ref TEXT NOT NULL,
+    good_sha TEXT NOT NULL, bad_sha TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    options TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'running',
+    result TEXT,
+    created REAL NOT NULL, finished REAL
+);
+CREATE INDEX IF NOT EXISTS runs_key ON runs(key);
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    commit_sha TEXT NOT NULL, env_key TEXT NOT NULL, bench_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    metrics TEXT NOT NULL, meta TEXT NOT NULL,
+    exit_code INTEGER, duration_s REAL, log_out TEXT, log_err TEXT,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trials_triple ON trials(commit_sha, env_key, bench_key);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    phase TEXT NOT NULL, commit_sha TEXT NOT NULL,
+    verdict TEXT NOT NULL, samples INTEGER NOT NULL, median REAL,
+    detail TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS builds (
+    commit_sha TEXT NOT NULL, env_key TEXT NOT NULL,
+    ok INTEGER NOT NULL, log TEXT, created REAL NOT NULL,
+    PRIMARY KEY (commit_sha, env_key)
+);
+"""
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    commit_sha: str
+    env_key: str
+    bench_key: str
+    status: str  # ok | skip | failed
+    metrics: Mapping[str, tuple[float, ...]]
+    meta: Mapping[str, Any]
+    exit_code: int | None = None
+    duration_s: float | None = None
+    log_out: str | None = None
+    log_err: str | None = None
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    key: str
+    good_ref: str
+    bad_ref: str
+    good_sha: str
+    bad_sha: str
+    metric: str
+    options: Mapping[str, Any]
+    status: str
+    result: Mapping[str, Any] | None
+    created: float
+    finished: float | None
+
+
+@dataclass(frozen=True)
+class StepRow:
+    seq: int
+    phase: str
+    commit_sha: str
+    verdict: str
+    samples: int
+    median: float | None
+    detail: Mapping[str, Any]
+
+
+class Journal:
+    """One SQLite file, opened per process; safe for one writer at a time."""
+
+    def __init__(self, store: Path) -> None:
+        store.mkdir(parents=True, exist_ok=True)
+        self.path = store / JOURNAL_NAME
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a trial reported as journaled survives a power cut, not only a kill.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"cannot open the journal {self.path}: {exc}",
+                hint="move the damaged file away; measurements will be taken again",
+            ) from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- runs -----------------------------------------------------------------------
+
+    def open_run(
+        self,
+        *,
+        key: str,
+        good_ref: str,
+        bad_ref: str,
+        good_sha: str,
+        bad_sha: str,
+        metric: str,
+        options: Mapping[str, Any],
+        fresh: bool,
+    ) -> tuple[RunRow, bool]:
+        """The unfinished run with this key (resumed), or a new one. Returns (run, resumed)."""
+        with self._tx() as db:
+            if not fresh:
+                row = db.execute(
+                    "SELECT * FROM runs WHERE key=? AND status='running' ORDER BY created DESC LIMIT 1",
+                    (key,),
+                ).fetchone()
+                if row is not None:
+                    return _run(row), True
+            else:
+                db.execute("UPDATE runs SET status='abandoned' WHERE key=? AND status='running'", (key,))
+            now = time.time()
+            run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + "-" + key[:8]
+            n = db.execute("SELECT COUNT(*) FROM runs WHERE id LIKE ?", (run_id + "%",)).fetchone()[0]
+            if n:
+                run_id += f"-{n}"
+            db.execute(
+                "INSERT INTO runs (id, key, good_ref, bad_ref, good_sha, bad_sha, metric, options, created)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (run_id, key, good_ref, bad_ref, good_sha, bad_sha, metric, json.dumps(dict(options)), now),
+            )
+        return self.run(run_id), False
+
+    def finish_run(self, run_id: str, status: str, result: Mapping[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET status=?, result=?, finished=? WHERE id=?",
+                (status, json.dumps(dict(result), default=str), time.time(), run_id),
+            )
+
+    def run(self, run_id: str) -> RunRow:
+        row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run {run_id!r} in {self.path}", hint="list runs with `bisector status`")
+        return _run(row)
+
+    def runs(self, limit: int = 20) -> list[RunRow]:
+        rows = self._db.execute("SELECT * FROM runs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
+        return [_run(r) for r in rows]
+
+    # -- trials ---------------------------------------------------------------------
+
+    def add_trial(self, trial: TrialRow) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO trials (run_id, commit_sha, env_key, bench_key, status, metrics, meta,"
+                " exit_code, duration_s, log_out, log_err, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    trial.run_id, trial.commit_sha, trial.env_key, trial.bench_key, trial.status,
+                    json.dumps({k: list(v) for k, v in trial.metrics.items()}),
+                    json.dumps(dict(trial.meta), default=str),
+                    trial.exit_code, trial.duration_s, trial.log_out, trial.log_err, time.time(),
+                ),
+            )
+
+    def trials(
+        self, commit_sha: str, env_key: str, bench_key: str, *, since_run: str | None = None
+    ) -> list[TrialRow]:
+        """Trials of the triple in the order taken; `since_run` limits them to one run's."""
+        sql = "SELECT * FROM trials WHERE commit_sha=? AND env_key=? AND bench_key=?"
+        args: tuple[Any, ...] = (commit_sha, env_key, bench_key)
+        if since_run is not None:
+            sql += " AND run_id=?"
+            args += (since_run,)
+        rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        return [_trial(r) for r in rows]
+
+    def trial_count(self, run_id: str) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM trials WHERE run_id=?", (run_id,)).fetchone()[0])
+
+    # -- steps ----------------------------------------------------------------------
+
+    def add_step(
+        self, run_id: str, phase: str, commit_sha: str, verdict: str, samples: int,
+        median: float | None, detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        with self._tx() as db:
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM steps WHERE run_id=?", (run_id,)).fetchone()[0]
+            db.execute(
+                "INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)",
+                (run_id, seq, phase, commit_sha, verdict, samples, median,
+                 json.dumps(dict(detail or {}), default=str), time.time()),
+            )
+
+    def clear_steps(self, run_id: str) -> None:
+        """Forget a run's verdicts (a resumed run recomputes them from its trials)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM steps WHERE run_id=?", (run_id,))
+
+    def steps(self, run_id: str) -> list[StepRow]:
+        rows = self._db.execute(
+            "SELECT seq, phase, commit_sha, verdict, samples, median, detail FROM steps"
+            " WHERE run_id=? ORDER BY seq",
+            (run_id,),
+        ).fetchall()
+        return [StepRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+
+    # -- builds ---------------------------------------------------------------------
+
+    def record_build(self, commit_sha: str, env_key: str, ok: bool, log: str | None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO builds VALUES (?,?,?,?,?)",
+                (commit_sha, env_key, int(ok), log, time.time()),
+            )
+
+    def failed_build(self, commit_sha: str, env_key: str) -> str | None:
+        """The log of a recorded failed build of this commit and key, if any."""
+        row = self._db.execute(
+            "SELECT ok, log FROM builds WHERE commit_sha=? AND env_key=?", (commit_sha, env_key)
+        ).fetchone()
+        if row is None or row[0]:
+            return None
+        return str(row[1] or "")
+
+
+def _run(row: tuple[Any, ...]) -> RunRow:
+    return RunRow(
+        id=row[0], key=row[1], good_ref=row[2], bad_ref=row[3], good_sha=row[4], bad_sha=row[5],
+        metric=row[6], options=json.loads(row[7]), status=row[8],
+        result=json.loads(row[9]) if row[9] else None, created=row[10], finished=row[11],
+    )
+
+
+def _trial(row: tuple[Any, ...]) -> TrialRow:
+    metrics = {k: tuple(float(x) for x in v) for k, v in json.loads(row[6]).items()}
+    return TrialRow(
+        run_id=row[1], commit_sha=row[2], env_key=row[3], bench_key=row[4], status=row[5],
+        metrics=metrics, meta=json.loads(row[7]), exit_code=row[8], duration_s=row[9],
+        log_out=row[10], log_err=row[11],
+    )

@@ -1,0 +1,105 @@
+"""Taking and reading trials of a commit: checkout, environment, runner, journal.
+
+`take` measures one more process of a commit and journals it before returning;
+`samples` reads the journaled trials back (grouped by process) for the judge. A commit
+whose environment fails to build, or whose benchmark says 125 / fails twice, is
+untestable, and that too is journaled so a resumed run does not build it again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from bisector.builders import make_builder
+from bisector.builders.base import BuiltEnv
+from bisector.checkouts import Checkouts
+from bisector.config import Config
+from bisector.errors import BuildError
+from bisector.gitrepo import GitRepo
+from bisector.journal import Journal, TrialRow
+from bisector.log import get_logger
+from bisector.runner import TrialRunner, TrialStatus
+from bisector.types import Commit
+
+log = get_logger("bisector.measure")
+
+
+class Measurer:
+    def __init__(
+        self, *, cfg: Config, git: GitRepo, journal: Journal, run_id: str, run_dir: Path,
+        store: Path, builder_name: str, bench_key: str, reuse_across_runs: bool, jobs: int = 1,
+    ) -> None:
+        self.cfg, self.git, self.journal, self.run_id = cfg, git, journal, run_id
+        self.run_dir, self.store, self.bench_key = run_dir, store, bench_key
+        self.reuse = reuse_across_runs
+        self.builder = make_builder(builder_name, vcs=git, environment=cfg.environment, store=store)
+        self.checkouts = Checkouts(git, store)
+        self._env_keys: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Measurer:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.builder.close()
+        self.checkouts.close()
+
+    def env_key(self, commit: Commit) -> str:
+        with self._lock:
+            if commit.sha not in self._env_keys:
+                self._env_keys[commit.sha] = self.builder.env_key(commit)
+            return self._env_keys[commit.sha]
+
+    def _trials(self, commit: Commit) -> list[TrialRow]:
+        return self.journal.trials(
+            commit.sha, self.env_key(commit), self.bench_key,
+            since_run=None if self.reuse else self.run_id,
+        )
+
+    def untestable(self, commit: Commit) -> bool:
+        if self.journal.failed_build(commit.sha, self.env_key(commit)) is not None:
+            return True
+        return any(t.status == TrialStatus.SKIP.value for t in self._trials(commit))
+
+    def samples(self, commit: Commit, metric: str) -> list[list[float]]:
+        """Samples of `metric` grouped by process, in the order they were taken."""
+        out: list[list[float]] = []
+        for t in self._trials(commit):
+            if t.status == TrialStatus.OK.value and t.metrics.get(metric):
+                out.append(list(t.metrics[metric]))
+        return out
+
+    def prefetch(self, commits: Sequence[Commit]) -> None:
+        todo = [c for c in commits if self.journal.failed_build(c.sha, self.env_key(c)) is None]
+        if todo:
+            self.builder.prefetch(todo)
+
+    def take(self, commit: Commit) -> TrialStatus:
+        """Measure one more process of `commit`; the trial is journaled before returning."""
+        key = self.env_key(commit)
+        checkout = self.checkouts.get(commit)
+        try:
+            built: BuiltEnv = self.builder.prepare(commit, checkout)
+        except BuildError as exc:
+            log_path = getattr(exc, "log_path", None)
+            log.warning("build failed: candidate untestable", commit=commit.short, log=str(log_path))
+            self.journal.record_build(commit.sha, key, False, str(log_path) if log_path else str(exc))
+            return TrialStatus.SKIP
+        runner = TrialRunner(self.run_dir / commit.sha[:12], timeout_s=self.cfg.benchmark.timeout)
+        argv = built.command(self.cfg.benchmark.command)
+        result = runner.measure_once(argv, cwd=built.checkout, env=built.environ(self.cfg.benchmark.env))
+        self.journal.add_trial(
+            TrialRow(
+                run_id=self.run_id, commit_sha=commit.sha, env_key=key, bench_key=self.bench_key,
+                status=result.status.value, metrics=result.metrics, meta=result.meta,
+                exit_code=result.exit_code, duration_s=result.duration_s,
+                log_out=str(result.stdout_path), log_err=str(result.stderr_path),
+            )
+        )
+        return result.status

@@ -1,0 +1,309 @@
+"""`bisector run`: resolve, snapshot, reproduce, coarse, fine, verify, report.
+
+This module wires the pure search and judge to the adapters (git, builders, runner,
+journal). Every trial is journaled before a verdict uses it; verdicts are recomputed from
+journaled trials on resume, so a killed run continues without repeating measurements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bisector import judge
+from bisector.config import Config, Metric, load_config
+from bisector.gitrepo import GitRepo
+from bisector.journal import Journal
+from bisector.log import get_logger
+from bisector.measure import Measurer
+from bisector.search import Bisection
+from bisector.types import Commit, Status, Verdict
+
+log = get_logger("bisector.run")
+
+ProgressFn = Callable[[str, Mapping[str, Any]], None]
+
+
+def _no_progress(_event: str, _fields: Mapping[str, Any]) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    good: str
+    bad: str
+    repo: Path = Path(".")
+    config: Path | None = None
+    metric: str | None = None
+    builder: str | None = None
+    all_commits: bool = False
+    jobs: int = 1
+    fresh: bool = False
+    report_dir: Path | None = None
+    rollback: bool = False
+
+
+@dataclass
+class RunOutcome:
+    status: Status
+    document: dict[str, Any]
+    report_path: Path | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def bench_key(cfg: Config) -> str:
+    """Identifies the benchmark: trials of the same key are comparable across runs."""
+    payload = {"command": cfg.benchmark.command, "env": cfg.benchmark.env}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _run_key(good: Commit, bad: Commit, metric: str, builder: str, all_commits: bool, bkey: str) -> str:
+    raw = "\0".join([good.sha, bad.sha, metric, builder, str(all_commits), bkey])
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class _Hunt:
+    """One run's state: the endpoints' samples, the probe, the journaled steps."""
+
+    def __init__(
+        self, cfg: Config, metric_name: str, metric: Metric, measurer: Measurer,
+        journal: Journal, run_id: str, progress: ProgressFn,
+    ) -> None:
+        self.cfg, self.metric_name, self.metric = cfg, metric_name, metric
+        self.measurer, self.journal, self.run_id, self.progress = measurer, journal, run_id, progress
+        self.good: Commit | None = None
+        self.bad: Commit | None = None
+        self.steps: list[dict[str, Any]] = []
+        self.verdicts: dict[str, Verdict] = {}
+
+    def samples(self, commit: Commit) -> list[list[float]]:
+        return self.measurer.samples(commit, self.metric_name)
+
+    def reproduce(self, good: Commit, bad: Commit) -> judge.Comparison:
+        self.good, self.bad = good, bad
+        repeats = self.cfg.benchmark.repeats
+        while True:
+            for c in (good, bad):
+                if self.measurer.untestable(c):
+                    from bisector.errors import BisectorError
+
+                    raise BisectorError(
+                        f"the {'good' if c is good else 'bad'} endpoint {c.short} cannot be measured",
+                        hint=f"see the trial logs under {self.measurer.run_dir}",
+                    )
+            gs, bs = self.samples(good), self.samples(bad)
+            n = min(len(gs), len(bs))
+            if n >= 2:
+                comp = judge.reproduced(gs, bs, self.metric)
+                if not judge.reproduction_needs_more(comp, n, repeats):
+                    break
+            # Interleave endpoint trials so drift over time hits both alike.
+            for c in (good, bad) if len(gs) <= len(bs) else (bad, good):
+                if len(self.samples(c)) <= n:
+                    self.progress("trial", {"phase": "reproduce", "commit": c.short})
+                    self.measurer.take(c)
+        for c, name in ((good, "good"), (bad, "bad")):
+            s = self.samples(c)
+            self._step("reproduce", c, Verdict.GOOD if name == "good" else Verdict.BAD, s)
+        return comp
+
+    def probe(self, commit: Commit, phase: str) -> Verdict:
+        assert self.good is not None and self.bad is not None
+        repeats = self.cfg.benchmark.repeats
+        self.progress("probe", {"phase": phase, "commit": commit.short, "subject": commit.subject})
+        while True:
+            if self.measurer.untestable(commit):
+                verdict = Verdict.SKIP
+                break
+            cs = self.samples(commit)
+            if len(cs) >= 1:
+                verdict = judge.assess(cs, self.samples(self.good), self.samples(self.bad), self.metric).verdict
+                if not judge.needs_more(verdict, len(cs), repeats):
+                    break
+            self.progress("trial", {"phase": phase, "commit": commit.short, "n": len(cs) + 1})
+            self.measurer.take(commit)
+        self.verdicts[commit.sha] = verdict
+        self._step(phase, commit, verdict, self.samples(commit))
+        return verdict
+
+    def _step(self, phase: str, commit: Commit, verdict: Verdict, samples: list[list[float]]) -> None:
+        med = judge.process_medians(samples) if samples else []
+        median = sorted(med)[len(med) // 2] if med else None
+        if med and len(med) % 2 == 0:
+            median = (sorted(med)[len(med) // 2 - 1] + sorted(med)[len(med) // 2]) / 2
+        step = {"commit": commit.sha, "verdict": verdict.value, "samples": len(samples), "median": median, "phase": phase}
+        self.steps.append(step)
+        self.journal.add_step(self.run_id, phase, commit.sha, verdict.value, len(samples), median)
+        self.progress("verdict", {**step, "short": commit.short})
+
+    def bisect(self, candidates: Sequence[Commit], phase: str) -> tuple[int, int, list[int]]:
+        """Bisect `candidates` (0 = known good, -1 = known bad); (last_good, first_bad, untestable)."""
+        search = Bisection(len(candidates))
+        while (index := search.next_probe()) is not None:
+            prefetch = [candidates[i] for i in search.candidates_to_prefetch() if 0 < i < len(candidates) - 1]
+            self.measurer.prefetch(prefetch)
+            cached = self.verdicts.get(candidates[index].sha)
+            verdict = cached if cached is not None else self.probe(candidates[index], phase)
+            search.record(index, verdict)
+        result = search.result()
+        return result.last_good, result.first_bad, list(result.untestable)
+
+
+def run_bisection(req: RunRequest, progress: ProgressFn = _no_progress) -> RunOutcome:
+    """The whole pipeline of DESIGN.md (without isolation), from refs to a report."""
+    t0 = time.monotonic()
+    repo_path = req.repo.resolve()
+    cfg = load_config(repo_path, req.config)
+    metric_name, metric = cfg.metric(req.metric)
+    builder_name = req.builder or cfg.environment.builder
+    with GitRepo(repo_path) as git:
+        good, bad = git.resolve(req.good), git.resolve(req.bad)
+        git.check_range(good, bad)
+        store = repo_path / cfg.snapshots.store
+        _snapshot_endpoints(repo_path, cfg, git, (req.good, req.bad), progress)
+        bkey = bench_key(cfg)
+        key = _run_key(good, bad, metric_name, builder_name, req.all_commits, bkey)
+        with Journal(store) as journal:
+            run, resumed = journal.open_run(
+                key=key, good_ref=req.good, bad_ref=req.bad, good_sha=good.sha, bad_sha=bad.sha,
+                metric=metric_name,
+                options={"builder": builder_name, "all_commits": req.all_commits, "jobs": req.jobs},
+                fresh=req.fresh,
+            )
+            if resumed:
+                journal.clear_steps(run.id)
+                progress("resume", {"run_id": run.id, "trials": journal.trial_count(run.id)})
+            run_dir = store / "runs" / run.id
+            with Measurer(
+                cfg=cfg, git=git, journal=journal, run_id=run.id, run_dir=run_dir, store=store,
+                builder_name=builder_name, bench_key=bkey, reuse_across_runs=not req.fresh, jobs=req.jobs,
+            ) as measurer:
+                hunt = _Hunt(cfg, metric_name, metric, measurer, journal, run.id, progress)
+                doc = _hunt(hunt, git, good, bad, req, cfg)
+            doc["run_id"] = run.id
+            doc["measurements"] = journal.trial_count(run.id)
+            doc["wall_s"] = round(time.monotonic() - t0, 2)
+            report_dir = req.report_dir or (store / "reports" / run.id)
+            from bisector.report import write_reports
+
+            doc["report"] = str(write_reports(doc, report_dir))
+            journal.finish_run(run.id, doc["status"], doc)
+    status = Status(doc["status"])
+    return RunOutcome(status=status, document=doc, report_path=Path(doc["report"]), steps=hunt.steps)
+
+
+def _hunt(hunt: _Hunt, git: GitRepo, good: Commit, bad: Commit, req: RunRequest, cfg: Config) -> dict[str, Any]:
+    comp = hunt.reproduce(good, bad)
+    gmed = _median_of(hunt.samples(good))
+    bmed = _median_of(hunt.samples(bad))
+    doc: dict[str, Any] = {
+        "status": Status.NOT_REPRODUCED.value,
+        "metric": hunt.metric_name,
+        "good": {"ref": req.good, "commit": good.sha, "value": gmed},
+        "bad": {"ref": req.bad, "commit": bad.sha, "value": bmed},
+        "culprit": None,
+        "range": None,
+        "steps": hunt.steps,
+        "details": {"reproduction": _comp_dict(comp)},
+    }
+    if not comp.reproduced:
+        return doc
+    first_parent = not req.all_commits
+    commits = [good, *git.commits_between(good.sha, bad.sha, first_parent=first_parent)]
+    index = {c.sha: i for i, c in enumerate(commits)}
+    tag_idx = sorted({index[t.sha] for t in git.tags_between(good.sha, bad.sha, first_parent=first_parent)})
+    lo, hi = 0, len(commits) - 1
+    if tag_idx:
+        coarse = [commits[0], *(commits[i] for i in tag_idx), commits[-1]]
+        positions = [0, *tag_idx, len(commits) - 1]
+        hunt.progress("range", {"n": len(coarse), "phase": "release tags"})
+        c_lo, c_hi, _ = hunt.bisect(coarse, "coarse")
+        lo, hi = positions[c_lo], positions[c_hi]
+    hunt.progress("range", {"n": hi - lo + 1, "phase": "commits"})
+    f_lo, f_hi, untestable = hunt.bisect(commits[lo : hi + 1], "fine")
+    last_good, first_bad = commits[lo + f_lo], commits[lo + f_hi]
+    doc["range"] = {
+        "last_good": last_good.sha,
+        "first_bad": first_bad.sha,
+        "untestable": [commits[lo + i].sha for i in untestable],
+    }
+    if f_hi - f_lo != 1:
+        doc["status"] = Status.INCONCLUSIVE.value
+        doc["details"]["candidates"] = [commits[lo + i].sha for i in range(f_lo + 1, f_hi + 1)]
+        return doc
+    verification = _verify(hunt, last_good, first_bad)
+    doc["status"] = Status.FOUND.value
+    doc["verification"] = verification
+    doc["culprit"] = {
+        "commit": first_bad.sha,
+        "subject": first_bad.subject,
+        "kind": "code",
+        "dependencies": [],
+        "config_keys": [],
+        "effect": verification["relative_effect"],
+        "confidence": verification["confidence"],
+        "verified": verification["verified"],
+    }
+    doc["details"]["culprit_commit"] = {
+        "author": first_bad.author, "date": first_bad.date,
+        "diffstat": git.diffstat(last_good.sha, first_bad.sha),
+        "parent": last_good.sha,
+    }
+    return doc
+
+
+def _verify(hunt: _Hunt, parent: Commit, culprit: Commit) -> dict[str, Any]:
+    """Re-measure the culprit against its parent with fresh, interleaved trials."""
+    # 5 vs 5 fresh processes is the smallest design whose exact test can reach p < 0.01.
+    n = max(hunt.cfg.benchmark.repeats.min, 5)
+    base_p, base_c = len(hunt.samples(parent)), len(hunt.samples(culprit))
+    for _ in range(n):
+        hunt.measurer.take(parent)
+        hunt.measurer.take(culprit)
+    ps, cs = hunt.samples(parent)[base_p:], hunt.samples(culprit)[base_c:]
+    if len(ps) < 2 or len(cs) < 2:
+        return {"verified": False, "note": "the culprit or its parent could not be re-measured",
+                "confidence": 0.0, "relative_effect": None}
+    comp = judge.compare(ps, cs, hunt.metric)
+    verified = comp.reproduced
+    return {
+        **_comp_dict(comp),
+        "verified": verified,
+        "confidence": round(1.0 - comp.p_value, 4),
+        "note": "the regression reappears between parent and culprit in fresh trials"
+        if verified else "fresh trials of parent and culprit did not show the regression (unverified)",
+    }
+
+
+def _comp_dict(comp: judge.Comparison) -> dict[str, Any]:
+    return {
+        "p_value": comp.p_value, "effect": comp.effect,
+        # JSON has no infinities: an interval too wide to bound is null.
+        "ci": [x if math.isfinite(x) else None for x in comp.ci],
+        "relative_effect": comp.relative_effect, "significant": comp.significant, "regressed": comp.regressed,
+    }
+
+
+def _median_of(samples: list[list[float]]) -> float | None:
+    med = sorted(judge.process_medians(samples)) if samples else []
+    if not med:
+        return None
+    mid = len(med) // 2
+    return med[mid] if len(med) % 2 else (med[mid - 1] + med[mid]) / 2
+
+
+def _snapshot_endpoints(
+    repo_path: Path, cfg: Config, git: GitRepo, refs: tuple[str, str], progress: ProgressFn
+) -> None:
+    """Snapshot both endpoints (reused when stored); optional until the store exists."""
+    try:
+        from snapshots import api as snap_api
+    except ImportError:  # the snapshot store is an optional layer of the pipeline
+        return
+    snap_api.take(repo_path, cfg, list(refs))

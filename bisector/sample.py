@@ -1,0 +1,365 @@
+"""A generator of sample serving repositories: the demo's subject and the tests' fixture.
+
+It writes a small inference service whose latency comes from its own code, configs and
+installed packages (see `sample_repo/bench.py`), then commits a history with releases,
+filler commits, optional feature-branch merges, untestable commits and one planted
+culprit: code (padding every request to the target batch size, the dynamic-batching
+regression), a dependency upgrade (with `venv`, a locally built wheel of `fastpad` that
+got slower) or a config key. The generator also says what it planted and what changed
+between releases, computed from its own model of the files, so tests can compare the
+tool's answers with an independent truth.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+AUTHOR = ("Sample Dev", "dev@example.org")
+_TEMPLATE = Path(__file__).with_name("sample_repo")
+RELEASES = ("v2.3.0", "v2.3.1", "v2.3.2", "v2.3.3", "v2.4.0")
+
+CulpritKind = Literal["code", "dependency", "config"]
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """What to generate. Commit indices count first-parent commits after the root (1-based)."""
+
+    n_commits: int = 40
+    culprit: int = 27
+    kind: CulpritKind = "code"
+    slowdown: float = 0.30  # relative latency increase at batch size 1
+    base_ms: float = 20.0
+    noise: float = 0.05
+    untestable: tuple[int, ...] = ()
+    merges: bool = False  # land every 6th change as a 2-commit feature branch merged --no-ff
+    culprit_in_branch: bool = False  # with merges: plant the culprit inside a feature branch
+    mode: Literal["sim", "real"] = "sim"
+    builder: Literal["local", "venv", "docker"] = "local"
+    samples_per_process: int = 10
+    repeats: tuple[int, int] = (4, 12)
+    releases: tuple[str, ...] = RELEASES
+    extra_yaml: str = ""
+
+
+@dataclass
+class SampleRepo:
+    path: Path
+    spec: SampleSpec
+    commits: list[str] = field(default_factory=list)  # first-parent, oldest first, root first
+    tags: dict[str, str] = field(default_factory=dict)
+    culprit: str = ""  # the commit that introduced the regression (may sit in a branch)
+    culprit_first_parent: str = ""  # the first-parent commit that brought it to main
+    culprit_subject: str = ""
+    untestable: list[str] = field(default_factory=list)
+    wheelhouse: Path | None = None
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)  # tag -> file model
+
+
+# --- the files, as a model -------------------------------------------------------------
+
+_SERVING_YAML: dict[str, Any] = {
+    "server": {"workers": 4, "port": 8080},
+    "batching": {"dynamic": True, "target_batch": 8, "pad_to_target": False, "timeout_ms": 5},
+    "logging": {"level": "info"},
+}
+_MODEL_YAML: dict[str, Any] = {"model": {"name": "tiny-lm", "dtype": "bfloat16"}, "quantization": {"bits": 16}}
+_REQUIREMENTS: dict[str, str] = {"fastpad": "1.0.0", "tokenkit": "2.1.0", "servekit": "0.9.1"}
+
+# Release-to-release changes that are not the culprit (they must not matter).
+_RELEASE_CHANGES: dict[str, list[tuple[str, str, Any]]] = {
+    "v2.3.1": [("serving", "logging.level", "warning")],
+    "v2.3.2": [("req", "tokenkit", "2.1.1"), ("serving", "server.workers", 8)],
+    "v2.3.3": [("serving", "batching.timeout_ms", 10), ("req", "servekit", "1.0.0")],
+    "v2.4.0": [("model", "model.dtype", "float16"), ("req", "tokenkit", "2.2.0")],
+}
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        tree = tree.setdefault(p, {})
+    tree[parts[-1]] = value
+
+
+def _yaml(tree: Mapping[str, Any], indent: int = 0) -> str:
+    lines: list[str] = []
+    for key, value in tree.items():
+        pad = " " * indent
+        if isinstance(value, Mapping):
+            lines.append(f"{pad}{key}:")
+            lines.append(_yaml(value, indent + 2).rstrip("\n"))
+        else:
+            text = {True: "true", False: "false"}.get(value, value) if isinstance(value, bool) else value
+            lines.append(f"{pad}{key}: {text}")
+    return "\n".join(lines) + "\n"
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _infer_py(spec: SampleSpec, *, pad_code: bool, untestable: bool) -> str:
+    per_item = spec.slowdown * spec.base_ms / (7.0 - spec.slowdown)
+    base = spec.base_ms - per_item
+    pad_line = (
+        "    padded = max(batch_size, cfg['batching']['target_batch'])  # pad to the target batch\n"
+        if pad_code
+        else "    padded = batch_size\n"
+    )
+    return (
+        '"""Inference path of the sample service: the cost of one request, in ms."""\n\n'
+        "import time\n\n"
+        f"UNTESTABLE = {untestable}\n"
+        f"BASE_MS = {base!r}\n"
+        f"PER_ITEM_MS = {per_item!r}\n\n\n"
+        "def _package_overhead():\n"
+        "    try:\n"
+        "        import fastpad\n"
+        "    except ImportError:\n"
+        "        return 1.0\n"
+        "    return fastpad.OVERHEAD\n\n\n"
+        "def request_cost_ms(batch_size, cfg):\n"
+        + pad_line
+        + "    if cfg['batching'].get('pad_to_target'):\n"
+        "        padded = max(padded, cfg['batching']['target_batch'])\n"
+        "    return (BASE_MS + PER_ITEM_MS * padded) * _package_overhead()\n\n\n"
+        "def run(batch_size, cfg):\n"
+        "    end = time.perf_counter() + request_cost_ms(batch_size, cfg) / 1000.0\n"
+        "    x = 0\n"
+        "    while time.perf_counter() < end:\n"
+        "        x += 1\n"
+        "    return x\n\n\n"
+        "def accuracy(model_cfg):\n"
+        "    return {16: 0.912, 8: 0.905, 4: 0.752}.get(model_cfg['quantization']['bits'], 0.5)\n"
+    )
+
+
+def _bisector_yaml(spec: SampleSpec, root: Path, wheelhouse: Path | None) -> str:
+    env_lines = [f"  builder: {spec.builder}", "  requirements: [requirements.txt]"]
+    if wheelhouse is not None:
+        env_lines += [f"  find_links: [{str(wheelhouse)!r}]", "  no_index: true"]
+    return (
+        "# bisector configuration of the sample serving repository\n"
+        "benchmark:\n"
+        "  command: [python, bench.py]\n"
+        "  timeout: 60s\n"
+        f"  repeats: {{min: {spec.repeats[0]}, max: {spec.repeats[1]}}}\n"
+        "  env:\n"
+        f"    SAMPLE_MODE: {spec.mode}\n"
+        f"    SAMPLE_NOISE: {spec.noise!r}\n"
+        f"    SAMPLE_SAMPLES: {spec.samples_per_process!r}\n"
+        "metrics:\n"
+        "  latency_ms: {direction: lower, threshold: 5%}\n"
+        "  accuracy: {direction: higher, threshold: 0.01}\n"
+        "environment:\n" + "\n".join(env_lines) + "\n"
+        "snapshots:\n"
+        '  configs: ["configs/**/*.yaml"]\n'
+        "  store: .bisector\n"
+        "rollback:\n"
+        f"  target: {str(root.parent / (root.name + '-live'))!r}\n"
+        "  timeout: 30s\n" + spec.extra_yaml
+    )
+
+
+def _fastpad_wheels(wheelhouse: Path, slowdown: float) -> None:
+    """fastpad 1.0.0 .. 1.3.0; 1.2.0 is the first slow one (for version bisection)."""
+    from bisector.wheels import make_wheel
+
+    for version, overhead in (("1.0.0", 1.0), ("1.1.0", 1.0), ("1.2.0", 1.0 + slowdown), ("1.3.0", 1.0 + slowdown)):
+        make_wheel(wheelhouse, "fastpad", version, {"fastpad/__init__.py": f"OVERHEAD = {overhead!r}\n"}, [])
+    for name, versions in (("tokenkit", ("2.1.0", "2.1.1", "2.2.0")), ("servekit", ("0.9.1", "1.0.0"))):
+        for version in versions:
+            module = name + "/__init__.py"
+            make_wheel(wheelhouse, name, version, {module: f"VERSION = {version!r}\n"}, [])
+
+
+# --- git -------------------------------------------------------------------------------
+
+
+class _Git:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.clock = 1_767_225_600  # 2026-01-01T00:00:00Z; one hour per commit
+
+    def __call__(self, *args: str) -> str:
+        self.clock += 3600
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": AUTHOR[0],
+            "GIT_AUTHOR_EMAIL": AUTHOR[1],
+            "GIT_COMMITTER_NAME": AUTHOR[0],
+            "GIT_COMMITTER_EMAIL": AUTHOR[1],
+            "GIT_AUTHOR_DATE": f"@{self.clock} +0000",
+            "GIT_COMMITTER_DATE": f"@{self.clock} +0000",
+            "GIT_CONFIG_NOSYSTEM": "1",
+        }
+        done = subprocess.run(
+            ["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
+            cwd=self.root, env=env, check=True, capture_output=True, text=True,
+        )
+        return done.stdout.strip()
+
+
+def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo:
+    """Create the repository at `path` (replacing it) and return what was planted."""
+    if not 1 <= spec.culprit <= spec.n_commits:
+        raise ValueError("culprit must be within 1..n_commits")
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    wheelhouse: Path | None = None
+    if spec.builder in ("venv", "docker"):
+        wheelhouse = path.parent / (path.name + "-wheels")
+        shutil.rmtree(wheelhouse, ignore_errors=True)
+        wheelhouse.mkdir()
+        _fastpad_wheels(wheelhouse, spec.slowdown)
+    repo = SampleRepo(path=path, spec=spec, wheelhouse=wheelhouse)
+    git = _Git(path)
+    git("init", "-q")
+
+    serving = _copy_tree(_SERVING_YAML)
+    model = _copy_tree(_MODEL_YAML)
+    reqs = dict(_REQUIREMENTS)
+    state = {"pad_code": False, "untestable": False}
+
+    def write_all() -> None:
+        (path / "configs").mkdir(exist_ok=True)
+        (path / "configs/serving.yaml").write_text(_yaml(serving))
+        (path / "configs/model.yaml").write_text(_yaml(model))
+        (path / "requirements.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(reqs.items())))
+        (path / "serving/infer.py").write_text(
+            _infer_py(spec, pad_code=bool(state["pad_code"]), untestable=bool(state["untestable"]))
+        )
+
+    shutil.copytree(_TEMPLATE, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    (path / "serving/__init__.py").write_text("")
+    (path / "bisector.yaml").write_text(_bisector_yaml(spec, path, wheelhouse))
+    (path / ".gitignore").write_text(".bisector/\n__pycache__/\n")
+    (path / "README.md").write_text("# sample serving stack\n")
+    write_all()
+    git("add", "-A")
+    git("commit", "-q", "-m", "Initial serving stack")
+    repo.commits.append(git("rev-parse", "HEAD"))
+
+    release_at = _release_points(spec)
+    tag_first = spec.releases[0]
+    git("tag", "-a", tag_first, "-m", f"release {tag_first}")
+    repo.tags[tag_first] = repo.commits[0]
+    repo.states[tag_first] = _state_model(serving, model, reqs)
+
+    for i in range(1, spec.n_commits + 1):
+        subject = f"Refactor request handling ({i})"
+        branch = spec.merges and i % 6 == 0 and i != spec.n_commits
+        culprit_here = i == spec.culprit
+        if i in spec.untestable:
+            state["untestable"] = True
+            subject = f"WIP: move kernels to new build ({i})"
+        elif state["untestable"]:
+            state["untestable"] = False
+            subject = f"Fix kernel build ({i})"
+        if culprit_here and spec.kind == "code":
+            state["pad_code"] = True
+            subject = "Pad requests to the target batch size for dynamic batching"
+        elif culprit_here and spec.kind == "dependency":
+            reqs["fastpad"] = "1.3.0"
+            subject = "Upgrade fastpad to 1.3.0"
+        elif culprit_here and spec.kind == "config":
+            _set(serving, "batching.pad_to_target", True)
+            subject = "Enable pad_to_target in batching config"
+        if branch and (not culprit_here or spec.culprit_in_branch):
+            git("checkout", "-q", "-b", f"feature-{i}")
+            (path / "serving" / f"feature_{i}.py").write_text(f"FEATURE = {i}\n")
+            git("add", "-A")
+            git("commit", "-q", "-m", f"Add feature {i} scaffolding")
+            write_all()
+            (path / "serving" / f"feature_{i}.py").write_text(f"FEATURE = {i}\nENABLED = True\n")
+            git("add", "-A")
+            git("commit", "-q", "-m", subject)
+            inner = git("rev-parse", "HEAD")
+            git("checkout", "-q", "main")
+            git("merge", "-q", "--no-ff", "-m", f"Merge feature {i}", f"feature-{i}")
+            sha = git("rev-parse", "HEAD")
+            if culprit_here:
+                repo.culprit = inner
+        else:
+            write_all()
+            (path / "serving" / "changelog.txt").write_text(f"change {i}\n")
+            git("add", "-A")
+            git("commit", "-q", "-m", subject)
+            sha = git("rev-parse", "HEAD")
+            if culprit_here:
+                repo.culprit = sha
+        repo.commits.append(sha)
+        if culprit_here:
+            repo.culprit_first_parent = sha
+            repo.culprit_subject = subject
+        if i in spec.untestable:
+            repo.untestable.append(sha)
+        tag = release_at.get(i)
+        if tag is not None:
+            for kind, key, value in _RELEASE_CHANGES.get(tag, []):
+                if kind == "req":
+                    reqs[key] = value
+                else:
+                    _set(serving if kind == "serving" else model, key, value)
+            write_all()
+            git("add", "-A")
+            git("commit", "-q", "-m", f"Prepare release {tag}")
+            sha = git("rev-parse", "HEAD")
+            repo.commits.append(sha)
+            git("tag", "-a", tag, "-m", f"release {tag}")
+            repo.tags[tag] = sha
+            repo.states[tag] = _state_model(serving, model, reqs)
+    return repo
+
+
+def _release_points(spec: SampleSpec) -> dict[int, str]:
+    """Spread the releases after the first evenly; the last one is on the last commit."""
+    later = spec.releases[1:]
+    return {round(spec.n_commits * (k + 1) / len(later)): tag for k, tag in enumerate(later)}
+
+
+def _copy_tree(tree: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _copy_tree(v) if isinstance(v, Mapping) else v for k, v in tree.items()}
+
+
+def _state_model(serving: Mapping[str, Any], model: Mapping[str, Any], reqs: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "configs/serving.yaml": flatten(serving),
+        "configs/model.yaml": flatten(model),
+        "requirements": dict(reqs),
+    }
+
+
+def expected_diff(repo: SampleRepo, a: str, b: str) -> dict[str, Any]:
+    """What changed between two release tags, from the generator's own model of the files."""
+    sa, sb = repo.states[a], repo.states[b]
+    keys: list[tuple[str, str]] = []
+    for file in ("configs/serving.yaml", "configs/model.yaml"):
+        fa, fb = sa[file], sb[file]
+        for key in sorted(set(fa) | set(fb)):
+            if fa.get(key, _MISSING) != fb.get(key, _MISSING):
+                keys.append((file, key))
+    packages = {
+        name: (sa["requirements"].get(name), sb["requirements"].get(name))
+        for name in sorted(set(sa["requirements"]) | set(sb["requirements"]))
+        if sa["requirements"].get(name) != sb["requirements"].get(name)
+    }
+    return {"config_keys": keys, "packages": packages}
+
+
+_MISSING = object()

@@ -1,0 +1,41 @@
+"""Shared fixtures: sample repositories built with real git in tmp_path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bisector.sample import SampleRepo, SampleSpec, build_sample_repo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def make_sample(tmp_path: Path) -> Callable[..., SampleRepo]:
+    """Build a sample serving repository (see bisector.sample) under tmp_path."""
+
+    def make(name: str = "repo", **spec: object) -> SampleRepo:
+        return build_sample_repo(tmp_path / name, SampleSpec(**spec))  # type: ignore[arg-type]
+
+    return make
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run `python -m bisector ARGS` in a fresh process, as a user would."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "bisector", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def tree_digest(path: Path) -> dict[str, bytes]:
+    """Every file under `path` with its bytes (to prove a command changed nothing)."""
+    if not path.exists():
+        return {}
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}

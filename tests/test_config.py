@@ -1,0 +1,103 @@
+"""bisector.yaml parsing: typed values and errors that name file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bisector.config import Threshold, load_config, parse_config, parse_duration, parse_threshold
+from bisector.errors import ConfigError
+from bisector.types import Direction
+
+GOOD = """\
+benchmark:
+  command: ["python", "bench.py"]
+  timeout: 5m
+  repeats: {min: 3, max: 15}
+metrics:
+  latency_ms: {direction: lower, threshold: 5%}
+  accuracy:   {direction: higher, threshold: 0.01}
+environment:
+  builder: venv
+  python: "3.11"
+  requirements: [requirements.txt]
+  docker: {base_image: "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04", gpus: all, network: none}
+snapshots:
+  configs: ["configs/**/*.yaml"]
+  store: .bisector
+rollback:
+  target: /srv/serving/configs
+  strategy: atomic
+  timeout: 30s
+  on_failure: alert_and_pause
+  health_check: ["python", "-m", "serving.health"]
+daemon:
+  schedule: "0 2 * * *"
+  branch: main
+  alerts: [{webhook: "https://hooks.example.org/x"}]
+"""
+
+
+def test_design_example_parses_into_typed_values() -> None:
+    """The example of DESIGN.md loads, with durations in seconds and typed thresholds."""
+    cfg = parse_config(GOOD)
+    assert cfg.benchmark.timeout == 300.0
+    assert cfg.rollback.timeout == 30.0
+    assert cfg.metrics["latency_ms"].threshold == Threshold(0.05, relative=True)
+    assert cfg.metrics["accuracy"].threshold == Threshold(0.01, relative=False)
+    assert cfg.metrics["accuracy"].direction is Direction.HIGHER
+    assert cfg.environment.docker.gpus == "all"
+    assert cfg.metric(None)[0] == "latency_ms"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30s", 30.0), ("5m", 300.0), ("1.5h", 5400.0), ("250ms", 0.25), (12, 12.0),
+    ],
+)
+def test_durations(text: object, expected: float) -> None:
+    """Durations accept ms, s, m, h and bare seconds."""
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["soon", "-3s", "0s", True, "5 parsecs"])
+def test_bad_durations(text: object) -> None:
+    """Nonsense durations are refused."""
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_thresholds() -> None:
+    """A percentage is relative to the baseline, a number is absolute."""
+    assert parse_threshold("5%").min_shift(200.0) == pytest.approx(10.0)
+    assert parse_threshold(0.01).min_shift(200.0) == 0.01
+    with pytest.raises(ValueError):
+        parse_threshold("five")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (GOOD.replace("  timeout: 5m", "  tmeout: 5m"), "bisector.yaml:3: benchmark.tmeout: unknown key"),
+        (GOOD.replace("timeout: 30s", "timeout: soon"), "bisector.yaml:19: rollback.timeout: not a duration"),
+        (GOOD.replace("direction: higher", "direction: up"), "bisector.yaml:7: metrics.accuracy.direction"),
+        (GOOD.replace("builder: venv", "builder: kubernetes"), "bisector.yaml:9: environment.builder"),
+        ("benchmark: [oops\n", "bisector.yaml:2: malformed YAML"),
+        ("- just\n- a list\n", "expected a mapping"),
+        ("metrics: {a: {direction: lower}}\n", "benchmark: required key is missing"),
+    ],
+)
+def test_errors_name_file_line_and_key(text: str, fragment: str) -> None:
+    """Every invalid config is one ConfigError naming where the problem is."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "bisector.yaml")
+    assert fragment in str(info.value)
+
+
+def test_missing_config_file_has_a_hint(tmp_path: Path) -> None:
+    """No bisector.yaml: an error with a hint on how to provide one."""
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert info.value.hint and "--config" in info.value.hint
