@@ -11,7 +11,6 @@ import pytest
 from bisector.sample import SampleRepo, expected_diff
 from tests.conftest import run_cli, tree_digest
 
-
 # The generator's own bisector.yaml does not validate on main yet (benchmark.env values
 # are numbers, the model wants strings), so these tests name an equivalent config.
 SNAP_CONFIG = """\
