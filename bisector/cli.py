@@ -164,13 +164,31 @@ def snapshot_take(
     json_out: JsonOpt = False,
 ) -> int:
     """Snapshot configs and dependencies of each REF (a no-op when already stored)."""
-    _not_yet("snapshot take")
+    from bisector.config import load_config
+    from snapshots.api import take
+    from snapshots.render import snapshots_table
+
+    snaps = take(repo, load_config(repo, config), refs)
+    if json_out:
+        emit_json([s.to_json() for s in snaps])
+    else:
+        stderr_console().print(snapshots_table(snaps, title="taken"))
+    return 0
 
 
 @snapshot_app.command("list")
 def snapshot_list(repo: RepoOpt = Path("."), config: ConfigOpt = None, json_out: JsonOpt = False) -> int:
-    """List stored snapshots."""
-    _not_yet("snapshot list")
+    """List stored snapshots (the newest of each commit)."""
+    from bisector.config import load_config
+    from snapshots.api import list_snapshots
+    from snapshots.render import snapshots_table
+
+    snaps = list_snapshots(repo, load_config(repo, config))
+    if json_out:
+        emit_json([s.to_json() for s in snaps])
+    else:
+        stderr_console().print(snapshots_table(snaps))
+    return 0
 
 
 @snapshot_app.command("show")
@@ -180,8 +198,17 @@ def snapshot_show(
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> int:
-    """Show one snapshot."""
-    _not_yet("snapshot show")
+    """Show one snapshot (with the newest environment attached per key)."""
+    from bisector.config import load_config
+    from snapshots.api import show
+    from snapshots.render import snapshot_renderable
+
+    snap = show(repo, load_config(repo, config), ref)
+    if json_out:
+        emit_json(snap.to_json())
+    else:
+        stderr_console().print(snapshot_renderable(snap))
+    return 0
 
 
 @snapshot_app.command("diff")
@@ -192,8 +219,20 @@ def snapshot_diff(
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> int:
-    """Config keys and packages that changed between two snapshots, with risk levels."""
-    _not_yet("snapshot diff")
+    """Config keys and packages that changed between two snapshots, with risk levels.
+
+    A ref without a stored snapshot is snapshotted first (and kept).
+    """
+    from bisector.config import load_config
+    from snapshots.api import diff
+    from snapshots.render import diff_renderable
+
+    result = diff(repo, load_config(repo, config), a, b)
+    if json_out:
+        emit_json(result.to_json())
+    else:
+        stderr_console().print(diff_renderable(result))
+    return 0
 
 
 # --- rollback and control --------------------------------------------------------------

@@ -1,0 +1,103 @@
+"""Config files: which ones a snapshot holds, and their YAML-aware flattening.
+
+Files are matched against `snapshots.configs` globs (`**` crosses folders, `*` does
+not). YAML and JSON files are flattened to dotted paths (`batching.dynamic`, list items
+by index: `models.0.name`); any other matched file is opaque (compared by its bytes).
+A file that fails to parse is still stored byte for byte; the snapshot records the
+parse error and a diff reports the file as changed with that note instead of failing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+import yaml
+
+__all__ = ["Flat", "flatten", "is_structured", "match_globs", "parse_config_bytes"]
+
+Flat = dict[str, Any]  # dotted path -> JSON-safe scalar (or {} / [] for empty containers)
+
+_STRUCTURED_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@lru_cache(maxsize=256)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif ch == "*":
+            out.append("[^/]*")
+            i += 1
+        elif ch == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(ch))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def match_globs(paths: Iterable[str], globs: Iterable[str]) -> list[str]:
+    """The paths matched by any glob, sorted."""
+    regexes = [_glob_regex(g.lstrip("/")) for g in globs]
+    return sorted(p for p in paths if any(r.match(p) for r in regexes))
+
+
+def is_structured(path: str) -> bool:
+    return path.lower().endswith(_STRUCTURED_SUFFIXES)
+
+
+def parse_config_bytes(path: str, data: bytes) -> tuple[Any, str | None]:
+    """(document, None) or (None, error message). Opaque files give (None, None)."""
+    if not is_structured(path):
+        return None, None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8: {exc.reason} at byte {exc.start}"
+    try:
+        return yaml.safe_load(text), None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        return None, f"malformed YAML: {where}{problem}"
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def flatten(doc: Any, prefix: str = "") -> Flat:
+    """Dotted paths to leaves; a top-level scalar is the single key "" (the whole file)."""
+    flat: Flat = {}
+    if isinstance(doc, Mapping):
+        if not doc and prefix:
+            flat[prefix] = {}
+        for key, value in doc.items():
+            flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(doc, list):
+        if not doc and prefix:
+            flat[prefix] = []
+        for i, value in enumerate(doc):
+            flat.update(flatten(value, f"{prefix}.{i}" if prefix else str(i)))
+    elif doc is not None or prefix:
+        flat[prefix] = _json_safe(doc)
+    return flat

@@ -1,0 +1,155 @@
+"""The `bisector snapshot` commands end to end: output streams, JSON and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from bisector.cli import main
+from tests.gitutil import git
+from tests.snap_fixtures import (
+    BISECTOR_YAML,
+    EXPECTED_CONFIGS_12,
+    EXPECTED_PACKAGES_12,
+    build_release_repo,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def release_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_release_repo(tmp_path_factory.mktemp("snapcli") / "repo")
+
+
+@pytest.fixture
+def repo(release_repo: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "repo"
+    git(release_repo, "clone", "-q", str(release_repo), str(dest))
+    git(dest, "fetch", "-q", "origin", "refs/tags/*:refs/tags/*")
+    (dest / "bisector.yaml").write_text(BISECTOR_YAML)
+    return dest
+
+
+@pytest.fixture(autouse=True)
+def _wide_console_and_fresh_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Rich tables fit long keys; structlog forgets the captured stderr it was bound to."""
+    monkeypatch.setenv("COLUMNS", "200")
+    yield
+    structlog.reset_defaults()
+
+
+def bisector(*args: str) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    return int(exc.value.code or 0)
+
+
+def test_take_list_show_json(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """take, list and show print JSON on stdout and tables on stderr."""
+    assert bisector("snapshot", "take", "v1.0.0", "v1.2.0", "--repo", str(repo), "--json") == 0
+    taken = json.loads(capsys.readouterr().out)
+    assert [t["tags"] for t in taken] == [["v1.0.0"], ["v1.2.0"]]
+    assert bisector("snapshot", "list", "--repo", str(repo), "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [s["id"] for s in listed] == [t["id"] for t in taken]
+    assert bisector("snapshot", "show", "v1.2.0", "--repo", str(repo)) == 0
+    out = capsys.readouterr()
+    assert out.out == "" and "configs/serving.yaml" in out.err and "fastpad" in out.err
+
+
+def test_diff_json_is_exact(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`snapshot diff --json` lists exactly the changed keys and packages (taken on the fly)."""
+    assert bisector("snapshot", "diff", "v1.1.0", "v1.2.0", "--repo", str(repo), "--json") == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [
+        (c["file"], c["key"], c["change"], c["old"], c["new"]) for c in d["configs"]
+    ] == EXPECTED_CONFIGS_12
+    assert [
+        (p["name"], p["change"], p["from"], p["to"], p["risk"]) for p in d["packages"]
+    ] == EXPECTED_PACKAGES_12
+
+
+def test_diff_table_on_stderr(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --json the diff is a table on stderr showing risk levels."""
+    assert bisector("snapshot", "diff", "v1.1.0", "v1.2.0", "--repo", str(repo)) == 0
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert "batching.dynamic" in out.err and "high" in out.err and "numpy" in out.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("snapshot", "take", "--", "--upload-pack=touch pwned"),
+        ("snapshot", "take", "v1.0.0", "no-such-tag"),
+        ("snapshot", "diff", "v1.0.0", "no-such-tag"),
+        ("snapshot", "show", "v1.0.0"),
+    ],
+)
+def test_bad_refs_exit_2_with_one_error_line_and_no_store(
+    repo: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    """An unsafe, unknown or unsnapshotted ref is one error line, exit 2, and no store."""
+    assert bisector(*args[:2], "--repo", str(repo), *args[2:]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: ") and len([ln for ln in err if ln.startswith("error:")]) == 1
+    assert not (repo / ".bisector").exists()
+    assert not (repo / "pwned").exists()
+
+
+def test_tampered_store_exits_2_and_is_unchanged(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A flipped byte in an object makes show and diff fail with exit 2; nothing is written."""
+    assert bisector("snapshot", "take", "v1.0.0", "--repo", str(repo), "--json") == 0
+    (taken,) = json.loads(capsys.readouterr().out)
+    oid = next(c["object"] for c in taken["configs"] if c["path"] == "configs/cache.yaml")
+    obj = repo / ".bisector" / "objects" / oid[:2] / oid[2:]
+    obj.chmod(0o644)
+    obj.write_bytes(obj.read_bytes().replace(b"512", b"513"))
+    store = repo / ".bisector"
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    for args in (("show", "v1.0.0"), ("diff", "v1.0.0", "v1.2.0"), ("list",)):
+        assert bisector("snapshot", *args, "--repo", str(repo)) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert err[0].startswith(f"error: snapshot store object {oid[:12]} (configs/cache.yaml")
+        assert err[1].startswith("hint: ")
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
+
+
+def test_subprocess_upload_pack_ref(repo: Path) -> None:
+    """`python -m bisector` refuses an option-like ref with one error line and exit 2."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "bisector",
+            "snapshot",
+            "diff",
+            "--repo",
+            str(repo),
+            "--",
+            "--upload-pack=x",
+            "v1.0.0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert (
+        proc.stderr.splitlines()[0]
+        == "error: invalid ref '--upload-pack=x': a ref cannot start with '-'"
+    )
+    assert not (repo / ".bisector").exists()
