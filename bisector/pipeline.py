@@ -8,8 +8,8 @@ journaled trials on resume, so a killed run continues without repeating measurem
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
