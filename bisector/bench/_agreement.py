@@ -30,7 +30,9 @@ def save_reference(torch: Any, path: str, logits: list[Any], meta: dict[str, Any
     try:
         with os.fdopen(fd, "wb") as fh:
             # Plain tensors, strings and lists only: loadable with weights_only by any torch.
-            torch.save({"format": FORMAT, "meta": json.dumps(meta, default=str), "logits": logits}, fh)
+            torch.save(
+                {"format": FORMAT, "meta": json.dumps(meta, default=str), "logits": logits}, fh
+            )
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
