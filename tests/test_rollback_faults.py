@@ -15,7 +15,15 @@ import pytest
 from rollback import GitConfigSource, RollbackRequest, recover_interrupted, roll_back
 from rollback.checkpoints import set_hook
 from rollback.configset import ConfigSet
-from tests.rollback_support import BAD_LIVE, GOOD_LIVE, ROOT, Demo, assert_clean, make_demo, read_live
+from tests.rollback_support import (
+    BAD_LIVE,
+    GOOD_LIVE,
+    ROOT,
+    Demo,
+    assert_clean,
+    make_demo,
+    read_live,
+)
 
 FAIL_CHECK = ("false",)  # a failing health check, cheap to spawn
 PASS_CHECK = ("true",)
