@@ -251,25 +251,96 @@ def rollback(
     json_out: JsonOpt = False,
 ) -> int:
     """Emergency: atomically put the configs of a good snapshot back."""
-    _not_yet("rollback")
+    from bisector.config import load_config
+    from bisector.errors import RollbackError
+    from rollback.entry import rollback_from_config
+    from rollback.render import describe
+
+    if not yes and not dry_run and not sys.stdin.isatty():
+        raise RollbackError(
+            "refusing to roll back without confirmation (stdin is not a terminal)",
+            hint="pass --yes to confirm, or --dry-run to see the plan",
+        )
+    cfg = load_config(repo, config)
+    console = stderr_console()
+
+    def confirm(preview: Any) -> bool:
+        for line in describe(preview):
+            console.print(line, markup=False)
+        return bool(typer.confirm("apply this rollback?", default=False, err=True))
+
+    result = rollback_from_config(
+        repo, cfg, to, target=target, timeout=timeout, dry_run=dry_run, force=force,
+        confirm=None if (yes or dry_run) else confirm,
+    )
+    if result is None:
+        console.print("cancelled; nothing was changed")
+        return 1
+    if json_out:
+        emit_json(result.to_json())
+    else:
+        for line in describe(result):
+            console.print(line, markup=False)
+    return result.exit_code
 
 
 @app.command()
 def status(repo: RepoOpt = Path("."), config: ConfigOpt = None, json_out: JsonOpt = False) -> int:
     """Paused or not, the last daemon cycle and rollback."""
-    _not_yet("status")
+    from bisector.config import load_config
+    from rollback.entry import control_status
+
+    doc = control_status(repo, load_config(repo, config))
+    if json_out:
+        emit_json(doc)
+        return 0
+    console = stderr_console()
+    if doc["recovered"]:
+        console.print(f"recovered: {doc['recovered']}", markup=False)
+    if doc["paused"]:
+        console.print(f"PAUSED since {doc['since']} by {doc['by']}: {doc['reason']}", markup=False)
+    else:
+        console.print("not paused")
+    last = doc["last_rollback"]
+    if last is None:
+        console.print("last rollback: none")
+    else:
+        why = f" ({last['reason']})" if last.get("reason") else ""
+        console.print(
+            f"last rollback: {last['at']} {last['target']} -> {last['to']}: {last['status']}{why}",
+            markup=False,
+        )
+    live = doc.get("target")
+    if live is not None:
+        console.print(f"target: {live['path']} ({live['kind']}), live set: {live['live']}", markup=False)
+        if live["rollback_running"]:
+            console.print("a rollback is running now")
+        if live["drift"]:
+            console.print("drifted: " + ", ".join(live["drift"]), markup=False)
+    return 0
 
 
 @app.command()
 def pause(repo: RepoOpt = Path("."), config: ConfigOpt = None) -> int:
     """Stop the daemon and automatic rollbacks from acting until `resume`."""
-    _not_yet("pause")
+    from bisector.config import load_config
+    from rollback.entry import pause as pause_bisector
+
+    state = pause_bisector(repo, load_config(repo, config))
+    stderr_console().print(f"paused since {state.since}: {state.reason}", markup=False)
+    return 0
 
 
 @app.command()
 def resume(repo: RepoOpt = Path("."), config: ConfigOpt = None) -> int:
     """Lift a pause."""
-    _not_yet("resume")
+    from bisector.config import load_config
+    from rollback.entry import resume as resume_bisector
+
+    lifted = resume_bisector(repo, load_config(repo, config))
+    message = f"resumed (was paused: {lifted.reason})" if lifted.paused else "not paused; nothing to do"
+    stderr_console().print(message, markup=False)
+    return 0
 
 
 @app.command()

@@ -1,0 +1,108 @@
+"""Alerts: a Slack-compatible webhook POST (stdlib urllib) plus a structured log event.
+
+Shared by rollback and the daemon. The webhook URL is a secret (Slack's carries the
+token in its path), so it is never logged or put in an error message: events name the
+alert by its index in `daemon.alerts` only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from bisector.config import Alert
+from bisector.log import get_logger
+
+log = get_logger("bisector.alerts")
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    text: str  # the one line a human reads in the channel
+    step: str  # what was being done: "health_check", "rollback", "bisect"
+    reason: str
+    files: tuple[str, ...] = ()
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, object]:
+        """Slack reads `text`; other receivers get the fields as plain JSON."""
+        return {
+            "text": self.text,
+            "step": self.step,
+            "files": list(self.files),
+            "reason": self.reason,
+            **self.extra,
+        }
+
+
+@dataclass(frozen=True)
+class Delivery:
+    index: int  # position in daemon.alerts
+    ok: bool
+    attempts: int
+    detail: str  # "HTTP 200", "HTTPError 500", "URLError", "no webhook"
+
+
+Poster = Callable[[str, bytes, float], int]
+
+
+def _post(url: str, body: bytes, timeout: float) -> int:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked
+        status: int = response.status
+        return status
+
+
+def _check_scheme(url: str) -> bool:
+    # urllib would also open file:// and ftp:// URLs; a webhook is http(s) only.
+    return urllib.parse.urlsplit(url).scheme in ("http", "https")
+
+
+def send_alert(
+    alerts: Sequence[Alert],
+    message: AlertMessage,
+    *,
+    post: Poster = _post,
+    backoff_s: float = 0.2,
+) -> list[Delivery]:
+    """Log the alert, then POST it to every configured webhook (timeout and retries each)."""
+    log.warning(
+        "alert", text=message.text, step=message.step, reason=message.reason, files=list(message.files)
+    )
+    body = json.dumps(message.body()).encode()
+    deliveries: list[Delivery] = []
+    for index, alert in enumerate(alerts):
+        if not alert.webhook:
+            deliveries.append(Delivery(index, False, 0, "no webhook"))
+            continue
+        if not _check_scheme(alert.webhook):
+            deliveries.append(Delivery(index, False, 0, "webhook is not http(s)"))
+            log.error("alert.rejected", alert=index, detail="webhook is not http(s)")
+            continue
+        detail = ""
+        attempts = 0
+        ok = False
+        for attempt in range(alert.retries + 1):
+            attempts = attempt + 1
+            try:
+                status = post(alert.webhook, body, alert.timeout)
+                ok, detail = 200 <= status < 300, f"HTTP {status}"
+            except urllib.error.HTTPError as exc:
+                # Only the status: the exception's str may carry the URL.
+                ok, detail = False, f"HTTPError {exc.code}"
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                ok, detail = False, type(exc).__name__
+            if ok or (detail.startswith("HTTPError 4") and detail != "HTTPError 429"):
+                break  # success, or a client error a retry will not fix
+            if attempt < alert.retries:
+                time.sleep(backoff_s * (2**attempt))
+        deliveries.append(Delivery(index, ok, attempts, detail))
+        (log.info if ok else log.error)("alert.delivery", alert=index, ok=ok, attempts=attempts, detail=detail)
+    return deliveries

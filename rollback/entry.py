@@ -1,0 +1,140 @@
+"""What the CLI commands call: config in, one result out (no printing here).
+
+`rollback_from_config` backs `bisector rollback`; `control_status`, `pause` and `resume`
+back the control commands. Each first recovers an interrupted rollback of the
+configured target, as the design asks of every command that touches rollback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bisector.config import Config, parse_duration
+from bisector.control import ControlStore, PauseState, journal_path
+from bisector.errors import RollbackError
+from rollback.drift import detect_drift
+from rollback.journal import RecoveryOutcome
+from rollback.layout import Layout, live_state, read_live_record
+from rollback.lock import try_lock
+from rollback.service import RollbackRequest, RollbackResult, recover_interrupted, roll_back
+from rollback.source import resolve_source
+
+STORE_LOCK_NAME = "bisector.lock"
+
+
+def store_lock_path(repo: Path, config: Config) -> Path:
+    """The lock shared by `bisector rollback` and the daemon of one repository."""
+    return repo / config.snapshots.store / STORE_LOCK_NAME
+
+
+def resolve_target(repo: Path, config: Config, target: Path | None) -> Path | None:
+    if target is not None:
+        return Path(os.path.abspath(target))
+    if config.rollback.target is None:
+        return None
+    configured = Path(config.rollback.target).expanduser()
+    return configured if configured.is_absolute() else (repo / configured).absolute()
+
+
+def rollback_from_config(
+    repo: Path,
+    config: Config,
+    to: str,
+    *,
+    target: Path | None = None,
+    timeout: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    confirm: Callable[[RollbackResult], bool] | None = None,
+) -> RollbackResult | None:
+    """Roll `target` back to the configs at `to`; None when `confirm` declined."""
+    live = resolve_target(repo, config, target)
+    if live is None:
+        raise RollbackError(
+            "no rollback target", hint="set rollback.target in bisector.yaml or pass --target DIR"
+        )
+    try:
+        timeout_s = parse_duration(timeout) if timeout is not None else config.rollback.timeout
+    except ValueError as exc:
+        raise RollbackError(f"--timeout: {exc}", hint="e.g. --timeout 30s") from exc
+    config_set = resolve_source(repo, config).config_set(to)
+    hc = config.rollback.health_check
+    request = RollbackRequest(
+        target=live,
+        config_set=config_set,
+        timeout_s=timeout_s,
+        health_check=tuple(hc) if hc else None,
+        health_cwd=repo,
+        on_failure=config.rollback.on_failure,
+        force=force,
+        dry_run=True,
+    )
+    if dry_run or confirm is not None:
+        preview = roll_back(request)
+        if dry_run:
+            return preview
+        assert confirm is not None
+        if not confirm(preview):
+            return None
+    with ControlStore.for_repo(repo, config.snapshots.store) as control:
+        return roll_back(
+            replace(request, dry_run=False),
+            control=control,
+            alerts=config.daemon.alerts,
+            store_lock=store_lock_path(repo, config),
+        )
+
+
+def recover_for(repo: Path, config: Config, control: ControlStore, target: Path | None = None) -> RecoveryOutcome | None:
+    live = resolve_target(repo, config, target)
+    return recover_interrupted(live, control) if live is not None else None
+
+
+def control_status(repo: Path, config: Config) -> dict[str, Any]:
+    """Paused or not, the last rollback, and the live target's state (recovering first)."""
+    with ControlStore.for_repo(repo, config.snapshots.store) as control:
+        recovered = recover_for(repo, config, control)
+        pause = control.pause_state()
+        last = control.last_rollback()
+    doc: dict[str, Any] = {
+        "paused": pause.paused,
+        "reason": pause.reason,
+        "since": pause.since,
+        "by": pause.by,
+        "last_rollback": None
+        if last is None
+        else {"at": last.at, "target": last.target, "to": last.label, "status": last.status,
+              "reason": last.detail.get("reason")},
+        "recovered": None if recovered is None else recovered.message,
+        "journal": str(journal_path(repo, config.snapshots.store)),
+    }
+    live = resolve_target(repo, config, None)
+    if live is not None:
+        layout = Layout.for_target(live)
+        record = read_live_record(layout) if layout.state_dir.is_dir() else None
+        busy = layout.lock_path.exists() and not try_lock(layout.lock_path)
+        doc["target"] = {
+            "path": str(live),
+            "kind": live_state(layout).kind,
+            "live": None if record is None else record.get("label"),
+            "drift": [] if busy or not layout.state_dir.is_dir() else detect_drift(layout),
+            "rollback_running": busy,
+        }
+    return doc
+
+
+def pause(repo: Path, config: Config, reason: str = "paused by user") -> PauseState:
+    with ControlStore.for_repo(repo, config.snapshots.store) as control:
+        recover_for(repo, config, control)
+        return control.pause(reason, by="user")
+
+
+def resume(repo: Path, config: Config) -> PauseState:
+    """Lift the pause; returns the pause that was lifted (paused=False if there was none)."""
+    with ControlStore.for_repo(repo, config.snapshots.store) as control:
+        recover_for(repo, config, control)
+        return control.resume()

@@ -1,0 +1,166 @@
+"""The intent journal of a rollback, and recovery of an interrupted one.
+
+`intent.json` is written (atomically, fsynced) before the first change and removed after
+the last, so its presence at start-up means a rollback was interrupted. Its phase says
+how far it got:
+
+* `apply`: the new generation may or may not be live. If the live path points at it,
+  the switch happened: the rollback is *finished* (and, when a health check was
+  configured but not confirmed, flagged so the caller pauses for a human). Otherwise
+  nothing switched and it is *undone* (staging removed, live set untouched).
+* `commit`: the switch and the health check succeeded; only bookkeeping was left.
+* `undo`: the health check failed (or the apply was stopped) and the previous generation
+  was being put back: recovery finishes putting it back.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, replace
+from typing import Literal
+
+from bisector.errors import RollbackError
+from bisector.log import get_logger
+from rollback.apply import collect_garbage, discard_leftovers, switch, unlink_live
+from rollback.checkpoints import point
+from rollback.fsutil import atomic_write, fsync_dir
+from rollback.layout import Layout, live_state, read_manifest, write_live_record
+
+log = get_logger("bisector.rollback")
+
+Phase = Literal["apply", "commit", "undo"]
+Outcome = Literal["finished", "finished_unverified", "undone", "restored"]
+
+
+@dataclass(frozen=True)
+class Intent:
+    op: str
+    phase: Phase
+    to_gen: str
+    to_label: str
+    from_gen: str | None  # None: the live path did not exist before
+    health_check: bool
+    pause_on_failure: bool
+    reason: str | None = None  # why an undo started
+
+
+@dataclass(frozen=True)
+class RecoveryOutcome:
+    """What recovery did with an interrupted rollback."""
+
+    op: str
+    outcome: Outcome
+    live_label: str | None
+    reason: str | None
+    needs_pause: bool
+
+    @property
+    def message(self) -> str:
+        return {
+            "finished": "an interrupted rollback had already switched; it was finished",
+            "finished_unverified": (
+                "an interrupted rollback had switched but its health check was not confirmed; "
+                "the new set stays live and bisector is paused"
+            ),
+            "undone": "an interrupted rollback had not switched yet; it was undone",
+            "restored": "an interrupted undo was finished: the previous set is live again",
+        }[self.outcome]
+
+
+def write_intent(layout: Layout, intent: Intent, *, step: str) -> None:
+    atomic_write(layout.intent_path, json.dumps(asdict(intent)).encode())
+    point(step)
+
+
+def read_intent(layout: Layout) -> Intent | None:
+    try:
+        doc = json.loads(layout.intent_path.read_bytes())
+        return Intent(**doc)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as exc:
+        # Written by atomic rename, so this is not a torn write but outside damage.
+        raise RollbackError(
+            f"the rollback journal {layout.intent_path} is unreadable: {exc}",
+            hint="check the live folder by hand, then delete the journal file",
+        ) from exc
+
+
+def clear_intent(layout: Layout) -> None:
+    layout.intent_path.unlink(missing_ok=True)
+    fsync_dir(layout.state_dir)
+    point("done")
+
+
+def record_live(layout: Layout, gen: str | None) -> None:
+    """Remember what bisector last wrote (the reference for drift detection)."""
+    if gen is None:
+        layout.live_record_path.unlink(missing_ok=True)
+        fsync_dir(layout.state_dir)
+    else:
+        manifest = read_manifest(layout, gen) or {}
+        write_live_record(layout, gen, str(manifest.get("set_id", "")), str(manifest.get("label", "")))
+    point("live_recorded")
+
+
+def restore_previous(layout: Layout, intent: Intent) -> None:
+    """Put the generation that was live before `intent` back (idempotent)."""
+    if intent.from_gen is None:
+        unlink_live(layout)
+    elif live_state(layout).gen != intent.from_gen:
+        switch(layout, intent.from_gen, step="undo_switched")
+    record_live(layout, intent.from_gen)
+
+
+def recover(layout: Layout) -> RecoveryOutcome | None:
+    """Finish or undo an interrupted rollback on `layout` (caller holds the lock)."""
+    intent = read_intent(layout)
+    if intent is None:
+        if layout.state_dir.is_dir():
+            discard_leftovers(layout)
+        return None
+    discard_leftovers(layout)
+    if layout.displaced_dir.exists():
+        if live_state(layout).kind == "absent":
+            # Killed between the two renames of the no-RENAME_EXCHANGE path: put the old
+            # folder back; it is the previous state.
+            layout.displaced_dir.rename(layout.target)
+            fsync_dir(layout.target.parent)
+        else:
+            shutil.rmtree(layout.displaced_dir)
+    state = live_state(layout)
+    outcome: Outcome
+    if intent.phase == "undo":
+        restore_previous(layout, intent)
+        outcome = "restored"
+    elif state.kind == "managed" and state.gen == intent.to_gen:
+        record_live(layout, intent.to_gen)
+        outcome = "finished" if intent.phase == "commit" or not intent.health_check else "finished_unverified"
+    elif intent.phase == "commit":
+        raise RollbackError(
+            f"rollback {intent.op} was committed but the live path does not point at it",
+            hint="check the live folder by hand; `bisector rollback --force` rewrites it",
+        )
+    else:
+        # Never switched: the new generation is unused (the previous one stays live).
+        shutil.rmtree(layout.gen_dir(intent.to_gen), ignore_errors=True)
+        layout.manifest_path(intent.to_gen).unlink(missing_ok=True)
+        outcome = "undone"
+    clear_intent(layout)
+    collect_garbage(layout, keep={g for g in (intent.from_gen, intent.to_gen, live_state(layout).gen) if g})
+    live_label = intent.to_label if outcome.startswith("finished") else None
+    result = RecoveryOutcome(
+        op=intent.op,
+        outcome=outcome,
+        live_label=live_label,
+        reason=intent.reason,
+        needs_pause=outcome == "finished_unverified"
+        or (outcome == "restored" and intent.pause_on_failure),
+    )
+    log.warning("rollback.recovered", op=intent.op, outcome=outcome, detail=result.message)
+    return result
+
+
+def with_phase(intent: Intent, phase: Phase, reason: str | None = None) -> Intent:
+    return replace(intent, phase=phase, reason=reason if reason is not None else intent.reason)

@@ -1,0 +1,44 @@
+"""Human-readable lines for a rollback result (the CLI prints them on stderr)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rollback.service import RollbackResult
+
+_SIGN = {"added": "+", "removed": "-", "changed": "~"}
+
+
+def _value(v: Any) -> str:
+    return json.dumps(v, default=str) if not isinstance(v, str) else v
+
+
+def describe(result: RollbackResult) -> list[str]:
+    lines: list[str] = []
+    if result.recovered is not None:
+        lines.append(f"recovered: {result.recovered.message}")
+    verb = {
+        "dry_run": "plan (dry run, nothing changed)",
+        "unchanged": "already live, nothing to do",
+        "applied": "rolled back",
+        "restored": "health check FAILED; previous configs restored",
+        "kept": "health check FAILED; new configs kept (on_failure: keep)",
+    }[result.status]
+    lines.append(f"{verb}: {result.target} -> {result.label}")
+    for change in result.plan.changes:
+        lines.append(f"  {_SIGN[change.kind]} {change.path}")
+        for key in change.keys:
+            lines.append(f"      {key.key}: {_value(key.before)} -> {_value(key.after)}")
+        if change.unparsed:
+            lines.append("      (not parseable as YAML: keys not shown)")
+    if result.plan.empty:
+        lines.append("  (no file changes)")
+    if result.drift:
+        lines.append("drifted (edited since bisector wrote them): " + ", ".join(result.drift))
+    if result.health is not None:
+        lines.append(f"health check: {result.health.reason} ({result.health.seconds:.2f}s)")
+    if result.paused:
+        lines.append("bisector is PAUSED; lift it with `bisector resume`")
+    lines.append(f"took {result.seconds:.3f}s")
+    return lines

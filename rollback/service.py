@@ -1,0 +1,303 @@
+"""A whole rollback: lock, recover, check drift, plan, apply, health check, failure policy.
+
+This is the library function behind `bisector rollback` and the daemon's rollback
+policy. Time is measured on the monotonic clock against one budget for the whole
+operation (`rollback.timeout`), of which a reserve is kept so that an undo can still run
+after a health check that used up its share.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from bisector.alerts import AlertMessage, Delivery, send_alert
+from bisector.config import Alert
+from bisector.control import ControlStore
+from bisector.errors import RollbackError
+from bisector.log import get_logger
+from rollback.apply import collect_garbage, discard_leftovers, gen_name, new_op_id, stage, switch
+from rollback.checkpoints import (
+    ApplyInterrupted,
+    shielded,
+    sigterm_stops_between_steps,
+    terminated,
+)
+from rollback.configset import ConfigSet
+from rollback.drift import detect_drift
+from rollback.health import HealthResult, run_health_check
+from rollback.journal import (
+    Intent,
+    RecoveryOutcome,
+    clear_intent,
+    record_live,
+    recover,
+    restore_previous,
+    with_phase,
+    write_intent,
+)
+from rollback.layout import Layout, live_state, read_live_files
+from rollback.lock import LockedError, exclusive_lock
+from rollback.plan import Plan, make_plan
+
+log = get_logger("bisector.rollback")
+
+Status = Literal["dry_run", "unchanged", "applied", "restored", "kept"]
+OnFailure = Literal["alert_and_pause", "keep"]
+
+EXIT_HEALTH_FAILED = 5  # the rollback ran but the health check failed (see the README)
+
+
+class DriftError(RollbackError):
+    """The live files were edited since bisector last wrote them."""
+
+
+def undo_reserve(timeout_s: float) -> float:
+    """Seconds of the budget kept for putting the previous set back."""
+    return min(max(0.5, 0.2 * timeout_s), 5.0)
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    target: Path
+    config_set: ConfigSet
+    timeout_s: float = 30.0
+    health_check: tuple[str, ...] | None = None
+    health_cwd: Path | None = None
+    on_failure: OnFailure = "alert_and_pause"
+    force: bool = False
+    dry_run: bool = False
+    automatic: bool = False  # the daemon's policy: refused while paused
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    status: Status
+    target: Path
+    label: str
+    plan: Plan
+    drift: tuple[str, ...] = ()
+    health: HealthResult | None = None
+    reason: str | None = None
+    paused: bool = False
+    alerts: tuple[Delivery, ...] = ()
+    recovered: RecoveryOutcome | None = None
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_HEALTH_FAILED if self.status in ("restored", "kept") else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "target": str(self.target),
+            "to": self.label,
+            "plan": self.plan.to_json(),
+            "drift": list(self.drift),
+            "health": None
+            if self.health is None
+            else {"ok": self.health.ok, "reason": self.health.reason, "seconds": round(self.health.seconds, 3)},
+            "reason": self.reason,
+            "paused": self.paused,
+            "alerts": [{"index": d.index, "ok": d.ok, "detail": d.detail} for d in self.alerts],
+            "recovered": None if self.recovered is None else self.recovered.outcome,
+            "wall_s": round(self.seconds, 3),
+        }
+
+
+def _recover_and_pause(layout: Layout, control: ControlStore | None) -> RecoveryOutcome | None:
+    outcome = recover(layout)
+    if outcome is not None and control is not None:
+        if outcome.needs_pause:
+            control.pause(f"{outcome.message} ({outcome.reason or 'interrupted'})", by="recovery")
+        control.record_rollback(
+            str(layout.target), outcome.live_label or "", f"recovered:{outcome.outcome}", {"op": outcome.op}
+        )
+    return outcome
+
+
+def recover_interrupted(target: Path, control: ControlStore | None = None) -> RecoveryOutcome | None:
+    """Finish or undo an interrupted rollback of `target`; what the daemon calls at start.
+
+    Does nothing (returns None) when there is nothing to recover or when another
+    process holds the target's lock (its rollback is not interrupted, it is running).
+    """
+    layout = Layout.for_target(target)
+    if not layout.state_dir.is_dir():
+        return None
+    try:
+        with exclusive_lock(layout.lock_path):
+            return _recover_and_pause(layout, control)
+    except LockedError:
+        return None
+
+
+def roll_back(
+    request: RollbackRequest,
+    *,
+    control: ControlStore | None = None,
+    alerts: Sequence[Alert] = (),
+    store_lock: Path | None = None,
+) -> RollbackResult:
+    """Make `request.config_set` the live set of `request.target`, or explain why not."""
+    start = time.monotonic()
+    deadline = start + request.timeout_s
+    layout = Layout.for_target(request.target)
+    cs = request.config_set
+    with ExitStack() as stack:
+        recovered = None
+        if not request.dry_run:  # a dry run creates nothing, not even a lock file
+            if store_lock is not None:
+                stack.enter_context(exclusive_lock(store_lock))
+            layout.ensure_dirs()
+            stack.enter_context(exclusive_lock(layout.lock_path))
+            recovered = _recover_and_pause(layout, control)
+            if request.automatic and control is not None and control.pause_state().paused:
+                raise RollbackError(
+                    "bisector is paused; the automatic rollback was not applied",
+                    hint="inspect with `bisector status`, then `bisector resume`",
+                )
+        state = live_state(layout)
+        live_files = read_live_files(layout)
+        drift = tuple(detect_drift(layout)) if layout.state_dir.is_dir() else ()
+        plan = make_plan(live_files, cs.files)
+
+        def result(status: Status, **kw: Any) -> RollbackResult:
+            return RollbackResult(
+                status, request.target, cs.label, plan, drift, recovered=recovered,
+                seconds=time.monotonic() - start, **kw,
+            )
+
+        if request.dry_run:
+            return result("dry_run")
+        if drift and not request.force:
+            shown = ", ".join(drift[:10]) + (f" and {len(drift) - 10} more" if len(drift) > 10 else "")
+            raise DriftError(
+                f"live configs in {request.target} changed since bisector wrote them: {shown}",
+                hint="keep those edits by committing them, or pass --force to overwrite them",
+            )
+        if plan.empty and state.kind == "managed" and not drift:
+            log.info("rollback.unchanged", target=str(request.target), to=cs.label)
+            return result("unchanged")
+        outcome = _apply(layout, request, state.kind, state.gen, live_files, deadline, control)
+        status, health, reason = outcome
+        deliveries: tuple[Delivery, ...] = ()
+        if status in ("restored", "kept") and health is not None:
+            what = "the previous configs were restored" if status == "restored" else "the new configs were kept"
+            paused = status == "restored" and request.on_failure == "alert_and_pause"
+            text = (
+                f"bisector: rollback of {request.target} to {cs.label} failed its health check "
+                f"({reason}); {what}" + ("; bisector is paused until `bisector resume`" if paused else "")
+            )
+            deliveries = tuple(
+                send_alert(
+                    alerts,
+                    AlertMessage(text=text, step="health_check", reason=reason or "", files=tuple(c.path for c in plan.changes)),
+                )
+            )
+        if control is not None:
+            control.record_rollback(
+                str(request.target), cs.label, status,
+                {"reason": reason, "plan": plan.to_json(), "set_id": cs.set_id},
+            )
+        paused = control is not None and control.pause_state().paused
+        log.info("rollback.finished", target=str(request.target), to=cs.label, status=status)
+        return result(status, health=health, reason=reason, paused=paused, alerts=deliveries)
+
+
+def _apply(
+    layout: Layout,
+    request: RollbackRequest,
+    live_kind: str,
+    live_gen: str | None,
+    live_files: dict[str, bytes],
+    deadline: float,
+    control: ControlStore | None,
+) -> tuple[Status, HealthResult | None, str | None]:
+    cs = request.config_set
+    op = new_op_id()
+    to_gen = gen_name(cs, op)
+    adopting = live_kind in ("directory", "foreign")
+    previous = ConfigSet("live folder before bisector", live_files) if adopting else None
+    from_gen = gen_name(previous, op + "p") if previous is not None else live_gen
+    intent = Intent(
+        op=op, phase="apply", to_gen=to_gen, to_label=cs.label, from_gen=from_gen,
+        health_check=bool(request.health_check),
+        pause_on_failure=request.on_failure == "alert_and_pause",
+    )
+    reserve = undo_reserve(request.timeout_s)
+    with sigterm_stops_between_steps():
+        write_intent(layout, intent, step="intent_written")
+        try:
+            if previous is not None and from_gen is not None:
+                stage(layout, previous, from_gen, op + "p")
+            stage(layout, cs, to_gen, op)
+            if time.monotonic() > deadline - reserve:
+                raise RollbackError(
+                    f"the rollback timeout ({request.timeout_s:g}s) ran out while staging; nothing was changed",
+                    hint="raise rollback.timeout or pass --timeout",
+                )
+            switch(layout, to_gen)
+        except BaseException:
+            if live_state(layout).gen != to_gen:
+                with shielded():
+                    _abandon(layout, intent)
+                raise
+            # Interrupted right after the rename: the new set is live; undo below.
+        health: HealthResult | None = None
+        reason: str | None = None
+        if terminated():
+            reason = "stopped by SIGTERM"
+        elif request.health_check:
+            health = run_health_check(
+                request.health_check,
+                cwd=request.health_cwd or Path.cwd(),
+                budget_s=deadline - reserve - time.monotonic(),
+                env={"BISECTOR_ROLLBACK_TARGET": str(layout.target), "BISECTOR_ROLLBACK_TO": cs.label},
+                should_stop=terminated,
+            )
+            if not health.ok:
+                reason = f"health check {health.reason}"
+        with shielded():
+            if reason is None:
+                write_intent(layout, with_phase(intent, "commit"), step="health_checked")
+                record_live(layout, to_gen)
+                clear_intent(layout)
+                collect_garbage(layout, keep={g for g in (to_gen, from_gen) if g})
+                return "applied", health, None
+            interrupted = health is None or health.reason == "stopped by SIGTERM"
+            if request.on_failure == "keep" and not interrupted:
+                record_live(layout, to_gen)
+                clear_intent(layout)
+                return "kept", health, reason
+            if control is not None and request.on_failure == "alert_and_pause" and not interrupted:
+                # Durable before the undo: a crash from here on still leaves bisector paused.
+                control.pause(f"rollback to {cs.label} failed: {reason}", by="rollback")
+            undo = with_phase(intent, "undo", reason)
+            write_intent(layout, undo, step="undo_intent_written")
+            restore_previous(layout, undo)
+            clear_intent(layout)
+        if interrupted:
+            raise ApplyInterrupted(
+                "stopped by SIGTERM during the health check; the previous configs were put back",
+                hint="run the rollback again",
+            )
+        return "restored", health, reason
+
+
+def _abandon(layout: Layout, intent: Intent) -> None:
+    """Before the switch: drop everything this apply staged; the live set never changed."""
+    discard_leftovers(layout)
+    for gen in (intent.to_gen, intent.from_gen):
+        # Only generations this apply created; a managed previous one stays.
+        if gen is not None and (gen == intent.to_gen or gen.endswith(f"-{intent.op}p")):
+            shutil.rmtree(layout.gen_dir(gen), ignore_errors=True)
+            layout.manifest_path(gen).unlink(missing_ok=True)
+    clear_intent(layout)

@@ -1,0 +1,120 @@
+"""Shared helpers of the rollback tests: a real git repo with configs at two tags."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = {
+    "configs/serving.yaml": b"server:\n  workers: 4\nbatching:\n  dynamic: true\n  target_batch: 8\n",
+    "configs/model.yaml": b"model:\n  name: tiny-lm\n  dtype: bfloat16\n",
+    "configs/limits/rate.yaml": b"rate:\n  rps: 100\n",
+    "configs/notes.yaml": b"a: 1\n",
+}
+BAD = {
+    "configs/serving.yaml": b"server:\n  workers: 8\nbatching:\n  dynamic: false\n  target_batch: 8\n",
+    "configs/model.yaml": b"model:\n  name: tiny-lm\n  dtype: float16\n",
+    "configs/cache.yaml": b"cache:\n  size_mb: 512\n",
+    "configs/notes.yaml": b"a: 1\n",
+}
+
+
+def live_view(files: dict[str, bytes]) -> dict[str, str]:
+    """What the live folder must hold for a tag: paths under `configs/`, sha256 each."""
+    return {p.removeprefix("configs/"): hashlib.sha256(b).hexdigest() for p, b in files.items()}
+
+
+GOOD_LIVE = live_view(GOOD)
+BAD_LIVE = live_view(BAD)
+
+
+def git(repo: Path, *args: str, clock: int = 0) -> str:
+    stamp = f"@{1_767_225_600 + clock * 3600} +0000"
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Test Dev", "GIT_AUTHOR_EMAIL": "dev@example.org",
+        "GIT_COMMITTER_NAME": "Test Dev", "GIT_COMMITTER_EMAIL": "dev@example.org",
+        "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp, "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    done = subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
+        cwd=repo, env=env, check=True, capture_output=True, text=True,
+    )
+    return done.stdout.strip()
+
+
+@dataclass
+class Demo:
+    repo: Path
+    target: Path
+
+    def write_config(self, **rollback: object) -> None:
+        lines = [
+            "benchmark:\n  command: [python, bench.py]\n",
+            "metrics:\n  latency_ms: {direction: lower}\n",
+            f"rollback:\n  target: {json.dumps(str(self.target))}\n",
+        ]
+        for key, value in rollback.items():
+            if key != "alerts":
+                lines.append(f"  {key}: {json.dumps(value)}\n")
+        if "alerts" in rollback:
+            lines.append(f"daemon:\n  alerts: {json.dumps(rollback['alerts'])}\n")
+        (self.repo / "bisector.yaml").write_text("".join(lines))
+
+
+def make_demo(base: Path) -> Demo:
+    """A repo whose configs/ differ between tags v2.3.1 (GOOD) and v2.4.0 (BAD)."""
+    repo = base / "repo"
+    repo.mkdir(parents=True)
+    git(repo, "init", "-q")
+    for clock, (tag, files) in enumerate((("v2.3.1", GOOD), ("v2.4.0", BAD)), start=1):
+        for stale in (repo / "configs").rglob("*.yaml") if (repo / "configs").exists() else []:
+            stale.unlink()
+        for path, data in files.items():
+            (repo / path).parent.mkdir(parents=True, exist_ok=True)
+            (repo / path).write_bytes(data)
+        (repo / "README.md").write_text(f"release {tag}\n")
+        git(repo, "add", "-A", clock=clock)
+        git(repo, "commit", "-q", "-m", f"release {tag}", clock=clock)
+        git(repo, "tag", "-a", tag, "-m", tag, clock=clock)
+    demo = Demo(repo, base / "srv" / "configs")
+    demo.write_config()
+    return demo
+
+
+def read_live(target: Path) -> dict[str, str]:
+    """Checksums of the live set, read through one resolution of the live path."""
+    root = Path(os.path.realpath(target))
+    if not root.exists():
+        return {}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def assert_clean(target: Path) -> None:
+    """No intent, no staging folder, no temp link left beside the live path."""
+    state = target.parent / f".{target.name}.bisector"
+    assert not (state / "intent.json").exists()
+    assert not list((state / "sets").glob(".staging-*")) if (state / "sets").exists() else True
+    assert not (target.parent / f".{target.name}.bisector-next").exists()
+    assert not (target.parent / f".{target.name}.bisector-next").is_symlink()
+    assert not (target.parent / f".{target.name}.bisector-displaced").exists()
+
+
+def run_cli(*args: str, cwd: Path, stdin: int | None = subprocess.DEVNULL,
+            env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "bisector", *args], cwd=cwd, env=full_env, stdin=stdin,
+        capture_output=True, text=True, timeout=timeout,
+    )

@@ -1,0 +1,217 @@
+"""Rollback apply: plan, dry run, confirmation, drift, adoption, locks, staging errors, readers."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bisector.control import ControlStore
+from bisector.errors import RefError, RollbackError
+from rollback import GitConfigSource, RollbackRequest, make_plan, roll_back
+from rollback.checkpoints import set_hook
+from rollback.layout import Layout
+from rollback.lock import LockedError, exclusive_lock
+from rollback.service import DriftError
+from tests.conftest import tree_digest
+from tests.rollback_support import (
+    BAD_LIVE,
+    GOOD_LIVE,
+    Demo,
+    assert_clean,
+    make_demo,
+    read_live,
+    run_cli,
+)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Demo:
+    return make_demo(tmp_path)
+
+
+def _apply(demo: Demo, ref: str, **kw: object) -> object:
+    cs = GitConfigSource(demo.repo, ["configs/**/*.yaml"]).config_set(ref)
+    return roll_back(RollbackRequest(target=demo.target, config_set=cs, **kw))  # type: ignore[arg-type]
+
+
+def test_git_source_reads_configs_at_a_tag(demo: Demo) -> None:
+    """The git source returns exactly the matching files at the tag, rebased under configs/."""
+    cs = GitConfigSource(demo.repo, ["configs/**/*.yaml"]).config_set("v2.3.1")
+    assert set(cs.files) == set(GOOD_LIVE)
+    assert cs.label.startswith("v2.3.1 (")
+
+
+@pytest.mark.parametrize("ref", ["-x", "--upload-pack=evil", "a..b", "nope"])
+def test_bad_refs_are_refused(demo: Demo, ref: str) -> None:
+    """Refs that look like options, ranges or unknown names are refused with a RefError."""
+    with pytest.raises(RefError):
+        GitConfigSource(demo.repo, ["configs/**/*.yaml"]).config_set(ref)
+
+
+def test_plan_lists_files_and_dotted_keys() -> None:
+    """The plan names added, removed and changed files and the YAML keys that change."""
+    plan = make_plan({"a.yaml": b"x:\n  y: 1\n  z: 2\n", "gone.yaml": b"k: 1\n"},
+                     {"a.yaml": b"x:\n  y: 3\n  w: 2\n", "new.txt": b"hi"}).to_json()
+    assert plan["added"] == ["new.txt"] and plan["removed"] == ["gone.yaml"] and plan["changed"] == ["a.yaml"]
+    keys = {(k["file"], k["key"], k["kind"]) for k in plan["keys"]}
+    assert ("a.yaml", "x.y", "changed") in keys and ("a.yaml", "x.w", "added") in keys
+    assert ("a.yaml", "x.z", "removed") in keys
+
+
+def test_apply_switches_whole_set_and_is_clean(demo: Demo) -> None:
+    """Applying one tag then the other leaves exactly that tag's files live, nothing else."""
+    _apply(demo, "v2.4.0")
+    assert read_live(demo.target) == BAD_LIVE
+    result = _apply(demo, "v2.3.1")
+    assert read_live(demo.target) == GOOD_LIVE
+    assert demo.target.is_symlink()
+    assert_clean(demo.target)
+    assert result.status == "applied"  # type: ignore[attr-defined]
+
+
+def test_dry_run_changes_nothing(demo: Demo) -> None:
+    """`--dry-run` prints the plan and leaves the live folder, state and store untouched."""
+    assert run_cli("rollback", "--to", "v2.4.0", "--yes", cwd=demo.repo).returncode == 0
+    before = (tree_digest(demo.target.parent), tree_digest(demo.repo))
+    done = run_cli("rollback", "--to", "v2.3.1", "--dry-run", "--json", cwd=demo.repo)
+    assert done.returncode == 0, done.stderr
+    assert '"status": "dry_run"' in done.stdout and "serving.yaml" in done.stdout
+    assert (tree_digest(demo.target.parent), tree_digest(demo.repo)) == before
+    assert read_live(demo.target) == BAD_LIVE
+
+
+def test_without_tty_confirmation_flag_is_required(demo: Demo) -> None:
+    """Without a terminal on stdin and without --yes the command refuses (exit 2) and hints."""
+    done = run_cli("rollback", "--to", "v2.3.1", cwd=demo.repo)
+    assert done.returncode == 2
+    assert "--yes" in done.stderr
+    assert not demo.target.exists()
+
+
+def test_drift_is_refused_unless_forced(demo: Demo) -> None:
+    """A live file edited by hand makes the rollback refuse, naming it; --force overwrites."""
+    _apply(demo, "v2.4.0")
+    (demo.target / "serving.yaml").write_text("server: {workers: 99}\n")
+    with pytest.raises(DriftError, match="serving.yaml"):
+        _apply(demo, "v2.3.1")
+    done = run_cli("rollback", "--to", "v2.3.1", "--yes", cwd=demo.repo)
+    assert done.returncode == 2 and "serving.yaml" in done.stderr and "--force" in done.stderr
+    assert run_cli("rollback", "--to", "v2.3.1", "--yes", "--force", cwd=demo.repo).returncode == 0
+    assert read_live(demo.target) == GOOD_LIVE
+
+
+def test_existing_real_folder_is_adopted_atomically(demo: Demo) -> None:
+    """A pre-existing real live folder is replaced by the managed symlink, no drift claimed."""
+    demo.target.mkdir(parents=True)
+    (demo.target / "serving.yaml").write_text("hand: made\n")
+    _apply(demo, "v2.3.1")
+    assert demo.target.is_symlink() and read_live(demo.target) == GOOD_LIVE
+    assert_clean(demo.target)
+
+
+def test_second_concurrent_rollback_is_refused(demo: Demo) -> None:
+    """While one rollback runs (its health check sleeps), a second one is refused at once."""
+    demo.write_config(health_check=[sys.executable, "-c", "import time; time.sleep(3)"])
+    first = subprocess.Popen(
+        [sys.executable, "-m", "bisector", "rollback", "--to", "v2.4.0", "--yes"],
+        cwd=demo.repo, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    layout = Layout.for_target(demo.target)
+    deadline = time.monotonic() + 20
+    while not layout.intent_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    start = time.monotonic()
+    done = run_cli("rollback", "--to", "v2.3.1", "--yes", cwd=demo.repo)
+    assert done.returncode == 2 and "already running" in done.stderr
+    assert time.monotonic() - start < 3
+    assert first.wait(timeout=30) == 0
+    assert read_live(demo.target) == BAD_LIVE
+
+
+def test_lock_is_shared_with_the_daemon(demo: Demo) -> None:
+    """Holding the repository's lock (as the daemon does) keeps a rollback out."""
+    from bisector.config import load_config
+    from rollback.entry import rollback_from_config, store_lock_path
+
+    cfg = load_config(demo.repo)
+    with exclusive_lock(store_lock_path(demo.repo, cfg)), pytest.raises(LockedError):
+        rollback_from_config(demo.repo, cfg, "v2.3.1")
+    assert not demo.target.exists()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
+def test_staging_errors_leave_live_set_untouched(demo: Demo, code: int) -> None:
+    """ENOSPC or EACCES while staging leaves the old set live, no leftovers, a clear error."""
+    _apply(demo, "v2.4.0")
+    seen = {"n": 0}
+
+    def fail_on_second_write(name: str) -> None:
+        if name == "staging_write":
+            seen["n"] += 1
+            if seen["n"] == 2:
+                raise OSError(code, os.strerror(code))
+
+    previous = set_hook(fail_on_second_write)
+    try:
+        with pytest.raises(RollbackError) as info:
+            _apply(demo, "v2.3.1")
+    finally:
+        set_hook(previous)
+    expected = "no space left" if code == errno.ENOSPC else "permission denied"
+    assert expected in str(info.value) and "not touched" in str(info.value)
+    assert read_live(demo.target) == BAD_LIVE
+    assert_clean(demo.target)
+    sets = Layout.for_target(demo.target).sets_dir
+    assert len([p for p in sets.iterdir()]) == 1  # only the live generation
+
+
+def test_readers_never_see_a_mix(demo: Demo) -> None:
+    """A reader resolving the live path once per read always sees one whole tag's set."""
+    _apply(demo, "v2.3.1")
+    bad: list[dict[str, str]] = []
+    reads = {"n": 0}
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                seen = read_live(demo.target)
+            except FileNotFoundError:  # an old generation collected under us: retry
+                continue
+            reads["n"] += 1
+            if seen not in (GOOD_LIVE, BAD_LIVE):
+                bad.append(seen)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(60):
+            _apply(demo, "v2.4.0" if i % 2 == 0 else "v2.3.1")
+    finally:
+        stop.set()
+        thread.join()
+    assert not bad and reads["n"] > 60
+
+
+def test_control_pause_survives_and_uses_own_tables(tmp_path: Path) -> None:
+    """Pause state persists across opens of the SQLite journal, in control_* tables (WAL)."""
+    path = tmp_path / ".bisector" / "journal.sqlite"
+    with ControlStore(path) as control:
+        control.pause("testing", by="user")
+    with ControlStore(path) as control:
+        state = control.pause_state()
+        assert state.paused and state.reason == "testing" and state.since
+        tables = {r[0] for r in control._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"control_pause", "control_rollbacks"} <= tables
+        assert control._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        control.resume()
+    with ControlStore(path) as control:
+        assert not control.pause_state().paused

@@ -1,0 +1,176 @@
+"""Health check, timeout, failure policy, alerts to a real local webhook, pause and resume."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from bisector.alerts import AlertMessage, send_alert
+from bisector.config import Alert
+from tests.rollback_support import (
+    BAD_LIVE,
+    GOOD_LIVE,
+    Demo,
+    assert_clean,
+    make_demo,
+    read_live,
+    run_cli,
+)
+
+
+class Hook:
+    """A webhook receiver on 127.0.0.1 that records bodies and answers scripted statuses."""
+
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        self.bodies: list[dict[str, object]] = []
+        self.statuses = statuses or []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.bodies.append(json.loads(body))
+                self.send_response(hook.statuses.pop(0) if hook.statuses else 200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T000/SECRET-TOKEN"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    h = Hook()
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Demo:
+    d = make_demo(tmp_path)
+    assert run_cli("rollback", "--to", "v2.4.0", "--yes", cwd=d.repo).returncode == 0
+    return d
+
+
+def test_failing_health_check_restores_alerts_once_and_pauses(demo: Demo, hook: Hook) -> None:
+    """A failing check puts the previous set back, posts one alert and pauses until resume."""
+    demo.write_config(
+        health_check=[sys.executable, "-c", "import sys; sys.exit(3)"],
+        alerts=[{"webhook": hook.url, "timeout": "2s", "retries": 2}],
+    )
+    done = run_cli("rollback", "--to", "v2.3.1", "--yes", "--json", cwd=demo.repo)
+    assert done.returncode == 5, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["status"] == "restored" and doc["paused"] and "exit 3" in doc["reason"]
+    assert read_live(demo.target) == BAD_LIVE
+    assert_clean(demo.target)
+    assert len(hook.bodies) == 1
+    body = hook.bodies[0]
+    assert body["step"] == "health_check" and "exit 3" in str(body["reason"])
+    assert "serving.yaml" in body["files"] and "v2.3.1" in str(body["text"])  # type: ignore[operator]
+    assert "SECRET-TOKEN" not in done.stderr + done.stdout  # the URL is never logged
+    status = run_cli("status", "--json", cwd=demo.repo)
+    state = json.loads(status.stdout)
+    assert state["paused"] and "failed" in state["reason"] and state["since"]
+    assert state["last_rollback"]["status"] == "restored"
+    assert run_cli("resume", cwd=demo.repo).returncode == 0
+    assert not json.loads(run_cli("status", "--json", cwd=demo.repo).stdout)["paused"]
+    assert len(hook.bodies) == 1
+
+
+def test_health_check_timeout_kills_process_group(demo: Demo, tmp_path: Path) -> None:
+    """A check that hangs is killed with its children within the budget; the old set returns."""
+    pidfile = tmp_path / "grandchild.pid"
+    script = (
+        "import subprocess, sys, time, pathlib;"
+        f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+        f"pathlib.Path({str(pidfile)!r}).write_text(str(p.pid)); time.sleep(60)"
+    )
+    demo.write_config(health_check=[sys.executable, "-c", script], timeout="3s")
+    start = time.monotonic()
+    done = run_cli("rollback", "--to", "v2.3.1", "--yes", "--json", cwd=demo.repo)
+    elapsed = time.monotonic() - start
+    assert done.returncode == 5, done.stderr
+    assert "timed out" in json.loads(done.stdout)["reason"]
+    assert elapsed < 3 + 2.5  # the whole operation, process start included
+    assert read_live(demo.target) == BAD_LIVE
+    grandchild = int(pidfile.read_text())
+    time.sleep(0.1)
+    assert _dead(grandchild)
+
+
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie waiting for its (new) parent to reap it."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in status
+
+
+def test_on_failure_keep_leaves_new_set_unpaused(demo: Demo) -> None:
+    """With on_failure: keep, a failing check keeps the new set and does not pause."""
+    demo.write_config(health_check=["false"], on_failure="keep")
+    done = run_cli("rollback", "--to", "v2.3.1", "--yes", "--json", cwd=demo.repo)
+    assert done.returncode == 5 and json.loads(done.stdout)["status"] == "kept"
+    assert read_live(demo.target) == GOOD_LIVE
+    assert not json.loads(run_cli("status", "--json", cwd=demo.repo).stdout)["paused"]
+
+
+def test_passing_health_check_applies(demo: Demo) -> None:
+    """A passing check confirms the rollback: new set live, not paused, exit 0."""
+    demo.write_config(health_check=[sys.executable, "-c", "import os; assert os.environ['BISECTOR_ROLLBACK_TARGET']"])
+    done = run_cli("rollback", "--to", "v2.3.1", "--yes", cwd=demo.repo)
+    assert done.returncode == 0, done.stderr
+    assert read_live(demo.target) == GOOD_LIVE
+
+
+def test_alert_retries_server_errors(hook: Hook) -> None:
+    """A 500 answer is retried; the next 200 ends it; the body is Slack-compatible JSON."""
+    hook.statuses = [500, 200]
+    out = send_alert([Alert(webhook=hook.url, timeout=2.0, retries=3)],
+                     AlertMessage("rollback failed", "health_check", "exit 1", ("a.yaml",)), backoff_s=0.01)
+    assert out[0].ok and out[0].attempts == 2 and len(hook.bodies) == 2
+    assert hook.bodies[0] == {"text": "rollback failed", "step": "health_check", "files": ["a.yaml"], "reason": "exit 1"}
+
+
+def test_alert_refuses_non_http_schemes() -> None:
+    """A file:// webhook is never opened."""
+    out = send_alert([Alert(webhook="file:///etc/passwd")], AlertMessage("t", "s", "r"))
+    assert not out[0].ok and out[0].attempts == 0
+
+
+def test_pause_and_resume_commands(demo: Demo) -> None:
+    """`bisector pause` persists a pause shown by status; `bisector resume` lifts it."""
+    assert run_cli("pause", cwd=demo.repo).returncode == 0
+    state = json.loads(run_cli("status", "--json", cwd=demo.repo).stdout)
+    assert state["paused"] and state["by"] == "user"
+    assert state["target"]["live"].startswith("v2.4.0")
+    assert run_cli("resume", cwd=demo.repo).returncode == 0
+    assert not json.loads(run_cli("status", "--json", cwd=demo.repo).stdout)["paused"]
+
+
+def test_status_recovers_interrupted_rollback(demo: Demo) -> None:
+    """`bisector status` finishes an interrupted rollback before it reports."""
+    env = {"BISECTOR_FAULT_POINT": "staged"}
+    done = run_cli("rollback", "--to", "v2.3.1", "--yes", cwd=demo.repo, env=env)
+    assert done.returncode == -9
+    state = json.loads(run_cli("status", "--json", cwd=demo.repo).stdout)
+    assert "undone" in state["recovered"]
+    assert read_live(demo.target) == BAD_LIVE
+    assert_clean(demo.target)
