@@ -151,9 +151,10 @@ class SnapshotConfigSource:
     objects), so the files written are always ones the store holds and can verify.
     """
 
-    def __init__(self, repo: Path, config: Config) -> None:
+    def __init__(self, repo: Path, config: Config, *, persist: bool = True) -> None:
         self.repo = repo
         self.config = config
+        self.persist = persist  # False for --dry-run: read, never write the store
 
     def config_set(self, ref: str) -> ConfigSet:
         from snapshots import api
@@ -163,6 +164,8 @@ class SnapshotConfigSource:
         except StoreError as exc:
             if "no snapshot of" not in exc.message:
                 raise  # tampered or unreadable store: never write what cannot be verified
+            if not self.persist:
+                return GitConfigSource(self.repo, self.config.snapshots.configs).config_set(ref)
             api.take(self.repo, self.config, [ref])
             files = api.config_set(self.repo, self.config, ref)
         if not files:
@@ -174,6 +177,6 @@ class SnapshotConfigSource:
         return ConfigSet(label=ref, files={mapping[p]: files[p] for p in files})
 
 
-def resolve_source(repo: Path, config: Config) -> ConfigSource:
+def resolve_source(repo: Path, config: Config, *, persist: bool = True) -> ConfigSource:
     """The config source for `bisector rollback` and the daemon: the snapshot store."""
-    return SnapshotConfigSource(repo, config)
+    return SnapshotConfigSource(repo, config, persist=persist)
