@@ -95,6 +95,7 @@ class Isolation:
     code_alone: str | None = None
     culprits: list[Change] = field(default_factory=list)
     grouped: list[Change] = field(default_factory=list)
+    interacting: list[Change] = field(default_factory=list)
     first_bad_versions: dict[str, str] = field(default_factory=dict)
     version_ranges: dict[str, list[str]] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
@@ -110,6 +111,8 @@ class Isolation:
                     item["first_bad_version"] = self.first_bad_versions[c.name]
                 if c in self.grouped:
                     item["grouped"] = True
+                if len(self.culprits) > 1 and c in self.interacting:
+                    item["only_together_with"] = [o.label for o in self.culprits if o != c]
                 out.append(item)
         return out
 
@@ -122,6 +125,7 @@ class Isolation:
             "changes": [c.to_json() | {"kind": c.kind} for c in self.changes],
             "culprits": [c.to_json() | {"kind": c.kind} for c in self.culprits],
             "grouped": [c.label for c in self.grouped],
+            "interacting": [c.label for c in self.interacting] if len(self.culprits) > 1 else [],
             "first_bad_versions": self.first_bad_versions, "versions_tried": self.version_ranges,
             "steps": self.steps, "verification": self.verification, "notes": self.notes,
         }
@@ -170,6 +174,7 @@ def isolate(
     found = ddmin(list(changes), test)
     result.culprits = list(found.failing)
     result.grouped = list(found.grouped)
+    result.interacting = list(found.interacting)
     if found.grouped:
         result.notes.append(
             "cannot be installed apart, grouped rather than blamed: " + ", ".join(c.label for c in found.grouped)
