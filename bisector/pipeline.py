@@ -1,4 +1,4 @@
-"""`bisector run`: resolve, snapshot, reproduce, coarse, fine, verify, report.
+"""`bisector run`: resolve, snapshot, reproduce, coarse, fine, verify, isolate, report.
 
 This module wires the pure search and judge to the adapters (git, builders, runner,
 journal). Every trial is journaled before a verdict uses it; verdicts are recomputed from
@@ -156,7 +156,7 @@ class _Hunt:
 
 
 def run_bisection(req: RunRequest, progress: ProgressFn = _no_progress) -> RunOutcome:
-    """The whole pipeline of DESIGN.md (without isolation), from refs to a report."""
+    """The whole pipeline of DESIGN.md, isolation included, from refs to a report."""
     t0 = time.monotonic()
     repo_path = req.repo.resolve()
     cfg = load_config(repo_path, req.config)
