@@ -29,7 +29,10 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 snapshot_app = typer.Typer(help="Capture, list, show and diff release snapshots.", no_args_is_help=True)
-config_app = typer.Typer(help="bisector.yaml helpers, and config-key isolation.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="bisector.yaml helpers, and config-key isolation (`bisector config --good FILE --bad FILE`).",
+    no_args_is_help=True,
+)
 cache_app = typer.Typer(help="Cached environments and images.", no_args_is_help=True)
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(config_app, name="config")
@@ -393,20 +396,114 @@ def deps(
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> int:
-    """Same code, two dependency sets: which package change regressed."""
-    _not_yet("deps")
+    """Same code (HEAD), two dependency sets: which package change regressed."""
+    from bisector.config import load_config
+
+    cfg = load_config(repo.resolve(), config)
+    target = cfg.environment.requirements[0]
+    return _isolate_standalone(repo, config, json_out, "deps", {target: _read(good_lock)}, {target: _read(bad_lock)})
+
+
+# --- isolation on HEAD's code (issue 5) ---------------------------------------------------
+
+GoodOpt = Annotated[Path | None, typer.Option("--good", help="Good config file.")]
+BadOpt = Annotated[Path | None, typer.Option("--bad", help="Bad config file.")]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", help="Repo path of the config file they stand for.", show_default="matched by name"),
+]
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        from bisector.errors import ConfigError
+
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _config_target(repo: Path, config: Path | None, bad: Path, target: str | None) -> str:
+    """The repo path of the config file `--good/--bad` stand for."""
+    if target is not None:
+        return target
+    root = repo.resolve()
+    if bad.resolve().is_relative_to(root):
+        return bad.resolve().relative_to(root).as_posix()
+    from bisector.config import load_config
+    from bisector.gitrepo import GitRepo
+    from snapshots.configs import match_globs
+
+    cfg = load_config(root, config)
+    with GitRepo(root) as git:
+        files = match_globs(git.list_files(git.resolve("HEAD").sha), cfg.snapshots.configs)
+    same = [f for f in files if f.rsplit("/", 1)[-1] == bad.name]
+    if len(same) != 1:
+        from bisector.errors import ConfigError
+
+        raise ConfigError(f"cannot tell which config file {bad.name} stands for", hint="pass --target PATH")
+    return same[0]
+
+
+def _isolate_standalone(
+    repo: Path, config: Path | None, json_out: bool, what: str, good: dict[str, bytes | None],
+    bad: dict[str, bytes | None],
+) -> int:
+    from bisector.isolate_run import isolate_files
+    from bisector.progress import ConsoleProgress
+
+    console = stderr_console()
+    doc = isolate_files(repo=repo, config=config, metric=None, good=good, bad=bad, what=what,
+                        progress=ConsoleProgress(console))
+    if json_out:
+        emit_json(doc)
+    culprit = doc.get("culprit")
+    if culprit is None:
+        console.print(f"not reproduced: the two {what} sides do not differ significantly")
+        return 3
+    for dep in culprit["dependencies"]:
+        first = f" (first bad {dep['first_bad_version']})" if dep.get("first_bad_version") else ""
+        mark = "" if dep.get("verified") else " [unverified]"
+        console.print(f"culprit package: {dep['name']} {dep['from']} -> {dep['to']}{first}{mark}")
+    for key in culprit["config_keys"]:
+        console.print(f"culprit config key: {key}")
+    return 0
+
+
+@config_app.callback(invoke_without_command=True)
+def config_group(
+    ctx: typer.Context,
+    good: GoodOpt = None,
+    bad: BadOpt = None,
+    target: TargetOpt = None,
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """With --good FILE --bad FILE: same code (HEAD), two config files: which key regressed."""
+    if ctx.invoked_subcommand is not None:
+        return 0
+    if good is None or bad is None:
+        from bisector.errors import ConfigError
+
+        raise ConfigError("config isolation needs both --good FILE and --bad FILE",
+                          hint="or use `bisector config schema` / `bisector config check`")
+    path = _config_target(repo, config, bad, target)
+    return _isolate_standalone(repo, config, json_out, "config", {path: _read(good)}, {path: _read(bad)})
 
 
 @config_app.command("isolate")
 def config_isolate(
     good: Annotated[Path, typer.Option("--good", help="Good config file.")],
     bad: Annotated[Path, typer.Option("--bad", help="Bad config file.")],
+    target: TargetOpt = None,
     repo: RepoOpt = Path("."),
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> int:
-    """Same code, two config files: which key regressed."""
-    _not_yet("config isolate")
+    """Same as `bisector config --good FILE --bad FILE`."""
+    path = _config_target(repo, config, bad, target)
+    return _isolate_standalone(repo, config, json_out, "config", {path: _read(good)}, {path: _read(bad)})
 
 
 @config_app.command("schema")

@@ -9,7 +9,7 @@ untestable, and that too is journaled so a resumed run does not build it again.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -21,6 +21,7 @@ from bisector.errors import BuildError
 from bisector.gitrepo import GitRepo
 from bisector.journal import Journal, TrialRow
 from bisector.log import get_logger
+from bisector.overlay import OverlayVcs
 from bisector.runner import TrialRunner, TrialStatus
 from bisector.types import Commit
 
@@ -35,8 +36,12 @@ class Measurer:
         self.cfg, self.git, self.journal, self.run_id = cfg, git, journal, run_id
         self.run_dir, self.store, self.bench_key = run_dir, store, bench_key
         self.reuse = reuse_across_runs
-        self.builder = make_builder(builder_name, vcs=git, environment=cfg.environment, store=store)
+        # Builders read requirement files through the overlay, so synthetic states of
+        # isolation (see `add_synthetic`) build like commits.
+        self.vcs = OverlayVcs(git)
+        self.builder = make_builder(builder_name, vcs=self.vcs, environment=cfg.environment, store=store)
         self.checkouts = Checkouts(git, store)
+        self._synthetic: dict[str, Path] = {}
         self._env_keys: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -83,7 +88,7 @@ class Measurer:
     def take(self, commit: Commit) -> TrialStatus:
         """Measure one more process of `commit`; the trial is journaled before returning."""
         key = self.env_key(commit)
-        checkout = self.checkouts.get(commit)
+        checkout = self._synthetic.get(commit.sha) or self.checkouts.get(commit)
         try:
             built: BuiltEnv = self.builder.prepare(commit, checkout)
         except BuildError as exc:
@@ -91,7 +96,7 @@ class Measurer:
             log.warning("build failed: candidate untestable", commit=commit.short, log=str(log_path))
             self.journal.record_build(commit.sha, key, False, str(log_path) if log_path else str(exc))
             return TrialStatus.SKIP
-        runner = TrialRunner(self.run_dir / commit.sha[:12], timeout_s=self.cfg.benchmark.timeout)
+        runner = TrialRunner(self.run_dir / _trial_dir(commit.sha), timeout_s=self.cfg.benchmark.timeout)
         argv = built.command(self.cfg.benchmark.command)
         result = runner.measure_once(argv, cwd=built.checkout, env=built.environ(self.cfg.benchmark.env))
         self.journal.add_trial(
@@ -103,3 +108,19 @@ class Measurer:
             )
         )
         return result.status
+
+    # -- synthetic states (isolation, bisector/isolate.py) ---------------------------
+
+    def add_synthetic(
+        self, commit: Commit, base_sha: str, checkout: Path, files: Mapping[str, bytes | None]
+    ) -> None:
+        """Measure `commit` (a synthetic id) in `checkout`; its files differ from `base_sha`'s
+        by `files` (what the builder reads for its requirements)."""
+        self.vcs.add(commit.sha, base_sha, files)
+        self._synthetic[commit.sha] = checkout
+
+
+def _trial_dir(sha: str) -> str:
+    """Logs folder of a commit: `<sha12>`, or `<sha12>+<what>-<hash>` for a synthetic id."""
+    head, _, rest = sha.partition("+")
+    return head[:12] + ("+" + rest.replace(":", "-") if rest else "")

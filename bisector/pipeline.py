@@ -1,4 +1,4 @@
-"""`bisector run`: resolve, snapshot, reproduce, coarse, fine, verify, report.
+"""`bisector run`: resolve, snapshot, reproduce, coarse, fine, verify, isolate, report.
 
 This module wires the pure search and judge to the adapters (git, builders, runner,
 journal). Every trial is journaled before a verdict uses it; verdicts are recomputed from
@@ -177,7 +177,7 @@ class _Hunt:
 
 
 def run_bisection(req: RunRequest, progress: ProgressFn = _no_progress) -> RunOutcome:
-    """The whole pipeline of DESIGN.md (without isolation), from refs to a report."""
+    """The whole pipeline of DESIGN.md, isolation included, from refs to a report."""
     t0 = time.monotonic()
     repo_path = req.repo.resolve()
     cfg = load_config(repo_path, req.config)
@@ -276,7 +276,26 @@ def _hunt(hunt: _Hunt, git: GitRepo, good: Commit, bad: Commit, req: RunRequest,
         "diffstat": git.diffstat(last_good.sha, first_bad.sha),
         "parent": last_good.sha,
     }
+    _isolate(hunt, git, last_good, first_bad, doc)  # steps 6-7 inside the culprit (issue 5)
     return doc
+
+
+def _isolate(hunt: _Hunt, git: GitRepo, parent: Commit, culprit: Commit, doc: dict[str, Any]) -> None:
+    """Which package, version or config key of the culprit commit (bisector/isolate.py)."""
+    from bisector.errors import BisectorError
+    from bisector.isolate_run import apply_to_document, isolate_commit
+
+    try:
+        result = isolate_commit(
+            cfg=hunt.cfg, metric_name=hunt.metric_name, metric=hunt.metric, measurer=hunt.measurer,
+            journal=hunt.journal, run_id=hunt.run_id, git=git, parent=parent, culprit=culprit,
+            progress=hunt.progress,
+        )
+    except (BisectorError, ValueError) as exc:  # the commit-level answer stands; say why not finer
+        log.warning("isolation failed", error=str(exc))
+        doc["isolation"] = {"error": str(exc)}
+        return
+    apply_to_document(doc, result)
 
 
 def _verify(hunt: _Hunt, parent: Commit, culprit: Commit) -> dict[str, Any]:

@@ -72,7 +72,11 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             f"- effect: {_pct(culprit.get('effect'))}, confidence: {_fmt(culprit.get('confidence'), 3)}",
         ]
         for dep in culprit.get("dependencies") or []:
-            lines.append(f"- dependency: `{dep['name']}` {dep.get('from')} → {dep.get('to')}")
+            lines.append(
+                f"- dependency: `{dep['name']}` {dep.get('from')} → {dep.get('to')}"
+                + (f", first bad version {dep['first_bad_version']}" if dep.get("first_bad_version") else "")
+                + ("" if dep.get("verified", True) else " (**unverified**)")
+            )
         for key in culprit.get("config_keys") or []:
             lines.append(f"- config key: `{key}`")
         if info.get("diffstat"):
@@ -100,6 +104,9 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             f"({_pct(verification.get('relative_effect'))}), p = {_fmt(verification.get('p_value'), 4)}, "
             f"CI {_ci(verification)}",
         ]
+    from bisector.report_isolation import render_isolation
+
+    lines += render_isolation(doc.get("isolation") or {})
     lines += ["", "## Steps", "", "| # | phase | commit | verdict | trials | median |", "| --- | --- | --- | --- | --- | --- |"]
     for i, step in enumerate(doc.get("steps") or [], 1):
         lines.append(

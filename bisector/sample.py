@@ -46,6 +46,12 @@ class SampleSpec:
     repeats: tuple[int, int] = (4, 12)
     releases: tuple[str, ...] = RELEASES
     extra_yaml: str = ""
+    # Isolation cases (issue 5); the defaults keep the single-change culprits above.
+    culprit_deps: Literal["fastpad", "three", "pair"] = "fastpad"  # with kind="dependency":
+    # fastpad 1.0.0 -> 1.3.0 | + quickjson, tracelite upgrades (fast) | hotpath + coldpath
+    # upgrades that are slow only together, + quickjson
+    culprit_keys: Literal["one", "three"] = "one"  # with kind="config": + server.port, logging.format
+    effect_flag: str = ""  # a file path; while it holds "off" the benchmark reports the good cost
 
 
 @dataclass
@@ -71,6 +77,22 @@ _SERVING_YAML: dict[str, Any] = {
 }
 _MODEL_YAML: dict[str, Any] = {"model": {"name": "tiny-lm", "dtype": "bfloat16"}, "quantization": {"bits": 16}}
 _REQUIREMENTS: dict[str, str] = {"fastpad": "1.0.0", "tokenkit": "2.1.0", "servekit": "0.9.1"}
+
+# Extra packages and the culprit's upgrades of the isolation cases (SampleSpec.culprit_deps).
+_EXTRA_REQUIREMENTS: dict[str, dict[str, str]] = {
+    "fastpad": {},
+    "three": {"quickjson": "1.0.0", "tracelite": "0.4.0"},
+    "pair": {"hotpath": "1.0.0", "coldpath": "1.0.0", "quickjson": "1.0.0"},
+}
+_CULPRIT_UPGRADES: dict[str, dict[str, str]] = {
+    "fastpad": {"fastpad": "1.3.0"},
+    "three": {"fastpad": "1.3.0", "quickjson": "1.1.0", "tracelite": "0.5.0"},
+    "pair": {"hotpath": "2.0.0", "coldpath": "2.0.0", "quickjson": "1.1.0"},
+}
+_CULPRIT_KEYS: dict[str, dict[str, Any]] = {
+    "one": {"batching.pad_to_target": True},
+    "three": {"batching.pad_to_target": True, "server.port": 8081, "logging.format": "json"},
+}
 
 # Release-to-release changes that are not the culprit (they must not matter).
 _RELEASE_CHANGES: dict[str, list[tuple[str, str, Any]]] = {
@@ -112,6 +134,20 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _pair_overhead(spec: SampleSpec) -> str:
+    """Lines of `_package_overhead` for the pair case: slow only when both are fused."""
+    if spec.culprit_deps != "pair":
+        return "    return fastpad.OVERHEAD\n\n\n"
+    return (
+        "    overhead = fastpad.OVERHEAD\n"
+        "    import coldpath\n"
+        "    import hotpath\n"
+        "    if hotpath.FUSED and coldpath.FUSED:\n"
+        f"        overhead *= {1.0 + spec.slowdown!r}\n"
+        "    return overhead\n\n\n"
+    )
+
+
 def _infer_py(spec: SampleSpec, *, pad_code: bool, untestable: bool) -> str:
     per_item = spec.slowdown * spec.base_ms / (7.0 - spec.slowdown)
     base = spec.base_ms - per_item
@@ -131,7 +167,7 @@ def _infer_py(spec: SampleSpec, *, pad_code: bool, untestable: bool) -> str:
         "        import fastpad\n"
         "    except ImportError:\n"
         "        return 1.0\n"
-        "    return fastpad.OVERHEAD\n\n\n"
+        + _pair_overhead(spec) +
         "def request_cost_ms(batch_size, cfg):\n"
         + pad_line
         + "    if cfg['batching'].get('pad_to_target'):\n"
@@ -162,6 +198,8 @@ def _bisector_yaml(spec: SampleSpec, root: Path, wheelhouse: Path | None) -> str
         f"    SAMPLE_MODE: {spec.mode}\n"
         f"    SAMPLE_NOISE: {spec.noise!r}\n"
         f"    SAMPLE_SAMPLES: {spec.samples_per_process!r}\n"
+        + (f"    SAMPLE_EFFECT_FLAG: {spec.effect_flag!r}\n" if spec.effect_flag else "")
+        +
         "metrics:\n"
         "  latency_ms: {direction: lower, threshold: 5%}\n"
         "  accuracy: {direction: higher, threshold: 0.01}\n"
@@ -181,10 +219,14 @@ def _fastpad_wheels(wheelhouse: Path, slowdown: float) -> None:
 
     for version, overhead in (("1.0.0", 1.0), ("1.1.0", 1.0), ("1.2.0", 1.0 + slowdown), ("1.3.0", 1.0 + slowdown)):
         make_wheel(wheelhouse, "fastpad", version, {"fastpad/__init__.py": f"OVERHEAD = {overhead!r}\n"}, [])
-    for name, versions in (("tokenkit", ("2.1.0", "2.1.1", "2.2.0")), ("servekit", ("0.9.1", "1.0.0"))):
+    for name, versions in (("tokenkit", ("2.1.0", "2.1.1", "2.2.0")), ("servekit", ("0.9.1", "1.0.0")),
+                           ("quickjson", ("1.0.0", "1.1.0")), ("tracelite", ("0.4.0", "0.5.0"))):
         for version in versions:
             module = name + "/__init__.py"
             make_wheel(wheelhouse, name, version, {module: f"VERSION = {version!r}\n"}, [])
+    for name in ("hotpath", "coldpath"):  # slow only together (SampleSpec.culprit_deps="pair")
+        for version, fused in (("1.0.0", False), ("2.0.0", True)):
+            make_wheel(wheelhouse, name, version, {name + "/__init__.py": f"FUSED = {fused!r}\n"}, [])
 
 
 # --- git -------------------------------------------------------------------------------
@@ -233,7 +275,7 @@ def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo
 
     serving = _copy_tree(_SERVING_YAML)
     model = _copy_tree(_MODEL_YAML)
-    reqs = dict(_REQUIREMENTS)
+    reqs = {**_REQUIREMENTS, **(_EXTRA_REQUIREMENTS[spec.culprit_deps] if spec.kind == "dependency" else {})}
     state = {"pad_code": False, "untestable": False}
 
     def write_all() -> None:
@@ -275,11 +317,18 @@ def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo
             state["pad_code"] = True
             subject = "Pad requests to the target batch size for dynamic batching"
         elif culprit_here and spec.kind == "dependency":
-            reqs["fastpad"] = "1.3.0"
-            subject = "Upgrade fastpad to 1.3.0"
+            reqs.update(_CULPRIT_UPGRADES[spec.culprit_deps])
+            subject = (
+                "Upgrade fastpad to 1.3.0" if spec.culprit_deps == "fastpad"
+                else "Upgrade " + ", ".join(sorted(_CULPRIT_UPGRADES[spec.culprit_deps]))
+            )
         elif culprit_here and spec.kind == "config":
-            _set(serving, "batching.pad_to_target", True)
-            subject = "Enable pad_to_target in batching config"
+            for key, value in _CULPRIT_KEYS[spec.culprit_keys].items():
+                _set(serving, key, value)
+            subject = (
+                "Enable pad_to_target in batching config" if spec.culprit_keys == "one"
+                else "Tune batching, server and logging config"
+            )
         if branch and (not culprit_here or spec.culprit_in_branch):
             git("checkout", "-q", "-b", f"feature-{i}")
             (path / "serving" / f"feature_{i}.py").write_text(f"FEATURE = {i}\n")

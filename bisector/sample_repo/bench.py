@@ -30,6 +30,9 @@ def main() -> int:
     noise = float(os.environ.get("SAMPLE_NOISE", "0.05"))
     n = int(os.environ.get("SAMPLE_SAMPLES", "10"))
     cost = infer.request_cost_ms(1, cfg)
+    flag = os.environ.get("SAMPLE_EFFECT_FLAG")
+    if flag and os.path.exists(flag) and open(flag).read().strip() == "off":
+        cost = infer.BASE_MS + infer.PER_ITEM_MS  # the effect is gone: the good cost
     samples = []
     if mode == "real":
         for _ in range(3):

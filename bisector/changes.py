@@ -1,0 +1,272 @@
+"""The changes inside one commit that isolation splits, and the files of a partial state.
+
+Pure: works on file bytes already read (from git objects). A `Change` is one package
+change of the declared dependencies (from `snapshots.diff.diff_declared`) or one config
+key (dotted path, YAML-aware, from `snapshots.configs.flatten`). `render_files` writes the
+parent's dependency and config files with a subset of the changes applied: a file none
+of whose changes is applied keeps the parent's bytes, one with all applied the culprit's
+bytes, anything in between is rewritten (requirement lines swapped; YAML loaded, keys set,
+dumped). Lock files cannot be rewritten line by line: a partial lock raises
+`PartialStateError` (the state is unresolved, not guessed).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import posixpath
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from snapshots.configs import flatten, is_structured, parse_config_bytes
+from snapshots.deps import read_declared
+from snapshots.diff import diff_declared
+
+ChangeKind = Literal["dependency", "config"]
+Files = Mapping[str, bytes | None]  # repo path -> content (None: absent)
+WHOLE_FILE = "*"  # the `name` of a config change of a whole (unparseable or opaque) file
+
+
+class PartialStateError(ValueError):
+    """The state cannot be written: a file would hold only part of its changes."""
+
+
+@dataclass(frozen=True, order=True)
+class Change:
+    """One change of the commit: a package (`name` canonical) or a config key (`name` dotted).
+
+    `old` / `new` are versions or specifiers for packages (None: absent), JSON text of
+    the values for config keys (None: absent).
+    """
+
+    kind: ChangeKind
+    file: str
+    name: str
+    old: str | None
+    new: str | None
+    change: str = "changed"  # added | removed | upgraded | downgraded | changed
+
+    @property
+    def label(self) -> str:
+        if self.kind == "dependency":
+            return f"{self.name} {self.old or '∅'} → {self.new or '∅'}"
+        return f"{self.file}:{self.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        if self.kind == "dependency":
+            return {"name": self.name, "from": self.old, "to": self.new, "change": self.change}
+        return {"file": self.file, "key": self.name, "change": self.change,
+                "from": None if self.old is None else json.loads(self.old),
+                "to": None if self.new is None else json.loads(self.new)}
+
+
+# --- finding the changes -----------------------------------------------------------------
+
+
+def dependency_changes(parent: Files, culprit: Files, roots: Iterable[str]) -> list[Change]:
+    """Package changes between the two commits' declared dependencies (snapshots' diff)."""
+    paths = list(roots)
+
+    def reader(files: Files) -> Callable[[str], bytes | None]:
+        return lambda path: files.get(path)
+
+    a, b = read_declared(reader(parent), paths), read_declared(reader(culprit), paths)
+    sources = {d.name: d.source for d in [*a.dependencies, *b.dependencies]}
+    return [
+        Change("dependency", sources.get(pc.name, paths[0] if paths else ""), pc.name, pc.old, pc.new, pc.change)
+        for pc in diff_declared(a.dependencies, b.dependencies)
+    ]
+
+
+def config_changes(parent: Files, culprit: Files) -> list[Change]:
+    """Key changes of the config files (whole-file changes where a side does not parse)."""
+    out: list[Change] = []
+    for path in sorted(set(parent) | set(culprit)):
+        old, new = parent.get(path), culprit.get(path)
+        if old == new:
+            continue
+        fo, fn = _flat(path, old), _flat(path, new)
+        if fo is None or fn is None:
+            kind = "added" if old is None else "removed" if new is None else "changed"
+            out.append(Change("config", path, WHOLE_FILE, None, None, kind))
+            continue
+        for key in sorted(set(fo) | set(fn)):
+            if key not in fn:
+                out.append(Change("config", path, key, _j(fo[key]), None, "removed"))
+            elif key not in fo:
+                out.append(Change("config", path, key, None, _j(fn[key]), "added"))
+            elif fo[key] != fn[key]:
+                out.append(Change("config", path, key, _j(fo[key]), _j(fn[key]), "changed"))
+    return out
+
+
+def _j(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _flat(path: str, data: bytes | None) -> dict[str, Any] | None:
+    if data is None or not is_structured(path):
+        return None
+    doc, error = parse_config_bytes(path, data)
+    return None if error is not None else flatten(doc)
+
+
+# --- writing a partial state -------------------------------------------------------------
+
+
+def render_files(
+    parent: Files, culprit: Files, changes: Iterable[Change], applied: Iterable[Change],
+    pins: Mapping[str, str] | None = None,
+) -> dict[str, bytes | None]:
+    """The files that differ from the parent's in the state with `applied` changes.
+
+    `pins` force package versions (`name -> version`) on top (version bisection).
+
+    :raises PartialStateError: a file cannot hold only part of its changes.
+    """
+    by_file: dict[str, list[Change]] = {}
+    for c in changes:
+        by_file.setdefault(c.file, []).append(c)
+    chosen = set(applied)
+    out: dict[str, bytes | None] = {}
+    for path, file_changes in by_file.items():
+        on = [c for c in file_changes if c in chosen]
+        if not on:
+            out[path] = parent.get(path)
+        elif len(on) == len(file_changes):
+            out[path] = culprit.get(path)
+        elif file_changes[0].kind == "dependency":
+            out[path] = _partial_requirements(path, parent.get(path), culprit.get(path), on)
+        else:
+            out[path] = _partial_config(path, parent.get(path), on)
+    for name, version in (pins or {}).items():
+        found = next((c.file for c in changes if c.kind == "dependency" and c.name == name), None)
+        if found is None:
+            raise PartialStateError(f"{name} is not a changed package")
+        current = out.get(found, parent.get(found))
+        out[found] = pin_requirement(found, current, name, version)
+    return out
+
+
+def _req_name(line: str) -> str | None:
+    text = line.split("#", 1)[0].strip()
+    if not text or text.startswith("-"):
+        return None
+    try:
+        return canonicalize_name(Requirement(text.split(" --hash", 1)[0]).name)
+    except InvalidRequirement:
+        return None
+
+
+def _is_requirements(path: str) -> bool:
+    return posixpath.basename(path).endswith((".txt", ".in"))
+
+
+def _partial_requirements(path: str, old: bytes | None, new: bytes | None, on: list[Change]) -> bytes:
+    if not _is_requirements(path) or old is None or new is None:
+        raise PartialStateError(f"{path}: only requirement files can take part of their changes")
+    names = {c.name for c in on}
+    new_lines = {n: line for line in new.decode("utf-8").splitlines() if (n := _req_name(line)) in names}
+    lines: list[str] = []
+    for line in old.decode("utf-8").splitlines():
+        name = _req_name(line)
+        if name in names:
+            if name in new_lines:
+                lines.append(new_lines.pop(name))
+            continue  # removed by an applied change
+        lines.append(line)
+    lines.extend(new_lines.values())  # added packages
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def pin_requirement(path: str, data: bytes | None, name: str, version: str) -> bytes:
+    """The requirement file with `name` pinned to `version` (its line replaced).
+
+    :raises PartialStateError: not a requirements file, or `name` is not in it.
+    """
+    if data is None or not _is_requirements(path):
+        raise PartialStateError(f"{path}: cannot pin {name} there")
+    lines, found = [], False
+    for line in data.decode("utf-8").splitlines():
+        if _req_name(line) == name:
+            req = Requirement(line.split("#", 1)[0].strip())
+            extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+            marker = f"; {req.marker}" if req.marker else ""
+            line, found = f"{req.name}{extras}=={version}{marker}", True
+        lines.append(line)
+    if not found:
+        raise PartialStateError(f"{path}: {name} is not in it")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _partial_config(path: str, old: bytes | None, on: list[Change]) -> bytes:
+    if old is None or any(c.name == WHOLE_FILE for c in on):
+        raise PartialStateError(f"{path}: the file changes as a whole")
+    doc, error = parse_config_bytes(path, old)
+    if error is not None:
+        raise PartialStateError(f"{path}: {error}")
+    doc = copy.deepcopy(doc) if doc is not None else {}
+    for c in on:
+        doc = set_dotted(doc, c.name, None if c.new is None else json.loads(c.new), remove=c.new is None)
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False).encode("utf-8")
+
+
+def set_dotted(doc: Any, dotted: str, value: Any, *, remove: bool = False) -> Any:
+    """`doc` with the leaf at `dotted` (list items by index) set to `value`, or removed."""
+    parts = dotted.split(".")
+    root = doc if isinstance(doc, dict | list) else {}
+    node: Any = root
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list) and part.isdigit() and int(part) <= len(node):
+            idx = int(part)
+            if last:
+                if remove:
+                    if idx < len(node):
+                        del node[idx]
+                elif idx == len(node):
+                    node.append(value)
+                else:
+                    node[idx] = value
+                return root
+            if idx == len(node):
+                node.append({})
+            if not isinstance(node[idx], dict | list):
+                node[idx] = {}
+            node = node[idx]
+            continue
+        if not isinstance(node, dict):
+            raise PartialStateError(f"cannot set {dotted}: {part!r} is not a mapping key here")
+        if last:
+            if remove:
+                node.pop(part, None)
+            else:
+                node[part] = value
+            return root
+        if not isinstance(node.get(part), dict | list):
+            node[part] = {}
+        node = node[part]
+    return root
+
+
+def versions_between(available: Iterable[str], old: str, new: str) -> list[str]:
+    """The versions strictly between `old` and `new`, in the direction of the change."""
+    try:
+        lo, hi = Version(old), Version(new)
+    except InvalidVersion:
+        return []
+    found: set[Version] = set()
+    for v in available:
+        try:
+            parsed = Version(v)
+        except InvalidVersion:
+            continue
+        if min(lo, hi) < parsed < max(lo, hi) and not parsed.is_prerelease:
+            found.add(parsed)
+    return [str(v) for v in sorted(found, reverse=hi < lo)]

@@ -1,0 +1,161 @@
+"""Isolation entry points: inside a culprit commit (the pipeline), and standalone.
+
+`isolate_commit` reads the parent's and the culprit's dependency files (the builder's
+`environment.requirements`, with includes) and config files (`snapshots.configs`) from
+git objects, lists their changes and runs `isolate.isolate` on measured states.
+`isolate_files` does the same for two dependency sets or two config files on the
+repository's HEAD code (`bisector deps`, `bisector config --good/--bad`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bisector.builders.requirements import read_requirements
+from bisector.changes import Change, Files, config_changes, dependency_changes
+from bisector.config import Config, Metric, load_config
+from bisector.gitrepo import GitRepo
+from bisector.isolate import Isolation, isolate
+from bisector.isolate_states import MeasuredStates, Progress, Side, local_versions
+from bisector.journal import Journal
+from bisector.log import get_logger
+from bisector.measure import Measurer
+from bisector.types import Commit
+from snapshots.configs import match_globs
+
+log = get_logger("bisector.isolate")
+
+
+def _no_progress(_event: str, _fields: Mapping[str, object]) -> None:
+    return None
+
+
+def commit_files(git: GitRepo, cfg: Config, sha: str) -> tuple[dict[str, bytes | None], dict[str, bytes | None]]:
+    """(dependency files, config files) of a commit, from git objects."""
+    reqs = read_requirements(lambda p: git.read_file(sha, p), cfg.environment.requirements)
+    configs = match_globs(git.list_files(sha), cfg.snapshots.configs)
+    return dict(reqs.files), {p: git.read_file(sha, p) for p in configs}
+
+
+def find_changes(
+    cfg: Config, measurer: Measurer, good: tuple[Files, Files], bad: tuple[Files, Files]
+) -> tuple[list[Change], list[str]]:
+    """The changes to split, and notes on what was left out."""
+    notes: list[str] = []
+    deps = dependency_changes(good[0], bad[0], cfg.environment.requirements)
+    if deps and not type(measurer.builder).isolates_dependencies:
+        notes.append(f"the {type(measurer.builder).name} builder does not isolate dependencies: "
+                     f"{len(deps)} package change(s) not split")
+        deps = []
+    return [*deps, *config_changes(good[1], bad[1])], notes
+
+
+def _versions(cfg: Config, root: Path) -> Any:
+    folders = [(root / f).resolve() for f in cfg.environment.find_links if "://" not in f]
+    return lambda name: local_versions(folders, name)
+
+
+def isolate_commit(
+    *, cfg: Config, metric_name: str, metric: Metric, measurer: Measurer, journal: Journal,
+    run_id: str, git: GitRepo, parent: Commit, culprit: Commit, progress: Progress = _no_progress,
+) -> Isolation:
+    """Split `culprit` against `parent` (DESIGN.md steps 6-7)."""
+    good, bad = commit_files(git, cfg, parent.sha), commit_files(git, cfg, culprit.sha)
+    changes, notes = find_changes(cfg, measurer, good, bad)
+    if not changes:
+        result = Isolation([])
+        result.notes = [*notes, "the commit changes no dependency pins or config keys"]
+        return result
+    probe = MeasuredStates(
+        cfg=cfg, metric_name=metric_name, metric=metric, measurer=measurer, journal=journal,
+        run_id=run_id, changes=changes, progress=progress,
+        good=Side(parent, {**good[0], **good[1]}, parent), bad=Side(culprit, {**bad[0], **bad[1]}, culprit),
+    )
+    probe.ensure_references()
+    progress("range", {"n": len(changes), "phase": "changes inside the culprit"})
+    result = isolate(changes, probe, _versions(cfg, git.root),
+                     on_verify=lambda: progress("phase", {"name": "verify-isolation"}))
+    result.notes = [*notes, *result.notes]
+    return result
+
+
+def isolate_files(
+    *, repo: Path, config: Path | None, metric: str | None, good: Files, bad: Files,
+    what: str, fresh: bool = False, progress: Progress = _no_progress,
+) -> dict[str, Any]:
+    """Standalone isolation: HEAD's code with the `good` files against the `bad` files.
+
+    `good` / `bad` map repo paths to contents (dependency files, config files, or both).
+    """
+    t0 = time.monotonic()
+    repo_path = repo.resolve()
+    cfg = load_config(repo_path, config)
+    metric_name, metric_cfg = cfg.metric(metric)
+    from bisector.pipeline import bench_key
+
+    with GitRepo(repo_path) as git:
+        head = git.resolve("HEAD")
+        store = repo_path / cfg.snapshots.store
+        digest = hashlib.sha256(repr((sorted(good.items()), sorted(bad.items()))).encode()).hexdigest()
+        bkey = bench_key(cfg)
+        with Journal(store) as journal:
+            run, _ = journal.open_run(
+                key=f"isolate:{what}:{head.sha}:{digest}:{metric_name}:{bkey}", good_ref=f"{what}:good",
+                bad_ref=f"{what}:bad", good_sha=head.sha, bad_sha=head.sha, metric=metric_name,
+                options={"isolate": what}, fresh=fresh,
+            )
+            with Measurer(cfg=cfg, git=git, journal=journal, run_id=run.id, run_dir=store / "runs" / run.id,
+                          store=store, builder_name=cfg.environment.builder, bench_key=bkey,
+                          reuse_across_runs=not fresh) as measurer:
+                dep_paths = set(cfg.environment.requirements)
+
+                def split(f: Files) -> tuple[Files, Files]:
+                    return ({p: d for p, d in f.items() if p in dep_paths},
+                            {p: d for p, d in f.items() if p not in dep_paths})
+
+                changes, notes = find_changes(cfg, measurer, split(good), split(bad))
+                probe = MeasuredStates(
+                    cfg=cfg, metric_name=metric_name, metric=metric_cfg, measurer=measurer, journal=journal,
+                    run_id=run.id, changes=changes, progress=progress,
+                    good=Side(head, good, None), bad=Side(head, bad, None),
+                )
+                doc: dict[str, Any] = {"status": "not_reproduced", "metric": metric_name, "culprit": None,
+                                       "code": head.sha, "run_id": run.id}
+                if not changes:
+                    doc["details"] = {"notes": [*notes, "the two sides do not differ"]}
+                    return doc
+                comp = probe.ensure_references()
+                doc["reproduction"] = {"p_value": comp.p_value, "relative_effect": comp.relative_effect}
+                if comp.reproduced:
+                    result = isolate(changes, probe, _versions(cfg, repo_path))
+                    result.notes = [*notes, *result.notes]
+                    doc["status"] = "found"
+                    doc["culprit"] = culprit_fields(result)
+                    doc["isolation"] = result.to_json()
+                journal.finish_run(run.id, doc["status"], doc)
+            doc["measurements"] = journal.trial_count(run.id)
+    doc["wall_s"] = round(time.monotonic() - t0, 2)
+    return doc
+
+
+def culprit_fields(result: Isolation) -> dict[str, Any]:
+    """`kind`, `dependencies` and `config_keys` of the contract, each item with `verified`."""
+    verified = {v["name"]: v["verified"] for v in result.verification}
+    deps = [d | {"verified": verified.get(d["name"], False)} for d in result.dependencies()]
+    return {
+        "kind": result.kind, "dependencies": deps, "config_keys": result.config_keys(),
+        "items_verified": all(v["verified"] for v in result.verification) if result.verification else None,
+    }
+
+
+def apply_to_document(doc: dict[str, Any], result: Isolation) -> None:
+    """Fold an isolation into the run's document (culprit fields, `isolation`, verification)."""
+    doc["isolation"] = result.to_json()
+    if doc.get("culprit") is not None:
+        doc["culprit"].update(culprit_fields(result))
+    if isinstance(doc.get("verification"), dict):
+        doc["verification"]["items"] = result.verification
