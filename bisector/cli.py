@@ -368,16 +368,21 @@ def report(
     cfg = load_config(repo.resolve(), config)
     with Journal(repo.resolve() / cfg.snapshots.store) as journal:
         run_row = journal.run(run_id)
-    if run_row.result is None:
-        from bisector.errors import StoreError
+        if run_row.result is None:
+            from bisector.errors import StoreError
 
-        raise StoreError(f"run {run_id} has not finished", hint="run the same `bisector run` again to resume it")
+            raise StoreError(f"run {run_id} has not finished", hint="run the same `bisector run` again to resume it")
+        if fmt == "html":
+            from bisector.gitrepo import GitRepo
+            from bisector.report_html import build_html
+
+            with GitRepo(repo.resolve()) as git:
+                sys.stdout.write(build_html(run_row.result, journal=journal, repo=repo.resolve(), cfg=cfg, git=git))
+            return 0
     if fmt == "json":
         emit_json(contract_view(run_row.result))
     elif fmt == "md":
         sys.stdout.write(render_markdown(run_row.result))
-    elif fmt == "html":
-        _not_yet("report --format html")
     else:
         from bisector.errors import BisectorError
 
