@@ -290,7 +290,11 @@ def status(repo: RepoOpt = Path("."), config: ConfigOpt = None, json_out: JsonOp
     from bisector.config import load_config
     from rollback.entry import control_status
 
-    doc = control_status(repo, load_config(repo, config))
+    from bisector.daemon.status import daemon_status
+
+    cfg = load_config(repo, config)
+    doc = control_status(repo, cfg)
+    doc["daemon"] = daemon_status(repo.resolve(), cfg)
     if json_out:
         emit_json(doc)
         return 0
@@ -317,7 +321,23 @@ def status(repo: RepoOpt = Path("."), config: ConfigOpt = None, json_out: JsonOp
             console.print("a rollback is running now")
         if live["drift"]:
             console.print("drifted: " + ", ".join(live["drift"]), markup=False)
+    for line in _daemon_lines(doc["daemon"]):
+        console.print(line, markup=False)
     return 0
+
+
+def _daemon_lines(d: dict[str, Any]) -> list[str]:
+    lines = [f"daemon: {'running' if d['running'] else 'not running'}"]
+    good = d["last_good"]
+    lines.append(f"last known good: {good['ref']} ({good['commit'][:10]})" if good else "last known good: none yet")
+    for c in d["cycles"]:
+        lines.append(f"  cycle {c['id']} {c['started']} {c['status']}: {c['outcome'] or '-'}")
+    for r in d["ranges"]:
+        lines.append(
+            f"  range {r['good'][:10]}..{r['bad'][:10]}: {r['phase']} {r['status'] or ''} "
+            f"{('culprit ' + r['culprit'][:10]) if r['culprit'] else ''} run {r['run_id'] or '-'}".rstrip()
+        )
+    return lines
 
 
 @app.command()
@@ -350,7 +370,11 @@ def daemon(
     once: Annotated[bool, typer.Option("--once", help="Run one cycle and exit.")] = False,
 ) -> int:
     """Nightly: snapshot releases, hunt regressions, alert, pause."""
-    _not_yet("daemon")
+    from bisector.daemon.service import run_daemon
+    from bisector.log import configure
+
+    configure(json_lines=True, verbose=_state["debug"])  # the daemon logs JSON lines
+    return run_daemon(repo, config, once=once)
 
 
 @app.command()
