@@ -288,9 +288,8 @@ def rollback(
 def status(repo: RepoOpt = Path("."), config: ConfigOpt = None, json_out: JsonOpt = False) -> int:
     """Paused or not, the last daemon cycle and rollback."""
     from bisector.config import load_config
-    from rollback.entry import control_status
-
     from bisector.daemon.status import daemon_status
+    from rollback.entry import control_status
 
     cfg = load_config(repo, config)
     doc = control_status(repo, cfg)
