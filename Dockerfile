@@ -24,11 +24,11 @@ COPY snapshots ./snapshots
 COPY rollback ./rollback
 RUN pip install . && python -c "import bisector.daemon, apscheduler, prometheus_client"
 
+# The mounted repository belongs to another uid; git refuses it unless marked safe.
 RUN groupadd --system --gid 10001 bisector \
  && useradd --system --uid 10001 --gid bisector --home-dir /home/bisector --create-home bisector \
  && mkdir -p /repo/.bisector \
  && chown -R bisector:bisector /repo \
- # the mounted repository belongs to another uid; git refuses it unless told it is safe
  && git config --system --add safe.directory '*'
 
 USER bisector
