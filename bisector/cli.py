@@ -291,9 +291,12 @@ def rollback(
 def status(repo: RepoOpt = Path("."), config: ConfigOpt = None, json_out: JsonOpt = False) -> int:
     """Paused or not, the last daemon cycle and rollback."""
     from bisector.config import load_config
+    from bisector.daemon.status import daemon_status
     from rollback.entry import control_status
 
-    doc = control_status(repo, load_config(repo, config))
+    cfg = load_config(repo, config)
+    doc = control_status(repo, cfg)
+    doc["daemon"] = daemon_status(repo.resolve(), cfg)
     if json_out:
         emit_json(doc)
         return 0
@@ -320,7 +323,23 @@ def status(repo: RepoOpt = Path("."), config: ConfigOpt = None, json_out: JsonOp
             console.print("a rollback is running now")
         if live["drift"]:
             console.print("drifted: " + ", ".join(live["drift"]), markup=False)
+    for line in _daemon_lines(doc["daemon"]):
+        console.print(line, markup=False)
     return 0
+
+
+def _daemon_lines(d: dict[str, Any]) -> list[str]:
+    lines = [f"daemon: {'running' if d['running'] else 'not running'}"]
+    good = d["last_good"]
+    lines.append(f"last known good: {good['ref']} ({good['commit'][:10]})" if good else "last known good: none yet")
+    for c in d["cycles"]:
+        lines.append(f"  cycle {c['id']} {c['started']} {c['status']}: {c['outcome'] or '-'}")
+    for r in d["ranges"]:
+        lines.append(
+            f"  range {r['good'][:10]}..{r['bad'][:10]}: {r['phase']} {r['status'] or ''} "
+            f"{('culprit ' + r['culprit'][:10]) if r['culprit'] else ''} run {r['run_id'] or '-'}".rstrip()
+        )
+    return lines
 
 
 @app.command()
@@ -353,7 +372,11 @@ def daemon(
     once: Annotated[bool, typer.Option("--once", help="Run one cycle and exit.")] = False,
 ) -> int:
     """Nightly: snapshot releases, hunt regressions, alert, pause."""
-    _not_yet("daemon")
+    from bisector.daemon.service import run_daemon
+    from bisector.log import configure
+
+    configure(json_lines=True, verbose=_state["debug"])  # the daemon logs JSON lines
+    return run_daemon(repo, config, once=once)
 
 
 @app.command()
@@ -371,16 +394,21 @@ def report(
     cfg = load_config(repo.resolve(), config)
     with Journal(repo.resolve() / cfg.snapshots.store) as journal:
         run_row = journal.run(run_id)
-    if run_row.result is None:
-        from bisector.errors import StoreError
+        if run_row.result is None:
+            from bisector.errors import StoreError
 
-        raise StoreError(f"run {run_id} has not finished", hint="run the same `bisector run` again to resume it")
+            raise StoreError(f"run {run_id} has not finished", hint="run the same `bisector run` again to resume it")
+        if fmt == "html":
+            from bisector.gitrepo import GitRepo
+            from bisector.report_html import build_html
+
+            with GitRepo(repo.resolve()) as git:
+                sys.stdout.write(build_html(run_row.result, journal=journal, repo=repo.resolve(), cfg=cfg, git=git))
+            return 0
     if fmt == "json":
         emit_json(contract_view(run_row.result))
     elif fmt == "md":
         sys.stdout.write(render_markdown(run_row.result))
-    elif fmt == "html":
-        _not_yet("report --format html")
     else:
         from bisector.errors import BisectorError
 

@@ -207,6 +207,13 @@ class Journal:
         rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
         return [_trial(r) for r in rows]
 
+    def commit_trials(self, commit_sha: str, bench_key: str) -> list[TrialRow]:
+        """Every trial of a commit under one benchmark, any environment (for reports)."""
+        rows = self._db.execute(
+            "SELECT * FROM trials WHERE commit_sha=? AND bench_key=? ORDER BY id", (commit_sha, bench_key)
+        ).fetchall()
+        return [_trial(r) for r in rows]
+
     def trial_count(self, run_id: str) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM trials WHERE run_id=?", (run_id,)).fetchone()[0])
 

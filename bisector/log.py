@@ -38,6 +38,12 @@ class _StderrLoggerFactory:
         return _StderrLogger()
 
 
+# No frame locals in logs: they would carry webhook URLs and tokens past the scrubber.
+_DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
 def configure(*, json_lines: bool = False, verbose: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     renderer: Any = (
@@ -51,7 +57,7 @@ def configure(*, json_lines: bool = False, verbose: bool = False) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _scrub,
-            structlog.processors.dict_tracebacks if json_lines else structlog.processors.format_exc_info,
+            _DICT_TRACEBACKS if json_lines else structlog.processors.format_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -214,6 +214,9 @@ def run_bisection(req: RunRequest, progress: ProgressFn = _no_progress) -> RunOu
             from bisector.report import write_reports
 
             doc["report"] = str(write_reports(doc, report_dir))
+            from bisector.report_html import write_html_report
+
+            doc["report"] = str(write_html_report(doc, report_dir, journal=journal, repo=repo_path, cfg=cfg, git=git))
             journal.finish_run(run.id, doc["status"], doc)
     status = Status(doc["status"])
     return RunOutcome(status=status, document=doc, report_path=Path(doc["report"]), steps=hunt.steps)

@@ -1,0 +1,289 @@
+"""One daemon cycle: fetch, snapshot new releases, measure the head, bisect, alert, act.
+
+`run_cycle` is what the scheduler calls (by its import path, with plain kwargs). The
+orchestration (`Cycle`) works over injected seams (bisect, alert, roll back, snapshot,
+fetch), so tests can replace exactly one of them. Per (last good, head) range the cycle
+records how far it got (bisecting → bisected → alerted → done) before the next step, so
+a cycle killed anywhere is finished by the next one without a second alert.
+
+The last known good commit starts as the newest-but-one release tag reachable from the
+head: the first cycle checks the newest release and everything after it. A head that
+measures fine becomes the new last known good.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bisector.alerts import AlertMessage, Delivery, send_alert
+from bisector.config import Alert, Config, load_config
+from bisector.control import ControlStore
+from bisector.daemon import metrics, stop
+from bisector.daemon.policy import roll_back_to
+from bisector.daemon.state import DaemonState, LastGood, RangeRow
+from bisector.errors import BisectorError, GitError
+from bisector.gitrepo import GitRepo
+from bisector.log import get_logger
+from bisector.pipeline import ProgressFn, RunOutcome, RunRequest, run_bisection
+from bisector.types import Commit, Status
+from rollback.entry import recover_for, store_lock_path
+from rollback.lock import LockedError, exclusive_lock
+
+log = get_logger("bisector.daemon")
+
+# Held while a cycle runs; the daemon's shutdown waits on it.
+RUNNING = threading.Lock()
+
+
+def _take_snapshots(repo: Path, cfg: Config, refs: list[str]) -> None:
+    from snapshots import api as snap_api
+
+    snap_api.take(repo, cfg, refs)
+
+
+def _fetch(repo: Path, remote: str) -> None:
+    done = subprocess.run(
+        ["git", "-C", str(repo), "fetch", "--quiet", "--tags", "--prune", "--end-of-options", remote],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+        raise GitError(f"git fetch {remote} failed: {tail}", hint="check daemon.remote and the credentials")
+
+
+@dataclass(frozen=True)
+class Seams:
+    """The cycle's outside world; each is replaceable in tests."""
+
+    bisect: Callable[[RunRequest, ProgressFn], RunOutcome] = run_bisection
+    alert: Callable[[Sequence[Alert], AlertMessage], list[Delivery]] = send_alert
+    rollback: Callable[[Path, Config, str, ControlStore], dict[str, Any]] = roll_back_to
+    snapshot: Callable[[Path, Config, list[str]], None] = _take_snapshots
+    fetch: Callable[[Path, str], None] = _fetch
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    outcome: str  # one of metrics.OUTCOMES
+    head: str | None = None
+    last_good: str | None = None
+    new_tags: tuple[str, ...] = ()
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome, "head": self.head, "last_good": self.last_good,
+            "new_tags": list(self.new_tags), **self.detail,
+        }
+
+
+def _label(git: GitRepo, commit: Commit) -> str:
+    tags = git.tags_at(commit.sha)
+    return tags[-1] if tags else commit.sha
+
+
+def initial_last_good(git: GitRepo, head: Commit) -> LastGood | None:
+    """The newest-but-one release tag reachable from `head` (or the only one, if not head)."""
+    reachable = [t for t in git.tags() if t.sha == head.sha or git.is_ancestor(t.sha, head.sha)]
+    distinct: list[tuple[str, str]] = []
+    for t in reachable:  # oldest first; one entry per commit
+        if not distinct or distinct[-1][1] != t.sha:
+            distinct.append((t.name, t.sha))
+    if len(distinct) >= 2:
+        name, sha = distinct[-2]
+    elif len(distinct) == 1 and distinct[0][1] != head.sha:
+        name, sha = distinct[0]
+    else:
+        return None
+    return LastGood(sha, name, time.time())
+
+
+class Cycle:
+    def __init__(
+        self, repo: Path, config: Path | None, cfg: Config, state: DaemonState, control: ControlStore,
+        seams: Seams,
+    ) -> None:
+        self.repo, self.config, self.cfg = repo, config, cfg
+        self.state, self.control, self.seams = state, control, seams
+
+    def run(self) -> CycleResult:
+        pause = self.control.pause_state()
+        if pause.paused:
+            log.info("daemon.paused", reason=pause.reason, since=pause.since, by=pause.by)
+            return CycleResult("paused", detail={"reason": pause.reason})
+        d = self.cfg.daemon
+        if d.remote:
+            stop.check()
+            self.seams.fetch(self.repo, d.remote)
+        with GitRepo(self.repo) as git:
+            new_tags = self._snapshot_new_tags(git)
+            head = git.resolve(f"{d.remote}/{d.branch}" if d.remote else d.branch)
+            last_good = self.state.last_good()
+            if last_good is not None and not git.is_ancestor(last_good.sha, head.sha):
+                log.warning("daemon.last_good_not_ancestor", last_good=last_good.sha, head=head.sha)
+                last_good = None
+            if last_good is None:
+                last_good = initial_last_good(git, head)
+                if last_good is None:
+                    log.warning("daemon.no_baseline", head=head.sha, hint="tag a release below the head")
+                    return CycleResult("no_baseline", head=head.sha, new_tags=new_tags)
+                self.state.set_last_good(last_good.sha, last_good.ref)
+                log.info("daemon.last_good.initial", ref=last_good.ref, commit=last_good.sha)
+            head_label = _label(git, head)
+        lg = last_good
+
+        def result(outcome: str, **detail: Any) -> CycleResult:
+            return CycleResult(outcome, head.sha, lg.sha, new_tags, detail)
+
+        if last_good.sha == head.sha:
+            log.info("daemon.up_to_date", head=head.sha)
+            return result("up_to_date")
+        row = self.state.range(last_good.sha, head.sha)
+        if row is not None and row.phase == "done":
+            log.info("daemon.already_handled", good=last_good.sha, bad=head.sha, run_id=row.run_id)
+            return result("already_handled", run_id=row.run_id)
+        if row is None or row.phase == "bisecting":
+            row = self._bisect(last_good, head, head_label)
+            if row.phase == "done":  # the head is fine
+                return result("fine", run_id=row.run_id)
+        self._alert(row)
+        rollback = self._act(row, last_good)
+        return result("regression", run_id=row.run_id, status=row.status, culprit=row.culprit, rollback=rollback)
+
+    def _snapshot_new_tags(self, git: GitRepo) -> tuple[str, ...]:
+        known = self.state.snapshotted_tags()
+        new = {t.name: t.sha for t in git.tags() if known.get(t.name) != t.sha}
+        if new:
+            stop.check()
+            self.seams.snapshot(self.repo, self.cfg, list(new))
+            self.state.record_tags(new)
+            log.info("daemon.snapshots", tags=list(new))
+        return tuple(new)
+
+    def _bisect(self, last_good: LastGood, head: Commit, head_label: str) -> RangeRow:
+        good, bad = last_good.sha, head.sha
+        self.state.set_range(good, bad, "bisecting")
+        log.info("daemon.measure", good=last_good.ref, bad=head_label)
+
+        def progress(event: str, fields: Mapping[str, Any]) -> None:
+            if event == "verdict":
+                metrics.STEPS.inc()
+            stop.check()
+
+        request = RunRequest(good=last_good.ref, bad=head.sha, repo=self.repo, config=self.config)
+        doc = self.seams.bisect(request, progress).document
+        status = Status(doc["status"])
+        if status is Status.NOT_REPRODUCED:
+            self.state.set_last_good(head.sha, head_label)
+            self.state.set_range(good, bad, "done", run_id=doc.get("run_id"), status=status.value)
+            log.info("daemon.head_fine", head=head_label, run_id=doc.get("run_id"))
+            return self.state.range(good, bad) or RangeRow(good, bad, "done", None, None, None, {})
+        culprit = doc.get("culprit") or {}
+        summary = {
+            "text": _alert_text(doc, last_good.ref, head_label),
+            "report": doc.get("report"),
+            "good_ref": last_good.ref,
+            "bad_ref": head_label,
+        }
+        self.state.set_range(
+            good, bad, "bisected", run_id=doc.get("run_id"), status=status.value,
+            culprit=culprit.get("commit"), detail=summary,
+        )
+        log.warning(
+            "daemon.regression", status=status.value, culprit=culprit.get("commit"),
+            run_id=doc.get("run_id"), report=doc.get("report"),
+        )
+        row = self.state.range(good, bad)
+        assert row is not None
+        return row
+
+    def _alert(self, row: RangeRow) -> None:
+        if row.phase != "bisected":
+            return
+        if row.culprit and self.state.culprit_alerted(row.culprit):
+            log.info("daemon.alert.duplicate", culprit=row.culprit)
+        else:
+            message = AlertMessage(
+                text=str(row.detail.get("text")), step="bisect", reason=str(row.status),
+                extra={k: str(v) for k, v in (("run_id", row.run_id), ("culprit", row.culprit),
+                                              ("report", row.detail.get("report"))) if v},
+            )
+            self.seams.alert(self.cfg.daemon.alerts, message)
+        self.state.set_range(row.good_sha, row.bad_sha, "alerted", detail=row.detail)
+
+    def _act(self, row: RangeRow, last_good: LastGood) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = None
+        if self.cfg.daemon.policy == "rollback":
+            try:
+                result = self.seams.rollback(self.repo, self.cfg, last_good.ref, self.control)
+                log.info("daemon.rollback", to=last_good.ref, status=result.get("status"))
+            except BisectorError as exc:
+                result = {"status": "refused", "reason": exc.message}
+                log.error("daemon.rollback.refused", to=last_good.ref, reason=exc.message)
+                self.seams.alert(
+                    self.cfg.daemon.alerts,
+                    AlertMessage(
+                        text=f"bisector: automatic rollback to {last_good.ref} was not applied: {exc.message}",
+                        step="rollback", reason=exc.message,
+                    ),
+                )
+        self.state.set_range(row.good_sha, row.bad_sha, "done", detail={**row.detail, "rollback": result})
+        return result
+
+
+def _alert_text(doc: Mapping[str, Any], good: str, bad: str) -> str:
+    metric = doc.get("metric")
+    g, b = (doc.get("good") or {}).get("value"), (doc.get("bad") or {}).get("value")
+    values = f" ({g:.3f} → {b:.3f})" if isinstance(g, float) and isinstance(b, float) else ""
+    culprit = doc.get("culprit")
+    if culprit:
+        found = f"culprit {culprit['commit'][:10]} {culprit.get('subject', '')!r}"
+    else:
+        rng = doc.get("range") or {}
+        found = f"inconclusive, first bad within ({str(rng.get('last_good'))[:10]}, {str(rng.get('first_bad'))[:10]}]"
+    return f"bisector: {metric} regressed between {good} and {bad[:12]}{values}; {found}; report {doc.get('report')}"
+
+
+def execute(repo: Path, config: Path | None, seams: Seams = Seams()) -> CycleResult:
+    """Run one cycle under the repository's store lock; its outcome is journaled."""
+    repo = repo.resolve()
+    cfg = load_config(repo, config)
+    store = repo / cfg.snapshots.store
+    t0 = time.monotonic()
+    with RUNNING, DaemonState(store) as state, ControlStore.for_repo(repo, cfg.snapshots.store) as control:
+        cycle_id, interrupted = state.begin_cycle()
+        if interrupted:
+            log.warning("daemon.cycle.resuming", interrupted=[c.id for c in interrupted])
+        log.info("daemon.cycle.start", cycle=cycle_id)
+        status = "finished"
+        try:
+            with exclusive_lock(store_lock_path(repo, cfg), what="a rollback"):
+                recover_for(repo, cfg, control)
+                result = Cycle(repo, config, cfg, state, control, seams).run()
+        except LockedError as exc:
+            log.warning("daemon.busy", reason=exc.message)
+            result = CycleResult("busy", detail={"reason": exc.message})
+        except stop.Abandoned:
+            log.warning("daemon.cycle.abandoned", cycle=cycle_id)
+            status, result = "abandoned", CycleResult("abandoned")
+        except BisectorError as exc:
+            log.error("daemon.cycle.error", error=exc.message, hint=exc.hint)
+            result = CycleResult("error", detail={"error": exc.message})
+        except Exception as exc:  # noqa: BLE001 - a bug must not kill a daemon that runs for months
+            log.exception("daemon.cycle.failed", error=type(exc).__name__)
+            result = CycleResult("error", detail={"error": f"internal error: {type(exc).__name__}"})
+        state.finish_cycle(cycle_id, status, result.outcome, result.to_json())
+    metrics.observe_cycle(result.outcome, time.time(), time.monotonic() - t0)
+    log.info("daemon.cycle.end", cycle=cycle_id, **result.to_json())
+    return result
+
+
+def run_cycle(repo: str, config: str | None = None) -> dict[str, Any]:
+    """The scheduler's job ("bisector.daemon.cycle:run_cycle"); plain arguments only."""
+    return execute(Path(repo), Path(config) if config else None).to_json()

@@ -1,0 +1,212 @@
+"""The daemon's durable state, in tables of its own (`daemon_*`) in the run journal.
+
+Cycles (with their outcome), the last known good commit, every (good, bad) range the
+daemon acted on (with how far it got: bisected, alerted, done) and the release tags it
+snapshotted. A restart reads them back, so nothing is bisected or alerted twice and a
+cycle killed midway is finished by the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from bisector.errors import StoreError
+
+JOURNAL_NAME = "journal.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS daemon_cycles (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  started REAL NOT NULL, finished REAL,
+  status TEXT NOT NULL,            -- running | finished | interrupted | abandoned
+  outcome TEXT,                    -- see cycle.Outcome
+  detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS daemon_last_good (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  sha TEXT NOT NULL, ref TEXT NOT NULL, since REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS daemon_ranges (
+  good_sha TEXT NOT NULL, bad_sha TEXT NOT NULL,
+  phase TEXT NOT NULL,             -- bisecting | bisected | alerted | done
+  run_id TEXT, status TEXT, culprit TEXT, detail TEXT NOT NULL DEFAULT '{}',
+  created REAL NOT NULL, updated REAL NOT NULL,
+  PRIMARY KEY (good_sha, bad_sha)
+);
+CREATE TABLE IF NOT EXISTS daemon_tags (
+  name TEXT PRIMARY KEY, sha TEXT NOT NULL, snapshotted REAL NOT NULL
+);
+"""
+
+Phase = Literal["bisecting", "bisected", "alerted", "done"]
+
+
+@dataclass(frozen=True)
+class CycleRow:
+    id: int
+    started: float
+    finished: float | None
+    status: str
+    outcome: str | None
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RangeRow:
+    good_sha: str
+    bad_sha: str
+    phase: Phase
+    run_id: str | None
+    status: str | None
+    culprit: str | None
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LastGood:
+    sha: str
+    ref: str
+    since: float
+
+
+class DaemonState:
+    """One connection to the journal file; one short transaction per call."""
+
+    def __init__(self, store: Path) -> None:
+        self.path = store / JOURNAL_NAME
+        try:
+            store.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise StoreError(
+                f"cannot open the daemon state in {self.path}: {exc}",
+                hint="check the permissions of the store folder (snapshots.store)",
+            ) from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> DaemonState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"daemon state {self.path}: {exc}") from exc
+
+    # -- cycles -----------------------------------------------------------------------
+
+    def begin_cycle(self) -> tuple[int, list[CycleRow]]:
+        """Open a cycle; cycles still `running` (killed) become `interrupted` and are returned."""
+        with self._tx() as db:
+            rows = db.execute("SELECT * FROM daemon_cycles WHERE status='running' ORDER BY id").fetchall()
+            db.execute("UPDATE daemon_cycles SET status='interrupted' WHERE status='running'")
+            cur = db.execute("INSERT INTO daemon_cycles (started, status) VALUES (?, 'running')", (time.time(),))
+            cycle_id = int(cur.lastrowid or 0)
+        return cycle_id, [_cycle(r) for r in rows]
+
+    def finish_cycle(self, cycle_id: int, status: str, outcome: str, detail: Mapping[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE daemon_cycles SET finished=?, status=?, outcome=?, detail=? WHERE id=?",
+                (time.time(), status, outcome, json.dumps(dict(detail), default=str), cycle_id),
+            )
+
+    def cycles(self, limit: int = 10) -> list[CycleRow]:
+        rows = self._db.execute("SELECT * FROM daemon_cycles ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [_cycle(r) for r in rows]
+
+    def interrupted_pending(self) -> bool:
+        """True when the newest cycle never finished (the process was killed)."""
+        row = self._db.execute("SELECT status FROM daemon_cycles ORDER BY id DESC LIMIT 1").fetchone()
+        return row is not None and row[0] in ("running", "interrupted")
+
+    # -- last known good --------------------------------------------------------------
+
+    def last_good(self) -> LastGood | None:
+        row = self._db.execute("SELECT sha, ref, since FROM daemon_last_good WHERE id=1").fetchone()
+        return None if row is None else LastGood(row[0], row[1], row[2])
+
+    def set_last_good(self, sha: str, ref: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO daemon_last_good (id, sha, ref, since) VALUES (1, ?, ?, ?)",
+                (sha, ref, time.time()),
+            )
+
+    # -- ranges -----------------------------------------------------------------------
+
+    def range(self, good_sha: str, bad_sha: str) -> RangeRow | None:
+        row = self._db.execute(
+            "SELECT good_sha, bad_sha, phase, run_id, status, culprit, detail FROM daemon_ranges"
+            " WHERE good_sha=? AND bad_sha=?",
+            (good_sha, bad_sha),
+        ).fetchone()
+        return None if row is None else RangeRow(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]))
+
+    def set_range(
+        self, good_sha: str, bad_sha: str, phase: Phase, *, run_id: str | None = None,
+        status: str | None = None, culprit: str | None = None, detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO daemon_ranges (good_sha, bad_sha, phase, run_id, status, culprit, detail, created, updated)"
+                " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(good_sha, bad_sha) DO UPDATE SET phase=excluded.phase,"
+                " run_id=COALESCE(excluded.run_id, run_id), status=COALESCE(excluded.status, status),"
+                " culprit=COALESCE(excluded.culprit, culprit), detail=excluded.detail, updated=excluded.updated",
+                (good_sha, bad_sha, phase, run_id, status, culprit, json.dumps(dict(detail or {}), default=str), now, now),
+            )
+
+    def culprit_alerted(self, culprit: str) -> bool:
+        """True when an earlier range already alerted about this culprit commit."""
+        row = self._db.execute(
+            "SELECT 1 FROM daemon_ranges WHERE culprit=? AND phase IN ('alerted', 'done') LIMIT 1", (culprit,)
+        ).fetchone()
+        return row is not None
+
+    def ranges(self, limit: int = 10) -> list[RangeRow]:
+        rows = self._db.execute(
+            "SELECT good_sha, bad_sha, phase, run_id, status, culprit, detail FROM daemon_ranges"
+            " ORDER BY updated DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [RangeRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+
+    # -- tags -------------------------------------------------------------------------
+
+    def snapshotted_tags(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self._db.execute("SELECT name, sha FROM daemon_tags").fetchall()}
+
+    def record_tags(self, tags: Mapping[str, str]) -> None:
+        now = time.time()
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO daemon_tags (name, sha, snapshotted) VALUES (?,?,?)",
+                [(name, sha, now) for name, sha in tags.items()],
+            )
+
+
+def _cycle(row: tuple[Any, ...]) -> CycleRow:
+    return CycleRow(row[0], row[1], row[2], row[3], row[4], json.loads(row[5] or "{}"))

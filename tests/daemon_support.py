@@ -1,0 +1,80 @@
+"""Helpers of the daemon tests: a webhook receiver on 127.0.0.1 and a released sample repo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+from bisector.sample import SampleRepo, SampleSpec, build_sample_repo
+
+RELEASES = ("v2.3.0", "v2.3.1", "v2.4.0")
+
+
+class Webhook:
+    """A real HTTP server that records the JSON bodies POSTed to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                length = int(self.headers.get("Content-Length", "0"))
+                outer.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T000/SECRET"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+
+@contextmanager
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    hook.thread.start()
+    try:
+        yield hook
+    finally:
+        hook.server.shutdown()
+        hook.server.server_close()
+
+
+def git(repo: Path, *args: str) -> str:
+    env_args = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
+    done = subprocess.run(["git", *env_args, *args], cwd=repo, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def released_repo(path: Path, *, webhook_url: str | None, policy: str = "report",
+                  schedule: str = "0 2 * * *") -> SampleRepo:
+    """v2.3.0 and v2.3.1 fine; v2.4.0 (the branch head) carries the planted code culprit."""
+    daemon = f"daemon:\n  schedule: {schedule!r}\n  metrics_port: 0\n  policy: {policy}\n"
+    if webhook_url:
+        daemon += f"  alerts: [{{webhook: {webhook_url!r}, retries: 0}}]\n"
+    spec = SampleSpec(n_commits=10, culprit=8, repeats=(4, 8), releases=RELEASES, extra_yaml=daemon)
+    return build_sample_repo(path, spec)
+
+
+def hide_release(repo: SampleRepo, tag: str = "v2.4.0") -> str:
+    """Move main back to the release before `tag` and delete the tag; returns its commit."""
+    sha = repo.tags[tag]
+    git(repo.path, "tag", "-d", tag)
+    git(repo.path, "reset", "-q", "--hard", repo.tags[RELEASES[RELEASES.index(tag) - 1]])
+    return sha
+
+
+def publish_release(repo: SampleRepo, sha: str, tag: str = "v2.4.0") -> None:
+    """Fast-forward main to `sha` and tag it: a new release lands."""
+    git(repo.path, "reset", "-q", "--hard", sha)
+    git(repo.path, "tag", "-a", tag, "-m", f"release {tag}", sha)

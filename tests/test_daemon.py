@@ -1,0 +1,168 @@
+"""The daemon: cycles on generated repositories, alerts, pause, locks, resume, rollback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from prometheus_client import generate_latest
+
+from bisector.control import ControlStore
+from bisector.daemon import metrics
+from bisector.daemon.cycle import execute
+from bisector.daemon.state import DaemonState
+from tests.conftest import ROOT, run_cli, tree_digest
+from tests.daemon_support import hide_release, publish_release, released_repo, webhook
+
+
+def test_new_bad_release_is_bisected_and_alerted_once(tmp_path: Path) -> None:
+    """A new regressed release is snapshotted, bisected to the planted culprit and alerted exactly once."""
+    with webhook() as hook:
+        repo = released_repo(tmp_path / "repo", webhook_url=hook.url)
+        bad_sha = hide_release(repo)
+
+        first = execute(repo.path, None)
+        assert first.outcome == "fine", first
+        assert first.last_good == repo.tags["v2.3.0"] and first.head == repo.tags["v2.3.1"]
+        assert hook.bodies == []
+
+        publish_release(repo, bad_sha)
+        second = execute(repo.path, None)
+        assert second.outcome == "regression", second
+        assert second.new_tags == ("v2.4.0",)
+        assert second.last_good == repo.tags["v2.3.1"]
+        assert second.detail["culprit"] == repo.culprit
+        assert len(hook.bodies) == 1
+        body = hook.bodies[0]
+        assert repo.culprit[:10] in body["text"] and body["culprit"] == repo.culprit
+        assert "SECRET" not in json.dumps(body)
+        report = Path(body["report"])
+        assert report.name == "report.html" and report.is_file()
+
+        third = execute(repo.path, None)
+        assert third.outcome == "already_handled"
+        assert len(hook.bodies) == 1
+    exposition = generate_latest(metrics.REGISTRY).decode()
+    assert 'bisector_daemon_last_cycle_outcome{bisector_daemon_last_cycle_outcome="already_handled"} 1.0' in exposition
+    assert "bisector_daemon_regressions_found_total" in exposition
+    with DaemonState(repo.path / ".bisector") as state:
+        assert [c.outcome for c in state.cycles()] == ["already_handled", "regression", "fine"]
+        good = state.last_good()
+        assert good is not None and good.sha == repo.tags["v2.3.1"]
+
+
+def test_paused_daemon_acts_on_nothing(tmp_path: Path) -> None:
+    """While paused a cycle measures, bisects, alerts and snapshots nothing."""
+    with webhook() as hook:
+        repo = released_repo(tmp_path / "repo", webhook_url=hook.url)
+        with ControlStore(repo.path / ".bisector" / "journal.sqlite") as control:
+            control.pause("maintenance", by="user")
+        result = execute(repo.path, None)
+        assert result.outcome == "paused"
+        assert hook.bodies == []
+    db = sqlite3.connect(repo.path / ".bisector" / "journal.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM daemon_ranges").fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM daemon_tags").fetchone()[0] == 0
+    runs = db.execute("SELECT name FROM sqlite_master WHERE name='runs'").fetchone()
+    assert runs is None or db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+    assert not (repo.path / ".bisector" / "snapshots").exists() or not any((repo.path / ".bisector" / "snapshots").iterdir())
+
+
+def _popen_daemon(repo: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bisector", "daemon", "--repo", str(repo), *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for(predicate: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting")
+
+
+def test_second_daemon_exits_with_clear_error_and_sigterm_stops_the_first(tmp_path: Path) -> None:
+    """A second daemon on the same store exits 2 with one `error:` line; SIGTERM stops the first cleanly."""
+    repo = released_repo(tmp_path / "repo", webhook_url=None, schedule="0 2 1 1 *")
+    first = _popen_daemon(repo.path)
+    try:
+        lock = repo.path / ".bisector" / "daemon.lock"
+        _wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid))
+        second = run_cli("daemon", "--once", "--repo", str(repo.path))
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.startswith("error: the bisector daemon is already running (pid ")
+        first.send_signal(signal.SIGTERM)
+        _out, err = first.communicate(timeout=30)
+        assert first.returncode == 0, err
+        assert '"daemon.stopped"' in err
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+
+def test_cycle_killed_midway_resumes_on_next_start(tmp_path: Path) -> None:
+    """A cycle SIGKILLed during the bisection is resumed by the next start, reusing its journaled trials."""
+    with webhook() as hook:
+        repo = released_repo(tmp_path / "repo", webhook_url=hook.url)
+        journal = repo.path / ".bisector" / "journal.sqlite"
+
+        def trials() -> int:
+            if not journal.exists():
+                return 0
+            try:
+                db = sqlite3.connect(journal, timeout=5)
+                return int(db.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+            except sqlite3.OperationalError:
+                return 0
+
+        proc = _popen_daemon(repo.path, "--once")
+        try:
+            _wait_for(lambda: trials() >= 3)
+        finally:
+            proc.kill()
+            proc.wait()
+        killed_at = trials()
+        db = sqlite3.connect(journal)
+        (run_id, status), = db.execute("SELECT id, status FROM runs").fetchall()
+        assert status == "running"
+        assert db.execute("SELECT status FROM daemon_cycles").fetchall() == [("running",)]
+
+        again = run_cli("daemon", "--once", "--repo", str(repo.path))
+        assert again.returncode == 0, again.stderr
+        assert '"daemon.cycle.resuming"' in again.stderr
+        rows = db.execute("SELECT id, status FROM runs").fetchall()
+        assert rows == [(run_id, "found")]
+        assert trials() > killed_at
+        assert [r[0] for r in db.execute("SELECT status FROM daemon_cycles ORDER BY id")] == ["interrupted", "finished"]
+        assert len(hook.bodies) == 1 and hook.bodies[0]["culprit"] == repo.culprit
+
+
+def test_once_with_rollback_policy_rolls_configs_back(tmp_path: Path) -> None:
+    """`bisector daemon --once` with policy rollback puts the last good release's configs live; again changes nothing."""
+    repo = released_repo(tmp_path / "repo", webhook_url=None, policy="rollback")
+    live = tmp_path / "repo-live"
+    done = run_cli("daemon", "--once", "--repo", str(repo.path))
+    assert done.returncode == 0, done.stderr
+    assert (live / "serving.yaml").read_bytes() == subprocess.run(
+        ["git", "show", "v2.3.1:configs/serving.yaml"], cwd=repo.path, capture_output=True, check=True
+    ).stdout
+    before = tree_digest(live)
+    again = run_cli("daemon", "--once", "--repo", str(repo.path))
+    assert again.returncode == 0, again.stderr
+    assert '"already_handled"' in again.stderr
+    assert tree_digest(live) == before
+    status = json.loads(run_cli("status", "--json", "--repo", str(repo.path)).stdout)
+    assert status["last_rollback"]["status"] == "applied"
+    assert status["daemon"]["last_cycle"]["outcome"] == "already_handled"
+    assert status["daemon"]["ranges"][0]["culprit"] == repo.culprit
