@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 
 from bisector.pipeline import RunRequest, run_bisection
 from bisector.sample import SampleSpec, build_sample_repo
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
@@ -69,4 +70,7 @@ def test_report_renders_in_headless_chromium(found_run: tuple[Path, dict[str, ob
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 50_000  # a blank page is a few kB
-    shutil.copyfile(shot, ROOT / "bench" / "report-screenshot.png")
+    # Kept where a CI run can collect it; the source tree is never written by tests.
+    keep = os.environ.get("BISECTOR_SCREENSHOT_DIR")
+    if keep:
+        shutil.copyfile(shot, Path(keep) / "report-screenshot.png")
