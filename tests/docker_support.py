@@ -48,3 +48,19 @@ def bisector_containers() -> list[str]:
     """Ids of every container labelled `bisector` (running or not)."""
     client = docker_or_skip()
     return [c.id for c in client.containers.list(all=True, filters={"label": "bisector"})]
+
+
+def remove_images_since(started: float) -> None:
+    """Remove `bisector`-labelled images created after `started` (if docker was used at all)."""
+    client = _state.get("client")
+    if client is None:
+        return
+    from datetime import datetime
+
+    for image in client.images.list(all=True, filters={"label": "bisector"}):
+        created = datetime.fromisoformat(str(image.attrs["Created"]).split(".")[0].rstrip("Z") + "+00:00")
+        if created.timestamp() >= started - 1:
+            try:
+                client.images.remove(image.id, force=True)
+            except Exception:  # noqa: BLE001, S110 - best effort cleanup (already gone, in use)
+                pass

@@ -18,7 +18,7 @@ import yaml
 from bisector.builders import make_builder
 from bisector.builders.base import BuiltEnv, EnvBuilder
 from bisector.checkouts import Checkouts
-from bisector.config import Benchmark, DockerOptions, Environment
+from bisector.config import DockerOptions, Environment
 from bisector.errors import DockerError
 from bisector.gitrepo import GitRepo
 from bisector.runner import TrialRunner, TrialStatus
