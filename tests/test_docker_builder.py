@@ -182,3 +182,22 @@ def test_docker_bisection_names_the_dependency_culprit_and_shares_images(
                            check=True, capture_output=True, text=True).stdout for sha in measured}
     assert len(builds) == len(set(builds)) == len(pins) < len(measured)
     assert bisector_containers() == []
+
+
+def test_cache_list_and_prune_remove_images_beyond_keep(tiny: tuple[EnvBuilder, BuiltEnv, Path]) -> None:
+    """`cache list` shows the store's image; `cache prune --keep 0` removes it from the daemon."""
+    from bisector.builders.cachecmd import list_cache, prune_cache
+    from bisector.config import Benchmark, Config, Metric, Snapshots
+    from bisector.types import Direction
+
+    _, built, store = tiny
+    repo = store.parent / "repo"
+    cfg = Config(benchmark=Benchmark(command=["python", "ok.py"]),
+                 metrics={"value": Metric(direction=Direction.LOWER)},
+                 environment=Environment(builder="docker", docker=DockerOptions(base_image=BASE_IMAGE)),
+                 snapshots=Snapshots(store="../store"))
+    entries = [e for e in list_cache(repo, cfg) if e.in_store]
+    assert [e.key for e in entries] == [built.env_key]
+    assert prune_cache(repo, cfg, keep=0) == [f"bisector-env:{built.env_key}"]
+    client = docker_or_skip()
+    assert client.images.list(name="bisector-env", filters={"label": f"bisector.key={built.env_key}"}) == []
