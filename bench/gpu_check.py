@@ -194,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--cpu", action="store_true", help="force the small CPU model")
     ap.add_argument(
+        "--no-graphs", dest="graphs", action="store_false",
+        help="skip the informational CUDA-graph process",
+    )
+    ap.add_argument(
         "--out", default=os.environ.get("OUT", ""), help="folder for the raw JSON lines and logs"
     )
     args = ap.parse_args(argv)

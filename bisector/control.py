@@ -10,13 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bisector.errors import StoreError
+from bisector.sqlite import open_journal, transaction
 
 JOURNAL_NAME = "journal.sqlite"
 
@@ -69,18 +68,10 @@ class ControlStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a pause that was reported as set must survive a power cut.
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise StoreError(
-                f"cannot open the control journal {path}: {exc}",
-                hint="check the permissions of the store folder (snapshots.store)",
-            ) from exc
+        self._db = open_journal(
+            path, _SCHEMA, what="control journal",
+            hint="check the permissions of the store folder (snapshots.store)",
+        )
 
     @classmethod
     def for_repo(cls, repo: Path, store: str) -> ControlStore:
@@ -95,18 +86,8 @@ class ControlStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"control journal {self.path}: {exc}") from exc
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db, f"control journal {self.path}")
 
     def pause(self, reason: str, by: str = "user") -> PauseState:
         """Pause (keeps the first reason and time when already paused)."""

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bisector.errors import StoreError
+from bisector.sqlite import open_journal, transaction
 
 JOURNAL_NAME = "journal.sqlite"
 
@@ -108,17 +109,10 @@ class Journal:
     def __init__(self, store: Path) -> None:
         store.mkdir(parents=True, exist_ok=True)
         self.path = store / JOURNAL_NAME
-        try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a trial reported as journaled survives a power cut, not only a kill.
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"cannot open the journal {self.path}: {exc}",
-                hint="move the damaged file away; measurements will be taken again",
-            ) from exc
+        self._db = open_journal(
+            self.path, _SCHEMA, what="journal",
+            hint="move the damaged file away; measurements will be taken again",
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -129,15 +123,8 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db, f"journal {self.path}")
 
     # -- runs -----------------------------------------------------------------------
 

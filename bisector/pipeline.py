@@ -27,6 +27,9 @@ from bisector.types import Commit, Status, Verdict
 
 log = get_logger("bisector.run")
 
+# Re-measure the endpoints after every this many probed candidates (see _interleave_endpoints).
+INTERLEAVE_EVERY = 3
+
 ProgressFn = Callable[[str, Mapping[str, Any]], None]
 
 
@@ -81,6 +84,7 @@ class _Hunt:
         self.bad: Commit | None = None
         self.steps: list[dict[str, Any]] = []
         self.verdicts: dict[str, Verdict] = {}
+        self.probes_done = 0
 
     def samples(self, commit: Commit) -> list[list[float]]:
         return self.measurer.samples(commit, self.metric_name)
@@ -132,6 +136,21 @@ class _Hunt:
         self._step(phase, commit, verdict, self.samples(commit))
         return verdict
 
+    def _interleave_endpoints(self) -> None:
+        """In a long run, re-measure both endpoints every few probes, alternating order.
+
+        Drift over a long run (a GPU warming up, a neighbour's load) then moves the
+        endpoints' samples too, so the judge does not read it as a regression.
+        """
+        assert self.good is not None and self.bad is not None
+        self.probes_done += 1
+        if self.probes_done % INTERLEAVE_EVERY:
+            return
+        pair = (self.good, self.bad) if (self.probes_done // INTERLEAVE_EVERY) % 2 else (self.bad, self.good)
+        for c in pair:
+            self.progress("trial", {"phase": "interleave", "commit": c.short})
+            self.measurer.take(c)
+
     def _step(self, phase: str, commit: Commit, verdict: Verdict, samples: list[list[float]]) -> None:
         med = judge.process_medians(samples) if samples else []
         median = sorted(med)[len(med) // 2] if med else None
@@ -151,6 +170,8 @@ class _Hunt:
             cached = self.verdicts.get(candidates[index].sha)
             verdict = cached if cached is not None else self.probe(candidates[index], phase)
             search.record(index, verdict)
+            if cached is None:
+                self._interleave_endpoints()
         result = search.result()
         return result.last_good, result.first_bad, list(result.untestable)
 

@@ -7,11 +7,11 @@ atomic (temp file in the target folder, fsync, rename).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from bisector.atomic import atomic_write_bytes
 
 CONTRACT_KEYS = (
     "status", "metric", "good", "bad", "culprit", "range", "steps",
@@ -123,16 +123,7 @@ def _ci(comp: Any) -> str:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `path` so readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_reports(doc: Mapping[str, Any], report_dir: Path) -> Path:

@@ -321,6 +321,8 @@ def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo
             git("commit", "-q", "-m", f"Prepare release {tag}")
             sha = git("rev-parse", "HEAD")
             repo.commits.append(sha)
+            if state["untestable"]:  # the release commit inherits the broken build
+                repo.untestable.append(sha)
             git("tag", "-a", tag, "-m", f"release {tag}")
             repo.tags[tag] = sha
             repo.states[tag] = _state_model(serving, model, reqs)

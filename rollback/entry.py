@@ -61,7 +61,7 @@ def rollback_from_config(
         timeout_s = parse_duration(timeout) if timeout is not None else config.rollback.timeout
     except ValueError as exc:
         raise RollbackError(f"--timeout: {exc}", hint="e.g. --timeout 30s") from exc
-    config_set = resolve_source(repo, config).config_set(to)
+    config_set = resolve_source(repo, config, persist=not dry_run).config_set(to)
     hc = config.rollback.health_check
     request = RollbackRequest(
         target=live,

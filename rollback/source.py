@@ -8,7 +8,6 @@ subprocesses, which keeps the emergency path free of heavier imports.
 
 from __future__ import annotations
 
-import importlib
 import re
 import subprocess
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from bisector.config import Config
-from bisector.errors import GitError, RefError
+from bisector.errors import GitError, RefError, StoreError
 from rollback.configset import ConfigSet
 
 # Same rule as bisector.gitrepo.validate_ref, without importing GitPython (start-up time).
@@ -145,13 +144,39 @@ class GitConfigSource:
         return blobs
 
 
-def resolve_source(repo: Path, config: Config) -> ConfigSource:
-    """The config source for `bisector rollback` and the daemon (the one seam to switch)."""
-    try:
-        hook = getattr(importlib.import_module("snapshots"), "rollback_source", None)
-    except ImportError:
-        hook = None
-    if callable(hook):
-        source: ConfigSource = hook(repo, config)
-        return source
-    return GitConfigSource(repo, config.snapshots.configs)
+class SnapshotConfigSource:
+    """A snapshot's config files from the verified store (a ref is snapshotted on first use).
+
+    Rolling back to a ref that was never snapshotted takes its snapshot first (from git
+    objects), so the files written are always ones the store holds and can verify.
+    """
+
+    def __init__(self, repo: Path, config: Config, *, persist: bool = True) -> None:
+        self.repo = repo
+        self.config = config
+        self.persist = persist  # False for --dry-run: read, never write the store
+
+    def config_set(self, ref: str) -> ConfigSet:
+        from snapshots import api
+
+        try:
+            files = api.config_set(self.repo, self.config, ref)
+        except StoreError as exc:
+            if "no snapshot of" not in exc.message:
+                raise  # tampered or unreadable store: never write what cannot be verified
+            if not self.persist:
+                return GitConfigSource(self.repo, self.config.snapshots.configs).config_set(ref)
+            api.take(self.repo, self.config, [ref])
+            files = api.config_set(self.repo, self.config, ref)
+        if not files:
+            raise RefError(
+                f"the snapshot of {ref} holds no config files matching {list(self.config.snapshots.configs)}",
+                hint="check snapshots.configs in bisector.yaml",
+            )
+        mapping = live_paths(sorted(files), self.config.snapshots.configs)
+        return ConfigSet(label=ref, files={mapping[p]: files[p] for p in files})
+
+
+def resolve_source(repo: Path, config: Config, *, persist: bool = True) -> ConfigSource:
+    """The config source for `bisector rollback` and the daemon: the snapshot store."""
+    return SnapshotConfigSource(repo, config, persist=persist)

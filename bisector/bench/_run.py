@@ -35,7 +35,7 @@ def process_start_unix() -> float | None:
 
 def select_device(torch: Any, name: str) -> Any:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise _model.ModelError(f"--device {name}: CUDA is not available")
