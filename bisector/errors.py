@@ -57,3 +57,7 @@ class RollbackError(BisectorError):
 
 class NotImplementedYet(BisectorError):
     """A command of the contract that this version does not provide yet."""
+
+
+class DockerError(BisectorError):
+    """The Docker daemon is unreachable or refused us, or the base image is unavailable."""

@@ -97,8 +97,7 @@ class Measurer:
             self.journal.record_build(commit.sha, key, False, str(log_path) if log_path else str(exc))
             return TrialStatus.SKIP
         runner = TrialRunner(self.run_dir / _trial_dir(commit.sha), timeout_s=self.cfg.benchmark.timeout)
-        argv = built.command(self.cfg.benchmark.command)
-        result = runner.measure_once(argv, cwd=built.checkout, env=built.environ(self.cfg.benchmark.env))
+        result = runner.measure_in(built, self.cfg.benchmark)  # a container when built.launcher is set
         self.journal.add_trial(
             TrialRow(
                 run_id=self.run_id, commit_sha=commit.sha, env_key=key, bench_key=self.bench_key,

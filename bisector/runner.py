@@ -13,6 +13,9 @@ trial once and then reports SKIP with both logs kept.
 
 Process groups do not contain a process that calls `setsid()` itself; a benchmark that
 daemonizes on purpose escapes the cleanup (the docker builder's container does not).
+
+A `BuiltEnv` with a `launcher` (the docker builder's `ContainerTrial`) runs its trials
+through it instead of `run_trial`; the outcome is classified the same way (`classify`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bisector.builders.base import BuiltEnv
+from bisector.builders.base import BuiltEnv, TrialLauncher
 from bisector.config import Benchmark
 from bisector.log import get_logger
 
@@ -186,7 +189,16 @@ def run_trial(
             # Always: on timeout, on Ctrl-C, and after a normal exit (stray children).
             kill_process_group(proc, grace_s)
     duration = time.monotonic() - start
-    code = None if timed_out else proc.returncode
+    return classify(None if timed_out else proc.returncode, timed_out=timed_out, timeout_s=timeout_s,
+                    duration_s=duration, stdout_path=stdout_path, stderr_path=stderr_path)
+
+
+def classify(
+    code: int | None, *, timed_out: bool, timeout_s: float, duration_s: float,
+    stdout_path: Path, stderr_path: Path,
+) -> TrialResult:
+    """The outcome of a finished trial (a process or a container) from its exit and stdout."""
+    duration = duration_s
 
     def result(status: TrialStatus, reason: str = "", metrics: dict[str, tuple[float, ...]] | None = None,
                meta: dict[str, Any] | None = None) -> TrialResult:
@@ -230,10 +242,12 @@ class TrialRunner:
             self._next += 1
             return n
 
-    def trial(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> TrialResult:
-        """One trial, no retry."""
+    def trial(
+        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], launcher: TrialLauncher | None = None,
+    ) -> TrialResult:
+        """One trial, no retry: a host process, or `launcher`'s (e.g. a container)."""
         n = self._take_number()
-        return run_trial(
+        return (launcher or run_trial)(
             argv, cwd=cwd, env=env, timeout_s=self.timeout_s, grace_s=self.grace_s,
             stdout_path=self.run_dir / f"trial-{n}.out",
             stderr_path=self.run_dir / f"trial-{n}.err",
@@ -245,16 +259,19 @@ class TrialRunner:
         The environment is ours, then the builder's variables, then `benchmark.env`.
         """
         return self.measure_once(
-            built.command(benchmark.command), cwd=built.checkout, env=built.environ(benchmark.env)
+            built.command(benchmark.command), cwd=built.checkout, env=built.environ(benchmark.env),
+            launcher=built.launcher,
         )
 
-    def measure_once(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> TrialResult:
+    def measure_once(
+        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], launcher: TrialLauncher | None = None,
+    ) -> TrialResult:
         """One measurement: a failed trial is retried once, a second failure is a SKIP."""
-        first = self.trial(argv, cwd=cwd, env=env)
+        first = self.trial(argv, cwd=cwd, env=env, launcher=launcher)
         if first.status is not TrialStatus.FAILED:
             return first
         log.info("trial failed, retrying once", reason=first.reason, log=str(first.stderr_path))
-        second = self.trial(argv, cwd=cwd, env=env)
+        second = self.trial(argv, cwd=cwd, env=env, launcher=launcher)
         if second.status is not TrialStatus.FAILED:
             return _with_history(second, first)
         log.warning("trial failed twice: candidate untestable", reason=second.reason,

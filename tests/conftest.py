@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,13 @@ def tree_digest(path: Path) -> dict[str, bytes]:
     if not path.exists():
         return {}
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_docker_images_made_by_tests() -> Iterator[None]:
+    """Images labelled `bisector` that this test session created are removed at its end."""
+    started = time.time()
+    yield
+    from tests.docker_support import remove_images_since
+
+    remove_images_since(started)

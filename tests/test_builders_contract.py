@@ -18,12 +18,13 @@ import pytest
 
 from bisector.builders import BUILDERS, EnvBuilder, make_builder
 from bisector.checkouts import Checkouts, is_clean_checkout_of
-from bisector.config import Benchmark, Environment
+from bisector.config import Benchmark, DockerOptions, Environment
 from bisector.errors import BuildError
 from bisector.gitrepo import GitRepo
 from bisector.runner import TrialRunner, TrialStatus
 from bisector.types import Commit
 from bisector.wheels import make_wheel
+from tests.docker_support import BASE_IMAGE, docker_or_skip
 
 BENCH = """\
 import json, sys
@@ -91,8 +92,15 @@ def _default_setup(name: str, repo: Repo, store: Path, cache_size: int) -> EnvBu
                         store=store)
 
 
+def _docker_setup(name: str, repo: Repo, store: Path, cache_size: int) -> EnvBuilder:
+    docker_or_skip()
+    environment = _environment(name, repo, cache_size).model_copy(
+        update={"docker": DockerOptions(base_image=BASE_IMAGE, max_images=cache_size)})
+    return make_builder(name, vcs=GitRepo(repo.root), environment=environment, store=store)
+
+
 # Builders that need more than the default construction register here.
-SETUPS: dict[str, Callable[[str, Repo, Path, int], EnvBuilder]] = {}
+SETUPS: dict[str, Callable[[str, Repo, Path, int], EnvBuilder]] = {"docker": _docker_setup}
 
 
 @dataclass

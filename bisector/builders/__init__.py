@@ -1,6 +1,6 @@
 """Environment builders, one module per adapter, chosen by name from `BUILDERS`.
 
-The docker builder joins the table as `"docker"` (its own module).
+`docker` is imported on first use, so the docker SDK is only loaded when it is chosen.
 """
 
 from __future__ import annotations
@@ -19,9 +19,16 @@ __all__ = ["BUILDERS", "BuiltEnv", "EnvBuilder", "LocalBuilder", "RuntimeFacts",
 
 BuilderFactory = Callable[[Vcs, Environment, Path], EnvBuilder]
 
+def _docker(vcs: Vcs, environment: Environment, store: Path) -> EnvBuilder:
+    from bisector.builders.docker_env import DockerBuilder
+
+    return DockerBuilder(vcs, environment, store)
+
+
 BUILDERS: dict[str, BuilderFactory] = {
     LocalBuilder.name: LocalBuilder,
     VenvBuilder.name: VenvBuilder,
+    "docker": _docker,
 }
 
 

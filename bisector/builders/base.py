@@ -13,9 +13,12 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from bisector.types import Commit
+
+if TYPE_CHECKING:
+    from bisector.runner import TrialResult
 
 # Benchmark argv[0] spellings that mean "the environment's interpreter".
 PYTHON_NAMES = frozenset({"python", "python3"})
@@ -37,6 +40,19 @@ class RuntimeFacts:
         }
 
 
+class TrialLauncher(Protocol):
+    """Runs one trial somewhere other than a host process (`runner.run_trial`'s signature).
+
+    `cwd` is the host checkout; the launcher decides how the trial sees it (docker mounts it).
+    Whatever it starts is gone when it returns or raises (also on KeyboardInterrupt).
+    """
+
+    def __call__(
+        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout_s: float,
+        stdout_path: Path, stderr_path: Path, grace_s: float,
+    ) -> TrialResult: ...
+
+
 @dataclass(frozen=True)
 class BuiltEnv:
     """An environment ready to run one candidate's benchmark."""
@@ -48,6 +64,9 @@ class BuiltEnv:
     packages: tuple[tuple[str, str], ...] = ()  # resolved (name, version), sorted by name
     runtime: RuntimeFacts | None = None
     build_log: Path | None = None
+    #: None: trials are host processes. Set (docker): trials run through it, and `environ`
+    #: starts from an empty environment instead of the host's.
+    launcher: TrialLauncher | None = None
 
     def command(self, argv: Sequence[str]) -> list[str]:
         """The benchmark argv with a leading `python`/`python3` bound to this env's interpreter."""
@@ -56,8 +75,11 @@ class BuiltEnv:
         return list(argv)
 
     def environ(self, *extra: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """`base` (default: os.environ), then this env's variables, then each of `extra`."""
-        merged = dict(os.environ if base is None else base)
+        """`base` (default: os.environ, or nothing with a launcher), then this env's variables,
+        then each of `extra`."""
+        if base is None:
+            base = {} if self.launcher is not None else os.environ
+        merged = dict(base)
         merged.update(self.env)
         for layer in extra:
             merged.update(layer)

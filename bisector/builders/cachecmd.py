@@ -1,0 +1,75 @@
+"""`bisector cache list | prune`: the environments and images a repository's store keeps.
+
+venv environments live under `<store>/envs/` (LRU of `environment.cache_size`); docker
+images are `bisector-env:<key>` on the daemon, with their LRU entries under
+`<store>/images/` (bounded by `environment.docker.max_images`). Docker is asked only when
+the configured builder is `docker` (or `--builder docker`), so listing needs no daemon
+otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bisector.builders.envcache import EnvCache
+from bisector.config import Config
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    kind: str  # "venv" | "docker"
+    key: str
+    where: str  # folder or image tag
+    size_bytes: int | None
+    in_store: bool  # False: a bisector image this store does not know
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _store(repo: Path, cfg: Config) -> Path:
+    return repo.resolve() / cfg.snapshots.store
+
+
+def list_cache(repo: Path, cfg: Config, *, builder: str | None = None) -> list[CacheEntry]:
+    """Cached environments (least recently used first), then docker images."""
+    store = _store(repo, cfg)
+    entries: list[CacheEntry] = []
+    envs = store / "envs"
+    if envs.is_dir():
+        cache = EnvCache(envs, cfg.environment.cache_size)
+        entries += [CacheEntry("venv", k, str(cache.path(k)), None, True) for k in cache.keys()]
+    if (builder or cfg.environment.builder) == "docker":
+        from bisector.builders.docker_env import list_images
+        from bisector.builders.docker_run import connect
+
+        client = connect()
+        try:
+            known = set(EnvCache(store / "images", cfg.environment.docker.max_images).keys())
+            entries += [CacheEntry("docker", i.key, i.tag, i.size_bytes, i.key in known)
+                        for i in list_images(client)]
+        finally:
+            client.close()
+    return entries
+
+
+def prune_cache(repo: Path, cfg: Config, *, builder: str | None = None, keep: int | None = None,
+                orphans: bool = False) -> list[str]:
+    """Remove what lies beyond the configured sizes (or `keep`); the removed folders/tags."""
+    store = _store(repo, cfg)
+    removed: list[str] = []
+    if (store / "envs").is_dir():
+        cache = EnvCache(store / "envs", keep if keep is not None else cfg.environment.cache_size)
+        removed += [str(cache.path(k)) for k in cache.evict(in_use=())]
+    if (builder or cfg.environment.builder) == "docker":
+        from bisector.builders.docker_env import prune_images
+        from bisector.builders.docker_run import connect
+
+        client = connect()
+        try:
+            limit = keep if keep is not None else cfg.environment.docker.max_images
+            removed += prune_images(client, store, limit, orphans=orphans)
+        finally:
+            client.close()
+    return removed
