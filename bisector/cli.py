@@ -153,6 +153,9 @@ def _render_run(console: Any, doc: dict[str, Any]) -> None:
             console.print(f"  dependency: {d['name']} {d['from']} -> {d['to']}")
         for k in c.get("config_keys") or []:
             console.print(f"  config key: {k}")
+    rb = doc.get("rollback")
+    if rb:
+        console.print(f"rollback to {rb.get('to')}: {rb.get('status')} ({rb.get('target')})")
     console.print(f"report: {doc.get('report')}  (run {doc.get('run_id')})")
 
 

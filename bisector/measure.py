@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from bisector import envrecord
 from bisector.builders import make_builder
 from bisector.builders.base import BuiltEnv
 from bisector.checkouts import Checkouts
@@ -43,6 +44,7 @@ class Measurer:
         self.checkouts = Checkouts(git, store)
         self._synthetic: dict[str, Path] = {}
         self._env_keys: dict[str, str] = {}
+        self._attached: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     def __enter__(self) -> Measurer:
@@ -106,6 +108,9 @@ class Measurer:
                 log_out=str(result.stdout_path), log_err=str(result.stderr_path),
             )
         )
+        if result.ok and "+" not in commit.sha and (commit.sha, key) not in self._attached:
+            self._attached.add((commit.sha, key))
+            envrecord.attach(self.git.root, self.cfg, commit.sha, built, result.meta)
         return result.status
 
     # -- synthetic states (isolation, bisector/isolate.py) ---------------------------

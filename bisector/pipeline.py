@@ -218,6 +218,8 @@ def run_bisection(req: RunRequest, progress: ProgressFn = _no_progress) -> RunOu
 
             doc["report"] = str(write_html_report(doc, report_dir, journal=journal, repo=repo_path, cfg=cfg, git=git))
             journal.finish_run(run.id, doc["status"], doc)
+    if req.rollback and doc["status"] == Status.FOUND.value:
+        doc["rollback"] = _roll_back_to_good(repo_path, cfg, req.good, progress)
     status = Status(doc["status"])
     return RunOutcome(status=status, document=doc, report_path=Path(doc["report"]), steps=hunt.steps)
 
@@ -339,6 +341,17 @@ def _median_of(samples: list[list[float]]) -> float | None:
         return None
     mid = len(med) // 2
     return med[mid] if len(med) % 2 else (med[mid - 1] + med[mid]) / 2
+
+
+def _roll_back_to_good(repo_path: Path, cfg: Config, good_ref: str, progress: ProgressFn) -> dict[str, Any]:
+    """`run --rollback`: put the good endpoint's configs back (the rollback package's rules:
+    atomic, drift-checked, health-checked, alert-and-pause on failure)."""
+    from rollback.entry import rollback_from_config
+
+    progress("rollback", {"to": good_ref})
+    result = rollback_from_config(repo_path, cfg, good_ref)
+    assert result is not None  # no confirmation callback: never declined
+    return result.to_json()
 
 
 def _snapshot_endpoints(

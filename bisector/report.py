@@ -22,7 +22,7 @@ CONTRACT_KEYS = (
 def contract_view(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON document of DESIGN.md (the stored document has extra detail keys)."""
     out = {k: doc.get(k) for k in CONTRACT_KEYS}
-    for extra in ("run_id", "verification", "isolation", "details"):
+    for extra in ("run_id", "verification", "isolation", "details", "rollback"):
         if extra in doc:
             out[extra] = doc[extra]
     return out
