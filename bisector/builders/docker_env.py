@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -57,6 +57,7 @@ from bisector.builders.docker_run import (
     sweep,
 )
 from bisector.builders.envcache import MARKER, EnvCache
+from bisector.builders.once import BuildOnce
 from bisector.builders.requirements import RequirementSet, environment_key, read_requirements
 from bisector.builders.uvtool import IndexOptions, scrub
 from bisector.config import DockerOptions, Environment
@@ -178,8 +179,7 @@ class DockerBuilder:
         self._lock = threading.Lock()
         self._git_lock = threading.Lock()
         self._reqs: dict[str, tuple[str, RequirementSet, str]] = {}
-        self._building: dict[str, Future[_Image]] = {}
-        self._failed: dict[str, BuildError] = {}
+        self._once: BuildOnce[_Image] = BuildOnce(self._lock)
         self._in_use: str | None = None
         self._builds_done = 0
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="bisector-image")
@@ -245,28 +245,7 @@ class DockerBuilder:
         self._base_checked = True
 
     def _obtain(self, key: str, reqs: RequirementSet, dockerfile: str) -> _Image:
-        with self._lock:
-            if key in self._failed:
-                raise self._failed[key]
-            future = self._building.get(key)
-            owner = future is None
-            if future is None:
-                future = self._building[key] = Future()
-        if not owner:
-            return future.result()
-        try:
-            image = self._load_or_build(key, reqs, dockerfile)
-        except BaseException as exc:
-            with self._lock:
-                del self._building[key]
-                if isinstance(exc, BuildError):
-                    self._failed[key] = exc
-            future.set_exception(exc)
-            raise
-        with self._lock:
-            del self._building[key]
-        future.set_result(image)
-        return image
+        return self._once.get(key, lambda: self._load_or_build(key, reqs, dockerfile))
 
     def _load_or_build(self, key: str, reqs: RequirementSet, dockerfile: str) -> _Image:
         with self._cache.lock(key):
@@ -275,7 +254,7 @@ class DockerBuilder:
             image = self._build(key, reqs, dockerfile)
             with self._lock:
                 self._builds_done += 1
-                in_use = {*self._building, key, *([self._in_use] if self._in_use else [])}
+                in_use = {*self._once.building, key, *([self._in_use] if self._in_use else [])}
         self._cache.touch(key)
         self._cache.evict(in_use)
         return image
@@ -378,7 +357,7 @@ class DockerBuilder:
         for commit in commits:
             key, reqs, dockerfile = self._requirements(commit)
             with self._lock:
-                busy = key in self._building or key in self._failed
+                busy = key in self._once.building or key in self._once.failed
             if not busy and not self._cache.is_complete(key):
                 self._pool.submit(self._prefetch_one, key, reqs, dockerfile)
 

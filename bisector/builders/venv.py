@@ -25,13 +25,14 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from bisector.builders.base import BuiltEnv, RuntimeFacts, checkout_pythonpath
 from bisector.builders.envcache import MARKER, EnvCache
+from bisector.builders.once import BuildOnce
 from bisector.builders.requirements import RequirementSet, environment_key, read_requirements
 from bisector.builders.uvtool import IndexOptions, find_uv, run_logged, translate_install
 from bisector.config import Environment
@@ -104,8 +105,7 @@ class VenvBuilder:
         self._lock = threading.Lock()
         self._git_lock = threading.Lock()  # GitPython's cat-file pipes are not thread-safe
         self._reqs: dict[str, tuple[str, RequirementSet]] = {}
-        self._building: dict[str, Future[_Env]] = {}
-        self._failed: dict[str, BuildError] = {}
+        self._once: BuildOnce[_Env] = BuildOnce(self._lock)
         self._installed: dict[str, str] = {}  # key -> sha last installed into it
         self._in_use: str | None = None
         self._builds_done = 0
@@ -143,28 +143,7 @@ class VenvBuilder:
 
     def _obtain(self, key: str, reqs: RequirementSet) -> _Env:
         """The environment for `key`: from disk, from a build in progress, or built now."""
-        with self._lock:
-            if key in self._failed:
-                raise self._failed[key]
-            future = self._building.get(key)
-            owner = future is None
-            if future is None:
-                future = self._building[key] = Future()
-        if not owner:
-            return future.result()
-        try:
-            env = self._load_or_build(key, reqs)
-        except BaseException as exc:
-            with self._lock:
-                del self._building[key]
-                if isinstance(exc, BuildError):
-                    self._failed[key] = exc
-            future.set_exception(exc)
-            raise
-        with self._lock:
-            del self._building[key]
-        future.set_result(env)
-        return env
+        return self._once.get(key, lambda: self._load_or_build(key, reqs))
 
     def _load_or_build(self, key: str, reqs: RequirementSet) -> _Env:
         with self._cache.lock(key):  # another process may be building the same key
@@ -174,7 +153,7 @@ class VenvBuilder:
             with self._lock:
                 self._builds_done += 1
                 self._installed.pop(key, None)
-                in_use = {*self._building, key, *([self._in_use] if self._in_use else [])}
+                in_use = {*self._once.building, key, *([self._in_use] if self._in_use else [])}
         self._cache.touch(key)
         self._cache.evict(in_use)
         return env
@@ -225,7 +204,7 @@ class VenvBuilder:
         for commit in commits:
             key, reqs = self._requirements(commit)
             with self._lock:
-                busy = key in self._building or key in self._failed
+                busy = key in self._once.building or key in self._once.failed
             if not busy and not self._cache.is_complete(key):
                 self._pool.submit(self._prefetch_one, key, reqs)
 
