@@ -112,6 +112,13 @@ def make_case(n_commits: int, kind: Kind, merges: bool, seed: int) -> Case:
     return Case(n_commits, kind, merges, culprit, rng.choice(SLOWDOWNS), untestable)
 
 
+def _where(repo: SampleRepo, named: Sequence[str]) -> str:
+    """Where a wrong answer points, in first-parent positions (culprit's position for scale)."""
+    pos = {sha: i for i, sha in enumerate(repo.commits)}
+    at = [f"#{pos[s]}" if s in pos else f"{s[:10]} (in a feature branch)" for s in named[:3]]
+    return f"named {', '.join(at) or 'nothing'}; culprit #{pos[repo.culprit_first_parent]}"
+
+
 def _judge(repo: SampleRepo, named: Sequence[str], exact: bool) -> Verdict:
     truth = {repo.culprit, repo.culprit_first_parent}
     if not named:
@@ -143,7 +150,8 @@ def run_bisector(repo: SampleRepo) -> ToolRun:
         verdict = _judge(repo, named, exact=False)
     else:
         named, verdict = (), "missed"
-    return ToolRun("bisector", wall, int(doc["measurements"]), verdict, named, status)
+    note = status if verdict in ("exact", "range") else f"{status}: {_where(repo, named)}"
+    return ToolRun("bisector", wall, int(doc["measurements"]), verdict, named, note)
 
 
 def _git(
@@ -199,7 +207,10 @@ def run_git_bisect(repo: SampleRepo, scratch: Path) -> ToolRun:
         verdict = _judge(repo, named, exact=False)
     else:
         named, verdict = (), "error"
-    note = "" if verdict != "error" else (done.stderr.strip().splitlines() or ["no output"])[-1]
+    if verdict == "error":
+        note = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    else:
+        note = "" if verdict in ("exact", "range") else _where(repo, named)
     return ToolRun("git", wall, _count(counter), verdict, named, note)
 
 
@@ -313,13 +324,11 @@ def render(
                 f"over {len(pairs)} paired runs"
             )
     notes = [
-        f"- {res.case.name} rep {i + 1} {r.tool}: {r.verdict} ({r.note}) named "
-        f"{','.join(x[:10] for x in r.named) or 'nothing'}"
+        f"- {res.case.name} rep {i + 1} {r.tool}: {r.verdict}: {r.note}"
         for res in results
         for i, pair in enumerate(res.runs)
         for r in pair
         if r.verdict in ("error", "wrong", "missed")
-        # `note` says why; the named commits say where it went wrong
     ]
     if notes:
         lines += ["", "Failures (for the record):", *notes]
