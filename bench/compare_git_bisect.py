@@ -331,7 +331,14 @@ def render(
         if r.verdict in ("error", "wrong", "missed")
     ]
     if notes:
-        lines += ["", "Failures (for the record):", *notes]
+        lines += [
+            "",
+            (
+                "Failures (for the record; #k = position in first-parent history, root = #0, "
+                "release-prep commits included, while `culprit@` above counts changes only):"
+            ),
+            *notes,
+        ]
     return "\n".join(lines) + "\n"
 
 
