@@ -67,4 +67,8 @@ def configure(*, json_lines: bool = False, verbose: bool = False) -> None:
 
 
 def get_logger(name: str) -> Any:
+    # Used as a library (no CLI to configure it), structlog's default would print debug
+    # lines to stdout, where `--json` documents go; default to ours (stderr, info).
+    if not structlog.is_configured():
+        configure()
     return structlog.get_logger(name)
