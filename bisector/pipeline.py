@@ -22,7 +22,7 @@ from bisector.gitrepo import GitRepo
 from bisector.journal import Journal
 from bisector.log import get_logger
 from bisector.measure import Measurer
-from bisector.search import Bisection
+from bisector.search import BisectResult, CoarseFine
 from bisector.types import Commit, Status, Verdict
 
 log = get_logger("bisector.run")
@@ -161,19 +161,22 @@ class _Hunt:
         self.journal.add_step(self.run_id, phase, commit.sha, verdict.value, len(samples), median)
         self.progress("verdict", {**step, "short": commit.short})
 
-    def bisect(self, candidates: Sequence[Commit], phase: str) -> tuple[int, int, list[int]]:
-        """Bisect `candidates` (0 = known good, -1 = known bad); (last_good, first_bad, untestable)."""
-        search = Bisection(len(candidates))
+    def bisect(self, commits: Sequence[Commit], tag_indices: Sequence[int]) -> BisectResult:
+        """Release tags first, then the commits between the adjacent ones (0 good, -1 bad)."""
+        search = CoarseFine(len(commits), tag_indices)
+        phase = ""
         while (index := search.next_probe()) is not None:
-            prefetch = [candidates[i] for i in search.candidates_to_prefetch() if 0 < i < len(candidates) - 1]
-            self.measurer.prefetch(prefetch)
-            cached = self.verdicts.get(candidates[index].sha)
-            verdict = cached if cached is not None else self.probe(candidates[index], phase)
+            if search.phase != phase:
+                phase = search.phase
+                what = "release tags" if phase == "coarse" else "commits"
+                self.progress("range", {"n": search.span, "phase": what})
+            self.measurer.prefetch([commits[i] for i in search.candidates_to_prefetch()])
+            cached = self.verdicts.get(commits[index].sha)
+            verdict = cached if cached is not None else self.probe(commits[index], phase)
             search.record(index, verdict)
             if cached is None:
                 self._interleave_endpoints()
-        result = search.result()
-        return result.last_good, result.first_bad, list(result.untestable)
+        return search.result()
 
 
 def run_bisection(req: RunRequest, progress: ProgressFn = _no_progress) -> RunOutcome:
@@ -244,24 +247,16 @@ def _hunt(hunt: _Hunt, git: GitRepo, good: Commit, bad: Commit, req: RunRequest,
     commits = [good, *git.commits_between(good.sha, bad.sha, first_parent=first_parent)]
     index = {c.sha: i for i, c in enumerate(commits)}
     tag_idx = sorted({index[t.sha] for t in git.tags_between(good.sha, bad.sha, first_parent=first_parent)})
-    lo, hi = 0, len(commits) - 1
-    if tag_idx:
-        coarse = [commits[0], *(commits[i] for i in tag_idx), commits[-1]]
-        positions = [0, *tag_idx, len(commits) - 1]
-        hunt.progress("range", {"n": len(coarse), "phase": "release tags"})
-        c_lo, c_hi, _ = hunt.bisect(coarse, "coarse")
-        lo, hi = positions[c_lo], positions[c_hi]
-    hunt.progress("range", {"n": hi - lo + 1, "phase": "commits"})
-    f_lo, f_hi, untestable = hunt.bisect(commits[lo : hi + 1], "fine")
-    last_good, first_bad = commits[lo + f_lo], commits[lo + f_hi]
+    found = hunt.bisect(commits, tag_idx)
+    last_good, first_bad = commits[found.last_good], commits[found.first_bad]
     doc["range"] = {
         "last_good": last_good.sha,
         "first_bad": first_bad.sha,
-        "untestable": [commits[lo + i].sha for i in untestable],
+        "untestable": [commits[i].sha for i in found.untestable],
     }
-    if f_hi - f_lo != 1:
+    if not found.found:
         doc["status"] = Status.INCONCLUSIVE.value
-        doc["details"]["candidates"] = [commits[lo + i].sha for i in range(f_lo + 1, f_hi + 1)]
+        doc["details"]["candidates"] = [commits[i].sha for i in range(found.last_good + 1, found.first_bad + 1)]
         return doc
     verification = _verify(hunt, last_good, first_bad)
     doc["status"] = Status.FOUND.value

@@ -216,6 +216,16 @@ class CoarseFine:
         """The probes actually made, in commit indices."""
         return tuple(self._steps)
 
+    @property
+    def phase(self) -> str:
+        """`coarse` while bisecting release tags, then `fine`."""
+        return "coarse" if self._fine is None else "fine"
+
+    @property
+    def span(self) -> int:
+        """How many candidates (endpoints included) the current pass bisects."""
+        return len(self._points) if self._fine is None else self._fine.n
+
     def next_probe(self) -> int | None:
         if self._fine is None:
             position = self._coarse.next_probe()
