@@ -14,11 +14,19 @@ from pathlib import Path
 from bisector.errors import StoreError
 
 
-def open_journal(path: Path, schema: str, *, what: str, hint: str) -> sqlite3.Connection:
-    """Open (creating) `path` in WAL mode and apply `schema` (CREATE ... IF NOT EXISTS)."""
+def open_journal(
+    path: Path, schema: str, *, what: str, hint: str, shared_across_threads: bool = False
+) -> sqlite3.Connection:
+    """Open (creating) `path` in WAL mode and apply `schema` (CREATE ... IF NOT EXISTS).
+
+    `shared_across_threads`: the daemon's scheduler and signal handling touch its state
+    from more than one thread (each call is one short transaction under sqlite's lock).
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        db = sqlite3.connect(
+            path, timeout=30.0, isolation_level=None, check_same_thread=not shared_across_threads
+        )
         db.execute("PRAGMA journal_mode=WAL")
         # FULL: what was reported as journaled (a trial, a pause) survives a power cut.
         db.execute("PRAGMA synchronous=FULL")

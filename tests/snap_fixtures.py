@@ -160,3 +160,11 @@ def build_release_repo(path: Path) -> Path:
     commit(repo, {"configs/serving.yaml": "model: [unclosed\n  name: x\n"}, "oops", tag="v1.3.0")
     (repo / "bisector.yaml").write_text(BISECTOR_YAML)
     return repo
+
+
+def fresh_clone(release_repo: Path, dest: Path) -> Path:
+    """A clone of the release repository with its tags and bisector.yaml, and no store."""
+    git(release_repo, "clone", "-q", str(release_repo), str(dest))
+    git(dest, "fetch", "-q", "origin", "refs/tags/*:refs/tags/*")
+    (dest / "bisector.yaml").write_text(BISECTOR_YAML)
+    return dest

@@ -13,12 +13,11 @@ import pytest
 import structlog
 
 from bisector.cli import main
-from tests.gitutil import git
 from tests.snap_fixtures import (
-    BISECTOR_YAML,
     EXPECTED_CONFIGS_12,
     EXPECTED_PACKAGES_12,
     build_release_repo,
+    fresh_clone,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,11 +30,7 @@ def release_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def repo(release_repo: Path, tmp_path: Path) -> Path:
-    dest = tmp_path / "repo"
-    git(release_repo, "clone", "-q", str(release_repo), str(dest))
-    git(dest, "fetch", "-q", "origin", "refs/tags/*:refs/tags/*")
-    (dest / "bisector.yaml").write_text(BISECTOR_YAML)
-    return dest
+    return fresh_clone(release_repo, tmp_path / "repo")
 
 
 @pytest.fixture(autouse=True)

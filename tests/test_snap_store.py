@@ -14,7 +14,6 @@ from bisector.errors import RefError, StoreError
 from snapshots import api
 from snapshots.manifest import ResolvedPackage, Runtime
 from snapshots.store import Store
-from tests.gitutil import git
 from tests.snap_fixtures import (
     BISECTOR_YAML,
     CACHE_2,
@@ -22,6 +21,7 @@ from tests.snap_fixtures import (
     EXPECTED_PACKAGES_12,
     SERVING_1,
     build_release_repo,
+    fresh_clone,
 )
 
 
@@ -33,11 +33,7 @@ def release_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def repo(release_repo: Path, tmp_path: Path) -> Path:
     """A fresh clone per test, so every test starts with no store."""
-    dest = tmp_path / "repo"
-    git(release_repo, "clone", "-q", str(release_repo), str(dest))
-    git(dest, "fetch", "-q", "origin", "refs/tags/*:refs/tags/*")
-    (dest / "bisector.yaml").write_text(BISECTOR_YAML)
-    return dest
+    return fresh_clone(release_repo, tmp_path / "repo")
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bisector.errors import StoreError
+from bisector.sqlite import open_journal, transaction
 
 JOURNAL_NAME = "journal.sqlite"
 
@@ -81,17 +81,10 @@ class DaemonState:
 
     def __init__(self, store: Path) -> None:
         self.path = store / JOURNAL_NAME
-        try:
-            store.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise StoreError(
-                f"cannot open the daemon state in {self.path}: {exc}",
-                hint="check the permissions of the store folder (snapshots.store)",
-            ) from exc
+        self._db = open_journal(
+            self.path, _SCHEMA, what="daemon state", shared_across_threads=True,
+            hint="check the permissions of the store folder (snapshots.store)",
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -102,18 +95,8 @@ class DaemonState:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"daemon state {self.path}: {exc}") from exc
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db, f"daemon state {self.path}")
 
     # -- cycles -----------------------------------------------------------------------
 
