@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bisector.builders.requirements import read_requirements
-from bisector.changes import Change, Files, config_changes, dependency_changes
+from bisector.changes import Change, Files, config_changes, dependency_changes, is_lock
 from bisector.config import Config, Metric, load_config
 from bisector.gitrepo import GitRepo
 from bisector.isolate import Isolation, isolate
@@ -51,6 +51,11 @@ def find_changes(
         notes.append(f"the {type(measurer.builder).name} builder does not isolate dependencies: "
                      f"{len(deps)} package change(s) not split")
         deps = []
+    locks = sorted({p for c in deps for p in c.touched if is_lock(p)})
+    if locks:
+        notes.append(f"{', '.join(locks)}: left out of states that take part of its changes, so the "
+                     "resolver installs from the declared files; only where those pin every locked "
+                     "package exactly, else the state is unresolved and its changes grouped")
     return [*deps, *config_changes(good[1], bad[1])], notes
 
 

@@ -172,9 +172,9 @@ class _Scanner:
                 raise self.fail("expected , or ] in an array")
         close_at = self.i
         self.i += 1
-        group = _group(path)
-        if group is not _NOT_DEPS:
-            self.arrays[group] = DepArray(group, open_at, close_at, tuple(entries))  # type: ignore[arg-type]
+        is_deps, group = _group(path)
+        if is_deps:
+            self.arrays[group] = DepArray(group, open_at, close_at, tuple(entries))
 
     def inline_table(self, path: list[str]) -> None:
         self.i += 1
@@ -223,15 +223,13 @@ class _Scanner:
                 raise self.fail("expected the end of the line")
 
 
-_NOT_DEPS = object()
-
-
-def _group(path: list[str]) -> object:
+def _group(path: list[str]) -> tuple[bool, Group]:
+    """(whether `path` is a dependency array, its group)."""
     if path == ["project", "dependencies"]:
-        return None
+        return True, None
     if len(path) == 3 and path[:2] == ["project", "optional-dependencies"]:
-        return path[2]
-    return _NOT_DEPS
+        return True, path[2]
+    return False, None
 
 
 def dependency_arrays(text: str) -> dict[Group, DepArray]:
