@@ -127,3 +127,17 @@ def test_a_lock_over_ranges_makes_partial_states_unresolved() -> None:
     parent, culprit, deps = _locked(PINNED_OLD.replace("==1.0.0", ">=1.0"), PINNED_NEW.replace("==1.3.0", ">=1.0"))
     with pytest.raises(PartialStateError, match="resolver would not be held"):
         render_files(parent, culprit, list(deps.values()), [deps["quickjson"]])
+
+
+def test_the_venv_key_follows_the_pyproject_dependency_lists() -> None:
+    """The environment key changes with a dependency or optional entry, not with the version."""
+    from bisector.builders.requirements import environment_key, read_requirements
+
+    def key(text: str) -> str:
+        reqs = read_requirements(lambda p: text.encode() if p == PY else None, [PY])
+        return environment_key(reqs, python="3.11", index={})
+
+    bumped = OLD.replace('name = "svc"', 'name = "svc"\nversion = "9"')
+    assert key(OLD) == key(bumped)
+    assert key(OLD) != key(apply_packages(OLD, NEW, {"fastpad"}))
+    assert key(OLD) != key(apply_packages(OLD, NEW, {"tracelite"}))
