@@ -104,8 +104,8 @@ PINNED_NEW = '[project]\nname = "x"\ndependencies = [\n  "fastpad==1.3.0",\n  "q
 
 
 def _locked(old_py: str, new_py: str) -> tuple[dict[str, bytes | None], dict[str, bytes | None], dict[str, Change]]:
-    parent = {PY: old_py.encode(), "uv.lock": LOCK_OLD}
-    culprit = {PY: new_py.encode(), "uv.lock": LOCK_NEW}
+    parent: dict[str, bytes | None] = {PY: old_py.encode(), "uv.lock": LOCK_OLD}
+    culprit: dict[str, bytes | None] = {PY: new_py.encode(), "uv.lock": LOCK_NEW}
     return parent, culprit, {c.name: c for c in dependency_changes(parent, culprit, [PY, "uv.lock"])}
 
 
