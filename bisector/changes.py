@@ -5,9 +5,18 @@ change of the declared dependencies (from `snapshots.diff.diff_declared`) or one
 key (dotted path, YAML-aware, from `snapshots.configs.flatten`). `render_files` writes the
 parent's dependency and config files with a subset of the changes applied: a file none
 of whose changes is applied keeps the parent's bytes, one with all applied the culprit's
-bytes, anything in between is rewritten (requirement lines swapped; YAML loaded, keys set,
-dumped). Lock files cannot be rewritten line by line: a partial lock raises
-`PartialStateError` (the state is unresolved, not guessed).
+bytes, anything in between is rewritten: requirement lines swapped; pyproject.toml's
+dependency strings replaced in place (`pyproject_edit`, comments and layout kept); YAML
+loaded, keys set, dumped.
+
+A package change can touch several files (`Change.files`): its declared file and a lock
+(uv.lock, poetry.lock). A lock cannot be rewritten package by package (its resolution
+would be a guess), so a state that takes part of a lock's changes *drops the lock* and lets
+the resolver install from the declared files, but only where that is exact: every package
+of the lock the state stands for must be pinned `==` to that version in the state's
+declared files, and a package it does not have must not be declared. Otherwise
+`PartialStateError`: the state is unresolved (ddmin groups its changes), never guessed, so
+no package is blamed from a state that could not be built as claimed.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from bisector.pyproject_edit import EditError, apply_packages, edit_bytes, pin_package
 from snapshots.configs import flatten, is_structured, parse_config_bytes
 from snapshots.deps import read_declared
 from snapshots.diff import diff_declared
@@ -42,7 +52,8 @@ class Change:
     """One change of the commit: a package (`name` canonical) or a config key (`name` dotted).
 
     `old` / `new` are versions or specifiers for packages (None: absent), JSON text of
-    the values for config keys (None: absent).
+    the values for config keys (None: absent). `files`: every changed file a package
+    change touches (its declared file first, then e.g. a lock); empty means `(file,)`.
     """
 
     kind: ChangeKind
@@ -51,6 +62,11 @@ class Change:
     old: str | None
     new: str | None
     change: str = "changed"  # added | removed | upgraded | downgraded | changed
+    files: tuple[str, ...] = ()
+
+    @property
+    def touched(self) -> tuple[str, ...]:
+        return self.files or (self.file,)
 
     @property
     def label(self) -> str:
@@ -77,11 +93,26 @@ def dependency_changes(parent: Files, culprit: Files, roots: Iterable[str]) -> l
         return lambda path: files.get(path)
 
     a, b = read_declared(reader(parent), paths), read_declared(reader(culprit), paths)
-    sources = {d.name: d.source for d in [*a.dependencies, *b.dependencies]}
-    return [
-        Change("dependency", sources.get(pc.name, paths[0] if paths else ""), pc.name, pc.old, pc.new, pc.change)
-        for pc in diff_declared(a.dependencies, b.dependencies)
-    ]
+    sources: dict[str, list[str]] = {}
+    for d in [*b.dependencies, *a.dependencies]:  # the culprit's declaration first
+        if parent.get(d.source) != culprit.get(d.source) and d.source not in sources.get(d.name, []):
+            sources.setdefault(d.name, []).append(d.source)
+    out = []
+    for pc in diff_declared(a.dependencies, b.dependencies):
+        touched = sorted(sources.get(pc.name, []), key=lambda p: (is_lock(p), p))
+        primary = touched[0] if touched else (paths[0] if paths else "")
+        out.append(Change("dependency", primary, pc.name, pc.old, pc.new, pc.change,
+                          tuple(touched) if len(touched) > 1 else ()))
+    return out
+
+
+def is_lock(path: str) -> bool:
+    """uv.lock, poetry.lock: resolved sets that cannot take part of their changes."""
+    return posixpath.basename(path).endswith(".lock")
+
+
+def _is_pyproject(path: str) -> bool:
+    return posixpath.basename(path) == "pyproject.toml"
 
 
 def config_changes(parent: Files, culprit: Files) -> list[Change]:
@@ -130,14 +161,24 @@ def render_files(
 
     :raises PartialStateError: a file cannot hold only part of its changes.
     """
+    changes = list(changes)
     by_file: dict[str, list[Change]] = {}
     for c in changes:
-        by_file.setdefault(c.file, []).append(c)
+        for path in c.touched:
+            by_file.setdefault(path, []).append(c)
     chosen = set(applied)
+    pins = dict(pins or {})
     out: dict[str, bytes | None] = {}
+    locks: dict[str, list[Change]] = {}
     for path, file_changes in by_file.items():
         on = [c for c in file_changes if c in chosen]
-        if not on:
+        if is_lock(path) and file_changes[0].kind == "dependency":
+            pinned = any(c.name in pins for c in file_changes)
+            if on and (len(on) < len(file_changes) or pinned):
+                locks[path] = on
+            else:
+                out[path] = culprit.get(path) if on else parent.get(path)
+        elif not on:
             out[path] = parent.get(path)
         elif len(on) == len(file_changes):
             out[path] = culprit.get(path)
@@ -145,13 +186,47 @@ def render_files(
             out[path] = _partial_requirements(path, parent.get(path), culprit.get(path), on)
         else:
             out[path] = _partial_config(path, parent.get(path), on)
-    for name, version in (pins or {}).items():
+    for name, version in pins.items():
         found = next((c.file for c in changes if c.kind == "dependency" and c.name == name), None)
         if found is None:
             raise PartialStateError(f"{name} is not a changed package")
         current = out.get(found, parent.get(found))
         out[found] = pin_requirement(found, current, name, version)
+    for path, on in locks.items():
+        _check_lock_can_go(path, parent, culprit, out, {c.name for c in on}, pins)
+        out[path] = None  # left out: the resolver installs from the declared pins
     return out
+
+
+def _check_lock_can_go(
+    path: str, parent: Files, culprit: Files, rendered: Mapping[str, bytes | None],
+    applied: set[str], pins: Mapping[str, str],
+) -> None:
+    """Pass when the state's declared files pin exactly what the lock would hold (then the
+    lock can be left out; see the module docstring).
+
+    :raises PartialStateError: the resolver would be free to choose some locked version.
+    """
+    def locked(files: Files) -> dict[str, str]:
+        found = read_declared(lambda p: files.get(p), [path]).dependencies
+        return {d.name: d.version or "" for d in found}
+
+    old, new = locked(parent), locked(culprit)
+    claimed = {n: new.get(n) if n in applied else old.get(n) for n in {*old, *new}}
+    claimed |= {n: v for n, v in pins.items() if n in claimed}
+    state = {**parent, **rendered}
+    declared_paths = [p for p in state if not is_lock(p) and (_is_requirements(p) or _is_pyproject(p))]
+    pinned: dict[str, set[str | None]] = {}
+    for d in read_declared(lambda p: state.get(p), declared_paths).dependencies:
+        pinned.setdefault(d.name, set()).add(d.version)
+    for name, version in sorted(claimed.items()):
+        have = pinned.get(name, set())
+        if (version is None and have) or (version is not None and have != {version}):
+            want = "absent" if version is None else f"=={version}"
+            raise PartialStateError(
+                f"{path}: left out, the resolver would not be held to {name} {want} "
+                f"(declared: {', '.join(sorted(str(v) for v in have)) or 'nothing'})"
+            )
 
 
 def _req_name(line: str) -> str | None:
@@ -169,9 +244,14 @@ def _is_requirements(path: str) -> bool:
 
 
 def _partial_requirements(path: str, old: bytes | None, new: bytes | None, on: list[Change]) -> bytes:
-    if not _is_requirements(path) or old is None or new is None:
-        raise PartialStateError(f"{path}: only requirement files can take part of their changes")
     names = {c.name for c in on}
+    if _is_pyproject(path) and old is not None and new is not None:
+        try:
+            return edit_bytes(old, lambda text: apply_packages(text, new.decode("utf-8"), names))
+        except (EditError, UnicodeDecodeError) as exc:
+            raise PartialStateError(f"{path}: {exc}") from exc
+    if not _is_requirements(path) or old is None or new is None:
+        raise PartialStateError(f"{path}: only requirement files and pyproject.toml can take part of their changes")
     new_lines = {n: line for line in new.decode("utf-8").splitlines() if (n := _req_name(line)) in names}
     lines: list[str] = []
     for line in old.decode("utf-8").splitlines():
@@ -190,6 +270,11 @@ def pin_requirement(path: str, data: bytes | None, name: str, version: str) -> b
 
     :raises PartialStateError: not a requirements file, or `name` is not in it.
     """
+    if data is not None and _is_pyproject(path):
+        try:
+            return edit_bytes(data, lambda text: pin_package(text, name, version))
+        except EditError as exc:
+            raise PartialStateError(f"{path}: {exc}") from exc
     if data is None or not _is_requirements(path):
         raise PartialStateError(f"{path}: cannot pin {name} there")
     lines, found = [], False

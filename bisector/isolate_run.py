@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from bisector.builders.requirements import read_requirements
-from bisector.changes import Change, Files, config_changes, dependency_changes
+from bisector.changes import Change, Files, config_changes, dependency_changes, is_lock
 from bisector.config import Config, Metric, load_config
 from bisector.gitrepo import GitRepo
+from bisector.index_versions import index_versions
 from bisector.isolate import Isolation, isolate
 from bisector.isolate_states import MeasuredStates, Progress, Side, local_versions
 from bisector.journal import Journal
@@ -51,12 +52,25 @@ def find_changes(
         notes.append(f"the {type(measurer.builder).name} builder does not isolate dependencies: "
                      f"{len(deps)} package change(s) not split")
         deps = []
+    locks = sorted({p for c in deps for p in c.touched if is_lock(p)})
+    if locks:
+        notes.append(f"{', '.join(locks)}: left out of states that take part of its changes, so the "
+                     "resolver installs from the declared files; only where those pin every locked "
+                     "package exactly, else the state is unresolved and its changes grouped")
     return [*deps, *config_changes(good[1], bad[1])], notes
 
 
-def _versions(cfg: Config, root: Path) -> Any:
-    folders = [(root / f).resolve() for f in cfg.environment.find_links if "://" not in f]
-    return lambda name: local_versions(folders, name)
+def available_versions(cfg: Config, root: Path) -> Callable[[str], list[str]]:
+    """Versions installable here: find-links folders, and the configured simple indexes
+    (`index_url`, `extra_index_urls`) unless `no_index`."""
+    env = cfg.environment
+    folders = [(root / f).resolve() for f in env.find_links if "://" not in f]
+    indexes = [] if env.no_index else [u for u in [env.index_url, *env.extra_index_urls] if u]
+
+    def versions(name: str) -> list[str]:
+        return sorted({*local_versions(folders, name), *index_versions(indexes, name)})
+
+    return versions
 
 
 def isolate_commit(
@@ -77,7 +91,7 @@ def isolate_commit(
     )
     probe.ensure_references()
     progress("range", {"n": len(changes), "phase": "changes inside the culprit"})
-    result = isolate(changes, probe, _versions(cfg, git.root),
+    result = isolate(changes, probe, available_versions(cfg, git.root),
                      on_verify=lambda: progress("phase", {"name": "verify-isolation"}))
     result.notes = [*notes, *result.notes]
     return result
@@ -131,7 +145,7 @@ def isolate_files(
                 comp = probe.ensure_references()
                 doc["reproduction"] = {"p_value": comp.p_value, "relative_effect": comp.relative_effect}
                 if comp.reproduced:
-                    result = isolate(changes, probe, _versions(cfg, repo_path))
+                    result = isolate(changes, probe, available_versions(cfg, repo_path))
                     result.notes = [*notes, *result.notes]
                     doc["status"] = "found"
                     doc["culprit"] = culprit_fields(result)

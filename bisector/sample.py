@@ -52,6 +52,8 @@ class SampleSpec:
     # upgrades that are slow only together, + quickjson
     culprit_keys: Literal["one", "three"] = "one"  # with kind="config": + server.port, logging.format
     effect_flag: str = ""  # a file path; while it holds "off" the benchmark reports the good cost
+    deps_file: Literal["requirements", "pyproject"] = "requirements"  # where the pins are declared:
+    # requirements.txt, or pyproject.toml's [project].dependencies (with comments, one per line)
 
 
 @dataclass
@@ -108,6 +110,23 @@ def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
     for p in parts[:-1]:
         tree = tree.setdefault(p, {})
     tree[parts[-1]] = value
+
+
+_DEPS_FILES = {"requirements": "requirements.txt", "pyproject": "pyproject.toml"}
+
+
+def _pyproject(reqs: Mapping[str, str]) -> str:
+    """The service's pyproject.toml: pins in [project].dependencies, with comments around."""
+    pins = "".join(f'    "{n}=={v}",  # pinned\n' for n, v in sorted(reqs.items()))
+    return (
+        "[project]\n"
+        'name = "sample-serving"  # not installed: the benchmark runs from the checkout\n'
+        'version = "2.3.0"\n'
+        "dependencies = [\n"
+        "    # serving stack pins (bump one per line)\n" + pins + "]\n\n"
+        "[tool.sample]\n"
+        'dependencies = ["not-a-project-dependency==0"]\n'
+    )
 
 
 def _yaml(tree: Mapping[str, Any], indent: int = 0) -> str:
@@ -185,7 +204,7 @@ def _infer_py(spec: SampleSpec, *, pad_code: bool, untestable: bool) -> str:
 
 
 def _bisector_yaml(spec: SampleSpec, root: Path, wheelhouse: Path | None) -> str:
-    env_lines = [f"  builder: {spec.builder}", "  requirements: [requirements.txt]"]
+    env_lines = [f"  builder: {spec.builder}", f"  requirements: [{_DEPS_FILES[spec.deps_file]}]"]
     if wheelhouse is not None:
         env_lines += [f"  find_links: [{str(wheelhouse)!r}]", "  no_index: true"]
     return (
@@ -282,7 +301,10 @@ def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo
         (path / "configs").mkdir(exist_ok=True)
         (path / "configs/serving.yaml").write_text(_yaml(serving))
         (path / "configs/model.yaml").write_text(_yaml(model))
-        (path / "requirements.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(reqs.items())))
+        if spec.deps_file == "pyproject":
+            (path / "pyproject.toml").write_text(_pyproject(reqs))
+        else:
+            (path / "requirements.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(reqs.items())))
         (path / "serving/infer.py").write_text(
             _infer_py(spec, pad_code=bool(state["pad_code"]), untestable=bool(state["untestable"]))
         )

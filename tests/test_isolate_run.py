@@ -134,3 +134,18 @@ def test_standalone_without_a_difference_is_not_reproduced(make_sample: Callable
     doc = isolate_files(repo=repo.path, config=None, metric=None, good={"configs/serving.yaml": same},
                         bad={"configs/serving.yaml": same}, what="config")
     assert doc["status"] == "not_reproduced" and doc["culprit"] is None
+
+
+def test_three_upgrades_in_pyproject_name_only_the_slow_package(make_sample: Callable[..., SampleRepo]) -> None:
+    """With the pins in pyproject.toml, fastpad 1.0.0 -> 1.3.0 is named, the two others not."""
+    repo = make_sample(kind="dependency", culprit_deps="three", deps_file="pyproject", **SPEC)
+    assert not (repo.path / "requirements.txt").exists()
+    doc = _run(repo)
+    culprit = doc["culprit"]
+    assert culprit["kind"] == "dependency"
+    assert [(d["name"], d["from"], d["to"]) for d in culprit["dependencies"]] == [("fastpad", "1.0.0", "1.3.0")]
+    assert culprit["dependencies"][0]["first_bad_version"] == "1.2.0"
+    assert culprit["dependencies"][0]["verified"] is True
+    assert doc["isolation"]["grouped"] == []
+    assert {c["name"] for c in doc["isolation"]["changes"]} == {"fastpad", "quickjson", "tracelite"}
+    assert all(s["verdict"] != "skip" for s in doc["isolation"]["steps"])

@@ -1,0 +1,93 @@
+"""Released versions of a package on a PEP 503 simple index (file:// or http(s)://).
+
+Version bisection needs the versions between a package's old and new pin. They come from
+find-links folders (`isolate_states.local_versions`) and, unless `no_index`, from the
+configured `index_url` and `extra_index_urls`: the project page `<index>/<name>/` is read
+(a `file://` index from disk, `<name>/index.html`; http(s) with urllib and a timeout) and
+its links' file names give the versions. Yanked files (`data-yanked`) are left out;
+pre-releases are left out later by `changes.versions_between` (the endpoints are the
+pins themselves, so they never need to be listed). An index that cannot be read gives no
+versions and a warning: bisection then narrows over fewer versions, it never guesses.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from html.parser import HTMLParser
+from pathlib import Path
+
+from bisector.log import get_logger
+
+__all__ = ["index_versions", "versions_in_page"]
+
+log = get_logger(__name__)
+_SDIST = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)\.(?:tar\.gz|zip|tar\.bz2)$")
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def file_version(filename: str, name: str) -> str | None:
+    """The version in a wheel or sdist file name of `name`, else None."""
+    if filename.endswith(".whl"):
+        parts = filename[:-4].split("-")
+        if len(parts) >= 5 and _normal(parts[0]) == _normal(name):
+            return parts[1]
+    elif (m := _SDIST.match(filename)) and _normal(m.group("name")) == _normal(name):
+        return m.group("version")
+    return None
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, bool]] = []  # (href, yanked)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            found = dict(attrs)
+            if found.get("href"):
+                self.links.append((str(found["href"]), "data-yanked" in found))
+
+
+def versions_in_page(html: str, name: str) -> list[str]:
+    """Versions of `name` linked from a simple index project page, yanked files left out."""
+    parser = _Links()
+    parser.feed(html)
+    found: set[str] = set()
+    for href, yanked in parser.links:
+        filename = urllib.parse.unquote(urllib.parse.urlsplit(href).path.rsplit("/", 1)[-1])
+        version = file_version(filename, name)
+        if version is not None and not yanked:
+            found.add(version)
+    return sorted(found)
+
+
+def _page(index_url: str, name: str, timeout_s: float) -> str:
+    base = index_url.rstrip("/") + "/" + _normal(name) + "/"
+    parts = urllib.parse.urlsplit(base)
+    if parts.scheme == "file":
+        folder = Path(urllib.request.url2pathname(parts.path))
+        return (folder / "index.html").read_text(encoding="utf-8")
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"unsupported index URL scheme {parts.scheme!r}")
+    request = urllib.request.Request(base, headers={"Accept": "text/html"})
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 (scheme checked)
+        data: bytes = response.read()
+        return data.decode(response.headers.get_content_charset() or "utf-8", errors="replace")
+
+
+def index_versions(index_urls: Iterable[str], name: str, *, timeout_s: float = 10.0) -> list[str]:
+    """Versions of `name` on the simple indexes (unreadable ones are skipped with a warning)."""
+    found: set[str] = set()
+    for url in index_urls:
+        try:
+            found.update(versions_in_page(_page(url, name, timeout_s), name))
+        except (OSError, ValueError, urllib.error.URLError) as exc:
+            log.warning("cannot list versions on the index", index=url, package=name, error=str(exc))
+    return sorted(found)

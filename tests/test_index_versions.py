@@ -1,0 +1,108 @@
+"""Versions for version bisection from PEP 503 simple indexes: file:// and a real local http.server."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bisector.config import Config
+from bisector.index_versions import index_versions, versions_in_page
+from bisector.isolate_run import available_versions, isolate_files
+from bisector.sample import SampleRepo
+from bisector.wheels import make_wheel
+
+
+def _simple_index(root: Path, wheels: Path, yanked: frozenset[str] = frozenset()) -> Path:
+    """A PEP 503 index under root/simple with every wheel of `wheels` copied to root/files."""
+    (root / "files").mkdir(parents=True, exist_ok=True)
+    projects: dict[str, list[str]] = {}
+    for wheel in sorted(wheels.glob("*.whl")):
+        shutil.copy(wheel, root / "files" / wheel.name)
+        projects.setdefault(wheel.name.split("-")[0].replace("_", "-"), []).append(wheel.name)
+    for project, files in projects.items():
+        page = root / "simple" / project
+        page.mkdir(parents=True)
+        mark = {f: ' data-yanked=""' if f.split("-")[1] in yanked else "" for f in files}
+        links = "".join(f'<a href="../../files/{f}"{mark[f]}>{f}</a>\n' for f in files)
+        (page / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
+    return root / "simple"
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Path], str]]:
+    """Serve a folder over http on 127.0.0.1 from a real http.server thread."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(folder: Path) -> str:
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _fastpad(folder: Path) -> Path:
+    folder.mkdir()
+    for v in ("1.0.0", "1.1.0", "1.2.0rc1", "1.2.0", "1.3.0"):
+        make_wheel(folder, "fastpad", v, {"fastpad/__init__.py": f"V = {v!r}\n"}, [])
+    return folder
+
+
+def test_project_page_links_give_versions_without_yanked_files() -> None:
+    """Anchors to wheels and sdists of the package count; yanked and other packages do not."""
+    page = ('<a href="f/fastpad-1.0.0-py3-none-any.whl#sha256=00">x</a>'
+            '<a href="f/fastpad-1.1.0.tar.gz" data-yanked="broken">y</a>'
+            '<a href="f/other-9.0-py3-none-any.whl">z</a><a href="f/fastpad-1.2.0.zip">w</a>')
+    assert versions_in_page(page, "fastpad") == ["1.0.0", "1.2.0"]
+
+
+def test_file_and_http_indexes_list_the_same_versions(tmp_path: Path, serve: Callable[[Path], str]) -> None:
+    """A file:// index and the same folder over http list all but the yanked version."""
+    simple = _simple_index(tmp_path / "idx", _fastpad(tmp_path / "wheels"), yanked=frozenset({"1.1.0"}))
+    over_http = serve(tmp_path / "idx") + "/simple/"
+    want = ["1.0.0", "1.2.0", "1.2.0rc1", "1.3.0"]
+    assert index_versions([simple.as_uri()], "FastPad") == want
+    assert index_versions([over_http], "fastpad") == want
+    assert index_versions(["http://127.0.0.1:9/simple/", simple.as_uri()], "fastpad", timeout_s=2) == want
+
+
+def test_available_versions_respects_no_index(tmp_path: Path) -> None:
+    """Configured indexes are read unless no_index; find-links folders always are."""
+    simple = _simple_index(tmp_path / "idx", _fastpad(tmp_path / "wheels"))
+    base = {"benchmark": {"command": ["true"]}, "metrics": {"m": {"direction": "lower"}}}
+    on = Config.model_validate({**base, "environment": {"extra_index_urls": [simple.as_uri()]}})
+    off = Config.model_validate({**base, "environment": {"index_url": simple.as_uri(), "no_index": True}})
+    assert available_versions(on, tmp_path)("fastpad") == ["1.0.0", "1.1.0", "1.2.0", "1.2.0rc1", "1.3.0"]
+    assert available_versions(off, tmp_path)("fastpad") == []
+
+
+def test_standalone_deps_bisects_versions_served_by_an_http_index(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path, serve: Callable[[Path], str],
+) -> None:
+    """Installing from an http simple index, fastpad 1.0.0 -> 1.3.0 narrows to 1.2.0, skipping yanked 1.1.0."""
+    repo = make_sample(kind="code", n_commits=8, culprit=5, builder="venv", repeats=(3, 8), noise=0.03)
+    assert repo.wheelhouse is not None
+    url = serve(tmp_path) + "/idx/simple/"
+    _simple_index(tmp_path / "idx", repo.wheelhouse, yanked=frozenset({"1.1.0"}))
+    cfg = repo.path / "bisector.yaml"
+    text = cfg.read_text()
+    start = text.index("  find_links:")
+    cfg.write_text(text[:start] + f"  index_url: {url!r}\n" + text[text.index("snapshots:"):])
+    good = {"requirements.txt": b"fastpad==1.0.0\nservekit==1.0.0\ntokenkit==2.2.0\n"}
+    bad = {"requirements.txt": b"fastpad==1.3.0\nservekit==1.0.0\ntokenkit==2.2.0\n"}
+    doc = isolate_files(repo=repo.path, config=None, metric=None, good=good, bad=bad, what="deps")
+    assert doc["status"] == "found"
+    (dep,) = doc["culprit"]["dependencies"]
+    assert (dep["name"], dep["from"], dep["to"], dep["first_bad_version"]) == ("fastpad", "1.0.0", "1.3.0", "1.2.0")
+    assert doc["isolation"]["versions_tried"] == {"fastpad": ["1.0.0", "1.2.0", "1.3.0"]}
