@@ -99,3 +99,44 @@ def test_install_runs_per_commit_into_the_shared_environment(tmp_path: Path) -> 
         map(str, sys.version_info[:3]))
     builder.close()
     git.close()
+
+
+UV_LOCK = """\
+version = 1
+requires-python = ">=3.11"
+
+[[package]]
+name = "fastpad"
+version = "{version}"
+source = {{ registry = "https://pypi.org/simple" }}
+
+[[package]]
+name = "serving"
+version = "0.1.0"
+source = {{ editable = "." }}
+dependencies = [{{ name = "fastpad" }}]
+"""
+
+
+def test_lock_file_is_installed_as_its_exact_pins(tmp_path: Path) -> None:
+    """A uv.lock named in `requirements` installs the locked versions (the project itself skipped)."""
+    from bisector.wheels import make_wheel
+
+    wheels = tmp_path / "wheels"
+    for version in ("1.0.0", "1.1.0"):
+        make_wheel(wheels, "fastpad", version, {"fastpad/__init__.py": f"V = {version!r}\n"}, [])
+    root = tmp_path / "repo"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)  # noqa: S603, S607
+    git = GitRepo(root)
+    (root / "uv.lock").write_text(UV_LOCK.format(version="1.0.0"))
+    _commit_all(root, "lock")
+    commit = git.resolve("HEAD")
+    env = Environment(builder="venv", requirements=["uv.lock"], no_index=True, find_links=[str(wheels)])
+    builder = VenvBuilder(git, env, tmp_path / "store")
+    with Checkouts(git, tmp_path / "store") as checkouts:
+        built = builder.prepare(commit, checkouts.get(commit))
+    assert ("fastpad", "1.0.0") in built.packages
+    assert not any(name == "serving" for name, _ in built.packages)
+    builder.close()
+    git.close()

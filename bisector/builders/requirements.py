@@ -50,7 +50,30 @@ class RequirementSet:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
         present = dict(self.files)
-        return [dest / r for r in self.roots if present.get(r) is not None]
+        out: list[Path] = []
+        for root in self.roots:
+            data = present.get(root)
+            if data is None:
+                continue
+            out.append(_lock_pins(dest, root, data) if root.endswith(".lock") else dest / root)
+        return out
+
+
+def _lock_pins(dest: Path, root: str, data: bytes) -> Path:
+    """uv.lock / poetry.lock as exact pins (`name==version`), a file pip and uv can install.
+
+    Neither installer reads lock files with `-r`; the lock's resolved versions are what
+    the commit ran with, so they are installed as such (its platform markers are not
+    re-applied: the lock was resolved for the platforms the project supports).
+    """
+    from snapshots.deps import read_declared
+
+    declared = read_declared(lambda p: data if p == root else None, [root])
+    pins = sorted({f"{d.name}=={d.version}" for d in declared.dependencies if d.version})
+    target = dest / (root + ".pins.txt")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("".join(line + "\n" for line in pins), encoding="utf-8")
+    return target
 
 
 def _logical_lines(text: str) -> list[str]:
