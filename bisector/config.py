@@ -151,7 +151,10 @@ class DockerOptions(_Strict):
     cpus: float | None = None
     memory: str | None = None
     dockerfile: str | None = None
-    max_images: int = Field(20, ge=1)
+    max_images: int = Field(20, ge=1, description="images kept (LRU), for each kind: dependency, code")
+    # `mount`: the checkout is mounted read-only into each trial (no image per commit).
+    # `layer`: an image per commit with the checkout copied in; implied by `install`.
+    code: Literal["mount", "layer"] = "mount"
 
 
 class Environment(_Strict):

@@ -206,3 +206,169 @@ def test_cache_list_and_prune_remove_images_beyond_keep(tiny: tuple[EnvBuilder, 
     assert prune_cache(repo, cfg, keep=0) == [f"bisector-env:{built.env_key}"]
     client = docker_or_skip()
     assert client.images.list(name="bisector-env", filters={"label": f"bisector.key={built.env_key}"}) == []
+
+
+# -- the code layer: `install` runs in an image per commit --------------------------------
+
+# A PEP 517 backend with no requirements, kept in the repository (`backend-path`): pip builds
+# the project with build isolation and `--no-index`, offline, whatever the base image's
+# venv holds (Python >= 3.12 venvs have no setuptools, and setuptools < 70.1 would also
+# need `wheel`). A plain `pip install --no-deps .`, as users write it, then really builds
+# and installs the commit's code. The wheel adds `_installed.py`, which only an installed
+# copy has.
+BACKEND = '''\
+import pathlib, zipfile
+
+NAME, VERSION = "tinypkg", "0.1"
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    if pathlib.Path("BROKEN").exists():
+        raise RuntimeError("tinybackend: refusing to build a BROKEN tree")
+    files = {f"{NAME}/{p.name}": p.read_bytes() for p in sorted(pathlib.Path("src", NAME).glob("*.py"))}
+    files[f"{NAME}/_installed.py"] = b"INSTALLED = True\\n"
+    info = f"{NAME}-{VERSION}.dist-info"
+    files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VERSION}\\n".encode()
+    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\\nGenerator: tinybackend\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+    files[f"{info}/RECORD"] = "".join(f"{p},,\\n" for p in [*files, f"{info}/RECORD"]).encode()
+    name = f"{NAME}-{VERSION}-py3-none-any.whl"
+    with zipfile.ZipFile(pathlib.Path(wheel_directory, name), "w") as wheel:
+        for path, data in files.items():
+            wheel.writestr(path, data)
+    return name
+'''
+PYPROJECT = '[build-system]\nrequires = []\nbuild-backend = "tinybackend"\nbackend-path = ["_build"]\n'
+INSTALL_BENCH = """\
+import json, os, tinypkg
+try:
+    from tinypkg import _installed
+    installed = _installed.INSTALLED
+except ImportError:
+    installed = False
+print(json.dumps({"value": tinypkg.VALUE, "_file": tinypkg.__file__, "_installed": installed}))
+"""
+
+
+def _install_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """Commits `one`, `two` (VALUE 1, 2; no requirements, so one env key) and `broken`."""
+    root = tmp_path / "repo"
+    (root / "_build").mkdir(parents=True)
+    (root / "src" / "tinypkg").mkdir(parents=True)
+    _git(root, "init", "-q", "-b", "main")
+    (root / "_build" / "tinybackend.py").write_text(BACKEND)
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    (root / "bench.py").write_text(INSTALL_BENCH)
+    shas: dict[str, str] = {}
+    for i, name in enumerate(("one", "two", "broken")):
+        (root / "src" / "tinypkg" / "__init__.py").write_text(f"VALUE = {i + 1}\n")
+        if name == "broken":
+            (root / "BROKEN").write_text("")
+        _git(root, "add", "-A")
+        _git(root, "commit", "-q", "-m", name, when=i)
+        shas[name] = _git(root, "rev-parse", "HEAD")
+    return root, shas
+
+
+def test_install_builds_a_code_image_per_commit_on_one_env_image(tmp_path: Path) -> None:
+    """With `install`, each commit gets its own code image on one shared dependency image, its
+    benchmark imports that commit's installed package, and a failed install is a BuildError."""
+    from bisector.builders.docker_env import DockerBuilder, prune_images
+    from bisector.errors import BuildError
+
+    client = docker_or_skip()
+    root, shas = _install_repo(tmp_path)
+    store = tmp_path / "store"
+    environment = Environment(builder="docker", install=["pip", "install", "--no-deps", "."],
+                              docker=DockerOptions(base_image=BASE_IMAGE))
+    git = GitRepo(root)
+    builder = make_builder("docker", vcs=git, environment=environment, store=store)
+    assert isinstance(builder, DockerBuilder)
+    try:
+        with Checkouts(git, store) as checkouts:
+            seen: dict[str, Any] = {}
+            for name in ("one", "two"):
+                commit = git.resolve(shas[name])
+                built = builder.prepare(commit, checkouts.get(commit))
+                result = _trial(built, store, "bench.py")
+                assert result.status is TrialStatus.OK, result.stderr_path.read_text()
+                seen[name] = (built.env_key, result.metrics["value"], result.meta)
+            again = git.resolve(shas["one"])
+            builder.prepare(again, checkouts.get(again))  # cached: not rebuilt
+            key = seen["one"][0]
+            assert seen["two"][0] == key
+            assert [seen[n][1] for n in ("one", "two")] == [(1.0,), (2.0,)]
+            for name in ("one", "two"):
+                meta = seen[name][2]
+                assert meta["_installed"] is True and meta["_file"].startswith("/opt/bisector-env/lib/")
+            assert (builder.builds_done, builder.code_builds_done) == (1, 2)
+
+            env_layers = client.images.get(f"bisector-env:{key}").attrs["RootFS"]["Layers"]
+            code_tags = [f"bisector-code:{key}-{shas[n][:12]}" for n in ("one", "two")]
+            for tag in code_tags:
+                image = client.images.get(tag)
+                assert image.labels["bisector"] == "1"
+                assert image.attrs["RootFS"]["Layers"][:len(env_layers)] == env_layers  # FROM the env image
+
+            broken = git.resolve(shas["broken"])
+            with pytest.raises(BuildError) as info:
+                builder.prepare(broken, checkouts.get(broken))
+            log_path = info.value.log_path
+            assert log_path is not None and "refusing to build a BROKEN tree" in log_path.read_text()
+            with pytest.raises(BuildError):  # remembered for the rest of the run
+                builder.prepare(broken, checkouts.get(broken))
+        assert bisector_containers() == []
+    finally:
+        builder.close()
+        git.close()
+    removed = prune_images(client, store, keep=0)
+    assert set(removed) == {*code_tags, f"bisector-env:{key}"}
+    assert client.images.list(filters={"label": f"bisector.env={key}"}) == []
+
+
+def test_code_layer_without_install_copies_the_checkout_onto_pythonpath(tmp_path: Path) -> None:
+    """`docker.code: layer` without `install` runs the benchmark on the copied (not installed) tree."""
+    from bisector.builders.docker_env import DockerBuilder
+
+    docker_or_skip()
+    root, shas = _install_repo(tmp_path)
+    store = tmp_path / "store"
+    environment = Environment(builder="docker", docker=DockerOptions(base_image=BASE_IMAGE, code="layer"))
+    git = GitRepo(root)
+    builder = make_builder("docker", vcs=git, environment=environment, store=store)
+    assert isinstance(builder, DockerBuilder)
+    try:
+        with Checkouts(git, store) as checkouts:
+            commit = git.resolve(shas["two"])
+            built = builder.prepare(commit, checkouts.get(commit))
+            result = _trial(built, store, "bench.py")
+        assert result.status is TrialStatus.OK, result.stderr_path.read_text()
+        assert result.metrics["value"] == (2.0,)
+        assert result.meta["_file"] == "/bisector/checkout/src/tinypkg/__init__.py"
+        assert result.meta["_installed"] is False
+        assert builder.code_builds_done == 1
+        assert bisector_containers() == []
+    finally:
+        builder.close()
+        git.close()
+
+
+def test_install_argv_is_bound_to_the_image_environment() -> None:
+    """`pip`/`python -m pip` run the image env's pip with the dependency layer's index options."""
+    from bisector.builders.docker_code import code_key, translate_install
+
+    py = "/opt/bisector-env/bin/python"
+    index = ["--find-links", "/bisector/links/0", "--no-index"]
+    assert translate_install(["pip", "install", "--no-deps", "."], index_args=index) == [
+        py, "-m", "pip", "install", "--no-deps", ".", "--no-cache-dir", "--disable-pip-version-check", *index]
+    assert translate_install(["python3", "-m", "pip", "list"], index_args=index) == [py, "-m", "pip", "list"]
+    assert translate_install(["python", "setup.py", "develop"], index_args=index) == [py, "setup.py", "develop"]
+    assert translate_install(["make", "install"], index_args=index) == ["make", "install"]
+    sha = "0123456789abcdef" * 2 + "01234567"
+    assert code_key("docker-k", sha) == "docker-k-0123456789ab"
+    # Isolation's synthetic states share the sha12 of their base commit, not its image.
+    synthetic = code_key("docker-k", f"{sha}+iso:feed")
+    assert synthetic.startswith("docker-k-0123456789ab-") and synthetic != code_key("docker-k", sha)

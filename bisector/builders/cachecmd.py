@@ -2,9 +2,10 @@
 
 venv environments live under `<store>/envs/` (LRU of `environment.cache_size`); docker
 images are `bisector-env:<key>` on the daemon, with their LRU entries under
-`<store>/images/` (bounded by `environment.docker.max_images`). Docker is asked only when
-the configured builder is `docker` (or `--builder docker`), so listing needs no daemon
-otherwise.
+`<store>/images/`, and per-commit code images `bisector-code:<key>-<sha12>` with theirs
+under `<store>/code-images/` (each kind bounded by `environment.docker.max_images`).
+Docker is asked only when the configured builder is `docker` (or `--builder docker`), so
+listing needs no daemon otherwise.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def list_cache(repo: Path, cfg: Config, *, builder: str | None = None) -> list[C
 
         client = connect()
         try:
-            known = set(EnvCache(store / "images", cfg.environment.docker.max_images).keys())
+            limit = cfg.environment.docker.max_images
+            known = {*EnvCache(store / "images", limit).keys(), *EnvCache(store / "code-images", limit).keys()}
             entries += [CacheEntry("docker", i.key, i.tag, i.size_bytes, i.key in known)
                         for i in list_images(client)]
         finally:

@@ -12,14 +12,19 @@ configured `network` (default `none`; pip then gets `--no-index`), never pull th
 image implicitly, and stream their log to `<store>/logs/build/<key>.log`; a failure is a
 `BuildError` naming that log, so the candidate is untestable.
 
-Code: the commit's checkout is mounted read-only at `/bisector/checkout` at run time and
-put on `PYTHONPATH`, rather than baked into a code layer per commit. Why: the checkout is
-already made on the host (the same one the venv builder uses), a read-only mount gives the
-same "the benchmark cannot change the code" guarantee, it costs nothing per candidate
-(a code layer per commit would send the tree to the daemon and leave one image per commit
-to prune), and every image stays a pure function of its key, so images can be prefetched,
-shared and evicted like venvs. `install` (`pip install -e .`) would need a code layer;
-it is not supported by this builder yet (a `ConfigError`).
+Code, by default: the commit's checkout is mounted read-only at `/bisector/checkout` at run
+time and put on `PYTHONPATH`, rather than baked into a code layer per commit. Why: the
+checkout is already made on the host (the same one the venv builder uses), a read-only
+mount gives the same "the benchmark cannot change the code" guarantee, it costs nothing
+per candidate (no context sent to the daemon, no image per commit to build, keep or
+prune), and every image stays a pure function of its key, so images can be prefetched,
+shared and evicted like venvs.
+
+Code with `environment.install` (or `environment.docker.code: layer`): an image per commit,
+`bisector-code:<key>-<sha12>` built FROM the dependency image, with the checkout copied in
+and the install run there (see `docker_code`); trials run from it without a mount. An
+install has to write into the image's environment, which a mount cannot offer without
+mutating a shared image.
 
 Resolved packages (`pip list`) and runtime facts are read from the image right after the
 build, by running it once, and kept with the image's entry in `<store>/images/` (an LRU
@@ -46,6 +51,17 @@ import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from bisector.builders.base import BuiltEnv, RuntimeFacts
+from bisector.builders.docker_code import CodeLayers
+from bisector.builders.docker_images import (
+    CODE_REPO,
+    ENV_PATH,
+    ENV_REPO,
+    ENV_SEARCH_PATH,
+    KEY_LABEL,
+    PYTHON,
+    ImageCache,
+    stream_build,
+)
 from bisector.builders.docker_run import (
     CONTAINER_CHECKOUT,
     LABEL,
@@ -56,10 +72,10 @@ from bisector.builders.docker_run import (
     run_captured,
     sweep,
 )
-from bisector.builders.envcache import MARKER, EnvCache
+from bisector.builders.envcache import MARKER
 from bisector.builders.once import BuildOnce
 from bisector.builders.requirements import RequirementSet, environment_key, read_requirements
-from bisector.builders.uvtool import IndexOptions, scrub
+from bisector.builders.uvtool import IndexOptions
 from bisector.config import DockerOptions, Environment
 from bisector.errors import BuildError, ConfigError, DockerError
 from bisector.log import get_logger
@@ -67,10 +83,7 @@ from bisector.types import Commit, Vcs
 
 log = get_logger(__name__)
 
-IMAGE_REPO = "bisector-env"
-KEY_LABEL = "bisector.key"
-ENV_PATH = "/opt/bisector-env"
-PYTHON = f"{ENV_PATH}/bin/python"
+IMAGE_REPO = ENV_REPO
 
 # The default Dockerfile (a format string). A repository's own Dockerfile
 # (`environment.docker.dockerfile`) gets the same context and the build args BASE_IMAGE
@@ -82,7 +95,7 @@ COPY reqs/ /bisector/reqs/
 COPY links/ /bisector/links/
 RUN ["python3", "-m", "venv", "{env_path}"]
 {install}
-ENV VIRTUAL_ENV={env_path} PATH={env_path}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+ENV VIRTUAL_ENV={env_path} PATH={search_path}
 WORKDIR {checkout}
 """
 
@@ -122,32 +135,6 @@ class _Image:
         os.replace(tmp, path / MARKER)
 
 
-class ImageCache(EnvCache):
-    """The LRU of `EnvCache` whose entries are images: complete only while the image exists."""
-
-    def __init__(self, root: Path, capacity: int, client: docker.DockerClient) -> None:
-        super().__init__(root, capacity)
-        self._client = client
-
-    def is_complete(self, key: str) -> bool:
-        if not super().is_complete(key):
-            return False
-        try:
-            self._client.images.get(image_tag(key))
-        except ImageNotFound:  # pruned behind our back (`docker image prune -a`)
-            return False
-        return True
-
-    def remove_folder(self, key: str) -> None:
-        super().remove_folder(key)
-        try:
-            self._client.images.remove(image_tag(key), noprune=False)
-        except (ImageNotFound, NotFound):
-            pass
-        except APIError as exc:  # e.g. a container of another process still uses it
-            log.warning("could not remove image", image=image_tag(key), error=str(exc))
-
-
 class DockerBuilder:
     """Images shared by environment key, built in the background; trials in containers."""
 
@@ -159,24 +146,28 @@ class DockerBuilder:
         max_workers: int = 2, build_timeout_s: float = 3600.0,
         client: docker.DockerClient | None = None,
     ) -> None:
-        if environment.install:
-            raise ConfigError("the docker builder does not run `environment.install` yet",
-                              hint="remove `install` (the checkout is on PYTHONPATH), or use the venv builder")
         self._vcs = vcs
         self._config = environment
         self._options: DockerOptions = environment.docker
         self._client = client or connect()
+        self._lock = threading.Lock()
         self._session = os.urandom(6).hex()
         self._run_options = ContainerOptions(
             network=self._options.network, gpus=self._options.gpus, cpus=self._options.cpus,
             memory=self._options.memory, labels={SESSION_LABEL: self._session},
         )
         self._cache = ImageCache(store / "images", self._options.max_images, self._client)
-        self._logs = store / "logs" / "build"
         self._index = IndexOptions.from_config(environment, vcs.root)
+        # A code layer per commit only where it is needed (module docstring: why mount by default).
+        self._code: CodeLayers | None = None
+        if environment.install or self._options.code == "layer":
+            self._code = CodeLayers(self._client, store, capacity=self._options.max_images,
+                                    network=self._options.network, install=environment.install,
+                                    index_args=self._index_args(), build_timeout_s=build_timeout_s,
+                                    lock=self._lock)
+        self._logs = store / "logs" / "build"
         self._build_timeout_s = build_timeout_s
         self._base_checked = False
-        self._lock = threading.Lock()
         self._git_lock = threading.Lock()
         self._reqs: dict[str, tuple[str, RequirementSet, str]] = {}
         self._once: BuildOnce[_Image] = BuildOnce(self._lock)
@@ -222,6 +213,11 @@ class DockerBuilder:
     def builds_done(self) -> int:
         return self._builds_done
 
+    @property
+    def code_builds_done(self) -> int:
+        """How many per-commit code images this builder built (not reused)."""
+        return self._code.builds_done if self._code is not None else 0
+
     # -- building -------------------------------------------------------------------
 
     def _check_base_image(self) -> None:
@@ -259,18 +255,14 @@ class DockerBuilder:
         self._cache.evict(in_use)
         return image
 
-    def _context(self, folder: Path, key: str, reqs: RequirementSet, dockerfile: str) -> list[str]:
-        """Write the build context; the pip arguments used inside it."""
-        files = reqs.materialize(folder / "reqs")
-        (folder / "reqs").mkdir(exist_ok=True)
-        (folder / "links").mkdir()
-        (folder / "links" / ".keep").write_text("")
+    def _index_args(self) -> list[str]:
+        """pip's index options inside an image: local `find_links` folders as the copies the
+        dependency layer keeps at `/bisector/links/<i>`; `--no-index` without a network."""
         pip_args: list[str] = []
         for i, link in enumerate(self._index.find_links):
             if "://" in link:
                 pip_args += ["--find-links", link]
             elif Path(link).is_dir():
-                shutil.copytree(link, folder / "links" / str(i))
                 pip_args += ["--find-links", f"/bisector/links/{i}"]
         if self._index.index_url:
             pip_args += ["--index-url", self._index.index_url]
@@ -278,6 +270,18 @@ class DockerBuilder:
             pip_args += ["--extra-index-url", url]
         if self._index.no_index or self._options.network == "none":
             pip_args.append("--no-index")
+        return pip_args
+
+    def _context(self, folder: Path, key: str, reqs: RequirementSet, dockerfile: str) -> list[str]:
+        """Write the build context; the pip arguments used inside it."""
+        files = reqs.materialize(folder / "reqs")
+        (folder / "reqs").mkdir(exist_ok=True)
+        (folder / "links").mkdir()
+        (folder / "links" / ".keep").write_text("")
+        for i, link in enumerate(self._index.find_links):
+            if "://" not in link and Path(link).is_dir():
+                shutil.copytree(link, folder / "links" / str(i))
+        pip_args = self._index_args()
         for f in files:
             pip_args += ["-r", f"/bisector/reqs/{f.relative_to(folder / 'reqs').as_posix()}"]
         install = ""
@@ -287,7 +291,8 @@ class DockerBuilder:
         text = dockerfile
         if self._options.dockerfile is None:
             text = TEMPLATE.format(key=key, base_image=self._options.base_image, env_path=ENV_PATH,
-                                   install=install, checkout=CONTAINER_CHECKOUT)
+                                   install=install, checkout=CONTAINER_CHECKOUT,
+                                   search_path=ENV_SEARCH_PATH)
         (folder / "Dockerfile").write_text(text, encoding="utf-8")
         return pip_args
 
@@ -316,29 +321,9 @@ class DockerBuilder:
 
     def _stream_build(self, ctx: Path, key: str, pip_args: list[str], out: Any) -> str | None:
         """Run the build, streaming its log to `out`; the error message, None on success."""
-        error: str | None = None
-        last_lines: list[str] = []
-        try:
-            stream = self._client.api.build(
-                path=str(ctx), tag=image_tag(key), rm=True, forcerm=True, pull=False, decode=True,
-                network_mode=self._options.network, timeout=int(self._build_timeout_s),
-                labels={LABEL: "1", KEY_LABEL: key},
-                buildargs={"BASE_IMAGE": self._options.base_image, "PIP_ARGS": json.dumps(pip_args)},
-            )
-            for chunk in stream:
-                text = scrub(str(chunk.get("stream") or chunk.get("status") or ""))
-                if text:
-                    out.write(text)
-                    last_lines = (last_lines + [li for li in text.splitlines() if li.strip()])[-20:]
-                if "error" in chunk:
-                    error = scrub(str(chunk["error"]).strip())
-            out.flush()
-        except (APIError, DockerException, requests.RequestException) as exc:
-            error = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
-        if error is not None:
-            detail = [li for li in last_lines if "ERROR" in li or "error" in li.lower()]
-            return (detail[-1].strip() if detail else error)[:300]
-        return None
+        return stream_build(self._client, out, tag=image_tag(key), path=ctx, network=self._options.network,
+                            timeout_s=self._build_timeout_s, labels={LABEL: "1", KEY_LABEL: key},
+                            buildargs={"BASE_IMAGE": self._options.base_image, "PIP_ARGS": json.dumps(pip_args)})
 
     def _inspect(self, key: str, log_path: Path, out: Any) -> _Image:
         code, stdout, stderr = run_captured(self._client, image_tag(key), [PYTHON, "-I", "-c", _FACTS],
@@ -375,16 +360,24 @@ class DockerBuilder:
             self._in_use = key
         image = self._obtain(key, reqs, dockerfile)
         self._cache.touch(key)
-        # As `checkout_pythonpath`, at the mount point (a `src/` layout first).
+        # As `checkout_pythonpath`, at the mount point (a `src/` layout first). With an
+        # install, as in the venv builder, the installed project is imported, not the tree.
         pythonpath = f"{CONTAINER_CHECKOUT}/src:{CONTAINER_CHECKOUT}" if (checkout / "src").is_dir() else CONTAINER_CHECKOUT
         variables = {
             "VIRTUAL_ENV": ENV_PATH,
-            "PATH": f"{ENV_PATH}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "PYTHONPATH": pythonpath,
-            "PYTHONDONTWRITEBYTECODE": "1",  # the checkout is read-only
+            "PATH": ENV_SEARCH_PATH,
+            "PYTHONPATH": "" if self._config.install else pythonpath,
+            # A mounted checkout is read-only; a copied one is thrown away with each
+            # container, so bytecode written there would only make trials differ.
+            "PYTHONDONTWRITEBYTECODE": "1",
             "HOME": "/tmp",  # noqa: S108 - inside the container (a tmpfs)
         }
-        launcher = ContainerTrial(self._client, image_tag(key), self._run_options)
+        if self._code is None:
+            launcher = ContainerTrial(self._client, image_tag(key), self._run_options)
+        else:
+            # Each trial starts from the code image, so nothing a trial writes reaches the next.
+            code_image = self._code.obtain(key, commit, checkout)
+            launcher = ContainerTrial(self._client, code_image, self._run_options, mount=False)
         return BuiltEnv(key, Path(PYTHON), checkout, variables, image.packages, image.runtime,
                         image.build_log, launcher=launcher)
 
@@ -414,7 +407,7 @@ def list_images(client: docker.DockerClient) -> list[CachedImage]:
     """Every image labelled `bisector=1` on the daemon, newest first."""
     found: list[CachedImage] = []
     for image in client.images.list(filters={"label": f"{LABEL}=1"}):
-        tags = [t for t in image.tags if t.startswith(f"{IMAGE_REPO}:")]
+        tags = [t for t in image.tags if t.startswith((f"{IMAGE_REPO}:", f"{CODE_REPO}:"))]
         attrs = image.attrs
         key = str((attrs.get("Config") or {}).get("Labels", {}).get(KEY_LABEL, ""))
         found.append(CachedImage(tags[0] if tags else image.short_id, key, int(attrs.get("Size", 0)),
@@ -423,14 +416,17 @@ def list_images(client: docker.DockerClient) -> list[CachedImage]:
 
 
 def prune_images(client: docker.DockerClient, store: Path, keep: int, *, orphans: bool = False) -> list[str]:
-    """Keep the `keep` most recently used images of this store and remove the rest of its
-    images; with `orphans`, also every `bisector-env` image no entry of this store knows
-    (left by an interrupted build, or by another store). The removed tags."""
-    cache = ImageCache(store / "images", keep, client)
-    removed = [image_tag(k) for k in cache.evict(in_use=())]
-    known = set(cache.keys())
+    """Keep the `keep` most recently used images of each kind (dependency, code) of this
+    store and remove the rest of its images; with `orphans`, also every `bisector-env` and
+    `bisector-code` image no entry of this store knows (left by an interrupted build, or by
+    another store). The removed tags."""
+    # Code images first: an env image whose children are gone is then really deleted.
+    caches = [ImageCache(store / "code-images", keep, client, repo=CODE_REPO),
+              ImageCache(store / "images", keep, client)]
+    removed = [cache.tag(k) for cache in caches for k in cache.evict(in_use=())]
+    known = {f"{cache.repo}:{k}" for cache in caches for k in cache.keys()}
     for image in list_images(client) if orphans else []:
-        if image.key and image.key not in known and image.tag.startswith(f"{IMAGE_REPO}:"):
+        if image.key and image.tag not in known and image.tag.startswith((f"{IMAGE_REPO}:", f"{CODE_REPO}:")):
             try:
                 client.images.remove(image.tag)
             except (APIError, NotFound) as exc:

@@ -2,7 +2,8 @@
 
 `connect` turns the SDK's connection failures into a `DockerError` with a hint (no daemon,
 permission denied on the socket). `ContainerTrial` is the docker builder's `TrialLauncher`:
-the checkout is mounted read-only at `/bisector/checkout` (the working directory), `/tmp`
+the checkout is mounted read-only at `/bisector/checkout` (the working directory), unless
+the image holds it already (the code layer), `/tmp`
 is a tmpfs (and `HOME`), the network is `none` unless configured, GPUs are passed as device
 requests, CPU and memory are limited when configured. The per-trial timeout is enforced by
 stopping the container (SIGTERM, then SIGKILL after the grace). Every container carries
@@ -127,11 +128,16 @@ def run_captured(client: docker.DockerClient, image: str, argv: Sequence[str], *
 
 @dataclass(frozen=True)
 class ContainerTrial:
-    """A `TrialLauncher`: one trial in a fresh container of `image`, removed afterwards."""
+    """A `TrialLauncher`: one trial in a fresh container of `image`, removed afterwards.
+
+    `mount`: the host checkout (`cwd`) is mounted read-only at `/bisector/checkout`; False
+    when the image holds the checkout already (the docker builder's code layer).
+    """
 
     client: docker.DockerClient = field(compare=False, repr=False)
     image: str
     options: ContainerOptions
+    mount: bool = True
 
     def __call__(
         self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout_s: float,
@@ -142,10 +148,10 @@ class ContainerTrial:
         start = time.monotonic()
         timed_out = False
         try:
+            volumes = {str(cwd): {"bind": CONTAINER_CHECKOUT, "mode": "ro"}} if self.mount else {}
             container = self.client.containers.create(
                 self.image, list(argv), working_dir=CONTAINER_CHECKOUT, environment=dict(env),
-                volumes={str(cwd): {"bind": CONTAINER_CHECKOUT, "mode": "ro"}},
-                **self.options.create_kwargs(),
+                volumes=volumes, **self.options.create_kwargs(),
             )
         except (APIError, requests.RequestException) as exc:
             stderr_path.write_text(f"bisector: cannot create the container: {exc}\n", encoding="utf-8")
