@@ -49,6 +49,7 @@ from bisector.builders.docker_images import (
 from bisector.builders.docker_run import CONTAINER_CHECKOUT, LABEL
 from bisector.builders.envcache import MARKER
 from bisector.builders.once import BuildOnce
+from bisector.builders.uvtool import split_install
 from bisector.errors import BuildError
 from bisector.log import get_logger
 from bisector.types import Commit
@@ -90,15 +91,11 @@ def translate_install(argv: Sequence[str], *, index_args: Sequence[str]) -> list
     `python` is the environment's interpreter; anything else runs as written, with the
     environment's `bin` first on PATH.
     """
-    args = list(argv)
-    if args[:1] in (["pip"], ["pip3"]):
-        rest = args[1:]
-    elif args[:3] in (["python", "-m", "pip"], ["python3", "-m", "pip"]):
-        rest = args[3:]
-    elif args[:1] in (["python"], ["python3"]):
-        return [PYTHON, *args[1:]]
-    else:
-        return args
+    kind, rest = split_install(argv)
+    if kind == "python":
+        return [PYTHON, *rest]
+    if kind == "other":
+        return rest
     translated = [PYTHON, "-m", "pip", *rest]
     if rest[:1] == ["install"]:
         translated += ["--no-cache-dir", "--disable-pip-version-check", *index_args]

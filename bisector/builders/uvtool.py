@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 from bisector.config import Environment
 from bisector.errors import BuildError
@@ -73,6 +73,21 @@ class IndexOptions:
         return args
 
 
+def split_install(argv: Sequence[str]) -> tuple[Literal["pip", "python", "other"], list[str]]:
+    """What an `install` argv runs: pip (its arguments), python (its arguments), or other.
+
+    Both the venv and the docker builder bind `pip` and `python` to the environment's own.
+    """
+    args = list(argv)
+    if args[:1] in (["pip"], ["pip3"]):
+        return "pip", args[1:]
+    if args[:3] in (["python", "-m", "pip"], ["python3", "-m", "pip"]):
+        return "pip", args[3:]
+    if args[:1] in (["python"], ["python3"]):
+        return "python", args[1:]
+    return "other", args
+
+
 def translate_install(argv: Sequence[str], *, uv: str, python: Path, extra: Sequence[str]) -> list[str]:
     """The configured `install` argv, bound to the environment's interpreter.
 
@@ -80,15 +95,11 @@ def translate_install(argv: Sequence[str], *, uv: str, python: Path, extra: Sequ
     options, so build dependencies resolve like the environment did); a leading `python`
     becomes the env's interpreter; anything else runs as written (with the env's PATH).
     """
-    args = list(argv)
-    if args[:1] in (["pip"], ["pip3"]):
-        rest = args[1:]
-    elif args[:3] in (["python", "-m", "pip"], ["python3", "-m", "pip"]):
-        rest = args[3:]
-    elif args[:1] in (["python"], ["python3"]):
-        return [str(python), *args[1:]]
-    else:
-        return args
+    kind, rest = split_install(argv)
+    if kind == "python":
+        return [str(python), *rest]
+    if kind == "other":
+        return rest
     translated = [uv, "pip", *rest, "--python", str(python)]
     if rest[:1] == ["install"]:
         translated += list(extra)
