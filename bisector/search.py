@@ -20,7 +20,7 @@ the commits between the two adjacent tags.
 from __future__ import annotations
 
 import bisect as _bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -149,17 +149,7 @@ class Bisection:
 
         Build their environments in the background while the current one is measured.
         """
-        current = self.next_probe()
-        if current is None:
-            return ()
-        following: list[int] = []
-        for verdict in _DECISIVE:
-            trial = Bisection.resume(self.n, self._steps)
-            trial.record(current, verdict)
-            nxt = trial.next_probe()
-            if nxt is not None and nxt not in following:
-                following.append(nxt)
-        return tuple(following)
+        return _next_probes(self, lambda: Bisection.resume(self.n, self._steps))
 
     def result(self) -> BisectResult:
         """The range as it stands (final once `done`; before that the interior may hold
@@ -171,6 +161,28 @@ class Bisection:
             untestable=tuple(i for i in self._untestable if lo < i < hi),
             steps=self.steps,
         )
+
+
+class _Stepwise(Protocol):
+    def next_probe(self) -> int | None: ...
+
+    def record(self, index: int, verdict: Verdict) -> None: ...
+
+
+def _next_probes(search: _Stepwise, replay: Callable[[], _Stepwise]) -> tuple[int, ...]:
+    """The probe after a GOOD and after a BAD verdict on `search.next_probe()`, each
+    found on a fresh `replay()` of the search so far (the search itself is untouched)."""
+    current = search.next_probe()
+    if current is None:
+        return ()
+    following: list[int] = []
+    for verdict in _DECISIVE:
+        trial = replay()
+        trial.record(current, verdict)
+        nxt = trial.next_probe()
+        if nxt is not None and nxt not in following:
+            following.append(nxt)
+    return tuple(following)
 
 
 def bisect(n: int, probe: Probe) -> BisectResult:
@@ -250,19 +262,13 @@ class CoarseFine:
 
     def candidates_to_prefetch(self) -> tuple[int, ...]:
         """The next probes after a GOOD and after a BAD verdict on `next_probe()`."""
-        current = self.next_probe()
-        if current is None:
-            return ()
-        following: list[int] = []
-        for verdict in _DECISIVE:
+        def replay() -> CoarseFine:
             trial = CoarseFine(self.n_commits, self._points[1:-1])
             for step in self._steps:
                 trial.record(step.index, step.verdict)
-            trial.record(current, verdict)
-            nxt = trial.next_probe()
-            if nxt is not None and nxt not in following:
-                following.append(nxt)
-        return tuple(following)
+            return trial
+
+        return _next_probes(self, replay)
 
     def result(self) -> BisectResult:
         """The range in commit indices, with every probe made (coarse and fine)."""
