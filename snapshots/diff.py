@@ -4,7 +4,7 @@ Pure: it works on manifests, environment records and config bytes already read (
 verified) by the store. JSON shape (stable; documented in `SnapshotDiff.to_json`)::
 
     {"a": {"ref", "commit", "snapshot", "tags", "date", "subject"}, "b": {...},
-     "configs":  [{"file", "key", "change", "old", "new", "note"}],
+     "configs":  [{"file", "key", "change", "old", "new", "note", "risk"}],
      "packages": [{"name", "change", "from", "to", "risk"}],
      "resolved": [{"env", "name", "change", "from", "to", "risk"}],
      "runtime":  [{"env", "fact", "from", "to", "risk"}]}
@@ -90,6 +90,14 @@ class ConfigChange:
     new: Any = None
     note: str | None = None
 
+    @property
+    def risk(self) -> Risk:
+        """A removed key (or file) is high: the service falls back to a default nobody
+        chose; a rename only moves values (low); additions and changes are medium."""
+        if self.change == "removed":
+            return Risk.HIGH
+        return Risk.LOW if self.change == "renamed" else Risk.MEDIUM
+
     def to_json(self) -> dict[str, Any]:
         return {
             "file": self.file,
@@ -98,6 +106,7 @@ class ConfigChange:
             "old": self.old,
             "new": self.new,
             "note": self.note,
+            "risk": self.risk.value,
         }
 
 

@@ -86,11 +86,11 @@ def diff_renderable(d: SnapshotDiff) -> RenderableType:
     parts: list[RenderableType] = [Text(title, style="bold")]
     if d.configs:
         t = Table(title="config changes")
-        for col in ("file", "key", "change", "old", "new"):
+        for col in ("file", "key", "change", "old", "new", "risk"):
             t.add_column(col, overflow="fold")
         for c in d.configs:
             new = _value(c.new) + (f"  ({c.note})" if c.note else "")
-            t.add_row(c.file, c.key or "(file)", c.change, _value(c.old), new)
+            t.add_row(c.file, c.key or "(file)", c.change, _value(c.old), new, c.risk.value)
         parts.append(t)
     for label, changes in (
         ("packages (declared)", d.packages),

@@ -105,6 +105,7 @@ def test_lightweight_tag_on_a_merge_commit(repo: Path, cfg: Config) -> None:
             "old": 512,
             "new": 1024,
             "note": None,
+            "risk": "medium",
         }
     ]
     assert d["packages"] == [] and d["resolved"] == []
