@@ -96,7 +96,9 @@ def run(
     all_commits: Annotated[
         bool, typer.Option("--all-commits", help="Walk into merged branches.")
     ] = False,
-    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Environments built ahead.")] = 1,
+    jobs: Annotated[
+        int, typer.Option("--jobs", min=1, help="Environments built in parallel in the background.")
+    ] = 2,
     json_out: JsonOpt = False,
     report_dir: Annotated[
         Path | None, typer.Option("--report-dir", help="Where reports go.")

@@ -40,7 +40,9 @@ class Measurer:
         # Builders read requirement files through the overlay, so synthetic states of
         # isolation (see `add_synthetic`) build like commits.
         self.vcs = OverlayVcs(git)
-        self.builder = make_builder(builder_name, vcs=self.vcs, environment=cfg.environment, store=store)
+        self.builder = make_builder(
+            builder_name, vcs=self.vcs, environment=cfg.environment, store=store, jobs=jobs
+        )
         self.checkouts = Checkouts(git, store)
         self._synthetic: dict[str, Path] = {}
         self._env_keys: dict[str, str] = {}

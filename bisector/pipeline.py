@@ -46,7 +46,7 @@ class RunRequest:
     metric: str | None = None
     builder: str | None = None
     all_commits: bool = False
-    jobs: int = 1
+    jobs: int = 2  # environments built in parallel in the background (venv, docker)
     fresh: bool = False
     report_dir: Path | None = None
     rollback: bool = False

@@ -140,3 +140,20 @@ def test_lock_file_is_installed_as_its_exact_pins(tmp_path: Path) -> None:
     assert not any(name == "serving" for name, _ in built.packages)
     builder.close()
     git.close()
+
+
+def test_jobs_sets_how_many_environments_build_in_parallel(tmp_path: Path) -> None:
+    """`run --jobs N` reaches the builder as its number of background build workers."""
+    from bisector.builders import make_builder
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)  # noqa: S603, S607
+    git = GitRepo(root)
+    env = Environment(builder="venv", requirements=["requirements.txt"], no_index=True)
+    builder = make_builder("venv", vcs=git, environment=env, store=tmp_path / "store", jobs=3)
+    assert builder._pool._max_workers == 3  # type: ignore[attr-defined]
+    builder.close()
+    local = make_builder("local", vcs=git, environment=env, store=tmp_path / "store", jobs=3)
+    assert local.builds_done == 0
+    git.close()

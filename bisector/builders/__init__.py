@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from bisector.builders.base import BuiltEnv, EnvBuilder, RuntimeFacts
 from bisector.builders.local import LocalBuilder
@@ -17,12 +17,15 @@ from bisector.types import Vcs
 
 __all__ = ["BUILDERS", "BuiltEnv", "EnvBuilder", "LocalBuilder", "RuntimeFacts", "VenvBuilder", "make_builder"]
 
-BuilderFactory = Callable[[Vcs, Environment, Path], EnvBuilder]
+class BuilderFactory(Protocol):
+    def __call__(
+        self, vcs: Vcs, environment: Environment, store: Path, *, max_workers: int = 2
+    ) -> EnvBuilder: ...
 
-def _docker(vcs: Vcs, environment: Environment, store: Path) -> EnvBuilder:
+def _docker(vcs: Vcs, environment: Environment, store: Path, *, max_workers: int = 2) -> EnvBuilder:
     from bisector.builders.docker_env import DockerBuilder
 
-    return DockerBuilder(vcs, environment, store)
+    return DockerBuilder(vcs, environment, store, max_workers=max_workers)
 
 
 BUILDERS: dict[str, BuilderFactory] = {
@@ -32,12 +35,20 @@ BUILDERS: dict[str, BuilderFactory] = {
 }
 
 
-def make_builder(name: str, *, vcs: Vcs, environment: Environment, store: Path) -> EnvBuilder:
-    """The builder called `name` for this repository, config and store."""
+def make_builder(
+    name: str, *, vcs: Vcs, environment: Environment, store: Path, jobs: int | None = None
+) -> EnvBuilder:
+    """The builder called `name` for this repository, config and store.
+
+    `jobs`: environments built in parallel in the background (`run --jobs`); None keeps
+    the builder's default. The local builder builds nothing and ignores it.
+    """
     try:
         factory = BUILDERS[name]
     except KeyError:
         raise ConfigError(
             f"unknown builder {name!r}", hint=f"available builders: {', '.join(sorted(BUILDERS))}"
         ) from None
-    return factory(vcs, environment, store)
+    if jobs is None:
+        return factory(vcs, environment, store)
+    return factory(vcs, environment, store, max_workers=max(1, jobs))

@@ -39,7 +39,10 @@ class LocalBuilder:
     name: ClassVar[str] = "local"
     isolates_dependencies: ClassVar[bool] = False
 
-    def __init__(self, vcs: Vcs, environment: Environment, store: Path) -> None:
+    def __init__(
+        self, vcs: Vcs, environment: Environment, store: Path, *, max_workers: int = 2
+    ) -> None:
+        # max_workers: the builder table's common signature; there is nothing to build here.
         self._environment = environment
         self._packages: tuple[tuple[str, str], ...] | None = None
         if environment.install:
