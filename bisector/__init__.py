@@ -1,6 +1,6 @@
 """bisector: find the change that made a model-serving stack regress, and roll configs back.
 
-The public surface is deliberately small; the CLI (`bisector.cli`) is the only module
+The public surface is deliberately small; the CLI (the `bisector.cli` package) is the only code
 that prints or exits.
 """
 

@@ -55,9 +55,5 @@ class RollbackError(BisectorError):
     """A rollback was refused or failed."""
 
 
-class NotImplementedYet(BisectorError):
-    """A command of the contract that this version does not provide yet."""
-
-
 class DockerError(BisectorError):
     """The Docker daemon is unreachable or refused us, or the base image is unavailable."""

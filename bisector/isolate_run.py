@@ -4,7 +4,8 @@
 `environment.requirements`, with includes) and config files (`snapshots.configs`) from
 git objects, lists their changes and runs `isolate.isolate` on measured states.
 `isolate_files` does the same for two dependency sets or two config files on the
-repository's HEAD code (`bisector deps`, `bisector config --good/--bad`).
+repository's HEAD code; `isolate_deps` and `isolate_config` read those two sides from
+files for `bisector deps` and `bisector config --good/--bad`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from bisector.builders.requirements import read_requirements
 from bisector.changes import Change, Files, config_changes, dependency_changes, is_lock
 from bisector.config import Config, Metric, load_config
+from bisector.errors import ConfigError
 from bisector.gitrepo import GitRepo
 from bisector.index_versions import index_versions
 from bisector.isolate import Isolation, isolate
@@ -154,6 +156,57 @@ def isolate_files(
             doc["measurements"] = journal.trial_count(run.id)
     doc["wall_s"] = round(time.monotonic() - t0, 2)
     return doc
+
+
+def read_side(path: Path) -> bytes:
+    """The contents of a `--good` / `--bad` file given on the command line."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def config_target(repo: Path, config: Path | None, bad: Path, target: str | None) -> str:
+    """The repo path of the config file `--good/--bad` stand for.
+
+    `target` when given; else `bad`'s own path when it lies inside the repository; else
+    the one file of HEAD's `snapshots.configs` with `bad`'s name.
+    """
+    if target is not None:
+        return target
+    root = repo.resolve()
+    if bad.resolve().is_relative_to(root):
+        return bad.resolve().relative_to(root).as_posix()
+    cfg = load_config(root, config)
+    with GitRepo(root) as git:
+        files = match_globs(git.list_files(git.resolve("HEAD").sha), cfg.snapshots.configs)
+    same = [f for f in files if f.rsplit("/", 1)[-1] == bad.name]
+    if len(same) != 1:
+        raise ConfigError(f"cannot tell which config file {bad.name} stands for", hint="pass --target PATH")
+    return same[0]
+
+
+def isolate_deps(
+    *, repo: Path, config: Path | None, good_lock: Path, bad_lock: Path, progress: Progress = _no_progress
+) -> dict[str, Any]:
+    """`bisector deps`: HEAD's code with two dependency files standing for the first
+    `environment.requirements` entry."""
+    target = load_config(repo.resolve(), config).environment.requirements[0]
+    good: Files = {target: read_side(good_lock)}
+    bad: Files = {target: read_side(bad_lock)}
+    return isolate_files(repo=repo, config=config, metric=None, good=good, bad=bad, what="deps", progress=progress)
+
+
+def isolate_config(
+    *, repo: Path, config: Path | None, good: Path, bad: Path, target: str | None,
+    progress: Progress = _no_progress,
+) -> dict[str, Any]:
+    """`bisector config --good/--bad`: HEAD's code with two versions of one config file."""
+    path = config_target(repo, config, bad, target)
+    good_files: Files = {path: read_side(good)}
+    bad_files: Files = {path: read_side(bad)}
+    return isolate_files(repo=repo, config=config, metric=None, good=good_files, bad=bad_files, what="config",
+                         progress=progress)
 
 
 def culprit_fields(result: Isolation) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""What `bisector status` shows of the daemon: running or not, last good, recent history."""
+"""What `bisector status` shows: the pause and last rollback (`rollback.entry`), and of
+the daemon: running or not, last good, recent history; as a document and as lines."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from bisector.config import Config
 from bisector.daemon.service import DAEMON_LOCK
 from bisector.daemon.state import DaemonState
+from rollback.entry import control_status
 from rollback.lock import try_lock
 
 
@@ -38,3 +40,49 @@ def daemon_status(repo: Path, cfg: Config, limit: int = 5) -> dict[str, Any]:
             for r in ranges
         ],
     }
+
+
+def status_document(repo: Path, cfg: Config) -> dict[str, Any]:
+    """The `bisector status --json` document: `control_status` plus a `daemon` entry."""
+    doc = control_status(repo, cfg)
+    doc["daemon"] = daemon_status(repo.resolve(), cfg)
+    return doc
+
+
+def status_lines(doc: dict[str, Any]) -> list[str]:
+    """Human-readable lines of a `status_document` (the CLI prints them on stderr)."""
+    lines: list[str] = []
+    if doc["recovered"]:
+        lines.append(f"recovered: {doc['recovered']}")
+    if doc["paused"]:
+        lines.append(f"PAUSED since {doc['since']} by {doc['by']}: {doc['reason']}")
+    else:
+        lines.append("not paused")
+    last = doc["last_rollback"]
+    if last is None:
+        lines.append("last rollback: none")
+    else:
+        why = f" ({last['reason']})" if last.get("reason") else ""
+        lines.append(f"last rollback: {last['at']} {last['target']} -> {last['to']}: {last['status']}{why}")
+    live = doc.get("target")
+    if live is not None:
+        lines.append(f"target: {live['path']} ({live['kind']}), live set: {live['live']}")
+        if live["rollback_running"]:
+            lines.append("a rollback is running now")
+        if live["drift"]:
+            lines.append("drifted: " + ", ".join(live["drift"]))
+    return [*lines, *daemon_lines(doc["daemon"])]
+
+
+def daemon_lines(d: dict[str, Any]) -> list[str]:
+    lines = [f"daemon: {'running' if d['running'] else 'not running'}"]
+    good = d["last_good"]
+    lines.append(f"last known good: {good['ref']} ({good['commit'][:10]})" if good else "last known good: none yet")
+    for c in d["cycles"]:
+        lines.append(f"  cycle {c['id']} {c['started']} {c['status']}: {c['outcome'] or '-'}")
+    for r in d["ranges"]:
+        lines.append(
+            f"  range {r['good'][:10]}..{r['bad'][:10]}: {r['phase']} {r['status'] or ''} "
+            f"{('culprit ' + r['culprit'][:10]) if r['culprit'] else ''} run {r['run_id'] or '-'}".rstrip()
+        )
+    return lines

@@ -1,0 +1,113 @@
+"""The command line: parse, load config, call one library function, render.
+
+This package is the only code (with the daemon's entry) that prints or exits. Here are
+the typer apps, the registration of every command (in the order `--help` lists them)
+and `main()`; the commands live in one module per family. Heavy modules are imported
+inside the commands so `bisector --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, NoReturn
+
+import typer
+
+from bisector.cli import _cache, _isolate, _rollback, _run, _snapshot
+from bisector.cli._common import state
+from bisector.errors import BisectorError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="bisector",
+    help=(
+        "Find which commit, dependency upgrade or config key made a model-serving stack "
+        "slower, hungrier or less accurate, and roll the configs back.\n\n"
+        "Exit codes of run: 0 culprit found, 3 not reproduced, 4 inconclusive, "
+        "2 bad input, 1 internal error."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+snapshot_app = typer.Typer(help="Capture, list, show and diff release snapshots.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="bisector.yaml helpers, and config-key isolation (`bisector config --good FILE --bad FILE`).",
+    no_args_is_help=True,
+)
+cache_app = typer.Typer(help="Cached environments and images.", no_args_is_help=True)
+app.add_typer(snapshot_app, name="snapshot")
+app.add_typer(config_app, name="config")
+app.add_typer(cache_app, name="cache")
+
+
+@app.callback()
+def _global(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines to stderr.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log debug events.")] = False,
+) -> None:
+    state["debug"] = debug
+    from bisector.log import configure
+
+    configure(json_lines=log_json, verbose=verbose or debug)
+
+
+app.command()(_run.run)
+app.command()(_rollback.rollback)
+app.command()(_rollback.status)
+app.command()(_rollback.pause)
+app.command()(_rollback.resume)
+app.command()(_rollback.daemon)
+app.command()(_run.report)
+app.command()(_isolate.deps)
+app.command()(_run.demo)
+snapshot_app.command("take")(_snapshot.snapshot_take)
+snapshot_app.command("list")(_snapshot.snapshot_list)
+snapshot_app.command("show")(_snapshot.snapshot_show)
+snapshot_app.command("diff")(_snapshot.snapshot_diff)
+config_app.callback(invoke_without_command=True)(_isolate.config_group)
+config_app.command("isolate")(_isolate.config_isolate)
+config_app.command("schema")(_isolate.config_schema)
+config_app.command("check")(_isolate.config_check)
+cache_app.command("list")(_cache.cache_list)
+cache_app.command("prune")(_cache.cache_prune)
+
+
+def _print_error(err: BisectorError) -> None:
+    sys.stderr.write(f"error: {err.message}\n")
+    if err.hint:
+        sys.stderr.write(f"hint: {err.hint}\n")
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    try:
+        rv = app(args=argv, prog_name="bisector", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.stderr.write("error: interrupted\n")
+        sys.exit(130)
+    except BisectorError as exc:
+        if state["debug"]:
+            import traceback
+
+            traceback.print_exc()
+        _print_error(exc)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into exit 1
+        show = getattr(exc, "show", None)
+        if callable(show):  # a usage error of the argument parser: bad input, exit 2
+            show()
+            sys.exit(2)
+        if state["debug"] or os.environ.get("BISECTOR_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc}\n")
+        sys.stderr.write("hint: run again with --debug for the traceback\n")
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,111 @@
+"""Isolation on HEAD's code: `bisector deps`, and the `bisector config` group
+(`--good FILE --bad FILE`, `isolate`, `schema`, `check`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bisector.cli._common import ConfigOpt, JsonOpt, RepoOpt, emit_json, stderr_console
+
+GoodOpt = Annotated[Path | None, typer.Option("--good", help="Good config file.")]
+BadOpt = Annotated[Path | None, typer.Option("--bad", help="Bad config file.")]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", help="Repo path of the config file they stand for.", show_default="matched by name"),
+]
+
+
+def deps(
+    good_lock: Annotated[Path, typer.Option("--good-lock", help="Good dependency file.")],
+    bad_lock: Annotated[Path, typer.Option("--bad-lock", help="Bad dependency file.")],
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """Same code (HEAD), two dependency sets: which package change regressed."""
+    from bisector.isolate_run import isolate_deps
+    from bisector.progress import ConsoleProgress
+
+    console = stderr_console()
+    doc = isolate_deps(repo=repo, config=config, good_lock=good_lock, bad_lock=bad_lock,
+                       progress=ConsoleProgress(console))
+    return _render_isolation(console, doc, "deps", json_out)
+
+
+def _render_isolation(console: Any, doc: dict[str, Any], what: str, json_out: bool) -> int:
+    if json_out:
+        emit_json(doc)
+    culprit = doc.get("culprit")
+    if culprit is None:
+        console.print(f"not reproduced: the two {what} sides do not differ significantly")
+        return 3
+    for dep in culprit["dependencies"]:
+        first = f" (first bad {dep['first_bad_version']})" if dep.get("first_bad_version") else ""
+        mark = "" if dep.get("verified") else " [unverified]"
+        console.print(f"culprit package: {dep['name']} {dep['from']} -> {dep['to']}{first}{mark}")
+    for key in culprit["config_keys"]:
+        console.print(f"culprit config key: {key}")
+    return 0
+
+
+def _isolate_config(repo: Path, config: Path | None, good: Path, bad: Path, target: str | None,
+                    json_out: bool) -> int:
+    from bisector.isolate_run import isolate_config
+    from bisector.progress import ConsoleProgress
+
+    console = stderr_console()
+    doc = isolate_config(repo=repo, config=config, good=good, bad=bad, target=target,
+                         progress=ConsoleProgress(console))
+    return _render_isolation(console, doc, "config", json_out)
+
+
+def config_group(
+    ctx: typer.Context,
+    good: GoodOpt = None,
+    bad: BadOpt = None,
+    target: TargetOpt = None,
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """With --good FILE --bad FILE: same code (HEAD), two config files: which key regressed."""
+    if ctx.invoked_subcommand is not None:
+        return 0
+    if good is None or bad is None:
+        from bisector.errors import ConfigError
+
+        raise ConfigError("config isolation needs both --good FILE and --bad FILE",
+                          hint="or use `bisector config schema` / `bisector config check`")
+    return _isolate_config(repo, config, good, bad, target, json_out)
+
+
+def config_isolate(
+    good: Annotated[Path, typer.Option("--good", help="Good config file.")],
+    bad: Annotated[Path, typer.Option("--bad", help="Bad config file.")],
+    target: TargetOpt = None,
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """Same as `bisector config --good FILE --bad FILE`."""
+    return _isolate_config(repo, config, good, bad, target, json_out)
+
+
+def config_schema() -> int:
+    """Print the JSON schema of bisector.yaml (for editors)."""
+    from bisector.config import json_schema
+
+    emit_json(json_schema())
+    return 0
+
+
+def config_check(repo: RepoOpt = Path("."), config: ConfigOpt = None) -> int:
+    """Validate bisector.yaml."""
+    from bisector.config import find_config, load_config
+
+    load_config(repo, config)
+    stderr_console().print(f"{find_config(repo, config)}: ok")
+    return 0

@@ -1,0 +1,155 @@
+"""`bisector run`, `report` and `demo`: bisect, re-render a run, and the CPU demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bisector.cli._common import ConfigOpt, JsonOpt, RepoOpt, emit_json, stderr_console
+
+
+def run(
+    good: Annotated[str, typer.Option("--good", help="A ref where the metric was fine.")],
+    bad: Annotated[str, typer.Option("--bad", help="A later ref where it regressed.")],
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    metric: Annotated[str | None, typer.Option("--metric", help="Metric to bisect on.")] = None,
+    builder: Annotated[
+        str | None, typer.Option("--builder", help="local | venv | docker (overrides config).")
+    ] = None,
+    all_commits: Annotated[
+        bool, typer.Option("--all-commits", help="Walk into merged branches.")
+    ] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", min=1, help="Environments built in parallel in the background.")
+    ] = 2,
+    json_out: JsonOpt = False,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report-dir", help="Where reports go.")
+    ] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore the journal of an earlier run.")] = False,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Roll the configs back to --good when found.")
+    ] = False,
+) -> int:
+    """Find the first bad commit (and the package or config key inside it)."""
+    from bisector.pipeline import RunRequest, run_bisection
+    from bisector.progress import ConsoleProgress
+    from bisector.report import contract_view
+
+    if builder is not None and builder not in ("local", "venv", "docker"):
+        from bisector.errors import ConfigError
+
+        raise ConfigError(f"unknown builder {builder!r}", hint="use local, venv or docker")
+    console = stderr_console()
+    req = RunRequest(
+        good=good, bad=bad, repo=repo, config=config, metric=metric, builder=builder,
+        all_commits=all_commits, jobs=jobs, fresh=fresh, report_dir=report_dir, rollback=rollback,
+    )
+    outcome = run_bisection(req, ConsoleProgress(console))
+    doc = outcome.document
+    if json_out:
+        emit_json(contract_view(doc))
+    _render_run(console, doc)
+    return outcome.status.exit_code
+
+
+def _render_run(console: Any, doc: dict[str, Any]) -> None:
+    status = doc["status"]
+    good, bad = doc["good"], doc["bad"]
+    console.print(
+        f"{doc['metric']}: good {good['ref']} = {good['value']:.3f}, bad {bad['ref']} = {bad['value']:.3f}"
+    )
+    if status == "not_reproduced":
+        console.print("not reproduced: the endpoints are not significantly different (exit 3)")
+    elif status == "inconclusive":
+        rng = doc["range"]
+        console.print(
+            f"inconclusive: first bad is in ({rng['last_good'][:10]}, {rng['first_bad'][:10]}], "
+            f"untestable: {', '.join(u[:10] for u in rng['untestable']) or 'none'} (exit 4)"
+        )
+    else:
+        c = doc["culprit"]
+        verified = "" if c.get("verified", True) else " [UNVERIFIED]"
+        console.print(
+            f"culprit: {c['commit'][:10]} {c['subject']!r} ({c['kind']}, effect "
+            f"{(c['effect'] or 0) * 100:+.1f}%, confidence {c['confidence']:.3f}){verified}"
+        )
+        for d in c.get("dependencies") or []:
+            console.print(f"  dependency: {d['name']} {d['from']} -> {d['to']}")
+        for k in c.get("config_keys") or []:
+            console.print(f"  config key: {k}")
+    rb = doc.get("rollback")
+    if rb:
+        console.print(f"rollback to {rb.get('to')}: {rb.get('status')} ({rb.get('target')})")
+    console.print(f"report: {doc.get('report')}  (run {doc.get('run_id')})")
+
+
+def report(
+    run_id: Annotated[str, typer.Argument(help="Run id from the journal.")],
+    repo: RepoOpt = Path("."),
+    config: ConfigOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="html | md | json")] = "md",
+) -> int:
+    """Re-render the report of a run from the journal."""
+    from bisector.config import load_config
+    from bisector.journal import Journal
+    from bisector.report import contract_view, render_markdown
+
+    cfg = load_config(repo.resolve(), config)
+    with Journal(repo.resolve() / cfg.snapshots.store) as journal:
+        run_row = journal.run(run_id)
+        if run_row.result is None:
+            from bisector.errors import StoreError
+
+            raise StoreError(f"run {run_id} has not finished", hint="run the same `bisector run` again to resume it")
+        if fmt == "html":
+            from bisector.gitrepo import GitRepo
+            from bisector.report_html import build_html
+
+            with GitRepo(repo.resolve()) as git:
+                sys.stdout.write(build_html(run_row.result, journal=journal, repo=repo.resolve(), cfg=cfg, git=git))
+            return 0
+    if fmt == "json":
+        emit_json(contract_view(run_row.result))
+    elif fmt == "md":
+        sys.stdout.write(render_markdown(run_row.result))
+    else:
+        from bisector.errors import BisectorError
+
+        raise BisectorError(f"unknown format {fmt!r}", hint="use html, md or json")
+    return 0
+
+
+def demo(
+    workdir: Annotated[
+        Path, typer.Option("--workdir", help="Where the sample repository is built.")
+    ] = Path("demo-out"),
+) -> int:
+    """Build the sample serving repository and run a bisection on it (CPU)."""
+    from bisector.cli._snapshot import snapshot_diff
+    from bisector.pipeline import RunRequest, run_bisection
+    from bisector.progress import ConsoleProgress
+    from bisector.sample import SampleSpec, build_sample_repo
+
+    console = stderr_console()
+    path = workdir.resolve() / "serving-demo"
+    console.print(f"building the sample serving repository at {path} ...")
+    sample = build_sample_repo(path, SampleSpec(mode="real", noise=0.0))
+    console.print(f"  {len(sample.commits)} commits, releases {', '.join(sample.tags)}")
+    console.print("\n$ bisector snapshot diff v2.3.1 v2.4.0")
+    snapshot_diff("v2.3.1", "v2.4.0", repo=path, config=None, json_out=False)
+    console.print("\n$ bisector run --good v2.3.1 --bad v2.4.0")
+    outcome = run_bisection(
+        RunRequest(good="v2.3.1", bad="v2.4.0", repo=path), ConsoleProgress(console)
+    )
+    _render_run(console, outcome.document)
+    culprit = outcome.document.get("culprit") or {}
+    if culprit.get("commit") == sample.culprit:
+        console.print(f"demo: bisector named the planted culprit {sample.culprit[:10]}")
+        return 0
+    console.print(f"demo: expected the planted culprit {sample.culprit[:10]}, got {culprit.get('commit')}")
+    return 1
