@@ -161,6 +161,9 @@ class Environment(_Strict):
     builder: Literal["local", "venv", "docker"] = "local"
     python: str | None = None
     requirements: list[str] = Field(default_factory=list)
+    extras: list[str] = Field(
+        default_factory=list, description="pyproject optional-dependency groups to install too"
+    )
     install: list[str] | None = None
     find_links: list[str] = Field(default_factory=list)
     index_url: str | None = None

@@ -39,7 +39,9 @@ def _no_progress(_event: str, _fields: Mapping[str, object]) -> None:
 
 def commit_files(git: GitRepo, cfg: Config, sha: str) -> tuple[dict[str, bytes | None], dict[str, bytes | None]]:
     """(dependency files, config files) of a commit, from git objects."""
-    reqs = read_requirements(lambda p: git.read_file(sha, p), cfg.environment.requirements)
+    reqs = read_requirements(
+        lambda p: git.read_file(sha, p), cfg.environment.requirements, cfg.environment.extras
+    )
     configs = match_globs(git.list_files(sha), cfg.snapshots.configs)
     return dict(reqs.files), {p: git.read_file(sha, p) for p in configs}
 

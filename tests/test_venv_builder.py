@@ -157,3 +157,43 @@ def test_jobs_sets_how_many_environments_build_in_parallel(tmp_path: Path) -> No
     local = make_builder("local", vcs=git, environment=env, store=tmp_path / "store", jobs=3)
     assert local.builds_done == 0
     git.close()
+
+
+PYPROJECT = """\
+[project]
+name = "serving"
+version = "0.1.0"
+dependencies = ["fastpad==1.0.0"]
+
+[project.optional-dependencies]
+gpu = ["tokenkit==2.1.0"]
+"""
+
+
+def test_pyproject_dependencies_and_configured_extras_are_installed(tmp_path: Path) -> None:
+    """pyproject.toml installs [project].dependencies, plus the groups in environment.extras."""
+    from bisector.wheels import make_wheel
+
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "fastpad", "1.0.0", {"fastpad/__init__.py": "V = 1\n"}, [])
+    make_wheel(wheels, "tokenkit", "2.1.0", {"tokenkit/__init__.py": "V = 2\n"}, [])
+    root = tmp_path / "repo"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)  # noqa: S603, S607
+    git = GitRepo(root)
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    _commit_all(root, "pyproject")
+    commit = git.resolve("HEAD")
+    built = {}
+    for extras in ([], ["gpu"]):
+        env = Environment(builder="venv", requirements=["pyproject.toml"], extras=extras,
+                          no_index=True, find_links=[str(wheels)])
+        builder = VenvBuilder(git, env, tmp_path / "store")
+        with Checkouts(git, tmp_path / "store") as checkouts:
+            built[bool(extras)] = builder.prepare(commit, checkouts.get(commit))
+        builder.close()
+    names = {b: {n for n, _ in env.packages} for b, env in built.items()}
+    assert "fastpad" in names[False] and "tokenkit" not in names[False]
+    assert {"fastpad", "tokenkit"} <= names[True]
+    assert built[False].env_key != built[True].env_key
+    git.close()

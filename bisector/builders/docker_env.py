@@ -192,7 +192,10 @@ class DockerBuilder:
         if cached is not None:
             return cached
         with self._git_lock:
-            reqs = read_requirements(lambda path: self._vcs.read_file(commit.sha, path), self._config.requirements)
+            reqs = read_requirements(
+                lambda path: self._vcs.read_file(commit.sha, path), self._config.requirements,
+                self._config.extras,
+            )
             dockerfile = self._dockerfile(commit)
         material = {
             **self._index.key_material(),

@@ -25,6 +25,8 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from bisector.errors import BuildError
+
 KEY_FORMAT = 1  # bump when the key's recipe changes
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _INCLUDE = re.compile(r"^(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+)(\S+)$")
@@ -38,9 +40,13 @@ class RequirementSet:
 
     roots: tuple[str, ...]
     files: tuple[tuple[str, bytes | None], ...]  # repo-relative path -> content (None: absent)
+    extras: tuple[str, ...] = ()  # pyproject optional-dependency groups to install too
 
     def normalized(self) -> list[tuple[str, str | None]]:
-        return [(path, None if data is None else normalize(path, data)) for path, data in self.files]
+        out = [(path, None if data is None else normalize(path, data)) for path, data in self.files]
+        if self.extras:  # only then, so keys of sets without extras stay what they were
+            out.append(("[extras]", ",".join(sorted(self.extras))))
+        return out
 
     def materialize(self, dest: Path) -> list[Path]:
         """Write the files under `dest` at their repo paths; the roots that exist, in order."""
@@ -55,8 +61,38 @@ class RequirementSet:
             data = present.get(root)
             if data is None:
                 continue
-            out.append(_lock_pins(dest, root, data) if root.endswith(".lock") else dest / root)
+            if root.endswith(".lock"):
+                out.append(_lock_pins(dest, root, data))
+            elif posixpath.basename(root) == "pyproject.toml":
+                out.append(_pyproject_requirements(dest, root, data, self.extras))
+            else:
+                out.append(dest / root)
         return out
+
+
+def _pyproject_requirements(dest: Path, root: str, data: bytes, extras: Sequence[str]) -> Path:
+    """[project].dependencies (and the configured optional groups) as a requirements file.
+
+    pip cannot read pyproject.toml with `-r` (uv can, but then without the groups), so
+    both builders install this translation and extras work the same way in each.
+    """
+    try:
+        project = tomllib.loads(data.decode("utf-8")).get("project", {})
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BuildError(f"{root} is not valid TOML: {exc}") from exc
+    lines = [str(r) for r in project.get("dependencies", [])]
+    optional = project.get("optional-dependencies", {})
+    for group in extras:
+        if group not in optional:
+            raise BuildError(
+                f"{root} has no optional-dependencies group {group!r}",
+                hint="check environment.extras in bisector.yaml",
+            )
+        lines += [str(r) for r in optional[group]]
+    target = dest / (root + ".requirements.txt")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return target
 
 
 def _lock_pins(dest: Path, root: str, data: bytes) -> Path:
@@ -145,7 +181,9 @@ def _includes(path: str, data: bytes) -> list[str]:
     return found
 
 
-def read_requirements(read_file: ReadFile, roots: Sequence[str]) -> RequirementSet:
+def read_requirements(
+    read_file: ReadFile, roots: Sequence[str], extras: Sequence[str] = ()
+) -> RequirementSet:
     """The requirement files at one commit, following includes (`read_file(path)`)."""
     files: dict[str, bytes | None] = {}
     todo = [posixpath.normpath(r) for r in roots]
@@ -157,7 +195,9 @@ def read_requirements(read_file: ReadFile, roots: Sequence[str]) -> RequirementS
         files[path] = data
         if data is not None:
             todo.extend(_includes(path, data))
-    return RequirementSet(tuple(posixpath.normpath(r) for r in roots), tuple(files.items()))
+    return RequirementSet(
+        tuple(posixpath.normpath(r) for r in roots), tuple(files.items()), tuple(extras)
+    )
 
 
 def environment_key(

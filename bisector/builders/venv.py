@@ -120,7 +120,8 @@ class VenvBuilder:
             return cached
         with self._git_lock:
             reqs = read_requirements(
-                lambda path: self._vcs.read_file(commit.sha, path), self._config.requirements
+                lambda path: self._vcs.read_file(commit.sha, path), self._config.requirements,
+                self._config.extras,
             )
         key = environment_key(reqs, python=self._python_key, index=self._index.key_material())
         with self._lock:
