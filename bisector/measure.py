@@ -8,6 +8,7 @@ untestable, and that too is journaled so a resumed run does not build it again.
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -58,6 +59,10 @@ class Measurer:
     def close(self) -> None:
         self.builder.close()
         self.checkouts.close()
+        # Synthetic states' folders go with the worktrees: they are rebuilt from their
+        # content-addressed recipe if a killed run resumes (its trials are journaled).
+        for folder in self._synthetic.values():
+            shutil.rmtree(folder, ignore_errors=True)
 
     def env_key(self, commit: Commit) -> str:
         with self._lock:

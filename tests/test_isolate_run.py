@@ -39,6 +39,8 @@ def test_three_upgrades_one_slow_names_the_slow_package_and_its_first_bad_versio
     """Of three upgrades only fastpad 1.0.0 -> 1.3.0 is named, narrowed to first bad 1.2.0."""
     repo = make_sample(kind="dependency", culprit_deps="three", **SPEC)
     doc = _run(repo)
+    isolate_dir = repo.path / ".bisector" / "isolate"
+    assert not isolate_dir.exists() or not any(isolate_dir.iterdir())  # states cleaned up
     culprit = doc["culprit"]
     assert culprit["kind"] == "dependency"
     assert [(d["name"], d["from"], d["to"]) for d in culprit["dependencies"]] == [("fastpad", "1.0.0", "1.3.0")]
