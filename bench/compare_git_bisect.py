@@ -1,7 +1,7 @@
 """bisector vs a naive `git bisect run`, side by side on the same generated repositories.
 
 For each case (size x culprit kind x linear/merges, 5% noise, a 10-30% regression, a few
-untestable commits) it builds one sample repository (bisector.sample) and runs, on it,
+untestable commits) it builds one sample repository (bisector.testing.sample) and runs, on it,
 `reps` times each:
 
   bisector  `bisector run --good v2.3.0 --bad v2.4.0 --fresh` in-process (run_bisection),
@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bisector.errors import BisectorError  # noqa: E402
-from bisector.sample import SampleRepo, SampleSpec, build_sample_repo  # noqa: E402
+from bisector.testing.sample import SampleRepo, SampleSpec, build_sample_repo  # noqa: E402
 
 NAIVE_SCRIPT = Path(__file__).resolve().with_name("naive_bisect_step.py")
 GOOD, BAD = "v2.3.0", "v2.4.0"
@@ -130,7 +130,7 @@ def _judge(repo: SampleRepo, named: Sequence[str], exact: bool) -> Verdict:
 
 def run_bisector(repo: SampleRepo) -> ToolRun:
     """`bisector run --good v2.3.0 --bad v2.4.0 --fresh` on a cold store."""
-    from bisector.pipeline import RunRequest, run_bisection
+    from bisector.engine.pipeline import RunRequest, run_bisection
 
     shutil.rmtree(repo.path / ".bisector", ignore_errors=True)
     t0 = time.monotonic()

@@ -25,8 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from bisector.core.types import Direction
 from bisector.errors import ConfigError
-from bisector.types import Direction
 
 DEFAULT_CONFIG_NAME = "bisector.yaml"
 

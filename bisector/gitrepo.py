@@ -17,8 +17,8 @@ from pathlib import Path
 import git
 from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
+from bisector.core.types import Commit, Tag
 from bisector.errors import GitError, RefError
-from bisector.types import Commit, Tag
 
 # Characters git allows in refs and rev expressions we accept (names, shas, ~N, ^N, @{..}).
 _SAFE_REF = re.compile(r"^[A-Za-z0-9._/@{}^~+:-]+$")

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bisector.config import Config, parse_duration
-from bisector.control import ControlStore, PauseState, journal_path
 from bisector.errors import RollbackError
+from bisector.store.control import ControlStore, PauseState, journal_path
 from rollback.drift import detect_drift
 from rollback.journal import RecoveryOutcome
 from rollback.layout import Layout, live_state, read_live_record

@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 from bisector.alerts import AlertMessage, Delivery, send_alert
 from bisector.config import Alert
-from bisector.control import ControlStore
 from bisector.errors import RollbackError
 from bisector.log import get_logger
+from bisector.store.control import ControlStore
 from rollback.apply import collect_garbage, discard_leftovers, gen_name, new_op_id, stage, switch
 from rollback.checkpoints import (
     ApplyInterrupted,

@@ -30,8 +30,8 @@ from typing import TypeVar
 import structlog
 from pydantic import ValidationError
 
-from bisector.atomic import atomic_write_bytes, fsync_dir
 from bisector.errors import StoreError
+from bisector.plumbing.atomic import atomic_write_bytes, fsync_dir
 from snapshots.manifest import (
     SCHEMA_VERSION,
     EnvironmentRecord,

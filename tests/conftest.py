@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from bisector.sample import SampleRepo, SampleSpec, build_sample_repo
+from bisector.testing.sample import SampleRepo, SampleSpec, build_sample_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def make_sample(tmp_path: Path) -> Callable[..., SampleRepo]:
-    """Build a sample serving repository (see bisector.sample) under tmp_path."""
+    """Build a sample serving repository (see bisector.testing.sample) under tmp_path."""
 
     def make(name: str = "repo", **spec: object) -> SampleRepo:
         return build_sample_repo(tmp_path / name, SampleSpec(**spec))  # type: ignore[arg-type]

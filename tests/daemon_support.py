@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-from bisector.sample import SampleRepo, SampleSpec, build_sample_repo
+from bisector.testing.sample import SampleRepo, SampleSpec, build_sample_repo
 
 RELEASES = ("v2.3.0", "v2.3.1", "v2.4.0")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.gitutil import commit, git, make_repo
+from bisector.testing.gitutil import commit, git, make_repo
 
 BISECTOR_YAML = """\
 benchmark:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BENCH_DIR = REPO_ROOT / "bisector" / "bench"
+BENCH_DIR = REPO_ROOT / "bisector" / "harness"
 TORCH_PYTHON = os.environ.get("BISECTOR_TORCH_PYTHON", sys.executable)
 
 TINY_GPT2 = [
@@ -307,8 +307,8 @@ def test_harness_imports_only_stdlib_torch_transformers_and_nvml() -> None:
                 ok = (
                     top in sys.stdlib_module_names
                     or top in ALLOWED_THIRD_PARTY
-                    or name == "bisector.bench"
-                    or name.startswith("bisector.bench.")
+                    or name == "bisector.harness"
+                    or name.startswith("bisector.harness.")
                     or name == "__future__"
                 )
                 assert ok, f"{path.name} imports {name}"
@@ -317,7 +317,7 @@ def test_harness_imports_only_stdlib_torch_transformers_and_nvml() -> None:
 def test_importing_the_package_loads_no_torch() -> None:
     """`import bisector.bench` (e.g. from the CLI) pulls in neither torch nor bisector's deps."""
     code = (
-        "import sys, bisector.bench, bisector.bench._options; "
+        "import sys, bisector.bench, bisector.harness._options; "
         "bad = [m for m in ('torch', 'transformers', 'pydantic', 'yaml') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

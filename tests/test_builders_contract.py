@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from bisector.builders import BUILDERS, EnvBuilder, make_builder
-from bisector.checkouts import Checkouts, is_clean_checkout_of
 from bisector.config import Benchmark, DockerOptions, Environment
+from bisector.core.types import Commit
+from bisector.engine.checkouts import Checkouts, is_clean_checkout_of
+from bisector.engine.runner import TrialRunner, TrialStatus
 from bisector.errors import BuildError
 from bisector.gitrepo import GitRepo
-from bisector.runner import TrialRunner, TrialStatus
-from bisector.types import Commit
-from bisector.wheels import make_wheel
+from bisector.testing.wheels import make_wheel
 from tests.docker_support import BASE_IMAGE, docker_or_skip
 
 BENCH = """\

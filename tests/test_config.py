@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bisector.config import Threshold, load_config, parse_config, parse_duration, parse_threshold
+from bisector.core.types import Direction
 from bisector.errors import ConfigError
-from bisector.types import Direction
 
 GOOD = """\
 benchmark:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from prometheus_client import generate_latest
 
-from bisector.control import ControlStore
 from bisector.daemon import metrics
 from bisector.daemon.cycle import execute
-from bisector.daemon.state import DaemonState
+from bisector.store.control import ControlStore
+from bisector.store.daemon_state import DaemonState
 from tests.conftest import ROOT, run_cli, tree_digest
 from tests.daemon_support import hide_release, publish_release, released_repo, webhook
 

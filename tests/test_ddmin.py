@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bisector.ddmin import Outcome, ddmin
+from bisector.core.ddmin import Outcome, ddmin
 
 
 def _bound(n: int) -> int:

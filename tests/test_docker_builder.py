@@ -18,12 +18,12 @@ import yaml
 
 from bisector.builders import make_builder
 from bisector.builders.base import BuiltEnv, EnvBuilder
-from bisector.checkouts import Checkouts
 from bisector.config import DockerOptions, Environment
+from bisector.engine.checkouts import Checkouts
+from bisector.engine.runner import TrialRunner, TrialStatus
 from bisector.errors import DockerError
 from bisector.gitrepo import GitRepo
-from bisector.runner import TrialRunner, TrialStatus
-from bisector.sample import SampleSpec, build_sample_repo
+from bisector.testing.sample import SampleSpec, build_sample_repo
 from tests.docker_support import BASE_IMAGE, bisector_containers, docker_or_skip
 from tests.test_builders_contract import _git
 
@@ -155,7 +155,7 @@ def test_docker_bisection_names_the_dependency_culprit_and_shares_images(
     """`run --builder docker` names the pin-upgrade commit, building one image per distinct pin set."""
     docker_or_skip()
     from bisector.builders.docker_env import DockerBuilder
-    from bisector.pipeline import RunRequest, run_bisection
+    from bisector.engine.pipeline import RunRequest, run_bisection
 
     builds: list[str] = []
     original = DockerBuilder._build
@@ -193,7 +193,7 @@ def test_cache_list_and_prune_remove_images_beyond_keep(tiny: tuple[EnvBuilder, 
     """`cache list` shows the store's image; `cache prune --keep 0` removes it from the daemon."""
     from bisector.builders.cachecmd import list_cache, prune_cache
     from bisector.config import Benchmark, Config, Metric, Snapshots
-    from bisector.types import Direction
+    from bisector.core.types import Direction
 
     _, built, store = tiny
     repo = store.parent / "repo"

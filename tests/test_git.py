@@ -9,7 +9,7 @@ import pytest
 
 from bisector.errors import GitError, RefError
 from bisector.gitrepo import GitRepo, validate_ref
-from bisector.sample import SampleRepo
+from bisector.testing.sample import SampleRepo
 
 from .conftest import run_cli
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from bisector.config import Config
-from bisector.index_versions import index_versions, versions_in_page
-from bisector.isolate_run import available_versions, isolate_files
-from bisector.sample import SampleRepo
-from bisector.wheels import make_wheel
+from bisector.isolate.index_versions import index_versions, versions_in_page
+from bisector.isolate.run import available_versions, isolate_files
+from bisector.testing.sample import SampleRepo
+from bisector.testing.wheels import make_wheel
 
 
 def _simple_index(root: Path, wheels: Path, yanked: frozenset[str] = frozenset()) -> Path:

@@ -6,8 +6,13 @@ import tomllib
 
 import pytest
 
-from bisector.changes import Change, PartialStateError, dependency_changes, render_files
-from bisector.pyproject_edit import EditError, apply_packages, dependency_arrays, pin_package
+from bisector.isolate.changes import Change, PartialStateError, dependency_changes, render_files
+from bisector.isolate.pyproject_edit import (
+    EditError,
+    apply_packages,
+    dependency_arrays,
+    pin_package,
+)
 
 PY = "pyproject.toml"
 OLD = """[project]

@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bisector.isolate_run import isolate_files
-from bisector.pipeline import RunRequest, run_bisection
-from bisector.report import render_markdown
-from bisector.sample import SampleRepo
+from bisector.engine.pipeline import RunRequest, run_bisection
+from bisector.isolate.run import isolate_files
+from bisector.report.files import render_markdown
+from bisector.testing.sample import SampleRepo
 from tests.conftest import run_cli
 
 SPEC: dict[str, Any] = {"n_commits": 8, "culprit": 5, "builder": "venv", "repeats": (3, 8), "noise": 0.03}

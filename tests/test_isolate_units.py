@@ -7,7 +7,8 @@ import json
 import pytest
 import yaml
 
-from bisector.changes import (
+from bisector.core.types import Verdict
+from bisector.isolate.changes import (
     Change,
     PartialStateError,
     config_changes,
@@ -16,8 +17,7 @@ from bisector.changes import (
     set_dotted,
     versions_between,
 )
-from bisector.isolate import Check, Expect, State, isolate
-from bisector.types import Verdict
+from bisector.isolate.plan import Check, Expect, State, isolate
 
 REQ = "requirements.txt"
 OLD_REQ = b"# pins\nfastpad==1.0.0\nquickjson==1.0.0\ntracelite==0.4.0\n"

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from bisector.config import Metric, Repeats, Threshold
-from bisector.judge import (
+from bisector.core.judge import (
     CLASSIFY_ALPHA,
     assess,
     classify,
@@ -20,7 +20,7 @@ from bisector.judge import (
     reproduced,
     reproduction_needs_more,
 )
-from bisector.stats import (
+from bisector.core.stats import (
     combined_p,
     hodges_lehmann,
     hodges_lehmann_ci,
@@ -30,7 +30,7 @@ from bisector.stats import (
     min_p_value,
     u_distribution,
 )
-from bisector.types import Direction, Verdict
+from bisector.core.types import Direction, Verdict
 
 LATENCY = Metric(direction=Direction.LOWER, threshold=Threshold(0.05, relative=True))
 ACCURACY = Metric(direction=Direction.HIGHER, threshold=Threshold(0.01, relative=False))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bisector.pipeline import RunRequest, run_bisection
-from bisector.sample import SampleSpec, build_sample_repo
+from bisector.engine.pipeline import RunRequest, run_bisection
+from bisector.testing.sample import SampleSpec, build_sample_repo
 from tests.conftest import run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

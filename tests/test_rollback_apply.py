@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bisector.control import ControlStore
 from bisector.errors import RefError, RollbackError
+from bisector.store.control import ControlStore
 from rollback import GitConfigSource, RollbackRequest, make_plan, roll_back
 from rollback.checkpoints import set_hook
 from rollback.layout import Layout

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bisector.pipeline import RunRequest, run_bisection
-from bisector.sample import SampleRepo
-from bisector.types import Status
+from bisector.core.types import Status
+from bisector.engine.pipeline import RunRequest, run_bisection
+from bisector.testing.sample import SampleRepo
 
 from .conftest import ROOT, run_cli
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from bisector.sample import SampleRepo
+from bisector.testing.sample import SampleRepo
 
 from .conftest import run_cli
 

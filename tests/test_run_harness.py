@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bisector.pipeline import RunRequest, run_bisection
+from bisector.engine.pipeline import RunRequest, run_bisection
+from bisector.testing.gitutil import commit, make_repo
 
-from .gitutil import commit, make_repo
 from .test_bench_harness import SERVING_MODEL
 
 pytestmark = pytest.mark.skipif(

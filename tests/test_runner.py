@@ -12,7 +12,7 @@ import pytest
 
 from bisector.builders.base import BuiltEnv
 from bisector.config import Benchmark
-from bisector.runner import TrialRunner, TrialStatus, parse_output
+from bisector.engine.runner import TrialRunner, TrialStatus, parse_output
 
 
 def _script(tmp_path: Path, body: str, name: str = "bench.py") -> list[str]:

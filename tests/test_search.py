@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bisector.search import Bisection, BisectResult, CoarseFine, Step, bisect, coarse_fine
-from bisector.types import Verdict
+from bisector.core.search import Bisection, BisectResult, CoarseFine, Step, bisect, coarse_fine
+from bisector.core.types import Verdict
 
 
 class History:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bisector.sample import SampleRepo, expected_diff
+from bisector.testing.sample import SampleRepo, expected_diff
 from tests.conftest import run_cli, tree_digest
 
 # The generator's own bisector.yaml does not validate on main yet (benchmark.env values

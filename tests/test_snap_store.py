@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bisector.atomic import atomic_write_bytes
 from bisector.config import Config, parse_config
 from bisector.errors import RefError, StoreError
+from bisector.plumbing.atomic import atomic_write_bytes
 from snapshots import api
 from snapshots.manifest import ResolvedPackage, Runtime
 from snapshots.store import Store

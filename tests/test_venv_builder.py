@@ -10,8 +10,8 @@ from pathlib import Path
 from bisector.builders.requirements import environment_key, read_requirements
 from bisector.builders.uvtool import IndexOptions, scrub, translate_install
 from bisector.builders.venv import VenvBuilder
-from bisector.checkouts import Checkouts
 from bisector.config import Environment
+from bisector.engine.checkouts import Checkouts
 from bisector.gitrepo import GitRepo
 
 
@@ -120,7 +120,7 @@ dependencies = [{{ name = "fastpad" }}]
 
 def test_lock_file_is_installed_as_its_exact_pins(tmp_path: Path) -> None:
     """A uv.lock named in `requirements` installs the locked versions (the project itself skipped)."""
-    from bisector.wheels import make_wheel
+    from bisector.testing.wheels import make_wheel
 
     wheels = tmp_path / "wheels"
     for version in ("1.0.0", "1.1.0"):
@@ -172,7 +172,7 @@ gpu = ["tokenkit==2.1.0"]
 
 def test_pyproject_dependencies_and_configured_extras_are_installed(tmp_path: Path) -> None:
     """pyproject.toml installs [project].dependencies, plus the groups in environment.extras."""
-    from bisector.wheels import make_wheel
+    from bisector.testing.wheels import make_wheel
 
     wheels = tmp_path / "wheels"
     make_wheel(wheels, "fastpad", "1.0.0", {"fastpad/__init__.py": "V = 1\n"}, [])

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
-from bisector.types import Commit
+from bisector.core.types import Commit
 
 if TYPE_CHECKING:
-    from bisector.runner import TrialResult
+    from bisector.engine.runner import TrialResult
 
 # Benchmark argv[0] spellings that mean "the environment's interpreter".
 PYTHON_NAMES = frozenset({"python", "python3"})

@@ -50,9 +50,9 @@ from bisector.builders.docker_run import CONTAINER_CHECKOUT, LABEL
 from bisector.builders.envcache import MARKER
 from bisector.builders.once import BuildOnce
 from bisector.builders.uvtool import split_install
+from bisector.core.types import Commit
 from bisector.errors import BuildError
 from bisector.log import get_logger
-from bisector.types import Commit
 
 log = get_logger(__name__)
 

@@ -20,8 +20,8 @@ from typing import ClassVar
 
 from bisector.builders.base import BuiltEnv, RuntimeFacts, checkout_pythonpath
 from bisector.config import Environment
+from bisector.core.types import Commit, Vcs
 from bisector.log import get_logger
-from bisector.types import Commit, Vcs
 
 log = get_logger(__name__)
 

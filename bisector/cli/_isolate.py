@@ -26,8 +26,8 @@ def deps(
     json_out: JsonOpt = False,
 ) -> int:
     """Same code (HEAD), two dependency sets: which package change regressed."""
-    from bisector.isolate_run import isolate_deps
-    from bisector.progress import ConsoleProgress
+    from bisector.cli.progress import ConsoleProgress
+    from bisector.isolate.run import isolate_deps
 
     console = stderr_console()
     doc = isolate_deps(repo=repo, config=config, good_lock=good_lock, bad_lock=bad_lock,
@@ -53,8 +53,8 @@ def _render_isolation(console: Any, doc: dict[str, Any], what: str, json_out: bo
 
 def _isolate_config(repo: Path, config: Path | None, good: Path, bad: Path, target: str | None,
                     json_out: bool) -> int:
-    from bisector.isolate_run import isolate_config
-    from bisector.progress import ConsoleProgress
+    from bisector.cli.progress import ConsoleProgress
+    from bisector.isolate.run import isolate_config
 
     console = stderr_console()
     doc = isolate_config(repo=repo, config=config, good=good, bad=bad, target=target,

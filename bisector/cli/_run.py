@@ -36,9 +36,9 @@ def run(
     ] = False,
 ) -> int:
     """Find the first bad commit (and the package or config key inside it)."""
-    from bisector.pipeline import RunRequest, run_bisection
-    from bisector.progress import ConsoleProgress
-    from bisector.report import contract_view
+    from bisector.cli.progress import ConsoleProgress
+    from bisector.engine.pipeline import RunRequest, run_bisection
+    from bisector.report.files import contract_view
 
     if builder is not None and builder not in ("local", "venv", "docker"):
         from bisector.errors import ConfigError
@@ -96,8 +96,8 @@ def report(
 ) -> int:
     """Re-render the report of a run from the journal."""
     from bisector.config import load_config
-    from bisector.journal import Journal
-    from bisector.report import contract_view, render_markdown
+    from bisector.report.files import contract_view, render_markdown
+    from bisector.store.journal import Journal
 
     cfg = load_config(repo.resolve(), config)
     with Journal(repo.resolve() / cfg.snapshots.store) as journal:
@@ -108,7 +108,7 @@ def report(
             raise StoreError(f"run {run_id} has not finished", hint="run the same `bisector run` again to resume it")
         if fmt == "html":
             from bisector.gitrepo import GitRepo
-            from bisector.report_html import build_html
+            from bisector.report.html import build_html
 
             with GitRepo(repo.resolve()) as git:
                 sys.stdout.write(build_html(run_row.result, journal=journal, repo=repo.resolve(), cfg=cfg, git=git))
@@ -131,9 +131,9 @@ def demo(
 ) -> int:
     """Build the sample serving repository and run a bisection on it (CPU)."""
     from bisector.cli._snapshot import snapshot_diff
-    from bisector.pipeline import RunRequest, run_bisection
-    from bisector.progress import ConsoleProgress
-    from bisector.sample import SampleSpec, build_sample_repo
+    from bisector.cli.progress import ConsoleProgress
+    from bisector.engine.pipeline import RunRequest, run_bisection
+    from bisector.testing.sample import SampleSpec, build_sample_repo
 
     console = stderr_console()
     path = workdir.resolve() / "serving-demo"

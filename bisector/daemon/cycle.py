@@ -23,15 +23,15 @@ from typing import Any
 
 from bisector.alerts import AlertMessage, Delivery, send_alert
 from bisector.config import Alert, Config, load_config
-from bisector.control import ControlStore
+from bisector.core.types import Commit, Status
 from bisector.daemon import metrics, stop
 from bisector.daemon.policy import roll_back_to
-from bisector.daemon.state import DaemonState, LastGood, RangeRow
+from bisector.engine.pipeline import ProgressFn, RunOutcome, RunRequest, run_bisection
 from bisector.errors import BisectorError, GitError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
-from bisector.pipeline import ProgressFn, RunOutcome, RunRequest, run_bisection
-from bisector.types import Commit, Status
+from bisector.store.control import ControlStore
+from bisector.store.daemon_state import DaemonState, LastGood, RangeRow
 from rollback.entry import recover_for, store_lock_path
 from rollback.lock import LockedError, exclusive_lock
 

@@ -52,7 +52,7 @@ class PausedCollector(Collector):
         self.journal = journal
 
     def collect(self) -> Iterator[Any]:
-        from bisector.control import ControlStore
+        from bisector.store.control import ControlStore
 
         with ControlStore(self.journal) as control:
             paused = control.pause_state().paused

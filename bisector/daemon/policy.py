@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from bisector.config import Config
-from bisector.control import ControlStore
 from bisector.errors import RollbackError
+from bisector.store.control import ControlStore
 from rollback.entry import resolve_target
 from rollback.service import RollbackRequest, roll_back
 from rollback.source import resolve_source

@@ -18,11 +18,11 @@ from types import FrameType
 from typing import Any
 
 from bisector.config import load_config
-from bisector.control import ControlStore
 from bisector.daemon import cycle, metrics, stop
-from bisector.daemon.state import DaemonState
 from bisector.errors import ConfigError
 from bisector.log import get_logger
+from bisector.store.control import ControlStore
+from bisector.store.daemon_state import DaemonState
 from rollback.entry import recover_for
 from rollback.lock import exclusive_lock
 

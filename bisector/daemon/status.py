@@ -9,7 +9,7 @@ from typing import Any
 
 from bisector.config import Config
 from bisector.daemon.service import DAEMON_LOCK
-from bisector.daemon.state import DaemonState
+from bisector.store.daemon_state import DaemonState
 from rollback.entry import control_status
 from rollback.lock import try_lock
 

@@ -33,7 +33,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from bisector.pyproject_edit import EditError, apply_packages, edit_bytes, pin_package
+from bisector.isolate.pyproject_edit import EditError, apply_packages, edit_bytes, pin_package
 from snapshots.configs import flatten, is_structured, parse_config_bytes
 from snapshots.deps import read_declared
 from snapshots.diff import diff_declared

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bisector.types import Verdict
+from bisector.core.types import Verdict
 
 _DECISIVE = (Verdict.GOOD, Verdict.BAD)
 

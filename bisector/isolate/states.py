@@ -18,14 +18,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bisector import judge
-from bisector.changes import Change, Files, PartialStateError, render_files
 from bisector.config import Config, Metric
-from bisector.isolate import Check, Expect, State
-from bisector.journal import Journal
-from bisector.measure import Measurer
-from bisector.overlay import write_file
-from bisector.types import Commit, Verdict
+from bisector.core import judge
+from bisector.core.types import Commit, Verdict
+from bisector.engine.measure import Measurer
+from bisector.engine.overlay import write_file
+from bisector.isolate.changes import Change, Files, PartialStateError, render_files
+from bisector.isolate.plan import Check, Expect, State
+from bisector.store.journal import Journal
 
 Progress = Callable[[str, Mapping[str, object]], None]
 _MARKER = ".bisector-state"

@@ -18,14 +18,14 @@ import jinja2
 from bisector.config import Config
 from bisector.errors import BisectorError
 from bisector.gitrepo import GitRepo
-from bisector.journal import Journal
 from bisector.log import get_logger
-from bisector.report import atomic_write_text, contract_view
-from bisector.report_plots import RangePoint, distribution_plot, range_plot
+from bisector.report.files import atomic_write_text, contract_view
+from bisector.report.plots import RangePoint, distribution_plot, range_plot
+from bisector.store.journal import Journal
 
-log = get_logger("bisector.report")
+log = get_logger("bisector.report.files")
 
-_TEMPLATE = Path(__file__).with_name("report_html.html.j2")
+_TEMPLATE = Path(__file__).with_name("template.html.j2")
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def snapshot_diff(repo: Path, cfg: Config, doc: Mapping[str, Any]) -> Mapping[st
 
 
 def build_html(doc: Mapping[str, Any], *, journal: Journal, repo: Path, cfg: Config, git: GitRepo | None) -> str:
-    from bisector.pipeline import bench_key
+    from bisector.engine.pipeline import bench_key
 
     data = collect(doc, journal, bench_key(cfg), git, snapshot_diff(repo, cfg, doc))
     return render_html(doc, data)

@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from bisector.changes import Change, versions_between
-from bisector.ddmin import Outcome, ddmin
-from bisector.search import Bisection
-from bisector.types import Verdict
+from bisector.core.ddmin import Outcome, ddmin
+from bisector.core.search import Bisection
+from bisector.core.types import Verdict
+from bisector.isolate.changes import Change, versions_between
 
 Base = Literal["culprit", "parent"]
 Expect = Literal["recovered", "regressed"]

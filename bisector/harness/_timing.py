@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bisector.bench._model import call_model
-from bisector.bench._stats import settled
+from bisector.harness._model import call_model
+from bisector.harness._stats import settled
 
 
 @dataclass(frozen=True)

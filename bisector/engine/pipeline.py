@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bisector import judge
 from bisector.config import Config, Metric, load_config
+from bisector.core import judge
+from bisector.core.search import BisectResult, CoarseFine
+from bisector.core.types import Commit, Status, Verdict
+from bisector.engine.measure import Measurer
 from bisector.gitrepo import GitRepo
-from bisector.journal import Journal
 from bisector.log import get_logger
-from bisector.measure import Measurer
-from bisector.search import BisectResult, CoarseFine
-from bisector.types import Commit, Status, Verdict
+from bisector.store.journal import Journal
 
 log = get_logger("bisector.run")
 
@@ -214,10 +214,10 @@ def run_bisection(req: RunRequest, progress: ProgressFn = _no_progress) -> RunOu
             doc["measurements"] = journal.trial_count(run.id)
             doc["wall_s"] = round(time.monotonic() - t0, 2)
             report_dir = req.report_dir or (store / "reports" / run.id)
-            from bisector.report import write_reports
+            from bisector.report.files import write_reports
 
             doc["report"] = str(write_reports(doc, report_dir))
-            from bisector.report_html import write_html_report
+            from bisector.report.html import write_html_report
 
             doc["report"] = str(write_html_report(doc, report_dir, journal=journal, repo=repo_path, cfg=cfg, git=git))
             journal.finish_run(run.id, doc["status"], doc)
@@ -283,7 +283,7 @@ def _hunt(hunt: _Hunt, git: GitRepo, good: Commit, bad: Commit, req: RunRequest,
 def _isolate(hunt: _Hunt, git: GitRepo, parent: Commit, culprit: Commit, doc: dict[str, Any]) -> None:
     """Which package, version or config key of the culprit commit (bisector/isolate.py)."""
     from bisector.errors import BisectorError
-    from bisector.isolate_run import apply_to_document, isolate_commit
+    from bisector.isolate.run import apply_to_document, isolate_commit
 
     try:
         result = isolate_commit(

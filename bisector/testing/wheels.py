@@ -48,7 +48,7 @@ def make_wheel(
             *(f"Requires-Dist: {r}\n" for r in requires),
         ]
     )
-    wheel = "Wheel-Version: 1.0\nGenerator: bisector.wheels\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    wheel = "Wheel-Version: 1.0\nGenerator: bisector.testing.wheels\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     entries: dict[str, bytes] = {p: t.encode("utf-8") for p, t in sorted(files.items())}
     entries[f"{info}/METADATA"] = metadata.encode("utf-8")
     entries[f"{info}/WHEEL"] = wheel.encode("utf-8")

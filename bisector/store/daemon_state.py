@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bisector.sqlite import open_journal, transaction
+from bisector.store.base import open_journal, transaction
 
 JOURNAL_NAME = "journal.sqlite"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bisector.bench._model import load_callable
+from bisector.harness._model import load_callable
 
 DEFAULT_TEXTS = (
     "The quick brown fox jumps over the lazy dog.",

@@ -17,20 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from bisector.builders.requirements import read_requirements
-from bisector.changes import Change, Files, config_changes, dependency_changes, is_lock
 from bisector.config import Config, Metric, load_config
+from bisector.core.types import Commit
+from bisector.engine.measure import Measurer
 from bisector.errors import ConfigError
 from bisector.gitrepo import GitRepo
-from bisector.index_versions import index_versions
-from bisector.isolate import Isolation, isolate
-from bisector.isolate_states import MeasuredStates, Progress, Side, local_versions
-from bisector.journal import Journal
+from bisector.isolate.changes import Change, Files, config_changes, dependency_changes, is_lock
+from bisector.isolate.index_versions import index_versions
+from bisector.isolate.plan import Isolation, isolate
+from bisector.isolate.states import MeasuredStates, Progress, Side, local_versions
 from bisector.log import get_logger
-from bisector.measure import Measurer
-from bisector.types import Commit
+from bisector.store.journal import Journal
 from snapshots.configs import match_globs
 
-log = get_logger("bisector.isolate")
+log = get_logger("bisector.isolate.plan")
 
 
 def _no_progress(_event: str, _fields: Mapping[str, object]) -> None:
@@ -113,7 +113,7 @@ def isolate_files(
     repo_path = repo.resolve()
     cfg = load_config(repo_path, config)
     metric_name, metric_cfg = cfg.metric(metric)
-    from bisector.pipeline import bench_key
+    from bisector.engine.pipeline import bench_key
 
     with GitRepo(repo_path) as git:
         head = git.resolve("HEAD")

@@ -137,11 +137,11 @@ def from_transformers(torch: Any, options: dict[str, Any], device: Any) -> Workl
     # attention are pinned so a library's new default is no false regression.
     with torch.device(device):
         try:
-            model = transformers.AutoModelForCausalLM.from_config(
+            model = transformers.AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
                 config, dtype=dtype, attn_implementation=attn
             )
         except TypeError:  # transformers < 4.56 names it torch_dtype
-            model = transformers.AutoModelForCausalLM.from_config(
+            model = transformers.AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
                 config, torch_dtype=dtype, attn_implementation=attn
             )
     model = model.to(device=device, dtype=dtype).eval()

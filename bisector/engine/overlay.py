@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from bisector.types import Commit, Tag, Vcs
+from bisector.core.types import Commit, Tag, Vcs
 
 
 class OverlayVcs:

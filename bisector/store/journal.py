@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bisector.errors import StoreError
-from bisector.sqlite import open_journal, transaction
+from bisector.store.base import open_journal, transaction
 
 JOURNAL_NAME = "journal.sqlite"
 

@@ -14,18 +14,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from bisector import envrecord
 from bisector.builders import make_builder
 from bisector.builders.base import BuiltEnv
-from bisector.checkouts import Checkouts
 from bisector.config import Config
+from bisector.core.types import Commit
+from bisector.engine import envrecord
+from bisector.engine.checkouts import Checkouts
+from bisector.engine.overlay import OverlayVcs
+from bisector.engine.runner import TrialRunner, TrialStatus
 from bisector.errors import BuildError
 from bisector.gitrepo import GitRepo
-from bisector.journal import Journal, TrialRow
 from bisector.log import get_logger
-from bisector.overlay import OverlayVcs
-from bisector.runner import TrialRunner, TrialStatus
-from bisector.types import Commit
+from bisector.store.journal import Journal, TrialRow
 
 log = get_logger("bisector.measure")
 

@@ -234,7 +234,7 @@ def _bisector_yaml(spec: SampleSpec, root: Path, wheelhouse: Path | None) -> str
 
 def _fastpad_wheels(wheelhouse: Path, slowdown: float) -> None:
     """fastpad 1.0.0 .. 1.3.0; 1.2.0 is the first slow one (for version bisection)."""
-    from bisector.wheels import make_wheel
+    from bisector.testing.wheels import make_wheel
 
     for version, overhead in (("1.0.0", 1.0), ("1.1.0", 1.0), ("1.2.0", 1.0 + slowdown), ("1.3.0", 1.0 + slowdown)):
         make_wheel(wheelhouse, "fastpad", version, {"fastpad/__init__.py": f"OVERHEAD = {overhead!r}\n"}, [])

@@ -1,6 +1,6 @@
 """The judge: is a regression there, and is a candidate like good or like bad?
 
-Pure functions over samples; the statistics live in `bisector.stats`.
+Pure functions over samples; the statistics live in `bisector.core.stats`.
 
 **The unit is the process.** Samples arrive grouped by the process (trial) that measured
 them, and every test runs on the per-process medians. On GPUs the noise between processes
@@ -46,8 +46,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bisector.config import Metric, Repeats
-from bisector.stats import combined_p, hodges_lehmann, hodges_lehmann_ci, median
-from bisector.types import Direction, Verdict
+from bisector.core.stats import combined_p, hodges_lehmann, hodges_lehmann_ci, median
+from bisector.core.types import Direction, Verdict
 
 REPRODUCE_ALPHA = 0.05
 CLASSIFY_ALPHA = 0.01

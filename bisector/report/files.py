@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bisector.atomic import atomic_write_bytes
+from bisector.plumbing.atomic import atomic_write_bytes
 
 CONTRACT_KEYS = (
     "status", "metric", "good", "bad", "culprit", "range", "steps",
@@ -104,7 +104,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             f"({_pct(verification.get('relative_effect'))}), p = {_fmt(verification.get('p_value'), 4)}, "
             f"CI {_ci(verification)}",
         ]
-    from bisector.report_isolation import render_isolation
+    from bisector.report.isolation import render_isolation
 
     lines += render_isolation(doc.get("isolation") or {})
     lines += ["", "## Steps", "", "| # | phase | commit | verdict | trials | median |", "| --- | --- | --- | --- | --- | --- |"]

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bisector.bench import _agreement, _gpu_state, _model, _timing
-from bisector.bench._options import BenchOptions
-from bisector.bench._stats import percentile
+from bisector.harness import _agreement, _gpu_state, _model, _timing
+from bisector.harness._options import BenchOptions
+from bisector.harness._stats import percentile
 
 
 def log(message: str) -> None:
@@ -185,7 +185,7 @@ def run(
                 )
 
     if opts.tokenizer:
-        from bisector.bench._tokens import tokens_per_input
+        from bisector.harness._tokens import tokens_per_input
 
         metrics["tokens_per_input"] = round(
             tokens_per_input(opts.tokenizer, opts.tokenizer_texts), 4

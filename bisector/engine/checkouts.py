@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
+from bisector.core.types import Commit
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
-from bisector.types import Commit
 
 log = get_logger(__name__)
 
