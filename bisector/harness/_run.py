@@ -61,100 +61,134 @@ def run(
 
     `import_s` holds how long the caller took to import torch and transformers.
     """
-    timings: dict[str, Any] = {
-        "process_start_unix": process_start_unix(),
-        "harness_start_unix": harness_start_unix,
-        **import_s,
-    }
     import torch
 
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    device = select_device(torch, opts.device)
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.cuda.set_device(device)
+    session = _Session(torch, opts, harness_start_unix, import_s)
+    with torch.inference_mode():
+        session.measure_batches()
+        if opts.new_tokens:
+            _generation(
+                torch, opts, session.workload, session.batch, session.timer,
+                session.metrics, session.reset_memory, session.read_memory,
+            )
+        if opts.reference_out or opts.reference_in:
+            session.reference()
+    if opts.tokenizer:
+        from bisector.harness._tokens import tokens_per_input
 
-    gpu: dict[str, Any] = {}
-    nvml: _gpu_state.Nvml | None = None
-    if cuda:
-        gpu.update(_gpu_state.torch_gpu_facts(torch, device))
-        nvml = _gpu_state.Nvml(gpu.get("torch_uuid"), device.index or 0)
-        gpu.update(nvml.static())
-        gpu["start"] = nvml.sample()
+        session.metrics["tokens_per_input"] = round(
+            tokens_per_input(opts.tokenizer, opts.tokenizer_texts), 4
+        )
+    return session.finish()
 
-    options = opts.as_json()
-    t0 = time.perf_counter()
-    if opts.factory:
-        workload = _model.from_factory(torch, opts.factory, options, device)
-    else:
-        workload = _model.from_transformers(torch, options, device)
-    timings["build_s"] = round(time.perf_counter() - t0, 3)
-    log(f"{workload.source} on {device}, {opts.dtype}, attn={opts.attn}")
 
-    metrics: dict[str, Any] = {}
-    run_meta: dict[str, Any] = {"options": options, "timings": timings, "warmup": {}}
-    timer = _timing.make_timer(torch, device)
-    policy = _timing.WarmupPolicy(
-        opts.warmup_min,
-        opts.warmup_max,
-        opts.warmup_window,
-        opts.warmup_tolerance,
-        opts.warmup_max_s,
-    )
-    use_graphs = opts.cuda_graphs and cuda
-    if opts.cuda_graphs and not cuda:
-        run_meta["cuda_graphs"] = "ignored: not on CUDA"
-    peak_alloc, peak_reserved = 0.0, 0.0
+class _Session:
+    """One process's measurement: device, workload, timer, and what it has found so far.
 
-    def batch(bs: int, index: int) -> Any:
-        inputs = workload.build_inputs(bs, index)
-        if opts.pad_to:
-            inputs = _model.pad_batch(torch, inputs, bs, opts.pad_to, workload.pad_token_id)
-        if use_graphs and isinstance(inputs, dict) and workload.pad_token_id is not None:
+    A class rather than one long function so each phase (set-up, batches, reference,
+    memory, metadata) reads on its own; the state they share lives here.
+    """
+
+    def __init__(
+        self, torch: Any, opts: BenchOptions, harness_start_unix: float,
+        import_s: dict[str, float],
+    ) -> None:
+        self.torch, self.opts, self.harness_start_unix = torch, opts, harness_start_unix
+        self.timings: dict[str, Any] = {
+            "process_start_unix": process_start_unix(),
+            "harness_start_unix": harness_start_unix,
+            **import_s,
+        }
+        if opts.threads:
+            torch.set_num_threads(opts.threads)
+        self.device = select_device(torch, opts.device)
+        self.cuda = self.device.type == "cuda"
+        self.gpu: dict[str, Any] = {}
+        self.nvml: _gpu_state.Nvml | None = None
+        if self.cuda:
+            torch.cuda.set_device(self.device)
+            self.gpu.update(_gpu_state.torch_gpu_facts(torch, self.device))
+            self.nvml = _gpu_state.Nvml(self.gpu.get("torch_uuid"), self.device.index or 0)
+            self.gpu.update(self.nvml.static())
+            self.gpu["start"] = self.nvml.sample()
+
+        self.options = opts.as_json()
+        t0 = time.perf_counter()
+        if opts.factory:
+            self.workload = _model.from_factory(torch, opts.factory, self.options, self.device)
+        else:
+            self.workload = _model.from_transformers(torch, self.options, self.device)
+        self.timings["build_s"] = round(time.perf_counter() - t0, 3)
+        log(f"{self.workload.source} on {self.device}, {opts.dtype}, attn={opts.attn}")
+
+        self.metrics: dict[str, Any] = {}
+        self.run_meta: dict[str, Any] = {
+            "options": self.options, "timings": self.timings, "warmup": {},
+        }
+        self.timer = _timing.make_timer(torch, self.device)
+        self.policy = _timing.WarmupPolicy(
+            opts.warmup_min,
+            opts.warmup_max,
+            opts.warmup_window,
+            opts.warmup_tolerance,
+            opts.warmup_max_s,
+        )
+        self.use_graphs = opts.cuda_graphs and self.cuda
+        if opts.cuda_graphs and not self.cuda:
+            self.run_meta["cuda_graphs"] = "ignored: not on CUDA"
+        self.peak_alloc, self.peak_reserved = 0.0, 0.0
+        self.first_sample: float | None = None
+
+    def batch(self, bs: int, index: int) -> Any:
+        inputs = self.workload.build_inputs(bs, index)
+        if self.opts.pad_to:
+            inputs = _model.pad_batch(
+                self.torch, inputs, bs, self.opts.pad_to, self.workload.pad_token_id
+            )
+        if self.use_graphs and isinstance(inputs, dict) and self.workload.pad_token_id is not None:
             # An all-ones mask makes transformers check it on the host: no graph capture.
             mask = inputs.get("attention_mask")
             if mask is not None and bool(mask.all()):
                 inputs = {k: v for k, v in inputs.items() if k != "attention_mask"}
-        return _model.to_device(torch, inputs, device)
+        return _model.to_device(self.torch, inputs, self.device)
 
-    def reset_memory() -> None:
+    def reset_memory(self) -> None:
         gc.collect()
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(device)
+        if self.cuda:
+            self.torch.cuda.synchronize()
+            self.torch.cuda.empty_cache()
+            self.torch.cuda.reset_peak_memory_stats(self.device)
 
-    def read_memory(suffix: str) -> None:
-        nonlocal peak_alloc, peak_reserved
-        if cuda:
-            alloc, reserved = (
-                torch.cuda.max_memory_allocated(device),
-                torch.cuda.max_memory_reserved(device),
-            )
-            metrics[f"peak_mem_mib{suffix}"] = _mib(alloc)
-            metrics[f"reserved_mem_mib{suffix}"] = _mib(reserved)
-            peak_alloc, peak_reserved = max(peak_alloc, alloc), max(peak_reserved, reserved)
+    def read_memory(self, suffix: str) -> None:
+        if self.cuda:
+            alloc = self.torch.cuda.max_memory_allocated(self.device)
+            reserved = self.torch.cuda.max_memory_reserved(self.device)
+            self.metrics[f"peak_mem_mib{suffix}"] = _mib(alloc)
+            self.metrics[f"reserved_mem_mib{suffix}"] = _mib(reserved)
+            self.peak_alloc = max(self.peak_alloc, alloc)
+            self.peak_reserved = max(self.peak_reserved, reserved)
 
-    first_sample: float | None = None
-    with torch.inference_mode():
+    def measure_batches(self) -> None:
+        opts, metrics = self.opts, self.metrics
         for bs in opts.batch_sizes:
-            reset_memory()
-            inputs = [batch(bs, i) for i in range(opts.rotate)]
+            self.reset_memory()
+            inputs = [self.batch(bs, i) for i in range(opts.rotate)]
             call: _timing.EagerCall | _timing.GraphCall
             call = (
-                _timing.GraphCall(torch, workload.model, inputs)
-                if use_graphs
-                else _timing.EagerCall(workload.model, inputs)
+                _timing.GraphCall(self.torch, self.workload.model, inputs)
+                if self.use_graphs
+                else _timing.EagerCall(self.workload.model, inputs)
             )
-            m = _timing.measure(call, opts.rotate, timer, policy, opts.trials_per_process)
-            first_sample = first_sample or m.first_sample_unix
-            run_meta["warmup"][f"bs{bs}"] = {"calls": m.warmup_calls, "settled": m.warmup_settled}
+            m = _timing.measure(call, opts.rotate, self.timer, self.policy, opts.trials_per_process)
+            self.first_sample = self.first_sample or m.first_sample_unix
+            self.run_meta["warmup"][f"bs{bs}"] = {
+                "calls": m.warmup_calls, "settled": m.warmup_settled,
+            }
             _latency_metrics(metrics, f"latency_ms_bs{bs}", m.samples_ms)
             median_s = percentile(m.samples_ms, 50) / 1e3
             metrics[f"throughput_rps_bs{bs}"] = round(bs / median_s, 4)
             metrics[f"tokens_per_s_bs{bs}"] = round(bs * opts.seq / median_s, 2)
-            read_memory(f"_bs{bs}")
+            self.read_memory(f"_bs{bs}")
             log(
                 f"bs={bs}: p50 {percentile(m.samples_ms, 50):.3f} ms after {m.warmup_calls} warm-up calls"
             )
@@ -162,58 +196,50 @@ def run(
         metrics["latency_ms"] = metrics[f"latency_ms_bs{opts.batch_sizes[0]}"]
         metrics["tokens_per_s"] = metrics[f"tokens_per_s_bs{max(opts.batch_sizes)}"]
 
-        if opts.new_tokens:
-            _generation(torch, opts, workload, batch, timer, metrics, reset_memory, read_memory)
+    def reference(self) -> None:
+        """Write reference logits (--reference-out) or compare with them (--reference-in)."""
+        torch, opts = self.torch, self.opts
+        logits = []
+        for i in range(opts.reference_inputs):
+            out = _model.call_model(
+                self.workload.model,
+                self.batch(opts.reference_batch, _model.REFERENCE_INDEX_BASE + i),
+            )
+            logits.append(_model.logits_of(torch, out)[: opts.reference_batch].float().cpu())
+        if opts.reference_out:
+            meta = {"options": self.options, "torch": torch.__version__, "device": str(self.device)}
+            _agreement.save_reference(torch, opts.reference_out, logits, meta)
+            self.run_meta["reference_out"] = opts.reference_out
+        else:
+            assert opts.reference_in is not None
+            reference = _agreement.load_reference(torch, opts.reference_in)
+            self.metrics.update(_agreement.compare(torch, reference, logits))
 
-        if opts.reference_out or opts.reference_in:
-            logits = []
-            for i in range(opts.reference_inputs):
-                out = _model.call_model(
-                    workload.model, batch(opts.reference_batch, _model.REFERENCE_INDEX_BASE + i)
-                )
-                logits.append(_model.logits_of(torch, out)[: opts.reference_batch].float().cpu())
-            if opts.reference_out:
-                meta = {"options": options, "torch": torch.__version__, "device": str(device)}
-                _agreement.save_reference(torch, opts.reference_out, logits, meta)
-                run_meta["reference_out"] = opts.reference_out
-            else:
-                assert opts.reference_in is not None
-                metrics.update(
-                    _agreement.compare(
-                        torch, _agreement.load_reference(torch, opts.reference_in), logits
-                    )
-                )
-
-    if opts.tokenizer:
-        from bisector.harness._tokens import tokens_per_input
-
-        metrics["tokens_per_input"] = round(
-            tokens_per_input(opts.tokenizer, opts.tokenizer_texts), 4
-        )
-
-    if cuda:
-        metrics["peak_mem_mib"] = _mib(peak_alloc)
-        metrics["reserved_mem_mib"] = _mib(peak_reserved)
-        assert nvml is not None
-        used = nvml.used_mib()
-        if used is not None:
-            metrics["nvml_used_mib"] = round(used, 2)
-        gpu["end"] = nvml.sample()
-    else:
-        metrics["peak_rss_mib"] = round(
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 2
-        )
-
-    timings["first_sample_unix"] = first_sample
-    now = time.time()
-    start = timings["process_start_unix"] or harness_start_unix
-    if first_sample is not None:
-        timings["start_to_first_sample_s"] = round(first_sample - start, 3)
-    timings["total_s"] = round(now - start, 3)
-    metrics["_gpu"] = gpu or {"device": "cpu"}
-    metrics["_env"] = _gpu_state.runtime_facts(torch, device)
-    metrics["_run"] = run_meta
-    return metrics
+    def finish(self) -> dict[str, Any]:
+        """Whole-process memory, timings and the metadata keys; the protocol's object."""
+        metrics, timings = self.metrics, self.timings
+        if self.cuda:
+            metrics["peak_mem_mib"] = _mib(self.peak_alloc)
+            metrics["reserved_mem_mib"] = _mib(self.peak_reserved)
+            assert self.nvml is not None
+            used = self.nvml.used_mib()
+            if used is not None:
+                metrics["nvml_used_mib"] = round(used, 2)
+            self.gpu["end"] = self.nvml.sample()
+        else:
+            metrics["peak_rss_mib"] = round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 2
+            )
+        timings["first_sample_unix"] = self.first_sample
+        now = time.time()
+        start = timings["process_start_unix"] or self.harness_start_unix
+        if self.first_sample is not None:
+            timings["start_to_first_sample_s"] = round(self.first_sample - start, 3)
+        timings["total_s"] = round(now - start, 3)
+        metrics["_gpu"] = self.gpu or {"device": "cpu"}
+        metrics["_env"] = _gpu_state.runtime_facts(self.torch, self.device)
+        metrics["_run"] = self.run_meta
+        return metrics
 
 
 def _generation(
