@@ -179,6 +179,86 @@ def _fmt(values: list[float], digits: int = 2) -> str:
     return " ".join(f"{v:.{digits}f}" for v in values)
 
 
+def _print_overheads(ok: list[Trial]) -> None:
+    """Launch-to-first-sample and where a process's time goes (imports, build, warm-up)."""
+    def timing(key: str) -> list[float]:
+        return [
+            t.result["_run"]["timings"][key]
+            for t in ok
+            if t.result and t.result["_run"]["timings"].get(key) is not None
+        ]
+
+    to_first = [
+        t.result["_run"]["timings"]["first_sample_unix"] - t.launched for t in ok if t.result
+    ]
+    walls = [t.wall_s for t in ok]
+    if to_first:
+        print(
+            f"- harness overhead per process: launch to first sample median {statistics.median(to_first):.1f} s "
+            f"({min(to_first):.1f}-{max(to_first):.1f}); wall time median {statistics.median(walls):.1f} s "
+            f"({min(walls):.1f}-{max(walls):.1f}); of which import torch {statistics.median(timing('import_torch_s')):.1f} s, "
+            f"import transformers {statistics.median(timing('import_transformers_s') or [0.0]):.1f} s, "
+            f"model build {statistics.median(timing('build_s')):.1f} s"
+        )
+        warm = [w["calls"] for t in ok if t.result for w in t.result["_run"]["warmup"].values()]
+        print(
+            f"- warm-up calls until settled: median {statistics.median(warm):.0f} (max {max(warm)})"
+        )
+
+
+def _print_gpu_state(ok: list[Trial], g: dict[str, Any]) -> None:
+    """Temperatures, clocks and throttle reasons seen at the start and end of each process."""
+    states = [
+        (t.result["_gpu"].get("start", {}), t.result["_gpu"].get("end", {}))
+        for t in ok
+        if t.result
+    ]
+    temps = [
+        s.get("temperature_c")
+        for pair in states
+        for s in pair
+        if s.get("temperature_c") is not None
+    ]
+    clocks = [
+        s.get("sm_clock_mhz")
+        for pair in states
+        for s in pair
+        if s.get("sm_clock_mhz") is not None
+    ]
+    reasons = sorted(
+        {r for pair in states for s in pair for r in s.get("throttle_reasons", [])}
+    )
+    if temps:
+        print(
+            f"- GPU state: temperature {min(temps)}-{max(temps)} C, SM clock {min(clocks)}-{max(clocks)} MHz, "
+            f"throttle reasons seen: {', '.join(reasons) or 'none'}"
+        )
+    else:
+        print(f"- GPU state: NVML {g.get('nvml', 'unavailable')}")
+
+
+def _run_rounds(
+    args: argparse.Namespace, model: list[str], extra: list[str], out: Path | None, began: float
+) -> tuple[list[Trial], int]:
+    """Fresh processes of both variants, order alternating per round, within the budget."""
+    trials: list[Trial] = []
+    rounds = 0
+    while rounds < args.processes:
+        if rounds >= args.min_processes and time.time() - began > args.budget_s:
+            break
+        order = ["plain", "padded"] if rounds % 2 == 0 else ["padded", "plain"]
+        for variant in order:
+            trial = run_trial(args.python, variant, model, extra, out, len(trials) + 1)
+            trials.append(trial)
+            status = "ok" if trial.result else f"FAILED {trial.error}"
+            print(
+                f"[gpu_check] round {rounds + 1} {variant}: {trial.wall_s:.1f} s {status}",
+                file=sys.stderr,
+            )
+        rounds += 1
+    return trials, rounds
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--processes", type=int, default=5, help="fresh processes per variant")
@@ -218,21 +298,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The first process after idle meets a cold GPU: measured, reported, kept out of the stats.
     cold = run_trial(args.python, "plain", model, extra, out, 0)
-    trials: list[Trial] = []
-    rounds = 0
-    while rounds < args.processes:
-        if rounds >= args.min_processes and time.time() - began > args.budget_s:
-            break
-        order = ["plain", "padded"] if rounds % 2 == 0 else ["padded", "plain"]
-        for variant in order:
-            trial = run_trial(args.python, variant, model, extra, out, len(trials) + 1)
-            trials.append(trial)
-            status = "ok" if trial.result else f"FAILED {trial.error}"
-            print(
-                f"[gpu_check] round {rounds + 1} {variant}: {trial.wall_s:.1f} s {status}",
-                file=sys.stderr,
-            )
-        rounds += 1
+    trials, rounds = _run_rounds(args, model, extra, out, began)
 
     # One informational process replaying CUDA graphs (does capture work on this stack?).
     graphs = (
@@ -295,29 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             f"- BS=8 vs BS=1: {statistics.median(rows['bs8'].medians) / statistics.median(plain):.2f}x the median latency"
         )
 
-    def timing(key: str) -> list[float]:
-        return [
-            t.result["_run"]["timings"][key]
-            for t in ok
-            if t.result and t.result["_run"]["timings"].get(key) is not None
-        ]
-
-    to_first = [
-        t.result["_run"]["timings"]["first_sample_unix"] - t.launched for t in ok if t.result
-    ]
-    walls = [t.wall_s for t in ok]
-    if to_first:
-        print(
-            f"- harness overhead per process: launch to first sample median {statistics.median(to_first):.1f} s "
-            f"({min(to_first):.1f}-{max(to_first):.1f}); wall time median {statistics.median(walls):.1f} s "
-            f"({min(walls):.1f}-{max(walls):.1f}); of which import torch {statistics.median(timing('import_torch_s')):.1f} s, "
-            f"import transformers {statistics.median(timing('import_transformers_s') or [0.0]):.1f} s, "
-            f"model build {statistics.median(timing('build_s')):.1f} s"
-        )
-        warm = [w["calls"] for t in ok if t.result for w in t.result["_run"]["warmup"].values()]
-        print(
-            f"- warm-up calls until settled: median {statistics.median(warm):.0f} (max {max(warm)})"
-        )
+    _print_overheads(ok)
     if cold.result and plain:
         c = cold.result["latency_ms_bs1_p50"]
         print(
@@ -327,33 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     elif cold.error:
         print(f"- first (cold) process failed: {cold.error}")
     if gpu:
-        states = [
-            (t.result["_gpu"].get("start", {}), t.result["_gpu"].get("end", {}))
-            for t in ok
-            if t.result
-        ]
-        temps = [
-            s.get("temperature_c")
-            for pair in states
-            for s in pair
-            if s.get("temperature_c") is not None
-        ]
-        clocks = [
-            s.get("sm_clock_mhz")
-            for pair in states
-            for s in pair
-            if s.get("sm_clock_mhz") is not None
-        ]
-        reasons = sorted(
-            {r for pair in states for s in pair for r in s.get("throttle_reasons", [])}
-        )
-        if temps:
-            print(
-                f"- GPU state: temperature {min(temps)}-{max(temps)} C, SM clock {min(clocks)}-{max(clocks)} MHz, "
-                f"throttle reasons seen: {', '.join(reasons) or 'none'}"
-            )
-        else:
-            print(f"- GPU state: NVML {g.get('nvml', 'unavailable')}")
+        _print_gpu_state(ok, g)
     if graphs is not None and graphs.result:
         r = graphs.result
         print(
