@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from bisector.core.types import Direction
+from bisector.core.types import Direction, MetricRule, Threshold, TrialBudget
 from bisector.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "bisector.yaml"
@@ -54,21 +53,6 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     WithJsonSchema({"type": ["string", "number"], "pattern": r"^\d+(\.\d+)?(ms|s|m|h)?$"}),
 ]
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """The smallest change that counts: relative (`5%`) or absolute (`0.01`)."""
-
-    value: float
-    relative: bool
-
-    def min_shift(self, baseline: float) -> float:
-        """The threshold as an absolute shift around `baseline`."""
-        return abs(baseline) * self.value if self.relative else self.value
-
-    def __str__(self) -> str:
-        return f"{self.value * 100:g}%" if self.relative else f"{self.value:g}"
 
 
 def parse_threshold(value: object) -> Threshold:
@@ -117,6 +101,10 @@ class Repeats(_Strict):
             raise ValueError("repeats.max must be >= repeats.min")
         return self
 
+    def budget(self) -> TrialBudget:
+        """The core's view of these repeats (the judge and the sampling loop read it)."""
+        return TrialBudget(self.min, self.max)
+
 
 def _env_values(value: object) -> object:
     """Environment values are strings; YAML numbers and booleans are written as such."""
@@ -142,6 +130,10 @@ class Benchmark(_Strict):
 class Metric(_Strict):
     direction: Direction
     threshold: ThresholdField = Threshold(0.05, relative=True)
+
+    def rule(self) -> MetricRule:
+        """The core's view of this metric (what the judge reads)."""
+        return MetricRule(self.direction, self.threshold)
 
 
 class DockerOptions(_Strict):

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bisector.config import Config
-from bisector.core.types import Commit, Tag, Vcs
+from bisector.core.types import Commit, Tag
 from bisector.errors import RefError, StoreError
 from bisector.gitrepo import GitRepo
+from bisector.ports import Vcs
 from snapshots.configs import match_globs, parse_config_bytes
 from snapshots.deps import auto_detect, read_declared
 from snapshots.diff import SnapshotDiff, diff_snapshots

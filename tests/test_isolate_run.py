@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bisector.engine.pipeline import RunRequest, run_bisection
 from bisector.isolate.run import isolate_files
+from bisector.ports import PhaseStarted, Progress, ProgressEvent
 from bisector.report.files import render_markdown
 from bisector.testing.sample import SampleRepo
 from tests.conftest import run_cli
@@ -16,7 +17,7 @@ from tests.conftest import run_cli
 SPEC: dict[str, Any] = {"n_commits": 8, "culprit": 5, "builder": "venv", "repeats": (3, 8), "noise": 0.03}
 
 
-def _run(repo: SampleRepo, progress: Callable[[str, Mapping[str, Any]], None] | None = None) -> dict[str, Any]:
+def _run(repo: SampleRepo, progress: Progress | None = None) -> dict[str, Any]:
     req = RunRequest(good="v2.3.0", bad="v2.4.0", repo=repo.path)
     outcome = run_bisection(req, progress) if progress else run_bisection(req)
     assert outcome.document["status"] == "found"
@@ -85,8 +86,8 @@ def test_culprit_whose_effect_vanishes_on_remeasurement_is_labelled_unverified(
     flag = tmp_path / "effect-flag"
     repo = make_sample(kind="config", culprit_keys="three", effect_flag=str(flag), **SPEC)
 
-    def progress(event: str, fields: Mapping[str, Any]) -> None:
-        if event == "phase" and fields.get("name") == "verify-isolation":
+    def progress(event: ProgressEvent) -> None:
+        if event == PhaseStarted("verify-isolation"):
             flag.write_text("off")
 
     doc = _run(repo, progress)

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import pytest
 
-from bisector.config import Metric, Repeats, Threshold
 from bisector.core.judge import (
     CLASSIFY_ALPHA,
     assess,
@@ -30,11 +29,11 @@ from bisector.core.stats import (
     min_p_value,
     u_distribution,
 )
-from bisector.core.types import Direction, Verdict
+from bisector.core.types import Direction, MetricRule, Threshold, TrialBudget, Verdict
 
-LATENCY = Metric(direction=Direction.LOWER, threshold=Threshold(0.05, relative=True))
-ACCURACY = Metric(direction=Direction.HIGHER, threshold=Threshold(0.01, relative=False))
-REPEATS = Repeats(min=3, max=15)
+LATENCY = MetricRule(direction=Direction.LOWER, threshold=Threshold(0.05, relative=True))
+ACCURACY = MetricRule(direction=Direction.HIGHER, threshold=Threshold(0.01, relative=False))
+REPEATS = TrialBudget(min=3, max=15)
 
 
 # --- exact p-values against hand-known values and brute force ---------------------------
@@ -222,7 +221,7 @@ def test_higher_is_better_metric_with_an_absolute_threshold() -> None:
 
 def test_absolute_threshold_is_in_metric_units() -> None:
     """An absolute threshold of 20 ms ignores a significant 10 ms shift and counts a 30 ms one."""
-    metric = Metric(direction=Direction.LOWER, threshold=Threshold(20.0, relative=False))
+    metric = MetricRule(direction=Direction.LOWER, threshold=Threshold(20.0, relative=False))
     good = [[100.0 + i] for i in range(8)]
     assert not reproduced(good, [[v[0] + 10] for v in good], metric).reproduced
     assert reproduced(good, [[v[0] + 30] for v in good], metric).reproduced
@@ -260,7 +259,7 @@ def test_reproduction_measures_endpoints_enough_for_candidates() -> None:
     assert clear.significant
     assert reproduction_needs_more(clear, 5, REPEATS)
     assert not reproduction_needs_more(clear, 6, REPEATS)
-    assert not reproduction_needs_more(clear, 4, Repeats(min=3, max=4))
+    assert not reproduction_needs_more(clear, 4, TrialBudget(min=3, max=4))
     flat = reproduced(trials(rng, 100, 6), trials(rng, 100, 6), LATENCY)
     assert reproduction_needs_more(flat, 6, REPEATS) is (not flat.significant)
 

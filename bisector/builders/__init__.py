@@ -12,8 +12,8 @@ from bisector.builders.base import BuiltEnv, EnvBuilder, RuntimeFacts
 from bisector.builders.local import LocalBuilder
 from bisector.builders.venv import VenvBuilder
 from bisector.config import Environment
-from bisector.core.types import Vcs
 from bisector.errors import ConfigError
+from bisector.ports import Vcs
 
 __all__ = ["BUILDERS", "BuiltEnv", "EnvBuilder", "LocalBuilder", "RuntimeFacts", "VenvBuilder", "make_builder"]
 

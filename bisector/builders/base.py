@@ -1,10 +1,13 @@
-"""The `EnvBuilder` port: what every builder (local, venv, docker) promises.
+"""What a builder hands the pipeline: `BuiltEnv`, and the runtime facts of an environment.
 
 A builder turns a candidate commit (and its checkout) into a `BuiltEnv`: the interpreter
 and environment variables its benchmark runs with, plus what the environment holds
 (resolved packages, runtime facts) for the snapshot. Commits whose environments would be
 identical share one *environment key*; `env_key` is cheap (git objects only, no build),
 so the pipeline can tell which candidates share an environment before building any.
+
+The `EnvBuilder` and `TrialLauncher` ports themselves live in `bisector.ports`; they are
+re-exported here for the builders that name them.
 """
 
 from __future__ import annotations
@@ -13,12 +16,9 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
-from bisector.core.types import Commit
-
-if TYPE_CHECKING:
-    from bisector.engine.runner import TrialResult
+from bisector.ports import EnvBuilder as EnvBuilder
+from bisector.ports import TrialLauncher as TrialLauncher
 
 # Benchmark argv[0] spellings that mean "the environment's interpreter".
 PYTHON_NAMES = frozenset({"python", "python3"})
@@ -38,19 +38,6 @@ class RuntimeFacts:
             "implementation": self.implementation,
             "platform": self.platform,
         }
-
-
-class TrialLauncher(Protocol):
-    """Runs one trial somewhere other than a host process (`runner.run_trial`'s signature).
-
-    `cwd` is the host checkout; the launcher decides how the trial sees it (docker mounts it).
-    Whatever it starts is gone when it returns or raises (also on KeyboardInterrupt).
-    """
-
-    def __call__(
-        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout_s: float,
-        stdout_path: Path, stderr_path: Path, grace_s: float,
-    ) -> TrialResult: ...
 
 
 @dataclass(frozen=True)
@@ -84,53 +71,6 @@ class BuiltEnv:
         for layer in extra:
             merged.update(layer)
         return merged
-
-
-@runtime_checkable
-class EnvBuilder(Protocol):
-    """Builds (or reuses) the environment a candidate's benchmark runs in.
-
-    Implementations are thread-safe: `prefetch` builds in background threads while the
-    pipeline calls `prepare` for the current candidate.
-    """
-
-    name: ClassVar[str]
-    #: True when different dependency pins give different environments (venv, docker);
-    #: False for `local`, which runs every commit with the current interpreter.
-    isolates_dependencies: ClassVar[bool]
-
-    @property
-    def builds_done(self) -> int:
-        """How many environments this builder built (not reused) since it was created."""
-        ...
-
-    def env_key(self, commit: Commit) -> str:
-        """The key of `commit`'s environment; equal keys share one environment.
-
-        Cheap: reads requirement files from git objects, builds nothing.
-        """
-        ...
-
-    def prepare(self, commit: Commit, checkout: Path) -> BuiltEnv:
-        """The environment to benchmark `commit` checked out at `checkout`.
-
-        Reuses a cached environment with the same key, awaits one being built.
-
-        :raises BuildError: the environment (or the per-commit install) failed; the
-            error's `log_path` names the kept build log. The candidate is untestable.
-        """
-        ...
-
-    def prefetch(self, commits: Sequence[Commit]) -> None:
-        """Start building the environments of `commits` in the background; returns at once.
-
-        Failures are remembered and raised by the `prepare` of a commit with that key.
-        """
-        ...
-
-    def close(self) -> None:
-        """Wait for background builds and release resources."""
-        ...
 
 
 def checkout_pythonpath(checkout: Path) -> str:

@@ -77,9 +77,10 @@ from bisector.builders.once import BuildOnce
 from bisector.builders.requirements import RequirementSet, environment_key, read_requirements
 from bisector.builders.uvtool import IndexOptions
 from bisector.config import DockerOptions, Environment
-from bisector.core.types import Commit, Vcs
+from bisector.core.types import Commit
 from bisector.errors import BuildError, ConfigError, DockerError
 from bisector.log import get_logger
+from bisector.ports import Vcs
 
 log = get_logger(__name__)
 

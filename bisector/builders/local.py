@@ -20,8 +20,9 @@ from typing import ClassVar
 
 from bisector.builders.base import BuiltEnv, RuntimeFacts, checkout_pythonpath
 from bisector.config import Environment
-from bisector.core.types import Commit, Vcs
+from bisector.core.types import Commit
 from bisector.log import get_logger
+from bisector.ports import Vcs
 
 log = get_logger(__name__)
 

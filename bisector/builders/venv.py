@@ -36,9 +36,10 @@ from bisector.builders.once import BuildOnce
 from bisector.builders.requirements import RequirementSet, environment_key, read_requirements
 from bisector.builders.uvtool import IndexOptions, find_uv, run_logged, translate_install
 from bisector.config import Environment
-from bisector.core.types import Commit, Vcs
+from bisector.core.types import Commit
 from bisector.errors import BuildError
 from bisector.log import get_logger
+from bisector.ports import Vcs
 
 log = get_logger(__name__)
 

@@ -1,15 +1,23 @@
 """Human progress on stderr: step k of about n, the candidate, trials, an ETA.
 
-A plain callable (event, fields) so the pipeline stays free of rendering; tests pass
-their own or none.
+A `Progress` (bisector.ports): the pipeline hands it typed events and stays free of
+rendering; tests pass their own or none.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
 from typing import Any
+
+from bisector.ports import (
+    ProbeStarted,
+    ProgressEvent,
+    RangeNarrowed,
+    Resumed,
+    TrialStarted,
+    VerdictReached,
+)
 
 
 class ConsoleProgress:
@@ -27,15 +35,12 @@ class ConsoleProgress:
     def set_range(self, n_candidates: int) -> None:
         self.expected = self.step + max(1, math.ceil(math.log2(max(2, n_candidates)))) + 1
 
-    def __call__(self, event: str, fields: Mapping[str, Any]) -> None:
-        if event == "trial":
+    def __call__(self, event: ProgressEvent) -> None:
+        if isinstance(event, TrialStarted):
             self.trials += 1
-            return
-        if event == "resume":
-            self._print(
-                f"resuming run {fields['run_id']} ({fields['trials']} trials already journaled)"
-            )
-        elif event == "probe":
+        elif isinstance(event, Resumed):
+            self._print(f"resuming run {event.run_id} ({event.trials} trials already journaled)")
+        elif isinstance(event, ProbeStarted):
             self.step += 1
             about = f"/~{self.expected}" if self.expected else ""
             elapsed = time.monotonic() - self.t0
@@ -43,16 +48,10 @@ class ConsoleProgress:
             if self.expected and self.step > 1:
                 per = elapsed / (self.step - 1)
                 eta = f", ETA {max(0.0, per * (self.expected - self.step + 1)):.0f}s"
-            self._print(
-                f"[step {self.step}{about}] {fields['phase']}: {fields['commit']} "
-                f"{str(fields.get('subject', ''))[:60]}{eta}"
-            )
-        elif event == "verdict":
-            median = fields.get("median")
-            med = f"{median:.3f}" if isinstance(median, float) else "–"
-            self._print(
-                f"    {fields['short']}: {fields['verdict']} after {fields['samples']} trials (median {med})"
-            )
-        elif event == "range":
-            self.set_range(int(fields["n"]))
-            self._print(f"bisecting {fields['n']} commits ({fields['phase']})")
+            self._print(f"[step {self.step}{about}] {event.phase}: {event.commit} {event.subject[:60]}{eta}")
+        elif isinstance(event, VerdictReached):
+            med = f"{event.median:.3f}" if isinstance(event.median, float) else "–"
+            self._print(f"    {event.label}: {event.verdict.value} after {event.samples} trials (median {med})")
+        elif isinstance(event, RangeNarrowed):
+            self.set_range(event.n)
+            self._print(f"bisecting {event.n} commits ({event.what})")

@@ -45,9 +45,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bisector.config import Metric, Repeats
 from bisector.core.stats import combined_p, hodges_lehmann, hodges_lehmann_ci, median
-from bisector.core.types import Direction, Verdict
+from bisector.core.types import Direction, MetricRule, TrialBudget, Verdict
 
 REPRODUCE_ALPHA = 0.05
 CLASSIFY_ALPHA = 0.01
@@ -92,7 +91,7 @@ class Comparison:
         return self.significant and self.regressed
 
 
-def _worse_sign(metric: Metric) -> float:
+def _worse_sign(metric: MetricRule) -> float:
     """+1 when a larger value is worse (latency), -1 when it is better (accuracy)."""
     return 1.0 if metric.direction is Direction.LOWER else -1.0
 
@@ -100,7 +99,7 @@ def _worse_sign(metric: Metric) -> float:
 def _compare(
     reference: Sequence[float],
     other: Sequence[float],
-    metric: Metric,
+    metric: MetricRule,
     alpha: float,
     baseline: float,
 ) -> Comparison:
@@ -121,7 +120,7 @@ def _compare(
 
 
 def compare(
-    reference: Samples, other: Samples, metric: Metric, alpha: float = REPRODUCE_ALPHA
+    reference: Samples, other: Samples, metric: MetricRule, alpha: float = REPRODUCE_ALPHA
 ) -> Comparison:
     """Compare `other` with `reference`; the threshold is relative to `reference`'s median."""
     ref = process_medians(reference)
@@ -129,7 +128,7 @@ def compare(
 
 
 def reproduced(
-    good: Samples, bad: Samples, metric: Metric, alpha: float = REPRODUCE_ALPHA
+    good: Samples, bad: Samples, metric: MetricRule, alpha: float = REPRODUCE_ALPHA
 ) -> Comparison:
     """Do the endpoints differ significantly, in the regressed direction, by the threshold?
 
@@ -152,7 +151,7 @@ def assess(
     candidate: Samples,
     good: Samples,
     bad: Samples,
-    metric: Metric,
+    metric: MetricRule,
     alpha: float = CLASSIFY_ALPHA,
 ) -> Assessment:
     """Judge a candidate against both endpoints (the rule is in the module docstring)."""
@@ -182,21 +181,21 @@ def classify(
     candidate: Samples,
     good: Samples,
     bad: Samples,
-    metric: Metric,
+    metric: MetricRule,
     alpha: float = CLASSIFY_ALPHA,
 ) -> Verdict:
     """GOOD, BAD or UNCLEAR for one candidate (never SKIP: that comes from the runner)."""
     return assess(candidate, good, bad, metric, alpha).verdict
 
 
-def needs_more(verdict: Verdict, n_processes: int, repeats: Repeats) -> bool:
+def needs_more(verdict: Verdict, n_processes: int, repeats: TrialBudget) -> bool:
     """Take another trial of a candidate? Below repeats.min always; then while unclear."""
     if n_processes < repeats.min:
         return True
     return verdict is Verdict.UNCLEAR and n_processes < repeats.max
 
 
-def reproduction_needs_more(comparison: Comparison, n_processes: int, repeats: Repeats) -> bool:
+def reproduction_needs_more(comparison: Comparison, n_processes: int, repeats: TrialBudget) -> bool:
     """Take another trial of each endpoint? While not significant and below repeats.max.
 
     `n_processes` is the smaller of the two endpoints' counts. Each endpoint is measured

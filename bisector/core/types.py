@@ -1,16 +1,15 @@
-"""Shared value types and the Protocols the pure core works over.
+"""Shared value types of the pure core: verdicts, directions, outcomes, commits, rules.
 
-Everything here is immutable. The search and the judge import only this module (and
-each other), never git, docker or subprocess code.
+Only values live here, all immutable; the Protocols the core works over are in
+`bisector.ports`. `MetricRule` and `TrialBudget` are what the judge and the sampling loop
+read of the configuration (the engine converts `config.Metric` / `config.Repeats`), so the
+core never imports the pydantic models.
 """
 
 from __future__ import annotations
 
 import enum
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 
 class Verdict(enum.Enum):
@@ -62,43 +61,36 @@ class Tag:
     sha: str  # the commit the tag points to (peeled)
 
 
-@runtime_checkable
-class Vcs(Protocol):
-    """Read-only access to a repository; never touches the user's working tree."""
+@dataclass(frozen=True)
+class Threshold:
+    """The smallest change that counts: relative (`5%`) or absolute (`0.01`)."""
 
-    root: Path
+    value: float
+    relative: bool
 
-    def resolve(self, ref: str) -> Commit:
-        """:raises RefError: unsafe ref (starts with '-', odd characters) or not a commit."""
-        ...
+    def min_shift(self, baseline: float) -> float:
+        """The threshold as an absolute shift around `baseline`."""
+        return abs(baseline) * self.value if self.relative else self.value
 
-    def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
+    def __str__(self) -> str:
+        return f"{self.value * 100:g}%" if self.relative else f"{self.value:g}"
 
-    def commits_between(
-        self, good: str, bad: str, *, first_parent: bool = True
-    ) -> list[Commit]:
-        """Commits in (good, bad], oldest first."""
-        ...
 
-    def tags_between(self, good: str, bad: str, *, first_parent: bool = True) -> list[Tag]:
-        """Tags on commits in (good, bad), oldest first."""
-        ...
+@dataclass(frozen=True)
+class MetricRule:
+    """What the judge needs of a metric: which way is better, and the smallest change."""
 
-    def tags(self) -> list[Tag]: ...
+    direction: Direction
+    threshold: Threshold = Threshold(0.05, relative=True)
 
-    def read_file(self, commit: str, path: str) -> bytes | None:
-        """The file's bytes from git objects, None when absent at that commit."""
-        ...
 
-    def list_files(self, commit: str) -> list[str]: ...
+@dataclass(frozen=True)
+class TrialBudget:
+    """`benchmark.repeats`: trials of one commit, at least `min`, at most `max`."""
 
-    def changed_paths(self, a: str, b: str) -> list[str]: ...
+    min: int = 3
+    max: int = 15
 
-    def diffstat(self, a: str, b: str) -> str: ...
-
-    def worktree(self, commit: str, dest: Path) -> AbstractContextManager[Path]:
-        """A detached checkout of `commit` at `dest`, removed on exit."""
-        ...
-
-    def close(self) -> None: ...
-
+    def __post_init__(self) -> None:
+        if not 1 <= self.min <= self.max:
+            raise ValueError(f"need 1 <= repeats.min <= repeats.max, got {self.min}, {self.max}")

@@ -26,10 +26,11 @@ from bisector.config import Alert, Config, load_config
 from bisector.core.types import Commit, Status
 from bisector.daemon import metrics, stop
 from bisector.daemon.policy import roll_back_to
-from bisector.engine.pipeline import ProgressFn, RunOutcome, RunRequest, run_bisection
+from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
 from bisector.errors import BisectorError, GitError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
+from bisector.ports import Progress, ProgressEvent, VerdictReached
 from bisector.store.control import ControlStore
 from bisector.store.daemon_state import DaemonState, LastGood, RangeRow
 from rollback.entry import recover_for, store_lock_path
@@ -61,7 +62,7 @@ def _fetch(repo: Path, remote: str) -> None:
 class Seams:
     """The cycle's outside world; each is replaceable in tests."""
 
-    bisect: Callable[[RunRequest, ProgressFn], RunOutcome] = run_bisection
+    bisect: Callable[[RunRequest, Progress], RunOutcome] = run_bisection
     alert: Callable[[Sequence[Alert], AlertMessage], list[Delivery]] = send_alert
     rollback: Callable[[Path, Config, str, ControlStore], dict[str, Any]] = roll_back_to
     snapshot: Callable[[Path, Config, list[str]], None] = _take_snapshots
@@ -171,8 +172,8 @@ class Cycle:
         self.state.set_range(good, bad, "bisecting")
         log.info("daemon.measure", good=last_good.ref, bad=head_label)
 
-        def progress(event: str, fields: Mapping[str, Any]) -> None:
-            if event == "verdict":
+        def progress(event: ProgressEvent) -> None:
+            if isinstance(event, VerdictReached):
                 metrics.STEPS.inc()
             stop.check()
 

@@ -1,7 +1,8 @@
 """Taking and reading trials of a commit: checkout, environment, runner, journal.
 
 `take` measures one more process of a commit and journals it before returning;
-`samples` reads the journaled trials back (grouped by process) for the judge. A commit
+`trials` reads the journaled trials back, `samples` their samples of one metric (grouped
+by process) for the judge: the `Probe` port of the sampling loop. A commit
 whose environment fails to build, or whose benchmark says 125 / fails twice, is
 untestable, and that too is journaled so a resumed run does not build it again.
 """
@@ -17,6 +18,7 @@ from types import TracebackType
 from bisector.builders import make_builder
 from bisector.builders.base import BuiltEnv
 from bisector.config import Config
+from bisector.core.sampling import samples_of
 from bisector.core.types import Commit
 from bisector.engine import envrecord
 from bisector.engine.checkouts import Checkouts
@@ -70,7 +72,9 @@ class Measurer:
                 self._env_keys[commit.sha] = self.builder.env_key(commit)
             return self._env_keys[commit.sha]
 
-    def _trials(self, commit: Commit) -> list[TrialRow]:
+    def trials(self, commit: Commit) -> list[TrialRow]:
+        """Journaled trials of `commit` in this environment and benchmark, in the order taken
+        (of every run unless `reuse_across_runs` is off); the `Probe` port's view."""
         return self.journal.trials(
             commit.sha, self.env_key(commit), self.bench_key,
             since_run=None if self.reuse else self.run_id,
@@ -79,15 +83,11 @@ class Measurer:
     def untestable(self, commit: Commit) -> bool:
         if self.journal.failed_build(commit.sha, self.env_key(commit)) is not None:
             return True
-        return any(t.status == TrialStatus.SKIP.value for t in self._trials(commit))
+        return any(t.status == TrialStatus.SKIP.value for t in self.trials(commit))
 
     def samples(self, commit: Commit, metric: str) -> list[list[float]]:
         """Samples of `metric` grouped by process, in the order they were taken."""
-        out: list[list[float]] = []
-        for t in self._trials(commit):
-            if t.status == TrialStatus.OK.value and t.metrics.get(metric):
-                out.append(list(t.metrics[metric]))
-        return out
+        return samples_of(self.trials(commit), metric)
 
     def prefetch(self, commits: Sequence[Commit]) -> None:
         todo = [c for c in commits if self.journal.failed_build(c.sha, self.env_key(c)) is None]

@@ -13,7 +13,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from bisector.core.types import Commit, Tag, Vcs
+from bisector.core.types import Commit, Tag
+from bisector.ports import Vcs
 
 
 class OverlayVcs:

@@ -11,31 +11,37 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from bisector.config import Config, Metric, load_config
+from bisector.config import Config, load_config
 from bisector.core import judge
+from bisector.core.sampling import EndpointUnmeasurable, Sampler
 from bisector.core.search import BisectResult, CoarseFine
-from bisector.core.types import Commit, Status, Verdict
+from bisector.core.types import Commit, MetricRule, Status, Verdict
 from bisector.engine.measure import Measurer
+from bisector.errors import BisectorError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
+from bisector.ports import (
+    ProbeStarted,
+    Progress,
+    RangeNarrowed,
+    Resumed,
+    RollingBack,
+    TrialStarted,
+    VerdictReached,
+    no_progress,
+)
 from bisector.store.journal import Journal
 
 log = get_logger("bisector.run")
 
 # Re-measure the endpoints after every this many probed candidates (see _interleave_endpoints).
 INTERLEAVE_EVERY = 3
-
-ProgressFn = Callable[[str, Mapping[str, Any]], None]
-
-
-def _no_progress(_event: str, _fields: Mapping[str, Any]) -> None:
-    return None
-
 
 @dataclass(frozen=True)
 class RunRequest:
@@ -71,15 +77,45 @@ def _run_key(good: Commit, bad: Commit, metric: str, builder: str, all_commits: 
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+class OpenMeasurer(Protocol):
+    """How a run gets its measurer (the `Probe`) once the run has an id: `Measurer`'s signature."""
+
+    def __call__(
+        self, *, cfg: Config, git: GitRepo, journal: Journal, run_id: str, run_dir: Path,
+        store: Path, builder_name: str, bench_key: str, reuse_across_runs: bool, jobs: int = 1,
+    ) -> AbstractContextManager[Measurer]: ...
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What `run_bisection` works with, like the daemon's `Seams`; `real_parts` builds them.
+
+    The repository, the journal and the measurer are opened by the run, in its order: the
+    journal only once the refs are checked (a bad ref leaves no store behind), the
+    measurer once the journal has given the run an id.
+    """
+
+    open_vcs: Callable[[Path], AbstractContextManager[GitRepo]]
+    open_journal: Callable[[Path], AbstractContextManager[Journal]]
+    open_measurer: OpenMeasurer
+    progress: Progress = no_progress
+
+
+def real_parts(progress: Progress = no_progress) -> Parts:
+    """The parts of a real run: git, the SQLite journal, builders and benchmark processes."""
+    return Parts(open_vcs=GitRepo, open_journal=Journal, open_measurer=Measurer, progress=progress)
+
+
 class _Hunt:
     """One run's state: the endpoints' samples, the probe, the journaled steps."""
 
     def __init__(
-        self, cfg: Config, metric_name: str, metric: Metric, measurer: Measurer,
-        journal: Journal, run_id: str, progress: ProgressFn,
+        self, cfg: Config, metric_name: str, metric: MetricRule, measurer: Measurer,
+        journal: Journal, run_id: str, progress: Progress,
     ) -> None:
         self.cfg, self.metric_name, self.metric = cfg, metric_name, metric
         self.measurer, self.journal, self.run_id, self.progress = measurer, journal, run_id, progress
+        self.sampler = Sampler(measurer, metric_name, metric, cfg.benchmark.repeats.budget(), progress)
         self.good: Commit | None = None
         self.bad: Commit | None = None
         self.steps: list[dict[str, Any]] = []
@@ -91,27 +127,12 @@ class _Hunt:
 
     def reproduce(self, good: Commit, bad: Commit) -> judge.Comparison:
         self.good, self.bad = good, bad
-        repeats = self.cfg.benchmark.repeats
-        while True:
-            for c in (good, bad):
-                if self.measurer.untestable(c):
-                    from bisector.errors import BisectorError
-
-                    raise BisectorError(
-                        f"the {'good' if c is good else 'bad'} endpoint {c.short} cannot be measured",
-                        hint=f"see the trial logs under {self.measurer.run_dir}",
-                    )
-            gs, bs = self.samples(good), self.samples(bad)
-            n = min(len(gs), len(bs))
-            if n >= 2:
-                comp = judge.reproduced(gs, bs, self.metric)
-                if not judge.reproduction_needs_more(comp, n, repeats):
-                    break
-            # Interleave endpoint trials so drift over time hits both alike.
-            for c in (good, bad) if len(gs) <= len(bs) else (bad, good):
-                if len(self.samples(c)) <= n:
-                    self.progress("trial", {"phase": "reproduce", "commit": c.short})
-                    self.measurer.take(c)
+        try:
+            comp = self.sampler.settle_endpoints(good, bad)
+        except EndpointUnmeasurable as exc:
+            if not exc.untestable:
+                raise
+            raise BisectorError(exc.message, hint=f"see the trial logs under {self.measurer.run_dir}") from None
         for c, name in ((good, "good"), (bad, "bad")):
             s = self.samples(c)
             self._step("reproduce", c, Verdict.GOOD if name == "good" else Verdict.BAD, s)
@@ -119,22 +140,13 @@ class _Hunt:
 
     def probe(self, commit: Commit, phase: str) -> Verdict:
         assert self.good is not None and self.bad is not None
-        repeats = self.cfg.benchmark.repeats
-        self.progress("probe", {"phase": phase, "commit": commit.short, "subject": commit.subject})
-        while True:
-            if self.measurer.untestable(commit):
-                verdict = Verdict.SKIP
-                break
-            cs = self.samples(commit)
-            if len(cs) >= 1:
-                verdict = judge.assess(cs, self.samples(self.good), self.samples(self.bad), self.metric).verdict
-                if not judge.needs_more(verdict, len(cs), repeats):
-                    break
-            self.progress("trial", {"phase": phase, "commit": commit.short, "n": len(cs) + 1})
-            self.measurer.take(commit)
-        self.verdicts[commit.sha] = verdict
-        self._step(phase, commit, verdict, self.samples(commit))
-        return verdict
+        self.progress(ProbeStarted(phase, commit.short, commit.subject))
+        decision = self.sampler.decide(commit, self.good, self.bad, phase)
+        if decision.reason:
+            log.warning("candidate untestable", commit=commit.short, reason=decision.reason)
+        self.verdicts[commit.sha] = decision.verdict
+        self._step(phase, commit, decision.verdict, self.samples(commit), decision.reason)
+        return decision.verdict
 
     def _interleave_endpoints(self) -> None:
         """In a long run, re-measure both endpoints every few probes, alternating order.
@@ -148,18 +160,21 @@ class _Hunt:
             return
         pair = (self.good, self.bad) if (self.probes_done // INTERLEAVE_EVERY) % 2 else (self.bad, self.good)
         for c in pair:
-            self.progress("trial", {"phase": "interleave", "commit": c.short})
+            self.progress(TrialStarted("interleave", c.short, len(self.measurer.trials(c)) + 1))
             self.measurer.take(c)
 
-    def _step(self, phase: str, commit: Commit, verdict: Verdict, samples: list[list[float]]) -> None:
+    def _step(
+        self, phase: str, commit: Commit, verdict: Verdict, samples: list[list[float]], reason: str = "",
+    ) -> None:
         med = judge.process_medians(samples) if samples else []
         median = sorted(med)[len(med) // 2] if med else None
         if med and len(med) % 2 == 0:
             median = (sorted(med)[len(med) // 2 - 1] + sorted(med)[len(med) // 2]) / 2
         step = {"commit": commit.sha, "verdict": verdict.value, "samples": len(samples), "median": median, "phase": phase}
         self.steps.append(step)
-        self.journal.add_step(self.run_id, phase, commit.sha, verdict.value, len(samples), median)
-        self.progress("verdict", {**step, "short": commit.short})
+        self.journal.add_step(self.run_id, phase, commit.sha, verdict.value, len(samples), median,
+                              {"reason": reason} if reason else None)
+        self.progress(VerdictReached(phase, commit.sha, commit.short, verdict, len(samples), median))
 
     def bisect(self, commits: Sequence[Commit], tag_indices: Sequence[int]) -> BisectResult:
         """Release tags first, then the commits between the adjacent ones (0 good, -1 bad)."""
@@ -169,7 +184,7 @@ class _Hunt:
             if search.phase != phase:
                 phase = search.phase
                 what = "release tags" if phase == "coarse" else "commits"
-                self.progress("range", {"n": search.span, "phase": what})
+                self.progress(RangeNarrowed(search.span, what))
             self.measurer.prefetch([commits[i] for i in search.candidates_to_prefetch()])
             cached = self.verdicts.get(commits[index].sha)
             verdict = cached if cached is not None else self.probe(commits[index], phase)
@@ -179,21 +194,28 @@ class _Hunt:
         return search.result()
 
 
-def run_bisection(req: RunRequest, progress: ProgressFn = _no_progress) -> RunOutcome:
-    """The whole pipeline of DESIGN.md, isolation included, from refs to a report."""
+def run_bisection(req: RunRequest, progress: Progress = no_progress, parts: Parts | None = None) -> RunOutcome:
+    """The whole pipeline of DESIGN.md, isolation included, from refs to a report.
+
+    `parts` default to the real ones (`real_parts(progress)`); given, their own `progress`
+    is the one used.
+    """
+    parts = parts if parts is not None else real_parts(progress)
+    progress = parts.progress
     t0 = time.monotonic()
     repo_path = req.repo.resolve()
     cfg = load_config(repo_path, req.config)
-    metric_name, metric = cfg.metric(req.metric)
+    metric_name, metric_cfg = cfg.metric(req.metric)
+    metric = metric_cfg.rule()
     builder_name = req.builder or cfg.environment.builder
-    with GitRepo(repo_path) as git:
+    with parts.open_vcs(repo_path) as git:
         good, bad = git.resolve(req.good), git.resolve(req.bad)
         git.check_range(good, bad)
         store = repo_path / cfg.snapshots.store
         _snapshot_endpoints(repo_path, cfg, git, (req.good, req.bad), progress)
         bkey = bench_key(cfg)
         key = _run_key(good, bad, metric_name, builder_name, req.all_commits, bkey)
-        with Journal(store) as journal:
+        with parts.open_journal(store) as journal:
             run, resumed = journal.open_run(
                 key=key, good_ref=req.good, bad_ref=req.bad, good_sha=good.sha, bad_sha=bad.sha,
                 metric=metric_name,
@@ -202,9 +224,9 @@ def run_bisection(req: RunRequest, progress: ProgressFn = _no_progress) -> RunOu
             )
             if resumed:
                 journal.clear_steps(run.id)
-                progress("resume", {"run_id": run.id, "trials": journal.trial_count(run.id)})
+                progress(Resumed(run.id, journal.trial_count(run.id)))
             run_dir = store / "runs" / run.id
-            with Measurer(
+            with parts.open_measurer(
                 cfg=cfg, git=git, journal=journal, run_id=run.id, run_dir=run_dir, store=store,
                 builder_name=builder_name, bench_key=bkey, reuse_across_runs=not req.fresh, jobs=req.jobs,
             ) as measurer:
@@ -338,19 +360,19 @@ def _median_of(samples: list[list[float]]) -> float | None:
     return med[mid] if len(med) % 2 else (med[mid - 1] + med[mid]) / 2
 
 
-def _roll_back_to_good(repo_path: Path, cfg: Config, good_ref: str, progress: ProgressFn) -> dict[str, Any]:
+def _roll_back_to_good(repo_path: Path, cfg: Config, good_ref: str, progress: Progress) -> dict[str, Any]:
     """`run --rollback`: put the good endpoint's configs back (the rollback package's rules:
     atomic, drift-checked, health-checked, alert-and-pause on failure)."""
     from rollback.entry import rollback_from_config
 
-    progress("rollback", {"to": good_ref})
+    progress(RollingBack(good_ref))
     result = rollback_from_config(repo_path, cfg, good_ref)
     assert result is not None  # no confirmation callback: never declined
     return result.to_json()
 
 
 def _snapshot_endpoints(
-    repo_path: Path, cfg: Config, git: GitRepo, refs: tuple[str, str], progress: ProgressFn
+    repo_path: Path, cfg: Config, git: GitRepo, refs: tuple[str, str], progress: Progress
 ) -> None:
     """Snapshot both endpoints (reused when stored); optional until the store exists."""
     try:

@@ -1,6 +1,6 @@
 """Isolation (DESIGN.md steps 6-7): which package, which version, which config key.
 
-Pure orchestration over a `StateProbe`, which measures *states*: a base code (the
+Pure orchestration over a `StateProbe` (`bisector.ports`), which measures *states*: a base code (the
 culprit's or the parent's) with the parent's dependency and config files and a subset of
 the commit's changes applied (`changes.render_files`). The order:
 
@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from bisector.core.ddmin import Outcome, ddmin
 from bisector.core.search import Bisection
 from bisector.core.types import Verdict
 from bisector.isolate.changes import Change, versions_between
+from bisector.ports import StateProbe
 
 Base = Literal["culprit", "parent"]
 Expect = Literal["recovered", "regressed"]
@@ -71,19 +72,6 @@ class Check:
             "confidence": None if self.p_value is None else round(1.0 - self.p_value, 4),
             "samples": self.samples,
         }
-
-
-class StateProbe(Protocol):
-    """Measures states against the parent (good) and the culprit (bad)."""
-
-    def verdict(self, state: State, phase: str) -> Verdict:
-        """GOOD / BAD / UNCLEAR against the references; SKIP when it cannot be built."""
-        ...
-
-    def verify(self, state: State, expect: Expect) -> Check:
-        """Fresh trials of `state` and of the reference (culprit for `recovered`, parent
-        for `regressed`); passed when the expected significant change is there."""
-        ...
 
 
 @dataclass

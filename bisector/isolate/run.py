@@ -12,29 +12,26 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bisector.builders.requirements import read_requirements
-from bisector.config import Config, Metric, load_config
-from bisector.core.types import Commit
+from bisector.config import Config, load_config
+from bisector.core.types import Commit, MetricRule
 from bisector.engine.measure import Measurer
 from bisector.errors import ConfigError
 from bisector.gitrepo import GitRepo
 from bisector.isolate.changes import Change, Files, config_changes, dependency_changes, is_lock
 from bisector.isolate.index_versions import index_versions
 from bisector.isolate.plan import Isolation, isolate
-from bisector.isolate.states import MeasuredStates, Progress, Side, local_versions
+from bisector.isolate.states import MeasuredStates, Side, local_versions
 from bisector.log import get_logger
+from bisector.ports import PhaseStarted, Progress, RangeNarrowed, no_progress
 from bisector.store.journal import Journal
 from snapshots.configs import match_globs
 
 log = get_logger("bisector.isolate.plan")
-
-
-def _no_progress(_event: str, _fields: Mapping[str, object]) -> None:
-    return None
 
 
 def commit_files(git: GitRepo, cfg: Config, sha: str) -> tuple[dict[str, bytes | None], dict[str, bytes | None]]:
@@ -78,8 +75,8 @@ def available_versions(cfg: Config, root: Path) -> Callable[[str], list[str]]:
 
 
 def isolate_commit(
-    *, cfg: Config, metric_name: str, metric: Metric, measurer: Measurer, journal: Journal,
-    run_id: str, git: GitRepo, parent: Commit, culprit: Commit, progress: Progress = _no_progress,
+    *, cfg: Config, metric_name: str, metric: MetricRule, measurer: Measurer, journal: Journal,
+    run_id: str, git: GitRepo, parent: Commit, culprit: Commit, progress: Progress = no_progress,
 ) -> Isolation:
     """Split `culprit` against `parent` (DESIGN.md steps 6-7)."""
     good, bad = commit_files(git, cfg, parent.sha), commit_files(git, cfg, culprit.sha)
@@ -94,16 +91,16 @@ def isolate_commit(
         good=Side(parent, {**good[0], **good[1]}, parent), bad=Side(culprit, {**bad[0], **bad[1]}, culprit),
     )
     probe.ensure_references()
-    progress("range", {"n": len(changes), "phase": "changes inside the culprit"})
+    progress(RangeNarrowed(len(changes), "changes inside the culprit"))
     result = isolate(changes, probe, available_versions(cfg, git.root),
-                     on_verify=lambda: progress("phase", {"name": "verify-isolation"}))
+                     on_verify=lambda: progress(PhaseStarted("verify-isolation")))
     result.notes = [*notes, *result.notes]
     return result
 
 
 def isolate_files(
     *, repo: Path, config: Path | None, metric: str | None, good: Files, bad: Files,
-    what: str, fresh: bool = False, progress: Progress = _no_progress,
+    what: str, fresh: bool = False, progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """Standalone isolation: HEAD's code with the `good` files against the `bad` files.
 
@@ -137,7 +134,7 @@ def isolate_files(
 
                 changes, notes = find_changes(cfg, measurer, split(good), split(bad))
                 probe = MeasuredStates(
-                    cfg=cfg, metric_name=metric_name, metric=metric_cfg, measurer=measurer, journal=journal,
+                    cfg=cfg, metric_name=metric_name, metric=metric_cfg.rule(), measurer=measurer, journal=journal,
                     run_id=run.id, changes=changes, progress=progress,
                     good=Side(head, good, None), bad=Side(head, bad, None),
                 )
@@ -189,7 +186,7 @@ def config_target(repo: Path, config: Path | None, bad: Path, target: str | None
 
 
 def isolate_deps(
-    *, repo: Path, config: Path | None, good_lock: Path, bad_lock: Path, progress: Progress = _no_progress
+    *, repo: Path, config: Path | None, good_lock: Path, bad_lock: Path, progress: Progress = no_progress
 ) -> dict[str, Any]:
     """`bisector deps`: HEAD's code with two dependency files standing for the first
     `environment.requirements` entry."""
@@ -201,7 +198,7 @@ def isolate_deps(
 
 def isolate_config(
     *, repo: Path, config: Path | None, good: Path, bad: Path, target: str | None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """`bisector config --good/--bad`: HEAD's code with two versions of one config file."""
     path = config_target(repo, config, bad, target)

@@ -14,20 +14,23 @@ import hashlib
 import json
 import re
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bisector.config import Config, Metric
+from bisector.config import Config
 from bisector.core import judge
-from bisector.core.types import Commit, Verdict
+from bisector.core.sampling import EndpointUnmeasurable, Sampler
+from bisector.core.types import Commit, MetricRule, Verdict
 from bisector.engine.measure import Measurer
 from bisector.engine.overlay import write_file
 from bisector.isolate.changes import Change, Files, PartialStateError, render_files
 from bisector.isolate.plan import Check, Expect, State
+from bisector.log import get_logger
+from bisector.ports import ProbeStarted, Progress, VerdictReached
 from bisector.store.journal import Journal
 
-Progress = Callable[[str, Mapping[str, object]], None]
+log = get_logger("bisector.isolate")
 _MARKER = ".bisector-state"
 
 
@@ -44,7 +47,7 @@ class MeasuredStates:
     """`StateProbe` over a Measurer; references are the good and bad ends' samples."""
 
     def __init__(
-        self, *, cfg: Config, metric_name: str, metric: Metric, measurer: Measurer,
+        self, *, cfg: Config, metric_name: str, metric: MetricRule, measurer: Measurer,
         journal: Journal, run_id: str, good: Side, bad: Side, changes: Sequence[Change],
         progress: Progress,
     ) -> None:
@@ -53,6 +56,7 @@ class MeasuredStates:
         self.sides = {"parent": good, "culprit": bad}
         self.changes = list(changes)
         self.progress = progress
+        self.sampler = Sampler(measurer, metric_name, metric, cfg.benchmark.repeats.budget(), progress)
         self.root = measurer.store / "isolate"
         self._tag = _tag(changes)
         self._fresh: dict[str, list[list[float]]] = {}
@@ -99,19 +103,12 @@ class MeasuredStates:
     def ensure_references(self) -> judge.Comparison:
         """Measure both references until their difference is settled (as reproduction)."""
         assert self.good_ref is not None and self.bad_ref is not None
-        repeats = self.cfg.benchmark.repeats
-        while True:
-            gs, bs = self.samples(self.good_ref), self.samples(self.bad_ref)
-            n = min(len(gs), len(bs))
-            if n >= 2:
-                comp = judge.reproduced(gs, bs, self.metric)
-                if not judge.reproduction_needs_more(comp, n, repeats):
-                    return comp
-            if self.measurer.untestable(self.good_ref) or self.measurer.untestable(self.bad_ref):
-                raise PartialStateError("a reference state cannot be measured")
-            for c in (self.good_ref, self.bad_ref):
-                if len(self.samples(c)) <= n:
-                    self.measurer.take(c)
+        try:
+            return self.sampler.settle_endpoints(self.good_ref, self.bad_ref, "isolate-references")
+        except EndpointUnmeasurable as exc:
+            if exc.untestable:
+                raise PartialStateError("a reference state cannot be measured") from exc
+            raise
 
     def verdict(self, state: State, phase: str) -> Verdict:
         assert self.good_ref is not None and self.bad_ref is not None
@@ -119,31 +116,22 @@ class MeasuredStates:
         if commit is None:
             self._step(phase, state, None, Verdict.SKIP)
             return Verdict.SKIP
-        self.progress("probe", {"phase": phase, "commit": commit.sha[:10], "subject": commit.subject})
-        repeats = self.cfg.benchmark.repeats
-        while True:
-            if self.measurer.untestable(commit):
-                verdict = Verdict.SKIP
-                break
-            cs = self.samples(commit)
-            if cs:
-                verdict = judge.assess(cs, self.samples(self.good_ref), self.samples(self.bad_ref),
-                                       self.metric).verdict
-                if not judge.needs_more(verdict, len(cs), repeats):
-                    break
-            self.measurer.take(commit)
-        self._step(phase, state, commit, verdict)
-        return verdict
+        self.progress(ProbeStarted(phase, commit.short, commit.subject))
+        decision = self.sampler.decide(commit, self.good_ref, self.bad_ref, phase)
+        if decision.reason:
+            log.warning("state untestable", state=state.label(self.changes), reason=decision.reason)
+        self._step(phase, state, commit, decision.verdict, decision.reason)
+        return decision.verdict
 
-    def _step(self, phase: str, state: State, commit: Commit | None, verdict: Verdict) -> None:
+    def _step(self, phase: str, state: State, commit: Commit | None, verdict: Verdict, reason: str = "") -> None:
         samples = self.samples(commit) if commit is not None else []
         med = sorted(judge.process_medians(samples)) if samples else []
         median = med[len(med) // 2] if med else None
         sid = commit.sha if commit is not None else f"{self.sides[state.base].code.sha}+unbuildable"
-        self.journal.add_step(self.run_id, phase, sid, verdict.value, len(samples), median,
-                              {"state": state.label(self.changes)})
-        self.progress("verdict", {"phase": phase, "commit": sid, "short": state.label(self.changes),
-                                  "verdict": verdict.value, "samples": len(samples), "median": median})
+        label = state.label(self.changes)
+        detail = {"state": label, "reason": reason} if reason else {"state": label}
+        self.journal.add_step(self.run_id, phase, sid, verdict.value, len(samples), median, detail)
+        self.progress(VerdictReached(phase, sid, label, verdict, len(samples), median))
 
     def _fresh_samples(self, commit: Commit, n: int) -> list[list[float]]:
         before = len(self.samples(commit))
@@ -160,7 +148,7 @@ class MeasuredStates:
             return Check(label, expect, False, None, None, None, 0)
         if ref.sha not in self._fresh:  # fresh reference trials, shared by the checks
             self._fresh[ref.sha] = self._fresh_samples(ref, n)
-        self.progress("probe", {"phase": "verify", "commit": commit.sha[:10], "subject": label})
+        self.progress(ProbeStarted("verify", commit.short, label))
         fresh, ref_fresh = self._fresh_samples(commit, n), self._fresh[ref.sha]
         if len(fresh) < 2 or len(ref_fresh) < 2:
             return Check(label, expect, False, None, None, None, len(fresh))

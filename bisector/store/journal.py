@@ -75,6 +75,11 @@ class TrialRow:
     log_err: str | None = None
     run_id: str = ""
 
+    @property
+    def ok(self) -> bool:
+        """The trial succeeded (it may still lack the metric a run asks for)."""
+        return self.status == "ok"
+
 
 @dataclass(frozen=True)
 class RunRow:

@@ -1,0 +1,160 @@
+"""The sampling loop: how many trials to take of the endpoints and of each candidate.
+
+Two loops over a `Probe`, shared by the bisection (`engine.pipeline`) and isolation
+(`isolate.states`):
+
+- `settle_endpoints` measures both endpoints, interleaved, until the judge is settled
+  about their difference (`judge.reproduced` / `judge.reproduction_needs_more`);
+- `decide` measures a candidate until the judge decides it against the endpoints
+  (`judge.assess` / `judge.needs_more`) or its budget is spent.
+
+**The budget counts trials, not samples.** A trial can succeed without the configured
+metric (the benchmark prints `latency` while the config asks for `latency_ms`); counting
+samples of the metric, such a commit would never use up its budget and the loop would take
+trials forever. So every commit gets at most `repeats.max` trials here, whatever they
+printed, and a commit whose first `repeats.min` trials all lack the metric is *missing
+the metric*: a candidate ends as SKIP with the reason, an endpoint stops the run with an
+error that names the metrics the benchmark did print. Trials journaled earlier (a resumed
+run, an earlier run of the same benchmark) count like new ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from bisector.core import judge
+from bisector.core.types import Commit, MetricRule, TrialBudget, Verdict
+from bisector.errors import BisectorError
+from bisector.ports import Probe, Progress, TrialResult, TrialStarted, no_progress
+
+Side = Literal["good", "bad"]
+
+
+def samples_of(trials: Sequence[TrialResult], metric: str) -> list[list[float]]:
+    """The samples of `metric` grouped by process: one list per ok trial that printed it."""
+    return [list(t.metrics[metric]) for t in trials if t.ok and t.metrics.get(metric)]
+
+
+def printed_metrics(trials: Sequence[TrialResult]) -> list[str]:
+    """Every metric name the ok trials printed, sorted."""
+    return sorted({name for t in trials if t.ok for name in t.metrics})
+
+
+class EndpointUnmeasurable(BisectorError):
+    """An endpoint gives the judge nothing to compare: untestable, or without the metric.
+
+    `untestable` tells the two apart; callers add a hint where they know one (the logs).
+    """
+
+    def __init__(self, message: str, *, side: Side, commit: Commit, untestable: bool,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.side, self.commit, self.untestable = side, commit, untestable
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What `decide` concluded about one candidate, and on how many trials."""
+
+    verdict: Verdict
+    trials: int
+    samples: int  # processes that carried the metric
+    reason: str = ""  # why SKIP, when it is
+
+
+class Sampler:
+    """The two loops for one metric over one probe (see the module docstring)."""
+
+    def __init__(
+        self, probe: Probe, metric: str, rule: MetricRule, repeats: TrialBudget,
+        progress: Progress = no_progress,
+    ) -> None:
+        self.probe, self.metric, self.rule, self.repeats = probe, metric, rule, repeats
+        self.progress = progress
+
+    def samples(self, commit: Commit) -> list[list[float]]:
+        return samples_of(self.probe.trials(commit), self.metric)
+
+    def _missing(self, trials: Sequence[TrialResult]) -> bool:
+        """`repeats.min` trials (or more) and not one sample of the metric among them."""
+        return len(trials) >= self.repeats.min and not samples_of(trials, self.metric)
+
+    def _take(self, commit: Commit, phase: str, n: int) -> None:
+        self.progress(TrialStarted(phase, commit.short, n))
+        self.probe.take(commit)
+
+    def missing_reason(self, trials: Sequence[TrialResult]) -> str:
+        printed = printed_metrics(trials)
+        said = f"they printed {', '.join(printed)}" if printed else "they printed no metric"
+        return f"no trial printed the metric {self.metric!r} ({len(trials)} trials; {said})"
+
+    def settle_endpoints(self, good: Commit, bad: Commit, phase: str = "reproduce") -> judge.Comparison:
+        """Measure both endpoints, interleaved, until their difference is settled.
+
+        :raises EndpointUnmeasurable: an endpoint is untestable, misses the metric, or
+            gave fewer than two processes with samples within its budget.
+        """
+        sides: tuple[tuple[Side, Commit], ...] = (("good", good), ("bad", bad))
+        while True:
+            for side, commit in sides:
+                if self.probe.untestable(commit):
+                    raise EndpointUnmeasurable(f"the {side} endpoint {commit.short} cannot be measured",
+                                               side=side, commit=commit, untestable=True)
+            tg, tb = self.probe.trials(good), self.probe.trials(bad)
+            for (side, commit), trials in zip(sides, (tg, tb), strict=True):
+                if self._missing(trials):
+                    raise self._no_metric(side, commit, trials)
+            gs, bs = samples_of(tg, self.metric), samples_of(tb, self.metric)
+            n = min(len(gs), len(bs))
+            comparison = judge.reproduced(gs, bs, self.rule) if n >= 2 else None
+            if comparison is not None and not judge.reproduction_needs_more(comparison, n, self.repeats):
+                return comparison
+            done = min(len(tg), len(tb))
+            if done >= self.repeats.max:  # the budget is spent
+                if comparison is not None:
+                    return comparison
+                side, commit, trials = ("good", good, tg) if len(gs) < 2 else ("bad", bad, tb)
+                raise self._no_metric(side, commit, trials)
+            # Interleave endpoint trials so drift over time hits both alike; the one behind
+            # (after a resume, say) goes first.
+            for commit, trials in ((good, tg), (bad, tb)) if len(tg) <= len(tb) else ((bad, tb), (good, tg)):
+                if len(trials) <= done:
+                    self._take(commit, phase, len(trials) + 1)
+
+    def _no_metric(self, side: Side, commit: Commit, trials: Sequence[TrialResult]) -> EndpointUnmeasurable:
+        printed = printed_metrics(trials)
+        have = len(samples_of(trials, self.metric))
+        what = (f"only {have} of its {len(trials)} trials printed the metric {self.metric!r}" if have
+                else f"its {len(trials)} trials printed no metric {self.metric!r}")
+        return EndpointUnmeasurable(
+            f"the {side} endpoint {commit.short} cannot be compared: {what} "
+            f"(the benchmark printed: {', '.join(printed) or 'no metric'})",
+            side=side, commit=commit, untestable=False,
+            hint="set --metric or `metrics:` in bisector.yaml to a metric the benchmark prints",
+        )
+
+    def decide(self, commit: Commit, good: Commit, bad: Commit, phase: str) -> Decision:
+        """Measure `commit` until it is judged against the endpoints or its budget is spent.
+
+        SKIP when it is untestable or misses the metric; UNCLEAR when still unclear at
+        `repeats.max` trials.
+        """
+        while True:
+            trials = self.probe.trials(commit)
+            if self.probe.untestable(commit):
+                return Decision(Verdict.SKIP, len(trials), len(samples_of(trials, self.metric)))
+            if self._missing(trials):
+                return Decision(Verdict.SKIP, len(trials), 0, self.missing_reason(trials))
+            cs = samples_of(trials, self.metric)
+            verdict = Verdict.UNCLEAR
+            if cs:
+                verdict = judge.assess(cs, self.samples(good), self.samples(bad), self.rule).verdict
+                if not judge.needs_more(verdict, len(cs), self.repeats):
+                    return Decision(verdict, len(trials), len(cs))
+            if len(trials) >= self.repeats.max:
+                if not cs:
+                    return Decision(Verdict.SKIP, len(trials), 0, self.missing_reason(trials))
+                return Decision(verdict, len(trials), len(cs))
+            self._take(commit, phase, len(trials) + 1)
