@@ -127,7 +127,7 @@ class Sampler:
         printed = printed_metrics(trials)
         have = len(samples_of(trials, self.metric))
         what = (f"only {have} of its {len(trials)} trials printed the metric {self.metric!r}" if have
-                else f"its {len(trials)} trials printed no metric {self.metric!r}")
+                else f"none of its {len(trials)} trials printed the metric {self.metric!r}")
         return EndpointUnmeasurable(
             f"the {side} endpoint {commit.short} cannot be compared: {what} "
             f"(the benchmark printed: {', '.join(printed) or 'no metric'})",

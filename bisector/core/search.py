@@ -1,8 +1,9 @@
 """The bisection: find the first bad candidate in an ordered list, pure.
 
 Candidates are indices 0..n-1, oldest first; 0 is the known good endpoint and n-1 the
-known bad one (both already measured by reproduction, never probed here). A `Probe`
-turns an index into a `Verdict`.
+known bad one (both already measured by reproduction, never probed here). An
+`IndexProbe` turns an index into a `Verdict` (the pipeline's probe measures the commit at
+that index through the sampling loop, `core.sampling`).
 
 SKIP and UNCLEAR are stepped around as `git bisect skip` does: the search never guesses
 their side, it probes the untested candidate nearest the middle instead. Among the
@@ -11,10 +12,16 @@ untested candidates between the current last good and first bad it probes their 
 every SKIP removes one: at most ceil(log2 n) + skips + 1 probes. When untestable
 candidates sit next to the boundary the result is an honest range, not a pick.
 
-`Bisection` is the stepwise form (the pipeline journals each verdict before it goes on,
-and resumes by recording the journal's verdicts into a fresh one); `bisect` drives it
-with a probe. `CoarseFine` and `coarse_fine` bisect over release tags first, then over
-the commits between the two adjacent tags.
+`Bisection` is the stepwise form: the caller asks `next_probe`, measures, and `record`s
+the verdict, so it can prefetch and journal in between; `bisect` drives it with a probe.
+`CoarseFine` and `coarse_fine` bisect over release tags first, then over the commits
+between the two adjacent tags.
+
+Nothing here is persisted. A resumed run does not replay journaled verdicts: it starts a
+fresh search, and the probes find their trials in the journal, so each verdict is
+recomputed from the same measurements and no trial is repeated. `Bisection.resume`
+(recording a list of steps into a fresh search) serves the look-ahead of
+`candidates_to_prefetch`, which asks what the next probe would be after either verdict.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from bisector.core.types import Verdict
 _DECISIVE = (Verdict.GOOD, Verdict.BAD)
 
 
-class Probe(Protocol):
+class IndexProbe(Protocol):
     """Measures the candidate at `index` and says what it is (any callable int -> Verdict)."""
 
     def __call__(self, index: int, /) -> Verdict: ...
@@ -77,7 +84,7 @@ class Bisection:
 
     @classmethod
     def resume(cls, n: int, steps: Iterable[Step]) -> Bisection:
-        """A bisection with the journal's verdicts recorded again, in order."""
+        """A fresh bisection with `steps` recorded again, in order."""
         bisection = cls(n)
         for step in steps:
             bisection.record(step.index, step.verdict)
@@ -185,7 +192,7 @@ def _next_probes(search: _Stepwise, replay: Callable[[], _Stepwise]) -> tuple[in
     return tuple(following)
 
 
-def bisect(n: int, probe: Probe) -> BisectResult:
+def bisect(n: int, probe: IndexProbe) -> BisectResult:
     """Find the first bad index in 0..n-1 (0 good, n-1 bad) with `probe`."""
     bisection = Bisection(n)
     while (index := bisection.next_probe()) is not None:
@@ -283,7 +290,7 @@ class CoarseFine:
         return BisectResult(lo, hi, untestable, self.steps)
 
 
-def coarse_fine(n_commits: int, tag_indices: Iterable[int], probe: Probe) -> BisectResult:
+def coarse_fine(n_commits: int, tag_indices: Iterable[int], probe: IndexProbe) -> BisectResult:
     """`bisect` over the tags among commits 0..n_commits-1, then between adjacent tags."""
     search = CoarseFine(n_commits, tag_indices)
     while (index := search.next_probe()) is not None:
