@@ -35,8 +35,9 @@ def found_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     spec = SampleSpec(n_commits=12, culprit=9, repeats=(4, 8), releases=("v2.3.0", "v2.3.1", "v2.4.0"))
     sample = build_sample_repo(path, spec)
     outcome = run_bisection(RunRequest(good="v2.3.1", bad="v2.4.0", repo=path))
-    assert outcome.document["culprit"]["commit"] == sample.culprit
-    return path, outcome.document
+    doc = outcome.document.to_json()
+    assert doc["culprit"]["commit"] == sample.culprit
+    return path, doc
 
 
 def test_report_html_is_one_offline_file_with_embedded_plots(found_run: tuple[Path, dict[str, object]]) -> None:
