@@ -174,7 +174,7 @@ def test_docker_bisection_names_the_dependency_culprit_and_shares_images(
 
     outcome = run_bisection(RunRequest(good=sample.commits[0], bad=sample.commits[-1], repo=sample.path,
                                        config=config, builder="docker", metric="latency_ms"))
-    result = outcome.document
+    result = outcome.document.to_json()
     assert result["status"] == "found", result
     assert result["culprit"]["commit"] in (sample.culprit, sample.culprit_first_parent)
 

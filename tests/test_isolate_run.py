@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bisector.document import RunDocument
 from bisector.engine.pipeline import RunRequest, run_bisection
 from bisector.isolate.run import isolate_files
 from bisector.ports import PhaseStarted, Progress, ProgressEvent
@@ -20,9 +21,10 @@ SPEC: dict[str, Any] = {"n_commits": 8, "culprit": 5, "builder": "venv", "repeat
 def _run(repo: SampleRepo, progress: Progress | None = None) -> dict[str, Any]:
     req = RunRequest(good="v2.3.0", bad="v2.4.0", repo=repo.path)
     outcome = run_bisection(req, progress) if progress else run_bisection(req)
-    assert outcome.document["status"] == "found"
-    assert outcome.document["culprit"]["commit"] == repo.culprit
-    return outcome.document
+    doc = outcome.document.to_json()
+    assert doc["status"] == "found"
+    assert doc["culprit"]["commit"] == repo.culprit
+    return doc
 
 
 def _all_verified(doc: dict[str, Any]) -> None:
@@ -50,7 +52,7 @@ def test_three_upgrades_one_slow_names_the_slow_package_and_its_first_bad_versio
     assert culprit["config_keys"] == []
     assert {c["name"] for c in doc["isolation"]["changes"]} == {"fastpad", "quickjson", "tracelite"}
     _all_verified(doc)
-    md = render_markdown(doc)
+    md = render_markdown(RunDocument.from_json(doc))
     assert "## Isolation" in md and "first bad version of `fastpad`: **1.2.0**" in md
     report = json.loads((Path(doc["report"]).parent / "report.json").read_text())
     assert report["isolation"]["first_bad_versions"] == {"fastpad": "1.2.0"}
@@ -96,7 +98,7 @@ def test_culprit_whose_effect_vanishes_on_remeasurement_is_labelled_unverified(
     (item,) = doc["isolation"]["verification"]
     assert item["verified"] is False and "unverified" in item["note"]
     assert doc["verification"]["items"][0]["verified"] is False
-    assert "UNVERIFIED" in render_markdown(doc)
+    assert "UNVERIFIED" in render_markdown(RunDocument.from_json(doc))
 
 
 def test_standalone_deps_names_the_slow_package(make_sample: Callable[..., SampleRepo], tmp_path: Path) -> None:

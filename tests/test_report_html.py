@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -10,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from bisector.document import RunDocument
 from bisector.engine.pipeline import RunRequest, run_bisection
-from bisector.testing.sample import SampleSpec, build_sample_repo
+from bisector.gitrepo import GitRepo
+from bisector.report.html import collect
+from bisector.report.plots import range_plot
+from bisector.store.journal import Journal
+from bisector.testing.gitutil import git
+from bisector.testing.sample import SampleRepo, SampleSpec, build_sample_repo
 from tests.conftest import run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -35,8 +42,9 @@ def found_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     spec = SampleSpec(n_commits=12, culprit=9, repeats=(4, 8), releases=("v2.3.0", "v2.3.1", "v2.4.0"))
     sample = build_sample_repo(path, spec)
     outcome = run_bisection(RunRequest(good="v2.3.1", bad="v2.4.0", repo=path))
-    assert outcome.document["culprit"]["commit"] == sample.culprit
-    return path, outcome.document
+    doc = outcome.document.to_json()
+    assert doc["culprit"]["commit"] == sample.culprit
+    return path, doc
 
 
 def test_report_html_is_one_offline_file_with_embedded_plots(found_run: tuple[Path, dict[str, object]]) -> None:
@@ -74,3 +82,58 @@ def test_report_renders_in_headless_chromium(found_run: tuple[Path, dict[str, ob
     keep = os.environ.get("BISECTOR_SCREENSHOT_DIR")
     if keep:
         shutil.copyfile(shot, Path(keep) / "report-screenshot.png")
+
+
+RANGE_PLOT = re.compile(r'<img class="plot" alt="Metric across the candidate range" src="data:image/png;base64,([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def merged_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[SampleRepo, RunDocument]:
+    path = tmp_path_factory.mktemp("merged") / "repo"
+    spec = SampleSpec(n_commits=14, culprit=12, merges=True, culprit_in_branch=True, repeats=(3, 8))
+    sample = build_sample_repo(path, spec)
+    outcome = run_bisection(RunRequest(good="v2.3.0", bad="v2.4.0", repo=path, all_commits=True))
+    assert outcome.document.culprit is not None and outcome.document.culprit.commit == sample.culprit
+    return sample, outcome.document
+
+
+def _range_plot(html: str) -> str:
+    (png,) = RANGE_PLOT.findall(html)
+    return str(png)
+
+
+def test_all_commits_run_plots_the_merged_branch_commits(merged_run: tuple[SampleRepo, RunDocument]) -> None:
+    """An `--all-commits` run's page plots the merged branches' commits, the culprit among them, also when re-rendered."""
+    sample, doc = merged_run
+    assert doc.options is not None and doc.options.all_commits
+    branch = set(git(sample.path, "rev-list", "v2.3.0..v2.4.0").split()) - set(sample.commits)
+    assert sample.culprit in branch and len(branch) >= 4
+    with Journal(sample.path / ".bisector") as journal, GitRepo(sample.path) as repo:
+        stored = RunDocument.from_json(journal.run(str(doc.run_id)).result or {})
+        data = collect(stored, journal, repo)
+    labels = [p.label for p in data.points]
+    assert {sha[:10] for sha in branch} <= set(labels)
+    assert data.culprit_index is not None and labels[data.culprit_index] == sample.culprit[:10]
+    # The page embeds exactly this plot, in the run's report and in `bisector report`.
+    expected = base64.b64encode(range_plot(data.points, doc.metric, data.culprit_index)).decode("ascii")
+    assert _range_plot(Path(str(doc.report)).read_text()) == expected
+    done = run_cli("report", str(doc.run_id), "--format", "html", "--repo", str(sample.path))
+    assert done.returncode == 0, done.stderr
+    assert _range_plot(done.stdout) == expected
+
+
+def test_report_after_a_config_edit_still_plots_the_runs_trials(
+    merged_run: tuple[SampleRepo, RunDocument], tmp_path: Path,
+) -> None:
+    """After the benchmark command in bisector.yaml changes, `report RUN_ID --format html` still plots the run's trials."""
+    sample, doc = merged_run
+    repo = tmp_path / "repo"
+    shutil.copytree(sample.path, repo, symlinks=True)
+    config = repo / "bisector.yaml"
+    text = config.read_text()
+    assert "command: [python, bench.py]" in text
+    config.write_text(text.replace("command: [python, bench.py]", "command: [python, bench.py, --edited]"))
+    done = run_cli("report", str(doc.run_id), "--format", "html", "--repo", str(repo))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count('src="data:image/png;base64,') == 2  # range plot and distributions
+    assert _range_plot(done.stdout) == _range_plot(Path(str(doc.report)).read_text())

@@ -23,7 +23,7 @@ from .conftest import ROOT, run_cli
 
 def _run(sample: SampleRepo, **kw: object) -> dict[str, object]:
     req = RunRequest(good=kw.pop("good", "v2.3.0"), bad=kw.pop("bad", "v2.4.0"), repo=sample.path, **kw)  # type: ignore[arg-type]
-    return run_bisection(req).document
+    return run_bisection(req).document.to_json()
 
 
 def test_json_contract_names_planted_code_culprit(make_sample: Callable[..., SampleRepo]) -> None:

@@ -58,7 +58,7 @@ def test_harness_bisection_names_the_over_padding_commit(tmp_path: Path) -> None
             culprit = sha
     commit(repo, {"notes.txt": "release\n"}, "Release", tag="v1.1.0")
     outcome = run_bisection(RunRequest(good="v1.0.0", bad="v1.1.0", repo=repo))
-    doc = outcome.document
+    doc = outcome.document.to_json()
     assert doc["status"] == "found", doc
     assert doc["culprit"]["commit"] == culprit
     assert doc["bad"]["value"] > 2 * doc["good"]["value"]

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from bisector.cli._common import ConfigOpt, JsonOpt, RepoOpt, emit_json, stderr_console
+from bisector.core.types import Status
+from bisector.document import RunDocument
 
 
 def run(
@@ -57,35 +59,39 @@ def run(
     return outcome.status.exit_code
 
 
-def _render_run(console: Any, doc: dict[str, Any]) -> None:
-    status = doc["status"]
-    good, bad = doc["good"], doc["bad"]
+def _render_run(console: Any, doc: RunDocument) -> None:
+    good, bad = doc.good, doc.bad
+    assert good is not None and bad is not None  # a run's document always has its endpoints
     console.print(
-        f"{doc['metric']}: good {good['ref']} = {good['value']:.3f}, bad {bad['ref']} = {bad['value']:.3f}"
+        f"{doc.metric}: good {good.ref} = {_value(good.value)}, bad {bad.ref} = {_value(bad.value)}"
     )
-    if status == "not_reproduced":
+    if doc.status is Status.NOT_REPRODUCED:
         console.print("not reproduced: the endpoints are not significantly different (exit 3)")
-    elif status == "inconclusive":
-        rng = doc["range"]
+    elif doc.status is Status.INCONCLUSIVE:
+        rng = doc.range
+        assert rng is not None
         console.print(
-            f"inconclusive: first bad is in ({rng['last_good'][:10]}, {rng['first_bad'][:10]}], "
-            f"untestable: {', '.join(u[:10] for u in rng['untestable']) or 'none'} (exit 4)"
+            f"inconclusive: first bad is in ({rng.last_good[:10]}, {rng.first_bad[:10]}], "
+            f"untestable: {', '.join(u[:10] for u in rng.untestable) or 'none'} (exit 4)"
         )
-    else:
-        c = doc["culprit"]
-        verified = "" if c.get("verified", True) else " [UNVERIFIED]"
+    elif (c := doc.culprit) is not None:
+        verified = "" if c.verified else " [UNVERIFIED]"
         console.print(
-            f"culprit: {c['commit'][:10]} {c['subject']!r} ({c['kind']}, effect "
-            f"{(c['effect'] or 0) * 100:+.1f}%, confidence {c['confidence']:.3f}){verified}"
+            f"culprit: {c.commit[:10]} {c.subject!r} ({c.kind}, effect "
+            f"{(c.effect or 0) * 100:+.1f}%, confidence {c.confidence:.3f}){verified}"
         )
-        for d in c.get("dependencies") or []:
-            console.print(f"  dependency: {d['name']} {d['from']} -> {d['to']}")
-        for k in c.get("config_keys") or []:
+        for d in c.dependencies:
+            console.print(f"  dependency: {d.name} {d.from_version} -> {d.to_version}")
+        for k in c.config_keys:
             console.print(f"  config key: {k}")
-    rb = doc.get("rollback")
+    rb = doc.rollback
     if rb:
         console.print(f"rollback to {rb.get('to')}: {rb.get('status')} ({rb.get('target')})")
-    console.print(f"report: {doc.get('report')}  (run {doc.get('run_id')})")
+    console.print(f"report: {doc.report}  (run {doc.run_id})")
+
+
+def _value(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def report(
@@ -96,27 +102,23 @@ def report(
 ) -> int:
     """Re-render the report of a run from the journal."""
     from bisector.config import load_config
-    from bisector.report.files import contract_view, render_markdown
+    from bisector.report.files import contract_view, render_markdown, stored_document
     from bisector.store.journal import Journal
 
-    cfg = load_config(repo.resolve(), config)
+    cfg = load_config(repo.resolve(), config)  # where the store is, and its snapshots
     with Journal(repo.resolve() / cfg.snapshots.store) as journal:
-        run_row = journal.run(run_id)
-        if run_row.result is None:
-            from bisector.errors import StoreError
-
-            raise StoreError(f"run {run_id} has not finished", hint="run the same `bisector run` again to resume it")
+        doc = stored_document(journal, run_id, cfg)
         if fmt == "html":
             from bisector.gitrepo import GitRepo
             from bisector.report.html import build_html
 
             with GitRepo(repo.resolve()) as git:
-                sys.stdout.write(build_html(run_row.result, journal=journal, repo=repo.resolve(), cfg=cfg, git=git))
+                sys.stdout.write(build_html(doc, journal=journal, repo=repo.resolve(), cfg=cfg, git=git))
             return 0
     if fmt == "json":
-        emit_json(contract_view(run_row.result))
+        emit_json(contract_view(doc))
     elif fmt == "md":
-        sys.stdout.write(render_markdown(run_row.result))
+        sys.stdout.write(render_markdown(doc))
     else:
         from bisector.errors import BisectorError
 
@@ -147,9 +149,10 @@ def demo(
         RunRequest(good="v2.3.1", bad="v2.4.0", repo=path), ConsoleProgress(console)
     )
     _render_run(console, outcome.document)
-    culprit = outcome.document.get("culprit") or {}
-    if culprit.get("commit") == sample.culprit:
+    culprit = outcome.document.culprit
+    named = culprit.commit if culprit else None
+    if named == sample.culprit:
         console.print(f"demo: bisector named the planted culprit {sample.culprit[:10]}")
         return 0
-    console.print(f"demo: expected the planted culprit {sample.culprit[:10]}, got {culprit.get('commit')}")
+    console.print(f"demo: expected the planted culprit {sample.culprit[:10]}, got {named}")
     return 1

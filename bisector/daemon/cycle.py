@@ -26,6 +26,7 @@ from bisector.config import Alert, Config, load_config
 from bisector.core.types import Commit, Status
 from bisector.daemon import metrics, stop
 from bisector.daemon.policy import roll_back_to
+from bisector.document import RunDocument
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
 from bisector.errors import BisectorError, GitError
 from bisector.gitrepo import GitRepo
@@ -179,26 +180,24 @@ class Cycle:
 
         request = RunRequest(good=last_good.ref, bad=head.sha, repo=self.repo, config=self.config)
         doc = self.seams.bisect(request, progress).document
-        status = Status(doc["status"])
+        status = doc.status
         if status is Status.NOT_REPRODUCED:
             self.state.set_last_good(head.sha, head_label)
-            self.state.set_range(good, bad, "done", run_id=doc.get("run_id"), status=status.value)
-            log.info("daemon.head_fine", head=head_label, run_id=doc.get("run_id"))
+            self.state.set_range(good, bad, "done", run_id=doc.run_id, status=status.value)
+            log.info("daemon.head_fine", head=head_label, run_id=doc.run_id)
             return self.state.range(good, bad) or RangeRow(good, bad, "done", None, None, None, {})
-        culprit = doc.get("culprit") or {}
+        culprit = doc.culprit.commit if doc.culprit else None
         summary = {
             "text": _alert_text(doc, last_good.ref, head_label),
-            "report": doc.get("report"),
+            "report": doc.report,
             "good_ref": last_good.ref,
             "bad_ref": head_label,
         }
         self.state.set_range(
-            good, bad, "bisected", run_id=doc.get("run_id"), status=status.value,
-            culprit=culprit.get("commit"), detail=summary,
+            good, bad, "bisected", run_id=doc.run_id, status=status.value, culprit=culprit, detail=summary,
         )
         log.warning(
-            "daemon.regression", status=status.value, culprit=culprit.get("commit"),
-            run_id=doc.get("run_id"), report=doc.get("report"),
+            "daemon.regression", status=status.value, culprit=culprit, run_id=doc.run_id, report=doc.report,
         )
         row = self.state.range(good, bad)
         assert row is not None
@@ -238,17 +237,17 @@ class Cycle:
         return result
 
 
-def _alert_text(doc: Mapping[str, Any], good: str, bad: str) -> str:
-    metric = doc.get("metric")
-    g, b = (doc.get("good") or {}).get("value"), (doc.get("bad") or {}).get("value")
+def _alert_text(doc: RunDocument, good: str, bad: str) -> str:
+    g = doc.good.value if doc.good else None
+    b = doc.bad.value if doc.bad else None
     values = f" ({g:.3f} → {b:.3f})" if isinstance(g, float) and isinstance(b, float) else ""
-    culprit = doc.get("culprit")
-    if culprit:
-        found = f"culprit {culprit['commit'][:10]} {culprit.get('subject', '')!r}"
+    if doc.culprit:
+        found = f"culprit {doc.culprit.commit[:10]} {doc.culprit.subject!r}"
     else:
-        rng = doc.get("range") or {}
-        found = f"inconclusive, first bad within ({str(rng.get('last_good'))[:10]}, {str(rng.get('first_bad'))[:10]}]"
-    return f"bisector: {metric} regressed between {good} and {bad[:12]}{values}; {found}; report {doc.get('report')}"
+        rng = doc.range
+        last_good, first_bad = (rng.last_good, rng.first_bad) if rng else (None, None)
+        found = f"inconclusive, first bad within ({str(last_good)[:10]}, {str(first_bad)[:10]}]"
+    return f"bisector: {doc.metric} regressed between {good} and {bad[:12]}{values}; {found}; report {doc.report}"
 
 
 def execute(repo: Path, config: Path | None, seams: Seams = Seams()) -> CycleResult:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +21,19 @@ from bisector.core import judge
 from bisector.core.sampling import EndpointUnmeasurable, Sampler
 from bisector.core.search import BisectResult, CoarseFine
 from bisector.core.types import Commit, MetricRule, Status, Verdict
+from bisector.document import (
+    Comparison,
+    Culprit,
+    CulpritCommit,
+    Details,
+    Endpoint,
+    Isolation,
+    Range,
+    RunDocument,
+    RunOptions,
+    Step,
+    Verification,
+)
 from bisector.engine.measure import Measurer
 from bisector.errors import BisectorError
 from bisector.gitrepo import GitRepo
@@ -61,7 +73,7 @@ class RunRequest:
 @dataclass
 class RunOutcome:
     status: Status
-    document: dict[str, Any]
+    document: RunDocument
     report_path: Path | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
 
@@ -232,95 +244,86 @@ def run_bisection(req: RunRequest, progress: Progress = no_progress, parts: Part
             ) as measurer:
                 hunt = _Hunt(cfg, metric_name, metric, measurer, journal, run.id, progress)
                 doc = _hunt(hunt, git, good, bad, req, cfg)
-            doc["run_id"] = run.id
-            doc["measurements"] = journal.trial_count(run.id)
-            doc["wall_s"] = round(time.monotonic() - t0, 2)
+            doc = replace(
+                doc, run_id=run.id, measurements=journal.trial_count(run.id),
+                wall_s=round(time.monotonic() - t0, 2),
+                options=RunOptions(builder=builder_name, all_commits=req.all_commits, jobs=req.jobs), bench_key=bkey,
+            )
             report_dir = req.report_dir or (store / "reports" / run.id)
             from bisector.report.files import write_reports
 
-            doc["report"] = str(write_reports(doc, report_dir))
+            # report.json and the page are written before the path they will have is known.
+            doc = replace(doc, report=str(write_reports(doc, report_dir)))
             from bisector.report.html import write_html_report
 
-            doc["report"] = str(write_html_report(doc, report_dir, journal=journal, repo=repo_path, cfg=cfg, git=git))
-            journal.finish_run(run.id, doc["status"], doc)
-    if req.rollback and doc["status"] == Status.FOUND.value:
-        doc["rollback"] = _roll_back_to_good(repo_path, cfg, req.good, progress)
-    status = Status(doc["status"])
-    return RunOutcome(status=status, document=doc, report_path=Path(doc["report"]), steps=hunt.steps)
+            doc = replace(doc, report=str(write_html_report(doc, report_dir, journal=journal, repo=repo_path,
+                                                            cfg=cfg, git=git)))
+            journal.finish_run(run.id, doc.status.value, doc.to_json())
+    if req.rollback and doc.status is Status.FOUND:
+        doc = replace(doc, rollback=_roll_back_to_good(repo_path, cfg, req.good, progress))
+    return RunOutcome(status=doc.status, document=doc, report_path=Path(str(doc.report)), steps=hunt.steps)
 
 
-def _hunt(hunt: _Hunt, git: GitRepo, good: Commit, bad: Commit, req: RunRequest, cfg: Config) -> dict[str, Any]:
+def _steps(hunt: _Hunt) -> tuple[Step, ...]:
+    return tuple(Step.from_json(s) for s in hunt.steps)
+
+
+def _hunt(hunt: _Hunt, git: GitRepo, good: Commit, bad: Commit, req: RunRequest, cfg: Config) -> RunDocument:
     comp = hunt.reproduce(good, bad)
-    gmed = _median_of(hunt.samples(good))
-    bmed = _median_of(hunt.samples(bad))
-    doc: dict[str, Any] = {
-        "status": Status.NOT_REPRODUCED.value,
-        "metric": hunt.metric_name,
-        "good": {"ref": req.good, "commit": good.sha, "value": gmed},
-        "bad": {"ref": req.bad, "commit": bad.sha, "value": bmed},
-        "culprit": None,
-        "range": None,
-        "steps": hunt.steps,
-        "details": {"reproduction": _comp_dict(comp)},
-    }
+    doc = RunDocument(
+        status=Status.NOT_REPRODUCED, metric=hunt.metric_name,
+        good=Endpoint(req.good, good.sha, _median_of(hunt.samples(good))),
+        bad=Endpoint(req.bad, bad.sha, _median_of(hunt.samples(bad))),
+        details=Details(reproduction=_comparison(comp)),
+    )
     if not comp.reproduced:
-        return doc
+        return replace(doc, steps=_steps(hunt))
     first_parent = not req.all_commits
     commits = [good, *git.commits_between(good.sha, bad.sha, first_parent=first_parent)]
     index = {c.sha: i for i, c in enumerate(commits)}
     tag_idx = sorted({index[t.sha] for t in git.tags_between(good.sha, bad.sha, first_parent=first_parent)})
     found = hunt.bisect(commits, tag_idx)
     last_good, first_bad = commits[found.last_good], commits[found.first_bad]
-    doc["range"] = {
-        "last_good": last_good.sha,
-        "first_bad": first_bad.sha,
-        "untestable": [commits[i].sha for i in found.untestable],
-    }
+    rng = Range(last_good.sha, first_bad.sha, tuple(commits[i].sha for i in found.untestable))
     if not found.found:
-        doc["status"] = Status.INCONCLUSIVE.value
-        doc["details"]["candidates"] = [commits[i].sha for i in range(found.last_good + 1, found.first_bad + 1)]
-        return doc
+        candidates = tuple(commits[i].sha for i in range(found.last_good + 1, found.first_bad + 1))
+        return replace(doc, status=Status.INCONCLUSIVE, range=rng, steps=_steps(hunt),
+                       details=replace(doc.details, candidates=candidates))
     verification = _verify(hunt, last_good, first_bad)
-    doc["status"] = Status.FOUND.value
-    doc["verification"] = verification
-    doc["culprit"] = {
-        "commit": first_bad.sha,
-        "subject": first_bad.subject,
-        "kind": "code",
-        "dependencies": [],
-        "config_keys": [],
-        "effect": verification["relative_effect"],
-        "confidence": verification["confidence"],
-        "verified": verification["verified"],
-    }
-    doc["details"]["culprit_commit"] = {
-        "author": first_bad.author, "date": first_bad.date,
-        "diffstat": git.diffstat(last_good.sha, first_bad.sha),
-        "parent": last_good.sha,
-    }
-    _isolate(hunt, git, last_good, first_bad, doc)  # steps 6-7 inside the culprit (issue 5)
-    return doc
+    culprit = Culprit(
+        commit=first_bad.sha, subject=first_bad.subject, kind="code", effect=verification.relative_effect,
+        confidence=verification.confidence, verified=verification.verified,
+    )
+    details = replace(doc.details, culprit_commit=CulpritCommit(
+        author=first_bad.author, date=first_bad.date, diffstat=git.diffstat(last_good.sha, first_bad.sha),
+        parent=last_good.sha,
+    ))
+    # steps 6-7 inside the culprit (issue 5)
+    isolation, culprit, verification = _isolate(hunt, git, last_good, first_bad, culprit, verification)
+    return replace(doc, status=Status.FOUND, culprit=culprit, range=rng, steps=_steps(hunt), details=details,
+                   verification=verification, isolation=isolation)
 
 
-def _isolate(hunt: _Hunt, git: GitRepo, parent: Commit, culprit: Commit, doc: dict[str, Any]) -> None:
-    """Which package, version or config key of the culprit commit (bisector/isolate.py)."""
+def _isolate(
+    hunt: _Hunt, git: GitRepo, parent: Commit, culprit_commit: Commit, culprit: Culprit, verification: Verification,
+) -> tuple[Isolation, Culprit, Verification]:
+    """Which package, version or config key of the culprit commit (bisector/isolate/)."""
     from bisector.errors import BisectorError
-    from bisector.isolate.run import apply_to_document, isolate_commit
+    from bisector.isolate.run import apply_isolation, isolate_commit
 
     try:
         result = isolate_commit(
             cfg=hunt.cfg, metric_name=hunt.metric_name, metric=hunt.metric, measurer=hunt.measurer,
-            journal=hunt.journal, run_id=hunt.run_id, git=git, parent=parent, culprit=culprit,
+            journal=hunt.journal, run_id=hunt.run_id, git=git, parent=parent, culprit=culprit_commit,
             progress=hunt.progress,
         )
     except (BisectorError, ValueError) as exc:  # the commit-level answer stands; say why not finer
         log.warning("isolation failed", error=str(exc))
-        doc["isolation"] = {"error": str(exc)}
-        return
-    apply_to_document(doc, result)
+        return Isolation.failed(str(exc)), culprit, verification
+    return apply_isolation(result, culprit, verification)
 
 
-def _verify(hunt: _Hunt, parent: Commit, culprit: Commit) -> dict[str, Any]:
+def _verify(hunt: _Hunt, parent: Commit, culprit: Commit) -> Verification:
     """Re-measure the culprit against its parent with fresh, interleaved trials."""
     # 5 vs 5 fresh processes is the smallest design whose exact test can reach p < 0.01.
     n = max(hunt.cfg.benchmark.repeats.min, 5)
@@ -330,26 +333,22 @@ def _verify(hunt: _Hunt, parent: Commit, culprit: Commit) -> dict[str, Any]:
         hunt.measurer.take(culprit)
     ps, cs = hunt.samples(parent)[base_p:], hunt.samples(culprit)[base_c:]
     if len(ps) < 2 or len(cs) < 2:
-        return {"verified": False, "note": "the culprit or its parent could not be re-measured",
-                "confidence": 0.0, "relative_effect": None}
+        return Verification(verified=False, confidence=0.0,
+                            note="the culprit or its parent could not be re-measured")
     comp = judge.compare(ps, cs, hunt.metric)
     verified = comp.reproduced
-    return {
-        **_comp_dict(comp),
-        "verified": verified,
-        "confidence": round(1.0 - comp.p_value, 4),
-        "note": "the regression reappears between parent and culprit in fresh trials"
+    return Verification(
+        verified=verified, confidence=round(1.0 - comp.p_value, 4), comparison=_comparison(comp),
+        note="the regression reappears between parent and culprit in fresh trials"
         if verified else "fresh trials of parent and culprit did not show the regression (unverified)",
-    }
+    )
 
 
-def _comp_dict(comp: judge.Comparison) -> dict[str, Any]:
-    return {
-        "p_value": comp.p_value, "effect": comp.effect,
-        # JSON has no infinities: an interval too wide to bound is null.
-        "ci": [x if math.isfinite(x) else None for x in comp.ci],
-        "relative_effect": comp.relative_effect, "significant": comp.significant, "regressed": comp.regressed,
-    }
+def _comparison(comp: judge.Comparison) -> Comparison:
+    return Comparison.of(
+        p_value=comp.p_value, effect=comp.effect, ci=comp.ci, relative_effect=comp.relative_effect,
+        significant=comp.significant, regressed=comp.regressed,
+    )
 
 
 def _median_of(samples: list[list[float]]) -> float | None:

@@ -13,12 +13,15 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bisector.builders.requirements import read_requirements
 from bisector.config import Config, load_config
 from bisector.core.types import Commit, MetricRule
+from bisector.document import Culprit, Dependency, Verification
+from bisector.document import Isolation as IsolationSection
 from bisector.engine.measure import Measurer
 from bisector.errors import ConfigError
 from bisector.gitrepo import GitRepo
@@ -208,20 +211,35 @@ def isolate_config(
                          progress=progress)
 
 
+def culprit_dependencies(result: Isolation) -> tuple[Dependency, ...]:
+    """The culprit's package changes, each with whether its verification passed."""
+    verified = {v["name"]: v["verified"] for v in result.verification}
+    return tuple(
+        replace(Dependency.from_json(d), verified=bool(verified.get(d["name"], False))) for d in result.dependencies()
+    )
+
+
+def items_verified(result: Isolation) -> bool | None:
+    """Whether every isolated item passed its verification (None: none was checked)."""
+    return all(v["verified"] for v in result.verification) if result.verification else None
+
+
 def culprit_fields(result: Isolation) -> dict[str, Any]:
     """`kind`, `dependencies` and `config_keys` of the contract, each item with `verified`."""
-    verified = {v["name"]: v["verified"] for v in result.verification}
-    deps = [d | {"verified": verified.get(d["name"], False)} for d in result.dependencies()]
     return {
-        "kind": result.kind, "dependencies": deps, "config_keys": result.config_keys(),
-        "items_verified": all(v["verified"] for v in result.verification) if result.verification else None,
+        "kind": result.kind, "dependencies": [d.to_json() for d in culprit_dependencies(result)],
+        "config_keys": result.config_keys(), "items_verified": items_verified(result),
     }
 
 
-def apply_to_document(doc: dict[str, Any], result: Isolation) -> None:
-    """Fold an isolation into the run's document (culprit fields, `isolation`, verification)."""
-    doc["isolation"] = result.to_json()
-    if doc.get("culprit") is not None:
-        doc["culprit"].update(culprit_fields(result))
-    if isinstance(doc.get("verification"), dict):
-        doc["verification"]["items"] = result.verification
+def apply_isolation(
+    result: Isolation, culprit: Culprit, verification: Verification,
+) -> tuple[IsolationSection, Culprit, Verification]:
+    """An isolation as the run document's parts: its section, the culprit with the
+    isolated kind and items, and the verification with the per-item checks."""
+    culprit = replace(
+        culprit, kind=result.kind, dependencies=culprit_dependencies(result),
+        config_keys=tuple(result.config_keys()), isolated=True, items_verified=items_verified(result),
+    )
+    verification = replace(verification, items=tuple(dict(v) for v in result.verification))
+    return IsolationSection.from_json(result.to_json()), culprit, verification

@@ -1,4 +1,4 @@
-"""Reports of a run: the contract's JSON document and a Markdown page, from one dict.
+"""Reports of a run: the contract's JSON document and a Markdown page, from one document.
 
 The pipeline stores the full document in the journal, so `bisector report RUN_ID`
 renders exactly what the run decided, without measuring anything again. Writes are
@@ -7,24 +7,31 @@ atomic (temp file in the target folder, fsync, rename).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bisector.document import Comparison, Endpoint, Range, RunDocument
 from bisector.plumbing.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from bisector.config import Config
+    from bisector.store.journal import Journal
 
 CONTRACT_KEYS = (
     "status", "metric", "good", "bad", "culprit", "range", "steps",
     "measurements", "wall_s", "report",
 )
+EXTRA_KEYS = ("run_id", "verification", "isolation", "details", "rollback", "options", "bench_key")
 
 
-def contract_view(doc: Mapping[str, Any]) -> dict[str, Any]:
+def contract_view(doc: RunDocument) -> dict[str, Any]:
     """The JSON document of DESIGN.md (the stored document has extra detail keys)."""
-    out = {k: doc.get(k) for k in CONTRACT_KEYS}
-    for extra in ("run_id", "verification", "isolation", "details", "rollback"):
-        if extra in doc:
-            out[extra] = doc[extra]
+    data = doc.to_json()
+    out = {k: data.get(k) for k in CONTRACT_KEYS}
+    for extra in EXTRA_KEYS:
+        if extra in data:
+            out[extra] = data[extra]
     return out
 
 
@@ -36,95 +43,121 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
-def render_markdown(doc: Mapping[str, Any]) -> str:
-    metric = doc.get("metric", "?")
-    details: Mapping[str, Any] = doc.get("details") or {}
-    good, bad = doc.get("good") or {}, doc.get("bad") or {}
-    lines = [f"# bisector run {doc.get('run_id', '')}", ""]
+def _endpoint_row(name: str, e: Endpoint | None, shift: str) -> str:
+    ref, commit, value = (None, "", None) if e is None else (e.ref, e.commit, e.value)
+    return f"| {name} | `{ref}` | `{commit[:10]}` | {_fmt(value)} | {shift}|"
+
+
+def render_markdown(doc: RunDocument) -> str:
+    details = doc.details
+    repro = details.reproduction
+    lines = [f"# bisector run {doc.run_id or ''}", ""]
     lines += [
-        f"**Status:** `{doc.get('status')}` · **metric:** `{metric}` · "
-        f"**measurements:** {doc.get('measurements')} · **wall time:** {_fmt(doc.get('wall_s'), 1)} s",
+        f"**Status:** `{doc.status.value}` · **metric:** `{doc.metric}` · "
+        f"**measurements:** {doc.measurements} · **wall time:** {_fmt(doc.wall_s, 1)} s",
         "",
         "## Endpoints",
         "",
         "| endpoint | ref | commit | median | 95% CI of the shift vs good |",
         "| --- | --- | --- | --- | --- |",
-        f"| good | `{good.get('ref')}` | `{str(good.get('commit', ''))[:10]}` | {_fmt(good.get('value'))} | |",
-        f"| bad | `{bad.get('ref')}` | `{str(bad.get('commit', ''))[:10]}` | {_fmt(bad.get('value'))} | "
-        f"{_ci(details.get('reproduction'))} |",
+        _endpoint_row("good", doc.good, ""),
+        _endpoint_row("bad", doc.bad, f"{_ci(repro)} "),
         "",
     ]
-    repro = details.get("reproduction")
     if repro:
         lines += [
-            f"Reproduction: shift {_fmt(repro.get('effect'))} ({_pct(repro.get('relative_effect'))}), "
-            f"p = {_fmt(repro.get('p_value'), 4)}.",
+            f"Reproduction: shift {_fmt(repro.effect)} ({_pct(repro.relative_effect)}), "
+            f"p = {_fmt(repro.p_value, 4)}.",
             "",
         ]
-    culprit = doc.get("culprit")
     lines += ["## Culprit", ""]
-    if culprit:
-        info: Mapping[str, Any] = details.get("culprit_commit") or {}
-        lines += [
-            f"`{culprit['commit'][:10]}` **{culprit.get('subject', '')}** ({culprit.get('kind')})",
-            "",
-            f"- author: {info.get('author', '?')}, date: {info.get('date', '?')}",
-            f"- effect: {_pct(culprit.get('effect'))}, confidence: {_fmt(culprit.get('confidence'), 3)}",
-        ]
-        for dep in culprit.get("dependencies") or []:
-            lines.append(
-                f"- dependency: `{dep['name']}` {dep.get('from')} → {dep.get('to')}"
-                + (f", first bad version {dep['first_bad_version']}" if dep.get("first_bad_version") else "")
-                + ("" if dep.get("verified", True) else " (**unverified**)")
-            )
-        for key in culprit.get("config_keys") or []:
-            lines.append(f"- config key: `{key}`")
-        if info.get("diffstat"):
-            lines += ["", "```", str(info["diffstat"]), "```"]
-    else:
-        rng = doc.get("range") or {}
-        lines.append(
-            "No single culprit. "
-            + (
-                f"Range: last good `{str(rng.get('last_good', ''))[:10]}`, first bad "
-                f"`{str(rng.get('first_bad', ''))[:10]}`, untestable: "
-                + ", ".join(f"`{u[:10]}`" for u in rng.get("untestable") or [])
-                if rng
-                else ""
-            )
-        )
-    verification = doc.get("verification")
+    lines += _culprit_lines(doc) if doc.culprit else _range_lines(doc.range)
+    verification = doc.verification
     if verification:
+        comp = verification.comparison
         lines += [
             "",
             "## Verification",
             "",
-            f"- verified: **{verification.get('verified')}** — {verification.get('note', '')}",
-            f"- culprit vs parent: shift {_fmt(verification.get('effect'))} "
-            f"({_pct(verification.get('relative_effect'))}), p = {_fmt(verification.get('p_value'), 4)}, "
-            f"CI {_ci(verification)}",
+            f"- verified: **{verification.verified}** — {verification.note}",
+            f"- culprit vs parent: shift {_fmt(comp and comp.effect)} "
+            f"({_pct(verification.relative_effect)}), p = {_fmt(comp and comp.p_value, 4)}, "
+            f"CI {_ci(comp)}",
         ]
     from bisector.report.isolation import render_isolation
 
-    lines += render_isolation(doc.get("isolation") or {})
+    lines += render_isolation(doc.isolation)
     lines += ["", "## Steps", "", "| # | phase | commit | verdict | trials | median |", "| --- | --- | --- | --- | --- | --- |"]
-    for i, step in enumerate(doc.get("steps") or [], 1):
+    for i, step in enumerate(doc.steps, 1):
         lines.append(
-            f"| {i} | {step.get('phase', '')} | `{str(step.get('commit', ''))[:10]}` | {step.get('verdict')} | "
-            f"{step.get('samples')} | {_fmt(step.get('median'))} |"
+            f"| {i} | {step.phase} | `{step.commit[:10]}` | {step.verdict.value} | "
+            f"{step.samples} | {_fmt(step.median)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _culprit_lines(doc: RunDocument) -> list[str]:
+    culprit = doc.culprit
+    assert culprit is not None
+    info = doc.details.culprit_commit
+    lines = [
+        f"`{culprit.commit[:10]}` **{culprit.subject}** ({culprit.kind})",
+        "",
+        f"- author: {info.author if info else '?'}, date: {info.date if info else '?'}",
+        f"- effect: {_pct(culprit.effect)}, confidence: {_fmt(culprit.confidence, 3)}",
+    ]
+    for dep in culprit.dependencies:
+        lines.append(
+            f"- dependency: `{dep.name}` {dep.from_version} → {dep.to_version}"
+            + (f", first bad version {dep.first_bad_version}" if dep.first_bad_version else "")
+            + ("" if dep.verified is not False else " (**unverified**)")
+        )
+    for key in culprit.config_keys:
+        lines.append(f"- config key: `{key}`")
+    if info and info.diffstat:
+        lines += ["", "```", info.diffstat, "```"]
+    return lines
+
+
+def _range_lines(rng: Range | None) -> list[str]:
+    if rng is None:
+        return ["No single culprit. "]
+    return [
+        "No single culprit. "
+        f"Range: last good `{rng.last_good[:10]}`, first bad `{rng.first_bad[:10]}`, untestable: "
+        + ", ".join(f"`{u[:10]}`" for u in rng.untestable)
+    ]
 
 
 def _pct(value: Any) -> str:
     return "–" if value is None else f"{value * 100:+.1f}%"
 
 
-def _ci(comp: Any) -> str:
-    if not comp or not comp.get("ci"):
+def _ci(comp: Comparison | None) -> str:
+    if comp is None or not comp.ci:
         return ""
-    low, high = (("–" if v is None else f"{v:.2f}") for v in comp["ci"])
+    low, high = (("–" if v is None else f"{v:.2f}") for v in comp.ci)
     return f"[{low}, {high}]"
+
+
+def stored_document(journal: Journal, run_id: str, cfg: Config) -> RunDocument:
+    """A finished run's document, read back from the journal.
+
+    Documents stored before the options and the benchmark key travelled inside take them
+    from the journal (the run's row; the key of its trials), and a run without trials of
+    its own from the current config, as those versions did.
+    """
+    row = journal.run(run_id)
+    if row.result is None:
+        from bisector.errors import StoreError
+
+        raise StoreError(f"run {run_id} has not finished", hint="run the same `bisector run` again to resume it")
+    doc = RunDocument.from_json(row.result, options=row.options)
+    if doc.bench_key is None:
+        from bisector.engine.pipeline import bench_key
+
+        doc = replace(doc, bench_key=journal.run_bench_key(run_id) or bench_key(cfg))
+    return doc
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -133,7 +166,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def write_reports(doc: Mapping[str, Any], report_dir: Path) -> Path:
+def write_reports(doc: RunDocument, report_dir: Path) -> Path:
     """Write report.md and report.json into `report_dir`; returns the Markdown path."""
     import json
 

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 
 from bisector.config import Config
+from bisector.document import RunDocument
 from bisector.errors import BisectorError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
@@ -66,17 +67,20 @@ def _gpu_of(journal: Journal, sha: str, bench_key: str) -> Mapping[str, Any] | N
 
 
 def collect(
-    doc: Mapping[str, Any], journal: Journal, bench_key: str, git: GitRepo | None,
-    diff: Mapping[str, Any] | None = None,
+    doc: RunDocument, journal: Journal, git: GitRepo | None, diff: Mapping[str, Any] | None = None,
 ) -> ReportData:
-    """Read the samples of the range, endpoints, culprit and parent (nothing is measured)."""
-    metric = str(doc.get("metric"))
-    good = str((doc.get("good") or {}).get("commit", ""))
-    bad = str((doc.get("bad") or {}).get("commit", ""))
-    verdicts = {s["commit"]: s["verdict"] for s in doc.get("steps") or []}
+    """Read the samples of the range, endpoints, culprit and parent (nothing is measured).
+
+    The benchmark key and the walk (first-parent or `--all-commits`) are the run's own,
+    from the document: the current config may have changed since the run.
+    """
+    metric, bench_key = doc.metric, doc.bench_key or ""
+    good = doc.good.commit if doc.good else ""
+    bad = doc.bad.commit if doc.bad else ""
+    verdicts = {s.commit: s.verdict.value for s in doc.steps}
     order: list[tuple[str, str]] = [(good, "good")]
     if git is not None and good and bad:
-        first_parent = not (doc.get("options") or {}).get("all_commits", False)
+        first_parent = not (doc.options is not None and doc.options.all_commits)
         try:
             order += [(c.sha, c.short) for c in git.commits_between(good, bad, first_parent=first_parent)]
         except BisectorError as exc:
@@ -88,12 +92,12 @@ def collect(
         RangePoint(i, label, verdicts.get(sha), _process_medians(_samples(journal, sha, bench_key, metric)))
         for i, (sha, label) in enumerate(order)
     )
-    culprit = (doc.get("culprit") or {}).get("commit")
+    culprit = doc.culprit.commit if doc.culprit else None
     culprit_index = next((i for i, (sha, _) in enumerate(order) if sha == culprit), None)
     roles: dict[str, str] = {"good": good}
-    parent = ((doc.get("details") or {}).get("culprit_commit") or {}).get("parent")
+    info = doc.details.culprit_commit
     if culprit:
-        roles.update({"parent": str(parent or ""), "culprit": str(culprit)})
+        roles.update({"parent": info.parent if info else "", "culprit": culprit})
     roles["bad"] = bad
     groups = {
         role: tuple(x for s in _samples(journal, sha, bench_key, metric) for x in s)
@@ -107,14 +111,14 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def render_html(doc: Mapping[str, Any], data: ReportData) -> str:
+def render_html(doc: RunDocument, data: ReportData) -> str:
     """The page, as one string (offline: no scripts, fonts or images from anywhere)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_TEMPLATE.parent)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    metric = str(doc.get("metric"))
+    metric = doc.metric
     images = []
     if any(p.medians for p in data.points):
         images.append(("Metric across the candidate range", _data_uri(range_plot(data.points, metric, data.culprit_index))))
@@ -122,7 +126,7 @@ def render_html(doc: Mapping[str, Any], data: ReportData) -> str:
         images.append(("Distributions", _data_uri(distribution_plot(data.groups, metric))))
     return env.get_template(_TEMPLATE.name).render(
         doc=contract_view(doc),
-        details=doc.get("details") or {},
+        details=doc.details.to_json(),
         images=images,
         diff=data.diff,
         gpu=data.gpu,
@@ -130,27 +134,27 @@ def render_html(doc: Mapping[str, Any], data: ReportData) -> str:
     )
 
 
-def snapshot_diff(repo: Path, cfg: Config, doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def snapshot_diff(repo: Path, cfg: Config, doc: RunDocument) -> Mapping[str, Any] | None:
     """The endpoints' snapshot diff, or None when the snapshots cannot be read."""
     try:
         from snapshots import api as snap_api
 
-        good, bad = doc["good"]["commit"], doc["bad"]["commit"]
-        return snap_api.diff(repo, cfg, good, bad).to_json()
+        if doc.good is None or doc.bad is None:
+            raise KeyError("the document has no endpoints")
+        return snap_api.diff(repo, cfg, doc.good.commit, doc.bad.commit).to_json()
     except (BisectorError, ImportError, KeyError, TypeError) as exc:
         log.warning("report: no snapshot diff", error=str(exc))
         return None
 
 
-def build_html(doc: Mapping[str, Any], *, journal: Journal, repo: Path, cfg: Config, git: GitRepo | None) -> str:
-    from bisector.engine.pipeline import bench_key
-
-    data = collect(doc, journal, bench_key(cfg), git, snapshot_diff(repo, cfg, doc))
+def build_html(doc: RunDocument, *, journal: Journal, repo: Path, cfg: Config, git: GitRepo | None) -> str:
+    """The page of `doc`; `cfg` only locates the snapshot store (for the endpoints' diff)."""
+    data = collect(doc, journal, git, snapshot_diff(repo, cfg, doc))
     return render_html(doc, data)
 
 
 def write_html_report(
-    doc: Mapping[str, Any], report_dir: Path, *, journal: Journal, repo: Path, cfg: Config,
+    doc: RunDocument, report_dir: Path, *, journal: Journal, repo: Path, cfg: Config,
     git: GitRepo | None = None,
 ) -> Path:
     """Write `report_dir/report.html` atomically; returns its path."""

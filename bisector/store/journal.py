@@ -219,6 +219,11 @@ class Journal:
         ).fetchall()
         return [_trial(r) for r in rows]
 
+    def run_bench_key(self, run_id: str) -> str | None:
+        """The benchmark key of a run's own trials (None: it took none)."""
+        row = self._db.execute("SELECT bench_key FROM trials WHERE run_id=? ORDER BY id LIMIT 1", (run_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     def trial_count(self, run_id: str) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM trials WHERE run_id=?", (run_id,)).fetchone()[0])
 

@@ -1,0 +1,220 @@
+"""The run document and its top-level parts: endpoints, range, steps, details, options."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bisector.core.types import Status, Verdict
+from bisector.document._json import Json, maps, opt_float, strs
+from bisector.document.findings import (
+    Comparison,
+    Culprit,
+    Isolation,
+    Verification,
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One end of the range: the ref the user gave, its commit, its median."""
+
+    ref: str
+    commit: str
+    value: float | None
+
+    def to_json(self) -> Json:
+        return {"ref": self.ref, "commit": self.commit, "value": self.value}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Endpoint:
+        return cls(str(data.get("ref") or ""), str(data.get("commit") or ""), opt_float(data.get("value")))
+
+
+@dataclass(frozen=True)
+class Range:
+    """Where the first bad commit lies: (last_good, first_bad], and the commits skipped."""
+
+    last_good: str
+    first_bad: str
+    untestable: tuple[str, ...] = ()
+
+    def to_json(self) -> Json:
+        return {"last_good": self.last_good, "first_bad": self.first_bad, "untestable": list(self.untestable)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Range:
+        return cls(str(data.get("last_good") or ""), str(data.get("first_bad") or ""), strs(data.get("untestable")))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One verdict of the search, in the order it was decided."""
+
+    commit: str
+    verdict: Verdict
+    samples: int
+    median: float | None
+    phase: str
+
+    def to_json(self) -> Json:
+        return {
+            "commit": self.commit, "verdict": self.verdict.value, "samples": self.samples,
+            "median": self.median, "phase": self.phase,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Step:
+        return cls(
+            str(data.get("commit") or ""), Verdict(data.get("verdict", Verdict.UNCLEAR.value)),
+            int(data.get("samples") or 0), opt_float(data.get("median")), str(data.get("phase") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class CulpritCommit:
+    """Git facts of the culprit commit (`details.culprit_commit`)."""
+
+    author: str
+    date: str
+    diffstat: str
+    parent: str
+
+    def to_json(self) -> Json:
+        return {"author": self.author, "date": self.date, "diffstat": self.diffstat, "parent": self.parent}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CulpritCommit:
+        return cls(*(str(data.get(k) or "") for k in ("author", "date", "diffstat", "parent")))
+
+
+@dataclass(frozen=True)
+class Details:
+    """The document's `details`: the reproduction and what the outcome rests on."""
+
+    reproduction: Comparison | None = None
+    candidates: tuple[str, ...] | None = None  # inconclusive: the commits the first bad may be
+    culprit_commit: CulpritCommit | None = None
+    notes: tuple[str, ...] | None = None  # standalone isolation documents
+
+    def to_json(self) -> Json:
+        out: Json = {}
+        if self.reproduction is not None:
+            out["reproduction"] = self.reproduction.to_json()
+        if self.candidates is not None:
+            out["candidates"] = list(self.candidates)
+        if self.culprit_commit is not None:
+            out["culprit_commit"] = self.culprit_commit.to_json()
+        if self.notes is not None:
+            out["notes"] = list(self.notes)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Details:
+        repro, info = data.get("reproduction"), data.get("culprit_commit")
+        return cls(
+            Comparison.from_json(repro) if isinstance(repro, Mapping) else None,
+            strs(data["candidates"]) if "candidates" in data else None,
+            CulpritCommit.from_json(info) if isinstance(info, Mapping) else None,
+            strs(data["notes"]) if "notes" in data else None,
+        )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options the run was started with (those that change what it measured or walked)."""
+
+    builder: str | None = None
+    all_commits: bool = False  # walk into merged branches (else first-parent)
+    jobs: int | None = None
+
+    def to_json(self) -> Json:
+        return {"builder": self.builder, "all_commits": self.all_commits, "jobs": self.jobs}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunOptions:
+        jobs = data.get("jobs")
+        return cls(data.get("builder"), bool(data.get("all_commits")), None if jobs is None else int(jobs))
+
+
+@dataclass(frozen=True)
+class RunDocument:
+    """The whole outcome of one `bisector run`."""
+
+    status: Status
+    metric: str
+    good: Endpoint | None
+    bad: Endpoint | None
+    culprit: Culprit | None = None
+    range: Range | None = None
+    steps: tuple[Step, ...] = ()
+    details: Details = field(default_factory=Details)
+    verification: Verification | None = None
+    isolation: Isolation | None = None
+    run_id: str | None = None
+    measurements: int | None = None
+    wall_s: float | None = None
+    report: str | None = None  # the HTML report's path
+    rollback: Mapping[str, Any] | None = None  # `run --rollback`'s result (rollback package)
+    options: RunOptions | None = None  # None: stored by a version that did not record them
+    bench_key: str | None = None  # the benchmark's key its trials are journaled under
+
+    def to_json(self) -> Json:
+        out: Json = {
+            "status": self.status.value, "metric": self.metric,
+            "good": None if self.good is None else self.good.to_json(),
+            "bad": None if self.bad is None else self.bad.to_json(),
+            "culprit": None if self.culprit is None else self.culprit.to_json(),
+            "range": None if self.range is None else self.range.to_json(),
+            "steps": [s.to_json() for s in self.steps],
+            "details": self.details.to_json(),
+        }
+        if self.verification is not None:
+            out["verification"] = self.verification.to_json()
+        if self.isolation is not None:
+            out["isolation"] = self.isolation.to_json()
+        out |= {"run_id": self.run_id, "measurements": self.measurements, "wall_s": self.wall_s,
+                "report": self.report}
+        if self.rollback is not None:
+            out["rollback"] = dict(self.rollback)
+        if self.options is not None:
+            out["options"] = self.options.to_json()
+        if self.bench_key is not None:
+            out["bench_key"] = self.bench_key
+        return out
+
+    @classmethod
+    def from_json(
+        cls, data: Mapping[str, Any], *, options: Mapping[str, Any] | None = None, bench_key: str | None = None,
+    ) -> RunDocument:
+        """Read a stored document; `options` and `bench_key` stand in where it has none
+        (documents stored before they travelled inside)."""
+
+        def part(key: str) -> Mapping[str, Any] | None:
+            value = data.get(key)
+            return value if isinstance(value, Mapping) else None
+
+        good, bad, culprit, rng = part("good"), part("bad"), part("culprit"), part("range")
+        verification, isolation, rollback = part("verification"), part("isolation"), part("rollback")
+        stored_options = part("options") or options
+        measurements, wall_s = data.get("measurements"), data.get("wall_s")
+        return cls(
+            status=Status(data.get("status", Status.NOT_REPRODUCED.value)),
+            metric=str(data.get("metric") or ""),
+            good=None if good is None else Endpoint.from_json(good),
+            bad=None if bad is None else Endpoint.from_json(bad),
+            culprit=None if culprit is None else Culprit.from_json(culprit),
+            range=None if rng is None else Range.from_json(rng),
+            steps=tuple(Step.from_json(s) for s in maps(data.get("steps"))),
+            details=Details.from_json(part("details") or {}),
+            verification=None if verification is None else Verification.from_json(verification),
+            isolation=None if isolation is None else Isolation.from_json(isolation),
+            run_id=None if data.get("run_id") is None else str(data["run_id"]),
+            measurements=None if measurements is None else int(measurements),
+            wall_s=opt_float(wall_s),
+            report=None if data.get("report") is None else str(data["report"]),
+            rollback=None if rollback is None else dict(rollback),
+            options=None if stored_options is None else RunOptions.from_json(stored_options),
+            bench_key=str(data.get("bench_key") or bench_key or "") or None,
+        )
