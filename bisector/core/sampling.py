@@ -22,12 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from bisector.core import judge
 from bisector.core.types import Commit, MetricRule, TrialBudget, Verdict
 from bisector.errors import BisectorError
-from bisector.ports import Probe, Progress, TrialResult, TrialStarted, no_progress
+from bisector.ports import TrialStarted, no_progress
+
+if TYPE_CHECKING:
+    from bisector.ports import Probe, Progress, TrialResult
 
 Side = Literal["good", "bad"]
 
