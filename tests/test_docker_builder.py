@@ -89,7 +89,7 @@ def test_timeout_kills_and_removes_the_container(tiny: tuple[EnvBuilder, BuiltEn
     _, built, store = tiny
     result = _trial(built, store, "sleep.py", timeout_s=2)
     assert result.status is TrialStatus.FAILED and result.timed_out
-    assert result.duration_s < 30
+    assert result.duration_s < 120 / 4  # ended by the kill, long before sleep.py's 120 s
     assert bisector_containers() == []
 
 
