@@ -50,7 +50,7 @@ def _git(root: Path, *args: str, when: int = 0) -> str:
     env = {**os.environ, "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.org",
            "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.org",
            "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date, "GIT_CONFIG_NOSYSTEM": "1"}
-    return subprocess.run(["git", "-C", str(root), *args], env=env, check=True,  # noqa: S603
+    return subprocess.run(["git", "-C", str(root), *args], env=env, check=True,
                           capture_output=True, text=True).stdout.strip()
 
 

@@ -119,7 +119,7 @@ def _forked(fn: object) -> int:
         code = 0
         try:
             fn()  # type: ignore[operator]
-        except BaseException:  # noqa: BLE001 - the child must never return into pytest
+        except BaseException:  # the child must never return into pytest
             code = 1
         os._exit(code)
     _, status = os.waitpid(pid, 0)
