@@ -102,6 +102,7 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, A
     return result, ref
 
 
+@pytest.mark.slow
 @needs_torch
 def test_protocol_line_has_latency_percentiles_throughput_and_metadata(
     reference_run: tuple[dict[str, Any], Path],
@@ -139,6 +140,7 @@ def test_protocol_line_has_latency_percentiles_throughput_and_metadata(
     assert ref.is_file()
 
 
+@pytest.mark.slow
 @needs_torch
 def test_reference_round_trip_agrees_and_tokenizer_counts_tokens(
     reference_run: tuple[dict[str, Any], Path], tmp_path: Path
@@ -178,6 +180,7 @@ def test_reference_round_trip_agrees_and_tokenizer_counts_tokens(
     assert result["tokens_per_input"] == 3.0  # (2 + 4) / 2
 
 
+@pytest.mark.slow
 @needs_torch
 def test_pad_to_8_makes_batch_of_one_slower(tmp_path: Path) -> None:
     """Over-padding a batch of one to 8 rows is measurably slower on CPU (options from a config file)."""
@@ -247,6 +250,7 @@ def tokenizer():
 """
 
 
+@pytest.mark.slow
 @needs_torch
 def test_factory_of_a_serving_repo_shows_its_planted_over_padding(tmp_path: Path) -> None:
     """A `module:function` factory whose own batcher pads to the target batch size is slower at BS=1."""

@@ -117,7 +117,11 @@ class Harness:
         return {**{k: v[0] for k, v in result.metrics.items()}, **result.meta}
 
 
-@pytest.fixture(params=sorted(BUILDERS))
+# Marks of builders whose tests need a service or take long (docker builds images).
+MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {"docker": (pytest.mark.docker, pytest.mark.slow)}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=MARKS.get(name, ())) for name in sorted(BUILDERS)])
 def builder_name(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name

@@ -14,6 +14,8 @@ from bisector.engine.pipeline import RunRequest, run_bisection
 from bisector.testing.sample import SampleSpec, build_sample_repo
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.slow  # the reports are of a whole bisection of a sample repo
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -175,6 +175,7 @@ def test_staging_errors_leave_live_set_untouched(demo: Demo, code: int) -> None:
     assert len([p for p in sets.iterdir()]) == 1  # only the live generation
 
 
+@pytest.mark.slow
 def test_readers_never_see_a_mix(demo: Demo) -> None:
     """A reader resolving the live path once per read always sees one whole tag's set."""
     _apply(demo, "v2.3.1")

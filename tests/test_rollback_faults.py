@@ -126,6 +126,7 @@ def _forked(fn: object) -> int:
     return os.WTERMSIG(status) if os.WIFSIGNALED(status) else -os.WEXITSTATUS(status)
 
 
+@pytest.mark.slow
 def test_sigkill_at_hundreds_of_random_points(demo: Demo, sets: dict[str, ConfigSet]) -> None:
     """Killing a rollback after a random number of steps never leaves a mixed or partial set."""
     rng = random.Random(20260101)
@@ -168,6 +169,7 @@ def test_sigkill_at_hundreds_of_random_points(demo: Demo, sets: dict[str, Config
     assert outcomes == 300 and killed > 250
 
 
+@pytest.mark.slow
 def test_sigkill_from_outside_after_random_delays(demo: Demo, sets: dict[str, ConfigSet]) -> None:
     """SIGKILL sent by another process at a random instant never leaves a mixed set."""
     rng = random.Random(7)
