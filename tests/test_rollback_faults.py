@@ -63,6 +63,7 @@ def _check_recovered(target: Path) -> dict[str, str]:
     return live
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "point, check",
     [

@@ -67,6 +67,7 @@ def demo(tmp_path: Path) -> Demo:
     return d
 
 
+@pytest.mark.slow
 def test_failing_health_check_restores_alerts_once_and_pauses(demo: Demo, hook: Hook) -> None:
     """A failing check puts the previous set back, posts one alert and pauses until resume."""
     demo.write_config(
