@@ -89,7 +89,7 @@ def test_timeout_kills_and_removes_the_container(tiny: tuple[EnvBuilder, BuiltEn
     _, built, store = tiny
     result = _trial(built, store, "sleep.py", timeout_s=2)
     assert result.status is TrialStatus.FAILED and result.timed_out
-    assert result.duration_s < 30
+    assert result.duration_s < 120 / 4  # ended by the kill, long before sleep.py's 120 s
     assert bisector_containers() == []
 
 
@@ -179,7 +179,7 @@ def test_docker_bisection_names_the_dependency_culprit_and_shares_images(
     assert result["culprit"]["commit"] in (sample.culprit, sample.culprit_first_parent)
 
     measured = {sample.commits[0], sample.commits[-1], *(s["commit"] for s in result["steps"])}
-    pins = {subprocess.run(["git", "-C", str(sample.path), "show", f"{sha}:requirements.txt"],  # noqa: S603, S607
+    pins = {subprocess.run(["git", "-C", str(sample.path), "show", f"{sha}:requirements.txt"],
                            check=True, capture_output=True, text=True).stdout for sha in measured}
     # Commits that share pins share one image (isolation then builds its own states' images).
     with sqlite3.connect(sample.path / ".bisector" / "journal.sqlite") as db:

@@ -68,14 +68,14 @@ def _commit_all(root: Path, message: str) -> None:
            "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.org",
            "GIT_AUTHOR_DATE": "2024-01-01T00:00:00+00:00", "GIT_COMMITTER_DATE": "2024-01-01T00:00:00+00:00"}
     for args in (["add", "-A"], ["commit", "-q", "-m", message]):
-        subprocess.run(["git", "-C", str(root), *args], env=env, check=True, capture_output=True)  # noqa: S603
+        subprocess.run(["git", "-C", str(root), *args], env=env, check=True, capture_output=True)
 
 
 def test_install_runs_per_commit_into_the_shared_environment(tmp_path: Path) -> None:
     """`install` runs in each candidate's checkout with the env's python, once per commit."""
     root = tmp_path / "repo"
     root.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)  # noqa: S603, S607
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
     git = GitRepo(root)
     commits = []
     for value in (1, 2):
@@ -127,7 +127,7 @@ def test_lock_file_is_installed_as_its_exact_pins(tmp_path: Path) -> None:
         make_wheel(wheels, "fastpad", version, {"fastpad/__init__.py": f"V = {version!r}\n"}, [])
     root = tmp_path / "repo"
     root.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)  # noqa: S603, S607
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
     git = GitRepo(root)
     (root / "uv.lock").write_text(UV_LOCK.format(version="1.0.0"))
     _commit_all(root, "lock")
@@ -148,7 +148,7 @@ def test_jobs_sets_how_many_environments_build_in_parallel(tmp_path: Path) -> No
 
     root = tmp_path / "repo"
     root.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)  # noqa: S603, S607
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
     git = GitRepo(root)
     env = Environment(builder="venv", requirements=["requirements.txt"], no_index=True)
     builder = make_builder("venv", vcs=git, environment=env, store=tmp_path / "store", jobs=3)
@@ -179,7 +179,7 @@ def test_pyproject_dependencies_and_configured_extras_are_installed(tmp_path: Pa
     make_wheel(wheels, "tokenkit", "2.1.0", {"tokenkit/__init__.py": "V = 2\n"}, [])
     root = tmp_path / "repo"
     root.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)  # noqa: S603, S607
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
     git = GitRepo(root)
     (root / "pyproject.toml").write_text(PYPROJECT)
     _commit_all(root, "pyproject")
