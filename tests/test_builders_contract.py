@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bisector.builders import BUILDERS, EnvBuilder, make_builder
+from bisector.builders.base import EnvBuilder
+from bisector.builders.registry import BUILDERS, make_builder
 from bisector.config import Benchmark, DockerOptions, Environment
 from bisector.core.types import Commit
 from bisector.engine.checkouts import Checkouts, is_clean_checkout_of

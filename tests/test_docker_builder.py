@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bisector.builders import make_builder
 from bisector.builders.base import BuiltEnv, EnvBuilder
+from bisector.builders.registry import make_builder
 from bisector.config import DockerOptions, Environment
 from bisector.engine.checkouts import Checkouts
 from bisector.engine.runner import TrialRunner, TrialStatus

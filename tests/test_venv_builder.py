@@ -144,7 +144,7 @@ def test_lock_file_is_installed_as_its_exact_pins(tmp_path: Path) -> None:
 
 def test_jobs_sets_how_many_environments_build_in_parallel(tmp_path: Path) -> None:
     """`run --jobs N` reaches the builder as its number of background build workers."""
-    from bisector.builders import make_builder
+    from bisector.builders.registry import make_builder
 
     root = tmp_path / "repo"
     root.mkdir()
