@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bisector.plumbing.yamlkeys import diff_flat, flatten
+
 AUTHOR = ("Sample Dev", "dev@example.org")
 _TEMPLATE = Path(__file__).with_name("sample_repo")
 RELEASES = ("v2.3.0", "v2.3.1", "v2.3.2", "v2.3.3", "v2.4.0")
@@ -140,17 +142,6 @@ def _yaml(tree: Mapping[str, Any], indent: int = 0) -> str:
             text = {True: "true", False: "false"}.get(value, value) if isinstance(value, bool) else value
             lines.append(f"{pad}{key}: {text}")
     return "\n".join(lines) + "\n"
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, path + "."))
-        else:
-            out[path] = value
-    return out
 
 
 def _pair_overhead(spec: SampleSpec) -> str:
@@ -424,9 +415,7 @@ def expected_diff(repo: SampleRepo, a: str, b: str) -> dict[str, Any]:
     keys: list[tuple[str, str]] = []
     for file in ("configs/serving.yaml", "configs/model.yaml"):
         fa, fb = sa[file], sb[file]
-        for key in sorted(set(fa) | set(fb)):
-            if fa.get(key, _MISSING) != fb.get(key, _MISSING):
-                keys.append((file, key))
+        keys.extend((file, d.key) for d in diff_flat(fa, fb))
     packages = {
         name: (sa["requirements"].get(name), sb["requirements"].get(name))
         for name in sorted(set(sa["requirements"]) | set(sb["requirements"]))
@@ -434,5 +423,3 @@ def expected_diff(repo: SampleRepo, a: str, b: str) -> dict[str, Any]:
     }
     return {"config_keys": keys, "packages": packages}
 
-
-_MISSING = object()
