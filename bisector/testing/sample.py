@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bisector.plumbing.yamlkeys import diff_flat, flatten
 from bisector.testing import gitutil
 
 AUTHOR = ("Sample Dev", "dev@example.org")
@@ -144,17 +145,6 @@ def _yaml(tree: Mapping[str, Any], indent: int = 0) -> str:
             text = {True: "true", False: "false"}.get(value, value) if isinstance(value, bool) else value
             lines.append(f"{pad}{key}: {text}")
     return "\n".join(lines) + "\n"
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, path + "."))
-        else:
-            out[path] = value
-    return out
 
 
 def _pair_overhead(spec: SampleSpec) -> str:
@@ -383,9 +373,7 @@ def expected_diff(repo: SampleRepo, a: str, b: str) -> dict[str, Any]:
     keys: list[tuple[str, str]] = []
     for file in ("configs/serving.yaml", "configs/model.yaml"):
         fa, fb = sa[file], sb[file]
-        for key in sorted(set(fa) | set(fb)):
-            if fa.get(key, _MISSING) != fb.get(key, _MISSING):
-                keys.append((file, key))
+        keys.extend((file, d.key) for d in diff_flat(fa, fb))
     packages = {
         name: (sa["requirements"].get(name), sb["requirements"].get(name))
         for name in sorted(set(sa["requirements"]) | set(sb["requirements"]))
@@ -393,5 +381,3 @@ def expected_diff(repo: SampleRepo, a: str, b: str) -> dict[str, Any]:
     }
     return {"config_keys": keys, "packages": packages}
 
-
-_MISSING = object()
