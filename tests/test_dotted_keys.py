@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from bisector.isolate.run import isolate_files
+from bisector.testing import gitutil
 from bisector.testing.sample import SampleRepo
-from tests.rollback_support import Demo, git, run_cli
+from tests.rollback_support import Demo, run_cli
 
 SERVING = "configs/serving.yaml"
 SPEC: dict[str, Any] = {"n_commits": 8, "culprit": 5, "builder": "venv", "repeats": (3, 8), "noise": 0.03}
@@ -30,12 +31,10 @@ def _named_by_snapshots_and_rollback(base: Path, good: bytes, bad: bytes) -> tup
     """The keys `snapshot diff` and `rollback --dry-run` name between two tags holding the files."""
     repo = base / "cfgrepo"
     (repo / "configs").mkdir(parents=True)
-    git(repo, "init", "-q")
-    for clock, (tag, data) in enumerate((("v1", good), ("v2", bad)), start=1):
+    gitutil.make_repo(repo)
+    for tag, data in (("v1", good), ("v2", bad)):
         (repo / SERVING).write_bytes(data)
-        git(repo, "add", "-A", clock=clock)
-        git(repo, "commit", "-q", "-m", tag, clock=clock)
-        git(repo, "tag", tag, clock=clock)
+        gitutil.commit_all(repo, tag, tag=tag)
     Demo(repo, base / "srv" / "configs").write_config()
     diff = run_cli("snapshot", "diff", "v1", "v2", "--repo", str(repo), "--json", cwd=repo)
     assert diff.returncode == 0, diff.stderr
