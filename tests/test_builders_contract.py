@@ -19,9 +19,10 @@ from bisector.builders.registry import BUILDERS, make_builder
 from bisector.config import Benchmark, DockerOptions, Environment
 from bisector.core.types import Commit
 from bisector.engine.checkouts import Checkouts, is_clean_checkout_of
-from bisector.engine.runner import TrialRunner, TrialStatus
+from bisector.engine.runner import TrialRunner
 from bisector.errors import BuildError
 from bisector.gitrepo import GitRepo
+from bisector.ports import TrialStatus
 from bisector.testing.gitutil import commit, make_repo
 from bisector.testing.wheels import make_wheel
 from tests.docker_support import BASE_IMAGE, docker_or_skip

@@ -20,9 +20,10 @@ from bisector.builders.base import BuiltEnv, EnvBuilder
 from bisector.builders.registry import make_builder
 from bisector.config import DockerOptions, Environment
 from bisector.engine.checkouts import Checkouts
-from bisector.engine.runner import TrialRunner, TrialStatus
+from bisector.engine.runner import TrialRunner
 from bisector.errors import DockerError
 from bisector.gitrepo import GitRepo
+from bisector.ports import TrialStatus
 from bisector.testing import gitutil
 from bisector.testing.sample import SampleSpec, build_sample_repo
 from tests.docker_support import BASE_IMAGE, bisector_containers, docker_or_skip

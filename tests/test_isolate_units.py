@@ -16,7 +16,8 @@ from bisector.isolate.changes import (
     render_files,
     versions_between,
 )
-from bisector.isolate.plan import Check, Expect, State, isolate
+from bisector.isolate.plan import State, isolate
+from bisector.ports import Check, Expect
 
 REQ = "requirements.txt"
 OLD_REQ = b"# pins\nfastpad==1.0.0\nquickjson==1.0.0\ntracelite==0.4.0\n"

@@ -23,10 +23,11 @@ from bisector.core.types import Commit
 from bisector.engine import envrecord
 from bisector.engine.checkouts import Checkouts
 from bisector.engine.overlay import OverlayVcs
-from bisector.engine.runner import TrialRunner, TrialStatus
+from bisector.engine.runner import TrialRunner
 from bisector.errors import BuildError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
+from bisector.ports import TrialStatus
 from bisector.store.journal import Journal, TrialRow
 
 log = get_logger("bisector.measure")

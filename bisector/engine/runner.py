@@ -21,24 +21,23 @@ through it instead of `run_trial`; the outcome is classified the same way (`clas
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bisector.builders.base import BuiltEnv, TrialLauncher
 from bisector.config import Benchmark
 from bisector.log import get_logger
 from bisector.plumbing.proc import (
     DEFAULT_GRACE_S as DEFAULT_GRACE_S,  # re-exported for the builders
 )
 from bisector.plumbing.proc import run_in_group
+from bisector.ports import BuiltEnv, TrialLauncher, TrialResult, TrialStatus
 
 log = get_logger(__name__)
 
@@ -46,31 +45,6 @@ SKIP_EXIT_CODE = 125
 _TRIAL_FILE = re.compile(r"^trial-(\d+)\.(?:out|err)$")
 
 
-class TrialStatus(enum.Enum):
-    OK = "ok"
-    SKIP = "skip"  # untestable: exit 125, or failed twice
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class TrialResult:
-    """What one benchmark process produced; logs stay on disk at the given paths."""
-
-    status: TrialStatus
-    metrics: dict[str, tuple[float, ...]]
-    meta: dict[str, Any]
-    exit_code: int | None  # None when killed on timeout; negative: killed by that signal
-    duration_s: float
-    stdout_path: Path
-    stderr_path: Path
-    reason: str = ""  # why it is not OK, for logs and reports
-    timed_out: bool = False
-    attempts: int = 1
-    earlier: tuple[TrialResult, ...] = field(default=())  # failed attempts before this one
-
-    @property
-    def ok(self) -> bool:
-        return self.status is TrialStatus.OK
 
 
 def _as_number(value: object) -> float | None:
