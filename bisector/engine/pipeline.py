@@ -49,6 +49,7 @@ from bisector.ports import (
     no_progress,
 )
 from bisector.store.journal import Journal
+from bisector.store.runlock import RunLock
 
 log = get_logger("bisector.run")
 
@@ -227,7 +228,7 @@ def run_bisection(req: RunRequest, progress: Progress = no_progress, parts: Part
         _snapshot_endpoints(repo_path, cfg, git, (req.good, req.bad), progress)
         bkey = bench_key(cfg)
         key = _run_key(good, bad, metric_name, builder_name, req.all_commits, bkey)
-        with parts.open_journal(store) as journal:
+        with RunLock(store), parts.open_journal(store) as journal:  # one run per store at a time
             run, resumed = journal.open_run(
                 key=key, good_ref=req.good, bad_ref=req.bad, good_sha=good.sha, bad_sha=bad.sha,
                 metric=metric_name,
