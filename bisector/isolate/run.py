@@ -32,6 +32,7 @@ from bisector.isolate.states import MeasuredStates, Side, local_versions
 from bisector.log import get_logger
 from bisector.ports import PhaseStarted, Progress, RangeNarrowed, no_progress
 from bisector.store.journal import Journal
+from bisector.store.runlock import RunLock
 from snapshots.configs import match_globs
 
 log = get_logger("bisector.isolate.plan")
@@ -120,7 +121,7 @@ def isolate_files(
         store = repo_path / cfg.snapshots.store
         digest = hashlib.sha256(repr((sorted(good.items()), sorted(bad.items()))).encode()).hexdigest()
         bkey = bench_key(cfg)
-        with Journal(store) as journal:
+        with RunLock(store), Journal(store) as journal:  # one run per store at a time
             run, _ = journal.open_run(
                 key=f"isolate:{what}:{head.sha}:{digest}:{metric_name}:{bkey}", good_ref=f"{what}:good",
                 bad_ref=f"{what}:bad", good_sha=head.sha, bad_sha=head.sha, metric=metric_name,
