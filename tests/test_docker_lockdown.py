@@ -26,7 +26,7 @@ from bisector.errors import DockerError
 from bisector.gitrepo import GitRepo
 from bisector.ports import TrialStatus
 from bisector.testing import gitutil
-from tests.docker_support import BASE_IMAGE, bisector_containers, docker_or_skip
+from tests.docker_support import BASE_IMAGE, docker_or_skip
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -76,7 +76,9 @@ def test_a_trial_runs_unprivileged(built: tuple[BuiltEnv, Path]) -> None:
     assert meta["_no_new_privs"] == "1"
     assert meta["_pids_max"] == str(PIDS_LIMIT)
     assert meta["_home_writable"] is True  # HOME is the tmpfs /tmp
-    assert bisector_containers() == []
+    session = env.launcher.options.labels  # type: ignore[union-attr]  # this builder's containers only
+    left = docker_or_skip().containers.list(all=True, filters={"label": [f"{k}={v}" for k, v in session.items()]})
+    assert left == []
 
 
 class _NoPullClient(docker.DockerClient):
