@@ -7,6 +7,7 @@ in a config that silently does nothing is worse than a refusal.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -170,8 +172,26 @@ class Snapshots(_Strict):
     store: str = ".bisector"
 
 
+def check_rollback_target(value: str | None) -> str | None:
+    """Refuse a `rollback.target` that names the repository or a folder above it.
+
+    A rollback replaces the target with a symlink: `''` or `.` (relative paths are taken
+    from the repository) would replace the repository itself, `.git` included. This is
+    the check on the text; the rollback checks again, resolved, before touching
+    anything (the store, symlinks, files and devices: `rollback/target.py`).
+    """
+    if value is None:
+        return None
+    if not value.strip():
+        raise ValueError("must not be empty (it would replace the repository itself)")
+    norm = os.path.normpath(value)
+    if norm == "/" or all(part in (".", "..") for part in norm.split("/")):
+        raise ValueError(f"{value!r} is the repository or a folder above it; name the live config folder")
+    return value
+
+
 class Rollback(_Strict):
-    target: str | None = None
+    target: Annotated[str | None, AfterValidator(check_rollback_target)] = None
     strategy: Literal["atomic"] = "atomic"
     timeout: Duration = 30.0
     on_failure: Literal["alert_and_pause", "keep"] = "alert_and_pause"

@@ -362,12 +362,10 @@ def _median_of(samples: list[list[float]]) -> float | None:
 def _roll_back_to_good(repo_path: Path, cfg: Config, good_ref: str, progress: Progress) -> dict[str, Any]:
     """`run --rollback`: put the good endpoint's configs back (the rollback package's rules:
     atomic, drift-checked, health-checked, alert-and-pause on failure)."""
-    from rollback.entry import rollback_from_config
+    from rollback.entry import rollback_after_run
 
     progress(RollingBack(good_ref))
-    result = rollback_from_config(repo_path, cfg, good_ref)
-    assert result is not None  # no confirmation callback: never declined
-    return result.to_json()
+    return rollback_after_run(repo_path, cfg, good_ref)  # refused while paused
 
 
 def _snapshot_endpoints(
