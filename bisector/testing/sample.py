@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from bisector.plumbing.yamlkeys import diff_flat, flatten
 from bisector.testing import gitutil
+from bisector.testing.wheels import make_wheel
 
 AUTHOR = ("Sample Dev", "dev@example.org")
 _TEMPLATE = Path(__file__).with_name("sample_repo")
@@ -228,7 +229,6 @@ def _bisector_yaml(spec: SampleSpec, root: Path, wheelhouse: Path | None) -> str
 
 def _fastpad_wheels(wheelhouse: Path, slowdown: float) -> None:
     """fastpad 1.0.0 .. 1.3.0; 1.2.0 is the first slow one (for version bisection)."""
-    from bisector.testing.wheels import make_wheel
 
     for version, overhead in (("1.0.0", 1.0), ("1.1.0", 1.0), ("1.2.0", 1.0 + slowdown), ("1.3.0", 1.0 + slowdown)):
         make_wheel(wheelhouse, "fastpad", version, {"fastpad/__init__.py": f"OVERHEAD = {overhead!r}\n"}, [])
