@@ -7,7 +7,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bisector.core.hunt import HuntResult, hunt
-from bisector.core.types import Commit, Direction, MetricRule, Status, Threshold, TrialBudget, Verdict
+from bisector.core.types import (
+    Commit,
+    Direction,
+    MetricRule,
+    Status,
+    Threshold,
+    TrialBudget,
+    Verdict,
+)
 from bisector.ports import PhaseStarted, ProgressEvent, Warned
 
 METRIC = "latency_ms"
