@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from bisector.core.judge import CLASSIFY_ALPHA, smallest_workable_repeats
 from bisector.core.types import Direction, MetricRule, Threshold, TrialBudget
 from bisector.errors import ConfigError
 
@@ -99,6 +100,13 @@ class Repeats(_Strict):
     def _ordered(self) -> Repeats:
         if self.max < self.min:
             raise ValueError("repeats.max must be >= repeats.min")
+        # n vs n trials whose exact test cannot go below the judge's alpha never give a verdict
+        workable = smallest_workable_repeats(CLASSIFY_ALPHA)
+        if self.max < workable:
+            raise ValueError(
+                f"repeats.max {self.max} is too small for any verdict at the judge's alpha {CLASSIFY_ALPHA}: "
+                f"the smallest workable value is {workable}"
+            )
         return self
 
     def budget(self) -> TrialBudget:

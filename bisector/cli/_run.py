@@ -10,7 +10,7 @@ import typer
 
 from bisector.cli._common import ConfigOpt, JsonOpt, RepoOpt, emit_json, stderr_console
 from bisector.core.types import Status
-from bisector.document import RunDocument
+from bisector.document import Culprit, RunDocument
 
 
 def run(
@@ -70,24 +70,38 @@ def _render_run(console: Any, doc: RunDocument) -> None:
     elif doc.status is Status.INCONCLUSIVE:
         rng = doc.range
         assert rng is not None
+        unclear = "" if rng.unclear is None else f", unclear: {', '.join(u[:10] for u in rng.unclear) or 'none'}"
         console.print(
             f"inconclusive: first bad is in ({rng.last_good[:10]}, {rng.first_bad[:10]}], "
-            f"untestable: {', '.join(u[:10] for u in rng.untestable) or 'none'} (exit 4)"
+            f"untestable: {', '.join(u[:10] for u in rng.untestable) or 'none'}{unclear} (exit 4)"
         )
-    elif (c := doc.culprit) is not None:
-        verified = "" if c.verified else " [UNVERIFIED]"
-        console.print(
-            f"culprit: {c.commit[:10]} {c.subject!r} ({c.kind}, effect "
-            f"{(c.effect or 0) * 100:+.1f}%, confidence {c.confidence:.3f}){verified}"
-        )
-        for d in c.dependencies:
-            console.print(f"  dependency: {d.name} {d.from_version} -> {d.to_version}")
-        for k in c.config_keys:
-            console.print(f"  config key: {k}")
+        for c in doc.culprits or ():
+            _render_culprit(console, c, "verified step")
+        if (s := doc.suspect) is not None:
+            _render_culprit(console, s, "suspect")
+            if s.note:
+                console.print(f"  {s.note}")
+    elif doc.culprit is not None:
+        # every regression step of the range, by commit order; the largest is `culprit`
+        for c in doc.culprits or (doc.culprit,):
+            _render_culprit(console, c, "culprit")
     rb = doc.rollback
     if rb:
         console.print(f"rollback to {rb.get('to')}: {rb.get('status')} ({rb.get('target')})")
     console.print(f"report: {doc.report}  (run {doc.run_id})")
+
+
+def _render_culprit(console: Any, c: Culprit, label: str) -> None:
+    verified = "" if c.verified else " [UNVERIFIED]"
+    share = "" if c.share is None else f", share {c.share * 100:.0f}%"
+    console.print(
+        f"{label}: {c.commit[:10]} {c.subject!r} ({c.kind}, effect "
+        f"{(c.effect or 0) * 100:+.1f}%{share}, confidence {c.confidence:.3f}){verified}"
+    )
+    for d in c.dependencies:
+        console.print(f"  dependency: {d.name} {d.from_version} -> {d.to_version}")
+    for k in c.config_keys:
+        console.print(f"  config key: {k}")
 
 
 def _value(value: float | None) -> str:

@@ -89,9 +89,12 @@ class Sampler:
         self.probe.take(commit)
 
     def missing_reason(self, trials: Sequence[TrialSamples]) -> str:
+        return f"{self._printed_but_not(trials)} ({len(trials)} trials)"
+
+    def _printed_but_not(self, trials: Sequence[TrialSamples]) -> str:
+        """`the benchmark printed latency, p50 but not latency_ms` (the words of issue 12)."""
         printed = printed_metrics(trials)
-        said = f"they printed {', '.join(printed)}" if printed else "they printed no metric"
-        return f"no trial printed the metric {self.metric!r} ({len(trials)} trials; {said})"
+        return f"the benchmark printed {', '.join(printed) or 'no metric'} but not {self.metric}"
 
     def settle_endpoints(self, good: Commit, bad: Commit, phase: str = "reproduce") -> judge.Comparison:
         """Measure both endpoints, interleaved, until their difference is settled.
@@ -127,15 +130,14 @@ class Sampler:
                     self._take(commit, phase, len(trials) + 1)
 
     def _no_metric(self, side: Side, commit: Commit, trials: Sequence[TrialSamples]) -> EndpointUnmeasurable:
-        printed = printed_metrics(trials)
         have = len(samples_of(trials, self.metric))
-        what = (f"only {have} of its {len(trials)} trials printed the metric {self.metric!r}" if have
-                else f"none of its {len(trials)} trials printed the metric {self.metric!r}")
+        message = (f"the {side} endpoint {commit.short} cannot be compared: only {have} of its "
+                   f"{len(trials)} trials printed the metric {self.metric}" if have
+                   else self._printed_but_not(trials))
         return EndpointUnmeasurable(
-            f"the {side} endpoint {commit.short} cannot be compared: {what} "
-            f"(the benchmark printed: {', '.join(printed) or 'no metric'})",
-            side=side, commit=commit, untestable=False,
-            hint="set --metric or `metrics:` in bisector.yaml to a metric the benchmark prints",
+            message, side=side, commit=commit, untestable=False,
+            hint=f"at the {side} endpoint {commit.short}: set --metric or `metrics:` in bisector.yaml "
+                 "to a metric the benchmark prints",
         )
 
     def decide(self, commit: Commit, good: Commit, bad: Commit, phase: str) -> Decision:

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bisector.document import Comparison, Endpoint, Range, RunDocument
+from bisector.document import Comparison, Culprit, Endpoint, Range, RunDocument
 from bisector.plumbing.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -19,16 +19,18 @@ if TYPE_CHECKING:
     from bisector.store.journal import Journal
 
 CONTRACT_KEYS = (
-    "status", "metric", "good", "bad", "culprit", "range", "steps",
+    "status", "metric", "good", "bad", "culprit", "culprits", "suspect", "range", "noise", "steps",
     "measurements", "wall_s", "report",
 )
+NEWER_KEYS = ("culprits", "suspect", "noise")
 EXTRA_KEYS = ("run_id", "verification", "isolation", "details", "rollback", "options", "bench_key")
 
 
 def contract_view(doc: RunDocument) -> dict[str, Any]:
     """The JSON document of DESIGN.md (the stored document has extra detail keys)."""
     data = doc.to_json()
-    out = {k: data.get(k) for k in CONTRACT_KEYS}
+    # `culprits`, `suspect` and `noise` are absent from documents stored before them
+    out = {k: data.get(k) for k in CONTRACT_KEYS if k in data or k not in NEWER_KEYS}
     for extra in EXTRA_KEYS:
         if extra in data:
             out[extra] = data[extra]
@@ -72,6 +74,9 @@ def render_markdown(doc: RunDocument) -> str:
         ]
     lines += ["## Culprit", ""]
     lines += _culprit_lines(doc) if doc.culprit else _range_lines(doc.range)
+    lines += _steps_found_lines(doc)
+    lines += _suspect_lines(doc.suspect)
+    lines += _noise_lines(doc)
     verification = doc.verification
     if verification:
         comp = verification.comparison
@@ -122,11 +127,48 @@ def _culprit_lines(doc: RunDocument) -> list[str]:
 def _range_lines(rng: Range | None) -> list[str]:
     if rng is None:
         return ["No single culprit. "]
+    unclear = "" if rng.unclear is None else ", unclear: " + (", ".join(f"`{u[:10]}`" for u in rng.unclear) or "none")
     return [
         "No single culprit. "
         f"Range: last good `{rng.last_good[:10]}`, first bad `{rng.first_bad[:10]}`, untestable: "
-        + ", ".join(f"`{u[:10]}`" for u in rng.untestable)
+        + ", ".join(f"`{u[:10]}`" for u in rng.untestable) + unclear
     ]
+
+
+def _steps_found_lines(doc: RunDocument) -> list[str]:
+    """Every verified regression step, when there is more than the one above."""
+    found = doc.culprits or ()
+    if len(found) < 2 and (not found or doc.culprit is not None):
+        return []
+    lines = ["", "### Every regression step of the range", "", "| commit | subject | kind | effect | share |",
+             "| --- | --- | --- | --- | --- |"]
+    for c in found:
+        share = "–" if c.share is None else f"{c.share * 100:.0f}%"
+        lines.append(f"| `{c.commit[:10]}` | {c.subject} | {c.kind} | {_pct(c.effect)} | {share} |")
+    return lines
+
+
+def _suspect_lines(suspect: Culprit | None) -> list[str]:
+    if suspect is None:
+        return []
+    evidence = suspect.evidence
+    return [
+        "", "### Suspect (**unverified**)", "",
+        f"`{suspect.commit[:10]}` **{suspect.subject}**: effect {_pct(suspect.effect)} against its parent in fresh "
+        f"trials, p = {_fmt(evidence and evidence.p_value, 4)}. {suspect.note or ''}".rstrip(),
+    ]
+
+
+def _noise_lines(doc: RunDocument) -> list[str]:
+    noise = doc.noise
+    if noise is None:
+        return []
+    lines = ["", "### Noise", "",
+             f"Between-process spread {noise.between_process_cv * 100:.1f}%, within-process "
+             f"{noise.within_process_cv * 100:.1f}%, drift of the endpoints {noise.endpoint_drift * 100:.1f}%."]
+    if noise.warning:
+        lines += ["", f"**Warning:** {noise.warning}"]
+    return lines
 
 
 def _pct(value: Any) -> str:

@@ -60,6 +60,8 @@ class SampleSpec:
     effect_flag: str = ""  # a file path; while it holds "off" the benchmark reports the good cost
     deps_file: Literal["requirements", "pyproject"] = "requirements"  # where the pins are declared:
     # requirements.txt, or pyproject.toml's [project].dependencies (with comments, one per line)
+    second_step: int = 0  # a second code regression at this commit index (0: none), after `culprit`
+    second_slowdown: float = 0.15  # relative to the latency after the first step
 
 
 @dataclass
@@ -71,6 +73,7 @@ class SampleRepo:
     culprit: str = ""  # the commit that introduced the regression (may sit in a branch)
     culprit_first_parent: str = ""  # the first-parent commit that brought it to main
     culprit_subject: str = ""
+    second_culprit: str = ""  # with SampleSpec.second_step: the commit of the second step
     untestable: list[str] = field(default_factory=list)
     wheelhouse: Path | None = None
     states: dict[str, dict[str, Any]] = field(default_factory=dict)  # tag -> file model
@@ -162,9 +165,13 @@ def _pair_overhead(spec: SampleSpec) -> str:
     )
 
 
-def _infer_py(spec: SampleSpec, *, pad_code: bool, untestable: bool) -> str:
+def _infer_py(spec: SampleSpec, *, pad_code: bool, untestable: bool, second: bool = False) -> str:
     per_item = spec.slowdown * spec.base_ms / (7.0 - spec.slowdown)
     base = spec.base_ms - per_item
+    # the second step (SampleSpec.second_step): a fixed cost on top of the padded request
+    extra = spec.second_slowdown * (base + per_item * 8) if second else 0.0
+    extra_line = f"EXTRA_MS = {extra!r}\n" if spec.second_step else ""
+    extra_add = " + EXTRA_MS" if spec.second_step else ""
     pad_line = (
         "    padded = max(batch_size, cfg['batching']['target_batch'])  # pad to the target batch\n"
         if pad_code
@@ -175,7 +182,7 @@ def _infer_py(spec: SampleSpec, *, pad_code: bool, untestable: bool) -> str:
         "import time\n\n"
         f"UNTESTABLE = {untestable}\n"
         f"BASE_MS = {base!r}\n"
-        f"PER_ITEM_MS = {per_item!r}\n\n\n"
+        f"PER_ITEM_MS = {per_item!r}\n" + extra_line + "\n\n"
         "def _package_overhead():\n"
         "    try:\n"
         "        import fastpad\n"
@@ -186,7 +193,7 @@ def _infer_py(spec: SampleSpec, *, pad_code: bool, untestable: bool) -> str:
         + pad_line
         + "    if cfg['batching'].get('pad_to_target'):\n"
         "        padded = max(padded, cfg['batching']['target_batch'])\n"
-        "    return (BASE_MS + PER_ITEM_MS * padded) * _package_overhead()\n\n\n"
+        f"    return (BASE_MS + PER_ITEM_MS * padded) * _package_overhead(){extra_add}\n\n\n"
         "def run(batch_size, cfg):\n"
         "    end = time.perf_counter() + request_cost_ms(batch_size, cfg) / 1000.0\n"
         "    x = 0\n"
@@ -272,7 +279,8 @@ def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo
         else:
             (path / "requirements.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(reqs.items())))
         (path / "serving/infer.py").write_text(
-            _infer_py(spec, pad_code=bool(state["pad_code"]), untestable=bool(state["untestable"]))
+            _infer_py(spec, pad_code=bool(state["pad_code"]), untestable=bool(state["untestable"]),
+                      second=bool(state.get("second")))
         )
 
     shutil.copytree(_TEMPLATE, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
@@ -297,6 +305,9 @@ def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo
         elif state["untestable"]:
             state["untestable"] = False
             subject = f"Fix kernel build ({i})"
+        if spec.second_step and i == spec.second_step:
+            state["second"] = True
+            subject = "Tokenize every request twice for the audit log"
         if culprit_here and spec.kind == "code":
             state["pad_code"] = True
             subject = "Pad requests to the target batch size for dynamic batching"
@@ -331,6 +342,8 @@ def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo
             if culprit_here:
                 repo.culprit = sha
         repo.commits.append(sha)
+        if spec.second_step and i == spec.second_step:
+            repo.second_culprit = sha
         if culprit_here:
             repo.culprit_first_parent = sha
             repo.culprit_subject = subject
