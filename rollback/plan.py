@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from bisector.plumbing.yamlload import safe_load
+
 _YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -69,7 +71,7 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def _load(data: bytes) -> tuple[dict[str, Any] | None, bool]:
     try:
-        return flatten(yaml.safe_load(data)), True
+        return flatten(safe_load(data)), True
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
         return None, False
 

@@ -106,6 +106,9 @@ def config_check(repo: RepoOpt = Path("."), config: ConfigOpt = None) -> int:
     """Validate bisector.yaml."""
     from bisector.config import find_config, load_config
 
-    load_config(repo, config)
-    stderr_console().print(f"{find_config(repo, config)}: ok")
+    cfg = load_config(repo, config, warn=False)
+    console = stderr_console()
+    for warning in cfg.warnings():
+        console.print(f"warning: {warning}")
+    console.print(f"{find_config(repo, config)}: ok")
     return 0
