@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bisector.config import Config, parse_config
@@ -42,6 +42,8 @@ def _parses_or_refuses(text: str) -> None:
 
 @settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(DOCS)
+@example({"timeout": 10**401})
+@example({"timeout": float("nan"), "command": [""], "env": {"A=B": "\x00"}, "threshold": float("nan")})
 def test_any_yaml_document_is_a_config_or_a_config_error(doc: object) -> None:
     """Any YAML document, alone or merged into a valid config, parses to a Config or raises ConfigError only."""
     _parses_or_refuses(yaml.safe_dump(doc))
