@@ -62,7 +62,7 @@ class _StderrLogger:
 
 
 class _StderrLoggerFactory:
-    def __call__(self, *args: Any) -> _StderrLogger:
+    def __call__(self, *_args: Any) -> _StderrLogger:
         return _StderrLogger()
 
 

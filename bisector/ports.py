@@ -13,18 +13,17 @@ code; the adapter types it names are imported for type checking only.
 
 from __future__ import annotations
 
+import enum
+import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 from bisector.core.types import Commit, Tag, Verdict
 
-if TYPE_CHECKING:
-    from bisector.builders.base import BuiltEnv
-    from bisector.engine import runner
-    from bisector.isolate.plan import Check, Expect, State
+StateT = TypeVar("StateT", contravariant=True)
 
 
 # -- the repository ---------------------------------------------------------------------
@@ -74,6 +73,88 @@ class Vcs(Protocol):
 # -- environments and trials ------------------------------------------------------------
 
 
+# Benchmark argv[0] spellings that mean "the environment's interpreter".
+PYTHON_NAMES = frozenset({"python", "python3"})
+
+
+@dataclass(frozen=True)
+class RuntimeFacts:
+    """Facts about the interpreter an environment runs (the snapshot's runtime part)."""
+
+    python_version: str  # e.g. "3.11.7"
+    implementation: str  # e.g. "cpython"
+    platform: str  # e.g. "Linux-6.5.0-x86_64-with-glibc2.35"
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "python_version": self.python_version,
+            "implementation": self.implementation,
+            "platform": self.platform,
+        }
+
+
+@dataclass(frozen=True)
+class BuiltEnv:
+    """An environment ready to run one candidate's benchmark."""
+
+    env_key: str
+    python: Path  # the interpreter that `python` in the benchmark argv means
+    checkout: Path  # the benchmark's cwd
+    env: Mapping[str, str] = field(default_factory=dict)  # set on top of the caller's environment
+    packages: tuple[tuple[str, str], ...] = ()  # resolved (name, version), sorted by name
+    runtime: RuntimeFacts | None = None
+    build_log: Path | None = None
+    #: None: trials are host processes. Set (docker): trials run through it, and `environ`
+    #: starts from an empty environment instead of the host's.
+    launcher: TrialLauncher | None = None
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        """The benchmark argv with a leading `python`/`python3` bound to this env's interpreter."""
+        if argv and argv[0] in PYTHON_NAMES:
+            return [str(self.python), *argv[1:]]
+        return list(argv)
+
+    def environ(self, *extra: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """`base` (default: os.environ, or nothing with a launcher), then this env's variables,
+        then each of `extra`."""
+        if base is None:
+            base = {} if self.launcher is not None else os.environ
+        merged = dict(base)
+        merged.update(self.env)
+        for layer in extra:
+            merged.update(layer)
+        return merged
+
+
+class TrialStatus(enum.Enum):
+    OK = "ok"
+    SKIP = "skip"  # untestable: exit 125, or failed twice
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What one benchmark process produced; logs stay on disk at the given paths."""
+
+    status: TrialStatus
+    metrics: dict[str, tuple[float, ...]]
+    meta: dict[str, Any]
+    exit_code: int | None  # None when killed on timeout; negative: killed by that signal
+    duration_s: float
+    stdout_path: Path
+    stderr_path: Path
+    reason: str = ""  # why it is not OK, for logs and reports
+    timed_out: bool = False
+    attempts: int = 1
+    earlier: tuple[TrialResult, ...] = field(default=())  # failed attempts before this one
+
+    @property
+    def ok(self) -> bool:
+        return self.status is TrialStatus.OK
+
+
+
+
 class TrialLauncher(Protocol):
     """Runs one trial somewhere other than a host process (`runner.run_trial`'s signature).
 
@@ -84,7 +165,7 @@ class TrialLauncher(Protocol):
     def __call__(
         self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout_s: float,
         stdout_path: Path, stderr_path: Path, grace_s: float,
-    ) -> runner.TrialResult: ...
+    ) -> TrialResult: ...
 
 
 @runtime_checkable
@@ -134,10 +215,10 @@ class EnvBuilder(Protocol):
         ...
 
 
-class TrialResult(Protocol):
+class TrialSamples(Protocol):
     """One finished trial, as the sampling loop reads it.
 
-    The journal's `TrialRow` and the runner's `TrialResult` both have this shape. `metrics`
+    The journal's `TrialRow` and `TrialResult` both have this shape. `metrics`
     holds every metric the benchmark printed, so a trial that succeeded without the
     configured one still counts as a trial (and says what it printed instead).
     """
@@ -156,7 +237,7 @@ class Probe(Protocol):
         """Run one more trial of `commit`; it is recorded before this returns."""
         ...
 
-    def trials(self, commit: Commit) -> Sequence[TrialResult]:
+    def trials(self, commit: Commit) -> Sequence[TrialSamples]:
         """Every recorded trial of `commit`, in the order taken (the samples, by process)."""
         ...
 
@@ -165,14 +246,39 @@ class Probe(Protocol):
         ...
 
 
-class StateProbe(Protocol):
+Expect = Literal["recovered", "regressed"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verification comparison: `state` against a reference, in fresh trials."""
+
+    state: str
+    expect: Expect
+    passed: bool
+    relative_effect: float | None
+    effect: float | None
+    p_value: float | None
+    samples: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state, "expect": self.expect, "passed": self.passed,
+            "effect": self.effect, "relative_effect": self.relative_effect,
+            "p_value": self.p_value,
+            "confidence": None if self.p_value is None else round(1.0 - self.p_value, 4),
+            "samples": self.samples,
+        }
+
+
+class StateProbe(Protocol[StateT]):
     """Measures isolation states against the parent (good) and the culprit (bad)."""
 
-    def verdict(self, state: State, phase: str) -> Verdict:
+    def verdict(self, state: StateT, phase: str) -> Verdict:
         """GOOD / BAD / UNCLEAR against the references; SKIP when it cannot be built."""
         ...
 
-    def verify(self, state: State, expect: Expect) -> Check:
+    def verify(self, state: StateT, expect: Expect) -> Check:
         """Fresh trials of `state` and of the reference (culprit for `recovered`, parent
         for `regressed`); passed when the expected significant change is there."""
         ...

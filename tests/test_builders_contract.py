@@ -7,8 +7,6 @@ missing.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,13 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from bisector.builders import BUILDERS, EnvBuilder, make_builder
+from bisector.builders.base import EnvBuilder
+from bisector.builders.registry import BUILDERS, make_builder
 from bisector.config import Benchmark, DockerOptions, Environment
 from bisector.core.types import Commit
 from bisector.engine.checkouts import Checkouts, is_clean_checkout_of
-from bisector.engine.runner import TrialRunner, TrialStatus
+from bisector.engine.runner import TrialRunner
 from bisector.errors import BuildError
 from bisector.gitrepo import GitRepo
+from bisector.ports import TrialStatus
+from bisector.testing.gitutil import commit, make_repo
 from bisector.testing.wheels import make_wheel
 from tests.docker_support import BASE_IMAGE, docker_or_skip
 
@@ -45,24 +46,13 @@ class Repo:
     commits: dict[str, Commit]  # same1, same2 (same pins), other (new pins), broken (no such package)
 
 
-def _git(root: Path, *args: str, when: int = 0) -> str:
-    date = f"2024-01-01T00:00:{when:02d}+00:00"
-    env = {**os.environ, "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.org",
-           "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.org",
-           "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date, "GIT_CONFIG_NOSYSTEM": "1"}
-    return subprocess.run(["git", "-C", str(root), *args], env=env, check=True,
-                          capture_output=True, text=True).stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     base = tmp_path_factory.mktemp("contract")
     wheelhouse = base / "wheels"
     for version in ("1.0", "2.0"):
         make_wheel(wheelhouse, "demo", version, {"demo/__init__.py": f"V = {version!r}\n"}, [])
-    root = base / "repo"
-    root.mkdir()
-    _git(root, "init", "-q", "-b", "main")
+    root = make_repo(base / "repo")
     steps = {
         "same1": ("demo==1.0\n", "VALUE = 1\n"),
         "same2": ("# pinned\nDemo == 1.0   # same pin, other spelling\n\n", "VALUE = 2\n"),
@@ -71,12 +61,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     }
     commits: dict[str, Commit] = {}
     gitrepo = GitRepo(root)
-    for i, (name, (reqs, code)) in enumerate(steps.items()):
-        (root / "requirements.txt").write_text(reqs)
-        (root / "app.py").write_text(code)
-        (root / "bench.py").write_text(BENCH)
-        _git(root, "add", "-A")
-        _git(root, "commit", "-q", "-m", name, when=i)
+    for name, (reqs, code) in steps.items():
+        commit(root, {"requirements.txt": reqs, "app.py": code, "bench.py": BENCH}, name)
         commits[name] = gitrepo.resolve("HEAD")
     gitrepo.close()
     return Repo(root, wheelhouse, commits)

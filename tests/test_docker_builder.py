@@ -16,16 +16,17 @@ from typing import Any
 import pytest
 import yaml
 
-from bisector.builders import make_builder
 from bisector.builders.base import BuiltEnv, EnvBuilder
+from bisector.builders.registry import make_builder
 from bisector.config import DockerOptions, Environment
 from bisector.engine.checkouts import Checkouts
-from bisector.engine.runner import TrialRunner, TrialStatus
+from bisector.engine.runner import TrialRunner
 from bisector.errors import DockerError
 from bisector.gitrepo import GitRepo
+from bisector.ports import TrialStatus
+from bisector.testing import gitutil
 from bisector.testing.sample import SampleSpec, build_sample_repo
 from tests.docker_support import BASE_IMAGE, bisector_containers, docker_or_skip
-from tests.test_builders_contract import _git
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -41,13 +42,8 @@ BENCHES = {
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EnvBuilder, BuiltEnv, Path]]:
     """A built environment (no requirements) for a one-commit repository with three benches."""
     docker_or_skip()
-    root = tmp_path_factory.mktemp("tiny") / "repo"
-    root.mkdir()
-    _git(root, "init", "-q", "-b", "main")
-    for name, text in BENCHES.items():
-        (root / name).write_text(text)
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "benches")
+    root = gitutil.make_repo(tmp_path_factory.mktemp("tiny") / "repo")
+    gitutil.commit(root, BENCHES, "benches")
     git = GitRepo(root)
     store = root.parent / "store"
     environment = Environment(builder="docker", docker=DockerOptions(base_image=BASE_IMAGE))
@@ -130,12 +126,8 @@ def test_unreachable_daemon_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
 def test_missing_base_image_without_registry_is_a_clear_error(tmp_path: Path) -> None:
     """A base image that is neither local nor pullable stops the run with a DockerError."""
     docker_or_skip()
-    root = tmp_path / "repo"
-    root.mkdir()
-    _git(root, "init", "-q", "-b", "main")
-    (root / "ok.py").write_text(BENCHES["ok.py"])
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "one")
+    root = gitutil.make_repo(tmp_path / "repo")
+    gitutil.commit(root, {"ok.py": BENCHES["ok.py"]}, "one")
     git = GitRepo(root)
     environment = Environment(builder="docker", docker=DockerOptions(base_image="bisector-no-such-base:0"))
     builder = make_builder("docker", vcs=git, environment=environment, store=tmp_path / "store")
@@ -255,21 +247,14 @@ print(json.dumps({"value": tinypkg.VALUE, "_file": tinypkg.__file__, "_installed
 
 def _install_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """Commits `one`, `two` (VALUE 1, 2; no requirements, so one env key) and `broken`."""
-    root = tmp_path / "repo"
-    (root / "_build").mkdir(parents=True)
-    (root / "src" / "tinypkg").mkdir(parents=True)
-    _git(root, "init", "-q", "-b", "main")
-    (root / "_build" / "tinybackend.py").write_text(BACKEND)
-    (root / "pyproject.toml").write_text(PYPROJECT)
-    (root / "bench.py").write_text(INSTALL_BENCH)
+    root = gitutil.make_repo(tmp_path / "repo")
+    files = {"_build/tinybackend.py": BACKEND, "pyproject.toml": PYPROJECT, "bench.py": INSTALL_BENCH}
     shas: dict[str, str] = {}
     for i, name in enumerate(("one", "two", "broken")):
-        (root / "src" / "tinypkg" / "__init__.py").write_text(f"VALUE = {i + 1}\n")
+        files["src/tinypkg/__init__.py"] = f"VALUE = {i + 1}\n"
         if name == "broken":
-            (root / "BROKEN").write_text("")
-        _git(root, "add", "-A")
-        _git(root, "commit", "-q", "-m", name, when=i)
-        shas[name] = _git(root, "rev-parse", "HEAD")
+            files["BROKEN"] = ""
+        shas[name] = gitutil.commit(root, files, name)
     return root, shas
 
 

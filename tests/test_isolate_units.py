@@ -14,10 +14,10 @@ from bisector.isolate.changes import (
     config_changes,
     dependency_changes,
     render_files,
-    set_dotted,
     versions_between,
 )
-from bisector.isolate.plan import Check, Expect, State, isolate
+from bisector.isolate.plan import State, isolate
+from bisector.ports import Check, Expect
 
 REQ = "requirements.txt"
 OLD_REQ = b"# pins\nfastpad==1.0.0\nquickjson==1.0.0\ntracelite==0.4.0\n"
@@ -64,7 +64,7 @@ def test_config_changes_are_dotted_keys_and_partial_states_set_them() -> None:
     """Changed, added and list-item keys are found; a subset is applied YAML-aware."""
     changes = config_changes({CFG: OLD_CFG}, {CFG: NEW_CFG})
     assert [(c.name, c.change) for c in changes] == [
-        ("batching.pad", "changed"), ("batching.sizes.1", "changed"),
+        ("batching.pad", "changed"), ("batching.sizes[1]", "changed"),
         ("logging.format", "added"), ("server.port", "changed"),
     ]
     chosen = [c for c in changes if c.name in ("batching.pad", "logging.format")]
@@ -72,10 +72,22 @@ def test_config_changes_are_dotted_keys_and_partial_states_set_them() -> None:
     assert doc == {"server": {"port": 8080}, "batching": {"pad": True, "sizes": [1, 2]}, "logging": {"format": "json"}}
 
 
-def test_set_dotted_removes_and_indexes_lists() -> None:
-    """Removal deletes the leaf; list indices address items."""
-    assert set_dotted({"a": {"b": 1, "c": 2}}, "a.b", None, remove=True) == {"a": {"c": 2}}
-    assert set_dotted({"a": [1, 2]}, "a.1", 5) == {"a": [1, 5]}
+def test_a_key_holding_a_dot_is_its_own_change_and_is_written_back_as_one_key() -> None:
+    """`{"a.b": 1}` is the change `a\\.b`, applied without touching the nested `a: {b: ...}`."""
+    old = b'"a.b": 1\na:\n  b: 1\nl: [1, 2, 3]\n'
+    new = b'"a.b": 2\na:\n  b: 5\nl: [1]\n'
+    changes = config_changes({CFG: old}, {CFG: new})
+    assert [(c.name, c.change) for c in changes] == [
+        ("a.b", "changed"), ("a\\.b", "changed"), ("l[1]", "removed"), ("l[2]", "removed"),
+    ]
+    dotted = [c for c in changes if c.name == "a\\.b"]
+    doc = yaml.safe_load(render_files({CFG: old}, {CFG: new}, changes, dotted)[CFG] or b"")
+    assert doc == {"a.b": 2, "a": {"b": 1}, "l": [1, 2, 3]}
+    tail = [c for c in changes if c.name.startswith("l")]
+    doc = yaml.safe_load(render_files({CFG: old}, {CFG: new}, changes, tail)[CFG] or b"")
+    assert doc == {"a.b": 1, "a": {"b": 1}, "l": [1]}
+    with pytest.raises(PartialStateError):  # l[1] alone would move l[2] into its place
+        render_files({CFG: old}, {CFG: new}, changes, [c for c in changes if c.name == "l[1]"])
 
 
 def test_unparseable_config_is_one_whole_file_change_and_cannot_be_split() -> None:
@@ -105,7 +117,7 @@ class FakeProbe:
             names.discard("fastpad")
         return (self.code_bad and state.base == "culprit") or self.bad <= names
 
-    def verdict(self, state: State, phase: str) -> Verdict:
+    def verdict(self, state: State, _phase: str) -> Verdict:
         self.states.append(state)
         return Verdict.BAD if self._is_bad(state) else Verdict.GOOD
 
@@ -118,7 +130,7 @@ class FakeProbe:
 def test_isolate_names_a_package_and_its_first_bad_version() -> None:
     """One bad upgrade among four changes, with intermediate versions installable."""
     probe = FakeProbe({"fastpad"})
-    result = isolate(_deps(), probe, lambda name: ["1.0.0", "1.1.0", "1.2.0", "1.3.0"])
+    result = isolate(_deps(), probe, lambda _name: ["1.0.0", "1.1.0", "1.2.0", "1.3.0"])
     assert result.kind == "dependency"
     assert [d["name"] for d in result.dependencies()] == ["fastpad"]
     assert result.first_bad_versions == {"fastpad": "1.2.0"}
@@ -128,17 +140,17 @@ def test_isolate_names_a_package_and_its_first_bad_version() -> None:
 def test_code_alone_bad_is_kind_code_and_both_can_be_reported() -> None:
     """Bad code whose changes are bad on the parent's code too: kind code, package still named."""
     probe = FakeProbe({"fastpad"}, code_bad=True)
-    result = isolate(_deps(), probe, lambda name: [])
+    result = isolate(_deps(), probe, lambda _name: [])
     assert result.kind == "code"
     assert [d["name"] for d in result.dependencies()] == ["fastpad"]
-    only_code = isolate(_deps(), FakeProbe({"nothing"}, code_bad=True), lambda name: [])
+    only_code = isolate(_deps(), FakeProbe({"nothing"}, code_bad=True), lambda _name: [])
     assert only_code.kind == "code" and only_code.culprits == []
     assert only_code.verification[0]["item"] == "code"
 
 
 def test_failed_verification_is_reported_unverified() -> None:
     """A culprit whose checks fail stays named, with verified false and a note."""
-    result = isolate(_deps(), FakeProbe({"fastpad"}, verifies=False), lambda name: [])
+    result = isolate(_deps(), FakeProbe({"fastpad"}, verifies=False), lambda _name: [])
     (item,) = result.verification
     assert item["verified"] is False and item["note"].startswith("unverified")
     assert json.dumps(result.to_json())  # JSON-safe

@@ -12,7 +12,8 @@ import pytest
 
 from bisector.builders.base import BuiltEnv
 from bisector.config import Benchmark
-from bisector.engine.runner import TrialRunner, TrialStatus, parse_output
+from bisector.engine.runner import TrialRunner, parse_output
+from bisector.ports import TrialStatus
 
 
 def _script(tmp_path: Path, body: str, name: str = "bench.py") -> list[str]:

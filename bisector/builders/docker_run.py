@@ -26,9 +26,10 @@ import requests
 from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
-from bisector.engine.runner import DEFAULT_GRACE_S, TrialResult, TrialStatus, classify
+from bisector.engine.runner import DEFAULT_GRACE_S, classify
 from bisector.errors import DockerError
 from bisector.log import get_logger
+from bisector.ports import TrialResult, TrialStatus
 
 log = get_logger(__name__)
 

@@ -30,17 +30,17 @@ from bisector.errors import BisectorError
 from bisector.ports import TrialStarted, no_progress
 
 if TYPE_CHECKING:
-    from bisector.ports import Probe, Progress, TrialResult
+    from bisector.ports import Probe, Progress, TrialSamples
 
 Side = Literal["good", "bad"]
 
 
-def samples_of(trials: Sequence[TrialResult], metric: str) -> list[list[float]]:
+def samples_of(trials: Sequence[TrialSamples], metric: str) -> list[list[float]]:
     """The samples of `metric` grouped by process: one list per ok trial that printed it."""
     return [list(t.metrics[metric]) for t in trials if t.ok and t.metrics.get(metric)]
 
 
-def printed_metrics(trials: Sequence[TrialResult]) -> list[str]:
+def printed_metrics(trials: Sequence[TrialSamples]) -> list[str]:
     """Every metric name the ok trials printed, sorted."""
     return sorted({name for t in trials if t.ok for name in t.metrics})
 
@@ -80,7 +80,7 @@ class Sampler:
     def samples(self, commit: Commit) -> list[list[float]]:
         return samples_of(self.probe.trials(commit), self.metric)
 
-    def _missing(self, trials: Sequence[TrialResult]) -> bool:
+    def _missing(self, trials: Sequence[TrialSamples]) -> bool:
         """`repeats.min` trials (or more) and not one sample of the metric among them."""
         return len(trials) >= self.repeats.min and not samples_of(trials, self.metric)
 
@@ -88,7 +88,7 @@ class Sampler:
         self.progress(TrialStarted(phase, commit.short, n))
         self.probe.take(commit)
 
-    def missing_reason(self, trials: Sequence[TrialResult]) -> str:
+    def missing_reason(self, trials: Sequence[TrialSamples]) -> str:
         printed = printed_metrics(trials)
         said = f"they printed {', '.join(printed)}" if printed else "they printed no metric"
         return f"no trial printed the metric {self.metric!r} ({len(trials)} trials; {said})"
@@ -126,7 +126,7 @@ class Sampler:
                 if len(trials) <= done:
                     self._take(commit, phase, len(trials) + 1)
 
-    def _no_metric(self, side: Side, commit: Commit, trials: Sequence[TrialResult]) -> EndpointUnmeasurable:
+    def _no_metric(self, side: Side, commit: Commit, trials: Sequence[TrialSamples]) -> EndpointUnmeasurable:
         printed = printed_metrics(trials)
         have = len(samples_of(trials, self.metric))
         what = (f"only {have} of its {len(trials)} trials printed the metric {self.metric!r}" if have

@@ -15,18 +15,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from bisector.builders import make_builder
 from bisector.builders.base import BuiltEnv
+from bisector.builders.registry import make_builder
 from bisector.config import Config
 from bisector.core.sampling import samples_of
 from bisector.core.types import Commit
 from bisector.engine import envrecord
 from bisector.engine.checkouts import Checkouts
 from bisector.engine.overlay import OverlayVcs
-from bisector.engine.runner import TrialRunner, TrialStatus
+from bisector.engine.runner import TrialRunner
 from bisector.errors import BuildError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
+from bisector.ports import TrialStatus
 from bisector.store.journal import Journal, TrialRow
 
 log = get_logger("bisector.measure")

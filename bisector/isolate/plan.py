@@ -30,7 +30,6 @@ from bisector.isolate.changes import Change, versions_between
 from bisector.ports import StateProbe
 
 Base = Literal["culprit", "parent"]
-Expect = Literal["recovered", "regressed"]
 
 
 @dataclass(frozen=True)
@@ -52,26 +51,6 @@ class State:
         return f"{self.base} code + {what}{pins}"
 
 
-@dataclass(frozen=True)
-class Check:
-    """One verification comparison: `state` against a reference, in fresh trials."""
-
-    state: str
-    expect: Expect
-    passed: bool
-    relative_effect: float | None
-    effect: float | None
-    p_value: float | None
-    samples: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "state": self.state, "expect": self.expect, "passed": self.passed,
-            "effect": self.effect, "relative_effect": self.relative_effect,
-            "p_value": self.p_value,
-            "confidence": None if self.p_value is None else round(1.0 - self.p_value, 4),
-            "samples": self.samples,
-        }
 
 
 @dataclass
@@ -124,7 +103,7 @@ _OUTCOME = {Verdict.BAD: Outcome.FAIL, Verdict.GOOD: Outcome.PASS}
 
 def isolate(
     changes: Sequence[Change],
-    probe: StateProbe,
+    probe: StateProbe[State],
     available_versions: Callable[[str], list[str]],
     on_verify: Callable[[], None] = lambda: None,
 ) -> Isolation:
@@ -173,7 +152,7 @@ def isolate(
         _bisect_versions(result, change, base, frozenset(found.failing), available_versions, measure)
     on_verify()
     for change in found.failing:
-        result.verification.append(_verify_item(change, found.failing, base, everything, probe, changes))
+        result.verification.append(_verify_item(change, found.failing, base, everything, probe))
     return result
 
 
@@ -206,7 +185,7 @@ def _bisect_versions(
 
 def _verify_item(
     change: Change, failing: Sequence[Change], base: Base, everything: frozenset[Change],
-    probe: StateProbe, changes: Sequence[Change],
+    probe: StateProbe[State],
 ) -> dict[str, Any]:
     reverted = probe.verify(State(base, everything - {change}), "recovered")
     applied_set = frozenset(failing)
@@ -226,7 +205,7 @@ def _verify_item(
     return doc
 
 
-def _verify_code(result: Isolation, probe: StateProbe, on_verify: Callable[[], None]) -> None:
+def _verify_code(result: Isolation, probe: StateProbe[State], on_verify: Callable[[], None]) -> None:
     on_verify()
     reverted = probe.verify(State("parent", frozenset(result.changes)), "recovered")
     applied = probe.verify(State("culprit", frozenset()), "regressed")

@@ -25,9 +25,9 @@ from bisector.core.types import Commit, MetricRule, Verdict
 from bisector.engine.measure import Measurer
 from bisector.engine.overlay import write_file
 from bisector.isolate.changes import Change, Files, PartialStateError, render_files
-from bisector.isolate.plan import Check, Expect, State
+from bisector.isolate.plan import State
 from bisector.log import get_logger
-from bisector.ports import ProbeStarted, Progress, VerdictReached
+from bisector.ports import Check, Expect, ProbeStarted, Progress, VerdictReached
 from bisector.store.journal import Journal
 
 log = get_logger("bisector.isolate")
