@@ -38,6 +38,7 @@ def run(
     ] = False,
 ) -> int:
     """Find the first bad commit (and the package or config key inside it)."""
+    from bisector.cli._common import ensure_writable_dir
     from bisector.cli.progress import ConsoleProgress
     from bisector.engine.pipeline import RunRequest, run_bisection
     from bisector.report.files import contract_view
@@ -46,6 +47,8 @@ def run(
         from bisector.errors import ConfigError
 
         raise ConfigError(f"unknown builder {builder!r}", hint="use local, venv or docker")
+    if report_dir is not None:
+        ensure_writable_dir(report_dir, "--report-dir")
     console = stderr_console()
     req = RunRequest(
         good=good, bad=bad, repo=repo, config=config, metric=metric, builder=builder,
@@ -140,12 +143,27 @@ def report(
     return 0
 
 
+DEMO_MARK = "bisector-demo"  # in .git/, so the sample's own tree stays clean
+
+
+def _check_demo_folder(path: Path) -> None:
+    """The demo replaces its folder: only one it made itself (marked), never a user's."""
+    if path.exists() and not (path / ".git" / DEMO_MARK).is_file():
+        from bisector.errors import BisectorError
+
+        raise BisectorError(
+            f"{path} exists and was not made by `bisector demo`; refusing to replace it",
+            hint="pass another --workdir, or move that folder away",
+        )
+
+
 def demo(
     workdir: Annotated[
         Path, typer.Option("--workdir", help="Where the sample repository is built.")
     ] = Path("demo-out"),
 ) -> int:
     """Build the sample serving repository and run a bisection on it (CPU)."""
+    from bisector.cli._common import ensure_writable_dir
     from bisector.cli._snapshot import snapshot_diff
     from bisector.cli.progress import ConsoleProgress
     from bisector.engine.pipeline import RunRequest, run_bisection
@@ -153,8 +171,11 @@ def demo(
 
     console = stderr_console()
     path = workdir.resolve() / "serving-demo"
+    _check_demo_folder(path)
+    ensure_writable_dir(workdir.resolve(), "--workdir")
     console.print(f"building the sample serving repository at {path} ...")
     sample = build_sample_repo(path, SampleSpec(mode="real", noise=0.0))
+    (path / ".git" / DEMO_MARK).write_text("made by `bisector demo`; it replaces this repository\n")
     console.print(f"  {len(sample.commits)} commits, releases {', '.join(sample.tags)}")
     console.print("\n$ bisector snapshot diff v2.3.1 v2.4.0")
     snapshot_diff("v2.3.1", "v2.4.0", repo=path, config=None, json_out=False)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from bisector.document import Comparison, Culprit, Endpoint, Range, RunDocument
 from bisector.plumbing.atomic import atomic_write_bytes
+from bisector.plumbing.escape import markdown_code as code
+from bisector.plumbing.escape import markdown_text as text
 
 if TYPE_CHECKING:
     from bisector.config import Config
@@ -47,7 +49,7 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def _endpoint_row(name: str, e: Endpoint | None, shift: str) -> str:
     ref, commit, value = (None, "", None) if e is None else (e.ref, e.commit, e.value)
-    return f"| {name} | `{ref}` | `{commit[:10]}` | {_fmt(value)} | {shift}|"
+    return f"| {name} | {code(str(ref), in_table=True)} | `{commit[:10]}` | {_fmt(value)} | {shift}|"
 
 
 def render_markdown(doc: RunDocument) -> str:
@@ -106,19 +108,19 @@ def _culprit_lines(doc: RunDocument) -> list[str]:
     assert culprit is not None
     info = doc.details.culprit_commit
     lines = [
-        f"`{culprit.commit[:10]}` **{culprit.subject}** ({culprit.kind})",
+        f"`{culprit.commit[:10]}` **{text(culprit.subject)}** ({culprit.kind})",
         "",
-        f"- author: {info.author if info else '?'}, date: {info.date if info else '?'}",
+        f"- author: {text(info.author) if info else '?'}, date: {text(info.date) if info else '?'}",
         f"- effect: {_pct(culprit.effect)}, confidence: {_fmt(culprit.confidence, 3)}",
     ]
     for dep in culprit.dependencies:
         lines.append(
-            f"- dependency: `{dep.name}` {dep.from_version} → {dep.to_version}"
-            + (f", first bad version {dep.first_bad_version}" if dep.first_bad_version else "")
+            f"- dependency: {code(dep.name)} {text(str(dep.from_version))} → {text(str(dep.to_version))}"
+            + (f", first bad version {text(dep.first_bad_version)}" if dep.first_bad_version else "")
             + ("" if dep.verified is not False else " (**unverified**)")
         )
     for key in culprit.config_keys:
-        lines.append(f"- config key: `{key}`")
+        lines.append(f"- config key: {code(key)}")
     if info and info.diffstat:
         lines += ["", "```", info.diffstat, "```"]
     return lines
