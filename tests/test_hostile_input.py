@@ -160,7 +160,7 @@ def test_parse_output_keeps_a_401_digit_number_and_deep_nesting_out_of_the_metri
 @pytest.fixture
 def sample(make_sample: Callable[..., SampleRepo]) -> SampleRepo:
     """A small sim repository (8 commits)."""
-    return make_sample(n_commits=8, culprit=5, noise=0.0, repeats=(2, 3))
+    return make_sample(n_commits=8, culprit=5, noise=0.0, repeats=(2, 5))
 
 
 def test_an_unwritable_report_dir_is_refused_before_measuring(sample: SampleRepo) -> None:
