@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from sim_noise import MODEL_BY_NAME, MODELS, METRIC, NoiseModel, SimProbe, sim_commit  # noqa: E402
+from sim_noise import METRIC, MODEL_BY_NAME, MODELS, NoiseModel, SimProbe, sim_commit  # noqa: E402
 
 from bisector.core import judge  # noqa: E402
 from bisector.core.sampling import Sampler  # noqa: E402
@@ -264,12 +264,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--models", default=",".join(m.name for m in MODELS))
     p.add_argument("--rules", default=",".join(RULES))
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--quick", action="store_true", help="smoke run: 10 bisections, one process")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 3 bisections of 16 commits per model, one process")
     p.add_argument("--write", action="store_true", help=f"write the section into {RESULTS}")
     p.add_argument("--results", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     if args.quick:
-        args.runs, args.jobs = 10, 1
+        args.runs, args.commits, args.jobs = 3, 16, 1
     args.models = [m for m in args.models.split(",") if m]
     strategies = [*[r for r in args.rules.split(",") if r], "naive"]
     t0 = time.monotonic()
