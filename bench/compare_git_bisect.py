@@ -46,6 +46,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bisector.errors import BisectorError  # noqa: E402
+from bisector.testing import gitutil  # noqa: E402
 from bisector.testing.sample import SampleRepo, SampleSpec, build_sample_repo  # noqa: E402
 
 NAIVE_SCRIPT = Path(__file__).resolve().with_name("naive_bisect_step.py")
@@ -154,14 +155,6 @@ def run_bisector(repo: SampleRepo) -> ToolRun:
     return ToolRun("bisector", wall, int(doc["measurements"]), verdict, named, note)
 
 
-def _git(
-    repo: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=False
-    )
-
-
 def run_git_bisect(repo: SampleRepo, scratch: Path) -> ToolRun:
     """Calibrate a threshold at the good release, then `git bisect run` the naive script."""
     scratch.mkdir(parents=True, exist_ok=True)
@@ -181,20 +174,20 @@ def run_git_bisect(repo: SampleRepo, scratch: Path) -> ToolRun:
     env.pop("NAIVE_THRESHOLD", None)
     step = [sys.executable, str(NAIVE_SCRIPT)]
     t0 = time.monotonic()
-    _git(repo.path, "bisect", "reset")
-    _git(repo.path, "checkout", "-q", GOOD)
+    gitutil.run(repo.path, "bisect", "reset", check=False)
+    gitutil.run(repo.path, "checkout", "-q", GOOD, check=False)
     calib = subprocess.run(
         step, cwd=repo.path, env=env, capture_output=True, text=True, check=False
     )
-    _git(repo.path, "checkout", "-q", "main")
+    gitutil.run(repo.path, "checkout", "-q", "main", check=False)
     if calib.returncode != 0:
         return ToolRun(
             "git", time.monotonic() - t0, _count(counter), "error", (), "calibration failed"
         )
     env["NAIVE_THRESHOLD"] = repr(float(calib.stdout.strip().splitlines()[-1]) * NAIVE_MARGIN)
-    _git(repo.path, "bisect", "start", BAD, GOOD)
-    done = _git(repo.path, "bisect", "run", *step, env=env)
-    _git(repo.path, "bisect", "reset")
+    gitutil.run(repo.path, "bisect", "start", BAD, GOOD, check=False)
+    done = gitutil.run(repo.path, "bisect", "run", *step, env=env, check=False)
+    gitutil.run(repo.path, "bisect", "reset", check=False)
     wall = time.monotonic() - t0
     out = done.stdout
     first = re.search(r"^([0-9a-f]{40}) is the first bad commit", out, re.M)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bisector.testing import gitutil  # noqa: E402
 
 MODEL = '''
 import torch
@@ -77,19 +80,8 @@ GPU = {"layers": 8, "hidden": 2048, "intermediate": 5632, "heads": 16, "vocab": 
 CPU = {"layers": 2, "hidden": 128, "intermediate": 256, "heads": 4, "vocab": 512}
 
 
-def _git(repo: Path, *args: str, clock: list[int]) -> str:
-    clock[0] += 3600
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.org",
-           "GIT_COMMITTER_NAME": "Dev", "GIT_COMMITTER_EMAIL": "dev@example.org",
-           "GIT_AUTHOR_DATE": f"@{clock[0]} +0000", "GIT_COMMITTER_DATE": f"@{clock[0]} +0000"}
-    done = subprocess.run(["git", "-c", "init.defaultBranch=main", *args], cwd=repo, env=env,  # noqa: S603, S607
-                          check=True, capture_output=True, text=True)
-    return done.stdout.strip()
-
-
 def make_repo(repo: Path, *, gpu: bool, commits: int, culprit: int) -> str:
-    repo.mkdir(parents=True)
-    clock = [1_767_225_600]
+    gitutil.make_repo(repo)
     sizes = GPU if gpu else CPU
     (repo / "serving_model.py").write_text(MODEL.format(sizes=sizes))
     (repo / "serving_batching.py").write_text(BATCHING.format(target=1))
@@ -98,10 +90,7 @@ def make_repo(repo: Path, *, gpu: bool, commits: int, culprit: int) -> str:
     (repo / "bisector.yaml").write_text(
         CONFIG.format(seq=512 if gpu else 32, dtype="bfloat16" if gpu else "float32"))
     (repo / ".gitignore").write_text(".bisector/\n__pycache__/\n")
-    _git(repo, "init", "-q", clock=clock)
-    _git(repo, "add", "-A", clock=clock)
-    _git(repo, "commit", "-q", "-m", "Serving stack", clock=clock)
-    _git(repo, "tag", "v1.0.0", clock=clock)
+    gitutil.commit_all(repo, "Serving stack", "v1.0.0")
     planted = ""
     for i in range(1, commits + 1):
         (repo / "notes.txt").write_text(f"change {i}\n")
@@ -109,11 +98,10 @@ def make_repo(repo: Path, *, gpu: bool, commits: int, culprit: int) -> str:
         if i == culprit:
             (repo / "serving_batching.py").write_text(BATCHING.format(target=8))
             subject = "Pad requests to the target batch size"
-        _git(repo, "add", "-A", clock=clock)
-        _git(repo, "commit", "-q", "-m", subject, clock=clock)
+        sha = gitutil.commit_all(repo, subject)
         if i == culprit:
-            planted = _git(repo, "rev-parse", "HEAD", clock=clock)
-    _git(repo, "tag", "v1.1.0", clock=clock)
+            planted = sha
+    gitutil.tag(repo, "v1.1.0")
     return planted
 
 
@@ -135,7 +123,7 @@ def main() -> int:
     repo = work / "serving"
     planted = make_repo(repo, gpu=gpu, commits=args.commits, culprit=args.culprit)
     t0 = time.monotonic()
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [sys.executable, "-m", "bisector", "run", "--good", "v1.0.0", "--bad", "v1.1.0", "--json",
          "--repo", str(repo)],
         capture_output=True, text=True, timeout=3000,

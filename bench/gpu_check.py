@@ -141,7 +141,7 @@ def spread_pct(values: list[float]) -> float:
 
 
 def has_cuda(python: str) -> bool:
-    probe = subprocess.run(  # noqa: S603 - fixed argv
+    probe = subprocess.run(  # fixed argv
         [python, "-c", "import torch; print(torch.cuda.is_available())"],
         capture_output=True,
         text=True,
@@ -158,7 +158,7 @@ def run_trial(
     argv = [python, "-m", "bisector.bench", *model, *VARIANTS[variant], *extra]
     launched = time.time()
     try:
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=150)  # noqa: S603
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=150)
     except subprocess.TimeoutExpired:
         return Trial(variant, launched, time.time() - launched, None, "timed out")
     wall = time.time() - launched

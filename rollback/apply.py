@@ -13,9 +13,10 @@ import uuid
 from pathlib import Path
 
 from bisector.errors import RollbackError
+from bisector.plumbing.atomic import fsync_dir, replace_durably, write_synced
 from rollback.checkpoints import point
 from rollback.configset import ConfigSet
-from rollback.fsutil import exchange, fsync_dir, replace_durably, write_synced
+from rollback.fsutil import exchange
 from rollback.layout import Layout, live_state, write_manifest
 
 _KEEP_GENERATIONS = 4  # besides live and previous: a few more undo points, bounded disk use

@@ -1,7 +1,7 @@
-"""Durable file-system steps: fsync of files and folders, atomic replace and exchange.
+"""The rollback's own file-system step: the atomic exchange of two names.
 
-A rename is atomic for readers but only durable once the folder holding it is fsynced;
-each helper here does both, so callers cannot forget the second half.
+The durable steps it shares with the rest of bisector (fsync of files and folders,
+atomic replace and write) live in `bisector.plumbing.atomic`.
 """
 
 from __future__ import annotations
@@ -12,48 +12,9 @@ import errno
 import os
 from pathlib import Path
 
+from bisector.plumbing.atomic import fsync_dir
+
 _RENAME_EXCHANGE = 2  # linux/fs.h
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_synced(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Create `path` (must not exist) with `data`, flushed to disk before returning."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data`: readers see the old or the new bytes, never a prefix."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.unlink(missing_ok=True)
-        write_synced(tmp, data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def replace_durably(src: Path, dst: Path) -> None:
-    """rename(2) `src` over `dst` and fsync the folder(s) so the switch survives power loss."""
-    os.replace(src, dst)
-    fsync_dir(dst.parent)
-    if src.parent != dst.parent:
-        fsync_dir(src.parent)
 
 
 def _libc() -> ctypes.CDLL | None:

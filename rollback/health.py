@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from bisector.plumbing.proc import run_in_group
 
 
 @dataclass(frozen=True)
@@ -19,15 +20,6 @@ class HealthResult:
     returncode: int | None
     output_tail: str
     seconds: float
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    # The check may have started children (a server probe, a shell script): kill them all.
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
 
 
 def run_health_check(
@@ -40,37 +32,25 @@ def run_health_check(
 ) -> HealthResult:
     """Run `argv` for at most `budget_s` seconds (monotonic clock); exit 0 is healthy."""
     start = time.monotonic()
-    deadline = start + max(budget_s, 0.0)
     with tempfile.TemporaryFile() as out:
         try:
-            proc = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env={**os.environ, **(env or {})},
-                stdin=subprocess.DEVNULL,
-                stdout=out,  # a file, not a pipe: a chatty check cannot block on a full pipe
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, so a timeout kills all of it
+            # stdout a file, not a pipe: a chatty check cannot block on a full pipe. Its own
+            # process group: a timeout kills the children it started (a server probe, a
+            # script) too, at once (no grace: the budget is the operator's).
+            done = run_in_group(
+                argv, cwd=cwd, env={**os.environ, **(env or {})}, timeout_s=budget_s,
+                stdout=out, stderr=subprocess.STDOUT, grace_s=0.0, should_stop=should_stop,
+                kill_strays=False,
             )
         except OSError as exc:
             return HealthResult(False, f"cannot start: {exc.strerror or exc}", None, "", 0.0)
-        reason: str | None = None
-        while proc.poll() is None:
-            now = time.monotonic()
-            if now >= deadline:
-                reason = f"timed out after {budget_s:.1f}s"
-            elif should_stop():
-                reason = "stopped by SIGTERM"
-            if reason is not None:
-                _kill_group(proc)
-                break
-            try:
-                proc.wait(timeout=min(0.05, deadline - now))
-            except subprocess.TimeoutExpired:
-                pass
         out.seek(0)
         tail = out.read()[-2000:].decode("utf-8", "replace")
-    rc = proc.returncode
-    if reason is None:
+    rc = done.returncode
+    if done.timed_out:
+        reason = f"timed out after {budget_s:.1f}s"
+    elif done.stopped:
+        reason = "stopped by SIGTERM"
+    else:
         reason = "passed" if rc == 0 else f"exit {rc}"
     return HealthResult(reason == "passed", reason, rc, tail, time.monotonic() - start)

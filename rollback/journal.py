@@ -22,9 +22,9 @@ from typing import Literal
 
 from bisector.errors import RollbackError
 from bisector.log import get_logger
+from bisector.plumbing.atomic import atomic_write_bytes, fsync_dir
 from rollback.apply import collect_garbage, discard_leftovers, switch, unlink_live
 from rollback.checkpoints import point
-from rollback.fsutil import atomic_write, fsync_dir
 from rollback.layout import Layout, live_state, read_manifest, write_live_record
 
 log = get_logger("bisector.rollback")
@@ -69,7 +69,7 @@ class RecoveryOutcome:
 
 
 def write_intent(layout: Layout, intent: Intent, *, step: str) -> None:
-    atomic_write(layout.intent_path, json.dumps(asdict(intent)).encode())
+    atomic_write_bytes(layout.intent_path, json.dumps(asdict(intent)).encode())
     point(step)
 
 

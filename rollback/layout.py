@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bisector.errors import RollbackError
+from bisector.plumbing.atomic import atomic_write_bytes
 from rollback.configset import sha256_hex
-from rollback.fsutil import atomic_write
 
 LiveKind = Literal["absent", "managed", "directory", "foreign"]
 
@@ -161,7 +161,7 @@ def write_manifest(layout: Layout, gen: str, set_id: str, label: str, files: dic
         "label": label,
         "files": {p: sha256_hex(b) for p, b in sorted(files.items())},
     }
-    atomic_write(layout.manifest_path(gen), json.dumps(doc, indent=1).encode())
+    atomic_write_bytes(layout.manifest_path(gen), json.dumps(doc, indent=1).encode())
 
 
 def read_manifest(layout: Layout, gen: str) -> dict[str, Any] | None:
@@ -186,4 +186,4 @@ def read_live_record(layout: Layout) -> dict[str, Any] | None:
 
 def write_live_record(layout: Layout, gen: str, set_id: str, label: str) -> None:
     doc = {"gen": gen, "set_id": set_id, "label": label}
-    atomic_write(layout.live_record_path, json.dumps(doc).encode())
+    atomic_write_bytes(layout.live_record_path, json.dumps(doc).encode())

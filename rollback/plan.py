@@ -8,12 +8,14 @@ from typing import Any
 
 import yaml
 
+from bisector.plumbing import yamlkeys
+
 _YAML_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True)
 class KeyChange:
-    key: str  # dotted path, e.g. batching.dynamic
+    key: str  # key path (bisector.plumbing.yamlkeys), e.g. batching.dynamic, a[0], a\.b
     before: Any
     after: Any
     kind: str  # added | removed | changed
@@ -54,42 +56,20 @@ class Plan:
         }
 
 
-_MISSING = object()
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings -> dotted keys; lists and scalars are leaves."""
-    if isinstance(tree, Mapping) and tree:
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix or "(document)": tree}
-
-
-def _load(data: bytes) -> tuple[dict[str, Any] | None, bool]:
+def _load(data: bytes) -> dict[str, Any] | None:
     try:
-        return flatten(yaml.safe_load(data)), True
+        return yamlkeys.flatten(yaml.safe_load(data))
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
-        return None, False
+        return None
 
 
 def key_changes(before: bytes | None, after: bytes | None) -> tuple[tuple[KeyChange, ...], bool]:
-    """Dotted keys that differ between two YAML documents; (keys, parsed-ok)."""
-    old, ok_old = _load(before) if before is not None else ({}, True)
-    new, ok_new = _load(after) if after is not None else ({}, True)
-    if old is None or new is None or not (ok_old and ok_new):
+    """Keys (named by `yamlkeys`) that differ between two YAML documents; (keys, parsed-ok)."""
+    old = _load(before) if before is not None else {}
+    new = _load(after) if after is not None else {}
+    if old is None or new is None:
         return (), False
-    keys: list[KeyChange] = []
-    for key in sorted(old.keys() | new.keys()):
-        a, b = old.get(key, _MISSING), new.get(key, _MISSING)
-        if a is _MISSING:
-            keys.append(KeyChange(key, None, b, "added"))
-        elif b is _MISSING:
-            keys.append(KeyChange(key, a, None, "removed"))
-        elif a != b or type(a) is not type(b):
-            keys.append(KeyChange(key, a, b, "changed"))
-    return tuple(keys), True
+    return tuple(KeyChange(d.key, d.old, d.new, d.change) for d in yamlkeys.diff_flat(old, new)), True
 
 
 def make_plan(live: Mapping[str, bytes], target: Mapping[str, bytes]) -> Plan:

@@ -1,8 +1,9 @@
 """Config files: which ones a snapshot holds, and their YAML-aware flattening.
 
 Files are matched against `snapshots.configs` globs (`**` crosses folders, `*` does
-not). YAML and JSON files are flattened to dotted paths (`batching.dynamic`, list items
-by index: `models.0.name`); any other matched file is opaque (compared by its bytes).
+not). YAML and JSON files are flattened to key paths by `bisector.plumbing.yamlkeys`
+(`batching.dynamic`, list items by index: `models[0].name`, a key holding a dot escaped:
+`a\\.b`); any other matched file is opaque (compared by its bytes).
 A file that fails to parse is still stored byte for byte; the snapshot records the
 parse error and a diff reports the file as changed with that note instead of failing.
 """
@@ -11,15 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
 import yaml
 
+from bisector.plumbing import yamlkeys
+
 __all__ = ["Flat", "flatten", "is_structured", "match_globs", "parse_config_bytes"]
 
-Flat = dict[str, Any]  # dotted path -> JSON-safe scalar (or {} / [] for empty containers)
+Flat = dict[str, Any]  # key path -> JSON-safe scalar (or {} / [] for empty containers)
 
 _STRUCTURED_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -78,6 +81,8 @@ def parse_config_bytes(path: str, data: bytes) -> tuple[Any, str | None]:
 def _json_safe(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, dict | list) and not value:  # an empty container is a leaf
+        return value
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -85,19 +90,6 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def flatten(doc: Any, prefix: str = "") -> Flat:
-    """Dotted paths to leaves; a top-level scalar is the single key "" (the whole file)."""
-    flat: Flat = {}
-    if isinstance(doc, Mapping):
-        if not doc and prefix:
-            flat[prefix] = {}
-        for key, value in doc.items():
-            flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(doc, list):
-        if not doc and prefix:
-            flat[prefix] = []
-        for i, value in enumerate(doc):
-            flat.update(flatten(value, f"{prefix}.{i}" if prefix else str(i)))
-    elif doc is not None or prefix:
-        flat[prefix] = _json_safe(doc)
-    return flat
+def flatten(doc: Any) -> Flat:
+    """Key paths to JSON-safe leaves; a top-level scalar is the single key "" (the whole file)."""
+    return {key: _json_safe(value) for key, value in yamlkeys.flatten(doc).items()}

@@ -9,7 +9,8 @@ verified) by the store. JSON shape (stable; documented in `SnapshotDiff.to_json`
      "resolved": [{"env", "name", "change", "from", "to", "risk"}],
      "runtime":  [{"env", "fact", "from", "to", "risk"}]}
 
-`configs[].key` is a dotted path, or null for a change of the whole file (`added`,
+`configs[].key` is a key path (`bisector.plumbing.yamlkeys`: `a.b`, `a[0]`, and
+`a\\.b` for a key holding a dot), or null for a change of the whole file (`added`,
 `removed`, `renamed`, or `changed` when a side is not parseable: `note` says why).
 `packages[].change` is added | removed | upgraded | downgraded | changed (a specifier,
 extras or marker change without two comparable pinned versions).
@@ -17,15 +18,13 @@ extras or marker change without two comparable pinned versions).
 
 from __future__ import annotations
 
-import enum
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
 
-from snapshots.configs import Flat, flatten, is_structured, parse_config_bytes
+from snapshots.configdiff import ConfigChange, Risk, diff_configs
 from snapshots.manifest import DeclaredDependency, EnvironmentRecord, Manifest, Snapshot
 
 __all__ = [
@@ -42,14 +41,7 @@ __all__ = [
     "version_risk",
 ]
 
-ConfigChangeKind = Literal["added", "removed", "changed", "renamed"]
 PackageChangeKind = Literal["added", "removed", "upgraded", "downgraded", "changed"]
-
-
-class Risk(enum.Enum):
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
 
 
 _GPU_STACK_NAMES = frozenset({"transformers", "tokenizers", "triton", "cudnn", "jax", "jaxlib"})
@@ -79,35 +71,6 @@ def version_risk(name: str, old: str, new: str) -> Risk:
 
 def _presence_risk(name: str) -> Risk:
     return Risk.HIGH if is_gpu_stack(name) else Risk.MEDIUM
-
-
-@dataclass(frozen=True)
-class ConfigChange:
-    file: str
-    key: str | None
-    change: ConfigChangeKind
-    old: Any = None
-    new: Any = None
-    note: str | None = None
-
-    @property
-    def risk(self) -> Risk:
-        """A removed key (or file) is high: the service falls back to a default nobody
-        chose; a rename only moves values (low); additions and changes are medium."""
-        if self.change == "removed":
-            return Risk.HIGH
-        return Risk.LOW if self.change == "renamed" else Risk.MEDIUM
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "key": self.key,
-            "change": self.change,
-            "old": self.old,
-            "new": self.new,
-            "note": self.note,
-            "risk": self.risk.value,
-        }
 
 
 @dataclass(frozen=True)
@@ -197,102 +160,6 @@ class SnapshotDiff:
             "resolved": [p.to_json() for p in self.resolved],
             "runtime": [r.to_json() for r in self.runtime],
         }
-
-
-# --- configs ---------------------------------------------------------------------------
-
-
-def _natural(key: str) -> list[tuple[int, int | str]]:
-    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.]", key)]
-
-
-def _diff_flat(file: str, old: Flat, new: Flat) -> list[ConfigChange]:
-    out: list[ConfigChange] = []
-    for key in sorted(old.keys() | new.keys(), key=_natural):
-        if key not in new:
-            out.append(ConfigChange(file, key, "removed", old=old[key]))
-        elif key not in old:
-            out.append(ConfigChange(file, key, "added", new=new[key]))
-        elif old[key] != new[key] or type(old[key]) is not type(new[key]):
-            out.append(ConfigChange(file, key, "changed", old=old[key], new=new[key]))
-    return out
-
-
-@dataclass(frozen=True)
-class _Side:
-    """One config file at one side: its object id, flattened keys or parse problem."""
-
-    object: str
-    flat: Flat | None  # None: opaque or unparseable
-    error: str | None
-
-
-def _sides(manifest: Manifest, files: Mapping[str, bytes]) -> dict[str, _Side]:
-    out: dict[str, _Side] = {}
-    for cf in manifest.configs:
-        doc, err = parse_config_bytes(cf.path, files[cf.path])
-        flat = flatten(doc) if err is None and is_structured(cf.path) else None
-        out[cf.path] = _Side(cf.object, flat, err)
-    return out
-
-
-def _similarity(a: _Side, b: _Side) -> float:
-    if a.object == b.object:
-        return 1.0
-    if a.flat is None or b.flat is None or not (a.flat or b.flat):
-        return 0.0
-    common = sum(1 for k, v in a.flat.items() if k in b.flat and b.flat[k] == v)
-    return common / max(len(a.flat), len(b.flat))
-
-
-def _pair_renames(
-    removed: list[str], added: list[str], a: Mapping[str, _Side], b: Mapping[str, _Side]
-) -> list[tuple[str, str]]:
-    """Pairs (old, new) of files that moved: same bytes, or at least half the same keys."""
-    scored = sorted(
-        ((_similarity(a[o], b[n]), o, n) for o in removed for n in added),
-        key=lambda t: (-t[0], t[1], t[2]),
-    )
-    pairs: list[tuple[str, str]] = []
-    used_old: set[str] = set()
-    used_new: set[str] = set()
-    for score, o, n in scored:
-        if score >= 0.5 and o not in used_old and n not in used_new:
-            pairs.append((o, n))
-            used_old.add(o)
-            used_new.add(n)
-    return pairs
-
-
-def _diff_file(file: str, old: _Side, new: _Side) -> list[ConfigChange]:
-    if old.object == new.object:
-        return []
-    if old.flat is not None and new.flat is not None:
-        return _diff_flat(file, old.flat, new.flat)
-    errors = [f"{side}: {s.error}" for side, s in (("a", old), ("b", new)) if s.error]
-    note = "; ".join(errors) if errors else "not YAML: compared as bytes"
-    return [ConfigChange(file, None, "changed", note=note)]
-
-
-def diff_configs(
-    a: Manifest, a_files: Mapping[str, bytes], b: Manifest, b_files: Mapping[str, bytes]
-) -> list[ConfigChange]:
-    """Key changes in files present at both sides, files added, removed and renamed."""
-    sa, sb = _sides(a, a_files), _sides(b, b_files)
-    removed = sorted(sa.keys() - sb.keys())
-    added = sorted(sb.keys() - sa.keys())
-    renames = _pair_renames(removed, added, sa, sb)
-    out: list[ConfigChange] = []
-    for path in sorted(sa.keys() & sb.keys()):
-        out += _diff_file(path, sa[path], sb[path])
-    for old, new in renames:
-        out.append(ConfigChange(new, None, "renamed", old=old, new=new))
-        out += _diff_file(new, sa[old], sb[new])
-    moved_old = {o for o, _ in renames}
-    moved_new = {n for _, n in renames}
-    out += [ConfigChange(p, None, "removed") for p in removed if p not in moved_old]
-    out += [ConfigChange(p, None, "added") for p in added if p not in moved_new]
-    return sorted(out, key=lambda c: (c.file, c.key is not None, _natural(c.key or "")))
 
 
 # --- packages --------------------------------------------------------------------------

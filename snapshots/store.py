@@ -22,7 +22,7 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from bisector.errors import StoreError
 from bisector.plumbing.atomic import atomic_write_bytes, fsync_dir
+from bisector.store.base import SqliteFile
 from snapshots.manifest import (
     SCHEMA_VERSION,
     EnvironmentRecord,
@@ -80,6 +81,24 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+class _Index(SqliteFile):
+    """`snapshots.sqlite`, opened per operation. No WAL: the store stays one file per
+    index, and a read-only open of a WAL file would need to write its -shm file."""
+
+    schema = _SCHEMA
+    wal = False
+
+    @staticmethod
+    def unreadable(path: Path, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"snapshot index {path} is unreadable: {exc}",
+            hint="move the store folder away and take the snapshots again",
+        )
+
+    def _error(self, exc: BaseException, *, opening: bool) -> StoreError:
+        return self.unreadable(self.path, exc)
+
+
 @dataclass(frozen=True)
 class IndexEntry:
     """One row of the index (not verified: load the snapshot for that)."""
@@ -108,22 +127,20 @@ class Store:
 
     @contextmanager
     def _db(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """The index for one operation: a write is one transaction, a read opens read-only."""
         if write:
             self.objects.mkdir(parents=True, exist_ok=True)
         elif not self.exists:
             raise StoreError(f"no snapshot store at {self.root}")  # callers check `exists`
-        uri = f"file:{self.index_path}?mode={'rwc' if write else 'ro'}"
         try:
-            with closing(sqlite3.connect(uri, uri=True, timeout=30)) as con:
+            with _Index(self.index_path, read_only=not write) as index:
                 if write:
-                    con.executescript(_SCHEMA)
-                with con:  # one transaction
-                    yield con
+                    with index._tx() as con:
+                        yield con
+                else:
+                    yield index._db
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"snapshot index {self.index_path} is unreadable: {exc}",
-                hint="move the store folder away and take the snapshots again",
-            ) from exc
+            raise _Index.unreadable(self.index_path, exc) from exc
 
     def object_path(self, oid: str) -> Path:
         return self.objects / oid[:2] / oid[2:]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+from bisector.testing import gitutil
 from bisector.testing.sample import SampleRepo, SampleSpec, build_sample_repo
 
 RELEASES = ("v2.3.0", "v2.3.1", "v2.4.0")
@@ -50,12 +50,6 @@ def webhook() -> Iterator[Webhook]:
         hook.server.server_close()
 
 
-def git(repo: Path, *args: str) -> str:
-    env_args = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
-    done = subprocess.run(["git", *env_args, *args], cwd=repo, check=True, capture_output=True, text=True)
-    return done.stdout.strip()
-
-
 def released_repo(path: Path, *, webhook_url: str | None, policy: str = "report",
                   schedule: str = "0 2 * * *") -> SampleRepo:
     """v2.3.0 and v2.3.1 fine; v2.4.0 (the branch head) carries the planted code culprit."""
@@ -69,12 +63,12 @@ def released_repo(path: Path, *, webhook_url: str | None, policy: str = "report"
 def hide_release(repo: SampleRepo, tag: str = "v2.4.0") -> str:
     """Move main back to the release before `tag` and delete the tag; returns its commit."""
     sha = repo.tags[tag]
-    git(repo.path, "tag", "-d", tag)
-    git(repo.path, "reset", "-q", "--hard", repo.tags[RELEASES[RELEASES.index(tag) - 1]])
+    gitutil.git(repo.path, "tag", "-d", tag)
+    gitutil.git(repo.path, "reset", "-q", "--hard", repo.tags[RELEASES[RELEASES.index(tag) - 1]])
     return sha
 
 
 def publish_release(repo: SampleRepo, sha: str, tag: str = "v2.4.0") -> None:
     """Fast-forward main to `sha` and tag it: a new release lands."""
-    git(repo.path, "reset", "-q", "--hard", sha)
-    git(repo.path, "tag", "-a", tag, "-m", f"release {tag}", sha)
+    gitutil.git(repo.path, "reset", "-q", "--hard", sha)
+    gitutil.tag(repo.path, tag, sha, message=f"release {tag}")

@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bisector.testing.gitutil import commit, make_repo
+
 ROOT = Path(__file__).resolve().parents[1]
 
 GOOD = {
@@ -35,21 +37,6 @@ GOOD_LIVE = live_view(GOOD)
 BAD_LIVE = live_view(BAD)
 
 
-def git(repo: Path, *args: str, clock: int = 0) -> str:
-    stamp = f"@{1_767_225_600 + clock * 3600} +0000"
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Test Dev", "GIT_AUTHOR_EMAIL": "dev@example.org",
-        "GIT_COMMITTER_NAME": "Test Dev", "GIT_COMMITTER_EMAIL": "dev@example.org",
-        "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp, "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    done = subprocess.run(
-        ["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
-        cwd=repo, env=env, check=True, capture_output=True, text=True,
-    )
-    return done.stdout.strip()
-
-
 @dataclass
 class Demo:
     repo: Path
@@ -71,19 +58,10 @@ class Demo:
 
 def make_demo(base: Path) -> Demo:
     """A repo whose configs/ differ between tags v2.3.1 (GOOD) and v2.4.0 (BAD)."""
-    repo = base / "repo"
-    repo.mkdir(parents=True)
-    git(repo, "init", "-q")
-    for clock, (tag, files) in enumerate((("v2.3.1", GOOD), ("v2.4.0", BAD)), start=1):
-        for stale in (repo / "configs").rglob("*.yaml") if (repo / "configs").exists() else []:
-            stale.unlink()
-        for path, data in files.items():
-            (repo / path).parent.mkdir(parents=True, exist_ok=True)
-            (repo / path).write_bytes(data)
-        (repo / "README.md").write_text(f"release {tag}\n")
-        git(repo, "add", "-A", clock=clock)
-        git(repo, "commit", "-q", "-m", f"release {tag}", clock=clock)
-        git(repo, "tag", "-a", tag, "-m", tag, clock=clock)
+    repo = make_repo(base / "repo")
+    for tag, files in (("v2.3.1", GOOD), ("v2.4.0", BAD)):
+        stale = {p: None for p in GOOD if p not in files}  # the release drops them
+        commit(repo, {**stale, **files, "README.md": f"release {tag}\n"}, f"release {tag}", tag, annotated=True)
     demo = Demo(repo, base / "srv" / "configs")
     demo.write_config()
     return demo

@@ -100,7 +100,7 @@ EXPECTED_CONFIGS_12 = [
     ("configs/serving.yaml", "batching.dynamic", "changed", False, True),
     ("configs/serving.yaml", "batching.timeout_ms", "added", None, 5),
     ("configs/serving.yaml", "model.dtype", "changed", "fp16", "bf16"),
-    ("configs/serving.yaml", "workers.1.port", "removed", 8001, None),
+    ("configs/serving.yaml", "workers[1].port", "removed", 8001, None),
 ]
 EXPECTED_PACKAGES_12 = [
     ("fastpad", "upgraded", "1.0.0", "1.1.0", "medium"),

@@ -48,7 +48,7 @@ FAST = ["--trials-per-process", "12", "--warmup-max", "40", "--threads", "1"]
 
 @functools.cache
 def _torch_python_ok() -> bool:
-    probe = subprocess.run(  # noqa: S603 - fixed argv
+    probe = subprocess.run(  # fixed argv
         [TORCH_PYTHON, "-c", "import torch, transformers"], capture_output=True, timeout=120
     )
     return probe.returncode == 0
@@ -70,7 +70,7 @@ def _env() -> dict[str, str]:
 def run_bench(
     args: list[str], cwd: Path, python: str = TORCH_PYTHON
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - fixed interpreter, argv of our own
+    return subprocess.run(  # fixed interpreter, argv of our own
         [python, "-m", "bisector.bench", *args],
         cwd=cwd,
         env=_env(),
@@ -102,6 +102,7 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, A
     return result, ref
 
 
+@pytest.mark.slow
 @needs_torch
 def test_protocol_line_has_latency_percentiles_throughput_and_metadata(
     reference_run: tuple[dict[str, Any], Path],
@@ -139,6 +140,7 @@ def test_protocol_line_has_latency_percentiles_throughput_and_metadata(
     assert ref.is_file()
 
 
+@pytest.mark.slow
 @needs_torch
 def test_reference_round_trip_agrees_and_tokenizer_counts_tokens(
     reference_run: tuple[dict[str, Any], Path], tmp_path: Path
@@ -154,7 +156,7 @@ def test_reference_round_trip_agrees_and_tokenizer_counts_tokens(
         tok.save(sys.argv[1])
         """
     )
-    subprocess.run([TORCH_PYTHON, "-c", make_tok, str(tmp_path / "tokenizer.json")], check=True)  # noqa: S603
+    subprocess.run([TORCH_PYTHON, "-c", make_tok, str(tmp_path / "tokenizer.json")], check=True)
     texts = tmp_path / "texts.txt"
     texts.write_text("the fox\nthe quick fox jumps\n", encoding="utf-8")
     result = bench_json(
@@ -178,6 +180,7 @@ def test_reference_round_trip_agrees_and_tokenizer_counts_tokens(
     assert result["tokens_per_input"] == 3.0  # (2 + 4) / 2
 
 
+@pytest.mark.slow
 @needs_torch
 def test_pad_to_8_makes_batch_of_one_slower(tmp_path: Path) -> None:
     """Over-padding a batch of one to 8 rows is measurably slower on CPU (options from a config file)."""
@@ -247,6 +250,7 @@ def tokenizer():
 """
 
 
+@pytest.mark.slow
 @needs_torch
 def test_factory_of_a_serving_repo_shows_its_planted_over_padding(tmp_path: Path) -> None:
     """A `module:function` factory whose own batcher pads to the target batch size is slower at BS=1."""
@@ -321,5 +325,5 @@ def test_importing_the_package_loads_no_torch() -> None:
         "bad = [m for m in ('torch', 'transformers', 'pydantic', 'yaml') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True)  # noqa: S603
+    proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 _SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "compare_git_bisect.py"
 
 
@@ -20,6 +22,7 @@ def _load() -> ModuleType:
     return module
 
 
+@pytest.mark.slow
 def test_compare_case_runs_both_tools_on_a_tiny_repo(tmp_path: Path) -> None:
     """One 16-commit code case: bisector and git bisect run, count executions, get judged."""
     bench = _load()

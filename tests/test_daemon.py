@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from prometheus_client import generate_latest
 
 from bisector.daemon import metrics
@@ -21,6 +22,7 @@ from tests.conftest import ROOT, run_cli, tree_digest
 from tests.daemon_support import hide_release, publish_release, released_repo, webhook
 
 
+@pytest.mark.slow
 def test_new_bad_release_is_bisected_and_alerted_once(tmp_path: Path) -> None:
     """A new regressed release is snapshotted, bisected to the planted culprit and alerted exactly once."""
     with webhook() as hook:
@@ -111,6 +113,7 @@ def test_second_daemon_exits_with_clear_error_and_sigterm_stops_the_first(tmp_pa
             first.wait()
 
 
+@pytest.mark.slow
 def test_cycle_killed_midway_resumes_on_next_start(tmp_path: Path) -> None:
     """A cycle SIGKILLed during the bisection is resumed by the next start, reusing its journaled trials."""
     with webhook() as hook:
@@ -148,6 +151,7 @@ def test_cycle_killed_midway_resumes_on_next_start(tmp_path: Path) -> None:
         assert len(hook.bodies) == 1 and hook.bodies[0]["culprit"] == repo.culprit
 
 
+@pytest.mark.slow
 def test_once_with_rollback_policy_rolls_configs_back(tmp_path: Path) -> None:
     """`bisector daemon --once` with policy rollback puts the last good release's configs live; again changes nothing."""
     repo = released_repo(tmp_path / "repo", webhook_url=None, policy="rollback")

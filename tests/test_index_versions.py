@@ -87,6 +87,7 @@ def test_available_versions_respects_no_index(tmp_path: Path) -> None:
     assert available_versions(off, tmp_path)("fastpad") == []
 
 
+@pytest.mark.slow
 def test_standalone_deps_bisects_versions_served_by_an_http_index(
     make_sample: Callable[..., SampleRepo], tmp_path: Path, serve: Callable[[Path], str],
 ) -> None:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bisector.document import RunDocument
 from bisector.engine.pipeline import RunRequest, run_bisection
 from bisector.isolate.run import isolate_files
@@ -36,6 +38,7 @@ def _all_verified(doc: dict[str, Any]) -> None:
         assert v["applied"]["confidence"] >= 0.95
 
 
+@pytest.mark.slow
 def test_three_upgrades_one_slow_names_the_slow_package_and_its_first_bad_version(
     make_sample: Callable[..., SampleRepo],
 ) -> None:
@@ -58,6 +61,7 @@ def test_three_upgrades_one_slow_names_the_slow_package_and_its_first_bad_versio
     assert report["isolation"]["first_bad_versions"] == {"fastpad": "1.2.0"}
 
 
+@pytest.mark.slow
 def test_three_config_keys_one_slow_names_only_that_key(make_sample: Callable[..., SampleRepo]) -> None:
     """Of three changed config keys only batching.pad_to_target is named."""
     repo = make_sample(kind="config", culprit_keys="three", **SPEC)
@@ -70,6 +74,7 @@ def test_three_config_keys_one_slow_names_only_that_key(make_sample: Callable[..
     _all_verified(doc)
 
 
+@pytest.mark.slow
 def test_pair_slow_only_together_is_reported_as_the_pair(make_sample: Callable[..., SampleRepo]) -> None:
     """hotpath and coldpath, slow only together, come back as that pair and not quickjson."""
     repo = make_sample(kind="dependency", culprit_deps="pair", **SPEC)
@@ -81,6 +86,7 @@ def test_pair_slow_only_together_is_reported_as_the_pair(make_sample: Callable[.
     _all_verified(doc)
 
 
+@pytest.mark.slow
 def test_culprit_whose_effect_vanishes_on_remeasurement_is_labelled_unverified(
     make_sample: Callable[..., SampleRepo], tmp_path: Path,
 ) -> None:
@@ -101,6 +107,7 @@ def test_culprit_whose_effect_vanishes_on_remeasurement_is_labelled_unverified(
     assert "UNVERIFIED" in render_markdown(RunDocument.from_json(doc))
 
 
+@pytest.mark.slow
 def test_standalone_deps_names_the_slow_package(make_sample: Callable[..., SampleRepo], tmp_path: Path) -> None:
     """`bisector deps` on HEAD's code with two requirement files names fastpad, first bad 1.2.0."""
     repo = make_sample(kind="code", **SPEC)
@@ -117,6 +124,7 @@ def test_standalone_deps_names_the_slow_package(make_sample: Callable[..., Sampl
     assert dep["verified"] is True
 
 
+@pytest.mark.slow
 def test_standalone_config_names_the_slow_key(make_sample: Callable[..., SampleRepo], tmp_path: Path) -> None:
     """`bisector config --good --bad` names the one slow key of two changed ones."""
     repo = make_sample(kind="dependency", **SPEC)  # HEAD's code does not pad by itself
@@ -141,6 +149,7 @@ def test_standalone_without_a_difference_is_not_reproduced(make_sample: Callable
     assert doc["status"] == "not_reproduced" and doc["culprit"] is None
 
 
+@pytest.mark.slow
 def test_three_upgrades_in_pyproject_name_only_the_slow_package(make_sample: Callable[..., SampleRepo]) -> None:
     """With the pins in pyproject.toml, fastpad 1.0.0 -> 1.3.0 is named, the two others not."""
     repo = make_sample(kind="dependency", culprit_deps="three", deps_file="pyproject", **SPEC)

@@ -14,7 +14,6 @@ from bisector.isolate.changes import (
     config_changes,
     dependency_changes,
     render_files,
-    set_dotted,
     versions_between,
 )
 from bisector.isolate.plan import Check, Expect, State, isolate
@@ -64,7 +63,7 @@ def test_config_changes_are_dotted_keys_and_partial_states_set_them() -> None:
     """Changed, added and list-item keys are found; a subset is applied YAML-aware."""
     changes = config_changes({CFG: OLD_CFG}, {CFG: NEW_CFG})
     assert [(c.name, c.change) for c in changes] == [
-        ("batching.pad", "changed"), ("batching.sizes.1", "changed"),
+        ("batching.pad", "changed"), ("batching.sizes[1]", "changed"),
         ("logging.format", "added"), ("server.port", "changed"),
     ]
     chosen = [c for c in changes if c.name in ("batching.pad", "logging.format")]
@@ -72,10 +71,22 @@ def test_config_changes_are_dotted_keys_and_partial_states_set_them() -> None:
     assert doc == {"server": {"port": 8080}, "batching": {"pad": True, "sizes": [1, 2]}, "logging": {"format": "json"}}
 
 
-def test_set_dotted_removes_and_indexes_lists() -> None:
-    """Removal deletes the leaf; list indices address items."""
-    assert set_dotted({"a": {"b": 1, "c": 2}}, "a.b", None, remove=True) == {"a": {"c": 2}}
-    assert set_dotted({"a": [1, 2]}, "a.1", 5) == {"a": [1, 5]}
+def test_a_key_holding_a_dot_is_its_own_change_and_is_written_back_as_one_key() -> None:
+    """`{"a.b": 1}` is the change `a\\.b`, applied without touching the nested `a: {b: ...}`."""
+    old = b'"a.b": 1\na:\n  b: 1\nl: [1, 2, 3]\n'
+    new = b'"a.b": 2\na:\n  b: 5\nl: [1]\n'
+    changes = config_changes({CFG: old}, {CFG: new})
+    assert [(c.name, c.change) for c in changes] == [
+        ("a.b", "changed"), ("a\\.b", "changed"), ("l[1]", "removed"), ("l[2]", "removed"),
+    ]
+    dotted = [c for c in changes if c.name == "a\\.b"]
+    doc = yaml.safe_load(render_files({CFG: old}, {CFG: new}, changes, dotted)[CFG] or b"")
+    assert doc == {"a.b": 2, "a": {"b": 1}, "l": [1, 2, 3]}
+    tail = [c for c in changes if c.name.startswith("l")]
+    doc = yaml.safe_load(render_files({CFG: old}, {CFG: new}, changes, tail)[CFG] or b"")
+    assert doc == {"a.b": 1, "a": {"b": 1}, "l": [1]}
+    with pytest.raises(PartialStateError):  # l[1] alone would move l[2] into its place
+        render_files({CFG: old}, {CFG: new}, changes, [c for c in changes if c.name == "l[1]"])
 
 
 def test_unparseable_config_is_one_whole_file_change_and_cannot_be_split() -> None:

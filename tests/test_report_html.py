@@ -21,6 +21,8 @@ from bisector.testing.gitutil import git
 from bisector.testing.sample import SampleRepo, SampleSpec, build_sample_repo
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.slow  # the reports are of a whole bisection of a sample repo
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -26,6 +26,7 @@ def _run(sample: SampleRepo, **kw: object) -> dict[str, object]:
     return run_bisection(req).document.to_json()
 
 
+@pytest.mark.slow
 def test_json_contract_names_planted_code_culprit(make_sample: Callable[..., SampleRepo]) -> None:
     """`run --json` prints the contract's document and exits 0 with the planted commit."""
     sample = make_sample(n_commits=20, culprit=13, slowdown=0.2)
@@ -47,6 +48,7 @@ def test_json_contract_names_planted_code_culprit(make_sample: Callable[..., Sam
     assert done.stderr.count("culprit:") == 1
 
 
+@pytest.mark.slow
 def test_no_regression_is_not_reproduced(make_sample: Callable[..., SampleRepo]) -> None:
     """Without a real shift the run stops with exit 3 and names no culprit."""
     sample = make_sample(n_commits=10, culprit=5, slowdown=0.0)
@@ -56,6 +58,7 @@ def test_no_regression_is_not_reproduced(make_sample: Callable[..., SampleRepo])
     assert doc["status"] == "not_reproduced" and doc["culprit"] is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("slowdown", [0.1, 0.3])
 def test_dependency_free_code_culprit_with_untestable_neighbours(
     make_sample: Callable[..., SampleRepo], slowdown: float
@@ -67,6 +70,7 @@ def test_dependency_free_code_culprit_with_untestable_neighbours(
     assert doc["culprit"]["commit"] == sample.culprit  # type: ignore[index]
 
 
+@pytest.mark.slow
 def test_untestable_at_the_boundary_gives_an_honest_range(make_sample: Callable[..., SampleRepo]) -> None:
     """When the commit before the culprit is untestable, the answer is a range holding it (exit 4)."""
     sample = make_sample(n_commits=16, culprit=9, untestable=(8,))
@@ -81,6 +85,7 @@ def test_untestable_at_the_boundary_gives_an_honest_range(make_sample: Callable[
     assert order.index(rng["last_good"]) < order.index(sample.culprit) <= order.index(rng["first_bad"])
 
 
+@pytest.mark.slow
 def test_merges_first_parent_and_all_commits(make_sample: Callable[..., SampleRepo]) -> None:
     """First-parent names the merge that brought the culprit; --all-commits names the commit."""
     sample = make_sample(n_commits=14, culprit=12, merges=True, culprit_in_branch=True)
@@ -91,6 +96,7 @@ def test_merges_first_parent_and_all_commits(make_sample: Callable[..., SampleRe
     assert full["culprit"]["commit"] == sample.culprit  # type: ignore[index]
 
 
+@pytest.mark.slow
 def test_accuracy_metric_higher_is_better(make_sample: Callable[..., SampleRepo], tmp_path: Path) -> None:
     """A metric where higher is better, unchanged here, is not reproduced."""
     sample = make_sample(n_commits=8, culprit=4)
@@ -137,6 +143,7 @@ def _trials(store: Path) -> list[tuple[int, str]]:
             return []
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_repeating_trials(make_sample: Callable[..., SampleRepo]) -> None:
     """SIGKILL mid-run, then the same command finishes with the same answer, reusing trials."""
     sample = make_sample(n_commits=20, culprit=14, slowdown=0.25)
@@ -172,6 +179,7 @@ def test_killed_run_resumes_without_repeating_trials(make_sample: Callable[..., 
     assert len(runs) == 1 and runs[0][1] == "found"
 
 
+@pytest.mark.slow
 def test_report_rerenders_from_the_journal(make_sample: Callable[..., SampleRepo]) -> None:
     """`bisector report RUN_ID` renders the stored run without measuring again."""
     sample = make_sample(n_commits=10, culprit=6)

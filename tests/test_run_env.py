@@ -6,11 +6,14 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from bisector.testing.sample import SampleRepo
 
 from .conftest import run_cli
 
 
+@pytest.mark.slow
 def test_dependency_culprit_records_resolved_envs_and_rolls_back(
     make_sample: Callable[..., SampleRepo],
 ) -> None:

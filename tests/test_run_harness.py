@@ -12,10 +12,13 @@ from bisector.testing.gitutil import commit, make_repo
 
 from .test_bench_harness import SERVING_MODEL
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None,
-    reason="this interpreter has no torch/transformers (install the 'harness' extra)",
-)
+pytestmark = [
+    pytest.mark.slow,  # a whole bisection that trains and serves a model at every step
+    pytest.mark.skipif(
+        importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None,
+        reason="this interpreter has no torch/transformers (install the 'harness' extra)",
+    ),
+]
 
 BATCHING = (
     "import torch\n\nTARGET = {target}\n\n\ndef pad_to_target(ids):\n"

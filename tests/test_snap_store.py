@@ -51,7 +51,7 @@ def _store_state(repo: Path) -> dict[str, object]:
         rows = {
             t: con.execute(f"SELECT * FROM {t}").fetchall()
             for t in ("snapshots", "refs", "environments")
-        }  # noqa: S608
+        }
     return {"objects": objects, "rows": rows}
 
 

@@ -92,9 +92,9 @@ def test_flatten_dotted_paths_and_list_indexes() -> None:
     doc = {"batching": {"dynamic": True, "sizes": [1, 8]}, "w": [{"p": 1}], "e": {}, "n": None}
     assert flatten(doc) == {
         "batching.dynamic": True,
-        "batching.sizes.0": 1,
-        "batching.sizes.1": 8,
-        "w.0.p": 1,
+        "batching.sizes[0]": 1,
+        "batching.sizes[1]": 8,
+        "w[0].p": 1,
         "e": {},
         "n": None,
     }

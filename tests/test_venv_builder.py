@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +11,7 @@ from bisector.builders.venv import VenvBuilder
 from bisector.config import Environment
 from bisector.engine.checkouts import Checkouts
 from bisector.gitrepo import GitRepo
+from bisector.testing import gitutil
 
 
 def _key(files: dict[str, str], roots: list[str], python: str = "3.11") -> str:
@@ -63,25 +62,15 @@ def test_credentials_are_scrubbed_from_logged_commands() -> None:
         "--index-url https://***@pypi.example.org/simple")
 
 
-def _commit_all(root: Path, message: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.org",
-           "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.org",
-           "GIT_AUTHOR_DATE": "2024-01-01T00:00:00+00:00", "GIT_COMMITTER_DATE": "2024-01-01T00:00:00+00:00"}
-    for args in (["add", "-A"], ["commit", "-q", "-m", message]):
-        subprocess.run(["git", "-C", str(root), *args], env=env, check=True, capture_output=True)  # noqa: S603
-
-
 def test_install_runs_per_commit_into_the_shared_environment(tmp_path: Path) -> None:
     """`install` runs in each candidate's checkout with the env's python, once per commit."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)  # noqa: S603, S607
+    root = gitutil.make_repo(tmp_path / "repo")
     git = GitRepo(root)
     commits = []
     for value in (1, 2):
         (root / "requirements.txt").write_text("")
         (root / "app.py").write_text(f"VALUE = {value}\n")
-        _commit_all(root, f"v{value}")
+        gitutil.commit_all(root, f"v{value}")
         commits.append(git.resolve("HEAD"))
     script = ("import os, pathlib, sys; p = pathlib.Path(os.environ['VIRTUAL_ENV'], 'installed');"
               " p.write_text(p.read_text() + open('app.py').read() if p.exists() else open('app.py').read())")
@@ -125,12 +114,10 @@ def test_lock_file_is_installed_as_its_exact_pins(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     for version in ("1.0.0", "1.1.0"):
         make_wheel(wheels, "fastpad", version, {"fastpad/__init__.py": f"V = {version!r}\n"}, [])
-    root = tmp_path / "repo"
-    root.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)  # noqa: S603, S607
+    root = gitutil.make_repo(tmp_path / "repo")
     git = GitRepo(root)
     (root / "uv.lock").write_text(UV_LOCK.format(version="1.0.0"))
-    _commit_all(root, "lock")
+    gitutil.commit_all(root, "lock")
     commit = git.resolve("HEAD")
     env = Environment(builder="venv", requirements=["uv.lock"], no_index=True, find_links=[str(wheels)])
     builder = VenvBuilder(git, env, tmp_path / "store")
@@ -144,11 +131,9 @@ def test_lock_file_is_installed_as_its_exact_pins(tmp_path: Path) -> None:
 
 def test_jobs_sets_how_many_environments_build_in_parallel(tmp_path: Path) -> None:
     """`run --jobs N` reaches the builder as its number of background build workers."""
-    from bisector.builders import make_builder
+    from bisector.builders.registry import make_builder
 
-    root = tmp_path / "repo"
-    root.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)  # noqa: S603, S607
+    root = gitutil.make_repo(tmp_path / "repo")
     git = GitRepo(root)
     env = Environment(builder="venv", requirements=["requirements.txt"], no_index=True)
     builder = make_builder("venv", vcs=git, environment=env, store=tmp_path / "store", jobs=3)
@@ -177,12 +162,10 @@ def test_pyproject_dependencies_and_configured_extras_are_installed(tmp_path: Pa
     wheels = tmp_path / "wheels"
     make_wheel(wheels, "fastpad", "1.0.0", {"fastpad/__init__.py": "V = 1\n"}, [])
     make_wheel(wheels, "tokenkit", "2.1.0", {"tokenkit/__init__.py": "V = 2\n"}, [])
-    root = tmp_path / "repo"
-    root.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)  # noqa: S603, S607
+    root = gitutil.make_repo(tmp_path / "repo")
     git = GitRepo(root)
     (root / "pyproject.toml").write_text(PYPROJECT)
-    _commit_all(root, "pyproject")
+    gitutil.commit_all(root, "pyproject")
     commit = git.resolve("HEAD")
     built = {}
     for extras in ([], ["gpu"]):

@@ -38,10 +38,7 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -72,10 +69,8 @@ from bisector.builders.docker_run import (
     run_captured,
     sweep,
 )
-from bisector.builders.envcache import MARKER
-from bisector.builders.once import BuildOnce
-from bisector.builders.requirements import RequirementSet, environment_key, read_requirements
-from bisector.builders.uvtool import IndexOptions
+from bisector.builders.keyed import CachedEnv, KeyedBuilder
+from bisector.builders.requirements import RequirementSet, environment_key
 from bisector.config import DockerOptions, Environment
 from bisector.core.types import Commit
 from bisector.errors import BuildError, ConfigError, DockerError
@@ -115,50 +110,32 @@ def image_tag(key: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Image:
-    key: str
-    packages: tuple[tuple[str, str], ...]
-    runtime: RuntimeFacts
-    build_log: Path
-
-    @classmethod
-    def load(cls, path: Path) -> _Image:
-        data = json.loads((path / MARKER).read_text(encoding="utf-8"))
-        return cls(data["key"], tuple((n, v) for n, v in data["packages"]),
-                   RuntimeFacts(**data["runtime"]), Path(data["build_log"]))
-
-    def save(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        data = {"key": self.key, "image": image_tag(self.key), "packages": [list(p) for p in self.packages],
-                "runtime": self.runtime.as_dict(), "build_log": str(self.build_log), "created": time.time()}
-        tmp = path / (MARKER + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        os.replace(tmp, path / MARKER)
+class _Recipe:
+    reqs: RequirementSet
+    dockerfile: str  # the template, or the repository's Dockerfile at the commit
 
 
-class DockerBuilder:
+class DockerBuilder(KeyedBuilder[_Recipe]):
     """Images shared by environment key, built in the background; trials in containers."""
 
     name: ClassVar[str] = "docker"
-    isolates_dependencies: ClassVar[bool] = True
+    _thread_prefix: ClassVar[str] = "bisector-image"
+    _failure_note: ClassVar[str] = "background image build failed"
 
     def __init__(
         self, vcs: Vcs, environment: Environment, store: Path, *,
         max_workers: int = 2, build_timeout_s: float = 3600.0,
         client: docker.DockerClient | None = None,
     ) -> None:
-        self._vcs = vcs
-        self._config = environment
         self._options: DockerOptions = environment.docker
         self._client = client or connect()
-        self._lock = threading.Lock()
+        super().__init__(vcs, environment, store, ImageCache(store / "images", self._options.max_images, self._client),
+                         max_workers=max_workers, build_timeout_s=build_timeout_s)
         self._session = os.urandom(6).hex()
         self._run_options = ContainerOptions(
             network=self._options.network, gpus=self._options.gpus, cpus=self._options.cpus,
             memory=self._options.memory, labels={SESSION_LABEL: self._session},
         )
-        self._cache = ImageCache(store / "images", self._options.max_images, self._client)
-        self._index = IndexOptions.from_config(environment, vcs.root)
         # A code layer per commit only where it is needed (module docstring: why mount by default).
         self._code: CodeLayers | None = None
         if environment.install or self._options.code == "layer":
@@ -166,15 +143,7 @@ class DockerBuilder:
                                     network=self._options.network, install=environment.install,
                                     index_args=self._index_args(), build_timeout_s=build_timeout_s,
                                     lock=self._lock)
-        self._logs = store / "logs" / "build"
-        self._build_timeout_s = build_timeout_s
         self._base_checked = False
-        self._git_lock = threading.Lock()
-        self._reqs: dict[str, tuple[str, RequirementSet, str]] = {}
-        self._once: BuildOnce[_Image] = BuildOnce(self._lock)
-        self._in_use: str | None = None
-        self._builds_done = 0
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="bisector-image")
 
     # -- keys -----------------------------------------------------------------------
 
@@ -187,17 +156,9 @@ class DockerBuilder:
                               f"commit {commit.short}")
         return data.decode("utf-8", errors="replace")
 
-    def _requirements(self, commit: Commit) -> tuple[str, RequirementSet, str]:
-        with self._lock:
-            cached = self._reqs.get(commit.sha)
-        if cached is not None:
-            return cached
-        with self._git_lock:
-            reqs = read_requirements(
-                lambda path: self._vcs.read_file(commit.sha, path), self._config.requirements,
-                self._config.extras,
-            )
-            dockerfile = self._dockerfile(commit)
+    def _recipe(self, commit: Commit) -> tuple[str, _Recipe]:
+        reqs = self._read_requirements(commit)
+        dockerfile = self._dockerfile(commit)
         material = {
             **self._index.key_material(),
             "base_image": self._options.base_image,
@@ -205,17 +166,7 @@ class DockerBuilder:
             "dockerfile": hashlib.sha256(dockerfile.encode("utf-8")).hexdigest(),
         }
         key = environment_key(reqs, python=self._options.base_image, index=material, prefix="docker")
-        entry = (key, reqs, dockerfile)
-        with self._lock:
-            self._reqs[commit.sha] = entry
-        return entry
-
-    def env_key(self, commit: Commit) -> str:
-        return self._requirements(commit)[0]
-
-    @property
-    def builds_done(self) -> int:
-        return self._builds_done
+        return key, _Recipe(reqs, dockerfile)
 
     @property
     def code_builds_done(self) -> int:
@@ -243,21 +194,6 @@ class DockerBuilder:
                          "to an image listed by `docker images`",
                 ) from exc
         self._base_checked = True
-
-    def _obtain(self, key: str, reqs: RequirementSet, dockerfile: str) -> _Image:
-        return self._once.get(key, lambda: self._load_or_build(key, reqs, dockerfile))
-
-    def _load_or_build(self, key: str, reqs: RequirementSet, dockerfile: str) -> _Image:
-        with self._cache.lock(key):
-            if self._cache.is_complete(key):
-                return _Image.load(self._cache.path(key))
-            image = self._build(key, reqs, dockerfile)
-            with self._lock:
-                self._builds_done += 1
-                in_use = {*self._once.building, key, *([self._in_use] if self._in_use else [])}
-        self._cache.touch(key)
-        self._cache.evict(in_use)
-        return image
 
     def _index_args(self) -> list[str]:
         """pip's index options inside an image: local `find_links` folders as the copies the
@@ -300,7 +236,7 @@ class DockerBuilder:
         (folder / "Dockerfile").write_text(text, encoding="utf-8")
         return pip_args
 
-    def _build(self, key: str, reqs: RequirementSet, dockerfile: str) -> _Image:
+    def _build(self, key: str, recipe: _Recipe) -> CachedEnv:
         self._check_base_image()
         self._cache.remove_folder(key)  # leftovers of an interrupted build
         self._logs.mkdir(parents=True, exist_ok=True)
@@ -308,7 +244,7 @@ class DockerBuilder:
         started = time.monotonic()
         log.info("building image", image=image_tag(key))
         with tempfile.TemporaryDirectory(prefix="bisector-ctx-") as ctx, log_path.open("w", encoding="utf-8") as out:
-            pip_args = self._context(Path(ctx), key, reqs, dockerfile)
+            pip_args = self._context(Path(ctx), key, recipe.reqs, recipe.dockerfile)
             out.write(f"# docker build {image_tag(key)} from {self._options.base_image}\n")
             out.write((Path(ctx) / "Dockerfile").read_text(encoding="utf-8") + "\n")
             out.flush()
@@ -318,7 +254,7 @@ class DockerBuilder:
                 raise BuildError(f"building {image_tag(key)} failed: {error}",
                                  hint=f"see the build log {log_path}", log_path=log_path)
             image = self._inspect(key, log_path, out)
-        image.save(self._cache.path(key))
+        image.save(self._cache.path(key), image=image_tag(key))
         log.info("image built", image=image_tag(key), packages=len(image.packages),
                  seconds=round(time.monotonic() - started, 2))
         return image
@@ -329,7 +265,7 @@ class DockerBuilder:
                             timeout_s=self._build_timeout_s, labels={LABEL: "1", KEY_LABEL: key},
                             buildargs={"BASE_IMAGE": self._options.base_image, "PIP_ARGS": json.dumps(pip_args)})
 
-    def _inspect(self, key: str, log_path: Path, out: Any) -> _Image:
+    def _inspect(self, key: str, log_path: Path, out: Any) -> CachedEnv:
         code, stdout, stderr = run_captured(self._client, image_tag(key), [PYTHON, "-I", "-c", _FACTS],
                                             options=self._run_options)
         out.write(f"$ {PYTHON} -I -c <facts>\n{stderr}[exit {code}]\n")
@@ -338,32 +274,12 @@ class DockerBuilder:
                              hint=f"see the build log {log_path}", log_path=log_path)
         data = json.loads(stdout.strip().splitlines()[-1])
         packages = tuple(sorted((p["name"], p["version"]) for p in data["packages"]))
-        return _Image(key, packages, RuntimeFacts(**data["runtime"]), log_path)
+        return CachedEnv(key, packages, RuntimeFacts(**data["runtime"]), log_path)
 
     # -- the port ---------------------------------------------------------------------
 
-    def prefetch(self, commits: Sequence[Commit]) -> None:
-        for commit in commits:
-            key, reqs, dockerfile = self._requirements(commit)
-            with self._lock:
-                busy = key in self._once.building or key in self._once.failed
-            if not busy and not self._cache.is_complete(key):
-                self._pool.submit(self._prefetch_one, key, reqs, dockerfile)
-
-    def _prefetch_one(self, key: str, reqs: RequirementSet, dockerfile: str) -> None:
-        try:
-            self._obtain(key, reqs, dockerfile)
-        except BuildError:
-            pass  # remembered in _failed; raised by prepare()
-        except Exception as exc:  # noqa: BLE001 - a background build must not vanish silently
-            log.warning("background image build failed", key=key, error=str(exc))
-
-    def prepare(self, commit: Commit, checkout: Path) -> BuiltEnv:
-        key, reqs, dockerfile = self._requirements(commit)
-        with self._lock:
-            self._in_use = key
-        image = self._obtain(key, reqs, dockerfile)
-        self._cache.touch(key)
+    def _ready(self, image: CachedEnv, recipe: _Recipe, commit: Commit, checkout: Path) -> BuiltEnv:
+        key = image.key
         # As `checkout_pythonpath`, at the mount point (a `src/` layout first). With an
         # install, as in the venv builder, the installed project is imported, not the tree.
         pythonpath = f"{CONTAINER_CHECKOUT}/src:{CONTAINER_CHECKOUT}" if (checkout / "src").is_dir() else CONTAINER_CHECKOUT
@@ -386,7 +302,7 @@ class DockerBuilder:
                         image.build_log, launcher=launcher)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        super().close()
         try:
             left = sweep(self._client, {SESSION_LABEL: self._session})
         except (APIError, DockerException, requests.RequestException) as exc:

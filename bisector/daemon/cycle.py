@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bisector.daemon.metrics as metrics
+import bisector.daemon.stop as stop
 from bisector.alerts import AlertMessage, Delivery, send_alert
 from bisector.config import Alert, Config, load_config
 from bisector.core.types import Commit, Status
-from bisector.daemon import metrics, stop
 from bisector.daemon.policy import roll_back_to
 from bisector.document import RunDocument
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection

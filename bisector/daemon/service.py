@@ -17,8 +17,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import bisector.daemon.cycle as cycle
+import bisector.daemon.metrics as metrics
+import bisector.daemon.stop as stop
 from bisector.config import load_config
-from bisector.daemon import cycle, metrics, stop
 from bisector.errors import ConfigError
 from bisector.log import get_logger
 from bisector.store.control import ControlStore

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from bisector.builders import make_builder
 from bisector.builders.base import BuiltEnv
+from bisector.builders.registry import make_builder
 from bisector.config import Config
 from bisector.core.sampling import samples_of
 from bisector.core.types import Commit

@@ -1,9 +1,10 @@
 """One trial of the benchmark protocol (shared/DESIGN.md, "Benchmark protocol").
 
-A trial runs the benchmark's argv without a shell, in the checkout, in its own session
-(so it leads a new process group). On timeout the whole group is killed, grandchildren
-included: SIGTERM, a short grace, then SIGKILL. The group is also cleaned up after a
-normal exit, so a stray background process cannot disturb the next trial's timings.
+A trial runs the benchmark's argv without a shell, in the checkout, in its own process
+group (`bisector.plumbing.proc.run_in_group`). On timeout the whole group is killed,
+grandchildren included: SIGTERM, a short grace, then SIGKILL. The group is also cleaned
+up after a normal exit, so a stray background process cannot disturb the next trial's
+timings.
 stdout and stderr go straight to files (`trial-<n>.out` / `.err`) rather than pipes, so a
 grandchild that keeps a pipe open cannot hang us and every log is kept.
 
@@ -23,10 +24,7 @@ from __future__ import annotations
 import enum
 import json
 import math
-import os
 import re
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -37,11 +35,14 @@ from typing import Any
 from bisector.builders.base import BuiltEnv, TrialLauncher
 from bisector.config import Benchmark
 from bisector.log import get_logger
+from bisector.plumbing.proc import (
+    DEFAULT_GRACE_S as DEFAULT_GRACE_S,  # re-exported for the builders
+)
+from bisector.plumbing.proc import run_in_group
 
 log = get_logger(__name__)
 
 SKIP_EXIT_CODE = 125
-DEFAULT_GRACE_S = 2.0
 _TRIAL_FILE = re.compile(r"^trial-(\d+)\.(?:out|err)$")
 
 
@@ -121,33 +122,6 @@ def parse_output(stdout: str) -> tuple[dict[str, tuple[float, ...]], dict[str, A
     return None
 
 
-def _signal_group(pgid: int, sig: int) -> bool:
-    """Send `sig` to the group; False when no process of it is left."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # macOS reports a group of zombies this way
-        return False
-    return True
-
-
-def kill_process_group(proc: subprocess.Popen[bytes], grace_s: float = DEFAULT_GRACE_S) -> None:
-    """SIGTERM the process's group, wait up to `grace_s`, then SIGKILL what is left."""
-    pgid = proc.pid  # start_new_session=True: the child leads its own group
-    if _signal_group(pgid, signal.SIGTERM):
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            if proc.poll() is not None and not _signal_group(pgid, 0):
-                break
-            time.sleep(0.02)
-        _signal_group(pgid, signal.SIGKILL)
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL not delivered
-        log.warning("benchmark process did not die", pid=proc.pid)
-
-
 def run_trial(
     argv: Sequence[str],
     *,
@@ -163,34 +137,21 @@ def run_trial(
     # Only names: values may hold tokens.
     log.debug("trial start", argv=list(argv), cwd=str(cwd), env_keys=sorted(env))
     start = time.monotonic()
-    timed_out = False
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         try:
-            proc = subprocess.Popen(  # noqa: S603 - argv from the config, no shell
-                list(argv),
-                cwd=cwd,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
+            # The group is killed on timeout, on Ctrl-C, and after a normal exit (stray children).
+            done = run_in_group(argv, cwd=cwd, env=env, timeout_s=timeout_s, stdout=out, stderr=err,
+                                grace_s=grace_s)
         except OSError as exc:
             err.write(f"bisector: cannot start {argv[0]!r}: {exc}\n".encode())
             return TrialResult(
                 TrialStatus.FAILED, {}, {}, None, time.monotonic() - start,
                 stdout_path, stderr_path, reason=f"cannot start {argv[0]!r}: {exc.strerror}",
             )
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            # Always: on timeout, on Ctrl-C, and after a normal exit (stray children).
-            kill_process_group(proc, grace_s)
     duration = time.monotonic() - start
-    return classify(None if timed_out else proc.returncode, timed_out=timed_out, timeout_s=timeout_s,
-                    duration_s=duration, stdout_path=stdout_path, stderr_path=stderr_path)
+    return classify(None if done.timed_out else done.returncode, timed_out=done.timed_out,
+                    timeout_s=timeout_s, duration_s=duration, stdout_path=stdout_path,
+                    stderr_path=stderr_path)
 
 
 def classify(

@@ -2,12 +2,13 @@
 
 Pure: works on file bytes already read (from git objects). A `Change` is one package
 change of the declared dependencies (from `snapshots.diff.diff_declared`) or one config
-key (dotted path, YAML-aware, from `snapshots.configs.flatten`). `render_files` writes the
+key (a key path of `bisector.plumbing.yamlkeys`, compared by its `diff_flat`, the names
+`snapshot diff` and `rollback --dry-run` use). `render_files` writes the
 parent's dependency and config files with a subset of the changes applied: a file none
 of whose changes is applied keeps the parent's bytes, one with all applied the culprit's
 bytes, anything in between is rewritten: requirement lines swapped; pyproject.toml's
 dependency strings replaced in place (`pyproject_edit`, comments and layout kept); YAML
-loaded, keys set, dumped.
+loaded, keys set or removed (`yamlkeys.set_leaf` / `remove_leaf`), dumped.
 
 A package change can touch several files (`Change.files`): its declared file and a lock
 (uv.lock, poetry.lock). A lock cannot be rewritten package by package (its resolution
@@ -34,6 +35,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from bisector.isolate.pyproject_edit import EditError, apply_packages, edit_bytes, pin_package
+from bisector.plumbing.yamlkeys import diff_flat, natural_order, remove_leaf, set_leaf
 from snapshots.configs import flatten, is_structured, parse_config_bytes
 from snapshots.deps import read_declared
 from snapshots.diff import diff_declared
@@ -49,7 +51,7 @@ class PartialStateError(ValueError):
 
 @dataclass(frozen=True, order=True)
 class Change:
-    """One change of the commit: a package (`name` canonical) or a config key (`name` dotted).
+    """One change of the commit: a package (`name` canonical) or a config key (`name` a key path).
 
     `old` / `new` are versions or specifiers for packages (None: absent), JSON text of
     the values for config keys (None: absent). `files`: every changed file a package
@@ -127,13 +129,10 @@ def config_changes(parent: Files, culprit: Files) -> list[Change]:
             kind = "added" if old is None else "removed" if new is None else "changed"
             out.append(Change("config", path, WHOLE_FILE, None, None, kind))
             continue
-        for key in sorted(set(fo) | set(fn)):
-            if key not in fn:
-                out.append(Change("config", path, key, _j(fo[key]), None, "removed"))
-            elif key not in fo:
-                out.append(Change("config", path, key, None, _j(fn[key]), "added"))
-            elif fo[key] != fn[key]:
-                out.append(Change("config", path, key, _j(fo[key]), _j(fn[key]), "changed"))
+        for d in diff_flat(fo, fn):
+            old_j = None if d.change == "added" else _j(d.old)
+            new_j = None if d.change == "removed" else _j(d.new)
+            out.append(Change("config", path, d.key, old_j, new_j, d.change))
     return out
 
 
@@ -297,47 +296,18 @@ def _partial_config(path: str, old: bytes | None, on: list[Change]) -> bytes:
     if error is not None:
         raise PartialStateError(f"{path}: {error}")
     doc = copy.deepcopy(doc) if doc is not None else {}
-    for c in on:
-        doc = set_dotted(doc, c.name, None if c.new is None else json.loads(c.new), remove=c.new is None)
+    # Removals first, last list item first (so no item moves), then the sets: a key that
+    # turns from `{}` into a mapping with keys is a removal of `{}` plus added keys.
+    ordered = sorted(on, key=lambda c: natural_order(c.name))
+    try:
+        for c in reversed([c for c in ordered if c.new is None]):
+            doc = remove_leaf(doc, c.name)
+        for c in ordered:
+            if c.new is not None:
+                doc = set_leaf(doc, c.name, json.loads(c.new))
+    except ValueError as exc:
+        raise PartialStateError(f"{path}: {exc}") from exc
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False).encode("utf-8")
-
-
-def set_dotted(doc: Any, dotted: str, value: Any, *, remove: bool = False) -> Any:
-    """`doc` with the leaf at `dotted` (list items by index) set to `value`, or removed."""
-    parts = dotted.split(".")
-    root = doc if isinstance(doc, dict | list) else {}
-    node: Any = root
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, list) and part.isdigit() and int(part) <= len(node):
-            idx = int(part)
-            if last:
-                if remove:
-                    if idx < len(node):
-                        del node[idx]
-                elif idx == len(node):
-                    node.append(value)
-                else:
-                    node[idx] = value
-                return root
-            if idx == len(node):
-                node.append({})
-            if not isinstance(node[idx], dict | list):
-                node[idx] = {}
-            node = node[idx]
-            continue
-        if not isinstance(node, dict):
-            raise PartialStateError(f"cannot set {dotted}: {part!r} is not a mapping key here")
-        if last:
-            if remove:
-                node.pop(part, None)
-            else:
-                node[part] = value
-            return root
-        if not isinstance(node.get(part), dict | list):
-            node[part] = {}
-        node = node[part]
-    return root
 
 
 def versions_between(available: Iterable[str], old: str, new: str) -> list[str]:

@@ -1,7 +1,9 @@
-"""The one way bisector opens its SQLite journal: WAL, FULL sync, short transactions.
+"""The one way bisector opens its SQLite files: busy timeout, WAL, short transactions.
 
-The run journal and the control tables share one file (`<store>/journal.sqlite`); both
-open it through here so their durability settings cannot drift apart.
+The run journal, the control tables and the daemon's state share one file
+(`<store>/journal.sqlite`); the snapshot index is its own file (`snapshots.sqlite`). All
+of them are a subclass of `SqliteFile`, so their durability settings, transactions and
+error messages cannot drift apart.
 """
 
 from __future__ import annotations
@@ -10,42 +12,84 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar, Self
+from urllib.parse import quote
 
 from bisector.errors import StoreError
 
+__all__ = ["SqliteFile"]
 
-def open_journal(
-    path: Path, schema: str, *, what: str, hint: str, shared_across_threads: bool = False
-) -> sqlite3.Connection:
-    """Open (creating) `path` in WAL mode and apply `schema` (CREATE ... IF NOT EXISTS).
+BUSY_TIMEOUT_S = 30.0
 
-    `shared_across_threads`: the daemon's scheduler and signal handling touch its state
-    from more than one thread (each call is one short transaction under sqlite's lock).
+
+class SqliteFile:
+    """One connection to one SQLite file; subclasses name it and give its schema.
+
+    `schema` (CREATE ... IF NOT EXISTS) is applied on every writable open, then `migrate`
+    (the hook for changes the schema text cannot express). `wal`: WAL with
+    synchronous=FULL, so what was reported as journaled (a trial, a pause) survives a
+    power cut; a file without it keeps SQLite's default rollback journal (the snapshot
+    index, whose layout on disk stays one file). `read_only` opens without creating or
+    writing anything. `shared_across_threads`: the daemon's scheduler and signal handling
+    touch its state from more than one thread (each call is one short transaction under
+    SQLite's lock).
     """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(
-            path, timeout=30.0, isolation_level=None, check_same_thread=not shared_across_threads
-        )
-        db.execute("PRAGMA journal_mode=WAL")
-        # FULL: what was reported as journaled (a trial, a pause) survives a power cut.
-        db.execute("PRAGMA synchronous=FULL")
-        db.executescript(schema)
-    except (sqlite3.DatabaseError, OSError) as exc:
-        raise StoreError(f"cannot open the {what} {path}: {exc}", hint=hint) from exc
-    return db
 
+    what: ClassVar[str] = "database"  # in messages: "cannot open the <what> <path>"
+    hint: ClassVar[str] = "check the permissions of the store folder (snapshots.store)"
+    schema: ClassVar[str] = ""
+    wal: ClassVar[bool] = True
 
-@contextmanager
-def transaction(db: sqlite3.Connection, what: str) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-    try:
-        db.execute("BEGIN IMMEDIATE")
+    def __init__(self, path: Path, *, read_only: bool = False, shared_across_threads: bool = False) -> None:
+        self.path = Path(path)
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{what}: {exc}") from exc
+            if not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # read-only needs a URI (mode=ro); quoted, as a path may hold '?' or '#'
+            target = f"file:{quote(str(self.path))}?mode=ro" if read_only else str(self.path)
+            db = sqlite3.connect(target, uri=read_only, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                 check_same_thread=not shared_across_threads)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise self._error(exc, opening=True) from exc
+        self._db = db
+        try:
+            if self.wal and not read_only:  # journal_mode is stored in the file
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+            if not read_only:
+                db.executescript(self.schema)
+                self.migrate(db)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            db.close()
+            raise self._error(exc, opening=True) from exc
+
+    def migrate(self, db: sqlite3.Connection) -> None:
+        """Bring an older file up to date after `schema` ran (none needed so far)."""
+
+    def _error(self, exc: BaseException, *, opening: bool) -> StoreError:
+        if opening:
+            return StoreError(f"cannot open the {self.what} {self.path}: {exc}", hint=self.hint)
+        return StoreError(f"{self.what} {self.path}: {exc}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc, opening=False) from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

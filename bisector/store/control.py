@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bisector.store.base import open_journal, transaction
+from bisector.store.base import SqliteFile
 
 JOURNAL_NAME = "journal.sqlite"
 
@@ -63,31 +61,15 @@ def journal_path(repo: Path, store: str) -> Path:
     return repo / store / JOURNAL_NAME
 
 
-class ControlStore:
+class ControlStore(SqliteFile):
     """Pause state and rollback history; one short transaction per call."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db = open_journal(
-            path, _SCHEMA, what="control journal",
-            hint="check the permissions of the store folder (snapshots.store)",
-        )
+    what = "control journal"
+    schema = _SCHEMA
 
     @classmethod
     def for_repo(cls, repo: Path, store: str) -> ControlStore:
         return cls(journal_path(repo, store))
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> ControlStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        return transaction(self._db, f"control journal {self.path}")
 
     def pause(self, reason: str, by: str = "user") -> PauseState:
         """Pause (keeps the first reason and time when already paused)."""

@@ -9,15 +9,13 @@ cycle killed midway is finished by the next one.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bisector.store.base import open_journal, transaction
+from bisector.store.base import SqliteFile
 
 JOURNAL_NAME = "journal.sqlite"
 
@@ -76,27 +74,14 @@ class LastGood:
     since: float
 
 
-class DaemonState:
+class DaemonState(SqliteFile):
     """One connection to the journal file; one short transaction per call."""
 
+    what = "daemon state"
+    schema = _SCHEMA
+
     def __init__(self, store: Path) -> None:
-        self.path = store / JOURNAL_NAME
-        self._db = open_journal(
-            self.path, _SCHEMA, what="daemon state", shared_across_threads=True,
-            hint="check the permissions of the store folder (snapshots.store)",
-        )
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> DaemonState:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        return transaction(self._db, f"daemon state {self.path}")
+        super().__init__(store / JOURNAL_NAME, shared_across_threads=True)
 
     # -- cycles -----------------------------------------------------------------------
 

@@ -9,16 +9,14 @@ order they were decided; a resumed run recomputes them from the same trials.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bisector.errors import StoreError
-from bisector.store.base import open_journal, transaction
+from bisector.store.base import SqliteFile
 
 JOURNAL_NAME = "journal.sqlite"
 
@@ -108,28 +106,16 @@ class StepRow:
     detail: Mapping[str, Any]
 
 
-class Journal:
+class Journal(SqliteFile):
     """One SQLite file, opened per process; safe for one writer at a time."""
+
+    what = "journal"
+    hint = "move the damaged file away; measurements will be taken again"
+    schema = _SCHEMA
 
     def __init__(self, store: Path) -> None:
         store.mkdir(parents=True, exist_ok=True)
-        self.path = store / JOURNAL_NAME
-        self._db = open_journal(
-            self.path, _SCHEMA, what="journal",
-            hint="move the damaged file away; measurements will be taken again",
-        )
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        return transaction(self._db, f"journal {self.path}")
+        super().__init__(store / JOURNAL_NAME)
 
     # -- runs -----------------------------------------------------------------------
 

@@ -12,16 +12,21 @@ tool's answers with an independent truth.
 
 from __future__ import annotations
 
-import os
+import copy
 import shutil
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bisector.plumbing.yamlkeys import diff_flat, flatten
+from bisector.testing import gitutil
+
 AUTHOR = ("Sample Dev", "dev@example.org")
 _TEMPLATE = Path(__file__).with_name("sample_repo")
+# 2025-12-31T21:00Z: after make_repo's four git calls (an hour each), the first commit is
+# dated 2026-01-01T03:00Z, so the demo's commit ids stay the ones it always had.
+_START = 1_767_214_800
 RELEASES = ("v2.3.0", "v2.3.1", "v2.3.2", "v2.3.3", "v2.4.0")
 
 CulpritKind = Literal["code", "dependency", "config"]
@@ -142,17 +147,6 @@ def _yaml(tree: Mapping[str, Any], indent: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, path + "."))
-        else:
-            out[path] = value
-    return out
-
-
 def _pair_overhead(spec: SampleSpec) -> str:
     """Lines of `_package_overhead` for the pair case: slow only when both are fused."""
     if spec.culprit_deps != "pair":
@@ -248,33 +242,6 @@ def _fastpad_wheels(wheelhouse: Path, slowdown: float) -> None:
             make_wheel(wheelhouse, name, version, {name + "/__init__.py": f"FUSED = {fused!r}\n"}, [])
 
 
-# --- git -------------------------------------------------------------------------------
-
-
-class _Git:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.clock = 1_767_225_600  # 2026-01-01T00:00:00Z; one hour per commit
-
-    def __call__(self, *args: str) -> str:
-        self.clock += 3600
-        env = {
-            **os.environ,
-            "GIT_AUTHOR_NAME": AUTHOR[0],
-            "GIT_AUTHOR_EMAIL": AUTHOR[1],
-            "GIT_COMMITTER_NAME": AUTHOR[0],
-            "GIT_COMMITTER_EMAIL": AUTHOR[1],
-            "GIT_AUTHOR_DATE": f"@{self.clock} +0000",
-            "GIT_COMMITTER_DATE": f"@{self.clock} +0000",
-            "GIT_CONFIG_NOSYSTEM": "1",
-        }
-        done = subprocess.run(
-            ["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
-            cwd=self.root, env=env, check=True, capture_output=True, text=True,
-        )
-        return done.stdout.strip()
-
-
 def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo:
     """Create the repository at `path` (replacing it) and return what was planted."""
     if not 1 <= spec.culprit <= spec.n_commits:
@@ -289,11 +256,10 @@ def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo
         wheelhouse.mkdir()
         _fastpad_wheels(wheelhouse, spec.slowdown)
     repo = SampleRepo(path=path, spec=spec, wheelhouse=wheelhouse)
-    git = _Git(path)
-    git("init", "-q")
+    gitutil.make_repo(path, author=AUTHOR, start=_START)
 
-    serving = _copy_tree(_SERVING_YAML)
-    model = _copy_tree(_MODEL_YAML)
+    serving = copy.deepcopy(_SERVING_YAML)
+    model = copy.deepcopy(_MODEL_YAML)
     reqs = {**_REQUIREMENTS, **(_EXTRA_REQUIREMENTS[spec.culprit_deps] if spec.kind == "dependency" else {})}
     state = {"pad_code": False, "untestable": False}
 
@@ -315,13 +281,9 @@ def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo
     (path / ".gitignore").write_text(".bisector/\n__pycache__/\n")
     (path / "README.md").write_text("# sample serving stack\n")
     write_all()
-    git("add", "-A")
-    git("commit", "-q", "-m", "Initial serving stack")
-    repo.commits.append(git("rev-parse", "HEAD"))
-
-    release_at = _release_points(spec)
     tag_first = spec.releases[0]
-    git("tag", "-a", tag_first, "-m", f"release {tag_first}")
+    repo.commits.append(gitutil.commit_all(path, "Initial serving stack", tag_first, annotated=True))
+    release_at = _release_points(spec)
     repo.tags[tag_first] = repo.commits[0]
     repo.states[tag_first] = _state_model(serving, model, reqs)
 
@@ -352,26 +314,20 @@ def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo
                 else "Tune batching, server and logging config"
             )
         if branch and (not culprit_here or spec.culprit_in_branch):
-            git("checkout", "-q", "-b", f"feature-{i}")
+            gitutil.git(path, "checkout", "-q", "-b", f"feature-{i}")
             (path / "serving" / f"feature_{i}.py").write_text(f"FEATURE = {i}\n")
-            git("add", "-A")
-            git("commit", "-q", "-m", f"Add feature {i} scaffolding")
+            gitutil.commit_all(path, f"Add feature {i} scaffolding")
             write_all()
             (path / "serving" / f"feature_{i}.py").write_text(f"FEATURE = {i}\nENABLED = True\n")
-            git("add", "-A")
-            git("commit", "-q", "-m", subject)
-            inner = git("rev-parse", "HEAD")
-            git("checkout", "-q", "main")
-            git("merge", "-q", "--no-ff", "-m", f"Merge feature {i}", f"feature-{i}")
-            sha = git("rev-parse", "HEAD")
+            inner = gitutil.commit_all(path, subject)
+            gitutil.git(path, "checkout", "-q", "main")
+            sha = gitutil.merge(path, f"feature-{i}", f"Merge feature {i}")
             if culprit_here:
                 repo.culprit = inner
         else:
             write_all()
             (path / "serving" / "changelog.txt").write_text(f"change {i}\n")
-            git("add", "-A")
-            git("commit", "-q", "-m", subject)
-            sha = git("rev-parse", "HEAD")
+            sha = gitutil.commit_all(path, subject)
             if culprit_here:
                 repo.culprit = sha
         repo.commits.append(sha)
@@ -388,13 +344,10 @@ def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo
                 else:
                     _set(serving if kind == "serving" else model, key, value)
             write_all()
-            git("add", "-A")
-            git("commit", "-q", "-m", f"Prepare release {tag}")
-            sha = git("rev-parse", "HEAD")
+            sha = gitutil.commit_all(path, f"Prepare release {tag}", tag, annotated=True)
             repo.commits.append(sha)
             if state["untestable"]:  # the release commit inherits the broken build
                 repo.untestable.append(sha)
-            git("tag", "-a", tag, "-m", f"release {tag}")
             repo.tags[tag] = sha
             repo.states[tag] = _state_model(serving, model, reqs)
     return repo
@@ -404,10 +357,6 @@ def _release_points(spec: SampleSpec) -> dict[int, str]:
     """Spread the releases after the first evenly; the last one is on the last commit."""
     later = spec.releases[1:]
     return {round(spec.n_commits * (k + 1) / len(later)): tag for k, tag in enumerate(later)}
-
-
-def _copy_tree(tree: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _copy_tree(v) if isinstance(v, Mapping) else v for k, v in tree.items()}
 
 
 def _state_model(serving: Mapping[str, Any], model: Mapping[str, Any], reqs: Mapping[str, str]) -> dict[str, Any]:
@@ -424,9 +373,7 @@ def expected_diff(repo: SampleRepo, a: str, b: str) -> dict[str, Any]:
     keys: list[tuple[str, str]] = []
     for file in ("configs/serving.yaml", "configs/model.yaml"):
         fa, fb = sa[file], sb[file]
-        for key in sorted(set(fa) | set(fb)):
-            if fa.get(key, _MISSING) != fb.get(key, _MISSING):
-                keys.append((file, key))
+        keys.extend((file, d.key) for d in diff_flat(fa, fb))
     packages = {
         name: (sa["requirements"].get(name), sb["requirements"].get(name))
         for name in sorted(set(sa["requirements"]) | set(sb["requirements"]))
@@ -434,5 +381,3 @@ def expected_diff(repo: SampleRepo, a: str, b: str) -> dict[str, Any]:
     }
     return {"config_keys": keys, "packages": packages}
 
-
-_MISSING = object()
