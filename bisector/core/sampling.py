@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from bisector.core import judge
+from bisector.core import judge, sequential
 from bisector.core.types import Commit, MetricRule, TrialBudget, Verdict
 from bisector.errors import BisectorError
 from bisector.ports import TrialStarted, no_progress
@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     from bisector.ports import Probe, Progress, TrialSamples
 
 Side = Literal["good", "bad"]
+
+#: Which rule `Sampler.decide` uses by default: False is the non-parametric rule
+#: (`judge.assess`), True the SPRT with that rule as its guard (`core.sequential`).
+#: bench/simulate.py measures both side by side (bench/RESULTS.md).
+SEQUENTIAL_DEFAULT = False
 
 
 def samples_of(trials: Sequence[TrialSamples], metric: str) -> list[list[float]]:
@@ -72,10 +77,11 @@ class Sampler:
 
     def __init__(
         self, probe: Probe, metric: str, rule: MetricRule, repeats: TrialBudget,
-        progress: Progress = no_progress,
+        progress: Progress = no_progress, *, sequential: bool | None = None,
     ) -> None:
         self.probe, self.metric, self.rule, self.repeats = probe, metric, rule, repeats
         self.progress = progress
+        self.sequential = SEQUENTIAL_DEFAULT if sequential is None else sequential
 
     def samples(self, commit: Commit) -> list[list[float]]:
         return samples_of(self.probe.trials(commit), self.metric)
@@ -155,8 +161,13 @@ class Sampler:
             cs = samples_of(trials, self.metric)
             verdict = Verdict.UNCLEAR
             if cs:
-                verdict = judge.assess(cs, self.samples(good), self.samples(bad), self.rule).verdict
-                if not judge.needs_more(verdict, len(cs), self.repeats):
+                if self.sequential:
+                    verdict = sequential.decide(cs, self.samples(good), self.samples(bad), self.rule, self.repeats)
+                    more = sequential.needs_more(verdict, len(cs), self.repeats)
+                else:
+                    verdict = judge.assess(cs, self.samples(good), self.samples(bad), self.rule).verdict
+                    more = judge.needs_more(verdict, len(cs), self.repeats)
+                if not more:
                     return Decision(verdict, len(trials), len(cs))
             if len(trials) >= self.repeats.max:
                 if not cs:
