@@ -1,12 +1,11 @@
 """Simulated bisections: error rates and trial counts of bisector's judge under noise.
 
-Each simulated bisection does what `bisector run` does, over a simulated `Probe`
-(bench/sim_noise.py): reproduce the endpoints (`Sampler.settle_endpoints`), bisect
-(`CoarseFine` with `Sampler.decide` as the probe, re-measuring both endpoints every
-`INTERLEAVE_EVERY` probes), and verify the culprit against its parent with fresh,
-interleaved trials (`judge.compare`, as `engine.pipeline._verify`). A culprit is `found`
-(exit 0) only when verified (issue 12, item 1); the "today" column also counts an
-unverified culprit as exit 0, as the pipeline did before that item.
+Each simulated bisection is the pipeline's own hunt (`bisector.core.hunt.hunt`) over a
+simulated `Probe` (bench/sim_noise.py): reproduce the endpoints, bisect every step of
+the range (re-measuring its ends every few probes, splitting it at a candidate that sits
+between them), and verify each culprit against its parent with fresh, interleaved trials,
+adaptively. A culprit is `found` (exit 0) only when verified; the "today" column counts
+what the pipeline named with exit 0 before verification decided the status.
 
 Both candidate rules run side by side on the same seeds (common random numbers): the
 non-parametric rule (`judge.assess`) and the SPRT with that rule as its guard
@@ -36,15 +35,13 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from sim_noise import METRIC, MODEL_BY_NAME, MODELS, NoiseModel, SimProbe, sim_commit  # noqa: E402
 
-from bisector.core import judge  # noqa: E402
-from bisector.core.sampling import Sampler  # noqa: E402
-from bisector.core.search import CoarseFine  # noqa: E402
+from bisector.core.hunt import hunt  # noqa: E402
+from bisector.core.sampling import EndpointUnmeasurable  # noqa: E402
 from bisector.core.types import Direction, MetricRule, Status, Threshold, TrialBudget  # noqa: E402
+from bisector.ports import ProgressEvent, TrialStarted  # noqa: E402
 
 RULE = MetricRule(Direction.LOWER, Threshold(0.05, relative=True))
 BUDGET = TrialBudget(3, 15)  # the config's default `repeats`
-INTERLEAVE_EVERY = 3  # as engine.pipeline: both endpoints again after every 3 probes
-VERIFY_TRIALS = 5  # per side, as engine.pipeline._verify: max(repeats.min, 5)
 RULES = ("pinpoint", "sequential")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 TITLE = "## Simulated bisections: error rates and trials (issue 12)"
@@ -74,49 +71,40 @@ class Outcome:
         return self.status is Status.FOUND and self.is_step
 
 
+_COLUMN = {"reproduce": "endpoints", "interleave": "interleave", "verify": "verify"}
+
+
 def simulate_once(model: NoiseModel, rng: random.Random, *, rule: str = "pinpoint",
                   n_commits: int = 64) -> Outcome:
-    """One bisection of a simulated range, as the pipeline runs it (see the module doc).
+    """One bisection of a simulated range, exactly as the pipeline runs it: `core.hunt.hunt`.
 
-    The one place that drives the core: when `core.hunt` lands, this becomes a call of it.
+    Reproduce, bisect every step (splitting the range at candidates between its ends),
+    verify each culprit adaptively; FOUND only when verified. Trials are counted per phase
+    from the hunt's own `TrialStarted` events.
     """
     positions = model.positions(n_commits, rng)
     probe = SimProbe(model, model.levels(n_commits, positions), rng)
     commits = [sim_commit(i) for i in range(n_commits)]
-    good, bad = commits[0], commits[-1]
-    sampler = Sampler(probe, METRIC, RULE, BUDGET, sequential=rule == "sequential")
 
-    def outcome(status: Status, culprit: int | None, found_today: bool) -> Outcome:
-        is_step = culprit in positions
-        return Outcome(status, culprit, is_step, not positions, found_today and not is_step,
-                       probe.taken, tuple(sorted(probe.by_phase.items())))
+    def progress(event: ProgressEvent) -> None:
+        if isinstance(event, TrialStarted):  # the hunt's phases, in the table's columns
+            probe.phase = _COLUMN.get(event.phase, "candidates")
 
-    if not sampler.settle_endpoints(good, bad).reproduced:
-        return outcome(Status.NOT_REPRODUCED, None, False)
-    search = CoarseFine(n_commits, ())
-    probes = 0
-    while (index := search.next_probe()) is not None:
-        probe.phase = "candidates"
-        search.record(index, sampler.decide(commits[index], good, bad, search.phase).verdict)
-        probes += 1
-        if probes % INTERLEAVE_EVERY == 0:
-            probe.phase = "interleave"
-            pair = (good, bad) if (probes // INTERLEAVE_EVERY) % 2 else (bad, good)
-            for c in pair:
-                probe.take(c)
-    found = search.result()
-    if not found.found:
-        return outcome(Status.INCONCLUSIVE, None, False)
-    parent, culprit = commits[found.last_good], commits[found.first_bad]
-    probe.phase = "verify"
-    base_p, base_c = len(probe.trials(parent)), len(probe.trials(culprit))
-    for _ in range(max(BUDGET.min, VERIFY_TRIALS)):
-        probe.take(parent)
-        probe.take(culprit)
-    ps = sampler.samples(parent)[base_p:]
-    cs = sampler.samples(culprit)[base_c:]
-    verified = judge.compare(ps, cs, RULE).reproduced
-    return outcome(Status.FOUND if verified else Status.INCONCLUSIVE, found.first_bad, True)
+    try:
+        result = hunt(commits, (), probe, METRIC, RULE, BUDGET, progress,
+                      sequential=rule == "sequential")
+    except EndpointUnmeasurable:
+        return Outcome(Status.INCONCLUSIVE, None, False, not positions, False, probe.taken,
+                       tuple(sorted(probe.by_phase.items())))
+    named = [f.index for f in result.culprits]
+    if result.suspect is not None:
+        named.append(result.suspect.index)
+    top = result.culprit or result.suspect
+    all_steps = bool(named) and all(i in positions for i in named)
+    # The pipeline before "found means verified" exited 0 on whatever the search named.
+    wrong_today = bool(named) and not all_steps
+    return Outcome(result.status, top.index if top else None, all_steps, not positions,
+                   wrong_today, probe.taken, tuple(sorted(probe.by_phase.items())))
 
 
 def naive_once(model: NoiseModel, rng: random.Random, *, n_commits: int = 64) -> Outcome:
@@ -181,7 +169,7 @@ def _upper95(k: int, n: int) -> float:
     if n == 0:
         return 1.0
     if k == 0:
-        return 1 - 0.05 ** (1 / n)
+        return float(1 - 0.05 ** (1 / n))
     p = k / n
     return min(1.0, p + 1.645 * math.sqrt(p * (1 - p) / n) + 1 / n)
 
@@ -233,9 +221,10 @@ def render(rows: Sequence[str], args: argparse.Namespace, wall_s: float) -> str:
         f"({wall_s:.0f} s on {args.jobs} cores). Each bisection: {args.commits} commits, one "
         f"+10% step at a random commit (two for `two-steps`, none for the control), threshold "
         f"{RULE.threshold}, repeats {{min: {BUDGET.min}, max: {BUDGET.max}}}; reproduce, bisect "
-        f"(endpoints re-measured every {INTERLEAVE_EVERY} probes), verify with "
-        f"{VERIFY_TRIALS} + {VERIFY_TRIALS} fresh processes. `found` (exit 0) only when "
-        "verified; *wrong exit 0 today* counts an unverified culprit as exit 0 too. "
+        "every step (`core.hunt`: ends re-measured every few probes, a range split at a "
+        "candidate between its ends), verify each culprit with fresh, interleaved processes, "
+        "more while unclear. `found` (exit 0) only when every step is verified; *wrong exit 0 "
+        "today* counts what the search named, verified or not. "
         "*right*: found a true step (control: did not claim one). Trials are benchmark "
         "processes; the naive strategy is `git bisect run` with one process per commit "
         "(bad past the midpoint of the endpoints' single values), its *wrong* is how often "

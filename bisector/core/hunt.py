@@ -130,22 +130,27 @@ class _Part:
 def hunt(
     commits: Sequence[Commit], tag_indices: Sequence[int], probe: Probe, metric: str, rule: MetricRule,
     budget: TrialBudget, progress: Progress = no_progress, *,
-    prefetch: Callable[[Sequence[Commit]], None] | None = None,
+    prefetch: Callable[[Sequence[Commit]], None] | None = None, sequential: bool | None = None,
 ) -> HuntResult:
-    """Reproduce, bisect every step, verify (see the module docstring)."""
-    return _Hunter(commits, probe, metric, rule, budget, progress, prefetch).run(tag_indices)
+    """Reproduce, bisect every step, verify (see the module docstring).
+
+    `sequential` picks the candidate rule of `Sampler.decide` (None: its default).
+    """
+    hunter = _Hunter(commits, probe, metric, rule, budget, progress, prefetch, sequential)
+    return hunter.run(tag_indices)
 
 
 class _Hunter:
     def __init__(
         self, commits: Sequence[Commit], probe: Probe, metric: str, rule: MetricRule, budget: TrialBudget,
         progress: Progress, prefetch: Callable[[Sequence[Commit]], None] | None,
+        sequential: bool | None = None,
     ) -> None:
         if len(commits) < 2:
             raise ValueError("a hunt needs a good and a bad endpoint")
         self.commits, self.probe, self.metric, self.rule, self.budget = commits, probe, metric, rule, budget
         self.progress, self.prefetch = progress, prefetch
-        self.sampler = Sampler(probe, metric, rule, budget, progress)
+        self.sampler = Sampler(probe, metric, rule, budget, progress, sequential=sequential)
         self.steps: list[HuntStep] = []
         self.skipped: set[int] = set()  # SKIP: could not be measured
         self.probes_done = 0
