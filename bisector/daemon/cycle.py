@@ -26,7 +26,7 @@ import bisector.daemon.stop as stop
 from bisector.alerts import AlertMessage, Delivery, send_alert
 from bisector.config import Alert, Config, load_config
 from bisector.core.types import Commit, Status
-from bisector.daemon.policy import roll_back_to
+from bisector.daemon.policy import may_roll_back, roll_back_to
 from bisector.document import RunDocument
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
 from bisector.errors import BisectorError, GitError, RollbackError
@@ -224,7 +224,20 @@ class Cycle:
 
     def _act(self, row: RangeRow, last_good: LastGood) -> dict[str, Any] | None:
         result: dict[str, Any] | None = None
-        if self.cfg.daemon.policy == "rollback":
+        if self.cfg.daemon.policy == "rollback" and not may_roll_back(row.status):
+            # Only a verified culprit moves the live configs; anything else is for a human.
+            reason = "unverified"
+            result = {"status": "not_rolled_back", "reason": reason}
+            log.warning("daemon.rollback.skipped", to=last_good.ref, status=row.status, reason=reason)
+            self.seams.alert(
+                self.cfg.daemon.alerts,
+                AlertMessage(
+                    text=f"bisector: not rolled back: unverified (run {row.run_id} is {row.status}); "
+                         "the live configs were left alone",
+                    step="rollback", reason=reason,
+                ),
+            )
+        elif self.cfg.daemon.policy == "rollback":
             try:
                 result = self._roll_back(last_good.ref)
                 log.info("daemon.rollback", to=last_good.ref, status=result.get("status"))
@@ -240,7 +253,6 @@ class Cycle:
                 )
         self.state.set_range(row.good_sha, row.bad_sha, "done", detail={**row.detail, "rollback": result})
         return result
-
 
     def _roll_back(self, to_ref: str) -> dict[str, Any]:
         """The policy's rollback, under the rollback lock (held only for the swap), unless
@@ -261,11 +273,18 @@ def _alert_text(doc: RunDocument, good: str, bad: str) -> str:
     b = doc.bad.value if doc.bad else None
     values = f" ({g:.3f} → {b:.3f})" if isinstance(g, float) and isinstance(b, float) else ""
     if doc.culprit:
-        found = f"culprit {doc.culprit.commit[:10]} {doc.culprit.subject!r}"
+        steps = doc.culprits or (doc.culprit,)
+        found = "; ".join(
+            f"culprit {c.commit[:10]} {c.subject!r}" + (f" ({c.share * 100:.0f}% of it)" if len(steps) > 1 and
+                                                         c.share is not None else "")
+            for c in steps
+        )
     else:
         rng = doc.range
         last_good, first_bad = (rng.last_good, rng.first_bad) if rng else (None, None)
         found = f"inconclusive, first bad within ({str(last_good)[:10]}, {str(first_bad)[:10]}]"
+        if doc.suspect is not None:
+            found += f", suspect {doc.suspect.commit[:10]} {doc.suspect.subject!r} (unverified)"
     return f"bisector: {doc.metric} regressed between {good} and {bad[:12]}{values}; {found}; report {doc.report}"
 
 

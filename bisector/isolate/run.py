@@ -211,7 +211,13 @@ def isolate_deps(
 ) -> dict[str, Any]:
     """`bisector deps`: HEAD's code with two dependency files standing for the first
     `environment.requirements` entry."""
-    target = load_config(repo.resolve(), config).environment.requirements[0]
+    requirements = load_config(repo.resolve(), config).environment.requirements
+    if not requirements:
+        raise ConfigError(
+            "bisector deps needs a dependency file to stand in for, and environment.requirements is empty",
+            hint="list the file in bisector.yaml, e.g. environment: {requirements: [requirements.txt]}",
+        )
+    target = requirements[0]
     good: Files = {target: read_side(good_lock)}
     bad: Files = {target: read_side(bad_lock)}
     return isolate_files(repo=repo, config=config, metric=None, good=good, bad=bad, what="deps", progress=progress)
