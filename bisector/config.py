@@ -228,19 +228,10 @@ class Snapshots(_Strict):
 
 
 def check_rollback_target(value: str | None) -> str | None:
-    """Refuse a `rollback.target` that names the repository or a folder above it.
-
-    A rollback replaces the target with a symlink: `''` or `.` (relative paths are taken
-    from the repository) would replace the repository itself, `.git` included. This is
-    the check on the text; the rollback checks again, resolved, before touching
-    anything (the store, symlinks, files and devices: `rollback/target.py`).
-    """
-    if value is None:
-        return None
-    if not value.strip():
-        raise ValueError("must not be empty (it would replace the repository itself)")
-    norm = os.path.normpath(value)
-    if norm == "/" or all(part in (".", "..") for part in norm.split("/")):
+    """Refuse '', '.' or a folder above the repository: a rollback would replace the repository,
+    `.git` included, by a symlink (checked again, resolved, in rollback/target.py)."""
+    norm = os.path.normpath(value) if value is not None and value.strip() else None
+    if value is not None and (norm is None or norm == "/" or set(norm.split("/")) <= {".", ".."}):
         raise ValueError(f"{value!r} is the repository or a folder above it; name the live config folder")
     return value
 
