@@ -95,7 +95,7 @@ class _Index(SqliteFile):
             hint="move the store folder away and take the snapshots again",
         )
 
-    def _error(self, exc: BaseException, *, opening: bool) -> StoreError:
+    def _error(self, exc: BaseException, *, opening: bool) -> StoreError:  # noqa: ARG002 (the base's hook)
         return self.unreadable(self.path, exc)
 
 

@@ -31,7 +31,7 @@ class Webhook:
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-            def log_message(self, *args: object) -> None:
+            def log_message(self, *_args: object) -> None:
                 return None
 
         self.server = HTTPServer(("127.0.0.1", 0), Handler)

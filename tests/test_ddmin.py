@@ -70,6 +70,6 @@ def test_unresolvable_dependency_is_grouped_not_blamed(n: int, data: st.DataObje
 def test_bad_input_is_refused() -> None:
     """An empty or duplicated change list is a ValueError."""
     with pytest.raises(ValueError):
-        ddmin([], lambda s: Outcome.FAIL)
+        ddmin([], lambda _s: Outcome.FAIL)
     with pytest.raises(ValueError):
-        ddmin([1, 1], lambda s: Outcome.FAIL)
+        ddmin([1, 1], lambda _s: Outcome.FAIL)

@@ -117,7 +117,7 @@ class FakeProbe:
             names.discard("fastpad")
         return (self.code_bad and state.base == "culprit") or self.bad <= names
 
-    def verdict(self, state: State, phase: str) -> Verdict:
+    def verdict(self, state: State, _phase: str) -> Verdict:
         self.states.append(state)
         return Verdict.BAD if self._is_bad(state) else Verdict.GOOD
 
@@ -130,7 +130,7 @@ class FakeProbe:
 def test_isolate_names_a_package_and_its_first_bad_version() -> None:
     """One bad upgrade among four changes, with intermediate versions installable."""
     probe = FakeProbe({"fastpad"})
-    result = isolate(_deps(), probe, lambda name: ["1.0.0", "1.1.0", "1.2.0", "1.3.0"])
+    result = isolate(_deps(), probe, lambda _name: ["1.0.0", "1.1.0", "1.2.0", "1.3.0"])
     assert result.kind == "dependency"
     assert [d["name"] for d in result.dependencies()] == ["fastpad"]
     assert result.first_bad_versions == {"fastpad": "1.2.0"}
@@ -140,17 +140,17 @@ def test_isolate_names_a_package_and_its_first_bad_version() -> None:
 def test_code_alone_bad_is_kind_code_and_both_can_be_reported() -> None:
     """Bad code whose changes are bad on the parent's code too: kind code, package still named."""
     probe = FakeProbe({"fastpad"}, code_bad=True)
-    result = isolate(_deps(), probe, lambda name: [])
+    result = isolate(_deps(), probe, lambda _name: [])
     assert result.kind == "code"
     assert [d["name"] for d in result.dependencies()] == ["fastpad"]
-    only_code = isolate(_deps(), FakeProbe({"nothing"}, code_bad=True), lambda name: [])
+    only_code = isolate(_deps(), FakeProbe({"nothing"}, code_bad=True), lambda _name: [])
     assert only_code.kind == "code" and only_code.culprits == []
     assert only_code.verification[0]["item"] == "code"
 
 
 def test_failed_verification_is_reported_unverified() -> None:
     """A culprit whose checks fail stays named, with verified false and a note."""
-    result = isolate(_deps(), FakeProbe({"fastpad"}, verifies=False), lambda name: [])
+    result = isolate(_deps(), FakeProbe({"fastpad"}, verifies=False), lambda _name: [])
     (item,) = result.verification
     assert item["verified"] is False and item["note"].startswith("unverified")
     assert json.dumps(result.to_json())  # JSON-safe

@@ -97,7 +97,7 @@ def test_merges_first_parent_and_all_commits(make_sample: Callable[..., SampleRe
 
 
 @pytest.mark.slow
-def test_accuracy_metric_higher_is_better(make_sample: Callable[..., SampleRepo], tmp_path: Path) -> None:
+def test_accuracy_metric_higher_is_better(make_sample: Callable[..., SampleRepo]) -> None:
     """A metric where higher is better, unchanged here, is not reproduced."""
     sample = make_sample(n_commits=8, culprit=4)
     doc = _run(sample, metric="accuracy")

@@ -41,9 +41,10 @@ class LocalBuilder:
     isolates_dependencies: ClassVar[bool] = False
 
     def __init__(
-        self, vcs: Vcs, environment: Environment, store: Path, *, max_workers: int = 2
+        self, vcs: Vcs, environment: Environment, store: Path, *, max_workers: int = 2  # noqa: ARG002
     ) -> None:
-        # max_workers: the builder table's common signature; there is nothing to build here.
+        # vcs, store, max_workers: the builder table's common signature (passed by keyword);
+        # the local builder reads no pins and builds nothing.
         self._environment = environment
         self._packages: tuple[tuple[str, str], ...] | None = None
         if environment.install:
@@ -53,7 +54,7 @@ class LocalBuilder:
     def builds_done(self) -> int:
         return 0
 
-    def env_key(self, commit: Commit) -> str:
+    def env_key(self, commit: Commit) -> str:  # noqa: ARG002 (one environment for every commit)
         return "local-" + platform.python_version()
 
     def prepare(self, commit: Commit, checkout: Path) -> BuiltEnv:

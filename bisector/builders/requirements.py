@@ -26,6 +26,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from bisector.errors import BuildError
+from snapshots.deps import read_declared
 
 KEY_FORMAT = 1  # bump when the key's recipe changes
 _COMMENT = re.compile(r"(^|\s+)#.*$")
@@ -102,7 +103,6 @@ def _lock_pins(dest: Path, root: str, data: bytes) -> Path:
     the commit ran with, so they are installed as such (its platform markers are not
     re-applied: the lock was resolved for the platforms the project supports).
     """
-    from snapshots.deps import read_declared
 
     declared = read_declared(lambda p: data if p == root else None, [root])
     pins = sorted({f"{d.name}=={d.version}" for d in declared.dependencies if d.version})

@@ -26,7 +26,7 @@ _CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 def find_uv() -> str:
     """The uv binary of the `uv` package (a dependency), else the one on PATH."""
     try:
-        from uv import find_uv_bin
+        from uv import find_uv_bin  # noqa: PLC0415 (optional: PATH is the fallback)
 
         found: str = find_uv_bin()
         return found

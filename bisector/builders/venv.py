@@ -121,7 +121,13 @@ class VenvBuilder(KeyedBuilder[RequirementSet]):
 
     # -- a candidate ------------------------------------------------------------------
 
-    def _ready(self, built: CachedEnv, reqs: RequirementSet, commit: Commit, checkout: Path) -> BuiltEnv:
+    def _ready(
+        self,
+        built: CachedEnv,
+        reqs: RequirementSet,  # noqa: ARG002 (the skeleton's hook; a venv needs only `built`)
+        commit: Commit,
+        checkout: Path,
+    ) -> BuiltEnv:
         path = self._cache.path(built.key)
         python = path / "bin" / "python"
         variables = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import sys
 from types import FrameType
 from typing import Annotated, NoReturn
@@ -108,6 +109,23 @@ def _die_of_sigterm() -> NoReturn:
     sys.exit(143)  # pragma: no cover - not reached: the signal ends us first
 
 
+def _os_message(exc: OSError | sqlite3.DatabaseError) -> str:
+    if isinstance(exc, sqlite3.DatabaseError):
+        return f"the store's database cannot be used: {exc}"
+    what = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        return f"{what}: {exc.filename}"
+    return what
+
+
+def _os_hint(exc: OSError | sqlite3.DatabaseError) -> str | None:
+    if isinstance(exc, sqlite3.DatabaseError):
+        return "the file may be damaged: move it aside (a new one is made) and run again"
+    if isinstance(exc, PermissionError | FileNotFoundError | NotADirectoryError | IsADirectoryError):
+        return "check the path and its permissions"
+    return None
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     # Commands that must finish a step first (a rollback's apply, the daemon) install
     # their own handler for that time and put this one back.
@@ -130,6 +148,15 @@ def main(argv: list[str] | None = None) -> NoReturn:
             traceback.print_exc()
         _print_error(exc)
         sys.exit(exc.exit_code)
+    except (OSError, sqlite3.DatabaseError) as exc:
+        # The machine, not bisector: a path that cannot be read or written, a full disk,
+        # a port in use, a damaged database file. Bad input (exit 2) with what the OS said.
+        if state["debug"]:
+            import traceback
+
+            traceback.print_exc()
+        _print_error(BisectorError(_os_message(exc), hint=_os_hint(exc)))
+        sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into exit 1
         show = getattr(exc, "show", None)
         if callable(show):  # a usage error of the argument parser: bad input, exit 2

@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, start_htt
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from bisector.store.control import ControlStore
+
 OUTCOMES = (
     "none", "up_to_date", "fine", "regression", "already_handled", "paused", "busy",
     "no_baseline", "abandoned", "error",
@@ -52,7 +54,6 @@ class PausedCollector(Collector):
         self.journal = journal
 
     def collect(self) -> Iterator[Any]:
-        from bisector.store.control import ControlStore
 
         with ControlStore(self.journal) as control:
             paused = control.pause_state().paused

@@ -16,6 +16,8 @@ from bisector.builders.base import BuiltEnv
 from bisector.config import Config
 from bisector.errors import BisectorError
 from bisector.log import get_logger
+from snapshots import api
+from snapshots.manifest import ResolvedPackage, Runtime
 
 log = get_logger("bisector.envrecord")
 
@@ -48,8 +50,6 @@ def attach(repo: Path, cfg: Config, commit_sha: str, built: BuiltEnv, meta: Mapp
 
     Best effort: a failure is logged, never fatal to a measurement already journaled.
     """
-    from snapshots import api
-    from snapshots.manifest import ResolvedPackage, Runtime
 
     try:
         api.take(repo, cfg, [commit_sha])

@@ -68,7 +68,7 @@ def run(
         session.measure_batches()
         if opts.new_tokens:
             _generation(
-                torch, opts, session.workload, session.batch, session.timer,
+                opts, session.workload, session.batch, session.timer,
                 session.metrics, session.reset_memory, session.read_memory,
             )
         if opts.reference_out or opts.reference_in:
@@ -243,7 +243,6 @@ class _Session:
 
 
 def _generation(
-    torch: Any,
     opts: BenchOptions,
     workload: _model.Workload,
     batch: Any,

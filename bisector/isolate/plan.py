@@ -152,7 +152,7 @@ def isolate(
         _bisect_versions(result, change, base, frozenset(found.failing), available_versions, measure)
     on_verify()
     for change in found.failing:
-        result.verification.append(_verify_item(change, found.failing, base, everything, probe, changes))
+        result.verification.append(_verify_item(change, found.failing, base, everything, probe))
     return result
 
 
@@ -185,7 +185,7 @@ def _bisect_versions(
 
 def _verify_item(
     change: Change, failing: Sequence[Change], base: Base, everything: frozenset[Change],
-    probe: StateProbe[State], changes: Sequence[Change],
+    probe: StateProbe[State],
 ) -> dict[str, Any]:
     reverted = probe.verify(State(base, everything - {change}), "recovered")
     applied_set = frozenset(failing)
