@@ -49,7 +49,7 @@ def _repo(tmp_path: Path, escape: bool) -> tuple[Path, Path]:
     (state / "hold").write_text("")
     repo = gitutil.make_repo(tmp_path / "repo")
     config = (
-        "benchmark:\n  command: [python, bench.py]\n  timeout: 200s\n  repeats: {min: 2, max: 2}\n"
+        "benchmark:\n  command: [python, bench.py]\n  timeout: 200s\n  repeats: {min: 3, max: 5}\n"
         f"  env: {{HOLD_DIR: {str(state)!r}, ESCAPE: {'1' if escape else '0'!r}}}\n"
         "metrics:\n  t: {direction: lower}\n"
     )
