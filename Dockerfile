@@ -2,7 +2,7 @@
 #
 # The build takes bisector and its dependencies from a wheelhouse made on the host, so it
 # needs no package index (only Debian's apt, for git and tini):
-#   python3 -m pip wheel . -w wheelhouse          # the host's Python must be 3.11, like the image's
+#   rm -rf build wheelhouse && python3 -m pip wheel . -w wheelhouse   # host Python 3.11, as the image
 #   docker build -t bisector-daemon .             # on python:3.11-slim
 #   docker build --build-arg BASE=bisector-test-base:bookworm -t bisector-daemon .   # any Debian
 #                                                 # bookworm with python3, python3-venv
@@ -16,6 +16,9 @@ ARG BASE=python:3.11-slim
 # Stage 1: the virtual environment (a venv because Debian's Python refuses system-wide pip
 # installs, PEP 668). A separate stage so the wheelhouse never lands in the image's layers.
 FROM ${BASE} AS install
+# The classic builder keeps this stage as an untagged image; the label finds it for removal:
+#   docker image prune -f --filter label=bisector.build-stage=install
+LABEL bisector.build-stage=install
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY wheelhouse /tmp/wheelhouse

@@ -74,6 +74,8 @@ def image() -> Iterator[str]:
     new = _run("docker", "image", "inspect", "--format", "{{.Id}}", TAG).stdout.strip()
     if old and old != new:  # keep one image (and its cached layers), not one per test run
         _run("docker", "image", "rm", old, check=False)
+    # The classic builder leaves the install stage (base + wheelhouse + venv) untagged.
+    _run("docker", "image", "prune", "-f", "--filter", "label=bisector.build-stage=install", check=False)
     yield TAG
 
 
