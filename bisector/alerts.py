@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 from bisector.config import Alert
 from bisector.log import get_logger
+from bisector.plumbing.escape import slack_text
+from bisector.plumbing.redact import scrub_text
 
 log = get_logger("bisector.alerts")
 
@@ -30,13 +32,18 @@ class AlertMessage:
     extra: dict[str, str] = field(default_factory=dict)
 
     def body(self) -> dict[str, object]:
-        """Slack reads `text`; other receivers get the fields as plain JSON."""
+        """Slack reads `text`; other receivers get the fields as plain JSON.
+
+        Every field may quote a commit subject, a config key or a git error: URL
+        credentials are scrubbed from all of them, and `text` is escaped the way Slack
+        asks (no `<!channel>` or disguised link from a commit reaches the channel).
+        """
         return {
-            "text": self.text,
+            "text": slack_text(scrub_text(self.text)),
             "step": self.step,
-            "files": list(self.files),
-            "reason": self.reason,
-            **self.extra,
+            "files": [scrub_text(f) for f in self.files],
+            "reason": scrub_text(self.reason),
+            **{k: scrub_text(v) for k, v in self.extra.items()},
         }
 
 

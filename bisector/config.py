@@ -1,12 +1,15 @@
 """`bisector.yaml`: loading, validation and typed values.
 
-Loaded with `yaml.safe_load` through a line-tracking loader so a validation error can
-name the file, the line and the key. Unknown keys are errors (`extra="forbid"`): a typo
+Loaded with bisector's limited safe loader (bisector.plumbing.yamlload: no alias bombs,
+no deep nesting) through a line-tracking subclass so a validation error can name the
+file, the line and the key. Unknown keys are errors (`extra="forbid"`): a typo
 in a config that silently does nothing is worse than a refusal.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,28 +28,47 @@ from pydantic import (
     model_validator,
 )
 
+from bisector.core.judge import CLASSIFY_ALPHA, smallest_workable_repeats
 from bisector.core.types import Direction, MetricRule, Threshold, TrialBudget
 from bisector.errors import ConfigError
+from bisector.plumbing.yamlload import LimitedLoader, safe_load
 
 DEFAULT_CONFIG_NAME = "bisector.yaml"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+MAX_DURATION_S = 366 * 24 * 3600.0
+MAX_REPEATS = 10_000  # trials per commit; more would never finish, not measure better
 
 
 def parse_duration(value: object) -> float:
     """`30s`, `5m`, `1.5h`, `250ms` or a bare number of seconds -> seconds."""
     if isinstance(value, bool):
         raise ValueError("a duration is a number with a unit, like 30s or 5m")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-    else:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h)")
+    try:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        elif isinstance(value, str) and (m := _DURATION.match(value)):
+            seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        else:
+            raise ValueError(f"not a duration: {_short(value)} (use e.g. 30s, 5m, 1h)")
+    except OverflowError as exc:  # a 401-digit integer
+        raise ValueError("a duration must be at most a year") from exc
+    # NaN compares false with everything and infinity never expires: either would
+    # silently switch the timeout off.
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number")
     if seconds <= 0:
         raise ValueError("a duration must be positive")
+    if seconds > MAX_DURATION_S:
+        raise ValueError("a duration must be at most a year")
     return seconds
+
+
+def _short(value: object) -> str:
+    """`repr` cut to a line: error messages echo what the user wrote, not megabytes of it."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 Duration = Annotated[
@@ -60,20 +83,25 @@ def parse_threshold(value: object) -> Threshold:
         return value
     if isinstance(value, bool):
         raise ValueError("a threshold is a number or a percentage")
-    if isinstance(value, int | float):
-        t = Threshold(float(value), relative=False)
-    elif isinstance(value, str) and value.strip().endswith("%"):
-        try:
-            t = Threshold(float(value.strip()[:-1]) / 100.0, relative=True)
-        except ValueError as exc:
-            raise ValueError(f"not a percentage: {value!r}") from exc
-    elif isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, int | float):
             t = Threshold(float(value), relative=False)
-        except ValueError as exc:
-            raise ValueError(f"not a threshold: {value!r} (use e.g. 5% or 0.01)") from exc
-    else:
-        raise ValueError(f"not a threshold: {value!r}")
+        elif isinstance(value, str) and value.strip().endswith("%"):
+            try:
+                t = Threshold(float(value.strip()[:-1]) / 100.0, relative=True)
+            except ValueError as exc:
+                raise ValueError(f"not a percentage: {_short(value)}") from exc
+        elif isinstance(value, str):
+            try:
+                t = Threshold(float(value), relative=False)
+            except ValueError as exc:
+                raise ValueError(f"not a threshold: {_short(value)} (use e.g. 5% or 0.01)") from exc
+        else:
+            raise ValueError(f"not a threshold: {_short(value)}")
+    except OverflowError as exc:
+        raise ValueError("a threshold must be a finite number") from exc
+    if not math.isfinite(t.value):  # NaN: no difference would ever exceed it
+        raise ValueError("a threshold must be a finite number")
     if t.value < 0:
         raise ValueError("a threshold cannot be negative")
     return t
@@ -92,13 +120,20 @@ class _Strict(BaseModel):
 
 
 class Repeats(_Strict):
-    min: int = Field(3, ge=1)
-    max: int = Field(15, ge=1)
+    min: int = Field(3, ge=1, le=MAX_REPEATS)
+    max: int = Field(15, ge=1, le=MAX_REPEATS)
 
     @model_validator(mode="after")
     def _ordered(self) -> Repeats:
         if self.max < self.min:
             raise ValueError("repeats.max must be >= repeats.min")
+        # n vs n trials whose exact test cannot go below the judge's alpha never give a verdict
+        workable = smallest_workable_repeats(CLASSIFY_ALPHA)
+        if self.max < workable:
+            raise ValueError(
+                f"repeats.max {self.max} is too small for any verdict at the judge's alpha {CLASSIFY_ALPHA}: "
+                f"the smallest workable value is {workable}"
+            )
         return self
 
     def budget(self) -> TrialBudget:
@@ -117,11 +152,33 @@ def _env_values(value: object) -> object:
     return value
 
 
-EnvVars = Annotated[dict[str, str], BeforeValidator(_env_values)]
+def _check_env(env: dict[str, str]) -> dict[str, str]:
+    # The OS refuses these only when the trial starts (exec fails with a ValueError),
+    # after the endpoints were checked out; say so while reading the config instead.
+    for key, value in env.items():
+        if not key or "=" in key or "\0" in key:
+            raise ValueError(f"environment variable name {_short(key)} is empty or holds '=' or NUL")
+        if "\0" in value:
+            raise ValueError(f"environment variable {key}: the value holds a NUL character")
+    return env
+
+
+def _check_argv(argv: list[str] | None) -> list[str] | None:
+    if argv is None:
+        return None
+    if not argv or not argv[0].strip():
+        raise ValueError("the command's first word (the program) is empty")
+    if any("\0" in word for word in argv):
+        raise ValueError("a word of the command holds a NUL character")
+    return argv
+
+
+EnvVars = Annotated[dict[str, str], BeforeValidator(_env_values), AfterValidator(_check_env)]
+Argv = Annotated[list[str], AfterValidator(_check_argv)]
 
 
 class Benchmark(_Strict):
-    command: list[str] = Field(min_length=1, description="argv, no shell; cwd = the checkout")
+    command: Argv = Field(min_length=1, description="argv, no shell; cwd = the checkout")
     timeout: Duration = 300.0
     repeats: Repeats = Repeats()
     env: EnvVars = Field(default_factory=dict, description="extra environment variables")
@@ -140,7 +197,7 @@ class DockerOptions(_Strict):
     base_image: str = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
     gpus: Literal["all", "none"] | int = "none"
     network: str = "none"
-    cpus: float | None = None
+    cpus: float | None = Field(None, gt=0, allow_inf_nan=False)
     memory: str | None = None
     dockerfile: str | None = None
     max_images: int = Field(20, ge=1, description="images kept (LRU), for each kind: dependency, code")
@@ -170,22 +227,43 @@ class Snapshots(_Strict):
     store: str = ".bisector"
 
 
+def check_rollback_target(value: str | None) -> str | None:
+    """Refuse '', '.' or a folder above the repository: a rollback would replace the repository,
+    `.git` included, by a symlink (checked again, resolved, in rollback/target.py)."""
+    norm = os.path.normpath(value) if value is not None and value.strip() else None
+    if value is not None and (norm is None or norm == "/" or set(norm.split("/")) <= {".", ".."}):
+        raise ValueError(f"{value!r} is the repository or a folder above it; name the live config folder")
+    return value
+
+
 class Rollback(_Strict):
-    target: str | None = None
+    target: Annotated[str | None, AfterValidator(check_rollback_target)] = None
     strategy: Literal["atomic"] = "atomic"
     timeout: Duration = 30.0
     on_failure: Literal["alert_and_pause", "keep"] = "alert_and_pause"
-    health_check: list[str] | None = None
+    health_check: Argv | None = None
 
 
 class Alert(_Strict):
     webhook: str | None = None
     timeout: Duration = 5.0
-    retries: int = Field(2, ge=0)
+    retries: int = Field(2, ge=0, le=100)
+
+
+def _check_cron(schedule: str) -> str:
+    # A schedule the scheduler cannot read would only fail when the daemon starts (and
+    # never under `--once`): check it wherever the config is read.
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(schedule)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"not a crontab line ({exc}); e.g. \"0 2 * * *\"") from exc
+    return schedule
 
 
 class Daemon(_Strict):
-    schedule: str = "0 2 * * *"
+    schedule: Annotated[str, AfterValidator(_check_cron)] = "0 2 * * *"
     branch: str = "main"
     remote: str | None = None
     policy: Literal["report", "rollback"] = "report"
@@ -200,6 +278,16 @@ class Config(_Strict):
     snapshots: Snapshots = Snapshots()
     rollback: Rollback = Rollback()
     daemon: Daemon = Daemon()
+
+    def warnings(self) -> list[str]:
+        """Valid settings that weaken isolation: said by `config check` and logged on load."""
+        found: list[str] = []
+        if self.environment.docker.network == "host":  # even unused: `--builder docker` uses it
+            found.append(
+                "environment.docker.network: host gives every benchmark trial the host's network "
+                "(its services, and the daemon's metrics port); use none or a named network"
+            )
+        return found
 
     def metric(self, name: str | None) -> tuple[str, Metric]:
         """The named metric, or the first one declared."""
@@ -217,7 +305,7 @@ class Config(_Strict):
 # --- loading with line numbers -------------------------------------------------------
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(LimitedLoader):
     """SafeLoader that remembers the line of every mapping key (1-based)."""
 
 
@@ -259,7 +347,7 @@ def _line_of(data: Any, loc: tuple[int | str, ...]) -> int | None:
 def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
     """Parse and validate; every problem becomes a `ConfigError` naming file, line and key."""
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+        data = safe_load(text, _LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -294,13 +382,18 @@ def find_config(repo: Path, config: Path | None) -> Path:
     return path
 
 
-def load_config(repo: Path, config: Path | None = None) -> Config:
+def load_config(repo: Path, config: Path | None = None, *, warn: bool = True) -> Config:
     path = find_config(repo, config)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
-    return parse_config(text, str(path))
+    cfg = parse_config(text, str(path))
+    for warning in cfg.warnings() if warn else ():
+        from bisector.log import get_logger
+
+        get_logger("bisector.config").warning("config.warning", file=str(path), warning=warning)
+    return cfg
 
 
 def json_schema() -> dict[str, Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bisector.plumbing.redact import scrub_text
+
 
 class BisectorError(Exception):
     """A problem the user can act on: shown as one `error:` line and an optional `hint:`."""
@@ -16,9 +18,12 @@ class BisectorError(Exception):
     exit_code: int = 2
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # Scrubbed here, once: a message quoting a remote's URL (git repeats it) goes on
+        # to the `error:` line, logs, the journal and alerts.
+        message = scrub_text(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = scrub_text(hint) if hint is not None else None
 
     def __str__(self) -> str:
         return self.message

@@ -1,7 +1,11 @@
 """structlog setup: readable console lines for humans, JSON lines with --log-json.
 
 Logs go to stderr; stdout is reserved for `--json` documents. Secrets are scrubbed by
-key name (anything like a URL, token or password) before rendering.
+key name (anything like a URL, token or password) before rendering, and credentials
+inside URLs (`https://user:token@host/...`, e.g. from `daemon.remote` in a git error) are
+scrubbed from every string value, whatever its key, and from the rendered line (a
+traceback quotes them too): the rule of bisector.plumbing.redact, which errors and
+alerts apply as well.
 """
 
 from __future__ import annotations
@@ -13,14 +17,38 @@ from typing import Any
 
 import structlog
 
+from bisector.plumbing.redact import scrub_text
+
 _SECRET_KEYS = ("url", "webhook", "token", "password", "secret", "authorization")
+
+
+def scrub_value(value: Any, depth: int = 0) -> Any:
+    """Strings, and strings inside lists, tuples and dicts, with URL credentials scrubbed."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if depth > 20:  # a value nested this deep is not worth walking
+        return value
+    if isinstance(value, dict):
+        return {k: scrub_value(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_value(v, depth + 1) for v in value]
+    if isinstance(value, tuple):
+        return tuple(scrub_value(v, depth + 1) for v in value)
+    return value
 
 
 def _scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
         if any(s in key.lower() for s in _SECRET_KEYS):
             event[key] = "***"
+        elif key != "exc_info":
+            event[key] = scrub_value(event[key])
     return event
+
+
+def _scrub_rendered(_: Any, __: str, event: Any) -> Any:
+    # After rendering: a traceback's text (exc_info) may quote a URL with its token.
+    return scrub_text(event) if isinstance(event, str) else event
 
 
 class _StderrLogger:
@@ -59,6 +87,7 @@ def configure(*, json_lines: bool = False, verbose: bool = False) -> None:
             _scrub,
             _DICT_TRACEBACKS if json_lines else structlog.processors.format_exc_info,
             renderer,
+            _scrub_rendered,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_StderrLoggerFactory(),

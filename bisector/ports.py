@@ -315,6 +315,7 @@ class VerdictReached:
     verdict: Verdict
     samples: int  # processes with samples of the metric
     median: float | None
+    reason: str = ""  # why SKIP, when it is
 
 
 @dataclass(frozen=True)
@@ -330,6 +331,13 @@ class PhaseStarted:
     """A named phase begins (e.g. `verify-isolation`)."""
 
     name: str
+
+
+@dataclass(frozen=True)
+class Warned:
+    """Something the user should know before the search goes on (said once)."""
+
+    message: str
 
 
 @dataclass(frozen=True)
@@ -349,6 +357,7 @@ class RollingBack:
 
 ProgressEvent = (
     TrialStarted | ProbeStarted | VerdictReached | RangeNarrowed | PhaseStarted | Resumed | RollingBack
+    | Warned
 )
 Progress = Callable[[ProgressEvent], None]
 

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from bisector.plumbing import yamlkeys
+from bisector.plumbing.yamlload import safe_load
 
 _YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -58,7 +59,7 @@ class Plan:
 
 def _load(data: bytes) -> dict[str, Any] | None:
     try:
-        return yamlkeys.flatten(yaml.safe_load(data))
+        return yamlkeys.flatten(safe_load(data))
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
         return None
 

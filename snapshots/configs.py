@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from bisector.plumbing import yamlkeys
+from bisector.plumbing.yamlload import safe_load
 
 __all__ = ["Flat", "flatten", "is_structured", "match_globs", "parse_config_bytes"]
 
@@ -70,7 +71,7 @@ def parse_config_bytes(path: str, data: bytes) -> tuple[Any, str | None]:
     except UnicodeDecodeError as exc:
         return None, f"not UTF-8: {exc.reason} at byte {exc.start}"
     try:
-        return yaml.safe_load(text), None
+        return safe_load(text), None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

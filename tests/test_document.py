@@ -106,11 +106,50 @@ def test_typed_fields_of_a_stored_document() -> None:
 
 
 def test_contract_view_adds_only_options_and_bench_key() -> None:
-    """`--json` keeps today's keys in today's order; options and the bench key come last."""
+    """`--json` of an earlier document keeps its keys in their order; options and the bench key come last."""
     view = contract_view(RunDocument.from_json(variants()["current"]))
     assert list(view) == ["status", "metric", "good", "bad", "culprit", "range", "steps", "measurements",
                           "wall_s", "report", "run_id", "verification", "isolation", "details", "rollback",
                           "options", "bench_key"]
+
+
+def steps_found() -> dict[str, Any]:
+    """An inconclusive run of today: one verified step, an unverified suspect, unclear commits, noise."""
+    culprit: dict[str, Any] = {}
+    for key, value in found()["culprit"].items():
+        if key != "items_verified":
+            culprit[key] = value
+        if key == "effect":
+            culprit["share"] = 0.5
+    suspect = culprit | {"commit": "f" * 40, "verified": False, "effect": -0.02, "confidence": 0.3,
+                         "evidence": REPRO | {"regressed": False}, "note": "not a culprit (unverified)"}
+    del suspect["share"]
+    doc = {k: v for k, v in found().items() if k not in ("verification", "isolation")}
+    doc |= {"status": "inconclusive", "culprit": None}
+    ordered: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key == "range":
+            ordered |= {"culprits": [culprit], "suspect": suspect}
+        ordered[key] = value
+        if key == "range":
+            ordered["range"] = value | {"unclear": ["9" * 40]}
+            ordered["noise"] = {"between_process_cv": 0.03, "within_process_cv": 0.01, "endpoint_drift": 0.004,
+                                "good": {"between_process_cv": 0.03}, "bad": {"between_process_cv": 0.02},
+                                "warning": None}
+    return ordered
+
+
+def test_culprits_suspect_unclear_and_noise_read_back_and_lead_the_contract() -> None:
+    """Today's keys (culprits, suspect, range.unclear, noise) read back and sit where the contract has them."""
+    data = steps_found()
+    doc = RunDocument.from_json(copy.deepcopy(data))
+    assert json.dumps(doc.to_json()) == json.dumps(data)
+    assert doc.suspect is not None and doc.suspect.evidence is not None and not doc.suspect.verified
+    assert doc.range is not None and doc.range.unclear == ("9" * 40,)
+    assert list(contract_view(doc))[:10] == ["status", "metric", "good", "bad", "culprit", "culprits", "suspect",
+                                              "range", "noise", "steps"]
+    md = render_markdown(doc)
+    assert "Suspect" in md and "unclear: `9999999999`" in md and "Between-process spread 3.0%" in md
 
 
 def test_a_document_of_an_earlier_version_with_keys_missing_still_reads_and_renders() -> None:

@@ -9,6 +9,7 @@ inside the commands so `bisector --help` starts fast.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from typing import Annotated, NoReturn
 
@@ -83,6 +84,23 @@ def _print_error(err: BisectorError) -> None:
         sys.stderr.write(f"hint: {err.hint}\n")
 
 
+def _os_message(exc: OSError | sqlite3.DatabaseError) -> str:
+    if isinstance(exc, sqlite3.DatabaseError):
+        return f"the store's database cannot be used: {exc}"
+    what = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        return f"{what}: {exc.filename}"
+    return what
+
+
+def _os_hint(exc: OSError | sqlite3.DatabaseError) -> str | None:
+    if isinstance(exc, sqlite3.DatabaseError):
+        return "the file may be damaged: move it aside (a new one is made) and run again"
+    if isinstance(exc, PermissionError | FileNotFoundError | NotADirectoryError | IsADirectoryError):
+        return "check the path and its permissions"
+    return None
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     try:
         rv = app(args=argv, prog_name="bisector", standalone_mode=False)
@@ -98,6 +116,15 @@ def main(argv: list[str] | None = None) -> NoReturn:
             traceback.print_exc()
         _print_error(exc)
         sys.exit(exc.exit_code)
+    except (OSError, sqlite3.DatabaseError) as exc:
+        # The machine, not bisector: a path that cannot be read or written, a full disk,
+        # a port in use, a damaged database file. Bad input (exit 2) with what the OS said.
+        if state["debug"]:
+            import traceback
+
+            traceback.print_exc()
+        _print_error(BisectorError(_os_message(exc), hint=_os_hint(exc)))
+        sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into exit 1
         show = getattr(exc, "show", None)
         if callable(show):  # a usage error of the argument parser: bad input, exit 2

@@ -3,6 +3,7 @@ and the global flags."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,7 +31,33 @@ def emit_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
+def ensure_writable_dir(path: Path, what: str) -> None:
+    """Create `path` if needed and prove a file can be made in it, before any work.
+
+    A report folder that cannot be written used to fail only after the whole bisection.
+    """
+    from bisector.errors import BisectorError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".bisector-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise BisectorError(
+            f"{what} {path} cannot be written: {exc.strerror or exc}",
+            hint="pick a folder you can write to",
+        ) from exc
+
+
 def stderr_console() -> Any:
+    """The console every command prints to (stderr).
+
+    Markup and emoji codes off: what it prints quotes commit subjects, config keys and
+    package names (`fix [/] race`, `[link=...]`, `torch[cuda]`, `:fire:`), which must
+    come out literally, not be read as Rich markup (a stray `[/]` raised MarkupError
+    after the culprit was found). Styles come from `Text` and table styles instead.
+    """
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, markup=False, emoji=False)

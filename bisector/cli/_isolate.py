@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,9 +32,44 @@ def deps(
     from bisector.isolate.run import isolate_deps
 
     console = stderr_console()
-    doc = isolate_deps(repo=repo, config=config, good_lock=good_lock, bad_lock=bad_lock,
-                       progress=ConsoleProgress(console))
+    with _unmeasurable_side():
+        doc = isolate_deps(repo=repo, config=config, good_lock=good_lock, bad_lock=bad_lock,
+                           progress=ConsoleProgress(console))
     return _render_isolation(console, doc, "deps", json_out)
+
+
+@contextmanager
+def _unmeasurable_side() -> Iterator[None]:
+    """A side the benchmark fails on is the user's input, not a bug: exit 2, not 1."""
+    from bisector.errors import BisectorError
+    from bisector.isolate.changes import PartialStateError
+
+    try:
+        yield
+    except PartialStateError as exc:
+        raise BisectorError(
+            f"isolation stopped: {exc}",
+            hint="the benchmark fails with the --good or --bad file in place; see the trial logs in the store",
+        ) from exc
+
+
+def _check_config_side(option: str, path: Path, name: str) -> None:
+    """A `--good`/`--bad` file standing for a YAML or JSON config (`name`) must be a mapping."""
+    from bisector.errors import ConfigError
+    from snapshots.configs import is_structured, parse_config_bytes
+
+    if not is_structured(name):
+        return
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot read it: {exc.strerror or exc}") from exc
+    doc, problem = parse_config_bytes(name, data)
+    if problem is not None or not isinstance(doc, dict):
+        raise ConfigError(
+            f"{option} {path}: not a YAML/JSON mapping ({problem or 'a ' + type(doc).__name__})",
+            hint="pass two versions of one config file",
+        )
 
 
 def _render_isolation(console: Any, doc: dict[str, Any], what: str, json_out: bool) -> int:
@@ -56,9 +93,12 @@ def _isolate_config(repo: Path, config: Path | None, good: Path, bad: Path, targ
     from bisector.cli.progress import ConsoleProgress
     from bisector.isolate.run import isolate_config
 
+    _check_config_side("--good", good, target or bad.name)
+    _check_config_side("--bad", bad, target or bad.name)
     console = stderr_console()
-    doc = isolate_config(repo=repo, config=config, good=good, bad=bad, target=target,
-                         progress=ConsoleProgress(console))
+    with _unmeasurable_side():
+        doc = isolate_config(repo=repo, config=config, good=good, bad=bad, target=target,
+                             progress=ConsoleProgress(console))
     return _render_isolation(console, doc, "config", json_out)
 
 
@@ -106,6 +146,9 @@ def config_check(repo: RepoOpt = Path("."), config: ConfigOpt = None) -> int:
     """Validate bisector.yaml."""
     from bisector.config import find_config, load_config
 
-    load_config(repo, config)
-    stderr_console().print(f"{find_config(repo, config)}: ok")
+    cfg = load_config(repo, config, warn=False)
+    console = stderr_console()
+    for warning in cfg.warnings():
+        console.print(f"warning: {warning}")
+    console.print(f"{find_config(repo, config)}: ok")
     return 0

@@ -10,7 +10,7 @@ import typer
 
 from bisector.cli._common import ConfigOpt, JsonOpt, RepoOpt, emit_json, stderr_console
 from bisector.core.types import Status
-from bisector.document import RunDocument
+from bisector.document import Culprit, RunDocument
 
 
 def run(
@@ -38,6 +38,7 @@ def run(
     ] = False,
 ) -> int:
     """Find the first bad commit (and the package or config key inside it)."""
+    from bisector.cli._common import ensure_writable_dir
     from bisector.cli.progress import ConsoleProgress
     from bisector.engine.pipeline import RunRequest, run_bisection
     from bisector.report.files import contract_view
@@ -46,6 +47,8 @@ def run(
         from bisector.errors import ConfigError
 
         raise ConfigError(f"unknown builder {builder!r}", hint="use local, venv or docker")
+    if report_dir is not None:
+        ensure_writable_dir(report_dir, "--report-dir")
     console = stderr_console()
     req = RunRequest(
         good=good, bad=bad, repo=repo, config=config, metric=metric, builder=builder,
@@ -70,24 +73,38 @@ def _render_run(console: Any, doc: RunDocument) -> None:
     elif doc.status is Status.INCONCLUSIVE:
         rng = doc.range
         assert rng is not None
+        unclear = "" if rng.unclear is None else f", unclear: {', '.join(u[:10] for u in rng.unclear) or 'none'}"
         console.print(
             f"inconclusive: first bad is in ({rng.last_good[:10]}, {rng.first_bad[:10]}], "
-            f"untestable: {', '.join(u[:10] for u in rng.untestable) or 'none'} (exit 4)"
+            f"untestable: {', '.join(u[:10] for u in rng.untestable) or 'none'}{unclear} (exit 4)"
         )
-    elif (c := doc.culprit) is not None:
-        verified = "" if c.verified else " [UNVERIFIED]"
-        console.print(
-            f"culprit: {c.commit[:10]} {c.subject!r} ({c.kind}, effect "
-            f"{(c.effect or 0) * 100:+.1f}%, confidence {c.confidence:.3f}){verified}"
-        )
-        for d in c.dependencies:
-            console.print(f"  dependency: {d.name} {d.from_version} -> {d.to_version}")
-        for k in c.config_keys:
-            console.print(f"  config key: {k}")
+        for c in doc.culprits or ():
+            _render_culprit(console, c, "verified step")
+        if (s := doc.suspect) is not None:
+            _render_culprit(console, s, "suspect")
+            if s.note:
+                console.print(f"  {s.note}")
+    elif doc.culprit is not None:
+        # every regression step of the range, by commit order; the largest is `culprit`
+        for c in doc.culprits or (doc.culprit,):
+            _render_culprit(console, c, "culprit")
     rb = doc.rollback
     if rb:
         console.print(f"rollback to {rb.get('to')}: {rb.get('status')} ({rb.get('target')})")
     console.print(f"report: {doc.report}  (run {doc.run_id})")
+
+
+def _render_culprit(console: Any, c: Culprit, label: str) -> None:
+    verified = "" if c.verified else " [UNVERIFIED]"
+    share = "" if c.share is None else f", share {c.share * 100:.0f}%"
+    console.print(
+        f"{label}: {c.commit[:10]} {c.subject!r} ({c.kind}, effect "
+        f"{(c.effect or 0) * 100:+.1f}%{share}, confidence {c.confidence:.3f}){verified}"
+    )
+    for d in c.dependencies:
+        console.print(f"  dependency: {d.name} {d.from_version} -> {d.to_version}")
+    for k in c.config_keys:
+        console.print(f"  config key: {k}")
 
 
 def _value(value: float | None) -> str:
@@ -126,12 +143,27 @@ def report(
     return 0
 
 
+DEMO_MARK = "bisector-demo"  # in .git/, so the sample's own tree stays clean
+
+
+def _check_demo_folder(path: Path) -> None:
+    """The demo replaces its folder: only one it made itself (marked), never a user's."""
+    if path.exists() and not (path / ".git" / DEMO_MARK).is_file():
+        from bisector.errors import BisectorError
+
+        raise BisectorError(
+            f"{path} exists and was not made by `bisector demo`; refusing to replace it",
+            hint="pass another --workdir, or move that folder away",
+        )
+
+
 def demo(
     workdir: Annotated[
         Path, typer.Option("--workdir", help="Where the sample repository is built.")
     ] = Path("demo-out"),
 ) -> int:
     """Build the sample serving repository and run a bisection on it (CPU)."""
+    from bisector.cli._common import ensure_writable_dir
     from bisector.cli._snapshot import snapshot_diff
     from bisector.cli.progress import ConsoleProgress
     from bisector.engine.pipeline import RunRequest, run_bisection
@@ -139,8 +171,11 @@ def demo(
 
     console = stderr_console()
     path = workdir.resolve() / "serving-demo"
+    _check_demo_folder(path)
+    ensure_writable_dir(workdir.resolve(), "--workdir")
     console.print(f"building the sample serving repository at {path} ...")
     sample = build_sample_repo(path, SampleSpec(mode="real", noise=0.0))
+    (path / ".git" / DEMO_MARK).write_text("made by `bisector demo`; it replaces this repository\n")
     console.print(f"  {len(sample.commits)} commits, releases {', '.join(sample.tags)}")
     console.print("\n$ bisector snapshot diff v2.3.1 v2.4.0")
     snapshot_diff("v2.3.1", "v2.4.0", repo=path, config=None, json_out=False)

@@ -17,6 +17,7 @@ from bisector.ports import (
     Resumed,
     TrialStarted,
     VerdictReached,
+    Warned,
 )
 
 
@@ -38,6 +39,8 @@ class ConsoleProgress:
     def __call__(self, event: ProgressEvent) -> None:
         if isinstance(event, TrialStarted):
             self.trials += 1
+        elif isinstance(event, Warned):
+            self._print(f"warning: {event.message}")
         elif isinstance(event, Resumed):
             self._print(f"resuming run {event.run_id} ({event.trials} trials already journaled)")
         elif isinstance(event, ProbeStarted):

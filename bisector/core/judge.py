@@ -45,11 +45,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bisector.core.stats import combined_p, hodges_lehmann, hodges_lehmann_ci, median
+from bisector.core.stats import combined_p, hodges_lehmann, hodges_lehmann_ci, median, min_p_value
 from bisector.core.types import Direction, MetricRule, TrialBudget, Verdict
 
 REPRODUCE_ALPHA = 0.05
 CLASSIFY_ALPHA = 0.01
+# Verifying a culprit looks at the fresh trials after each pair, so it tests at the
+# stricter alpha: an unverified culprit costs an honest exit 4, a false one a rollback.
+VERIFY_ALPHA = 0.01
 GUARD_FRACTION = 1 / 3
 MIN_ENDPOINT_PROCESSES = 6
 
@@ -146,6 +149,13 @@ class Assessment:
     vs_good: Comparison  # candidate - good
     vs_bad: Comparison  # candidate - bad
 
+    @property
+    def between(self) -> bool:
+        """Significantly worse than good *and* significantly better than bad, each by the
+        threshold: the range holds more than one regression step (not a lack of evidence)."""
+        return (self.vs_good.significant and self.vs_good.regressed
+                and self.vs_bad.significant and self.vs_bad.improved)
+
 
 def assess(
     candidate: Samples,
@@ -207,3 +217,27 @@ def reproduction_needs_more(comparison: Comparison, n_processes: int, repeats: T
     if n_processes < floor:
         return True
     return not comparison.significant and n_processes < repeats.max
+
+
+def smallest_workable_repeats(alpha: float = CLASSIFY_ALPHA) -> int:
+    """The smallest n for which n vs n process medians can give an exact p below `alpha`.
+
+    Fewer trials per commit than this can never give a verdict (`stats.min_p_value`):
+    5 at the judge's alpha 0.01.
+    """
+    n = 1
+    while min_p_value(n, n) >= alpha:
+        n += 1
+    return n
+
+
+def rules_out_regression(comparison: Comparison, metric: MetricRule, baseline: float) -> bool:
+    """The confidence interval of the shift excludes a regression by the threshold.
+
+    More trials would not make it verified (short of a drift), so a verification stops.
+    """
+    low, high = comparison.ci
+    min_shift = metric.threshold.min_shift(baseline)
+    if _worse_sign(metric) > 0:
+        return high < min_shift
+    return low > -min_shift

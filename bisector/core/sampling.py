@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from bisector.core import judge
+from bisector.core import judge, sequential
 from bisector.core.types import Commit, MetricRule, TrialBudget, Verdict
 from bisector.errors import BisectorError
 from bisector.ports import TrialStarted, no_progress
@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     from bisector.ports import Probe, Progress, TrialSamples
 
 Side = Literal["good", "bad"]
+
+#: Which rule `Sampler.decide` uses by default: False is the non-parametric rule
+#: (`judge.assess`), True the SPRT with that rule as its guard (`core.sequential`).
+#: bench/simulate.py measures both side by side (bench/RESULTS.md).
+SEQUENTIAL_DEFAULT = False
 
 
 def samples_of(trials: Sequence[TrialSamples], metric: str) -> list[list[float]]:
@@ -72,10 +77,11 @@ class Sampler:
 
     def __init__(
         self, probe: Probe, metric: str, rule: MetricRule, repeats: TrialBudget,
-        progress: Progress = no_progress,
+        progress: Progress = no_progress, *, sequential: bool | None = None,
     ) -> None:
         self.probe, self.metric, self.rule, self.repeats = probe, metric, rule, repeats
         self.progress = progress
+        self.sequential = SEQUENTIAL_DEFAULT if sequential is None else sequential
 
     def samples(self, commit: Commit) -> list[list[float]]:
         return samples_of(self.probe.trials(commit), self.metric)
@@ -89,9 +95,12 @@ class Sampler:
         self.probe.take(commit)
 
     def missing_reason(self, trials: Sequence[TrialSamples]) -> str:
+        return f"{self._printed_but_not(trials)} ({len(trials)} trials)"
+
+    def _printed_but_not(self, trials: Sequence[TrialSamples]) -> str:
+        """`the benchmark printed latency, p50 but not latency_ms` (the words of issue 12)."""
         printed = printed_metrics(trials)
-        said = f"they printed {', '.join(printed)}" if printed else "they printed no metric"
-        return f"no trial printed the metric {self.metric!r} ({len(trials)} trials; {said})"
+        return f"the benchmark printed {', '.join(printed) or 'no metric'} but not {self.metric}"
 
     def settle_endpoints(self, good: Commit, bad: Commit, phase: str = "reproduce") -> judge.Comparison:
         """Measure both endpoints, interleaved, until their difference is settled.
@@ -127,15 +136,14 @@ class Sampler:
                     self._take(commit, phase, len(trials) + 1)
 
     def _no_metric(self, side: Side, commit: Commit, trials: Sequence[TrialSamples]) -> EndpointUnmeasurable:
-        printed = printed_metrics(trials)
         have = len(samples_of(trials, self.metric))
-        what = (f"only {have} of its {len(trials)} trials printed the metric {self.metric!r}" if have
-                else f"none of its {len(trials)} trials printed the metric {self.metric!r}")
+        message = (f"the {side} endpoint {commit.short} cannot be compared: only {have} of its "
+                   f"{len(trials)} trials printed the metric {self.metric}" if have
+                   else self._printed_but_not(trials))
         return EndpointUnmeasurable(
-            f"the {side} endpoint {commit.short} cannot be compared: {what} "
-            f"(the benchmark printed: {', '.join(printed) or 'no metric'})",
-            side=side, commit=commit, untestable=False,
-            hint="set --metric or `metrics:` in bisector.yaml to a metric the benchmark prints",
+            message, side=side, commit=commit, untestable=False,
+            hint=f"at the {side} endpoint {commit.short}: set --metric or `metrics:` in bisector.yaml "
+                 "to a metric the benchmark prints",
         )
 
     def decide(self, commit: Commit, good: Commit, bad: Commit, phase: str) -> Decision:
@@ -153,8 +161,13 @@ class Sampler:
             cs = samples_of(trials, self.metric)
             verdict = Verdict.UNCLEAR
             if cs:
-                verdict = judge.assess(cs, self.samples(good), self.samples(bad), self.rule).verdict
-                if not judge.needs_more(verdict, len(cs), self.repeats):
+                if self.sequential:
+                    verdict = sequential.decide(cs, self.samples(good), self.samples(bad), self.rule, self.repeats)
+                    more = sequential.needs_more(verdict, len(cs), self.repeats)
+                else:
+                    verdict = judge.assess(cs, self.samples(good), self.samples(bad), self.rule).verdict
+                    more = judge.needs_more(verdict, len(cs), self.repeats)
+                if not more:
                     return Decision(verdict, len(trials), len(cs))
             if len(trials) >= self.repeats.max:
                 if not cs:

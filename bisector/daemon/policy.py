@@ -1,7 +1,9 @@
 """The daemon's `rollback` policy: put the last known good configs back, automatically.
 
 Goes through the rollback package (its own timeout, health check, alert-and-pause); the
-caller already holds the repository's store lock, so none is taken here.
+caller already holds the repository's store lock, so none is taken here. It acts only on
+a run whose status is `found` (every culprit verified, `may_roll_back`); the cycle alerts
+"not rolled back: unverified" on anything else and leaves the live configs alone.
 """
 
 from __future__ import annotations
@@ -10,11 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from bisector.config import Config
+from bisector.core.types import Status
 from bisector.errors import RollbackError
 from bisector.store.control import ControlStore
 from rollback.entry import resolve_target
 from rollback.service import RollbackRequest, roll_back
 from rollback.source import resolve_source
+
+
+def may_roll_back(status: str | None) -> bool:
+    """Only a found, verified culprit moves live configs (an inconclusive suspect never does)."""
+    return status == Status.FOUND.value
 
 
 def roll_back_to(repo: Path, cfg: Config, to_ref: str, control: ControlStore) -> dict[str, Any]:

@@ -71,6 +71,16 @@ def _scheduler(repo: Path, config: Path | None, schedule: str, resume_now: bool)
     return scheduler
 
 
+def _serve_metrics(port: int, store: Path) -> Any:
+    try:
+        return metrics.serve(port, store / "journal.sqlite")
+    except OSError as exc:  # in use, or a privileged port
+        raise ConfigError(
+            f"daemon.metrics_port {port}: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
+            hint="pick a free port, or 0 to turn the metrics endpoint off",
+        ) from exc
+
+
 def run_daemon(repo: Path, config: Path | None = None, *, once: bool = False) -> int:
     """Run the daemon (or one cycle with `once`); returns the exit code.
 
@@ -89,7 +99,7 @@ def run_daemon(repo: Path, config: Path | None = None, *, once: bool = False) ->
         with DaemonState(store) as state:
             resume_now = state.interrupted_pending()
         port = cfg.daemon.metrics_port
-        server = metrics.serve(port, store / "journal.sqlite") if port else None
+        server = _serve_metrics(port, store) if port else None
         try:
             if once:
                 with _on_signals(None):

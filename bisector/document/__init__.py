@@ -25,6 +25,7 @@ from bisector.document.run import (
     CulpritCommit,
     Details,
     Endpoint,
+    NoiseReport,
     Range,
     RunDocument,
     RunOptions,
@@ -33,5 +34,5 @@ from bisector.document.run import (
 
 __all__ = [
     "Comparison", "Culprit", "CulpritCommit", "Dependency", "Details", "Endpoint", "Isolation", "IsolationStep",
-    "Range", "RunDocument", "RunOptions", "Step", "Verification",
+    "NoiseReport", "Range", "RunDocument", "RunOptions", "Step", "Verification",
 ]

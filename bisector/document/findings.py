@@ -100,6 +100,8 @@ class Culprit:
     share: float | None = None  # optional in the contract; emitted only when known
     isolated: bool = False  # isolation's fields were folded in: `items_verified` is present
     items_verified: bool | None = None  # every isolated item verified (None: none checked)
+    evidence: Comparison | None = None  # a suspect's: the fresh trials against its parent
+    note: str | None = None  # a suspect's: why it is not verified
 
     def to_json(self) -> Json:
         out: Json = {
@@ -112,6 +114,10 @@ class Culprit:
         out |= {"confidence": self.confidence, "verified": self.verified}
         if self.isolated:
             out["items_verified"] = self.items_verified
+        if self.evidence is not None:
+            out["evidence"] = self.evidence.to_json()
+        if self.note is not None:
+            out["note"] = self.note
         return out
 
     @classmethod
@@ -123,6 +129,8 @@ class Culprit:
             dependencies=tuple(Dependency.from_json(d) for d in maps(data.get("dependencies"))),
             config_keys=strs(data.get("config_keys")), share=opt_float(data.get("share")),
             isolated="items_verified" in data, items_verified=data.get("items_verified"),
+            evidence=Comparison.from_json(data["evidence"]) if isinstance(data.get("evidence"), Mapping) else None,
+            note=None if data.get("note") is None else str(data["note"]),
         )
 
 

@@ -34,18 +34,59 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Range:
-    """Where the first bad commit lies: (last_good, first_bad], and the commits skipped."""
+    """Where the first bad commit lies: (last_good, first_bad], and the commits not placed.
+
+    `untestable` could not be measured (build failure, exit 125, failed trials);
+    `unclear` measured but could not be placed (None: a document from before the split).
+    """
 
     last_good: str
     first_bad: str
     untestable: tuple[str, ...] = ()
+    unclear: tuple[str, ...] | None = None
 
     def to_json(self) -> Json:
-        return {"last_good": self.last_good, "first_bad": self.first_bad, "untestable": list(self.untestable)}
+        out: Json = {"last_good": self.last_good, "first_bad": self.first_bad, "untestable": list(self.untestable)}
+        if self.unclear is not None:
+            out["unclear"] = list(self.unclear)
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Range:
-        return cls(str(data.get("last_good") or ""), str(data.get("first_bad") or ""), strs(data.get("untestable")))
+        return cls(str(data.get("last_good") or ""), str(data.get("first_bad") or ""), strs(data.get("untestable")),
+                   strs(data["unclear"]) if "unclear" in data else None)
+
+
+@dataclass(frozen=True)
+class NoiseReport:
+    """The contract's `noise`: spreads relative to the good endpoint's median.
+
+    The headline numbers are the larger of the two endpoints'; `good` / `bad` hold each
+    endpoint's own (`between_process_cv`, `within_process_cv`, `drift`, `processes`).
+    `warning`: the threshold is below what this noise allows within repeats.max.
+    """
+
+    between_process_cv: float
+    within_process_cv: float
+    endpoint_drift: float
+    good: Mapping[str, Any] = field(default_factory=dict)
+    bad: Mapping[str, Any] = field(default_factory=dict)
+    warning: str | None = None
+
+    def to_json(self) -> Json:
+        return {
+            "between_process_cv": self.between_process_cv, "within_process_cv": self.within_process_cv,
+            "endpoint_drift": self.endpoint_drift, "good": dict(self.good), "bad": dict(self.bad),
+            "warning": self.warning,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> NoiseReport:
+        return cls(
+            float(data.get("between_process_cv") or 0.0), float(data.get("within_process_cv") or 0.0),
+            float(data.get("endpoint_drift") or 0.0), dict(data.get("good") or {}), dict(data.get("bad") or {}),
+            None if data.get("warning") is None else str(data["warning"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -147,7 +188,11 @@ class RunDocument:
     good: Endpoint | None
     bad: Endpoint | None
     culprit: Culprit | None = None
+    # Every verified regression step, by commit order (None: a document from before them).
+    culprits: tuple[Culprit, ...] | None = None
+    suspect: Culprit | None = None  # inconclusive: the unverified candidate, with its evidence
     range: Range | None = None
+    noise: NoiseReport | None = None
     steps: tuple[Step, ...] = ()
     details: Details = field(default_factory=Details)
     verification: Verification | None = None
@@ -166,10 +211,14 @@ class RunDocument:
             "good": None if self.good is None else self.good.to_json(),
             "bad": None if self.bad is None else self.bad.to_json(),
             "culprit": None if self.culprit is None else self.culprit.to_json(),
-            "range": None if self.range is None else self.range.to_json(),
-            "steps": [s.to_json() for s in self.steps],
-            "details": self.details.to_json(),
         }
+        if self.culprits is not None:
+            out["culprits"] = [c.to_json() for c in self.culprits]
+            out["suspect"] = None if self.suspect is None else self.suspect.to_json()
+        out["range"] = None if self.range is None else self.range.to_json()
+        if self.noise is not None:
+            out["noise"] = self.noise.to_json()
+        out |= {"steps": [s.to_json() for s in self.steps], "details": self.details.to_json()}
         if self.verification is not None:
             out["verification"] = self.verification.to_json()
         if self.isolation is not None:
@@ -196,6 +245,7 @@ class RunDocument:
             return value if isinstance(value, Mapping) else None
 
         good, bad, culprit, rng = part("good"), part("bad"), part("culprit"), part("range")
+        suspect, noise = part("suspect"), part("noise")
         verification, isolation, rollback = part("verification"), part("isolation"), part("rollback")
         stored_options = part("options") or options
         measurements, wall_s = data.get("measurements"), data.get("wall_s")
@@ -205,7 +255,10 @@ class RunDocument:
             good=None if good is None else Endpoint.from_json(good),
             bad=None if bad is None else Endpoint.from_json(bad),
             culprit=None if culprit is None else Culprit.from_json(culprit),
+            culprits=tuple(Culprit.from_json(c) for c in maps(data["culprits"])) if "culprits" in data else None,
+            suspect=None if suspect is None else Culprit.from_json(suspect),
             range=None if rng is None else Range.from_json(rng),
+            noise=None if noise is None else NoiseReport.from_json(noise),
             steps=tuple(Step.from_json(s) for s in maps(data.get("steps"))),
             details=Details.from_json(part("details") or {}),
             verification=None if verification is None else Verification.from_json(verification),

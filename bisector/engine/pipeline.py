@@ -1,8 +1,10 @@
-"""`bisector run`: resolve, snapshot, reproduce, coarse, fine, verify, isolate, report.
+"""`bisector run`: resolve, snapshot, hunt (reproduce, bisect, verify), isolate, report.
 
-This module wires the pure search and judge to the adapters (git, builders, runner,
-journal). Every trial is journaled before a verdict uses it; verdicts are recomputed from
-journaled trials on resume, so a killed run continues without repeating measurements.
+This module is the adapter around the pure hunt (`core.hunt`): it builds the probe (the
+`Measurer`: git, builders, runner, journal), calls `hunt`, isolates inside each culprit
+commit and builds the typed document. Every trial is journaled before a verdict uses it;
+verdicts are recomputed from journaled trials on resume, so a killed run continues
+without repeating measurements.
 """
 
 from __future__ import annotations
@@ -10,17 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from bisector.config import Config, load_config
 from bisector.core import judge
-from bisector.core.sampling import EndpointUnmeasurable, Sampler
-from bisector.core.search import BisectResult, CoarseFine
-from bisector.core.types import Commit, MetricRule, Status, Verdict
+from bisector.core.hunt import Found, hunt
+from bisector.core.noise import Noise
+from bisector.core.sampling import EndpointUnmeasurable
+from bisector.core.types import Commit, MetricRule, Status
 from bisector.document import (
     Comparison,
     Culprit,
@@ -28,6 +31,7 @@ from bisector.document import (
     Details,
     Endpoint,
     Isolation,
+    NoiseReport,
     Range,
     RunDocument,
     RunOptions,
@@ -39,21 +43,16 @@ from bisector.errors import BisectorError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
 from bisector.ports import (
-    ProbeStarted,
     Progress,
-    RangeNarrowed,
+    ProgressEvent,
     Resumed,
     RollingBack,
-    TrialStarted,
     VerdictReached,
     no_progress,
 )
 from bisector.store.journal import Journal
 
 log = get_logger("bisector.run")
-
-# Re-measure the endpoints after every this many probed candidates (see _interleave_endpoints).
-INTERLEAVE_EVERY = 3
 
 @dataclass(frozen=True)
 class RunRequest:
@@ -118,92 +117,21 @@ def real_parts(progress: Progress = no_progress) -> Parts:
     return Parts(open_vcs=GitRepo, open_journal=Journal, open_measurer=Measurer, progress=progress)
 
 
-class _Hunt:
-    """One run's state: the endpoints' samples, the probe, the journaled steps."""
+@dataclass(frozen=True)
+class _Ctx:
+    """What the document-building steps of one run share."""
 
-    def __init__(
-        self, cfg: Config, metric_name: str, metric: MetricRule, measurer: Measurer,
-        journal: Journal, run_id: str, progress: Progress,
-    ) -> None:
-        self.cfg, self.metric_name, self.metric = cfg, metric_name, metric
-        self.measurer, self.journal, self.run_id, self.progress = measurer, journal, run_id, progress
-        self.sampler = Sampler(measurer, metric_name, metric, cfg.benchmark.repeats.budget(), progress)
-        self.good: Commit | None = None
-        self.bad: Commit | None = None
-        self.steps: list[dict[str, Any]] = []
-        self.verdicts: dict[str, Verdict] = {}
-        self.probes_done = 0
+    cfg: Config
+    metric_name: str
+    metric: MetricRule
+    measurer: Measurer
+    journal: Journal
+    run_id: str
+    progress: Progress
+    git: GitRepo
 
     def samples(self, commit: Commit) -> list[list[float]]:
         return self.measurer.samples(commit, self.metric_name)
-
-    def reproduce(self, good: Commit, bad: Commit) -> judge.Comparison:
-        self.good, self.bad = good, bad
-        try:
-            comp = self.sampler.settle_endpoints(good, bad)
-        except EndpointUnmeasurable as exc:
-            if not exc.untestable:
-                raise
-            raise BisectorError(exc.message, hint=f"see the trial logs under {self.measurer.run_dir}") from None
-        for c, name in ((good, "good"), (bad, "bad")):
-            s = self.samples(c)
-            self._step("reproduce", c, Verdict.GOOD if name == "good" else Verdict.BAD, s)
-        return comp
-
-    def probe(self, commit: Commit, phase: str) -> Verdict:
-        assert self.good is not None and self.bad is not None
-        self.progress(ProbeStarted(phase, commit.short, commit.subject))
-        decision = self.sampler.decide(commit, self.good, self.bad, phase)
-        if decision.reason:
-            log.warning("candidate untestable", commit=commit.short, reason=decision.reason)
-        self.verdicts[commit.sha] = decision.verdict
-        self._step(phase, commit, decision.verdict, self.samples(commit), decision.reason)
-        return decision.verdict
-
-    def _interleave_endpoints(self) -> None:
-        """In a long run, re-measure both endpoints every few probes, alternating order.
-
-        Drift over a long run (a GPU warming up, a neighbour's load) then moves the
-        endpoints' samples too, so the judge does not read it as a regression.
-        """
-        assert self.good is not None and self.bad is not None
-        self.probes_done += 1
-        if self.probes_done % INTERLEAVE_EVERY:
-            return
-        pair = (self.good, self.bad) if (self.probes_done // INTERLEAVE_EVERY) % 2 else (self.bad, self.good)
-        for c in pair:
-            self.progress(TrialStarted("interleave", c.short, len(self.measurer.trials(c)) + 1))
-            self.measurer.take(c)
-
-    def _step(
-        self, phase: str, commit: Commit, verdict: Verdict, samples: list[list[float]], reason: str = "",
-    ) -> None:
-        med = judge.process_medians(samples) if samples else []
-        median = sorted(med)[len(med) // 2] if med else None
-        if med and len(med) % 2 == 0:
-            median = (sorted(med)[len(med) // 2 - 1] + sorted(med)[len(med) // 2]) / 2
-        step = {"commit": commit.sha, "verdict": verdict.value, "samples": len(samples), "median": median, "phase": phase}
-        self.steps.append(step)
-        self.journal.add_step(self.run_id, phase, commit.sha, verdict.value, len(samples), median,
-                              {"reason": reason} if reason else None)
-        self.progress(VerdictReached(phase, commit.sha, commit.short, verdict, len(samples), median))
-
-    def bisect(self, commits: Sequence[Commit], tag_indices: Sequence[int]) -> BisectResult:
-        """Release tags first, then the commits between the adjacent ones (0 good, -1 bad)."""
-        search = CoarseFine(len(commits), tag_indices)
-        phase = ""
-        while (index := search.next_probe()) is not None:
-            if search.phase != phase:
-                phase = search.phase
-                what = "release tags" if phase == "coarse" else "commits"
-                self.progress(RangeNarrowed(search.span, what))
-            self.measurer.prefetch([commits[i] for i in search.candidates_to_prefetch()])
-            cached = self.verdicts.get(commits[index].sha)
-            verdict = cached if cached is not None else self.probe(commits[index], phase)
-            search.record(index, verdict)
-            if cached is None:
-                self._interleave_endpoints()
-        return search.result()
 
 
 def run_bisection(req: RunRequest, progress: Progress = no_progress, parts: Parts | None = None) -> RunOutcome:
@@ -242,8 +170,8 @@ def run_bisection(req: RunRequest, progress: Progress = no_progress, parts: Part
                 cfg=cfg, git=git, journal=journal, run_id=run.id, run_dir=run_dir, store=store,
                 builder_name=builder_name, bench_key=bkey, reuse_across_runs=not req.fresh, jobs=req.jobs,
             ) as measurer:
-                hunt = _Hunt(cfg, metric_name, metric, measurer, journal, run.id, progress)
-                doc = _hunt(hunt, git, good, bad, req, cfg)
+                ctx = _Ctx(cfg, metric_name, metric, measurer, journal, run.id, progress, git)
+                doc = _hunt(ctx, good, bad, req)
             doc = replace(
                 doc, run_id=run.id, measurements=journal.trial_count(run.id),
                 wall_s=round(time.monotonic() - t0, 2),
@@ -261,87 +189,108 @@ def run_bisection(req: RunRequest, progress: Progress = no_progress, parts: Part
             journal.finish_run(run.id, doc.status.value, doc.to_json())
     if req.rollback and doc.status is Status.FOUND:
         doc = replace(doc, rollback=_roll_back_to_good(repo_path, cfg, req.good, progress))
-    return RunOutcome(status=doc.status, document=doc, report_path=Path(str(doc.report)), steps=hunt.steps)
+    return RunOutcome(status=doc.status, document=doc, report_path=Path(str(doc.report)),
+                      steps=[s.to_json() for s in doc.steps])
 
 
-def _steps(hunt: _Hunt) -> tuple[Step, ...]:
-    return tuple(Step.from_json(s) for s in hunt.steps)
-
-
-def _hunt(hunt: _Hunt, git: GitRepo, good: Commit, bad: Commit, req: RunRequest, cfg: Config) -> RunDocument:
-    comp = hunt.reproduce(good, bad)
-    doc = RunDocument(
-        status=Status.NOT_REPRODUCED, metric=hunt.metric_name,
-        good=Endpoint(req.good, good.sha, _median_of(hunt.samples(good))),
-        bad=Endpoint(req.bad, bad.sha, _median_of(hunt.samples(bad))),
-        details=Details(reproduction=_comparison(comp)),
-    )
-    if not comp.reproduced:
-        return replace(doc, steps=_steps(hunt))
+def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
+    """The pure hunt (`core.hunt`) over the measurer, then isolation inside each culprit."""
+    git = ctx.git
     first_parent = not req.all_commits
     commits = [good, *git.commits_between(good.sha, bad.sha, first_parent=first_parent)]
     index = {c.sha: i for i, c in enumerate(commits)}
     tag_idx = sorted({index[t.sha] for t in git.tags_between(good.sha, bad.sha, first_parent=first_parent)})
-    found = hunt.bisect(commits, tag_idx)
-    last_good, first_bad = commits[found.last_good], commits[found.first_bad]
-    rng = Range(last_good.sha, first_bad.sha, tuple(commits[i].sha for i in found.untestable))
-    if not found.found:
-        candidates = tuple(commits[i].sha for i in range(found.last_good + 1, found.first_bad + 1))
-        return replace(doc, status=Status.INCONCLUSIVE, range=rng, steps=_steps(hunt),
-                       details=replace(doc.details, candidates=candidates))
-    verification = _verify(hunt, last_good, first_bad)
-    culprit = Culprit(
-        commit=first_bad.sha, subject=first_bad.subject, kind="code", effect=verification.relative_effect,
-        confidence=verification.confidence, verified=verification.verified,
+
+    def journaled(event: ProgressEvent) -> None:
+        # Every verdict is journaled as it is reached (the daemon's status reads them live).
+        if isinstance(event, VerdictReached):
+            ctx.journal.add_step(ctx.run_id, event.phase, event.commit, event.verdict.value, event.samples,
+                                 event.median, {"reason": event.reason} if event.reason else None)
+            if event.reason:
+                log.warning("candidate untestable", commit=event.label, reason=event.reason)
+        ctx.progress(event)
+
+    try:
+        result = hunt(commits, tag_idx, ctx.measurer, ctx.metric_name, ctx.metric,
+                      ctx.cfg.benchmark.repeats.budget(), journaled, prefetch=ctx.measurer.prefetch)
+    except EndpointUnmeasurable as exc:
+        if not exc.untestable:
+            raise
+        raise BisectorError(exc.message, hint=f"see the trial logs under {ctx.measurer.run_dir}") from None
+    steps = tuple(Step(commits[s.index].sha, s.verdict, s.samples, s.median, s.phase) for s in result.steps)
+    doc = RunDocument(
+        status=result.status, metric=ctx.metric_name,
+        good=Endpoint(req.good, good.sha, _median_of(ctx.samples(good))),
+        bad=Endpoint(req.bad, bad.sha, _median_of(ctx.samples(bad))),
+        culprits=(), steps=steps, noise=_noise(result.noise),
+        details=Details(reproduction=_comparison(result.reproduction)),
     )
-    details = replace(doc.details, culprit_commit=CulpritCommit(
-        author=first_bad.author, date=first_bad.date, diffstat=git.diffstat(last_good.sha, first_bad.sha),
-        parent=last_good.sha,
-    ))
-    # steps 6-7 inside the culprit (issue 5)
-    isolation, culprit, verification = _isolate(hunt, git, last_good, first_bad, culprit, verification)
-    return replace(doc, status=Status.FOUND, culprit=culprit, range=rng, steps=_steps(hunt), details=details,
-                   verification=verification, isolation=isolation)
+    if result.status is Status.NOT_REPRODUCED:
+        return doc
+    rng = Range(commits[result.last_good].sha, commits[result.first_bad].sha,
+                tuple(commits[i].sha for i in result.untestable), tuple(commits[i].sha for i in result.unclear))
+    doc = replace(doc, range=rng)
+    main = result.culprit
+    culprits: list[Culprit] = []
+    for found in result.culprits:
+        # steps 6-7 inside each culprit (issue 5): which package or config key
+        isolation, culprit, verification = _isolate(ctx, commits[found.index - 1], commits[found.index],
+                                                    _culprit(commits[found.index], found), _verification(found))
+        culprits.append(culprit)
+        if found is main:
+            doc = replace(doc, culprit=culprit, verification=verification, isolation=isolation)
+    doc = replace(doc, culprits=tuple(culprits))
+    named = main or result.suspect
+    if named is not None:
+        parent, commit = commits[named.index - 1], commits[named.index]
+        doc = replace(doc, details=replace(doc.details, culprit_commit=CulpritCommit(
+            author=commit.author, date=commit.date, diffstat=git.diffstat(parent.sha, commit.sha), parent=parent.sha,
+        )))
+    if (suspect := result.suspect) is not None:
+        commit = commits[suspect.index]
+        doc = replace(doc, verification=_verification(suspect), suspect=replace(
+            _culprit(commit, suspect), evidence=None if suspect.evidence is None else _comparison(suspect.evidence),
+            note=suspect.note,
+        ))
+    if result.status is Status.INCONCLUSIVE:
+        candidates = tuple(commits[i].sha for i in range(result.last_good + 1, result.first_bad + 1))
+        doc = replace(doc, details=replace(doc.details, candidates=candidates))
+    return doc
+
+
+def _culprit(commit: Commit, found: Found) -> Culprit:
+    return Culprit(commit=commit.sha, subject=commit.subject, kind="code", effect=found.effect,
+                   confidence=found.confidence, verified=found.verified, share=found.share)
+
+
+def _verification(found: Found) -> Verification:
+    return Verification(verified=found.verified, confidence=found.confidence, note=found.note,
+                        comparison=None if found.evidence is None else _comparison(found.evidence))
+
+
+def _noise(noise: Noise) -> NoiseReport:
+    return NoiseReport(
+        noise.between_process_cv, noise.within_process_cv, noise.endpoint_drift,
+        good=asdict(noise.good), bad=asdict(noise.bad), warning=noise.warning,
+    )
 
 
 def _isolate(
-    hunt: _Hunt, git: GitRepo, parent: Commit, culprit_commit: Commit, culprit: Culprit, verification: Verification,
+    ctx: _Ctx, parent: Commit, culprit_commit: Commit, culprit: Culprit, verification: Verification,
 ) -> tuple[Isolation, Culprit, Verification]:
     """Which package, version or config key of the culprit commit (bisector/isolate/)."""
-    from bisector.errors import BisectorError
     from bisector.isolate.run import apply_isolation, isolate_commit
 
     try:
         result = isolate_commit(
-            cfg=hunt.cfg, metric_name=hunt.metric_name, metric=hunt.metric, measurer=hunt.measurer,
-            journal=hunt.journal, run_id=hunt.run_id, git=git, parent=parent, culprit=culprit_commit,
-            progress=hunt.progress,
+            cfg=ctx.cfg, metric_name=ctx.metric_name, metric=ctx.metric, measurer=ctx.measurer,
+            journal=ctx.journal, run_id=ctx.run_id, git=ctx.git, parent=parent, culprit=culprit_commit,
+            progress=ctx.progress,
         )
     except (BisectorError, ValueError) as exc:  # the commit-level answer stands; say why not finer
         log.warning("isolation failed", error=str(exc))
         return Isolation.failed(str(exc)), culprit, verification
     return apply_isolation(result, culprit, verification)
-
-
-def _verify(hunt: _Hunt, parent: Commit, culprit: Commit) -> Verification:
-    """Re-measure the culprit against its parent with fresh, interleaved trials."""
-    # 5 vs 5 fresh processes is the smallest design whose exact test can reach p < 0.01.
-    n = max(hunt.cfg.benchmark.repeats.min, 5)
-    base_p, base_c = len(hunt.samples(parent)), len(hunt.samples(culprit))
-    for _ in range(n):
-        hunt.measurer.take(parent)
-        hunt.measurer.take(culprit)
-    ps, cs = hunt.samples(parent)[base_p:], hunt.samples(culprit)[base_c:]
-    if len(ps) < 2 or len(cs) < 2:
-        return Verification(verified=False, confidence=0.0,
-                            note="the culprit or its parent could not be re-measured")
-    comp = judge.compare(ps, cs, hunt.metric)
-    verified = comp.reproduced
-    return Verification(
-        verified=verified, confidence=round(1.0 - comp.p_value, 4), comparison=_comparison(comp),
-        note="the regression reappears between parent and culprit in fresh trials"
-        if verified else "fresh trials of parent and culprit did not show the regression (unverified)",
-    )
 
 
 def _comparison(comp: judge.Comparison) -> Comparison:
@@ -362,12 +311,10 @@ def _median_of(samples: list[list[float]]) -> float | None:
 def _roll_back_to_good(repo_path: Path, cfg: Config, good_ref: str, progress: Progress) -> dict[str, Any]:
     """`run --rollback`: put the good endpoint's configs back (the rollback package's rules:
     atomic, drift-checked, health-checked, alert-and-pause on failure)."""
-    from rollback.entry import rollback_from_config
+    from rollback.entry import rollback_after_run
 
     progress(RollingBack(good_ref))
-    result = rollback_from_config(repo_path, cfg, good_ref)
-    assert result is not None  # no confirmation callback: never declined
-    return result.to_json()
+    return rollback_after_run(repo_path, cfg, good_ref)  # refused while paused
 
 
 def _snapshot_endpoints(

@@ -50,8 +50,28 @@ _TRIAL_FILE = re.compile(r"^trial-(\d+)\.(?:out|err)$")
 def _as_number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a 401-digit integer: not a measurement, kept as metadata
+        return None
     return number if math.isfinite(number) else None
+
+
+MAX_META_DEPTH = 32  # metadata deeper than this is replaced: it is journaled and rendered
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of a JSON value, without recursion (the value may be thousands deep)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            level += 1
+            if level > MAX_META_DEPTH:
+                return level
+            deepest = max(deepest, level)
+            stack.extend((child, level) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _as_samples(value: object) -> tuple[float, ...] | None:
@@ -80,7 +100,7 @@ def parse_output(stdout: str) -> tuple[dict[str, tuple[float, ...]], dict[str, A
             continue
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             continue
         if not isinstance(data, dict):
             continue
@@ -89,7 +109,7 @@ def parse_output(stdout: str) -> tuple[dict[str, tuple[float, ...]], dict[str, A
         for key, value in data.items():
             samples = None if key.startswith("_") else _as_samples(value)
             if samples is None:
-                meta[key] = value
+                meta[key] = value if _depth(value) <= MAX_META_DEPTH else "(nested too deep; not kept)"
             else:
                 metrics[key] = samples
         return metrics, meta

@@ -101,14 +101,32 @@ def isolate_commit(
     return result
 
 
+def checkout_path(path: str) -> str:
+    """A path a standalone isolation may write in a checkout: relative, without `..`.
+
+    The two sides are written into temporary checkouts at this path; an absolute path or
+    a `..` would write (and leave) a file anywhere else on the machine.
+    """
+    parts = path.replace("\\", "/").split("/")
+    if not path.strip() or "\0" in path or path.startswith("/") or ".." in parts or all(p in ("", ".") for p in parts):
+        raise ConfigError(
+            f"{path!r} is not a path inside the repository; nothing was written",
+            hint="give the file's path relative to the repository root, e.g. --target configs/serving.yaml",
+        )
+    return path
+
+
 def isolate_files(
     *, repo: Path, config: Path | None, metric: str | None, good: Files, bad: Files,
     what: str, fresh: bool = False, progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """Standalone isolation: HEAD's code with the `good` files against the `bad` files.
 
-    `good` / `bad` map repo paths to contents (dependency files, config files, or both).
+    `good` / `bad` map repo paths to contents (dependency files, config files, or both);
+    each path is checked to lie inside the checkout before anything is measured or written.
     """
+    for path in {*good, *bad}:
+        checkout_path(path)
     t0 = time.monotonic()
     repo_path = repo.resolve()
     cfg = load_config(repo_path, config)
@@ -175,7 +193,7 @@ def config_target(repo: Path, config: Path | None, bad: Path, target: str | None
     the one file of HEAD's `snapshots.configs` with `bad`'s name.
     """
     if target is not None:
-        return target
+        return checkout_path(target)
     root = repo.resolve()
     if bad.resolve().is_relative_to(root):
         return bad.resolve().relative_to(root).as_posix()
@@ -193,7 +211,13 @@ def isolate_deps(
 ) -> dict[str, Any]:
     """`bisector deps`: HEAD's code with two dependency files standing for the first
     `environment.requirements` entry."""
-    target = load_config(repo.resolve(), config).environment.requirements[0]
+    requirements = load_config(repo.resolve(), config).environment.requirements
+    if not requirements:
+        raise ConfigError(
+            "bisector deps needs a dependency file to stand in for, and environment.requirements is empty",
+            hint="list the file in bisector.yaml, e.g. environment: {requirements: [requirements.txt]}",
+        )
+    target = requirements[0]
     good: Files = {target: read_side(good_lock)}
     bad: Files = {target: read_side(bad_lock)}
     return isolate_files(repo=repo, config=config, metric=None, good=good, bad=bad, what="deps", progress=progress)

@@ -11,24 +11,28 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bisector.document import Comparison, Endpoint, Range, RunDocument
+from bisector.document import Comparison, Culprit, Endpoint, Range, RunDocument
 from bisector.plumbing.atomic import atomic_write_bytes
+from bisector.plumbing.escape import markdown_code as code
+from bisector.plumbing.escape import markdown_text as text
 
 if TYPE_CHECKING:
     from bisector.config import Config
     from bisector.store.journal import Journal
 
 CONTRACT_KEYS = (
-    "status", "metric", "good", "bad", "culprit", "range", "steps",
+    "status", "metric", "good", "bad", "culprit", "culprits", "suspect", "range", "noise", "steps",
     "measurements", "wall_s", "report",
 )
+NEWER_KEYS = ("culprits", "suspect", "noise")
 EXTRA_KEYS = ("run_id", "verification", "isolation", "details", "rollback", "options", "bench_key")
 
 
 def contract_view(doc: RunDocument) -> dict[str, Any]:
     """The JSON document of DESIGN.md (the stored document has extra detail keys)."""
     data = doc.to_json()
-    out = {k: data.get(k) for k in CONTRACT_KEYS}
+    # `culprits`, `suspect` and `noise` are absent from documents stored before them
+    out = {k: data.get(k) for k in CONTRACT_KEYS if k in data or k not in NEWER_KEYS}
     for extra in EXTRA_KEYS:
         if extra in data:
             out[extra] = data[extra]
@@ -45,7 +49,7 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def _endpoint_row(name: str, e: Endpoint | None, shift: str) -> str:
     ref, commit, value = (None, "", None) if e is None else (e.ref, e.commit, e.value)
-    return f"| {name} | `{ref}` | `{commit[:10]}` | {_fmt(value)} | {shift}|"
+    return f"| {name} | {code(str(ref), in_table=True)} | `{commit[:10]}` | {_fmt(value)} | {shift}|"
 
 
 def render_markdown(doc: RunDocument) -> str:
@@ -72,6 +76,9 @@ def render_markdown(doc: RunDocument) -> str:
         ]
     lines += ["## Culprit", ""]
     lines += _culprit_lines(doc) if doc.culprit else _range_lines(doc.range)
+    lines += _steps_found_lines(doc)
+    lines += _suspect_lines(doc.suspect)
+    lines += _noise_lines(doc)
     verification = doc.verification
     if verification:
         comp = verification.comparison
@@ -101,19 +108,19 @@ def _culprit_lines(doc: RunDocument) -> list[str]:
     assert culprit is not None
     info = doc.details.culprit_commit
     lines = [
-        f"`{culprit.commit[:10]}` **{culprit.subject}** ({culprit.kind})",
+        f"`{culprit.commit[:10]}` **{text(culprit.subject)}** ({culprit.kind})",
         "",
-        f"- author: {info.author if info else '?'}, date: {info.date if info else '?'}",
+        f"- author: {text(info.author) if info else '?'}, date: {text(info.date) if info else '?'}",
         f"- effect: {_pct(culprit.effect)}, confidence: {_fmt(culprit.confidence, 3)}",
     ]
     for dep in culprit.dependencies:
         lines.append(
-            f"- dependency: `{dep.name}` {dep.from_version} → {dep.to_version}"
-            + (f", first bad version {dep.first_bad_version}" if dep.first_bad_version else "")
+            f"- dependency: {code(dep.name)} {text(str(dep.from_version))} → {text(str(dep.to_version))}"
+            + (f", first bad version {text(dep.first_bad_version)}" if dep.first_bad_version else "")
             + ("" if dep.verified is not False else " (**unverified**)")
         )
     for key in culprit.config_keys:
-        lines.append(f"- config key: `{key}`")
+        lines.append(f"- config key: {code(key)}")
     if info and info.diffstat:
         lines += ["", "```", info.diffstat, "```"]
     return lines
@@ -122,11 +129,48 @@ def _culprit_lines(doc: RunDocument) -> list[str]:
 def _range_lines(rng: Range | None) -> list[str]:
     if rng is None:
         return ["No single culprit. "]
+    unclear = "" if rng.unclear is None else ", unclear: " + (", ".join(f"`{u[:10]}`" for u in rng.unclear) or "none")
     return [
         "No single culprit. "
         f"Range: last good `{rng.last_good[:10]}`, first bad `{rng.first_bad[:10]}`, untestable: "
-        + ", ".join(f"`{u[:10]}`" for u in rng.untestable)
+        + ", ".join(f"`{u[:10]}`" for u in rng.untestable) + unclear
     ]
+
+
+def _steps_found_lines(doc: RunDocument) -> list[str]:
+    """Every verified regression step, when there is more than the one above."""
+    found = doc.culprits or ()
+    if len(found) < 2 and (not found or doc.culprit is not None):
+        return []
+    lines = ["", "### Every regression step of the range", "", "| commit | subject | kind | effect | share |",
+             "| --- | --- | --- | --- | --- |"]
+    for c in found:
+        share = "–" if c.share is None else f"{c.share * 100:.0f}%"
+        lines.append(f"| `{c.commit[:10]}` | {c.subject} | {c.kind} | {_pct(c.effect)} | {share} |")
+    return lines
+
+
+def _suspect_lines(suspect: Culprit | None) -> list[str]:
+    if suspect is None:
+        return []
+    evidence = suspect.evidence
+    return [
+        "", "### Suspect (**unverified**)", "",
+        f"`{suspect.commit[:10]}` **{suspect.subject}**: effect {_pct(suspect.effect)} against its parent in fresh "
+        f"trials, p = {_fmt(evidence and evidence.p_value, 4)}. {suspect.note or ''}".rstrip(),
+    ]
+
+
+def _noise_lines(doc: RunDocument) -> list[str]:
+    noise = doc.noise
+    if noise is None:
+        return []
+    lines = ["", "### Noise", "",
+             f"Between-process spread {noise.between_process_cv * 100:.1f}%, within-process "
+             f"{noise.within_process_cv * 100:.1f}%, drift of the endpoints {noise.endpoint_drift * 100:.1f}%."]
+    if noise.warning:
+        lines += ["", f"**Warning:** {noise.warning}"]
+    return lines
 
 
 def _pct(value: Any) -> str:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bisector.document import Isolation
+from bisector.plumbing.escape import markdown_code as code
+from bisector.plumbing.escape import markdown_text as text
 
 
 def _pct(value: Any) -> str:
@@ -31,7 +33,8 @@ def render_isolation(iso: Isolation | None) -> list[str]:
         lines += ["", f"Changes in the commit ({len(iso.changes)}):", ""]
         for c in iso.changes:
             what = c.get("name") if c.get("kind") == "dependency" else f"{c.get('file')}:{c.get('key')}"
-            lines.append(f"- {c.get('kind')} `{what}`: {c.get('from')} → {c.get('to')} ({c.get('change')})")
+            lines.append(f"- {c.get('kind')} {code(str(what))}: {text(str(c.get('from')))} → "
+                         f"{text(str(c.get('to')))} ({c.get('change')})")
     for name, version in iso.first_bad_versions.items():
         tried = ", ".join(iso.versions_tried.get(name, ()))
         lines.append(f"- first bad version of `{name}`: **{version}** (versions: {tried})")

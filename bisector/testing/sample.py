@@ -15,234 +15,41 @@ from __future__ import annotations
 import copy
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from bisector.plumbing.yamlkeys import diff_flat, flatten
 from bisector.testing import gitutil
-from bisector.testing.wheels import make_wheel
+from bisector.testing.sample_spec import (
+    AUTHOR,
+    CULPRIT_KEYS,
+    CULPRIT_UPGRADES,
+    EXTRA_REQUIREMENTS,
+    MODEL_YAML,
+    RELEASE_CHANGES,
+    RELEASES,
+    REQUIREMENTS,
+    SERVING_YAML,
+    START,
+    TEMPLATE,
+    CulpritKind,
+    SampleRepo,
+    SampleSpec,
+    bisector_yaml,
+    fastpad_wheels,
+    infer_py,
+    pyproject,
+    set_key,
+    yaml,
+)
 
-AUTHOR = ("Sample Dev", "dev@example.org")
-_TEMPLATE = Path(__file__).with_name("sample_repo")
-# 2025-12-31T21:00Z: after make_repo's four git calls (an hour each), the first commit is
-# dated 2026-01-01T03:00Z, so the demo's commit ids stay the ones it always had.
-_START = 1_767_214_800
-RELEASES = ("v2.3.0", "v2.3.1", "v2.3.2", "v2.3.3", "v2.4.0")
-
-CulpritKind = Literal["code", "dependency", "config"]
-
-
-@dataclass(frozen=True)
-class SampleSpec:
-    """What to generate. Commit indices count first-parent commits after the root (1-based)."""
-
-    n_commits: int = 40
-    culprit: int = 27
-    kind: CulpritKind = "code"
-    slowdown: float = 0.30  # relative latency increase at batch size 1
-    base_ms: float = 20.0
-    noise: float = 0.05
-    untestable: tuple[int, ...] = ()
-    merges: bool = False  # land every 6th change as a 2-commit feature branch merged --no-ff
-    culprit_in_branch: bool = False  # with merges: plant the culprit inside a feature branch
-    mode: Literal["sim", "real"] = "sim"
-    builder: Literal["local", "venv", "docker"] = "local"
-    samples_per_process: int = 10
-    repeats: tuple[int, int] = (4, 12)
-    releases: tuple[str, ...] = RELEASES
-    extra_yaml: str = ""
-    # Isolation cases (issue 5); the defaults keep the single-change culprits above.
-    culprit_deps: Literal["fastpad", "three", "pair"] = "fastpad"  # with kind="dependency":
-    # fastpad 1.0.0 -> 1.3.0 | + quickjson, tracelite upgrades (fast) | hotpath + coldpath
-    # upgrades that are slow only together, + quickjson
-    culprit_keys: Literal["one", "three"] = "one"  # with kind="config": + server.port, logging.format
-    effect_flag: str = ""  # a file path; while it holds "off" the benchmark reports the good cost
-    deps_file: Literal["requirements", "pyproject"] = "requirements"  # where the pins are declared:
-    # requirements.txt, or pyproject.toml's [project].dependencies (with comments, one per line)
+__all__ = ["AUTHOR", "RELEASES", "CulpritKind", "SampleRepo", "SampleSpec", "build_sample_repo", "expected_diff"]
 
 
-@dataclass
-class SampleRepo:
-    path: Path
-    spec: SampleSpec
-    commits: list[str] = field(default_factory=list)  # first-parent, oldest first, root first
-    tags: dict[str, str] = field(default_factory=dict)
-    culprit: str = ""  # the commit that introduced the regression (may sit in a branch)
-    culprit_first_parent: str = ""  # the first-parent commit that brought it to main
-    culprit_subject: str = ""
-    untestable: list[str] = field(default_factory=list)
-    wheelhouse: Path | None = None
-    states: dict[str, dict[str, Any]] = field(default_factory=dict)  # tag -> file model
+_DEFAULT_SPEC = SampleSpec()
 
 
-# --- the files, as a model -------------------------------------------------------------
-
-_SERVING_YAML: dict[str, Any] = {
-    "server": {"workers": 4, "port": 8080},
-    "batching": {"dynamic": True, "target_batch": 8, "pad_to_target": False, "timeout_ms": 5},
-    "logging": {"level": "info"},
-}
-_MODEL_YAML: dict[str, Any] = {"model": {"name": "tiny-lm", "dtype": "bfloat16"}, "quantization": {"bits": 16}}
-_REQUIREMENTS: dict[str, str] = {"fastpad": "1.0.0", "tokenkit": "2.1.0", "servekit": "0.9.1"}
-
-# Extra packages and the culprit's upgrades of the isolation cases (SampleSpec.culprit_deps).
-_EXTRA_REQUIREMENTS: dict[str, dict[str, str]] = {
-    "fastpad": {},
-    "three": {"quickjson": "1.0.0", "tracelite": "0.4.0"},
-    "pair": {"hotpath": "1.0.0", "coldpath": "1.0.0", "quickjson": "1.0.0"},
-}
-_CULPRIT_UPGRADES: dict[str, dict[str, str]] = {
-    "fastpad": {"fastpad": "1.3.0"},
-    "three": {"fastpad": "1.3.0", "quickjson": "1.1.0", "tracelite": "0.5.0"},
-    "pair": {"hotpath": "2.0.0", "coldpath": "2.0.0", "quickjson": "1.1.0"},
-}
-_CULPRIT_KEYS: dict[str, dict[str, Any]] = {
-    "one": {"batching.pad_to_target": True},
-    "three": {"batching.pad_to_target": True, "server.port": 8081, "logging.format": "json"},
-}
-
-# Release-to-release changes that are not the culprit (they must not matter).
-_RELEASE_CHANGES: dict[str, list[tuple[str, str, Any]]] = {
-    "v2.3.1": [("serving", "logging.level", "warning")],
-    "v2.3.2": [("req", "tokenkit", "2.1.1"), ("serving", "server.workers", 8)],
-    "v2.3.3": [("serving", "batching.timeout_ms", 10), ("req", "servekit", "1.0.0")],
-    "v2.4.0": [("model", "model.dtype", "float16"), ("req", "tokenkit", "2.2.0")],
-}
-
-
-def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    for p in parts[:-1]:
-        tree = tree.setdefault(p, {})
-    tree[parts[-1]] = value
-
-
-_DEPS_FILES = {"requirements": "requirements.txt", "pyproject": "pyproject.toml"}
-
-
-def _pyproject(reqs: Mapping[str, str]) -> str:
-    """The service's pyproject.toml: pins in [project].dependencies, with comments around."""
-    pins = "".join(f'    "{n}=={v}",  # pinned\n' for n, v in sorted(reqs.items()))
-    return (
-        "[project]\n"
-        'name = "sample-serving"  # not installed: the benchmark runs from the checkout\n'
-        'version = "2.3.0"\n'
-        "dependencies = [\n"
-        "    # serving stack pins (bump one per line)\n" + pins + "]\n\n"
-        "[tool.sample]\n"
-        'dependencies = ["not-a-project-dependency==0"]\n'
-    )
-
-
-def _yaml(tree: Mapping[str, Any], indent: int = 0) -> str:
-    lines: list[str] = []
-    for key, value in tree.items():
-        pad = " " * indent
-        if isinstance(value, Mapping):
-            lines.append(f"{pad}{key}:")
-            lines.append(_yaml(value, indent + 2).rstrip("\n"))
-        else:
-            text = {True: "true", False: "false"}.get(value, value) if isinstance(value, bool) else value
-            lines.append(f"{pad}{key}: {text}")
-    return "\n".join(lines) + "\n"
-
-
-def _pair_overhead(spec: SampleSpec) -> str:
-    """Lines of `_package_overhead` for the pair case: slow only when both are fused."""
-    if spec.culprit_deps != "pair":
-        return "    return fastpad.OVERHEAD\n\n\n"
-    return (
-        "    overhead = fastpad.OVERHEAD\n"
-        "    import coldpath\n"
-        "    import hotpath\n"
-        "    if hotpath.FUSED and coldpath.FUSED:\n"
-        f"        overhead *= {1.0 + spec.slowdown!r}\n"
-        "    return overhead\n\n\n"
-    )
-
-
-def _infer_py(spec: SampleSpec, *, pad_code: bool, untestable: bool) -> str:
-    per_item = spec.slowdown * spec.base_ms / (7.0 - spec.slowdown)
-    base = spec.base_ms - per_item
-    pad_line = (
-        "    padded = max(batch_size, cfg['batching']['target_batch'])  # pad to the target batch\n"
-        if pad_code
-        else "    padded = batch_size\n"
-    )
-    return (
-        '"""Inference path of the sample service: the cost of one request, in ms."""\n\n'
-        "import time\n\n"
-        f"UNTESTABLE = {untestable}\n"
-        f"BASE_MS = {base!r}\n"
-        f"PER_ITEM_MS = {per_item!r}\n\n\n"
-        "def _package_overhead():\n"
-        "    try:\n"
-        "        import fastpad\n"
-        "    except ImportError:\n"
-        "        return 1.0\n"
-        + _pair_overhead(spec) +
-        "def request_cost_ms(batch_size, cfg):\n"
-        + pad_line
-        + "    if cfg['batching'].get('pad_to_target'):\n"
-        "        padded = max(padded, cfg['batching']['target_batch'])\n"
-        "    return (BASE_MS + PER_ITEM_MS * padded) * _package_overhead()\n\n\n"
-        "def run(batch_size, cfg):\n"
-        "    end = time.perf_counter() + request_cost_ms(batch_size, cfg) / 1000.0\n"
-        "    x = 0\n"
-        "    while time.perf_counter() < end:\n"
-        "        x += 1\n"
-        "    return x\n\n\n"
-        "def accuracy(model_cfg):\n"
-        "    return {16: 0.912, 8: 0.905, 4: 0.752}.get(model_cfg['quantization']['bits'], 0.5)\n"
-    )
-
-
-def _bisector_yaml(spec: SampleSpec, root: Path, wheelhouse: Path | None) -> str:
-    env_lines = [f"  builder: {spec.builder}", f"  requirements: [{_DEPS_FILES[spec.deps_file]}]"]
-    if wheelhouse is not None:
-        env_lines += [f"  find_links: [{str(wheelhouse)!r}]", "  no_index: true"]
-    return (
-        "# bisector configuration of the sample serving repository\n"
-        "benchmark:\n"
-        "  command: [python, bench.py]\n"
-        "  timeout: 60s\n"
-        f"  repeats: {{min: {spec.repeats[0]}, max: {spec.repeats[1]}}}\n"
-        "  env:\n"
-        f"    SAMPLE_MODE: {spec.mode}\n"
-        f"    SAMPLE_NOISE: {spec.noise!r}\n"
-        f"    SAMPLE_SAMPLES: {spec.samples_per_process!r}\n"
-        + (f"    SAMPLE_EFFECT_FLAG: {spec.effect_flag!r}\n" if spec.effect_flag else "")
-        +
-        "metrics:\n"
-        "  latency_ms: {direction: lower, threshold: 5%}\n"
-        "  accuracy: {direction: higher, threshold: 0.01}\n"
-        "environment:\n" + "\n".join(env_lines) + "\n"
-        "snapshots:\n"
-        '  configs: ["configs/**/*.yaml"]\n'
-        "  store: .bisector\n"
-        "rollback:\n"
-        f"  target: {str(root.parent / (root.name + '-live'))!r}\n"
-        "  timeout: 30s\n" + spec.extra_yaml
-    )
-
-
-def _fastpad_wheels(wheelhouse: Path, slowdown: float) -> None:
-    """fastpad 1.0.0 .. 1.3.0; 1.2.0 is the first slow one (for version bisection)."""
-
-    for version, overhead in (("1.0.0", 1.0), ("1.1.0", 1.0), ("1.2.0", 1.0 + slowdown), ("1.3.0", 1.0 + slowdown)):
-        make_wheel(wheelhouse, "fastpad", version, {"fastpad/__init__.py": f"OVERHEAD = {overhead!r}\n"}, [])
-    for name, versions in (("tokenkit", ("2.1.0", "2.1.1", "2.2.0")), ("servekit", ("0.9.1", "1.0.0")),
-                           ("quickjson", ("1.0.0", "1.1.0")), ("tracelite", ("0.4.0", "0.5.0"))):
-        for version in versions:
-            module = name + "/__init__.py"
-            make_wheel(wheelhouse, name, version, {module: f"VERSION = {version!r}\n"}, [])
-    for name in ("hotpath", "coldpath"):  # slow only together (SampleSpec.culprit_deps="pair")
-        for version, fused in (("1.0.0", False), ("2.0.0", True)):
-            make_wheel(wheelhouse, name, version, {name + "/__init__.py": f"FUSED = {fused!r}\n"}, [])
-
-
-def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo:
+def build_sample_repo(path: Path, spec: SampleSpec = _DEFAULT_SPEC) -> SampleRepo:
     """Create the repository at `path` (replacing it) and return what was planted."""
     if not 1 <= spec.culprit <= spec.n_commits:
         raise ValueError("culprit must be within 1..n_commits")
@@ -254,70 +61,103 @@ def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo
         wheelhouse = path.parent / (path.name + "-wheels")
         shutil.rmtree(wheelhouse, ignore_errors=True)
         wheelhouse.mkdir()
-        _fastpad_wheels(wheelhouse, spec.slowdown)
-    repo = SampleRepo(path=path, spec=spec, wheelhouse=wheelhouse)
-    gitutil.make_repo(path, author=AUTHOR, start=_START)
+        fastpad_wheels(wheelhouse, spec.slowdown)
+    gitutil.make_repo(path, author=AUTHOR, start=START)
+    history = _History(SampleRepo(path=path, spec=spec, wheelhouse=wheelhouse))
+    history.initial_commit()
+    for i in range(1, spec.n_commits + 1):
+        history.change(i)
+    return history.repo
 
-    serving = copy.deepcopy(_SERVING_YAML)
-    model = copy.deepcopy(_MODEL_YAML)
-    reqs = {**_REQUIREMENTS, **(_EXTRA_REQUIREMENTS[spec.culprit_deps] if spec.kind == "dependency" else {})}
-    state = {"pad_code": False, "untestable": False}
 
-    def write_all() -> None:
+class _History:
+    """Writes the sample's commits one by one; the files' model lives here between them.
+
+    The order of git calls is what fixes the commit ids (dates come from gitutil's clock),
+    so a change here must keep it: the demo's and the tests' ids stay the same.
+    """
+
+    def __init__(self, repo: SampleRepo) -> None:
+        self.repo, self.spec, self.path = repo, repo.spec, repo.path
+        spec = self.spec
+        self.serving = copy.deepcopy(SERVING_YAML)
+        self.model = copy.deepcopy(MODEL_YAML)
+        extra = EXTRA_REQUIREMENTS[spec.culprit_deps] if spec.kind == "dependency" else {}
+        self.reqs = {**REQUIREMENTS, **extra}
+        self.pad_code = self.untestable = self.second = False
+        self.release_at = _release_points(spec)
+
+    def write_all(self) -> None:
+        path, spec = self.path, self.spec
         (path / "configs").mkdir(exist_ok=True)
-        (path / "configs/serving.yaml").write_text(_yaml(serving))
-        (path / "configs/model.yaml").write_text(_yaml(model))
+        (path / "configs/serving.yaml").write_text(yaml(self.serving))
+        (path / "configs/model.yaml").write_text(yaml(self.model))
         if spec.deps_file == "pyproject":
-            (path / "pyproject.toml").write_text(_pyproject(reqs))
+            (path / "pyproject.toml").write_text(pyproject(self.reqs))
         else:
-            (path / "requirements.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(reqs.items())))
+            (path / "requirements.txt").write_text(
+                "".join(f"{n}=={v}\n" for n, v in sorted(self.reqs.items()))
+            )
         (path / "serving/infer.py").write_text(
-            _infer_py(spec, pad_code=bool(state["pad_code"]), untestable=bool(state["untestable"]))
+            infer_py(spec, pad_code=self.pad_code, untestable=self.untestable, second=self.second)
         )
 
-    shutil.copytree(_TEMPLATE, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    (path / "serving/__init__.py").write_text("")
-    (path / "bisector.yaml").write_text(_bisector_yaml(spec, path, wheelhouse))
-    (path / ".gitignore").write_text(".bisector/\n__pycache__/\n")
-    (path / "README.md").write_text("# sample serving stack\n")
-    write_all()
-    tag_first = spec.releases[0]
-    repo.commits.append(gitutil.commit_all(path, "Initial serving stack", tag_first, annotated=True))
-    release_at = _release_points(spec)
-    repo.tags[tag_first] = repo.commits[0]
-    repo.states[tag_first] = _state_model(serving, model, reqs)
+    def initial_commit(self) -> None:
+        path, spec, repo = self.path, self.spec, self.repo
+        shutil.copytree(TEMPLATE, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        (path / "serving/__init__.py").write_text("")
+        (path / "bisector.yaml").write_text(bisector_yaml(spec, path, repo.wheelhouse))
+        (path / ".gitignore").write_text(".bisector/\n__pycache__/\n")
+        (path / "README.md").write_text("# sample serving stack\n")
+        self.write_all()
+        tag_first = spec.releases[0]
+        repo.commits.append(gitutil.commit_all(path, "Initial serving stack", tag_first, annotated=True))
+        repo.tags[tag_first] = repo.commits[0]
+        repo.states[tag_first] = _state_model(self.serving, self.model, self.reqs)
 
-    for i in range(1, spec.n_commits + 1):
+    def _subject(self, i: int) -> str:
+        """Change the model for commit `i` and say what it did."""
+        spec = self.spec
         subject = f"Refactor request handling ({i})"
-        branch = spec.merges and i % 6 == 0 and i != spec.n_commits
         culprit_here = i == spec.culprit
         if i in spec.untestable:
-            state["untestable"] = True
+            self.untestable = True
             subject = f"WIP: move kernels to new build ({i})"
-        elif state["untestable"]:
-            state["untestable"] = False
+        elif self.untestable:
+            self.untestable = False
             subject = f"Fix kernel build ({i})"
+        if spec.second_step and i == spec.second_step:
+            self.second = True
+            subject = "Tokenize every request twice for the audit log"
         if culprit_here and spec.kind == "code":
-            state["pad_code"] = True
+            self.pad_code = True
             subject = "Pad requests to the target batch size for dynamic batching"
         elif culprit_here and spec.kind == "dependency":
-            reqs.update(_CULPRIT_UPGRADES[spec.culprit_deps])
+            self.reqs.update(CULPRIT_UPGRADES[spec.culprit_deps])
             subject = (
                 "Upgrade fastpad to 1.3.0" if spec.culprit_deps == "fastpad"
-                else "Upgrade " + ", ".join(sorted(_CULPRIT_UPGRADES[spec.culprit_deps]))
+                else "Upgrade " + ", ".join(sorted(CULPRIT_UPGRADES[spec.culprit_deps]))
             )
         elif culprit_here and spec.kind == "config":
-            for key, value in _CULPRIT_KEYS[spec.culprit_keys].items():
-                _set(serving, key, value)
+            for key, value in CULPRIT_KEYS[spec.culprit_keys].items():
+                set_key(self.serving, key, value)
             subject = (
                 "Enable pad_to_target in batching config" if spec.culprit_keys == "one"
                 else "Tune batching, server and logging config"
             )
+        return subject
+
+    def change(self, i: int) -> None:
+        """Commit `i` (on a feature branch merged back, every 6th with `merges`), then its release."""
+        path, spec, repo = self.path, self.spec, self.repo
+        subject = self._subject(i)
+        culprit_here = i == spec.culprit
+        branch = spec.merges and i % 6 == 0 and i != spec.n_commits
         if branch and (not culprit_here or spec.culprit_in_branch):
             gitutil.git(path, "checkout", "-q", "-b", f"feature-{i}")
             (path / "serving" / f"feature_{i}.py").write_text(f"FEATURE = {i}\n")
             gitutil.commit_all(path, f"Add feature {i} scaffolding")
-            write_all()
+            self.write_all()
             (path / "serving" / f"feature_{i}.py").write_text(f"FEATURE = {i}\nENABLED = True\n")
             inner = gitutil.commit_all(path, subject)
             gitutil.git(path, "checkout", "-q", "main")
@@ -325,32 +165,37 @@ def build_sample_repo(path: Path, spec: SampleSpec = SampleSpec()) -> SampleRepo
             if culprit_here:
                 repo.culprit = inner
         else:
-            write_all()
+            self.write_all()
             (path / "serving" / "changelog.txt").write_text(f"change {i}\n")
             sha = gitutil.commit_all(path, subject)
             if culprit_here:
                 repo.culprit = sha
         repo.commits.append(sha)
+        if spec.second_step and i == spec.second_step:
+            repo.second_culprit = sha
         if culprit_here:
             repo.culprit_first_parent = sha
             repo.culprit_subject = subject
         if i in spec.untestable:
             repo.untestable.append(sha)
-        tag = release_at.get(i)
+        tag = self.release_at.get(i)
         if tag is not None:
-            for kind, key, value in _RELEASE_CHANGES.get(tag, []):
-                if kind == "req":
-                    reqs[key] = value
-                else:
-                    _set(serving if kind == "serving" else model, key, value)
-            write_all()
-            sha = gitutil.commit_all(path, f"Prepare release {tag}", tag, annotated=True)
-            repo.commits.append(sha)
-            if state["untestable"]:  # the release commit inherits the broken build
-                repo.untestable.append(sha)
-            repo.tags[tag] = sha
-            repo.states[tag] = _state_model(serving, model, reqs)
-    return repo
+            self._release(tag)
+
+    def _release(self, tag: str) -> None:
+        repo = self.repo
+        for kind, key, value in RELEASE_CHANGES.get(tag, []):
+            if kind == "req":
+                self.reqs[key] = value
+            else:
+                set_key(self.serving if kind == "serving" else self.model, key, value)
+        self.write_all()
+        sha = gitutil.commit_all(self.path, f"Prepare release {tag}", tag, annotated=True)
+        repo.commits.append(sha)
+        if self.untestable:  # the release commit inherits the broken build
+            repo.untestable.append(sha)
+        repo.tags[tag] = sha
+        repo.states[tag] = _state_model(self.serving, self.model, self.reqs)
 
 
 def _release_points(spec: SampleSpec) -> dict[int, str]:

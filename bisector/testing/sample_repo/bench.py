@@ -31,8 +31,11 @@ def main() -> int:
     n = int(os.environ.get("SAMPLE_SAMPLES", "10"))
     cost = infer.request_cost_ms(1, cfg)
     flag = os.environ.get("SAMPLE_EFFECT_FLAG")
-    if flag and os.path.exists(flag) and open(flag).read().strip() == "off":
+    said = open(flag).read().strip() if flag and os.path.exists(flag) else ""
+    if said == "off":
         cost = infer.BASE_MS + infer.PER_ITEM_MS  # the effect is gone: the good cost
+    elif said == "faster" and cost > infer.BASE_MS + infer.PER_ITEM_MS:
+        cost = 0.8 * (infer.BASE_MS + infer.PER_ITEM_MS)  # the effect turned around: faster than good
     samples = []
     if mode == "real":
         for _ in range(3):

@@ -1,0 +1,140 @@
+"""Noise models and the simulated `Probe` of bench/simulate.py.
+
+A simulated range is N commits, 0 the good endpoint and N-1 the bad one; a commit's true
+level is the baseline times every regression step at or before it. One trial is one
+benchmark process: its samples scatter around the level shifted by the process's own
+offset (between-process noise), drift over the run so far and, for the first process of a
+commit or of the run, a cold start. Nothing here is real time; a trial costs microseconds.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from bisector.core.types import Commit
+
+METRIC = "latency_ms"
+BASELINE = 100.0
+SAMPLES_PER_TRIAL = 5
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """How the simulated benchmark scatters; all sizes relative to the level.
+
+    `steps`: the regression steps (relative increases of the latency, placed at random
+    commits); empty for the no-regression control.
+    """
+
+    name: str
+    description: str
+    within: float = 0.01  # sd of one sample within a process
+    between: float = 0.01  # sd of a process's offset
+    heavy: bool = False  # Student t (3 dof) offsets and samples instead of normal ones
+    busy: float = 0.0  # chance that a process runs beside a CPU hog (+25%)
+    cold_commit: float = 0.0  # extra latency of each commit's first process
+    cold_run: float = 0.0  # extra latency of the run's very first process
+    drift: float = 0.0  # extra latency per process taken so far in the run
+    steps: tuple[float, ...] = (0.10,)
+
+    def positions(self, n: int, rng: random.Random) -> tuple[int, ...]:
+        """Where the steps sit: distinct commits in 1..n-1 (the first bad of each)."""
+        if not self.steps:
+            return ()
+        return tuple(sorted(rng.sample(range(1, n), len(self.steps))))
+
+    def levels(self, n: int, positions: Sequence[int]) -> list[float]:
+        """Each commit's true level (before noise)."""
+        out = []
+        for i in range(n):
+            level = BASELINE
+            for step, at in zip(self.steps, positions, strict=True):
+                if i >= at:
+                    level *= 1 + step
+            out.append(level)
+        return out
+
+    def draw(self, rng: random.Random, scale: float) -> float:
+        if scale == 0:
+            return 0.0
+        if self.heavy:  # t with 3 dof: Gaussian over sqrt(chi2_3 / 3)
+            return scale * rng.gauss(0, 1) / math.sqrt(rng.gammavariate(1.5, 2) / 3)
+        return rng.gauss(0, scale)
+
+
+MODELS: tuple[NoiseModel, ...] = (
+    NoiseModel("normal", "normal noise, 2% within a process, 1% between processes",
+               within=0.02, between=0.01),
+    NoiseModel("heavy-tailed", "Student t (3 dof) samples (2%) and process offsets (1.5%)",
+               within=0.02, between=0.015, heavy=True),
+    NoiseModel("process-offsets", "between-process spread 3% > within 0.5% (GPU-like)",
+               within=0.005, between=0.03),
+    NoiseModel("cold-first", "3% process offsets; each commit's first process +40%, "
+               "the run's first +80%", within=0.005, between=0.03, cold_commit=0.40, cold_run=0.80),
+    NoiseModel("drift", "1% offsets, 2% within; +0.05% per process over the run "
+               "(+5% after 100)", within=0.02, between=0.01, drift=0.0005),
+    NoiseModel("busy-machine", "2% offsets; 10% of processes beside a CPU hog (+25%)",
+               within=0.01, between=0.02, busy=0.10),
+    NoiseModel("two-steps", "3% process offsets; two +10% steps at different commits",
+               within=0.005, between=0.03, steps=(0.10, 0.10)),
+    NoiseModel("no-regression", "control: 3% process offsets, no step at all",
+               within=0.005, between=0.03, steps=()),
+)
+
+MODEL_BY_NAME: Mapping[str, NoiseModel] = {m.name: m for m in MODELS}
+
+
+@dataclass(frozen=True)
+class SimTrial:
+    """One simulated process, shaped like a journaled trial (`ports.TrialResult`)."""
+
+    ok: bool
+    metrics: Mapping[str, Sequence[float]]
+
+
+class SimProbe:
+    """A `Probe` over simulated commits; counts trials per phase (set `phase` first)."""
+
+    def __init__(self, model: NoiseModel, levels: Sequence[float], rng: random.Random) -> None:
+        self.model, self.levels, self.rng = model, levels, rng
+        self._trials: dict[str, list[SimTrial]] = {}
+        self.taken = 0
+        self.phase = "endpoints"
+        self.by_phase: dict[str, int] = {}
+
+    def take(self, commit: Commit) -> None:
+        m, rng = self.model, self.rng
+        got = self._trials.setdefault(commit.sha, [])
+        factor = 1 + m.draw(rng, m.between) + m.drift * self.taken
+        if not got:
+            factor += m.cold_commit
+        if self.taken == 0:
+            factor += m.cold_run
+        if m.busy and rng.random() < m.busy:
+            factor += 0.25
+        centre = self.levels[int(commit.sha, 16)] * factor
+        got.append(SimTrial(True, {METRIC: [centre * (1 + m.draw(rng, m.within))
+                                            for _ in range(SAMPLES_PER_TRIAL)]}))
+        self.taken += 1
+        self.by_phase[self.phase] = self.by_phase.get(self.phase, 0) + 1
+
+    def trials(self, commit: Commit) -> list[SimTrial]:
+        return list(self._trials.get(commit.sha, ()))
+
+    def untestable(self, commit: Commit) -> bool:
+        return False
+
+    def single(self, index: int) -> float:
+        """One fresh process's median at commit `index` (the naive strategy's measurement)."""
+        commit = sim_commit(index)
+        self.take(commit)
+        values = sorted(self._trials[commit.sha][-1].metrics[METRIC])
+        return values[len(values) // 2]
+
+
+def sim_commit(index: int) -> Commit:
+    """The simulated commit at `index` (its sha encodes the index)."""
+    return Commit(f"{index:040x}", f"commit {index}", "sim", "2026-01-01T00:00:00+00:00")

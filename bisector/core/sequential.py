@@ -1,0 +1,164 @@
+"""A sequential rule per candidate: Wald's SPRT between "like good" and "like bad".
+
+The non-parametric rule (`judge.assess` at `CLASSIFY_ALPHA` = 0.01) cannot give any
+verdict before a candidate has 4 processes against 6 per endpoint (the smallest exact
+p-value of 3 vs 6 is 0.024), however far apart the endpoints are. A sequential test uses
+what the endpoints already showed: where good and bad lie and how much one process
+scatters around them. Each candidate process then moves a log-likelihood ratio towards
+"like bad" or "like good", and the candidate is decided as soon as the ratio crosses one
+of Wald's boundaries, log((1 - beta) / alpha) and log(beta / (1 - alpha)); a candidate on
+an endpoint is typically decided after 2 processes when the endpoints are several spreads
+apart, and a hard one keeps being measured up to `repeats.max`, as before.
+
+**The model** is the normal location model on per-process medians (the judge's unit):
+"like good" is N(median of good, s), "like bad" is N(median of bad, s), `s` the endpoints'
+pooled between-process spread, estimated robustly (MAD about each endpoint's own median,
+so a cold first process or a heavy tail does not inflate it) and never below
+`MIN_SPREAD_FRACTION` of the gap, so a run of near-identical processes cannot make a single
+one decisive. The likelihoods are contaminated (Huber's robust SPRT): a process is an
+outlier with the share the endpoints showed (at least `MIN_OUTLIER_SHARE`), spread flat
+over the range, so a process far from both endpoints (a cold start, a CPU hog beside the
+benchmark) moves the ratio hardly at all instead of counting as a very bad one. And no
+process moves it by more than 1 / `MIN_PROCESSES` of the way to a boundary.
+
+**Both rules.** Where the non-parametric rule at `CLASSIFY_ALPHA` already has a verdict
+(from `repeats.min` processes on), that verdict stands, so the sequential rule never
+measures a candidate longer than the non-parametric one would; the SPRT only adds
+earlier verdicts.
+
+**The guard.** A crossing is only a proposal: the verdict counts when the non-parametric
+rule agrees at `GUARD_ALPHA` (`judge.assess`: significant against the other endpoint, a
+shift of at least the threshold, the median in the named endpoint's third). 2 processes
+against 6 can reach p = 0.071, so the guard allows a verdict from the 2nd process; the
+position third keeps a candidate halfway between the endpoints (a second regression step)
+unclear however the ratio wanders. Otherwise the candidate stays UNCLEAR and the sampling
+loop takes another trial, as with the non-parametric rule.
+
+The error rates this buys are measured, not assumed: `bench/simulate.py` runs thousands of
+simulated bisections per noise model (heavy tails, per-process offsets, a cold first
+process, drift, two steps) with both rules side by side; bench/RESULTS.md has the table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bisector.core import judge
+from bisector.core.stats import median
+from bisector.core.types import MetricRule, TrialBudget, Verdict
+
+SPRT_ALPHA = 0.001  # P(the ratio says "like bad" | the candidate is like good)
+SPRT_BETA = 0.001  # P(the ratio says "like good" | the candidate is like bad)
+GUARD_ALPHA = 0.1
+MIN_PROCESSES = 2  # a verdict never rests on one process
+MIN_SPREAD_FRACTION = 1 / 8
+SMALL_SAMPLE_WIDENING = 4.0
+OUTLIER_SPREADS = 4.0  # a process this many spreads from its endpoint is an outlier
+MIN_OUTLIER_SHARE = 0.02  # assume outliers happen even when the endpoints showed none
+MAX_OUTLIER_SHARE = 0.3
+_MAD_TO_SD = 1.4826  # MAD of a normal sample times this estimates its standard deviation
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The sequential test's state for one candidate: the summed log-likelihood ratio
+    (positive: like bad) against Wald's boundaries, and the spread it was computed with."""
+
+    llr: float
+    upper: float
+    lower: float
+    spread: float
+
+    @property
+    def proposal(self) -> Verdict:
+        """BAD / GOOD once a boundary is crossed, else UNCLEAR."""
+        if self.llr >= self.upper:
+            return Verdict.BAD
+        if self.llr <= self.lower:
+            return Verdict.GOOD
+        return Verdict.UNCLEAR
+
+
+def boundaries(alpha: float = SPRT_ALPHA, beta: float = SPRT_BETA) -> tuple[float, float]:
+    """Wald's (lower, upper) boundaries of the log-likelihood ratio."""
+    if not (0 < alpha < 1 and 0 < beta < 1 and alpha + beta < 1):
+        raise ValueError("need 0 < alpha, beta and alpha + beta < 1")
+    return math.log(beta / (1 - alpha)), math.log((1 - beta) / alpha)
+
+
+def pooled_spread(good: Sequence[float], bad: Sequence[float]) -> float:
+    """The between-process spread of the endpoints' per-process medians, robustly: the
+    MAD of each about its own median, pooled, scaled to a standard deviation, widened by
+    `1 + SMALL_SAMPLE_WIDENING / n` for the n processes it rests on (an estimate from a
+    dozen processes is often too small, and a too small spread makes two processes look
+    decisive: simulated, this halved the wrong steps under 3% process offsets), and never
+    below `MIN_SPREAD_FRACTION` of the gap between the endpoints' medians."""
+    mg, mb = median(good), median(bad)
+    deviations = [abs(x - mg) for x in good] + [abs(x - mb) for x in bad]
+    widen = 1 + SMALL_SAMPLE_WIDENING / len(deviations)
+    return max(_MAD_TO_SD * median(deviations) * widen, MIN_SPREAD_FRACTION * abs(mb - mg))
+
+
+def outlier_share(good: Sequence[float], bad: Sequence[float], spread: float) -> float:
+    """How often a process is an outlier (beyond `OUTLIER_SPREADS` spreads from its
+    endpoint's median) at the endpoints, never below `MIN_OUTLIER_SHARE`."""
+    mg, mb = median(good), median(bad)
+    far = sum(abs(x - mg) > OUTLIER_SPREADS * spread for x in good)
+    far += sum(abs(x - mb) > OUTLIER_SPREADS * spread for x in bad)
+    return min(MAX_OUTLIER_SHARE, max(MIN_OUTLIER_SHARE, far / (len(good) + len(bad))))
+
+
+def evidence(
+    candidate: Sequence[float], good: Sequence[float], bad: Sequence[float],
+    alpha: float = SPRT_ALPHA, beta: float = SPRT_BETA,
+) -> Evidence:
+    """The SPRT over the candidate's per-process medians (see the module docstring)."""
+    lower, upper = boundaries(alpha, beta)
+    mg, mb = median(good), median(bad)
+    spread = pooled_spread(good, bad)
+    if mg == mb or spread <= 0:  # the endpoints do not differ: nothing to decide between
+        return Evidence(0.0, upper, lower, spread)
+    share = outlier_share(good, bad, spread)
+    # The outliers' density: flat over the endpoints' span and some spreads beyond it.
+    flat = share / (abs(mb - mg) + 2 * OUTLIER_SPREADS * spread)
+    norm = (1 - share) / (spread * math.sqrt(2 * math.pi))
+    cap = upper / MIN_PROCESSES  # so that no fewer than MIN_PROCESSES can cross
+    llr = 0.0
+    for x in candidate:
+        like_bad = norm * math.exp(-0.5 * ((x - mb) / spread) ** 2) + flat
+        like_good = norm * math.exp(-0.5 * ((x - mg) / spread) ** 2) + flat
+        llr += max(-cap, min(cap, math.log(like_bad / like_good)))
+    return Evidence(llr, upper, lower, spread)
+
+
+def decide(
+    candidate: judge.Samples, good: judge.Samples, bad: judge.Samples, metric: MetricRule,
+    repeats: TrialBudget,
+) -> Verdict:
+    """The non-parametric rule's verdict when it has one (from `repeats.min` processes on,
+    as `judge.needs_more` allows); else GOOD / BAD when the SPRT crossed a boundary and
+    the non-parametric guard agrees; else UNCLEAR. Never a verdict on fewer than
+    `MIN_PROCESSES` processes."""
+    cand = judge.process_medians(candidate)
+    if len(cand) < MIN_PROCESSES:
+        return Verdict.UNCLEAR
+    if len(cand) >= repeats.min:
+        classic = judge.assess(candidate, good, bad, metric).verdict
+        if classic is not Verdict.UNCLEAR:
+            return classic
+    proposal = evidence(cand, judge.process_medians(good), judge.process_medians(bad)).proposal
+    if proposal is Verdict.UNCLEAR:
+        return proposal
+    guard = judge.assess(candidate, good, bad, metric, alpha=GUARD_ALPHA).verdict
+    return proposal if guard is proposal else Verdict.UNCLEAR
+
+
+def needs_more(verdict: Verdict, n_processes: int, repeats: TrialBudget) -> bool:
+    """Take another trial of a candidate? Below `MIN_PROCESSES`; then while unclear and
+    below repeats.max. (`repeats.min` is the floor of the non-parametric rule, which
+    cannot decide sooner; this rule can.)"""
+    if n_processes < min(MIN_PROCESSES, repeats.max):
+        return True
+    return verdict is Verdict.UNCLEAR and n_processes < repeats.max

@@ -1,0 +1,233 @@
+"""Hostile and careless input is one `error:` line with exit 2, fast, never a traceback (issue 13, items 12-14)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bisector.config import parse_config
+from bisector.engine.runner import parse_output
+from bisector.errors import ConfigError
+from bisector.plumbing.yamlload import safe_load
+from bisector.store.journal import Journal
+from bisector.testing.sample import SampleRepo
+from snapshots.configs import parse_config_bytes
+
+from .conftest import run_cli
+
+BASE = """\
+benchmark:
+  command: [python, bench.py]
+  timeout: 60s
+metrics:
+  latency_ms: {direction: lower, threshold: 5%}
+"""
+
+# Nine anchors of ten aliases each: 10^9 nodes for anything that walks the document.
+BOMB = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(9)
+)
+DEEP_FLOW = "a: " + "[" * 5000 + "]" * 5000 + "\n"
+DEEP_BLOCK = "".join(" " * i + f"k{i}:\n" for i in range(5000))
+HUGE = "9" * 401
+
+
+def _errors(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.lower().startswith("error:")]
+
+
+def _assert_refused(done: object) -> None:
+    out = done.stdout + done.stderr  # type: ignore[attr-defined]
+    assert done.returncode == 2, out  # type: ignore[attr-defined]
+    assert "Traceback" not in out
+    assert len(_errors(out)) == 1, out
+
+
+# --- 12: YAML alias bombs and deep nesting ------------------------------------------
+
+
+@pytest.mark.parametrize("doc", [BOMB, DEEP_FLOW, DEEP_BLOCK, "a: &a [*a]\n"], ids=["bomb", "flow", "block", "recursive"])
+def test_the_yaml_loader_refuses_bombs_and_deep_nesting_in_well_under_a_second(doc: str) -> None:
+    """Alias bombs, recursive aliases and 5,000-deep nesting are YAML errors within a fraction of a second."""
+    started = time.monotonic()
+    with pytest.raises(yaml.YAMLError):
+        safe_load(doc)
+    assert time.monotonic() - started < 0.5
+
+
+def test_the_yaml_loader_still_reads_anchors_and_merge_keys() -> None:
+    """Ordinary anchors, aliases and merge keys load as before."""
+    assert safe_load("a: &x {b: 1}\nc: *x\nd: {<<: *x, e: 2}\n") == {"a": {"b": 1}, "c": {"b": 1}, "d": {"b": 1, "e": 2}}
+
+
+@pytest.mark.parametrize("extra", [BOMB.replace("a:", "x_a:", 1), DEEP_FLOW.replace("a:", "deep:")], ids=["bomb", "deep"])
+def test_bisector_yaml_with_a_bomb_is_a_config_error_fast(extra: str) -> None:
+    """bisector.yaml holding an alias bomb or deep nesting is a ConfigError, not a hang or RecursionError."""
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        parse_config(BASE + extra)
+    assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.parametrize("doc", [BOMB, DEEP_FLOW, DEEP_BLOCK])
+def test_a_committed_config_with_a_bomb_is_a_parse_error_of_its_snapshot(doc: str) -> None:
+    """A committed config file with a bomb is stored with a parse error, quickly (snapshots never expand it)."""
+    started = time.monotonic()
+    parsed, problem = parse_config_bytes("configs/evil.yaml", doc.encode())
+    assert parsed is None and problem is not None and "malformed YAML" in problem
+    assert time.monotonic() - started < 0.5
+
+
+def test_config_check_refuses_a_bomb_with_one_error_line(tmp_path: Path) -> None:
+    """`config check` on a bisector.yaml with an alias bomb exits 2 with one `error:` line."""
+    (tmp_path / "bisector.yaml").write_text(BASE + BOMB.replace("a:", "x_a:", 1))
+    done = run_cli("config", "check", "--repo", str(tmp_path), timeout=30)
+    _assert_refused(done)
+    assert "aliases are expanded" in done.stderr
+
+
+# --- 14: values that silently disable things ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ("timeout: 60s", "timeout: .nan", "finite"),
+        ("timeout: 60s", "timeout: .inf", "finite"),
+        ("timeout: 60s", f"timeout: {HUGE}", "at most a year"),
+        ("threshold: 5%", "threshold: .nan", "finite"),
+        ("threshold: 5%", "threshold: .inf", "finite"),
+        ("threshold: 5%", f"threshold: {HUGE}", "finite"),
+        ("command: [python, bench.py]", "command: ['']", "first word"),
+        ("command: [python, bench.py]", 'command: ["py\\0thon"]', "NUL"),
+        ("timeout: 60s", 'timeout: 60s\n  env: {"A=B": x}', "'='"),
+        ("timeout: 60s", 'timeout: 60s\n  env: {A: "x\\0y"}', "NUL"),
+        ("timeout: 60s", "timeout: 60s\n  repeats: {min: 1, max: " + HUGE + "}", "less than or equal"),
+        ("timeout: 60s", "timeout: 60s\ndaemon: {schedule: every night}", "crontab"),
+        ("timeout: 60s", "timeout: 60s\ndaemon: {schedule: '0 25 * * *'}", "crontab"),
+        ("timeout: 60s", "timeout: 60s\nrollback: {health_check: ['']}", "first word"),
+    ],
+)
+def test_values_that_would_disable_a_safeguard_are_refused(old: str, new: str, says: str) -> None:
+    """NaN/infinite/huge timeouts and thresholds, empty or NUL commands, bad env keys and non-cron schedules are refused."""
+    with pytest.raises(ConfigError, match=says):
+        parse_config(BASE.replace(old, new))
+
+
+def test_config_check_and_daemon_once_refuse_a_schedule_that_is_not_cron(tmp_path: Path) -> None:
+    """`config check` and `daemon --once` both refuse `daemon.schedule: every night` with exit 2."""
+    (tmp_path / "bisector.yaml").write_text(BASE + "daemon: {schedule: every night}\n")
+    for args in (("config", "check"), ("daemon", "--once")):
+        done = run_cli(*args, "--repo", str(tmp_path), timeout=60)
+        _assert_refused(done)
+        assert "daemon.schedule" in done.stderr
+
+
+def test_network_host_warns_in_config_check(tmp_path: Path) -> None:
+    """`environment.docker.network: host` is accepted by `config check` with a warning."""
+    (tmp_path / "bisector.yaml").write_text(BASE + "environment: {docker: {network: host}}\n")
+    done = run_cli("config", "check", "--repo", str(tmp_path), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "warning:" in done.stderr and "network" in done.stderr
+
+
+def test_demo_never_replaces_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    """`demo --workdir X` refuses when X/serving-demo exists and was not made by the demo; the folder is kept."""
+    mine = tmp_path / "serving-demo"
+    mine.mkdir()
+    (mine / "precious.txt").write_text("keep me")
+    done = run_cli("demo", "--workdir", str(tmp_path), timeout=60)
+    _assert_refused(done)
+    assert (mine / "precious.txt").read_text() == "keep me"
+
+
+# --- 13: paths, ports, numbers, nesting ---------------------------------------------
+
+
+def test_parse_output_keeps_a_401_digit_number_and_deep_nesting_out_of_the_metrics() -> None:
+    """A 401-digit metric value and 100,000-deep JSON do not raise; the rest of the line still counts."""
+    assert parse_output('{"lat": ' + HUGE + "}") == ({}, {"lat": int(HUGE)})
+    assert parse_output('{"lat": ' + "[" * 100_000 + "]" * 100_000 + "}") is None
+    metrics, meta = parse_output('{"lat": 3, "junk": ' + "[" * 900 + "]" * 900 + "}") or ({}, {})
+    assert metrics == {"lat": (3.0,)} and meta["junk"] == "(nested too deep; not kept)"
+
+
+@pytest.fixture
+def sample(make_sample: Callable[..., SampleRepo]) -> SampleRepo:
+    """A small sim repository (8 commits)."""
+    return make_sample(n_commits=8, culprit=5, noise=0.0, repeats=(2, 5))
+
+
+def test_an_unwritable_report_dir_is_refused_before_measuring(sample: SampleRepo) -> None:
+    """`run --report-dir /proc/x` exits 2 before any trial runs."""
+    done = run_cli("run", "--good", "v2.3.0", "--bad", "v2.4.0", "--repo", str(sample.path),
+                   "--report-dir", "/proc/bisector-x", timeout=120)
+    _assert_refused(done)
+    assert "--report-dir" in done.stderr and "trials" not in done.stderr
+    assert not (sample.path / ".bisector" / "runs").exists()
+
+
+def test_demo_in_an_unwritable_workdir_is_refused(tmp_path: Path) -> None:
+    """`demo --workdir /proc/nope` exits 2 with one error line."""
+    _assert_refused(run_cli("demo", "--workdir", "/proc/bisector-nope", timeout=60))
+
+
+def test_a_store_that_cannot_be_written_is_refused(sample: SampleRepo) -> None:
+    """A store under /proc: `status` and `daemon --once` exit 2, never 1."""
+    cfg = sample.path / "bisector.yaml"
+    cfg.write_text(cfg.read_text().replace("store: .bisector", "store: /proc/bisector-store"))
+    for args in (("status",), ("daemon", "--once")):
+        _assert_refused(run_cli(*args, "--repo", str(sample.path), timeout=60))
+
+
+def test_a_corrupted_journal_under_report_is_exit_2(sample: SampleRepo) -> None:
+    """`report` over a journal whose pages are garbage exits 2 naming the database."""
+    store = sample.path / ".bisector"
+    store.mkdir(exist_ok=True)
+    with Journal(store):
+        pass  # the real schema: its tables' pages follow the first
+    data = bytearray((store / "journal.sqlite").read_bytes())
+    data[4096:] = b"Z" * (len(data) - 4096)
+    (store / "journal.sqlite").write_bytes(bytes(data))
+    done = run_cli("report", "some-run", "--repo", str(sample.path), timeout=60)
+    _assert_refused(done)
+    assert "database" in done.stderr
+
+
+def test_deps_without_requirements_and_config_with_a_non_yaml_side_are_exit_2(sample: SampleRepo) -> None:
+    """`deps` with no environment.requirements, and `config --good /etc/passwd`, exit 2 before measuring."""
+    cfg = sample.path / "bisector.yaml"
+    good = cfg.read_text()
+    cfg.write_text(good.replace("  requirements: [requirements.txt]\n", ""))
+    req = str(sample.path / "requirements.txt")
+    done = run_cli("deps", "--good-lock", req, "--bad-lock", req, "--repo", str(sample.path), timeout=60)
+    _assert_refused(done)
+    assert "environment.requirements" in done.stderr
+    cfg.write_text(good)
+    done = run_cli("config", "--good", "/etc/passwd", "--bad", str(sample.path / "configs" / "model.yaml"),
+                   "--repo", str(sample.path), timeout=60)
+    _assert_refused(done)
+    assert "--good /etc/passwd" in done.stderr
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that something else listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_a_metrics_port_in_use_is_exit_2(sample: SampleRepo, busy_port: int) -> None:
+    """`daemon --once` with `daemon.metrics_port` taken exits 2 naming the key."""
+    cfg = sample.path / "bisector.yaml"
+    cfg.write_text(cfg.read_text() + f"daemon: {{metrics_port: {busy_port}}}\n")
+    done = run_cli("daemon", "--once", "--repo", str(sample.path), timeout=60)
+    _assert_refused(done)
+    assert "daemon.metrics_port" in done.stderr

@@ -1,0 +1,101 @@
+"""Verdicts on generated repositories: two steps, a wrong direction, an unverified suspect, the daemon."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bisector.core.types import Status
+from bisector.daemon.cycle import Seams, execute
+from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
+from bisector.ports import PhaseStarted, Progress, ProgressEvent, no_progress
+from bisector.testing.sample import SampleRepo, SampleSpec, build_sample_repo
+
+from .conftest import run_cli
+from .daemon_support import RELEASES, webhook
+
+
+def _flip_at_verify(flag: Path, word: str, then: Progress = no_progress) -> Progress:
+    """A progress that writes `word` into the sample's effect flag when verification starts."""
+    def progress(event: ProgressEvent) -> None:
+        if event == PhaseStarted("verify"):
+            flag.write_text(word)
+        then(event)
+    return progress
+
+
+@pytest.mark.slow
+def test_two_regression_steps_are_both_named_and_verified(make_sample: Callable[..., SampleRepo]) -> None:
+    """+15% at one commit and +15% more later: exit 0, both culprits by commit order, shares adding up."""
+    sample = make_sample(n_commits=20, culprit=6, slowdown=0.15, second_step=15, second_slowdown=0.15, noise=0.03)
+    done = run_cli("run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path))
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["status"] == "found"
+    assert [c["commit"] for c in doc["culprits"]] == [sample.culprit, sample.second_culprit]
+    assert all(c["verified"] and c["kind"] == "code" for c in doc["culprits"])
+    assert 0.7 < sum(c["share"] for c in doc["culprits"]) < 1.3
+    assert doc["culprit"]["commit"] in (sample.culprit, sample.second_culprit) and doc["suspect"] is None
+    assert set(doc["noise"]) >= {"between_process_cv", "within_process_cv", "endpoint_drift"}
+    assert done.stderr.count("culprit:") == 2
+    markdown = Path(doc["report"]).with_name("report.md").read_text()
+    assert "Every regression step" in markdown and sample.second_culprit[:10] in markdown
+    assert "Every regression step" in Path(doc["report"]).read_text()
+
+
+@pytest.mark.slow
+def test_effect_in_the_wrong_direction_is_never_a_culprit(make_sample: Callable[..., SampleRepo],
+                                                            tmp_path: Path) -> None:
+    """When fresh trials show the candidate faster than its parent: exit 4, a suspect, no culprit."""
+    flag = tmp_path / "flag"
+    sample = make_sample(n_commits=12, culprit=7, effect_flag=str(flag), noise=0.03)
+    outcome = run_bisection(RunRequest(good="v2.3.0", bad="v2.4.0", repo=sample.path),
+                            _flip_at_verify(flag, "faster"))
+    doc = outcome.document.to_json()
+    assert outcome.status is Status.INCONCLUSIVE and outcome.status.exit_code == 4
+    assert doc["culprit"] is None and doc["culprits"] == []
+    assert doc["suspect"]["commit"] == sample.culprit and doc["suspect"]["effect"] < 0
+    assert doc["suspect"]["verified"] is False and doc["suspect"]["evidence"]["regressed"] is False
+
+
+@pytest.mark.slow
+def test_unverified_candidate_exits_4_with_a_suspect(make_sample: Callable[..., SampleRepo], tmp_path: Path) -> None:
+    """When the effect is gone on re-measurement the run is inconclusive, the candidate a suspect."""
+    flag = tmp_path / "flag"
+    sample = make_sample(n_commits=12, culprit=7, effect_flag=str(flag), noise=0.03)
+    outcome = run_bisection(RunRequest(good="v2.3.0", bad="v2.4.0", repo=sample.path), _flip_at_verify(flag, "off"))
+    doc = outcome.document
+    assert outcome.status.exit_code == 4 and doc.culprit is None
+    assert doc.suspect is not None and doc.suspect.commit == sample.culprit and not doc.suspect.verified
+    assert doc.range is not None and doc.range.first_bad == sample.culprit and doc.range.unclear == ()
+    assert doc.verification is not None and not doc.verification.verified
+
+
+@pytest.mark.slow
+def test_daemon_does_not_roll_back_on_an_unverified_suspect(tmp_path: Path) -> None:
+    """policy rollback with an inconclusive run: an alert "not rolled back: unverified", live configs untouched."""
+    flag = tmp_path / "flag"
+    live = tmp_path / "repo-live"
+    with webhook() as hook:
+        daemon = ("daemon:\n  schedule: '0 2 * * *'\n  metrics_port: 0\n  policy: rollback\n"
+                  f"  alerts: [{{webhook: {hook.url!r}, retries: 0}}]\n")
+        sample = build_sample_repo(tmp_path / "repo", SampleSpec(
+            n_commits=10, culprit=8, repeats=(4, 8), releases=RELEASES, extra_yaml=daemon, effect_flag=str(flag),
+            noise=0.03,
+        ))
+
+        def bisect(request: RunRequest, progress: Progress) -> RunOutcome:
+            return run_bisection(request, _flip_at_verify(flag, "off", progress))
+
+        result = execute(sample.path, None, Seams(bisect=bisect))
+    assert result.outcome == "regression"
+    rollback: dict[str, Any] = dict(result.detail["rollback"])
+    assert rollback == {"status": "not_rolled_back", "reason": "unverified"}
+    assert not live.exists()
+    texts = [str(b.get("text", "")) for b in hook.bodies]
+    assert any("not rolled back: unverified" in t for t in texts), hook.bodies
+    assert any("suspect" in t for t in texts)
