@@ -136,7 +136,9 @@ def run_bisector(repo: SampleRepo) -> ToolRun:
     shutil.rmtree(repo.path / ".bisector", ignore_errors=True)
     t0 = time.monotonic()
     try:
-        doc = run_bisection(RunRequest(good=GOOD, bad=BAD, repo=repo.path, fresh=True)).document.to_json()
+        doc = run_bisection(
+            RunRequest(good=GOOD, bad=BAD, repo=repo.path, fresh=True)
+        ).document.to_json()
     except BisectorError as exc:
         return ToolRun(
             "bisector", time.monotonic() - t0, 0, "error", (), f"{type(exc).__name__}: {exc}"

@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 
 from bisector.testing import gitutil  # noqa: E402
 
-MODEL = '''
+MODEL = """
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -53,7 +53,7 @@ def build(device, dtype, seed, seq, attn_implementation):
         return {{"input_ids": pad_to_target(ids).to(device)}}
 
     return model, inputs
-'''
+"""
 
 BATCHING = (
     "import torch\n\nTARGET = {target}\n\n\ndef pad_to_target(ids):\n"
@@ -88,7 +88,8 @@ def make_repo(repo: Path, *, gpu: bool, commits: int, culprit: int) -> str:
     (repo / "configs").mkdir()
     (repo / "configs/serving.yaml").write_text("batching:\n  target_batch: 8\n")
     (repo / "bisector.yaml").write_text(
-        CONFIG.format(seq=512 if gpu else 32, dtype="bfloat16" if gpu else "float32"))
+        CONFIG.format(seq=512 if gpu else 32, dtype="bfloat16" if gpu else "float32")
+    )
     (repo / ".gitignore").write_text(".bisector/\n__pycache__/\n")
     gitutil.commit_all(repo, "Serving stack", "v1.0.0")
     planted = ""
@@ -106,7 +107,9 @@ def make_repo(repo: Path, *, gpu: bool, commits: int, culprit: int) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--commits", type=int, default=6)
     ap.add_argument("--culprit", type=int, default=4)
@@ -124,9 +127,22 @@ def main() -> int:
     planted = make_repo(repo, gpu=gpu, commits=args.commits, culprit=args.culprit)
     t0 = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "bisector", "run", "--good", "v1.0.0", "--bad", "v1.1.0", "--json",
-         "--repo", str(repo)],
-        capture_output=True, text=True, timeout=3000,
+        [
+            sys.executable,
+            "-m",
+            "bisector",
+            "run",
+            "--good",
+            "v1.0.0",
+            "--bad",
+            "v1.1.0",
+            "--json",
+            "--repo",
+            str(repo),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3000,
     )
     wall = time.monotonic() - t0
     sys.stderr.write(done.stderr[-4000:])
@@ -136,18 +152,28 @@ def main() -> int:
     doc = json.loads(done.stdout)
     culprit = (doc.get("culprit") or {}).get("commit")
     print(f"## GPU bisection ({device})\n")
-    print(f"- repository: {args.commits} commits between v1.0.0 and v1.1.0, planted culprit #{args.culprit} "
-          f"`{planted[:10]}`; model {'Llama-style ' + str(GPU) if gpu else 'tiny ' + str(CPU)}, "
-          f"BS=1, seq {512 if gpu else 32}")
-    print(f"- exit {done.returncode}, status `{doc['status']}`, culprit `{str(culprit)[:10]}` "
-          f"({'right' if culprit == planted else 'WRONG'}), effect "
-          f"{(doc.get('culprit') or {}).get('effect')}, confidence {(doc.get('culprit') or {}).get('confidence')}")
-    print(f"- good {doc['good']['value']:.3f} ms, bad {doc['bad']['value']:.3f} ms; "
-          f"{doc['measurements']} benchmark processes, wall {wall:.0f} s\n")
-    print("| step | phase | commit | verdict | processes | median ms |\n| --- | --- | --- | --- | --- | --- |")
+    print(
+        f"- repository: {args.commits} commits between v1.0.0 and v1.1.0, planted culprit #{args.culprit} "
+        f"`{planted[:10]}`; model {'Llama-style ' + str(GPU) if gpu else 'tiny ' + str(CPU)}, "
+        f"BS=1, seq {512 if gpu else 32}"
+    )
+    print(
+        f"- exit {done.returncode}, status `{doc['status']}`, culprit `{str(culprit)[:10]}` "
+        f"({'right' if culprit == planted else 'WRONG'}), effect "
+        f"{(doc.get('culprit') or {}).get('effect')}, confidence {(doc.get('culprit') or {}).get('confidence')}"
+    )
+    print(
+        f"- good {doc['good']['value']:.3f} ms, bad {doc['bad']['value']:.3f} ms; "
+        f"{doc['measurements']} benchmark processes, wall {wall:.0f} s\n"
+    )
+    print(
+        "| step | phase | commit | verdict | processes | median ms |\n| --- | --- | --- | --- | --- | --- |"
+    )
     for i, s in enumerate(doc["steps"], 1):
         med = f"{s['median']:.3f}" if s.get("median") is not None else "-"
-        print(f"| {i} | {s['phase']} | `{s['commit'][:10]}` | {s['verdict']} | {s['samples']} | {med} |")
+        print(
+            f"| {i} | {s['phase']} | `{s['commit'][:10]}` | {s['verdict']} | {s['samples']} | {med} |"
+        )
     return 0 if culprit == planted else 1
 
 

@@ -181,6 +181,7 @@ def _fmt(values: list[float], digits: int = 2) -> str:
 
 def _print_overheads(ok: list[Trial]) -> None:
     """Launch-to-first-sample and where a process's time goes (imports, build, warm-up)."""
+
     def timing(key: str) -> list[float]:
         return [
             t.result["_run"]["timings"][key]
@@ -209,9 +210,7 @@ def _print_overheads(ok: list[Trial]) -> None:
 def _print_gpu_state(ok: list[Trial], g: dict[str, Any]) -> None:
     """Temperatures, clocks and throttle reasons seen at the start and end of each process."""
     states = [
-        (t.result["_gpu"].get("start", {}), t.result["_gpu"].get("end", {}))
-        for t in ok
-        if t.result
+        (t.result["_gpu"].get("start", {}), t.result["_gpu"].get("end", {})) for t in ok if t.result
     ]
     temps = [
         s.get("temperature_c")
@@ -220,14 +219,9 @@ def _print_gpu_state(ok: list[Trial], g: dict[str, Any]) -> None:
         if s.get("temperature_c") is not None
     ]
     clocks = [
-        s.get("sm_clock_mhz")
-        for pair in states
-        for s in pair
-        if s.get("sm_clock_mhz") is not None
+        s.get("sm_clock_mhz") for pair in states for s in pair if s.get("sm_clock_mhz") is not None
     ]
-    reasons = sorted(
-        {r for pair in states for s in pair for r in s.get("throttle_reasons", [])}
-    )
+    reasons = sorted({r for pair in states for s in pair for r in s.get("throttle_reasons", [])})
     if temps:
         print(
             f"- GPU state: temperature {min(temps)}-{max(temps)} C, SM clock {min(clocks)}-{max(clocks)} MHz, "
@@ -274,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--cpu", action="store_true", help="force the small CPU model")
     ap.add_argument(
-        "--no-graphs", dest="graphs", action="store_false",
+        "--no-graphs",
+        dest="graphs",
+        action="store_false",
         help="skip the informational CUDA-graph process",
     )
     ap.add_argument(

@@ -66,22 +66,61 @@ class NoiseModel:
 
 
 MODELS: tuple[NoiseModel, ...] = (
-    NoiseModel("normal", "normal noise, 2% within a process, 1% between processes",
-               within=0.02, between=0.01),
-    NoiseModel("heavy-tailed", "Student t (3 dof) samples (2%) and process offsets (1.5%)",
-               within=0.02, between=0.015, heavy=True),
-    NoiseModel("process-offsets", "between-process spread 3% > within 0.5% (GPU-like)",
-               within=0.005, between=0.03),
-    NoiseModel("cold-first", "3% process offsets; each commit's first process +40%, "
-               "the run's first +80%", within=0.005, between=0.03, cold_commit=0.40, cold_run=0.80),
-    NoiseModel("drift", "1% offsets, 2% within; +0.05% per process over the run "
-               "(+5% after 100)", within=0.02, between=0.01, drift=0.0005),
-    NoiseModel("busy-machine", "2% offsets; 10% of processes beside a CPU hog (+25%)",
-               within=0.01, between=0.02, busy=0.10),
-    NoiseModel("two-steps", "3% process offsets; two +10% steps at different commits",
-               within=0.005, between=0.03, steps=(0.10, 0.10)),
-    NoiseModel("no-regression", "control: 3% process offsets, no step at all",
-               within=0.005, between=0.03, steps=()),
+    NoiseModel(
+        "normal",
+        "normal noise, 2% within a process, 1% between processes",
+        within=0.02,
+        between=0.01,
+    ),
+    NoiseModel(
+        "heavy-tailed",
+        "Student t (3 dof) samples (2%) and process offsets (1.5%)",
+        within=0.02,
+        between=0.015,
+        heavy=True,
+    ),
+    NoiseModel(
+        "process-offsets",
+        "between-process spread 3% > within 0.5% (GPU-like)",
+        within=0.005,
+        between=0.03,
+    ),
+    NoiseModel(
+        "cold-first",
+        "3% process offsets; each commit's first process +40%, the run's first +80%",
+        within=0.005,
+        between=0.03,
+        cold_commit=0.40,
+        cold_run=0.80,
+    ),
+    NoiseModel(
+        "drift",
+        "1% offsets, 2% within; +0.05% per process over the run (+5% after 100)",
+        within=0.02,
+        between=0.01,
+        drift=0.0005,
+    ),
+    NoiseModel(
+        "busy-machine",
+        "2% offsets; 10% of processes beside a CPU hog (+25%)",
+        within=0.01,
+        between=0.02,
+        busy=0.10,
+    ),
+    NoiseModel(
+        "two-steps",
+        "3% process offsets; two +10% steps at different commits",
+        within=0.005,
+        between=0.03,
+        steps=(0.10, 0.10),
+    ),
+    NoiseModel(
+        "no-regression",
+        "control: 3% process offsets, no step at all",
+        within=0.005,
+        between=0.03,
+        steps=(),
+    ),
 )
 
 MODEL_BY_NAME: Mapping[str, NoiseModel] = {m.name: m for m in MODELS}
@@ -116,15 +155,19 @@ class SimProbe:
         if m.busy and rng.random() < m.busy:
             factor += 0.25
         centre = self.levels[int(commit.sha, 16)] * factor
-        got.append(SimTrial(True, {METRIC: [centre * (1 + m.draw(rng, m.within))
-                                            for _ in range(SAMPLES_PER_TRIAL)]}))
+        got.append(
+            SimTrial(
+                True,
+                {METRIC: [centre * (1 + m.draw(rng, m.within)) for _ in range(SAMPLES_PER_TRIAL)]},
+            )
+        )
         self.taken += 1
         self.by_phase[self.phase] = self.by_phase.get(self.phase, 0) + 1
 
     def trials(self, commit: Commit) -> list[SimTrial]:
         return list(self._trials.get(commit.sha, ()))
 
-    def untestable(self, commit: Commit) -> bool:
+    def untestable(self, commit: Commit) -> bool:  # noqa: ARG002 (the Probe port)
         return False
 
     def single(self, index: int) -> float:

@@ -33,12 +33,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from sim_noise import METRIC, MODEL_BY_NAME, MODELS, NoiseModel, SimProbe, sim_commit  # noqa: E402
+from sim_noise import METRIC, MODEL_BY_NAME, MODELS, NoiseModel, SimProbe, sim_commit
 
-from bisector.core.hunt import hunt  # noqa: E402
-from bisector.core.sampling import EndpointUnmeasurable  # noqa: E402
-from bisector.core.types import Direction, MetricRule, Status, Threshold, TrialBudget  # noqa: E402
-from bisector.ports import ProgressEvent, TrialStarted  # noqa: E402
+from bisector.core.hunt import hunt
+from bisector.core.sampling import EndpointUnmeasurable
+from bisector.core.types import Direction, MetricRule, Status, Threshold, TrialBudget
+from bisector.ports import ProgressEvent, TrialStarted
 
 RULE = MetricRule(Direction.LOWER, Threshold(0.05, relative=True))
 BUDGET = TrialBudget(3, 15)  # the config's default `repeats`
@@ -74,8 +74,9 @@ class Outcome:
 _COLUMN = {"reproduce": "endpoints", "interleave": "interleave", "verify": "verify"}
 
 
-def simulate_once(model: NoiseModel, rng: random.Random, *, rule: str = "pinpoint",
-                  n_commits: int = 64) -> Outcome:
+def simulate_once(
+    model: NoiseModel, rng: random.Random, *, rule: str = "pinpoint", n_commits: int = 64
+) -> Outcome:
     """One bisection of a simulated range, exactly as the pipeline runs it: `core.hunt.hunt`.
 
     Reproduce, bisect every step (splitting the range at candidates between its ends),
@@ -91,11 +92,19 @@ def simulate_once(model: NoiseModel, rng: random.Random, *, rule: str = "pinpoin
             probe.phase = _COLUMN.get(event.phase, "candidates")
 
     try:
-        result = hunt(commits, (), probe, METRIC, RULE, BUDGET, progress,
-                      sequential=rule == "sequential")
+        result = hunt(
+            commits, (), probe, METRIC, RULE, BUDGET, progress, sequential=rule == "sequential"
+        )
     except EndpointUnmeasurable:
-        return Outcome(Status.INCONCLUSIVE, None, False, not positions, False, probe.taken,
-                       tuple(sorted(probe.by_phase.items())))
+        return Outcome(
+            Status.INCONCLUSIVE,
+            None,
+            False,
+            not positions,
+            False,
+            probe.taken,
+            tuple(sorted(probe.by_phase.items())),
+        )
     named = [f.index for f in result.culprits]
     if result.suspect is not None:
         named.append(result.suspect.index)
@@ -103,8 +112,15 @@ def simulate_once(model: NoiseModel, rng: random.Random, *, rule: str = "pinpoin
     all_steps = bool(named) and all(i in positions for i in named)
     # The pipeline before "found means verified" exited 0 on whatever the search named.
     wrong_today = bool(named) and not all_steps
-    return Outcome(result.status, top.index if top else None, all_steps, not positions,
-                   wrong_today, probe.taken, tuple(sorted(probe.by_phase.items())))
+    return Outcome(
+        result.status,
+        top.index if top else None,
+        all_steps,
+        not positions,
+        wrong_today,
+        probe.taken,
+        tuple(sorted(probe.by_phase.items())),
+    )
 
 
 def naive_once(model: NoiseModel, rng: random.Random, *, n_commits: int = 64) -> Outcome:
@@ -144,11 +160,16 @@ def run_task(task: Task) -> list[Outcome]:
     return out
 
 
-def run_all(models: Sequence[str], strategies: Sequence[str], runs: int, n_commits: int,
-            jobs: int) -> dict[tuple[str, str], list[Outcome]]:
+def run_all(
+    models: Sequence[str], strategies: Sequence[str], runs: int, n_commits: int, jobs: int
+) -> dict[tuple[str, str], list[Outcome]]:
     chunk = max(1, min(100, runs // max(1, jobs * 4)))
-    tasks = [Task(m, s, start, min(chunk, runs - start), n_commits)
-             for m in models for s in strategies for start in range(0, runs, chunk)]
+    tasks = [
+        Task(m, s, start, min(chunk, runs - start), n_commits)
+        for m in models
+        for s in strategies
+        for start in range(0, runs, chunk)
+    ]
     results: dict[tuple[str, str], list[Outcome]] = {(m, s): [] for m in models for s in strategies}
     if jobs > 1:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
@@ -179,14 +200,17 @@ def _p90(values: Sequence[int]) -> int:
     return ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)]
 
 
-def summarize(results: dict[tuple[str, str], list[Outcome]], models: Sequence[str],
-              strategies: Sequence[str]) -> list[str]:
+def summarize(
+    results: dict[tuple[str, str], list[Outcome]], models: Sequence[str], strategies: Sequence[str]
+) -> list[str]:
     """The table rows, one per model and rule (markdown)."""
-    rows = ["| model | rule | runs | right | wrong exit 0 (95% bound) | wrong exit 0 today | "
-            "inconclusive | not reproduced | trials mean | p90 | endpoints+interleave | "
-            "candidates | verify | naive trials | naive wrong | ratio |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-            "---: | ---: | ---: | ---: |"]
+    rows = [
+        "| model | rule | runs | right | wrong exit 0 (95% bound) | wrong exit 0 today | "
+        "inconclusive | not reproduced | trials mean | p90 | endpoints+interleave | "
+        "candidates | verify | naive trials | naive wrong | ratio |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+        "---: | ---: | ---: | ---: |",
+    ]
     for m in models:
         naive = results.get((m, "naive"), [])
         naive_mean = sum(o.trials for o in naive) / len(naive) if naive else float("nan")
@@ -198,8 +222,10 @@ def summarize(results: dict[tuple[str, str], list[Outcome]], models: Sequence[st
             n = len(got)
             trials = [o.trials for o in got]
             mean = sum(trials) / n
-            phase = {k: sum(dict(o.by_phase).get(k, 0) for o in got) / n
-                     for k in ("endpoints", "interleave", "candidates", "verify")}
+            phase = {
+                k: sum(dict(o.by_phase).get(k, 0) for o in got) / n
+                for k in ("endpoints", "interleave", "candidates", "verify")
+            }
             wrong = sum(o.wrong_exit0 for o in got)
             rows.append(
                 f"| {m} | {s} | {n} | {_pct(sum(o.right for o in got), n)} | "
@@ -209,27 +235,37 @@ def summarize(results: dict[tuple[str, str], list[Outcome]], models: Sequence[st
                 f"{_pct(sum(o.status is Status.NOT_REPRODUCED for o in got), n)} | "
                 f"{mean:.1f} | {_p90(trials)} | {phase['endpoints'] + phase['interleave']:.1f} | "
                 f"{phase['candidates']:.1f} | {phase['verify']:.1f} | {naive_mean:.1f} | "
-                f"{naive_wrong} | {mean / naive_mean:.2f} |")
+                f"{naive_wrong} | {mean / naive_mean:.2f} |"
+            )
     return rows
 
 
 def render(rows: Sequence[str], args: argparse.Namespace, wall_s: float) -> str:
     models = "\n".join(f"- `{m.name}`: {m.description}" for m in MODELS if m.name in args.models)
-    return "\n".join([
-        TITLE, "",
-        f"`python bench/simulate.py --runs {args.runs} --commits {args.commits}` "
-        f"({wall_s:.0f} s on {args.jobs} cores). Each bisection: {args.commits} commits, one "
-        f"+10% step at a random commit (two for `two-steps`, none for the control), threshold "
-        f"{RULE.threshold}, repeats {{min: {BUDGET.min}, max: {BUDGET.max}}}; reproduce, bisect "
-        "every step (`core.hunt`: ends re-measured every few probes, a range split at a "
-        "candidate between its ends), verify each culprit with fresh, interleaved processes, "
-        "more while unclear. `found` (exit 0) only when every step is verified; *wrong exit 0 "
-        "today* counts what the search named, verified or not. "
-        "*right*: found a true step (control: did not claim one). Trials are benchmark "
-        "processes; the naive strategy is `git bisect run` with one process per commit "
-        "(bad past the midpoint of the endpoints' single values), its *wrong* is how often "
-        "it names a commit that is not a step; *ratio* = trials / naive trials.", "",
-        "Noise models:", models, "", *rows, ""])
+    return "\n".join(
+        [
+            TITLE,
+            "",
+            f"`python bench/simulate.py --runs {args.runs} --commits {args.commits}` "
+            f"({wall_s:.0f} s on {args.jobs} cores). Each bisection: {args.commits} commits, one "
+            f"+10% step at a random commit (two for `two-steps`, none for the control), threshold "
+            f"{RULE.threshold}, repeats {{min: {BUDGET.min}, max: {BUDGET.max}}}; reproduce, bisect "
+            "every step (`core.hunt`: ends re-measured every few probes, a range split at a "
+            "candidate between its ends), verify each culprit with fresh, interleaved processes, "
+            "more while unclear. `found` (exit 0) only when every step is verified; *wrong exit 0 "
+            "today* counts what the search named, verified or not. "
+            "*right*: found a true step (control: did not claim one). Trials are benchmark "
+            "processes; the naive strategy is `git bisect run` with one process per commit "
+            "(bad past the midpoint of the endpoints' single values), its *wrong* is how often "
+            "it names a commit that is not a step; *ratio* = trials / naive trials.",
+            "",
+            "Noise models:",
+            models,
+            "",
+            *rows,
+            "",
+        ]
+    )
 
 
 def write_section(path: Path, section: str) -> None:
@@ -253,8 +289,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--models", default=",".join(m.name for m in MODELS))
     p.add_argument("--rules", default=",".join(RULES))
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: 3 bisections of 16 commits per model, one process")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 3 bisections of 16 commits per model, one process",
+    )
     p.add_argument("--write", action="store_true", help=f"write the section into {RESULTS}")
     p.add_argument("--results", type=Path, default=RESULTS)
     args = p.parse_args(argv)

@@ -62,7 +62,7 @@ def _post(url: str, body: bytes, timeout: float) -> int:
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         status: int = response.status
         return status
 
@@ -81,7 +81,11 @@ def send_alert(
 ) -> list[Delivery]:
     """Log the alert, then POST it to every configured webhook (timeout and retries each)."""
     log.warning(
-        "alert", text=message.text, step=message.step, reason=message.reason, files=list(message.files)
+        "alert",
+        text=message.text,
+        step=message.step,
+        reason=message.reason,
+        files=list(message.files),
     )
     body = json.dumps(message.body()).encode()
     deliveries: list[Delivery] = []
@@ -111,5 +115,7 @@ def send_alert(
             if attempt < alert.retries:
                 time.sleep(backoff_s * (2**attempt))
         deliveries.append(Delivery(index, ok, attempts, detail))
-        (log.info if ok else log.error)("alert.delivery", alert=index, ok=ok, attempts=attempts, detail=detail)
+        (log.info if ok else log.error)(
+            "alert.delivery", alert=index, ok=ok, attempts=attempts, detail=detail
+        )
     return deliveries

@@ -8,9 +8,6 @@ in a config that silently does nothing is worse than a refusal.
 
 from __future__ import annotations
 
-import math
-import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,100 +16,27 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     ValidationError,
-    WithJsonSchema,
     model_validator,
 )
 
+from bisector.config_values import (
+    DEFAULT_CONFIG_NAME,
+    MAX_REPEATS,
+    Argv,
+    Duration,
+    EnvVars,
+    ThresholdField,
+    _check_cron,
+    check_rollback_target,
+)
 from bisector.core.judge import CLASSIFY_ALPHA, smallest_workable_repeats
 from bisector.core.types import Direction, MetricRule, Threshold, TrialBudget
 from bisector.errors import ConfigError
+from bisector.log import get_logger
 from bisector.plumbing.yamlload import LimitedLoader, safe_load
-
-DEFAULT_CONFIG_NAME = "bisector.yaml"
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-MAX_DURATION_S = 366 * 24 * 3600.0
-MAX_REPEATS = 10_000  # trials per commit; more would never finish, not measure better
-
-
-def parse_duration(value: object) -> float:
-    """`30s`, `5m`, `1.5h`, `250ms` or a bare number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number with a unit, like 30s or 5m")
-    try:
-        if isinstance(value, int | float):
-            seconds = float(value)
-        elif isinstance(value, str) and (m := _DURATION.match(value)):
-            seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-        else:
-            raise ValueError(f"not a duration: {_short(value)} (use e.g. 30s, 5m, 1h)")
-    except OverflowError as exc:  # a 401-digit integer
-        raise ValueError("a duration must be at most a year") from exc
-    # NaN compares false with everything and infinity never expires: either would
-    # silently switch the timeout off.
-    if not math.isfinite(seconds):
-        raise ValueError("a duration must be a finite number")
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
-    if seconds > MAX_DURATION_S:
-        raise ValueError("a duration must be at most a year")
-    return seconds
-
-
-def _short(value: object) -> str:
-    """`repr` cut to a line: error messages echo what the user wrote, not megabytes of it."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    WithJsonSchema({"type": ["string", "number"], "pattern": r"^\d+(\.\d+)?(ms|s|m|h)?$"}),
-]
-
-
-def parse_threshold(value: object) -> Threshold:
-    if isinstance(value, Threshold):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("a threshold is a number or a percentage")
-    try:
-        if isinstance(value, int | float):
-            t = Threshold(float(value), relative=False)
-        elif isinstance(value, str) and value.strip().endswith("%"):
-            try:
-                t = Threshold(float(value.strip()[:-1]) / 100.0, relative=True)
-            except ValueError as exc:
-                raise ValueError(f"not a percentage: {_short(value)}") from exc
-        elif isinstance(value, str):
-            try:
-                t = Threshold(float(value), relative=False)
-            except ValueError as exc:
-                raise ValueError(f"not a threshold: {_short(value)} (use e.g. 5% or 0.01)") from exc
-        else:
-            raise ValueError(f"not a threshold: {_short(value)}")
-    except OverflowError as exc:
-        raise ValueError("a threshold must be a finite number") from exc
-    if not math.isfinite(t.value):  # NaN: no difference would ever exceed it
-        raise ValueError("a threshold must be a finite number")
-    if t.value < 0:
-        raise ValueError("a threshold cannot be negative")
-    return t
-
-
-ThresholdField = Annotated[
-    Threshold,
-    BeforeValidator(parse_threshold),
-    PlainSerializer(str),
-    WithJsonSchema({"type": ["string", "number"], "pattern": r"^\d+(\.\d+)?%?$"}),
-]
 
 
 class _Strict(BaseModel):
@@ -141,42 +65,6 @@ class Repeats(_Strict):
         return TrialBudget(self.min, self.max)
 
 
-def _env_values(value: object) -> object:
-    """Environment values are strings; YAML numbers and booleans are written as such."""
-    if isinstance(value, dict):
-        return {
-            k: ("true" if v is True else "false" if v is False else str(v))
-            if isinstance(v, int | float | bool) else v
-            for k, v in value.items()
-        }
-    return value
-
-
-def _check_env(env: dict[str, str]) -> dict[str, str]:
-    # The OS refuses these only when the trial starts (exec fails with a ValueError),
-    # after the endpoints were checked out; say so while reading the config instead.
-    for key, value in env.items():
-        if not key or "=" in key or "\0" in key:
-            raise ValueError(f"environment variable name {_short(key)} is empty or holds '=' or NUL")
-        if "\0" in value:
-            raise ValueError(f"environment variable {key}: the value holds a NUL character")
-    return env
-
-
-def _check_argv(argv: list[str] | None) -> list[str] | None:
-    if argv is None:
-        return None
-    if not argv or not argv[0].strip():
-        raise ValueError("the command's first word (the program) is empty")
-    if any("\0" in word for word in argv):
-        raise ValueError("a word of the command holds a NUL character")
-    return argv
-
-
-EnvVars = Annotated[dict[str, str], BeforeValidator(_env_values), AfterValidator(_check_env)]
-Argv = Annotated[list[str], AfterValidator(_check_argv)]
-
-
 class Benchmark(_Strict):
     command: Argv = Field(min_length=1, description="argv, no shell; cwd = the checkout")
     timeout: Duration = 300.0
@@ -200,7 +88,9 @@ class DockerOptions(_Strict):
     cpus: float | None = Field(None, gt=0, allow_inf_nan=False)
     memory: str | None = None
     dockerfile: str | None = None
-    max_images: int = Field(20, ge=1, description="images kept (LRU), for each kind: dependency, code")
+    max_images: int = Field(
+        20, ge=1, description="images kept (LRU), for each kind: dependency, code"
+    )
     # `mount`: the checkout is mounted read-only into each trial (no image per commit).
     # `layer`: an image per commit with the checkout copied in; implied by `install`.
     code: Literal["mount", "layer"] = "mount"
@@ -227,15 +117,6 @@ class Snapshots(_Strict):
     store: str = ".bisector"
 
 
-def check_rollback_target(value: str | None) -> str | None:
-    """Refuse '', '.' or a folder above the repository: a rollback would replace the repository,
-    `.git` included, by a symlink (checked again, resolved, in rollback/target.py)."""
-    norm = os.path.normpath(value) if value is not None and value.strip() else None
-    if value is not None and (norm is None or norm == "/" or set(norm.split("/")) <= {".", ".."}):
-        raise ValueError(f"{value!r} is the repository or a folder above it; name the live config folder")
-    return value
-
-
 class Rollback(_Strict):
     target: Annotated[str | None, AfterValidator(check_rollback_target)] = None
     strategy: Literal["atomic"] = "atomic"
@@ -248,18 +129,6 @@ class Alert(_Strict):
     webhook: str | None = None
     timeout: Duration = 5.0
     retries: int = Field(2, ge=0, le=100)
-
-
-def _check_cron(schedule: str) -> str:
-    # A schedule the scheduler cannot read would only fail when the daemon starts (and
-    # never under `--once`): check it wherever the config is read.
-    from apscheduler.triggers.cron import CronTrigger
-
-    try:
-        CronTrigger.from_crontab(schedule)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise ValueError(f"not a crontab line ({exc}); e.g. \"0 2 * * *\"") from exc
-    return schedule
 
 
 class Daemon(_Strict):
@@ -390,8 +259,6 @@ def load_config(repo: Path, config: Path | None = None, *, warn: bool = True) ->
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     cfg = parse_config(text, str(path))
     for warning in cfg.warnings() if warn else ():
-        from bisector.log import get_logger
-
         get_logger("bisector.config").warning("config.warning", file=str(path), warning=warning)
     return cfg
 

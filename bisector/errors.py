@@ -51,7 +51,9 @@ class BuildError(BisectorError):
     `log_path` names the kept build log, when there is one.
     """
 
-    def __init__(self, message: str, *, hint: str | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, log_path: Path | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.log_path = log_path
 

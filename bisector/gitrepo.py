@@ -76,9 +76,7 @@ class GitRepo:
             out: str = self._git.execute(["git", *args], strip_newline_in_stdout=False)
         except GitCommandError as exc:
             detail = (exc.stderr or "").strip().splitlines()
-            raise GitError(
-                f"git {args[0]} failed: {detail[-1] if detail else exc.status}"
-            ) from exc
+            raise GitError(f"git {args[0]} failed: {detail[-1] if detail else exc.status}") from exc
         return out
 
     def _run_bytes(self, *args: str) -> bytes:
@@ -135,7 +133,9 @@ class GitRepo:
 
     def tags(self) -> list[Tag]:
         out = self._run(
-            "for-each-ref", "--sort=creatordate", "--format=%(refname:short)\x1f%(objectname)\x1f%(*objectname)",
+            "for-each-ref",
+            "--sort=creatordate",
+            "--format=%(refname:short)\x1f%(objectname)\x1f%(*objectname)",
             "refs/tags",
         )
         tags: list[Tag] = []
@@ -145,7 +145,10 @@ class GitRepo:
         return tags
 
     def tags_between(self, good: str, bad: str, *, first_parent: bool = True) -> list[Tag]:
-        order = {c.sha: i for i, c in enumerate(self.commits_between(good, bad, first_parent=first_parent))}
+        order = {
+            c.sha: i
+            for i, c in enumerate(self.commits_between(good, bad, first_parent=first_parent))
+        }
         bad_sha = self.resolve(bad).sha
         inside = [t for t in self.tags() if t.sha in order and t.sha != bad_sha]
         return sorted(inside, key=lambda t: order[t.sha])

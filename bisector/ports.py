@@ -41,9 +41,7 @@ class Vcs(Protocol):
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
 
-    def commits_between(
-        self, good: str, bad: str, *, first_parent: bool = True
-    ) -> list[Commit]:
+    def commits_between(self, good: str, bad: str, *, first_parent: bool = True) -> list[Commit]:
         """Commits in (good, bad], oldest first."""
         ...
 
@@ -114,7 +112,9 @@ class BuiltEnv:
             return [str(self.python), *argv[1:]]
         return list(argv)
 
-    def environ(self, *extra: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
+    def environ(
+        self, *extra: Mapping[str, str], base: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         """`base` (default: os.environ, or nothing with a launcher), then this env's variables,
         then each of `extra`."""
         if base is None:
@@ -153,8 +153,6 @@ class TrialResult:
         return self.status is TrialStatus.OK
 
 
-
-
 class TrialLauncher(Protocol):
     """Runs one trial somewhere other than a host process (`runner.run_trial`'s signature).
 
@@ -163,8 +161,15 @@ class TrialLauncher(Protocol):
     """
 
     def __call__(
-        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout_s: float,
-        stdout_path: Path, stderr_path: Path, grace_s: float,
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout_s: float,
+        stdout_path: Path,
+        stderr_path: Path,
+        grace_s: float,
     ) -> TrialResult: ...
 
 
@@ -263,8 +268,11 @@ class Check:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "state": self.state, "expect": self.expect, "passed": self.passed,
-            "effect": self.effect, "relative_effect": self.relative_effect,
+            "state": self.state,
+            "expect": self.expect,
+            "passed": self.passed,
+            "effect": self.effect,
+            "relative_effect": self.relative_effect,
             "p_value": self.p_value,
             "confidence": None if self.p_value is None else round(1.0 - self.p_value, 4),
             "samples": self.samples,
@@ -356,7 +364,13 @@ class RollingBack:
 
 
 ProgressEvent = (
-    TrialStarted | ProbeStarted | VerdictReached | RangeNarrowed | PhaseStarted | Resumed | RollingBack
+    TrialStarted
+    | ProbeStarted
+    | VerdictReached
+    | RangeNarrowed
+    | PhaseStarted
+    | Resumed
+    | RollingBack
     | Warned
 )
 Progress = Callable[[ProgressEvent], None]

@@ -19,7 +19,11 @@ def detect_drift(layout: Layout) -> list[str]:
     expected: dict[str, str] = dict(manifest["files"]) if manifest else {}
     state = live_state(layout)
     live = read_live_files(layout)
-    drifted = {p for p in expected.keys() | live.keys() if expected.get(p) != (sha256_hex(live[p]) if p in live else None)}
+    drifted = {
+        p
+        for p in expected.keys() | live.keys()
+        if expected.get(p) != (sha256_hex(live[p]) if p in live else None)
+    }
     if state.kind != "managed" or state.gen != gen:
         # The symlink itself was replaced or repointed: everything it serves is suspect.
         drifted.add("(live path replaced)")

@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bisector.config import Config, parse_duration
+from bisector.config import Config
+from bisector.config_values import parse_duration
 from bisector.errors import RollbackError
 from bisector.log import get_logger
 from bisector.store.control import ControlStore, PauseState, journal_path
@@ -134,13 +135,20 @@ def rollback_after_run(repo: Path, config: Config, good_ref: str) -> dict[str, A
     except PausedError as exc:
         live = _target_path(repo, config, None)
         log.warning("rollback.refused", to=good_ref, reason=exc.message, hint=exc.hint)
-        return {"status": "refused", "target": None if live is None else str(live), "to": good_ref,
-                "reason": exc.message, "paused": True}
+        return {
+            "status": "refused",
+            "target": None if live is None else str(live),
+            "to": good_ref,
+            "reason": exc.message,
+            "paused": True,
+        }
     assert result is not None  # no confirmation callback: never declined
     return result.to_json()
 
 
-def recover_for(repo: Path, config: Config, control: ControlStore, target: Path | None = None) -> RecoveryOutcome | None:
+def recover_for(
+    repo: Path, config: Config, control: ControlStore, target: Path | None = None
+) -> RecoveryOutcome | None:
     try:
         live = resolve_target(repo, config, target)
     except RollbackError:
@@ -161,8 +169,13 @@ def control_status(repo: Path, config: Config) -> dict[str, Any]:
         "by": pause.by,
         "last_rollback": None
         if last is None
-        else {"at": last.at, "target": last.target, "to": last.label, "status": last.status,
-              "reason": last.detail.get("reason")},
+        else {
+            "at": last.at,
+            "target": last.target,
+            "to": last.label,
+            "status": last.status,
+            "reason": last.detail.get("reason"),
+        },
         "recovered": None if recovered is None else recovered.message,
         "journal": str(journal_path(repo, config.snapshots.store)),
     }

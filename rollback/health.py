@@ -38,8 +38,14 @@ def run_health_check(
             # process group: a timeout kills the children it started (a server probe, a
             # script) too, at once (no grace: the budget is the operator's).
             done = run_in_group(
-                argv, cwd=cwd, env={**os.environ, **(env or {})}, timeout_s=budget_s,
-                stdout=out, stderr=subprocess.STDOUT, grace_s=0.0, should_stop=should_stop,
+                argv,
+                cwd=cwd,
+                env={**os.environ, **(env or {})},
+                timeout_s=budget_s,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                grace_s=0.0,
+                should_stop=should_stop,
                 kill_strays=False,
             )
         except OSError as exc:

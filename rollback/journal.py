@@ -100,7 +100,9 @@ def record_live(layout: Layout, gen: str | None) -> None:
         fsync_dir(layout.state_dir)
     else:
         manifest = read_manifest(layout, gen) or {}
-        write_live_record(layout, gen, str(manifest.get("set_id", "")), str(manifest.get("label", "")))
+        write_live_record(
+            layout, gen, str(manifest.get("set_id", "")), str(manifest.get("label", ""))
+        )
     point("live_recorded")
 
 
@@ -136,7 +138,11 @@ def recover(layout: Layout) -> RecoveryOutcome | None:
         outcome = "restored"
     elif state.kind == "managed" and state.gen == intent.to_gen:
         record_live(layout, intent.to_gen)
-        outcome = "finished" if intent.phase == "commit" or not intent.health_check else "finished_unverified"
+        outcome = (
+            "finished"
+            if intent.phase == "commit" or not intent.health_check
+            else "finished_unverified"
+        )
     elif intent.phase == "commit":
         raise RollbackError(
             f"rollback {intent.op} was committed but the live path does not point at it",
@@ -148,7 +154,9 @@ def recover(layout: Layout) -> RecoveryOutcome | None:
         layout.manifest_path(intent.to_gen).unlink(missing_ok=True)
         outcome = "undone"
     clear_intent(layout)
-    collect_garbage(layout, keep={g for g in (intent.from_gen, intent.to_gen, live_state(layout).gen) if g})
+    collect_garbage(
+        layout, keep={g for g in (intent.from_gen, intent.to_gen, live_state(layout).gen) if g}
+    )
     live_label = intent.to_label if outcome.startswith("finished") else None
     result = RecoveryOutcome(
         op=intent.op,

@@ -132,7 +132,9 @@ def read_tree(root: Path) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        for name in sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+        for name in sorted(filenames) + [
+            d for d in dirnames if os.path.islink(os.path.join(dirpath, d))
+        ]:
             full = Path(dirpath) / name
             rel = full.relative_to(root).as_posix()
             if full.is_symlink() or not full.is_file():
@@ -154,7 +156,9 @@ def read_live_files(layout: Layout) -> dict[str, bytes]:
     return read_tree(layout.target)
 
 
-def write_manifest(layout: Layout, gen: str, set_id: str, label: str, files: dict[str, bytes]) -> None:
+def write_manifest(
+    layout: Layout, gen: str, set_id: str, label: str, files: dict[str, bytes]
+) -> None:
     doc = {
         "gen": gen,
         "set_id": set_id,

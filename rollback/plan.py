@@ -70,7 +70,9 @@ def key_changes(before: bytes | None, after: bytes | None) -> tuple[tuple[KeyCha
     new = _load(after) if after is not None else {}
     if old is None or new is None:
         return (), False
-    return tuple(KeyChange(d.key, d.old, d.new, d.change) for d in yamlkeys.diff_flat(old, new)), True
+    return tuple(
+        KeyChange(d.key, d.old, d.new, d.change) for d in yamlkeys.diff_flat(old, new)
+    ), True
 
 
 def make_plan(live: Mapping[str, bytes], target: Mapping[str, bytes]) -> Plan:

@@ -128,8 +128,12 @@ class RollbackResult:
             "drift": list(self.drift),
             "health": None
             if self.health is None
-            else {"ok": self.health.ok, "reason": self.health.reason, "seconds": round(self.health.seconds, 3),
-                  "output": None if self.health.ok else self.health.output_tail},
+            else {
+                "ok": self.health.ok,
+                "reason": self.health.reason,
+                "seconds": round(self.health.seconds, 3),
+                "output": None if self.health.ok else self.health.output_tail,
+            },
             "reason": self.reason,
             "paused": self.paused,
             "alerts": [{"index": d.index, "ok": d.ok, "detail": d.detail} for d in self.alerts],
@@ -145,12 +149,17 @@ def _recover_and_pause(layout: Layout, control: ControlStore | None) -> Recovery
         if outcome.needs_pause:
             control.pause(f"{outcome.message} ({outcome.reason or 'interrupted'})", by="recovery")
         control.record_rollback(
-            str(layout.target), outcome.live_label or "", f"recovered:{outcome.outcome}", {"op": outcome.op}
+            str(layout.target),
+            outcome.live_label or "",
+            f"recovered:{outcome.outcome}",
+            {"op": outcome.op},
         )
     return outcome
 
 
-def recover_interrupted(target: Path, control: ControlStore | None = None) -> RecoveryOutcome | None:
+def recover_interrupted(
+    target: Path, control: ControlStore | None = None
+) -> RecoveryOutcome | None:
     """Finish or undo an interrupted rollback of `target`; what the daemon calls at start.
 
     Does nothing (returns None) when there is nothing to recover or when another
@@ -202,14 +211,22 @@ def roll_back(
 
         def result(status: Status, **kw: Any) -> RollbackResult:
             return RollbackResult(
-                status, request.target, cs.label, plan, drift, recovered=recovered,
-                seconds=time.monotonic() - start, **kw,
+                status,
+                request.target,
+                cs.label,
+                plan,
+                drift,
+                recovered=recovered,
+                seconds=time.monotonic() - start,
+                **kw,
             )
 
         if request.dry_run:
             return result("dry_run")
         if drift and not request.force:
-            shown = ", ".join(drift[:10]) + (f" and {len(drift) - 10} more" if len(drift) > 10 else "")
+            shown = ", ".join(drift[:10]) + (
+                f" and {len(drift) - 10} more" if len(drift) > 10 else ""
+            )
             raise DriftError(
                 f"live configs in {request.target} changed since bisector wrote them: {shown}",
                 hint="keep those edits by committing them, or pass --force to overwrite them",
@@ -222,27 +239,41 @@ def roll_back(
         status, health, reason = outcome
         deliveries: tuple[Delivery, ...] = ()
         if status in ("restored", "kept") and health is not None:
-            what = "the previous configs were restored" if status == "restored" else "the new configs were kept"
+            what = (
+                "the previous configs were restored"
+                if status == "restored"
+                else "the new configs were kept"
+            )
             paused = status == "restored" and request.on_failure == "alert_and_pause"
             text = (
                 f"bisector: rollback of {request.target} to {cs.label} failed its health check "
-                f"({reason}); {what}" + ("; bisector is paused until `bisector resume`" if paused else "")
+                f"({reason}); {what}"
+                + ("; bisector is paused until `bisector resume`" if paused else "")
             )
             deliveries = tuple(
                 send_alert(
                     alerts,
-                    AlertMessage(text=text, step="health_check", reason=reason or "", files=tuple(c.path for c in plan.changes)),
+                    AlertMessage(
+                        text=text,
+                        step="health_check",
+                        reason=reason or "",
+                        files=tuple(c.path for c in plan.changes),
+                    ),
                 )
             )
         if control is not None:
             control.record_rollback(
-                str(request.target), cs.label, status,
+                str(request.target),
+                cs.label,
+                status,
                 {"reason": reason, "plan": plan.to_json(), "set_id": cs.set_id},
             )
         paused = control is not None and control.pause_state().paused
         log.info("rollback.finished", target=str(request.target), to=cs.label, status=status)
         live = before if status == "restored" else cs.label
-        return result(status, health=health, reason=reason, paused=paused, alerts=deliveries, live=live)
+        return result(
+            status, health=health, reason=reason, paused=paused, alerts=deliveries, live=live
+        )
 
 
 def _live_label(layout: Layout, kind: str, gen: str | None) -> str | None:
@@ -271,7 +302,11 @@ def _apply(
     previous = ConfigSet("live folder before bisector", live_files) if adopting else None
     from_gen = gen_name(previous, op + "p") if previous is not None else live_gen
     intent = Intent(
-        op=op, phase="apply", to_gen=to_gen, to_label=cs.label, from_gen=from_gen,
+        op=op,
+        phase="apply",
+        to_gen=to_gen,
+        to_label=cs.label,
+        from_gen=from_gen,
         health_check=bool(request.health_check),
         pause_on_failure=request.on_failure == "alert_and_pause",
     )
@@ -303,7 +338,10 @@ def _apply(
                 request.health_check,
                 cwd=request.health_cwd or Path.cwd(),
                 budget_s=deadline - reserve - time.monotonic(),
-                env={"BISECTOR_ROLLBACK_TARGET": str(layout.target), "BISECTOR_ROLLBACK_TO": cs.label},
+                env={
+                    "BISECTOR_ROLLBACK_TARGET": str(layout.target),
+                    "BISECTOR_ROLLBACK_TO": cs.label,
+                },
                 should_stop=terminated,
             )
             if not health.ok:

@@ -15,7 +15,10 @@ from typing import Protocol, runtime_checkable
 
 from bisector.config import Config
 from bisector.errors import GitError, RefError, RollbackError, StoreError
+from bisector.gitrepo import GitRepo
 from rollback.configset import ConfigSet
+from snapshots import api
+from snapshots.configs import match_globs
 
 
 @runtime_checkable
@@ -52,7 +55,6 @@ def refuse_symlinks(repo: Path, commit: str, paths: Sequence[str], ref: str) -> 
     Its blob is the link's text: written as a file, the live folder would hold the path
     `../shared/serving.yaml` instead of a config, and a service would load that.
     """
-    from bisector.gitrepo import GitRepo
 
     with GitRepo(repo) as git:
         links = sorted(set(paths) & git.symlinks(commit))
@@ -72,9 +74,6 @@ class GitConfigSource:
         self.globs = tuple(globs)
 
     def config_set(self, ref: str) -> ConfigSet:
-        from bisector.gitrepo import GitRepo
-        from snapshots.configs import match_globs
-
         with GitRepo(self.repo) as git:
             commit = git.resolve(ref)  # validates the ref before git sees it
             paths = match_globs(git.list_files(commit.sha), self.globs)
@@ -86,7 +85,9 @@ class GitConfigSource:
                 hint="check snapshots.configs in bisector.yaml",
             )
         mapping = live_paths(list(files), self.globs)
-        return ConfigSet(label=f"{ref} ({commit.short})", files={mapping[p]: d for p, d in files.items()})
+        return ConfigSet(
+            label=f"{ref} ({commit.short})", files={mapping[p]: d for p, d in files.items()}
+        )
 
 
 class SnapshotConfigSource:
@@ -102,7 +103,6 @@ class SnapshotConfigSource:
         self.persist = persist  # False for --dry-run: read, never write the store
 
     def config_set(self, ref: str) -> ConfigSet:
-        from snapshots import api
 
         try:
             files = api.config_set(self.repo, self.config, ref)
@@ -133,7 +133,6 @@ class SnapshotConfigSource:
 
 
 def _snapshot_commit(repo: Path, config: Config, ref: str) -> str | None:
-    from snapshots import api
 
     try:
         return api.show(repo, config, ref).commit

@@ -37,7 +37,10 @@ def _covers(candidate: Path, protected: Path) -> bool:
 
 def check_location(live: Path, repo: Path, store: Path) -> None:
     """Refuse a target that is, or contains, the repository or the store."""
-    protected = {"the repository": Path(os.path.realpath(repo)), "the bisector store": Path(os.path.realpath(store))}
+    protected = {
+        "the repository": Path(os.path.realpath(repo)),
+        "the bisector store": Path(os.path.realpath(store)),
+    }
     absolute = Path(os.path.abspath(live))
     if absolute.parent == absolute:
         raise RollbackError("the rollback target cannot be the root folder", hint=_HINT)
@@ -47,7 +50,10 @@ def check_location(live: Path, repo: Path, store: Path) -> None:
     for what, path in protected.items():
         if _covers(swapped, path) or _covers(pointed, path):
             where = "is" if swapped == path or pointed == path else "contains"
-            raise RollbackError(f"rollback target {live} {where} {what} ({path}); refusing to replace it", hint=_HINT)
+            raise RollbackError(
+                f"rollback target {live} {where} {what} ({path}); refusing to replace it",
+                hint=_HINT,
+            )
 
 
 def check_kind(live: Path) -> None:
@@ -57,7 +63,9 @@ def check_kind(live: Path) -> None:
     except FileNotFoundError:
         return  # created by the first rollback
     except OSError as exc:
-        raise RollbackError(f"cannot inspect the rollback target {live}: {exc.strerror or exc}", hint=_HINT) from exc
+        raise RollbackError(
+            f"cannot inspect the rollback target {live}: {exc.strerror or exc}", hint=_HINT
+        ) from exc
     if stat.S_ISDIR(st.st_mode):
         return
     if stat.S_ISLNK(st.st_mode):
@@ -68,7 +76,8 @@ def check_kind(live: Path) -> None:
         if stat.S_ISDIR(pointed.st_mode):
             return
         raise RollbackError(
-            f"rollback target {live} is a symlink to {_kind(pointed.st_mode)}, not a folder", hint=_HINT,
+            f"rollback target {live} is a symlink to {_kind(pointed.st_mode)}, not a folder",
+            hint=_HINT,
         )
     raise RollbackError(f"rollback target {live} is {_kind(st.st_mode)}, not a folder", hint=_HINT)
 

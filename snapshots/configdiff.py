@@ -55,7 +55,6 @@ class ConfigChange:
         }
 
 
-
 def _diff_flat(file: str, old: Flat, new: Flat) -> list[ConfigChange]:
     return [ConfigChange(file, d.key, d.change, d.old, d.new) for d in diff_flat(old, new)]
 

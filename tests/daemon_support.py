@@ -24,7 +24,7 @@ class Webhook:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 outer.bodies.append(json.loads(self.rfile.read(length)))
                 self.send_response(200)
@@ -50,8 +50,9 @@ def webhook() -> Iterator[Webhook]:
         hook.server.server_close()
 
 
-def released_repo(path: Path, *, webhook_url: str | None, policy: str = "report",
-                  schedule: str = "0 2 * * *") -> SampleRepo:
+def released_repo(
+    path: Path, *, webhook_url: str | None, policy: str = "report", schedule: str = "0 2 * * *"
+) -> SampleRepo:
     """v2.3.0 and v2.3.1 fine; v2.4.0 (the branch head) carries the planted code culprit."""
     daemon = f"daemon:\n  schedule: {schedule!r}\n  metrics_port: 0\n  policy: {policy}\n"
     if webhook_url:

@@ -36,7 +36,9 @@ def docker_or_skip() -> Any:
                 try:
                     client.images.get(BASE_IMAGE)
                 except ImageNotFound:
-                    _state["why"] = f"base image {BASE_IMAGE} missing (run tests/docker/make_base_image.sh)"
+                    _state["why"] = (
+                        f"base image {BASE_IMAGE} missing (run tests/docker/make_base_image.sh)"
+                    )
                 else:
                     _state["client"] = client
     if _state["client"] is None:
@@ -58,9 +60,11 @@ def remove_images_since(started: float) -> None:
     from datetime import datetime
 
     for image in client.images.list(all=True, filters={"label": "bisector"}):
-        created = datetime.fromisoformat(str(image.attrs["Created"]).split(".")[0].rstrip("Z") + "+00:00")
+        created = datetime.fromisoformat(
+            str(image.attrs["Created"]).split(".")[0].rstrip("Z") + "+00:00"
+        )
         if created.timestamp() >= started - 1:
             try:
                 client.images.remove(image.id, force=True)
-            except Exception:  # noqa: BLE001, S110 - best effort cleanup (already gone, in use)
+            except Exception:
                 pass

@@ -61,7 +61,13 @@ def make_demo(base: Path) -> Demo:
     repo = make_repo(base / "repo")
     for tag, files in (("v2.3.1", GOOD), ("v2.4.0", BAD)):
         stale = {p: None for p in GOOD if p not in files}  # the release drops them
-        commit(repo, {**stale, **files, "README.md": f"release {tag}\n"}, f"release {tag}", tag, annotated=True)
+        commit(
+            repo,
+            {**stale, **files, "README.md": f"release {tag}\n"},
+            f"release {tag}",
+            tag,
+            annotated=True,
+        )
     demo = Demo(repo, base / "srv" / "configs")
     demo.write_config()
     return demo
@@ -89,10 +95,20 @@ def assert_clean(target: Path) -> None:
     assert not (target.parent / f".{target.name}.bisector-displaced").exists()
 
 
-def run_cli(*args: str, cwd: Path, stdin: int | None = subprocess.DEVNULL,
-            env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    cwd: Path,
+    stdin: int | None = subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "bisector", *args], cwd=cwd, env=full_env, stdin=stdin,
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "bisector", *args],
+        cwd=cwd,
+        env=full_env,
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )

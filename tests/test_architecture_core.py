@@ -54,10 +54,20 @@ def test_importing_the_core_and_the_ports_loads_no_adapter_library() -> None:
         f"for m in {modules!r}: importlib.import_module(m)\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     loaded = json.loads(done.stdout)
-    bad = [m for m in loaded if m.split(".")[0] in FORBIDDEN or m in ("bisector.config", "bisector.gitrepo")]
+    bad = [
+        m
+        for m in loaded
+        if m.split(".")[0] in FORBIDDEN or m in ("bisector.config", "bisector.gitrepo")
+    ]
     assert bad == []
 
 

@@ -43,7 +43,9 @@ print(json.dumps({"version_major": major, "code": app.VALUE, "_python": sys.vers
 class Repo:
     root: Path
     wheelhouse: Path
-    commits: dict[str, Commit]  # same1, same2 (same pins), other (new pins), broken (no such package)
+    commits: dict[
+        str, Commit
+    ]  # same1, same2 (same pins), other (new pins), broken (no such package)
 
 
 @pytest.fixture(scope="module")
@@ -69,19 +71,26 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
 
 
 def _environment(name: str, repo: Repo, cache_size: int) -> Environment:
-    return Environment(builder=name, requirements=["requirements.txt"], cache_size=cache_size,  # type: ignore[arg-type]
-                       find_links=[str(repo.wheelhouse)], no_index=True)
+    return Environment(
+        builder=name,
+        requirements=["requirements.txt"],
+        cache_size=cache_size,  # type: ignore[arg-type]
+        find_links=[str(repo.wheelhouse)],
+        no_index=True,
+    )
 
 
 def _default_setup(name: str, repo: Repo, store: Path, cache_size: int) -> EnvBuilder:
-    return make_builder(name, vcs=GitRepo(repo.root), environment=_environment(name, repo, cache_size),
-                        store=store)
+    return make_builder(
+        name, vcs=GitRepo(repo.root), environment=_environment(name, repo, cache_size), store=store
+    )
 
 
 def _docker_setup(name: str, repo: Repo, store: Path, cache_size: int) -> EnvBuilder:
     docker_or_skip()
     environment = _environment(name, repo, cache_size).model_copy(
-        update={"docker": DockerOptions(base_image=BASE_IMAGE, max_images=cache_size)})
+        update={"docker": DockerOptions(base_image=BASE_IMAGE, max_images=cache_size)}
+    )
     return make_builder(name, vcs=GitRepo(repo.root), environment=environment, store=store)
 
 
@@ -104,7 +113,9 @@ class Harness:
 
 
 # Marks of builders whose tests need a service or take long (docker builds images).
-MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {"docker": (pytest.mark.docker, pytest.mark.slow)}
+MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {
+    "docker": (pytest.mark.docker, pytest.mark.slow)
+}
 
 
 @pytest.fixture(params=[pytest.param(name, marks=MARKS.get(name, ())) for name in sorted(BUILDERS)])
@@ -138,7 +149,9 @@ def test_benchmark_runs_in_the_checkout(harness: Harness, repo: Repo) -> None:
     """Each candidate's benchmark sees its own commit's code, with runtime facts recorded."""
     assert harness.run(repo.commits["same1"])["code"] == 1
     assert harness.run(repo.commits["other"])["code"] == 3
-    built = harness.builder.prepare(repo.commits["same1"], harness.checkouts.get(repo.commits["same1"]))
+    built = harness.builder.prepare(
+        repo.commits["same1"], harness.checkouts.get(repo.commits["same1"])
+    )
     assert built.runtime is not None and built.runtime.python_version
     assert built.env_key == harness.builder.env_key(repo.commits["same1"])
 
@@ -221,7 +234,13 @@ def test_checkouts_are_reused_and_removed(repo: Repo, tmp_path: Path) -> None:
 
 def test_hand_made_wheels_are_named_and_reproducible(tmp_path: Path) -> None:
     """Wheel names follow PEP 427 and the same inputs give the same bytes."""
-    wheel = make_wheel(tmp_path / "w", "Odd.Name-pkg", "0.1", {"odd/__init__.py": "X = 1\n"}, ["demo>=1"])
+    wheel = make_wheel(
+        tmp_path / "w", "Odd.Name-pkg", "0.1", {"odd/__init__.py": "X = 1\n"}, ["demo>=1"]
+    )
     assert wheel.name == "odd_name_pkg-0.1-py3-none-any.whl"
-    assert make_wheel(tmp_path / "w2", "Odd.Name-pkg", "0.1", {"odd/__init__.py": "X = 1\n"},
-                      ["demo>=1"]).read_bytes() == wheel.read_bytes()
+    assert (
+        make_wheel(
+            tmp_path / "w2", "Odd.Name-pkg", "0.1", {"odd/__init__.py": "X = 1\n"}, ["demo>=1"]
+        ).read_bytes()
+        == wheel.read_bytes()
+    )

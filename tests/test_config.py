@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bisector.config import Threshold, load_config, parse_config, parse_duration, parse_threshold
+from bisector.config import Threshold, load_config, parse_config
+from bisector.config_values import parse_duration, parse_threshold
 from bisector.core.types import Direction
 from bisector.errors import ConfigError
 
@@ -54,7 +55,11 @@ def test_design_example_parses_into_typed_values() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("30s", 30.0), ("5m", 300.0), ("1.5h", 5400.0), ("250ms", 0.25), (12, 12.0),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("1.5h", 5400.0),
+        ("250ms", 0.25),
+        (12, 12.0),
     ],
 )
 def test_durations(text: object, expected: float) -> None:
@@ -80,10 +85,22 @@ def test_thresholds() -> None:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        (GOOD.replace("  timeout: 5m", "  tmeout: 5m"), "bisector.yaml:3: benchmark.tmeout: unknown key"),
-        (GOOD.replace("timeout: 30s", "timeout: soon"), "bisector.yaml:19: rollback.timeout: not a duration"),
-        (GOOD.replace("direction: higher", "direction: up"), "bisector.yaml:7: metrics.accuracy.direction"),
-        (GOOD.replace("builder: venv", "builder: kubernetes"), "bisector.yaml:9: environment.builder"),
+        (
+            GOOD.replace("  timeout: 5m", "  tmeout: 5m"),
+            "bisector.yaml:3: benchmark.tmeout: unknown key",
+        ),
+        (
+            GOOD.replace("timeout: 30s", "timeout: soon"),
+            "bisector.yaml:19: rollback.timeout: not a duration",
+        ),
+        (
+            GOOD.replace("direction: higher", "direction: up"),
+            "bisector.yaml:7: metrics.accuracy.direction",
+        ),
+        (
+            GOOD.replace("builder: venv", "builder: kubernetes"),
+            "bisector.yaml:9: environment.builder",
+        ),
         ("benchmark: [oops\n", "bisector.yaml:2: malformed YAML"),
         ("- just\n- a list\n", "expected a mapping"),
         ("metrics: {a: {direction: lower}}\n", "benchmark: required key is missing"),

@@ -51,7 +51,10 @@ def test_new_bad_release_is_bisected_and_alerted_once(tmp_path: Path) -> None:
         assert third.outcome == "already_handled"
         assert len(hook.bodies) == 1
     exposition = generate_latest(metrics.REGISTRY).decode()
-    assert 'bisector_daemon_last_cycle_outcome{bisector_daemon_last_cycle_outcome="already_handled"} 1.0' in exposition
+    assert (
+        'bisector_daemon_last_cycle_outcome{bisector_daemon_last_cycle_outcome="already_handled"} 1.0'
+        in exposition
+    )
     assert "bisector_daemon_regressions_found_total" in exposition
     with DaemonState(repo.path / ".bisector") as state:
         assert [c.outcome for c in state.cycles()] == ["already_handled", "regression", "fine"]
@@ -73,14 +76,19 @@ def test_paused_daemon_acts_on_nothing(tmp_path: Path) -> None:
     assert db.execute("SELECT COUNT(*) FROM daemon_tags").fetchone()[0] == 0
     runs = db.execute("SELECT name FROM sqlite_master WHERE name='runs'").fetchone()
     assert runs is None or db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
-    assert not (repo.path / ".bisector" / "snapshots").exists() or not any((repo.path / ".bisector" / "snapshots").iterdir())
+    assert not (repo.path / ".bisector" / "snapshots").exists() or not any(
+        (repo.path / ".bisector" / "snapshots").iterdir()
+    )
 
 
 def _popen_daemon(repo: Path, *extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "bisector", "daemon", "--repo", str(repo), *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -137,7 +145,7 @@ def test_cycle_killed_midway_resumes_on_next_start(tmp_path: Path) -> None:
             proc.wait()
         killed_at = trials()
         db = sqlite3.connect(journal)
-        (run_id, status), = db.execute("SELECT id, status FROM runs").fetchall()
+        ((run_id, status),) = db.execute("SELECT id, status FROM runs").fetchall()
         assert status == "running"
         assert db.execute("SELECT status FROM daemon_cycles").fetchall() == [("running",)]
 
@@ -147,7 +155,10 @@ def test_cycle_killed_midway_resumes_on_next_start(tmp_path: Path) -> None:
         rows = db.execute("SELECT id, status FROM runs").fetchall()
         assert rows == [(run_id, "found")]
         assert trials() > killed_at
-        assert [r[0] for r in db.execute("SELECT status FROM daemon_cycles ORDER BY id")] == ["interrupted", "finished"]
+        assert [r[0] for r in db.execute("SELECT status FROM daemon_cycles ORDER BY id")] == [
+            "interrupted",
+            "finished",
+        ]
         assert len(hook.bodies) == 1 and hook.bodies[0]["culprit"] == repo.culprit
 
 
@@ -159,7 +170,10 @@ def test_once_with_rollback_policy_rolls_configs_back(tmp_path: Path) -> None:
     done = run_cli("daemon", "--once", "--repo", str(repo.path))
     assert done.returncode == 0, done.stderr
     assert (live / "serving.yaml").read_bytes() == subprocess.run(
-        ["git", "show", "v2.3.1:configs/serving.yaml"], cwd=repo.path, capture_output=True, check=True
+        ["git", "show", "v2.3.1:configs/serving.yaml"],
+        cwd=repo.path,
+        capture_output=True,
+        check=True,
     ).stdout
     before = tree_digest(live)
     again = run_cli("daemon", "--once", "--repo", str(repo.path))

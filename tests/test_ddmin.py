@@ -13,7 +13,11 @@ def _bound(n: int) -> int:
     return n * n + 3 * n
 
 
-@given(st.integers(min_value=1, max_value=40).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n - 1))))
+@given(
+    st.integers(min_value=1, max_value=40).flatmap(
+        lambda n: st.tuples(st.just(n), st.integers(0, n - 1))
+    )
+)
 def test_single_culprit_is_found(case: tuple[int, int]) -> None:
     """A single planted failing change is the whole answer, within the test bound."""
     n, culprit = case

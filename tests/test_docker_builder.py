@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 BENCHES = {
     "ok.py": "import json, socket\n"
-             "print(json.dumps({'value': 1.0, '_ifaces': [n for _, n in socket.if_nameindex()]}))\n",
+    "print(json.dumps({'value': 1.0, '_ifaces': [n for _, n in socket.if_nameindex()]}))\n",
     "fail.py": "import sys\nprint('boom', file=sys.stderr)\nsys.exit(1)\n",
     "sleep.py": "import time\ntime.sleep(120)\n",
 }
@@ -58,11 +58,17 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EnvBuilder,
 
 def _trial(built: BuiltEnv, store: Path, script: str, timeout_s: float = 60) -> Any:
     runner = TrialRunner(store / "runs" / script, timeout_s=timeout_s, grace_s=1)
-    return runner.trial(built.command(["python", script]), cwd=built.checkout, env=built.environ(),
-                        launcher=built.launcher)
+    return runner.trial(
+        built.command(["python", script]),
+        cwd=built.checkout,
+        env=built.environ(),
+        launcher=built.launcher,
+    )
 
 
-def test_success_runs_without_network_and_leaves_no_container(tiny: tuple[EnvBuilder, BuiltEnv, Path]) -> None:
+def test_success_runs_without_network_and_leaves_no_container(
+    tiny: tuple[EnvBuilder, BuiltEnv, Path],
+) -> None:
     """A trial runs in a container with only loopback, and the container is removed."""
     _, built, store = tiny
     result = _trial(built, store, "ok.py")
@@ -104,7 +110,9 @@ def test_interruption_removes_the_container(tiny: tuple[EnvBuilder, BuiltEnv, Pa
     assert bisector_containers() == []
 
 
-def test_runtime_facts_and_packages_come_from_the_image(tiny: tuple[EnvBuilder, BuiltEnv, Path]) -> None:
+def test_runtime_facts_and_packages_come_from_the_image(
+    tiny: tuple[EnvBuilder, BuiltEnv, Path],
+) -> None:
     """The BuiltEnv carries the image's Python version and pip list, not the host's."""
     _, built, _ = tiny
     assert built.runtime is not None and built.runtime.python_version.startswith("3.11")
@@ -129,7 +137,9 @@ def test_missing_base_image_without_registry_is_a_clear_error(tmp_path: Path) ->
     root = gitutil.make_repo(tmp_path / "repo")
     gitutil.commit(root, {"ok.py": BENCHES["ok.py"]}, "one")
     git = GitRepo(root)
-    environment = Environment(builder="docker", docker=DockerOptions(base_image="bisector-no-such-base:0"))
+    environment = Environment(
+        builder="docker", docker=DockerOptions(base_image="bisector-no-such-base:0")
+    )
     builder = make_builder("docker", vcs=git, environment=environment, store=tmp_path / "store")
     commit = git.resolve("HEAD")
     try:
@@ -157,31 +167,51 @@ def test_docker_bisection_names_the_dependency_culprit_and_shares_images(
         return original(self, key, *args)
 
     monkeypatch.setattr(DockerBuilder, "_build", counting)
-    sample = build_sample_repo(tmp_path / "repo", SampleSpec(kind="dependency", builder="docker",
-                                                             n_commits=12, culprit=7))
+    sample = build_sample_repo(
+        tmp_path / "repo", SampleSpec(kind="dependency", builder="docker", n_commits=12, culprit=7)
+    )
     doc = yaml.safe_load((sample.path / "bisector.yaml").read_text())
     doc["environment"]["docker"] = {"base_image": BASE_IMAGE}
     config = tmp_path / "bisector-docker.yaml"
     config.write_text(yaml.safe_dump(doc, sort_keys=False))
 
-    outcome = run_bisection(RunRequest(good=sample.commits[0], bad=sample.commits[-1], repo=sample.path,
-                                       config=config, builder="docker", metric="latency_ms"))
+    outcome = run_bisection(
+        RunRequest(
+            good=sample.commits[0],
+            bad=sample.commits[-1],
+            repo=sample.path,
+            config=config,
+            builder="docker",
+            metric="latency_ms",
+        )
+    )
     result = outcome.document.to_json()
     assert result["status"] == "found", result
     assert result["culprit"]["commit"] in (sample.culprit, sample.culprit_first_parent)
 
     measured = {sample.commits[0], sample.commits[-1], *(s["commit"] for s in result["steps"])}
-    pins = {subprocess.run(["git", "-C", str(sample.path), "show", f"{sha}:requirements.txt"],
-                           check=True, capture_output=True, text=True).stdout for sha in measured}
+    pins = {
+        subprocess.run(
+            ["git", "-C", str(sample.path), "show", f"{sha}:requirements.txt"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for sha in measured
+    }
     # Commits that share pins share one image (isolation then builds its own states' images).
     with sqlite3.connect(sample.path / ".bisector" / "journal.sqlite") as db:
-        keys = {k for sha, k in db.execute("SELECT commit_sha, env_key FROM trials") if sha in measured}
+        keys = {
+            k for sha, k in db.execute("SELECT commit_sha, env_key FROM trials") if sha in measured
+        }
     assert len(keys) == len(pins) < len(measured)
     assert keys <= set(builds) and len(builds) == len(set(builds))
     assert bisector_containers() == []
 
 
-def test_cache_list_and_prune_remove_images_beyond_keep(tiny: tuple[EnvBuilder, BuiltEnv, Path]) -> None:
+def test_cache_list_and_prune_remove_images_beyond_keep(
+    tiny: tuple[EnvBuilder, BuiltEnv, Path],
+) -> None:
     """`cache list` shows the store's image; `cache prune --keep 0` removes it from the daemon."""
     from bisector.builders.cachecmd import list_cache, prune_cache
     from bisector.config import Benchmark, Config, Metric, Snapshots
@@ -189,15 +219,20 @@ def test_cache_list_and_prune_remove_images_beyond_keep(tiny: tuple[EnvBuilder, 
 
     _, built, store = tiny
     repo = store.parent / "repo"
-    cfg = Config(benchmark=Benchmark(command=["python", "ok.py"]),
-                 metrics={"value": Metric(direction=Direction.LOWER)},
-                 environment=Environment(builder="docker", docker=DockerOptions(base_image=BASE_IMAGE)),
-                 snapshots=Snapshots(store="../store"))
+    cfg = Config(
+        benchmark=Benchmark(command=["python", "ok.py"]),
+        metrics={"value": Metric(direction=Direction.LOWER)},
+        environment=Environment(builder="docker", docker=DockerOptions(base_image=BASE_IMAGE)),
+        snapshots=Snapshots(store="../store"),
+    )
     entries = [e for e in list_cache(repo, cfg) if e.in_store]
     assert [e.key for e in entries] == [built.env_key]
     assert prune_cache(repo, cfg, keep=0) == [f"bisector-env:{built.env_key}"]
     client = docker_or_skip()
-    assert client.images.list(name="bisector-env", filters={"label": f"bisector.key={built.env_key}"}) == []
+    assert (
+        client.images.list(name="bisector-env", filters={"label": f"bisector.key={built.env_key}"})
+        == []
+    )
 
 
 # -- the code layer: `install` runs in an image per commit --------------------------------
@@ -208,7 +243,7 @@ def test_cache_list_and_prune_remove_images_beyond_keep(tiny: tuple[EnvBuilder, 
 # need `wheel`). A plain `pip install --no-deps .`, as users write it, then really builds
 # and installs the commit's code. The wheel adds `_installed.py`, which only an installed
 # copy has.
-BACKEND = '''\
+BACKEND = """\
 import pathlib, zipfile
 
 NAME, VERSION = "tinypkg", "0.1"
@@ -232,8 +267,10 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         for path, data in files.items():
             wheel.writestr(path, data)
     return name
-'''
-PYPROJECT = '[build-system]\nrequires = []\nbuild-backend = "tinybackend"\nbackend-path = ["_build"]\n'
+"""
+PYPROJECT = (
+    '[build-system]\nrequires = []\nbuild-backend = "tinybackend"\nbackend-path = ["_build"]\n'
+)
 INSTALL_BENCH = """\
 import json, os, tinypkg
 try:
@@ -248,7 +285,11 @@ print(json.dumps({"value": tinypkg.VALUE, "_file": tinypkg.__file__, "_installed
 def _install_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """Commits `one`, `two` (VALUE 1, 2; no requirements, so one env key) and `broken`."""
     root = gitutil.make_repo(tmp_path / "repo")
-    files = {"_build/tinybackend.py": BACKEND, "pyproject.toml": PYPROJECT, "bench.py": INSTALL_BENCH}
+    files = {
+        "_build/tinybackend.py": BACKEND,
+        "pyproject.toml": PYPROJECT,
+        "bench.py": INSTALL_BENCH,
+    }
     shas: dict[str, str] = {}
     for i, name in enumerate(("one", "two", "broken")):
         files["src/tinypkg/__init__.py"] = f"VALUE = {i + 1}\n"
@@ -261,14 +302,18 @@ def _install_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 def test_install_builds_a_code_image_per_commit_on_one_env_image(tmp_path: Path) -> None:
     """With `install`, each commit gets its own code image on one shared dependency image, its
     benchmark imports that commit's installed package, and a failed install is a BuildError."""
-    from bisector.builders.docker_env import DockerBuilder, prune_images
+    from bisector.builders.docker_env import DockerBuilder
+    from bisector.builders.docker_images import prune_images
     from bisector.errors import BuildError
 
     client = docker_or_skip()
     root, shas = _install_repo(tmp_path)
     store = tmp_path / "store"
-    environment = Environment(builder="docker", install=["pip", "install", "--no-deps", "."],
-                              docker=DockerOptions(base_image=BASE_IMAGE))
+    environment = Environment(
+        builder="docker",
+        install=["pip", "install", "--no-deps", "."],
+        docker=DockerOptions(base_image=BASE_IMAGE),
+    )
     git = GitRepo(root)
     builder = make_builder("docker", vcs=git, environment=environment, store=store)
     assert isinstance(builder, DockerBuilder)
@@ -288,7 +333,9 @@ def test_install_builds_a_code_image_per_commit_on_one_env_image(tmp_path: Path)
             assert [seen[n][1] for n in ("one", "two")] == [(1.0,), (2.0,)]
             for name in ("one", "two"):
                 meta = seen[name][2]
-                assert meta["_installed"] is True and meta["_file"].startswith("/opt/bisector-env/lib/")
+                assert meta["_installed"] is True and meta["_file"].startswith(
+                    "/opt/bisector-env/lib/"
+                )
             assert (builder.builds_done, builder.code_builds_done) == (1, 2)
 
             env_layers = client.images.get(f"bisector-env:{key}").attrs["RootFS"]["Layers"]
@@ -296,13 +343,17 @@ def test_install_builds_a_code_image_per_commit_on_one_env_image(tmp_path: Path)
             for tag in code_tags:
                 image = client.images.get(tag)
                 assert image.labels["bisector"] == "1"
-                assert image.attrs["RootFS"]["Layers"][:len(env_layers)] == env_layers  # FROM the env image
+                assert (
+                    image.attrs["RootFS"]["Layers"][: len(env_layers)] == env_layers
+                )  # FROM the env image
 
             broken = git.resolve(shas["broken"])
             with pytest.raises(BuildError) as info:
                 builder.prepare(broken, checkouts.get(broken))
             log_path = info.value.log_path
-            assert log_path is not None and "refusing to build a BROKEN tree" in log_path.read_text()
+            assert (
+                log_path is not None and "refusing to build a BROKEN tree" in log_path.read_text()
+            )
             with pytest.raises(BuildError):  # remembered for the rest of the run
                 builder.prepare(broken, checkouts.get(broken))
         assert bisector_containers() == []
@@ -321,7 +372,9 @@ def test_code_layer_without_install_copies_the_checkout_onto_pythonpath(tmp_path
     docker_or_skip()
     root, shas = _install_repo(tmp_path)
     store = tmp_path / "store"
-    environment = Environment(builder="docker", docker=DockerOptions(base_image=BASE_IMAGE, code="layer"))
+    environment = Environment(
+        builder="docker", docker=DockerOptions(base_image=BASE_IMAGE, code="layer")
+    )
     git = GitRepo(root)
     builder = make_builder("docker", vcs=git, environment=environment, store=store)
     assert isinstance(builder, DockerBuilder)
@@ -348,9 +401,27 @@ def test_install_argv_is_bound_to_the_image_environment() -> None:
     py = "/opt/bisector-env/bin/python"
     index = ["--find-links", "/bisector/links/0", "--no-index"]
     assert translate_install(["pip", "install", "--no-deps", "."], index_args=index) == [
-        py, "-m", "pip", "install", "--no-deps", ".", "--no-cache-dir", "--disable-pip-version-check", *index]
-    assert translate_install(["python3", "-m", "pip", "list"], index_args=index) == [py, "-m", "pip", "list"]
-    assert translate_install(["python", "setup.py", "develop"], index_args=index) == [py, "setup.py", "develop"]
+        py,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        ".",
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        *index,
+    ]
+    assert translate_install(["python3", "-m", "pip", "list"], index_args=index) == [
+        py,
+        "-m",
+        "pip",
+        "list",
+    ]
+    assert translate_install(["python", "setup.py", "develop"], index_args=index) == [
+        py,
+        "setup.py",
+        "develop",
+    ]
     assert translate_install(["make", "install"], index_args=index) == ["make", "install"]
     sha = "0123456789abcdef" * 2 + "01234567"
     assert code_key("docker-k", sha) == "docker-k-0123456789ab"

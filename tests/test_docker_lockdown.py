@@ -67,8 +67,12 @@ def test_a_trial_runs_unprivileged(built: tuple[BuiltEnv, Path]) -> None:
     """Inside a trial: uid and gid are not 0, no capability, no new privileges, a pids limit."""
     env, store = built
     runner = TrialRunner(store / "runs" / "whoami", timeout_s=60, grace_s=1)
-    result = runner.trial(env.command(["python", "whoami.py"]), cwd=env.checkout, env=env.environ(),
-                          launcher=env.launcher)
+    result = runner.trial(
+        env.command(["python", "whoami.py"]),
+        cwd=env.checkout,
+        env=env.environ(),
+        launcher=env.launcher,
+    )
     assert result.status is TrialStatus.OK, result.stderr_path.read_text()
     meta = result.meta
     assert meta["_uid"] != 0 and meta["_gid"] != 0
@@ -77,7 +81,9 @@ def test_a_trial_runs_unprivileged(built: tuple[BuiltEnv, Path]) -> None:
     assert meta["_pids_max"] == str(PIDS_LIMIT)
     assert meta["_home_writable"] is True  # HOME is the tmpfs /tmp
     session = env.launcher.options.labels  # type: ignore[union-attr]  # this builder's containers only
-    left = docker_or_skip().containers.list(all=True, filters={"label": [f"{k}={v}" for k, v in session.items()]})
+    left = docker_or_skip().containers.list(
+        all=True, filters={"label": [f"{k}={v}" for k, v in session.items()]}
+    )
     assert left == []
 
 
@@ -91,7 +97,7 @@ class _NoPullClient(docker.DockerClient):
         pulls = self.pulls
 
         class Recording(ImageCollection):
-            def pull(self, repository: str, *args: Any, **kwargs: Any) -> Any:
+            def pull(self, repository: str, *_args: Any, **_kwargs: Any) -> Any:
                 pulls.append(repository)
                 raise AssertionError(f"pulled {repository}")
 

@@ -13,7 +13,13 @@ from bisector.testing.sample import SampleRepo
 from tests.rollback_support import Demo, run_cli
 
 SERVING = "configs/serving.yaml"
-SPEC: dict[str, Any] = {"n_commits": 8, "culprit": 5, "builder": "venv", "repeats": (3, 8), "noise": 0.03}
+SPEC: dict[str, Any] = {
+    "n_commits": 8,
+    "culprit": 5,
+    "builder": "venv",
+    "repeats": (3, 8),
+    "noise": 0.03,
+}
 # The service reads cfg["batching"]["pad_to_target"]; a top-level key literally named
 # "batching.pad_to_target" is ignored by it. Flattening both to `batching.pad_to_target`
 # (as the three old flatteners did) hid one of them and, written back, set the other.
@@ -22,12 +28,17 @@ NESTED, DOTTED = "batching.pad_to_target", "batching\\.pad_to_target"
 
 def _sides(head: str) -> tuple[bytes, bytes]:
     good = head + '"batching.pad_to_target": 1\n'
-    bad = head.replace("pad_to_target: false", "pad_to_target: true") + '"batching.pad_to_target": 2\n'
+    bad = (
+        head.replace("pad_to_target: false", "pad_to_target: true")
+        + '"batching.pad_to_target": 2\n'
+    )
     assert bad.count("pad_to_target: true") == 1
     return good.encode(), bad.encode()
 
 
-def _named_by_snapshots_and_rollback(base: Path, good: bytes, bad: bytes) -> tuple[set[str], set[str]]:
+def _named_by_snapshots_and_rollback(
+    base: Path, good: bytes, bad: bytes
+) -> tuple[set[str], set[str]]:
     """The keys `snapshot diff` and `rollback --dry-run` name between two tags holding the files."""
     repo = base / "cfgrepo"
     (repo / "configs").mkdir(parents=True)
@@ -52,8 +63,14 @@ def test_isolation_names_only_the_key_that_matters_and_everyone_names_it_alike(
     """Of a changed nested key (slow) and a changed key named with a dot (harmless) only the nested one is blamed."""
     repo = make_sample(kind="dependency", **SPEC)  # HEAD's code does not pad by itself
     good, bad = _sides((repo.path / SERVING).read_text())
-    doc = isolate_files(repo=repo.path, config=None, metric=None, good={SERVING: good}, bad={SERVING: bad},
-                        what="config")
+    doc = isolate_files(
+        repo=repo.path,
+        config=None,
+        metric=None,
+        good={SERVING: good},
+        bad={SERVING: bad},
+        what="config",
+    )
     assert doc["status"] == "found", doc
     changes = {c["key"] for c in doc["isolation"]["changes"]}
     assert changes == {NESTED, DOTTED}

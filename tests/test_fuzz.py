@@ -17,20 +17,70 @@ from bisector.testing.sample import SampleRepo
 
 from .conftest import run_cli, tree_digest
 
-KEYS = ["benchmark", "command", "timeout", "repeats", "min", "max", "env", "metrics", "latency_ms", "direction",
-        "threshold", "environment", "builder", "docker", "network", "daemon", "schedule", "metrics_port",
-        "alerts", "webhook", "retries", "rollback", "target", "health_check", "snapshots", "store", "configs"]
+KEYS = [
+    "benchmark",
+    "command",
+    "timeout",
+    "repeats",
+    "min",
+    "max",
+    "env",
+    "metrics",
+    "latency_ms",
+    "direction",
+    "threshold",
+    "environment",
+    "builder",
+    "docker",
+    "network",
+    "daemon",
+    "schedule",
+    "metrics_port",
+    "alerts",
+    "webhook",
+    "retries",
+    "rollback",
+    "target",
+    "health_check",
+    "snapshots",
+    "store",
+    "configs",
+]
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10**420), max_value=10**420),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30),
-    st.sampled_from(["lower", "higher", "5%", "nan%", "30s", "-1s", "1e999", ".nan", "* * * * *", "", "\x00", "[/]"]),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**420), max_value=10**420),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "lower",
+            "higher",
+            "5%",
+            "nan%",
+            "30s",
+            "-1s",
+            "1e999",
+            ".nan",
+            "* * * * *",
+            "",
+            "\x00",
+            "[/]",
+        ]
+    ),
 )
 DOCS = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=5)
+    ),
     max_leaves=30,
 )
-VALID = {"benchmark": {"command": ["python", "bench.py"]}, "metrics": {"latency_ms": {"direction": "lower"}}}
+VALID = {
+    "benchmark": {"command": ["python", "bench.py"]},
+    "metrics": {"latency_ms": {"direction": "lower"}},
+}
 
 
 def _parses_or_refuses(text: str) -> None:
@@ -43,7 +93,9 @@ def _parses_or_refuses(text: str) -> None:
 @settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(DOCS)
 @example({"timeout": 10**401})
-@example({"timeout": float("nan"), "command": [""], "env": {"A=B": "\x00"}, "threshold": float("nan")})
+@example(
+    {"timeout": float("nan"), "command": [""], "env": {"A=B": "\x00"}, "threshold": float("nan")}
+)
 def test_any_yaml_document_is_a_config_or_a_config_error(doc: object) -> None:
     """Any YAML document, alone or merged into a valid config, parses to a Config or raises ConfigError only."""
     _parses_or_refuses(yaml.safe_dump(doc))
@@ -60,18 +112,30 @@ def test_any_text_is_a_config_or_a_config_error(text: str) -> None:
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(10**500), max_value=10**500) | st.floats() | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**500), max_value=10**500)
+    | st.floats()
+    | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=25,
 )
 
 
 @settings(max_examples=200, deadline=2000)
-@given(st.dictionaries(st.text(max_size=8), JSON, max_size=6), st.text(max_size=200), st.integers(0, 3000))
-def test_any_benchmark_output_parses_or_is_ignored(data: dict[str, object], noise: str, depth: int) -> None:
+@given(
+    st.dictionaries(st.text(max_size=8), JSON, max_size=6),
+    st.text(max_size=200),
+    st.integers(0, 3000),
+)
+def test_any_benchmark_output_parses_or_is_ignored(
+    data: dict[str, object], noise: str, depth: int
+) -> None:
     """Benchmark stdout (JSON of any shape and size of number, noise, deep nesting) gives metrics of finite floats or None."""
     line = json.dumps(data)
-    deep = "{\"x\": " + "[" * depth + "]" * depth + "}"
+    deep = '{"x": ' + "[" * depth + "]" * depth + "}"
     for stdout in (line, f"{noise}\n{line}", f"{line}\n{noise}", deep, noise):
         parsed = parse_output(stdout)
         if parsed is not None:
@@ -82,7 +146,18 @@ def test_any_benchmark_output_parses_or_is_ignored(data: dict[str, object], nois
 
 # --- every command with hostile arguments -------------------------------------------
 
-REFS = ["--upload-pack=x", "-x", "HEAD~99999", "", "v2.3.0..v2.4.0", "refs/../../etc", "ré𝔣\u200b", "a" * 5000, "@{-1}", ":/fix"]
+REFS = [
+    "--upload-pack=x",
+    "-x",
+    "HEAD~99999",
+    "",
+    "v2.3.0..v2.4.0",
+    "refs/../../etc",
+    "ré𝔣\u200b",
+    "a" * 5000,
+    "@{-1}",
+    ":/fix",
+]
 FAST = [
     ("run", "--good", "--upload-pack=touch /tmp/pwned", "--bad", "v2.4.0"),
     ("run", "--good", "v2.3.0", "--bad", "HEAD~99999"),
@@ -106,7 +181,16 @@ SLOW = [
     ("rollback", "--to", "v2.3.0", "--timeout", "nan", "--dry-run"),
     ("rollback", "--to", "v2.3.0", "--target", "/proc/x", "--dry-run"),
     ("config", "--good", "/nonexistent", "--bad", "/etc/hostname"),
-    ("config", "isolate", "--good", "/dev/null", "--bad", "/dev/null", "--target", "configs/model.yaml"),
+    (
+        "config",
+        "isolate",
+        "--good",
+        "/dev/null",
+        "--bad",
+        "/dev/null",
+        "--target",
+        "configs/model.yaml",
+    ),
     ("config", "check", "--config", "/proc/self/environ"),
     ("config", "check", "--config", "/"),
     ("status", "--config", "/dev/null"),
@@ -124,7 +208,9 @@ def hostile_repo(tmp_path_factory: pytest.TempPathFactory) -> SampleRepo:
     """One small sim repository shared by the table (commands that exit 2 change nothing)."""
     from bisector.testing.sample import SampleSpec, build_sample_repo
 
-    return build_sample_repo(tmp_path_factory.mktemp("fuzz") / "repo", SampleSpec(n_commits=6, culprit=3, noise=0.0))
+    return build_sample_repo(
+        tmp_path_factory.mktemp("fuzz") / "repo", SampleSpec(n_commits=6, culprit=3, noise=0.0)
+    )
 
 
 def _check(repo: SampleRepo, args: tuple[str, ...]) -> None:
@@ -158,5 +244,3 @@ def test_hostile_arguments_fast(hostile_repo: SampleRepo, args: tuple[str, ...])
 def test_hostile_arguments_every_command(hostile_repo: SampleRepo, args: tuple[str, ...]) -> None:
     """Every command with hostile refs, paths and options: the same promises as the fast table."""
     _check(hostile_repo, args)
-
-

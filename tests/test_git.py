@@ -60,7 +60,9 @@ def test_endpoint_order_is_checked(make_sample: Callable[..., SampleRepo]) -> No
             repo.resolve("v9.9.9")
 
 
-def test_worktree_leaves_user_checkout_alone(make_sample: Callable[..., SampleRepo], tmp_path: Path) -> None:
+def test_worktree_leaves_user_checkout_alone(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path
+) -> None:
     """A detached worktree has the old files; the user's working tree is untouched."""
     sample = make_sample(n_commits=8, culprit=4)
     before = (sample.path / "serving/infer.py").read_text()

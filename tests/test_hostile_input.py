@@ -30,7 +30,8 @@ metrics:
 
 # Nine anchors of ten aliases each: 10^9 nodes for anything that walks the document.
 BOMB = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(9)
+    f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 10) + "]\n"
+    for i in range(9)
 )
 DEEP_FLOW = "a: " + "[" * 5000 + "]" * 5000 + "\n"
 DEEP_BLOCK = "".join(" " * i + f"k{i}:\n" for i in range(5000))
@@ -51,7 +52,9 @@ def _assert_refused(done: object) -> None:
 # --- 12: YAML alias bombs and deep nesting ------------------------------------------
 
 
-@pytest.mark.parametrize("doc", [BOMB, DEEP_FLOW, DEEP_BLOCK, "a: &a [*a]\n"], ids=["bomb", "flow", "block", "recursive"])
+@pytest.mark.parametrize(
+    "doc", [BOMB, DEEP_FLOW, DEEP_BLOCK, "a: &a [*a]\n"], ids=["bomb", "flow", "block", "recursive"]
+)
 def test_the_yaml_loader_refuses_bombs_and_deep_nesting_in_well_under_a_second(doc: str) -> None:
     """Alias bombs, recursive aliases and 5,000-deep nesting are YAML errors within a fraction of a second."""
     started = time.monotonic()
@@ -62,10 +65,16 @@ def test_the_yaml_loader_refuses_bombs_and_deep_nesting_in_well_under_a_second(d
 
 def test_the_yaml_loader_still_reads_anchors_and_merge_keys() -> None:
     """Ordinary anchors, aliases and merge keys load as before."""
-    assert safe_load("a: &x {b: 1}\nc: *x\nd: {<<: *x, e: 2}\n") == {"a": {"b": 1}, "c": {"b": 1}, "d": {"b": 1, "e": 2}}
+    assert safe_load("a: &x {b: 1}\nc: *x\nd: {<<: *x, e: 2}\n") == {
+        "a": {"b": 1},
+        "c": {"b": 1},
+        "d": {"b": 1, "e": 2},
+    }
 
 
-@pytest.mark.parametrize("extra", [BOMB.replace("a:", "x_a:", 1), DEEP_FLOW.replace("a:", "deep:")], ids=["bomb", "deep"])
+@pytest.mark.parametrize(
+    "extra", [BOMB.replace("a:", "x_a:", 1), DEEP_FLOW.replace("a:", "deep:")], ids=["bomb", "deep"]
+)
 def test_bisector_yaml_with_a_bomb_is_a_config_error_fast(extra: str) -> None:
     """bisector.yaml holding an alias bomb or deep nesting is a ConfigError, not a hang or RecursionError."""
     started = time.monotonic()
@@ -107,7 +116,11 @@ def test_config_check_refuses_a_bomb_with_one_error_line(tmp_path: Path) -> None
         ("command: [python, bench.py]", 'command: ["py\\0thon"]', "NUL"),
         ("timeout: 60s", 'timeout: 60s\n  env: {"A=B": x}', "'='"),
         ("timeout: 60s", 'timeout: 60s\n  env: {A: "x\\0y"}', "NUL"),
-        ("timeout: 60s", "timeout: 60s\n  repeats: {min: 1, max: " + HUGE + "}", "less than or equal"),
+        (
+            "timeout: 60s",
+            "timeout: 60s\n  repeats: {min: 1, max: " + HUGE + "}",
+            "less than or equal",
+        ),
         ("timeout: 60s", "timeout: 60s\ndaemon: {schedule: every night}", "crontab"),
         ("timeout: 60s", "timeout: 60s\ndaemon: {schedule: '0 25 * * *'}", "crontab"),
         ("timeout: 60s", "timeout: 60s\nrollback: {health_check: ['']}", "first word"),
@@ -165,14 +178,24 @@ def sample(make_sample: Callable[..., SampleRepo]) -> SampleRepo:
 
 def test_an_unwritable_report_dir_is_refused_before_measuring(sample: SampleRepo) -> None:
     """`run --report-dir /proc/x` exits 2 before any trial runs."""
-    done = run_cli("run", "--good", "v2.3.0", "--bad", "v2.4.0", "--repo", str(sample.path),
-                   "--report-dir", "/proc/bisector-x", timeout=120)
+    done = run_cli(
+        "run",
+        "--good",
+        "v2.3.0",
+        "--bad",
+        "v2.4.0",
+        "--repo",
+        str(sample.path),
+        "--report-dir",
+        "/proc/bisector-x",
+        timeout=120,
+    )
     _assert_refused(done)
     assert "--report-dir" in done.stderr and "trials" not in done.stderr
     assert not (sample.path / ".bisector" / "runs").exists()
 
 
-def test_demo_in_an_unwritable_workdir_is_refused(tmp_path: Path) -> None:
+def test_demo_in_an_unwritable_workdir_is_refused() -> None:
     """`demo --workdir /proc/nope` exits 2 with one error line."""
     _assert_refused(run_cli("demo", "--workdir", "/proc/bisector-nope", timeout=60))
 
@@ -199,18 +222,30 @@ def test_a_corrupted_journal_under_report_is_exit_2(sample: SampleRepo) -> None:
     assert "database" in done.stderr
 
 
-def test_deps_without_requirements_and_config_with_a_non_yaml_side_are_exit_2(sample: SampleRepo) -> None:
+def test_deps_without_requirements_and_config_with_a_non_yaml_side_are_exit_2(
+    sample: SampleRepo,
+) -> None:
     """`deps` with no environment.requirements, and `config --good /etc/passwd`, exit 2 before measuring."""
     cfg = sample.path / "bisector.yaml"
     good = cfg.read_text()
     cfg.write_text(good.replace("  requirements: [requirements.txt]\n", ""))
     req = str(sample.path / "requirements.txt")
-    done = run_cli("deps", "--good-lock", req, "--bad-lock", req, "--repo", str(sample.path), timeout=60)
+    done = run_cli(
+        "deps", "--good-lock", req, "--bad-lock", req, "--repo", str(sample.path), timeout=60
+    )
     _assert_refused(done)
     assert "environment.requirements" in done.stderr
     cfg.write_text(good)
-    done = run_cli("config", "--good", "/etc/passwd", "--bad", str(sample.path / "configs" / "model.yaml"),
-                   "--repo", str(sample.path), timeout=60)
+    done = run_cli(
+        "config",
+        "--good",
+        "/etc/passwd",
+        "--bad",
+        str(sample.path / "configs" / "model.yaml"),
+        "--repo",
+        str(sample.path),
+        timeout=60,
+    )
     _assert_refused(done)
     assert "--good /etc/passwd" in done.stderr
 

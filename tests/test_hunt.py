@@ -49,7 +49,9 @@ class FakeProbe:
     def take(self, commit: Commit) -> None:
         got = self.recorded.setdefault(commit.sha, [])
         centre = self.level(int(commit.sha, 16), len(got)) * (1 + self.rng.gauss(0, 0.01))
-        got.append(FakeTrial(True, {METRIC: [centre * (1 + self.rng.gauss(0, 0.002)) for _ in range(5)]}))
+        got.append(
+            FakeTrial(True, {METRIC: [centre * (1 + self.rng.gauss(0, 0.002)) for _ in range(5)]})
+        )
 
     def trials(self, commit: Commit) -> list[FakeTrial]:
         return list(self.recorded.get(commit.sha, []))
@@ -64,17 +66,27 @@ class FakeProbe:
 
 def steps_at(*steps: tuple[int, float]) -> Callable[[int, int], float]:
     """Latency 20 ms, multiplied by each factor from its commit on."""
+
     def level(i: int, _n: int) -> float:
         value = 20.0
         for at, factor in steps:
             if i >= at:
                 value *= factor
         return value
+
     return level
 
 
 def run(probe: FakeProbe, events: list[ProgressEvent] | None = None) -> HuntResult:
-    return hunt(COMMITS, [], probe, METRIC, RULE, BUDGET, events.append if events is not None else lambda _e: None)
+    return hunt(
+        COMMITS,
+        [],
+        probe,
+        METRIC,
+        RULE,
+        BUDGET,
+        events.append if events is not None else lambda _e: None,
+    )
 
 
 def test_one_step_is_found_and_verified() -> None:
@@ -83,7 +95,12 @@ def test_one_step_is_found_and_verified() -> None:
     assert result.status is Status.FOUND
     assert [f.index for f in result.culprits] == [13] and result.suspect is None
     culprit = result.culprit
-    assert culprit is not None and culprit.verified and culprit.p_value is not None and culprit.p_value < 0.01
+    assert (
+        culprit is not None
+        and culprit.verified
+        and culprit.p_value is not None
+        and culprit.p_value < 0.01
+    )
     assert culprit.share is not None and 0.8 < culprit.share < 1.2
     assert (result.last_good, result.first_bad) == (12, 13)
     assert result.untestable == () and result.unclear == ()
@@ -170,7 +187,9 @@ def test_not_reproduced_stops_after_the_endpoints() -> None:
     """Endpoints without a difference: NOT_REPRODUCED, no candidate measured."""
     probe = FakeProbe(steps_at())
     result = run(probe)
-    assert result.status is Status.NOT_REPRODUCED and result.culprits == () and result.suspect is None
+    assert (
+        result.status is Status.NOT_REPRODUCED and result.culprits == () and result.suspect is None
+    )
     assert set(probe.recorded) == {COMMITS[0].sha, COMMITS[-1].sha}
 
 

@@ -7,7 +7,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Where cycles are looked for: every module reachable from these is walked.
-START = ["bisector.engine.runner", *(f"bisector.builders.{p.stem}" for p in (ROOT / "bisector/builders").glob("*.py"))]
+START = [
+    "bisector.engine.runner",
+    *(f"bisector.builders.{p.stem}" for p in (ROOT / "bisector/builders").glob("*.py")),
+]
 WATCHED = ("bisector.builders", "bisector.engine.runner")
 
 
@@ -28,7 +31,8 @@ def _with_parents(module: str) -> list[str]:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(module: str) -> set[str]:

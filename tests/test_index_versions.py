@@ -61,20 +61,29 @@ def _fastpad(folder: Path) -> Path:
 
 def test_project_page_links_give_versions_without_yanked_files() -> None:
     """Anchors to wheels and sdists of the package count; yanked and other packages do not."""
-    page = ('<a href="f/fastpad-1.0.0-py3-none-any.whl#sha256=00">x</a>'
-            '<a href="f/fastpad-1.1.0.tar.gz" data-yanked="broken">y</a>'
-            '<a href="f/other-9.0-py3-none-any.whl">z</a><a href="f/fastpad-1.2.0.zip">w</a>')
+    page = (
+        '<a href="f/fastpad-1.0.0-py3-none-any.whl#sha256=00">x</a>'
+        '<a href="f/fastpad-1.1.0.tar.gz" data-yanked="broken">y</a>'
+        '<a href="f/other-9.0-py3-none-any.whl">z</a><a href="f/fastpad-1.2.0.zip">w</a>'
+    )
     assert versions_in_page(page, "fastpad") == ["1.0.0", "1.2.0"]
 
 
-def test_file_and_http_indexes_list_the_same_versions(tmp_path: Path, serve: Callable[[Path], str]) -> None:
+def test_file_and_http_indexes_list_the_same_versions(
+    tmp_path: Path, serve: Callable[[Path], str]
+) -> None:
     """A file:// index and the same folder over http list all but the yanked version."""
-    simple = _simple_index(tmp_path / "idx", _fastpad(tmp_path / "wheels"), yanked=frozenset({"1.1.0"}))
+    simple = _simple_index(
+        tmp_path / "idx", _fastpad(tmp_path / "wheels"), yanked=frozenset({"1.1.0"})
+    )
     over_http = serve(tmp_path / "idx") + "/simple/"
     want = ["1.0.0", "1.2.0", "1.2.0rc1", "1.3.0"]
     assert index_versions([simple.as_uri()], "FastPad") == want
     assert index_versions([over_http], "fastpad") == want
-    assert index_versions(["http://127.0.0.1:9/simple/", simple.as_uri()], "fastpad", timeout_s=2) == want
+    assert (
+        index_versions(["http://127.0.0.1:9/simple/", simple.as_uri()], "fastpad", timeout_s=2)
+        == want
+    )
 
 
 def test_available_versions_respects_no_index(tmp_path: Path) -> None:
@@ -82,28 +91,45 @@ def test_available_versions_respects_no_index(tmp_path: Path) -> None:
     simple = _simple_index(tmp_path / "idx", _fastpad(tmp_path / "wheels"))
     base = {"benchmark": {"command": ["true"]}, "metrics": {"m": {"direction": "lower"}}}
     on = Config.model_validate({**base, "environment": {"extra_index_urls": [simple.as_uri()]}})
-    off = Config.model_validate({**base, "environment": {"index_url": simple.as_uri(), "no_index": True}})
-    assert available_versions(on, tmp_path)("fastpad") == ["1.0.0", "1.1.0", "1.2.0", "1.2.0rc1", "1.3.0"]
+    off = Config.model_validate(
+        {**base, "environment": {"index_url": simple.as_uri(), "no_index": True}}
+    )
+    assert available_versions(on, tmp_path)("fastpad") == [
+        "1.0.0",
+        "1.1.0",
+        "1.2.0",
+        "1.2.0rc1",
+        "1.3.0",
+    ]
     assert available_versions(off, tmp_path)("fastpad") == []
 
 
 @pytest.mark.slow
 def test_standalone_deps_bisects_versions_served_by_an_http_index(
-    make_sample: Callable[..., SampleRepo], tmp_path: Path, serve: Callable[[Path], str],
+    make_sample: Callable[..., SampleRepo],
+    tmp_path: Path,
+    serve: Callable[[Path], str],
 ) -> None:
     """Installing from an http simple index, fastpad 1.0.0 -> 1.3.0 narrows to 1.2.0, skipping yanked 1.1.0."""
-    repo = make_sample(kind="code", n_commits=8, culprit=5, builder="venv", repeats=(3, 8), noise=0.03)
+    repo = make_sample(
+        kind="code", n_commits=8, culprit=5, builder="venv", repeats=(3, 8), noise=0.03
+    )
     assert repo.wheelhouse is not None
     url = serve(tmp_path) + "/idx/simple/"
     _simple_index(tmp_path / "idx", repo.wheelhouse, yanked=frozenset({"1.1.0"}))
     cfg = repo.path / "bisector.yaml"
     text = cfg.read_text()
     start = text.index("  find_links:")
-    cfg.write_text(text[:start] + f"  index_url: {url!r}\n" + text[text.index("snapshots:"):])
+    cfg.write_text(text[:start] + f"  index_url: {url!r}\n" + text[text.index("snapshots:") :])
     good = {"requirements.txt": b"fastpad==1.0.0\nservekit==1.0.0\ntokenkit==2.2.0\n"}
     bad = {"requirements.txt": b"fastpad==1.3.0\nservekit==1.0.0\ntokenkit==2.2.0\n"}
     doc = isolate_files(repo=repo.path, config=None, metric=None, good=good, bad=bad, what="deps")
     assert doc["status"] == "found"
     (dep,) = doc["culprit"]["dependencies"]
-    assert (dep["name"], dep["from"], dep["to"], dep["first_bad_version"]) == ("fastpad", "1.0.0", "1.3.0", "1.2.0")
+    assert (dep["name"], dep["from"], dep["to"], dep["first_bad_version"]) == (
+        "fastpad",
+        "1.0.0",
+        "1.3.0",
+        "1.2.0",
+    )
     assert doc["isolation"]["versions_tried"] == {"fastpad": ["1.0.0", "1.2.0", "1.3.0"]}

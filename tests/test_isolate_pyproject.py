@@ -30,9 +30,14 @@ dev = ["pytest==8.0", "tracelite==0.4.0"]
 [tool.other]
 dependencies = ["fastpad==1.0.0"]
 """
-NEW = OLD.replace('"fastpad==1.0.0",', '"fastpad==1.3.0",').replace("quickjson == 1.0.0", "quickjson == 1.1.0") \
-    .replace("    \"tracelite==0.4.0; python_version >= '3.8'\",\n", '    "newdep==2.0",\n') \
-    .replace('dev = ["pytest==8.0", "tracelite==0.4.0"]', 'dev = ["pytest==8.0", "tracelite==0.5.0"]')
+NEW = (
+    OLD.replace('"fastpad==1.0.0",', '"fastpad==1.3.0",')
+    .replace("quickjson == 1.0.0", "quickjson == 1.1.0")
+    .replace("    \"tracelite==0.4.0; python_version >= '3.8'\",\n", '    "newdep==2.0",\n')
+    .replace(
+        'dev = ["pytest==8.0", "tracelite==0.4.0"]', 'dev = ["pytest==8.0", "tracelite==0.5.0"]'
+    )
+)
 
 
 def _deps(old: str = OLD, new: str = NEW, files: tuple[str, ...] = (PY,)) -> dict[str, Change]:
@@ -49,8 +54,12 @@ def test_pyproject_changes_are_listed_per_package() -> None:
 def test_one_upgrade_rewrites_only_its_string_and_keeps_every_other_byte() -> None:
     """Applying fastpad alone changes one literal; comments, quotes and [tool] stay."""
     deps = _deps()
-    files = render_files({PY: OLD.encode()}, {PY: NEW.encode()}, list(deps.values()), [deps["fastpad"]])
-    assert files[PY] == OLD.replace('"fastpad==1.0.0",  # keep', '"fastpad==1.3.0",  # keep').encode()
+    files = render_files(
+        {PY: OLD.encode()}, {PY: NEW.encode()}, list(deps.values()), [deps["fastpad"]]
+    )
+    assert (
+        files[PY] == OLD.replace('"fastpad==1.0.0",  # keep', '"fastpad==1.3.0",  # keep').encode()
+    )
     assert b'[tool.other]\ndependencies = ["fastpad==1.0.0"]' in (files[PY] or b"")
 
 
@@ -65,12 +74,18 @@ def test_removal_addition_and_optional_group_are_applied_in_place() -> None:
 
 def test_inline_arrays_and_inline_tables_are_edited_too() -> None:
     """One-line arrays and optional groups written as an inline table are handled."""
-    old = '[project]\nname = "x"\ndependencies = ["a==1", "b==1", "c==1"]  # inline\n' \
-          'optional-dependencies = { gpu = ["d==1"] }\n'
-    new = '[project]\nname = "x"\ndependencies = ["a==2", "c==1"]  # inline\n' \
-          'optional-dependencies = { gpu = ["d==2", "e==1"] }\n'
+    old = (
+        '[project]\nname = "x"\ndependencies = ["a==1", "b==1", "c==1"]  # inline\n'
+        'optional-dependencies = { gpu = ["d==1"] }\n'
+    )
+    new = (
+        '[project]\nname = "x"\ndependencies = ["a==2", "c==1"]  # inline\n'
+        'optional-dependencies = { gpu = ["d==2", "e==1"] }\n'
+    )
     assert apply_packages(old, new, {"b"}) == old.replace('"b==1", ', "")
-    assert apply_packages(old, new, {"a", "e"}) == old.replace('"a==1"', '"a==2"').replace('"d==1"', '"d==1", "e==1"')
+    assert apply_packages(old, new, {"a", "e"}) == old.replace('"a==1"', '"a==2"').replace(
+        '"d==1"', '"d==1", "e==1"'
+    )
     assert set(dependency_arrays(old)) == {None, "gpu"}
 
 
@@ -78,7 +93,7 @@ def test_pins_replace_the_version_and_keep_the_marker() -> None:
     """Version bisection pins a package in pyproject.toml, marker and other groups kept."""
     text = pin_package(OLD, "tracelite", "0.4.5")
     project = tomllib.loads(text)["project"]
-    assert "tracelite==0.4.5; python_version >= \"3.8\"" in project["dependencies"]
+    assert 'tracelite==0.4.5; python_version >= "3.8"' in project["dependencies"]
     assert project["optional-dependencies"]["dev"][1] == "tracelite==0.4.5"
     with pytest.raises(EditError):
         pin_package(OLD, "unknown", "1")
@@ -86,12 +101,18 @@ def test_pins_replace_the_version_and_keep_the_marker() -> None:
 
 def test_a_new_optional_group_cannot_be_split() -> None:
     """A group only the culprit has is not guessed: the state is unresolved."""
-    added = OLD.replace('dev = ["pytest==8.0", "tracelite==0.4.0"]', 'dev = ["pytest==8.0", "tracelite==0.4.0"]\n'
-                        'gpu = ["cudakit==1.0"]')
+    added = OLD.replace(
+        'dev = ["pytest==8.0", "tracelite==0.4.0"]',
+        'dev = ["pytest==8.0", "tracelite==0.4.0"]\ngpu = ["cudakit==1.0"]',
+    )
     deps = _deps(OLD, added)
     with pytest.raises(PartialStateError):
-        render_files({PY: OLD.encode()}, {PY: added.encode()}, [*deps.values(), *_deps().values()],
-                     [deps["cudakit"]])
+        render_files(
+            {PY: OLD.encode()},
+            {PY: added.encode()},
+            [*deps.values(), *_deps().values()],
+            [deps["cudakit"]],
+        )
 
 
 LOCK_OLD = b"""version = 1
@@ -102,16 +123,27 @@ version = "1.0.0"
 name = "quickjson"
 version = "1.0.0"
 """
-LOCK_NEW = LOCK_OLD.replace(b'"1.0.0"\n[[package]]\nname = "quickjson"', b'"1.3.0"\n[[package]]\nname = "quickjson"') \
-    .replace(b'name = "quickjson"\nversion = "1.0.0"', b'name = "quickjson"\nversion = "1.1.0"')
-PINNED_OLD = '[project]\nname = "x"\ndependencies = [\n  "fastpad==1.0.0",\n  "quickjson==1.0.0",\n]\n'
-PINNED_NEW = '[project]\nname = "x"\ndependencies = [\n  "fastpad==1.3.0",\n  "quickjson==1.1.0",\n]\n'
+LOCK_NEW = LOCK_OLD.replace(
+    b'"1.0.0"\n[[package]]\nname = "quickjson"', b'"1.3.0"\n[[package]]\nname = "quickjson"'
+).replace(b'name = "quickjson"\nversion = "1.0.0"', b'name = "quickjson"\nversion = "1.1.0"')
+PINNED_OLD = (
+    '[project]\nname = "x"\ndependencies = [\n  "fastpad==1.0.0",\n  "quickjson==1.0.0",\n]\n'
+)
+PINNED_NEW = (
+    '[project]\nname = "x"\ndependencies = [\n  "fastpad==1.3.0",\n  "quickjson==1.1.0",\n]\n'
+)
 
 
-def _locked(old_py: str, new_py: str) -> tuple[dict[str, bytes | None], dict[str, bytes | None], dict[str, Change]]:
+def _locked(
+    old_py: str, new_py: str
+) -> tuple[dict[str, bytes | None], dict[str, bytes | None], dict[str, Change]]:
     parent: dict[str, bytes | None] = {PY: old_py.encode(), "uv.lock": LOCK_OLD}
     culprit: dict[str, bytes | None] = {PY: new_py.encode(), "uv.lock": LOCK_NEW}
-    return parent, culprit, {c.name: c for c in dependency_changes(parent, culprit, [PY, "uv.lock"])}
+    return (
+        parent,
+        culprit,
+        {c.name: c for c in dependency_changes(parent, culprit, [PY, "uv.lock"])},
+    )
 
 
 def test_a_lock_changing_with_exact_pins_is_left_out_of_partial_states() -> None:
@@ -123,13 +155,17 @@ def test_a_lock_changing_with_exact_pins_is_left_out_of_partial_states() -> None
     assert b'"fastpad==1.3.0"' in (files[PY] or b"") and b'"quickjson==1.0.0"' in (files[PY] or b"")
     every = render_files(parent, culprit, list(deps.values()), list(deps.values()))
     assert every == {PY: PINNED_NEW.encode(), "uv.lock": LOCK_NEW}
-    pinned = render_files(parent, culprit, list(deps.values()), list(deps.values()), pins={"fastpad": "1.2.0"})
+    pinned = render_files(
+        parent, culprit, list(deps.values()), list(deps.values()), pins={"fastpad": "1.2.0"}
+    )
     assert pinned["uv.lock"] is None and b'"fastpad==1.2.0"' in (pinned[PY] or b"")
 
 
 def test_a_lock_over_ranges_makes_partial_states_unresolved() -> None:
     """With ranges in pyproject the resolver would choose: the state is not built, not guessed."""
-    parent, culprit, deps = _locked(PINNED_OLD.replace("==1.0.0", ">=1.0"), PINNED_NEW.replace("==1.3.0", ">=1.0"))
+    parent, culprit, deps = _locked(
+        PINNED_OLD.replace("==1.0.0", ">=1.0"), PINNED_NEW.replace("==1.3.0", ">=1.0")
+    )
     with pytest.raises(PartialStateError, match="resolver would not be held"):
         render_files(parent, culprit, list(deps.values()), [deps["quickjson"]])
 

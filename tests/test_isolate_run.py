@@ -17,7 +17,13 @@ from bisector.report.files import render_markdown
 from bisector.testing.sample import SampleRepo
 from tests.conftest import run_cli
 
-SPEC: dict[str, Any] = {"n_commits": 8, "culprit": 5, "builder": "venv", "repeats": (3, 8), "noise": 0.03}
+SPEC: dict[str, Any] = {
+    "n_commits": 8,
+    "culprit": 5,
+    "builder": "venv",
+    "repeats": (3, 8),
+    "noise": 0.03,
+}
 
 
 def _run(repo: SampleRepo, progress: Progress | None = None) -> dict[str, Any]:
@@ -49,7 +55,9 @@ def test_three_upgrades_one_slow_names_the_slow_package_and_its_first_bad_versio
     assert not isolate_dir.exists() or not any(isolate_dir.iterdir())  # states cleaned up
     culprit = doc["culprit"]
     assert culprit["kind"] == "dependency"
-    assert [(d["name"], d["from"], d["to"]) for d in culprit["dependencies"]] == [("fastpad", "1.0.0", "1.3.0")]
+    assert [(d["name"], d["from"], d["to"]) for d in culprit["dependencies"]] == [
+        ("fastpad", "1.0.0", "1.3.0")
+    ]
     assert culprit["dependencies"][0]["first_bad_version"] == "1.2.0"
     assert culprit["dependencies"][0]["verified"] is True
     assert culprit["config_keys"] == []
@@ -62,7 +70,9 @@ def test_three_upgrades_one_slow_names_the_slow_package_and_its_first_bad_versio
 
 
 @pytest.mark.slow
-def test_three_config_keys_one_slow_names_only_that_key(make_sample: Callable[..., SampleRepo]) -> None:
+def test_three_config_keys_one_slow_names_only_that_key(
+    make_sample: Callable[..., SampleRepo],
+) -> None:
     """Of three changed config keys only batching.pad_to_target is named."""
     repo = make_sample(kind="config", culprit_keys="three", **SPEC)
     doc = _run(repo)
@@ -75,7 +85,9 @@ def test_three_config_keys_one_slow_names_only_that_key(make_sample: Callable[..
 
 
 @pytest.mark.slow
-def test_pair_slow_only_together_is_reported_as_the_pair(make_sample: Callable[..., SampleRepo]) -> None:
+def test_pair_slow_only_together_is_reported_as_the_pair(
+    make_sample: Callable[..., SampleRepo],
+) -> None:
     """hotpath and coldpath, slow only together, come back as that pair and not quickjson."""
     repo = make_sample(kind="dependency", culprit_deps="pair", **SPEC)
     doc = _run(repo)
@@ -88,7 +100,8 @@ def test_pair_slow_only_together_is_reported_as_the_pair(make_sample: Callable[.
 
 @pytest.mark.slow
 def test_culprit_whose_effect_vanishes_on_remeasurement_is_labelled_unverified(
-    make_sample: Callable[..., SampleRepo], tmp_path: Path,
+    make_sample: Callable[..., SampleRepo],
+    tmp_path: Path,
 ) -> None:
     """When the effect is gone by verification time, the key is named but marked unverified."""
     flag = tmp_path / "effect-flag"
@@ -108,31 +121,56 @@ def test_culprit_whose_effect_vanishes_on_remeasurement_is_labelled_unverified(
 
 
 @pytest.mark.slow
-def test_standalone_deps_names_the_slow_package(make_sample: Callable[..., SampleRepo], tmp_path: Path) -> None:
+def test_standalone_deps_names_the_slow_package(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path
+) -> None:
     """`bisector deps` on HEAD's code with two requirement files names fastpad, first bad 1.2.0."""
     repo = make_sample(kind="code", **SPEC)
     good = tmp_path / "good.txt"
     bad = tmp_path / "bad.txt"
     good.write_text("fastpad==1.0.0\nservekit==1.0.0\ntokenkit==2.2.0\n")
     bad.write_text("fastpad==1.3.0\nservekit==1.0.0\ntokenkit==2.2.0\n")
-    proc = run_cli("deps", "--good-lock", str(good), "--bad-lock", str(bad), "--repo", str(repo.path), "--json")
+    proc = run_cli(
+        "deps", "--good-lock", str(good), "--bad-lock", str(bad), "--repo", str(repo.path), "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["status"] == "found"
     (dep,) = doc["culprit"]["dependencies"]
-    assert (dep["name"], dep["from"], dep["to"], dep["first_bad_version"]) == ("fastpad", "1.0.0", "1.3.0", "1.2.0")
+    assert (dep["name"], dep["from"], dep["to"], dep["first_bad_version"]) == (
+        "fastpad",
+        "1.0.0",
+        "1.3.0",
+        "1.2.0",
+    )
     assert dep["verified"] is True
 
 
 @pytest.mark.slow
-def test_standalone_config_names_the_slow_key(make_sample: Callable[..., SampleRepo], tmp_path: Path) -> None:
+def test_standalone_config_names_the_slow_key(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path
+) -> None:
     """`bisector config --good --bad` names the one slow key of two changed ones."""
     repo = make_sample(kind="dependency", **SPEC)  # HEAD's code does not pad by itself
     head = (repo.path / "configs/serving.yaml").read_text()
     bad = tmp_path / "serving.yaml"
-    bad.write_text(head.replace("pad_to_target: false", "pad_to_target: true").replace("level: info", "level: debug"))
-    proc = run_cli("config", "--good", str(repo.path / "configs/serving.yaml"), "--bad", str(bad),
-                   "--target", "configs/serving.yaml", "--repo", str(repo.path), "--json")
+    bad.write_text(
+        head.replace("pad_to_target: false", "pad_to_target: true").replace(
+            "level: info", "level: debug"
+        )
+    )
+    proc = run_cli(
+        "config",
+        "--good",
+        str(repo.path / "configs/serving.yaml"),
+        "--bad",
+        str(bad),
+        "--target",
+        "configs/serving.yaml",
+        "--repo",
+        str(repo.path),
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["culprit"]["config_keys"] == ["batching.pad_to_target"]
@@ -140,24 +178,36 @@ def test_standalone_config_names_the_slow_key(make_sample: Callable[..., SampleR
     assert check.returncode == 0, check.stderr
 
 
-def test_standalone_without_a_difference_is_not_reproduced(make_sample: Callable[..., SampleRepo]) -> None:
+def test_standalone_without_a_difference_is_not_reproduced(
+    make_sample: Callable[..., SampleRepo],
+) -> None:
     """Two equal config files give status not_reproduced and no culprit."""
     repo = make_sample(kind="code", **SPEC)
     same = (repo.path / "configs/serving.yaml").read_bytes()
-    doc = isolate_files(repo=repo.path, config=None, metric=None, good={"configs/serving.yaml": same},
-                        bad={"configs/serving.yaml": same}, what="config")
+    doc = isolate_files(
+        repo=repo.path,
+        config=None,
+        metric=None,
+        good={"configs/serving.yaml": same},
+        bad={"configs/serving.yaml": same},
+        what="config",
+    )
     assert doc["status"] == "not_reproduced" and doc["culprit"] is None
 
 
 @pytest.mark.slow
-def test_three_upgrades_in_pyproject_name_only_the_slow_package(make_sample: Callable[..., SampleRepo]) -> None:
+def test_three_upgrades_in_pyproject_name_only_the_slow_package(
+    make_sample: Callable[..., SampleRepo],
+) -> None:
     """With the pins in pyproject.toml, fastpad 1.0.0 -> 1.3.0 is named, the two others not."""
     repo = make_sample(kind="dependency", culprit_deps="three", deps_file="pyproject", **SPEC)
     assert not (repo.path / "requirements.txt").exists()
     doc = _run(repo)
     culprit = doc["culprit"]
     assert culprit["kind"] == "dependency"
-    assert [(d["name"], d["from"], d["to"]) for d in culprit["dependencies"]] == [("fastpad", "1.0.0", "1.3.0")]
+    assert [(d["name"], d["from"], d["to"]) for d in culprit["dependencies"]] == [
+        ("fastpad", "1.0.0", "1.3.0")
+    ]
     assert culprit["dependencies"][0]["first_bad_version"] == "1.2.0"
     assert culprit["dependencies"][0]["verified"] is True
     assert doc["isolation"]["grouped"] == []

@@ -24,7 +24,9 @@ OLD_REQ = b"# pins\nfastpad==1.0.0\nquickjson==1.0.0\ntracelite==0.4.0\n"
 NEW_REQ = b"# pins\nfastpad==1.3.0\nquickjson==1.1.0\nnewdep==2.0\n"
 CFG = "configs/serving.yaml"
 OLD_CFG = b"server:\n  port: 8080\nbatching:\n  pad: false\n  sizes: [1, 2]\n"
-NEW_CFG = b"server:\n  port: 8081\nbatching:\n  pad: true\n  sizes: [1, 4]\nlogging:\n  format: json\n"
+NEW_CFG = (
+    b"server:\n  port: 8081\nbatching:\n  pad: true\n  sizes: [1, 4]\nlogging:\n  format: json\n"
+)
 
 
 def _deps() -> list[Change]:
@@ -35,15 +37,19 @@ def test_dependency_changes_come_from_the_snapshot_diff() -> None:
     """Upgrades, additions and removals of pins are each one change with from/to."""
     got = {(c.name, c.old, c.new, c.change) for c in _deps()}
     assert got == {
-        ("fastpad", "1.0.0", "1.3.0", "upgraded"), ("quickjson", "1.0.0", "1.1.0", "upgraded"),
-        ("newdep", None, "2.0", "added"), ("tracelite", "0.4.0", None, "removed"),
+        ("fastpad", "1.0.0", "1.3.0", "upgraded"),
+        ("quickjson", "1.0.0", "1.1.0", "upgraded"),
+        ("newdep", None, "2.0", "added"),
+        ("tracelite", "0.4.0", None, "removed"),
     }
 
 
 def test_partial_requirements_apply_only_the_chosen_packages() -> None:
     """Applying one upgrade and one removal rewrites just those lines of the parent's file."""
     deps = {c.name: c for c in _deps()}
-    files = render_files({REQ: OLD_REQ}, {REQ: NEW_REQ}, list(deps.values()), [deps["fastpad"], deps["tracelite"]])
+    files = render_files(
+        {REQ: OLD_REQ}, {REQ: NEW_REQ}, list(deps.values()), [deps["fastpad"], deps["tracelite"]]
+    )
     assert files[REQ] == b"# pins\nfastpad==1.3.0\nquickjson==1.0.0\n"
     every = render_files({REQ: OLD_REQ}, {REQ: NEW_REQ}, list(deps.values()), list(deps.values()))
     assert every[REQ] == NEW_REQ
@@ -64,12 +70,18 @@ def test_config_changes_are_dotted_keys_and_partial_states_set_them() -> None:
     """Changed, added and list-item keys are found; a subset is applied YAML-aware."""
     changes = config_changes({CFG: OLD_CFG}, {CFG: NEW_CFG})
     assert [(c.name, c.change) for c in changes] == [
-        ("batching.pad", "changed"), ("batching.sizes[1]", "changed"),
-        ("logging.format", "added"), ("server.port", "changed"),
+        ("batching.pad", "changed"),
+        ("batching.sizes[1]", "changed"),
+        ("logging.format", "added"),
+        ("server.port", "changed"),
     ]
     chosen = [c for c in changes if c.name in ("batching.pad", "logging.format")]
     doc = yaml.safe_load(render_files({CFG: OLD_CFG}, {CFG: NEW_CFG}, changes, chosen)[CFG] or b"")
-    assert doc == {"server": {"port": 8080}, "batching": {"pad": True, "sizes": [1, 2]}, "logging": {"format": "json"}}
+    assert doc == {
+        "server": {"port": 8080},
+        "batching": {"pad": True, "sizes": [1, 2]},
+        "logging": {"format": "json"},
+    }
 
 
 def test_a_key_holding_a_dot_is_its_own_change_and_is_written_back_as_one_key() -> None:
@@ -78,7 +90,10 @@ def test_a_key_holding_a_dot_is_its_own_change_and_is_written_back_as_one_key() 
     new = b'"a.b": 2\na:\n  b: 5\nl: [1]\n'
     changes = config_changes({CFG: old}, {CFG: new})
     assert [(c.name, c.change) for c in changes] == [
-        ("a.b", "changed"), ("a\\.b", "changed"), ("l[1]", "removed"), ("l[2]", "removed"),
+        ("a.b", "changed"),
+        ("a\\.b", "changed"),
+        ("l[1]", "removed"),
+        ("l[2]", "removed"),
     ]
     dotted = [c for c in changes if c.name == "a\\.b"]
     doc = yaml.safe_load(render_files({CFG: old}, {CFG: new}, changes, dotted)[CFG] or b"")

@@ -44,8 +44,12 @@ def _spawn(tmp_path: Path, child_sleep_s: float, **kw: Any) -> tuple[GroupRun, i
     start = time.monotonic()
     with (tmp_path / "out").open("wb") as out:
         done = run_in_group(
-            [sys.executable, "-c", _SPAWNER, str(pidfile), str(child_sleep_s)], cwd=tmp_path,
-            env=os.environ, stdout=out, stderr=subprocess.STDOUT, **kw,
+            [sys.executable, "-c", _SPAWNER, str(pidfile), str(child_sleep_s)],
+            cwd=tmp_path,
+            env=os.environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            **kw,
         )
     return done, int(pidfile.read_text()), time.monotonic() - start
 
@@ -75,8 +79,9 @@ def test_a_stray_grandchild_is_killed_after_a_normal_exit_unless_kept(tmp_path: 
 def test_should_stop_ends_the_command_like_a_timeout(tmp_path: Path) -> None:
     """A stop request is seen while waiting and kills the group without waiting for the timeout."""
     asked = time.monotonic() + 1.5
-    done, grandchild, took = _spawn(tmp_path, 60, timeout_s=30, grace_s=0.0,
-                                    should_stop=lambda: time.monotonic() > asked)
+    done, grandchild, took = _spawn(
+        tmp_path, 60, timeout_s=30, grace_s=0.0, should_stop=lambda: time.monotonic() > asked
+    )
     assert done.stopped and not done.timed_out and took < 5
     assert _wait_gone(grandchild)
 
@@ -84,8 +89,14 @@ def test_should_stop_ends_the_command_like_a_timeout(tmp_path: Path) -> None:
 def test_a_missing_program_is_an_oserror(tmp_path: Path) -> None:
     """Nothing is started and the caller learns why."""
     with pytest.raises(FileNotFoundError):
-        run_in_group(["/nonexistent/prog"], cwd=tmp_path, env=os.environ, timeout_s=1,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run_in_group(
+            ["/nonexistent/prog"],
+            cwd=tmp_path,
+            env=os.environ,
+            timeout_s=1,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 # Double-forks a sleeper into a session of its own (out of the process group), writes its
@@ -108,15 +119,24 @@ while not os.path.exists(sys.argv[1]):
 def test_a_process_that_left_the_group_with_setsid_is_killed_and_reaped(tmp_path: Path) -> None:
     """A double-forked `setsid` sleeper is killed after the command and reaped (no zombie left)."""
     pidfile = tmp_path / "sleeper.pid"
-    done = run_in_group([sys.executable, "-c", _DAEMONIZER, str(pidfile)], cwd=tmp_path, env=os.environ,
-                        timeout_s=20, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, grace_s=0.3)
+    done = run_in_group(
+        [sys.executable, "-c", _DAEMONIZER, str(pidfile)],
+        cwd=tmp_path,
+        env=os.environ,
+        timeout_s=20,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        grace_s=0.3,
+    )
     sleeper = int(pidfile.read_text())
     assert done.returncode == 0
     try:
         deadline = time.monotonic() + 5
         while Path(f"/proc/{sleeper}").exists() and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not Path(f"/proc/{sleeper}").exists(), Path(f"/proc/{sleeper}/status").read_text()[:200]
+        assert not Path(f"/proc/{sleeper}").exists(), Path(f"/proc/{sleeper}/status").read_text()[
+            :200
+        ]
     finally:
         if not _gone(sleeper):
             os.kill(sleeper, 9)

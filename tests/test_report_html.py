@@ -25,8 +25,14 @@ pytestmark = pytest.mark.slow  # the reports are of a whole bisection of a sampl
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -34,14 +40,19 @@ def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     assert CHROMIUM is not None
     return subprocess.run(
         [CHROMIUM, *FLAGS, f"--user-data-dir={tmp / 'chromium-profile'}", *args],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
 @pytest.fixture(scope="module")
 def found_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
     path = tmp_path_factory.mktemp("html") / "repo"
-    spec = SampleSpec(n_commits=12, culprit=9, repeats=(4, 8), releases=("v2.3.0", "v2.3.1", "v2.4.0"))
+    spec = SampleSpec(
+        n_commits=12, culprit=9, repeats=(4, 8), releases=("v2.3.0", "v2.3.1", "v2.4.0")
+    )
     sample = build_sample_repo(path, spec)
     outcome = run_bisection(RunRequest(good="v2.3.1", bad="v2.4.0", repo=path))
     doc = outcome.document.to_json()
@@ -49,7 +60,9 @@ def found_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     return path, doc
 
 
-def test_report_html_is_one_offline_file_with_embedded_plots(found_run: tuple[Path, dict[str, object]]) -> None:
+def test_report_html_is_one_offline_file_with_embedded_plots(
+    found_run: tuple[Path, dict[str, object]],
+) -> None:
     """The run writes report.html with two base64 PNG plots, the culprit and the diff tables, and nothing remote."""
     _repo, doc = found_run
     html = Path(str(doc["report"])).read_text()
@@ -59,7 +72,9 @@ def test_report_html_is_one_offline_file_with_embedded_plots(found_run: tuple[Pa
     assert not re.search(r'(src|href)="https?:', html)
 
 
-def test_report_command_renders_html_from_the_journal(found_run: tuple[Path, dict[str, object]]) -> None:
+def test_report_command_renders_html_from_the_journal(
+    found_run: tuple[Path, dict[str, object]],
+) -> None:
     """`bisector report RUN_ID --format html` prints the same page from the journal."""
     repo, doc = found_run
     done = run_cli("report", str(doc["run_id"]), "--format", "html", "--repo", str(repo))
@@ -68,7 +83,9 @@ def test_report_command_renders_html_from_the_journal(found_run: tuple[Path, dic
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
-def test_report_renders_in_headless_chromium(found_run: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+def test_report_renders_in_headless_chromium(
+    found_run: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
     """Headless Chromium loads the page with its images decoded, and the screenshot is kept."""
     _repo, doc = found_run
     url = Path(str(doc["report"])).as_uri()
@@ -86,7 +103,9 @@ def test_report_renders_in_headless_chromium(found_run: tuple[Path, dict[str, ob
         shutil.copyfile(shot, Path(keep) / "report-screenshot.png")
 
 
-RANGE_PLOT = re.compile(r'<img class="plot" alt="Metric across the candidate range" src="data:image/png;base64,([^"]+)"')
+RANGE_PLOT = re.compile(
+    r'<img class="plot" alt="Metric across the candidate range" src="data:image/png;base64,([^"]+)"'
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +114,9 @@ def merged_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[SampleRepo, Ru
     spec = SampleSpec(n_commits=14, culprit=12, merges=True, culprit_in_branch=True, repeats=(3, 8))
     sample = build_sample_repo(path, spec)
     outcome = run_bisection(RunRequest(good="v2.3.0", bad="v2.4.0", repo=path, all_commits=True))
-    assert outcome.document.culprit is not None and outcome.document.culprit.commit == sample.culprit
+    assert (
+        outcome.document.culprit is not None and outcome.document.culprit.commit == sample.culprit
+    )
     return sample, outcome.document
 
 
@@ -104,7 +125,9 @@ def _range_plot(html: str) -> str:
     return str(png)
 
 
-def test_all_commits_run_plots_the_merged_branch_commits(merged_run: tuple[SampleRepo, RunDocument]) -> None:
+def test_all_commits_run_plots_the_merged_branch_commits(
+    merged_run: tuple[SampleRepo, RunDocument],
+) -> None:
     """An `--all-commits` run's page plots the merged branches' commits, the culprit among them, also when re-rendered."""
     sample, doc = merged_run
     assert doc.options is not None and doc.options.all_commits
@@ -117,7 +140,9 @@ def test_all_commits_run_plots_the_merged_branch_commits(merged_run: tuple[Sampl
     assert {sha[:10] for sha in branch} <= set(labels)
     assert data.culprit_index is not None and labels[data.culprit_index] == sample.culprit[:10]
     # The page embeds exactly this plot, in the run's report and in `bisector report`.
-    expected = base64.b64encode(range_plot(data.points, doc.metric, data.culprit_index)).decode("ascii")
+    expected = base64.b64encode(range_plot(data.points, doc.metric, data.culprit_index)).decode(
+        "ascii"
+    )
     assert _range_plot(Path(str(doc.report)).read_text()) == expected
     done = run_cli("report", str(doc.run_id), "--format", "html", "--repo", str(sample.path))
     assert done.returncode == 0, done.stderr
@@ -125,7 +150,8 @@ def test_all_commits_run_plots_the_merged_branch_commits(merged_run: tuple[Sampl
 
 
 def test_report_after_a_config_edit_still_plots_the_runs_trials(
-    merged_run: tuple[SampleRepo, RunDocument], tmp_path: Path,
+    merged_run: tuple[SampleRepo, RunDocument],
+    tmp_path: Path,
 ) -> None:
     """After the benchmark command in bisector.yaml changes, `report RUN_ID --format html` still plots the run's trials."""
     sample, doc = merged_run
@@ -134,7 +160,9 @@ def test_report_after_a_config_edit_still_plots_the_runs_trials(
     config = repo / "bisector.yaml"
     text = config.read_text()
     assert "command: [python, bench.py]" in text
-    config.write_text(text.replace("command: [python, bench.py]", "command: [python, bench.py, --edited]"))
+    config.write_text(
+        text.replace("command: [python, bench.py]", "command: [python, bench.py, --edited]")
+    )
     done = run_cli("report", str(doc.run_id), "--format", "html", "--repo", str(repo))
     assert done.returncode == 0, done.stderr
     assert done.stdout.count('src="data:image/png;base64,') == 2  # range plot and distributions

@@ -57,9 +57,15 @@ def test_bad_refs_are_refused(demo: Demo, ref: str) -> None:
 
 def test_plan_lists_files_and_dotted_keys() -> None:
     """The plan names added, removed and changed files and the YAML keys that change."""
-    plan = make_plan({"a.yaml": b"x:\n  y: 1\n  z: 2\n", "gone.yaml": b"k: 1\n"},
-                     {"a.yaml": b"x:\n  y: 3\n  w: 2\n", "new.txt": b"hi"}).to_json()
-    assert plan["added"] == ["new.txt"] and plan["removed"] == ["gone.yaml"] and plan["changed"] == ["a.yaml"]
+    plan = make_plan(
+        {"a.yaml": b"x:\n  y: 1\n  z: 2\n", "gone.yaml": b"k: 1\n"},
+        {"a.yaml": b"x:\n  y: 3\n  w: 2\n", "new.txt": b"hi"},
+    ).to_json()
+    assert (
+        plan["added"] == ["new.txt"]
+        and plan["removed"] == ["gone.yaml"]
+        and plan["changed"] == ["a.yaml"]
+    )
     keys = {(k["file"], k["key"], k["kind"]) for k in plan["keys"]}
     assert ("a.yaml", "x.y", "changed") in keys and ("a.yaml", "x.w", "added") in keys
     assert ("a.yaml", "x.z", "removed") in keys
@@ -123,8 +129,10 @@ def test_second_concurrent_rollback_is_refused(demo: Demo, tmp_path: Path) -> No
     demo.write_config(health_check=[sys.executable, "-c", wait])
     first = subprocess.Popen(
         [sys.executable, "-m", "bisector", "rollback", "--to", "v2.4.0", "--yes"],
-        cwd=demo.repo, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=demo.repo,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     layout = Layout.for_target(demo.target)
     deadline = time.monotonic() + 20
@@ -212,7 +220,9 @@ def test_control_pause_survives_and_uses_own_tables(tmp_path: Path) -> None:
     with ControlStore(path) as control:
         state = control.pause_state()
         assert state.paused and state.reason == "testing" and state.since
-        tables = {r[0] for r in control._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {
+            r[0] for r in control._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         assert {"control_pause", "control_rollbacks"} <= tables
         assert control._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         control.resume()

@@ -67,15 +67,26 @@ def _check_recovered(target: Path) -> dict[str, str]:
 @pytest.mark.parametrize(
     "point, check",
     [
-        ("intent_written", PASS_CHECK), ("staging_write", PASS_CHECK), ("staged_file", PASS_CHECK),
-        ("staged", PASS_CHECK), ("set_ready", PASS_CHECK), ("link_created", PASS_CHECK),
-        ("switched", PASS_CHECK), ("health_checked", PASS_CHECK), ("live_recorded", PASS_CHECK),
-        ("done", PASS_CHECK), ("switched", FAIL_CHECK), ("undo_intent_written", FAIL_CHECK),
-        ("link_created", FAIL_CHECK), ("undo_switched", FAIL_CHECK), ("live_recorded", FAIL_CHECK),
+        ("intent_written", PASS_CHECK),
+        ("staging_write", PASS_CHECK),
+        ("staged_file", PASS_CHECK),
+        ("staged", PASS_CHECK),
+        ("set_ready", PASS_CHECK),
+        ("link_created", PASS_CHECK),
+        ("switched", PASS_CHECK),
+        ("health_checked", PASS_CHECK),
+        ("live_recorded", PASS_CHECK),
+        ("done", PASS_CHECK),
+        ("switched", FAIL_CHECK),
+        ("undo_intent_written", FAIL_CHECK),
+        ("link_created", FAIL_CHECK),
+        ("undo_switched", FAIL_CHECK),
+        ("live_recorded", FAIL_CHECK),
     ],
 )
-def test_sigkill_at_each_named_step_then_restart(demo: Demo, sets: dict[str, ConfigSet], point: str,
-                                                  check: tuple[str, ...]) -> None:
+def test_sigkill_at_each_named_step_then_restart(
+    demo: Demo, sets: dict[str, ConfigSet], point: str, check: tuple[str, ...]
+) -> None:
     """A process SIGKILLed at a named step leaves, after restart, exactly one whole set live."""
     target = demo.target.parent / f"named-{point}-{check[0]}"
     _reset(target, sets["bad"])
@@ -86,7 +97,10 @@ def test_sigkill_at_each_named_step_then_restart(demo: Demo, sets: dict[str, Con
         env["BISECTOR_FAULT_AFTER"] = str(_points_until(demo, sets, "link_created", 2, check))
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, str(demo.repo), str(target), "v2.3.1", *check],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
     # Restart: `bisector status`-style recovery in a fresh process.
@@ -97,8 +111,9 @@ def test_sigkill_at_each_named_step_then_restart(demo: Demo, sets: dict[str, Con
         assert live == BAD_LIVE  # recovery finished the undo
 
 
-def _points_until(demo: Demo, sets: dict[str, ConfigSet], name: str, nth: int,
-                  check: tuple[str, ...]) -> int:
+def _points_until(
+    demo: Demo, sets: dict[str, ConfigSet], name: str, nth: int, check: tuple[str, ...]
+) -> int:
     """How many checkpoints a rollback passes until the nth `name` (counted in-process)."""
     target = demo.target.parent / "counting"
     _reset(target, sets["bad"])
@@ -152,7 +167,9 @@ def test_sigkill_at_hundreds_of_random_points(demo: Demo, sets: dict[str, Config
         before = read_live(target)
         to = sets["good"] if before == BAD_LIVE else sets["bad"]
 
-        def child(to: ConfigSet = to, check: tuple[str, ...] = check, kill_at: int = kill_at) -> None:
+        def child(
+            to: ConfigSet = to, check: tuple[str, ...] = check, kill_at: int = kill_at
+        ) -> None:
             count = {"n": 0}
 
             def hook(_name: str) -> None:
@@ -205,10 +222,12 @@ def test_sigterm_mid_apply_ends_clean(
     _reset(target, sets["bad"])
     pidfile, finished = tmp_path / "check.pid", tmp_path / "check.finished"
     check = (
-        sys.executable, "-c",
+        sys.executable,
+        "-c",
         "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); "
         "time.sleep(5); open(sys.argv[2], 'w').close()",
-        str(pidfile), str(finished),
+        str(pidfile),
+        str(finished),
     )
 
     def child() -> None:

@@ -37,8 +37,12 @@ def _assert_error(done: subprocess.CompletedProcess[str], *words: str) -> None:
 
 def _assert_repo_intact(demo: Demo) -> None:
     assert not demo.repo.is_symlink() and (demo.repo / ".git").is_dir()
-    assert subprocess.run(["git", "rev-parse", "--git-dir"], cwd=demo.repo, capture_output=True,
-                          check=False).returncode == 0  # still a repository
+    assert (
+        subprocess.run(
+            ["git", "rev-parse", "--git-dir"], cwd=demo.repo, capture_output=True, check=False
+        ).returncode
+        == 0
+    )  # still a repository
     assert not list(demo.repo.parent.glob(".*.bisector*"))  # nothing staged beside it
     assert not (demo.repo.parent.parent / f".{demo.repo.parent.name}.bisector").exists()
 
@@ -50,12 +54,16 @@ def test_config_refuses_the_repository_as_target(demo: Demo, text: str) -> None:
     _assert_error(run_cli("config", "check", cwd=demo.repo), "rollback.target")
     before = tree_digest(demo.repo)
     for extra in (["--yes"], ["--dry-run"]):
-        _assert_error(run_cli("rollback", "--to", "v2.3.1", *extra, cwd=demo.repo), "rollback.target")
+        _assert_error(
+            run_cli("rollback", "--to", "v2.3.1", *extra, cwd=demo.repo), "rollback.target"
+        )
     _assert_repo_intact(demo)
     assert tree_digest(demo.repo) == before
 
 
-def test_resolved_targets_covering_repository_or_store_are_refused(demo: Demo, tmp_path: Path) -> None:
+def test_resolved_targets_covering_repository_or_store_are_refused(
+    demo: Demo, tmp_path: Path
+) -> None:
     """The repository, its parent, the store and a symlink to the repository are refused as targets (resolved)."""
     link = tmp_path / "repo-link"
     link.symlink_to(demo.repo)
@@ -70,7 +78,10 @@ def test_resolved_targets_covering_repository_or_store_are_refused(demo: Demo, t
     }
     for target, words in cases.items():
         for extra in (["--yes"], ["--dry-run"]):
-            _assert_error(run_cli("rollback", "--to", "v2.3.1", "--target", target, *extra, cwd=demo.repo), words)
+            _assert_error(
+                run_cli("rollback", "--to", "v2.3.1", "--target", target, *extra, cwd=demo.repo),
+                words,
+            )
     # The same through bisector.yaml, where the text alone looks harmless.
     _write_target(demo, json.dumps(str(link)))
     _assert_error(run_cli("rollback", "--to", "v2.3.1", "--yes", cwd=demo.repo), "the repository")
@@ -82,7 +93,9 @@ def test_resolved_targets_covering_repository_or_store_are_refused(demo: Demo, t
     }
 
 
-def test_targets_that_are_not_folders_are_refused_with_their_type(demo: Demo, tmp_path: Path) -> None:
+def test_targets_that_are_not_folders_are_refused_with_their_type(
+    demo: Demo, tmp_path: Path
+) -> None:
     """A regular file, a FIFO and /dev/null as the target are refused naming their type, with and without --dry-run."""
     regular = tmp_path / "live.yaml"
     regular.write_text("keep: me\n")
@@ -91,8 +104,13 @@ def test_targets_that_are_not_folders_are_refused_with_their_type(demo: Demo, tm
     cases = {regular: "a regular file", fifo: "a FIFO", Path("/dev/null"): "a character device"}
     for target, kind in cases.items():
         for extra in (["--yes"], ["--dry-run"]):
-            _assert_error(run_cli("rollback", "--to", "v2.3.1", "--target", str(target), *extra, cwd=demo.repo),
-                          kind, "not a folder")
+            _assert_error(
+                run_cli(
+                    "rollback", "--to", "v2.3.1", "--target", str(target), *extra, cwd=demo.repo
+                ),
+                kind,
+                "not a folder",
+            )
     assert regular.read_text() == "keep: me\n"
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
@@ -109,7 +127,11 @@ def test_symlinked_config_in_git_is_refused_and_leaves_nothing(demo: Demo) -> No
     commit_all(demo.repo, "link a config", "v2.5.0", annotated=True)
     assert "120000" in git(demo.repo, "ls-tree", "v2.5.0", "configs/current.yaml")
     for extra in (["--dry-run"], ["--yes"]):
-        _assert_error(run_cli("rollback", "--to", "v2.5.0", *extra, cwd=demo.repo), "symlink", "configs/current.yaml")
+        _assert_error(
+            run_cli("rollback", "--to", "v2.5.0", *extra, cwd=demo.repo),
+            "symlink",
+            "configs/current.yaml",
+        )
     assert not demo.target.exists() and not demo.target.is_symlink()
     assert not list(demo.target.parent.glob(f".{demo.target.name}.bisector*"))
 
@@ -131,17 +153,52 @@ def test_isolation_writes_only_inside_the_checkout(tmp_path: Path) -> None:
     repo, good, bad = _sample_isolation_repo(tmp_path)
     outside = tmp_path / "outside" / "evil.yaml"
     for target in (str(outside), "../outside/evil.yaml", "configs/../../outside/evil.yaml"):
-        _assert_error(run_cli("config", "--good", str(good), "--bad", str(bad), "--target", target, "--repo", str(repo),
-                              cwd=repo), "not a path inside the repository")
-        _assert_error(run_cli("config", "isolate", "--good", str(good), "--bad", str(bad), "--target", target,
-                              "--repo", str(repo), cwd=repo), "not a path inside the repository")
+        _assert_error(
+            run_cli(
+                "config",
+                "--good",
+                str(good),
+                "--bad",
+                str(bad),
+                "--target",
+                target,
+                "--repo",
+                str(repo),
+                cwd=repo,
+            ),
+            "not a path inside the repository",
+        )
+        _assert_error(
+            run_cli(
+                "config",
+                "isolate",
+                "--good",
+                str(good),
+                "--bad",
+                str(bad),
+                "--target",
+                target,
+                "--repo",
+                str(repo),
+                cwd=repo,
+            ),
+            "not a path inside the repository",
+        )
     assert not outside.parent.exists()
     cfg = (repo / "bisector.yaml").read_text()
     assert "  requirements: [requirements.txt]\n" in cfg
-    (repo / "bisector.yaml").write_text(cfg.replace("[requirements.txt]", f"[{json.dumps(str(outside))}]"))
+    (repo / "bisector.yaml").write_text(
+        cfg.replace("[requirements.txt]", f"[{json.dumps(str(outside))}]")
+    )
     lock = tmp_path / "req.txt"
     lock.write_text("numpy==1.26.4\n")
-    _assert_error(run_cli("deps", "--good-lock", str(lock), "--bad-lock", str(lock), "--repo", str(repo), cwd=repo),
-                  "not a path inside the repository")
+    _assert_error(
+        run_cli(
+            "deps", "--good-lock", str(lock), "--bad-lock", str(lock), "--repo", str(repo), cwd=repo
+        ),
+        "not a path inside the repository",
+    )
     assert not outside.parent.exists()
-    assert not (repo / ".bisector" / "runs").exists() or not any((repo / ".bisector" / "runs").iterdir())
+    assert not (repo / ".bisector" / "runs").exists() or not any(
+        (repo / ".bisector" / "runs").iterdir()
+    )

@@ -148,7 +148,9 @@ def test_failed_health_check_shows_its_output_and_the_live_set(demo: Demo) -> No
     done = run_cli("rollback", "--to", "v2.3.1", "--yes", cwd=demo.repo)
     assert done.returncode == 5, done.stderr
     assert "probe: connection refused on :8080" in done.stderr
-    assert "noise line 4999" in done.stderr and "noise line 10\n" not in done.stderr  # the tail only
+    assert (
+        "noise line 4999" in done.stderr and "noise line 10\n" not in done.stderr
+    )  # the tail only
     assert "live now: v2.4.0" in done.stderr
     assert read_live(demo.target) == BAD_LIVE
     assert run_cli("resume", cwd=demo.repo).returncode == 0
@@ -170,7 +172,13 @@ def test_exit_5_is_documented() -> None:
 
 def test_passing_health_check_applies(demo: Demo) -> None:
     """A passing check confirms the rollback: new set live, not paused, exit 0."""
-    demo.write_config(health_check=[sys.executable, "-c", "import os; assert os.environ['BISECTOR_ROLLBACK_TARGET']"])
+    demo.write_config(
+        health_check=[
+            sys.executable,
+            "-c",
+            "import os; assert os.environ['BISECTOR_ROLLBACK_TARGET']",
+        ]
+    )
     done = run_cli("rollback", "--to", "v2.3.1", "--yes", cwd=demo.repo)
     assert done.returncode == 0, done.stderr
     assert read_live(demo.target) == GOOD_LIVE
@@ -179,10 +187,18 @@ def test_passing_health_check_applies(demo: Demo) -> None:
 def test_alert_retries_server_errors(hook: Hook) -> None:
     """A 500 answer is retried; the next 200 ends it; the body is Slack-compatible JSON."""
     hook.statuses = [500, 200]
-    out = send_alert([Alert(webhook=hook.url, timeout=2.0, retries=3)],
-                     AlertMessage("rollback failed", "health_check", "exit 1", ("a.yaml",)), backoff_s=0.01)
+    out = send_alert(
+        [Alert(webhook=hook.url, timeout=2.0, retries=3)],
+        AlertMessage("rollback failed", "health_check", "exit 1", ("a.yaml",)),
+        backoff_s=0.01,
+    )
     assert out[0].ok and out[0].attempts == 2 and len(hook.bodies) == 2
-    assert hook.bodies[0] == {"text": "rollback failed", "step": "health_check", "files": ["a.yaml"], "reason": "exit 1"}
+    assert hook.bodies[0] == {
+        "text": "rollback failed",
+        "step": "health_check",
+        "files": ["a.yaml"],
+        "reason": "exit 1",
+    }
 
 
 def test_alert_refuses_non_http_schemes() -> None:

@@ -22,7 +22,9 @@ from .conftest import ROOT, run_cli
 
 
 def _run(sample: SampleRepo, **kw: object) -> dict[str, object]:
-    req = RunRequest(good=kw.pop("good", "v2.3.0"), bad=kw.pop("bad", "v2.4.0"), repo=sample.path, **kw)  # type: ignore[arg-type]
+    req = RunRequest(
+        good=kw.pop("good", "v2.3.0"), bad=kw.pop("bad", "v2.4.0"), repo=sample.path, **kw
+    )  # type: ignore[arg-type]
     return run_bisection(req).document.to_json()
 
 
@@ -30,7 +32,9 @@ def _run(sample: SampleRepo, **kw: object) -> dict[str, object]:
 def test_json_contract_names_planted_code_culprit(make_sample: Callable[..., SampleRepo]) -> None:
     """`run --json` prints the contract's document and exits 0 with the planted commit."""
     sample = make_sample(n_commits=20, culprit=13, slowdown=0.2)
-    done = run_cli("run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path))
+    done = run_cli(
+        "run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path)
+    )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["status"] == "found"
@@ -52,7 +56,9 @@ def test_json_contract_names_planted_code_culprit(make_sample: Callable[..., Sam
 def test_no_regression_is_not_reproduced(make_sample: Callable[..., SampleRepo]) -> None:
     """Without a real shift the run stops with exit 3 and names no culprit."""
     sample = make_sample(n_commits=10, culprit=5, slowdown=0.0)
-    done = run_cli("run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path))
+    done = run_cli(
+        "run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path)
+    )
     assert done.returncode == 3, done.stderr
     doc = json.loads(done.stdout)
     assert doc["status"] == "not_reproduced" and doc["culprit"] is None
@@ -71,10 +77,14 @@ def test_dependency_free_code_culprit_with_untestable_neighbours(
 
 
 @pytest.mark.slow
-def test_untestable_at_the_boundary_gives_an_honest_range(make_sample: Callable[..., SampleRepo]) -> None:
+def test_untestable_at_the_boundary_gives_an_honest_range(
+    make_sample: Callable[..., SampleRepo],
+) -> None:
     """When the commit before the culprit is untestable, the answer is a range holding it (exit 4)."""
     sample = make_sample(n_commits=16, culprit=9, untestable=(8,))
-    done = run_cli("run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path))
+    done = run_cli(
+        "run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path)
+    )
     assert done.returncode == 4, done.stderr
     doc = json.loads(done.stdout)
     assert doc["status"] == "inconclusive" and doc["culprit"] is None
@@ -82,7 +92,9 @@ def test_untestable_at_the_boundary_gives_an_honest_range(make_sample: Callable[
     assert rng["first_bad"] == sample.culprit
     assert rng["untestable"] == sample.untestable
     order = sample.commits
-    assert order.index(rng["last_good"]) < order.index(sample.culprit) <= order.index(rng["first_bad"])
+    assert (
+        order.index(rng["last_good"]) < order.index(sample.culprit) <= order.index(rng["first_bad"])
+    )
 
 
 @pytest.mark.slow
@@ -144,13 +156,26 @@ def _trials(store: Path) -> list[tuple[int, str]]:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_without_repeating_trials(make_sample: Callable[..., SampleRepo]) -> None:
+def test_killed_run_resumes_without_repeating_trials(
+    make_sample: Callable[..., SampleRepo],
+) -> None:
     """SIGKILL mid-run, then the same command finishes with the same answer, reusing trials."""
     sample = make_sample(n_commits=20, culprit=14, slowdown=0.25)
     store = sample.path / ".bisector"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "bisector", "run", "--good", "v2.3.0", "--bad", "v2.4.0",
-            "--json", "--repo", str(sample.path)]
+    argv = [
+        sys.executable,
+        "-m",
+        "bisector",
+        "run",
+        "--good",
+        "v2.3.0",
+        "--bad",
+        "v2.4.0",
+        "--json",
+        "--repo",
+        str(sample.path),
+    ]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -20,7 +20,15 @@ def test_dependency_culprit_records_resolved_envs_and_rolls_back(
     """venv run names the pin upgrade; snapshots hold resolved packages; --rollback restores configs."""
     sample = make_sample(n_commits=8, culprit=5, kind="dependency", builder="venv", slowdown=0.3)
     done = run_cli(
-        "run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--rollback", "--repo", str(sample.path)
+        "run",
+        "--good",
+        "v2.3.0",
+        "--bad",
+        "v2.4.0",
+        "--json",
+        "--rollback",
+        "--repo",
+        str(sample.path),
     )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)

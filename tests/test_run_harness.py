@@ -15,7 +15,8 @@ from .test_bench_harness import SERVING_MODEL
 pytestmark = [
     pytest.mark.slow,  # a whole bisection that trains and serves a model at every step
     pytest.mark.skipif(
-        importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None,
+        importlib.util.find_spec("torch") is None
+        or importlib.util.find_spec("transformers") is None,
         reason="this interpreter has no torch/transformers (install the 'harness' extra)",
     ),
 ]

@@ -53,7 +53,9 @@ def _repo(tmp_path: Path, escape: bool) -> tuple[Path, Path]:
         f"  env: {{HOLD_DIR: {str(state)!r}, ESCAPE: {'1' if escape else '0'!r}}}\n"
         "metrics:\n  t: {direction: lower}\n"
     )
-    gitutil.commit(repo, {"bench.py": BENCH, "bisector.yaml": config, "a.txt": "1\n"}, "first", tag="good")
+    gitutil.commit(
+        repo, {"bench.py": BENCH, "bisector.yaml": config, "a.txt": "1\n"}, "first", tag="good"
+    )
     gitutil.commit(repo, {"a.txt": "2\n"}, "second", tag="bad")
     return repo, state
 
@@ -63,7 +65,9 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], within_s: float = 60) -
     while not path.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             out, err = proc.communicate()
-            pytest.fail(f"{path.name} never appeared (exit {proc.returncode}): {err.decode()[-2000:]}")
+            pytest.fail(
+                f"{path.name} never appeared (exit {proc.returncode}): {err.decode()[-2000:]}"
+            )
         time.sleep(0.05)
     return int(path.read_text())
 
@@ -94,15 +98,29 @@ def started() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 def _start_run(repo: Path, procs: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bisector", "run", "--good", "good", "--bad", "bad", "--repo", str(repo)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "bisector",
+            "run",
+            "--good",
+            "good",
+            "--bad",
+            "bad",
+            "--repo",
+            str(repo),
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     procs.append(proc)
     return proc
 
 
 def test_a_second_run_on_the_same_store_is_refused_naming_the_first(
-    tmp_path: Path, started: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+    started: list[subprocess.Popen[bytes]],
 ) -> None:
     """While one run measures, a second `run` on its store exits 2 naming the first's pid."""
     repo, state = _repo(tmp_path, escape=False)
@@ -110,7 +128,10 @@ def test_a_second_run_on_the_same_store_is_refused_naming_the_first(
     _wait_for(state / "bench.pid", first)
     second = run_cli("run", "--good", "good", "--bad", "bad", "--repo", str(repo), timeout=120)
     assert second.returncode == 2, second.stderr
-    assert f"error: another bisector run (pid {first.pid}) is using {repo / '.bisector'}" in second.stderr
+    assert (
+        f"error: another bisector run (pid {first.pid}) is using {repo / '.bisector'}"
+        in second.stderr
+    )
     assert "hint:" in second.stderr and "Traceback" not in second.stderr
     (state / "hold").unlink()
     _, err = first.communicate(timeout=120)
@@ -119,7 +140,8 @@ def test_a_second_run_on_the_same_store_is_refused_naming_the_first(
 
 
 def test_sigterm_kills_the_benchmark_and_what_it_daemonized_and_cleans_up(
-    tmp_path: Path, started: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+    started: list[subprocess.Popen[bytes]],
 ) -> None:
     """SIGTERM mid-trial: the benchmark, its setsid'd sleeper and the worktrees are gone."""
     repo, state = _repo(tmp_path, escape=True)
@@ -144,23 +166,40 @@ def test_sigterm_kills_the_benchmark_and_what_it_daemonized_and_cleans_up(
 def test_the_run_lock_names_its_holder_and_is_reentrant_in_one_process(tmp_path: Path) -> None:
     """A held lock refuses another process with the holder's pid; the holder may nest it."""
     store = tmp_path / "store"
-    probe = ("from pathlib import Path; from bisector.store.runlock import RunLock\n"
-             f"with RunLock(Path({str(store)!r})): pass\n")
+    probe = (
+        "from pathlib import Path; from bisector.store.runlock import RunLock\n"
+        f"with RunLock(Path({str(store)!r})): pass\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with RunLock(store), RunLock(store):
-        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
-                              timeout=60, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert done.returncode != 0
         assert f"another bisector run (pid {os.getpid()}) is using {store}" in done.stderr
-    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     with pytest.raises(BisectorError, match="another bisector run"):
-        child = subprocess.Popen([sys.executable, "-c", probe.replace("pass", "import time; time.sleep(30)")],
-                                 env=env)
+        child = subprocess.Popen(
+            [sys.executable, "-c", probe.replace("pass", "import time; time.sleep(30)")], env=env
+        )
         try:
             deadline = time.monotonic() + 30
-            while (store / "run.lock").read_text().strip() != str(child.pid) and time.monotonic() < deadline:
+            while (store / "run.lock").read_text().strip() != str(
+                child.pid
+            ) and time.monotonic() < deadline:
                 time.sleep(0.05)
             with RunLock(store):
                 pass

@@ -17,7 +17,9 @@ def test_metric_the_benchmark_does_not_print_is_one_error_after_a_few_trials(
     sample = make_sample(n_commits=6, culprit=3, repeats=(3, 12))
     config = sample.path / "bisector.yaml"
     config.write_text(config.read_text().replace("  latency_ms: {", "  latency: {"))
-    done = run_cli("run", "--good", "v2.3.0", "--bad", "v2.4.0", "--repo", str(sample.path), timeout=120)
+    done = run_cli(
+        "run", "--good", "v2.3.0", "--bad", "v2.4.0", "--repo", str(sample.path), timeout=120
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     error = next(line for line in lines if line.startswith("error: "))

@@ -21,25 +21,36 @@ from .daemon_support import RELEASES, webhook
 
 def _flip_at_verify(flag: Path, word: str, then: Progress = no_progress) -> Progress:
     """A progress that writes `word` into the sample's effect flag when verification starts."""
+
     def progress(event: ProgressEvent) -> None:
         if event == PhaseStarted("verify"):
             flag.write_text(word)
         then(event)
+
     return progress
 
 
 @pytest.mark.slow
-def test_two_regression_steps_are_both_named_and_verified(make_sample: Callable[..., SampleRepo]) -> None:
+def test_two_regression_steps_are_both_named_and_verified(
+    make_sample: Callable[..., SampleRepo],
+) -> None:
     """+15% at one commit and +15% more later: exit 0, both culprits by commit order, shares adding up."""
-    sample = make_sample(n_commits=20, culprit=6, slowdown=0.15, second_step=15, second_slowdown=0.15, noise=0.03)
-    done = run_cli("run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path))
+    sample = make_sample(
+        n_commits=20, culprit=6, slowdown=0.15, second_step=15, second_slowdown=0.15, noise=0.03
+    )
+    done = run_cli(
+        "run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path)
+    )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["status"] == "found"
     assert [c["commit"] for c in doc["culprits"]] == [sample.culprit, sample.second_culprit]
     assert all(c["verified"] and c["kind"] == "code" for c in doc["culprits"])
     assert 0.7 < sum(c["share"] for c in doc["culprits"]) < 1.3
-    assert doc["culprit"]["commit"] in (sample.culprit, sample.second_culprit) and doc["suspect"] is None
+    assert (
+        doc["culprit"]["commit"] in (sample.culprit, sample.second_culprit)
+        and doc["suspect"] is None
+    )
     assert set(doc["noise"]) >= {"between_process_cv", "within_process_cv", "endpoint_drift"}
     assert done.stderr.count("culprit:") == 2
     markdown = Path(doc["report"]).with_name("report.md").read_text()
@@ -48,13 +59,15 @@ def test_two_regression_steps_are_both_named_and_verified(make_sample: Callable[
 
 
 @pytest.mark.slow
-def test_effect_in_the_wrong_direction_is_never_a_culprit(make_sample: Callable[..., SampleRepo],
-                                                            tmp_path: Path) -> None:
+def test_effect_in_the_wrong_direction_is_never_a_culprit(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path
+) -> None:
     """When fresh trials show the candidate faster than its parent: exit 4, a suspect, no culprit."""
     flag = tmp_path / "flag"
     sample = make_sample(n_commits=12, culprit=7, effect_flag=str(flag), noise=0.03)
-    outcome = run_bisection(RunRequest(good="v2.3.0", bad="v2.4.0", repo=sample.path),
-                            _flip_at_verify(flag, "faster"))
+    outcome = run_bisection(
+        RunRequest(good="v2.3.0", bad="v2.4.0", repo=sample.path), _flip_at_verify(flag, "faster")
+    )
     doc = outcome.document.to_json()
     assert outcome.status is Status.INCONCLUSIVE and outcome.status.exit_code == 4
     assert doc["culprit"] is None and doc["culprits"] == []
@@ -63,15 +76,25 @@ def test_effect_in_the_wrong_direction_is_never_a_culprit(make_sample: Callable[
 
 
 @pytest.mark.slow
-def test_unverified_candidate_exits_4_with_a_suspect(make_sample: Callable[..., SampleRepo], tmp_path: Path) -> None:
+def test_unverified_candidate_exits_4_with_a_suspect(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path
+) -> None:
     """When the effect is gone on re-measurement the run is inconclusive, the candidate a suspect."""
     flag = tmp_path / "flag"
     sample = make_sample(n_commits=12, culprit=7, effect_flag=str(flag), noise=0.03)
-    outcome = run_bisection(RunRequest(good="v2.3.0", bad="v2.4.0", repo=sample.path), _flip_at_verify(flag, "off"))
+    outcome = run_bisection(
+        RunRequest(good="v2.3.0", bad="v2.4.0", repo=sample.path), _flip_at_verify(flag, "off")
+    )
     doc = outcome.document
     assert outcome.status.exit_code == 4 and doc.culprit is None
-    assert doc.suspect is not None and doc.suspect.commit == sample.culprit and not doc.suspect.verified
-    assert doc.range is not None and doc.range.first_bad == sample.culprit and doc.range.unclear == ()
+    assert (
+        doc.suspect is not None
+        and doc.suspect.commit == sample.culprit
+        and not doc.suspect.verified
+    )
+    assert (
+        doc.range is not None and doc.range.first_bad == sample.culprit and doc.range.unclear == ()
+    )
     assert doc.verification is not None and not doc.verification.verified
 
 
@@ -81,12 +104,22 @@ def test_daemon_does_not_roll_back_on_an_unverified_suspect(tmp_path: Path) -> N
     flag = tmp_path / "flag"
     live = tmp_path / "repo-live"
     with webhook() as hook:
-        daemon = ("daemon:\n  schedule: '0 2 * * *'\n  metrics_port: 0\n  policy: rollback\n"
-                  f"  alerts: [{{webhook: {hook.url!r}, retries: 0}}]\n")
-        sample = build_sample_repo(tmp_path / "repo", SampleSpec(
-            n_commits=10, culprit=8, repeats=(4, 8), releases=RELEASES, extra_yaml=daemon, effect_flag=str(flag),
-            noise=0.03,
-        ))
+        daemon = (
+            "daemon:\n  schedule: '0 2 * * *'\n  metrics_port: 0\n  policy: rollback\n"
+            f"  alerts: [{{webhook: {hook.url!r}, retries: 0}}]\n"
+        )
+        sample = build_sample_repo(
+            tmp_path / "repo",
+            SampleSpec(
+                n_commits=10,
+                culprit=8,
+                repeats=(4, 8),
+                releases=RELEASES,
+                extra_yaml=daemon,
+                effect_flag=str(flag),
+                noise=0.03,
+            ),
+        )
 
         def bisect(request: RunRequest, progress: Progress) -> RunOutcome:
             return run_bisection(request, _flip_at_verify(flag, "off", progress))

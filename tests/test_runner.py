@@ -61,12 +61,15 @@ def test_parse_without_json_object_is_none() -> None:
 
 def test_ok_trial_keeps_logs_and_metrics(tmp_path: Path) -> None:
     """Exit 0 with a metrics line is a measurement; stdout and stderr are kept as files."""
-    argv = _script(tmp_path, """
+    argv = _script(
+        tmp_path,
+        """
         import json, os, sys
         print("noise")
         print("to stderr", file=sys.stderr)
         print(json.dumps({"latency_ms": [10, 11], "_cwd": os.getcwd(), "_token": os.environ["BENCH_TOKEN"]}))
-    """)
+    """,
+    )
     runner = TrialRunner(tmp_path / "run", timeout_s=20)
     result = runner.measure_once(argv, cwd=tmp_path, env={**os.environ, "BENCH_TOKEN": "t0"})
     assert result.status is TrialStatus.OK and result.exit_code == 0
@@ -81,21 +84,28 @@ def test_ok_trial_keeps_logs_and_metrics(tmp_path: Path) -> None:
 def test_exit_125_is_a_skip_without_retry(tmp_path: Path) -> None:
     """Exit 125 marks the commit untestable at once."""
     argv = _script(tmp_path, "raise SystemExit(125)\n")
-    result = TrialRunner(tmp_path / "run", timeout_s=20).measure_once(argv, cwd=tmp_path, env=os.environ)
+    result = TrialRunner(tmp_path / "run", timeout_s=20).measure_once(
+        argv, cwd=tmp_path, env=os.environ
+    )
     assert result.status is TrialStatus.SKIP and result.exit_code == 125 and result.attempts == 1
 
 
 def test_failure_is_retried_once_then_skipped(tmp_path: Path) -> None:
     """Exit 1 is retried once; a second failure skips the candidate with both logs kept."""
     counter = tmp_path / "count"
-    argv = _script(tmp_path, f"""
+    argv = _script(
+        tmp_path,
+        f"""
         import pathlib, sys
         p = pathlib.Path({str(counter)!r})
         p.write_text(p.read_text() + "x" if p.exists() else "x")
         print("boom", file=sys.stderr)
         sys.exit(1)
-    """)
-    result = TrialRunner(tmp_path / "run", timeout_s=20).measure_once(argv, cwd=tmp_path, env=os.environ)
+    """,
+    )
+    result = TrialRunner(tmp_path / "run", timeout_s=20).measure_once(
+        argv, cwd=tmp_path, env=os.environ
+    )
     assert counter.read_text() == "xx"
     assert result.status is TrialStatus.SKIP and result.attempts == 2
     assert "exit 1" in result.reason
@@ -106,22 +116,31 @@ def test_failure_is_retried_once_then_skipped(tmp_path: Path) -> None:
 def test_failure_then_success_is_a_measurement(tmp_path: Path) -> None:
     """A flaky first trial followed by a good one yields the good one."""
     flag = tmp_path / "flag"
-    argv = _script(tmp_path, f"""
+    argv = _script(
+        tmp_path,
+        f"""
         import pathlib, sys
         p = pathlib.Path({str(flag)!r})
         if not p.exists():
             p.write_text("1"); sys.exit(3)
         print('{{"m": 1}}')
-    """)
-    result = TrialRunner(tmp_path / "run", timeout_s=20).measure_once(argv, cwd=tmp_path, env=os.environ)
-    assert result.status is TrialStatus.OK and result.attempts == 2 and result.earlier[0].exit_code == 3
+    """,
+    )
+    result = TrialRunner(tmp_path / "run", timeout_s=20).measure_once(
+        argv, cwd=tmp_path, env=os.environ
+    )
+    assert (
+        result.status is TrialStatus.OK
+        and result.attempts == 2
+        and result.earlier[0].exit_code == 3
+    )
 
 
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
         ("print('no json here')", "no JSON"),
-        ("print('{\"name\": \"x\"}')", "no numeric metric"),
+        ('print(\'{"name": "x"}\')', "no numeric metric"),
     ],
 )
 def test_exit_0_without_metrics_is_a_failed_trial(tmp_path: Path, body: str, reason: str) -> None:
@@ -134,12 +153,15 @@ def test_exit_0_without_metrics_is_a_failed_trial(tmp_path: Path, body: str, rea
 def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     """On timeout the benchmark and the grandchild it spawned are both gone."""
     pidfile = tmp_path / "grandchild.pid"
-    argv = _script(tmp_path, f"""
+    argv = _script(
+        tmp_path,
+        f"""
         import pathlib, subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
         pathlib.Path({str(pidfile)!r}).write_text(str(child.pid))
         time.sleep(60)
-    """)
+    """,
+    )
     runner = TrialRunner(tmp_path / "run", timeout_s=1.5, grace_s=0.5)
     result = runner.trial(argv, cwd=tmp_path, env=os.environ)
     assert result.status is TrialStatus.FAILED and result.timed_out and result.exit_code is None

@@ -56,9 +56,12 @@ def level(value: float, seed: int, metric: str = METRIC) -> Callable[[int], Fake
     return trial
 
 
-def sampler(probe: FakeProbe, budget: TrialBudget = BUDGET,
-            events: list[ProgressEvent] | None = None) -> Sampler:
-    return Sampler(probe, METRIC, RULE, budget, events.append if events is not None else lambda _e: None)
+def sampler(
+    probe: FakeProbe, budget: TrialBudget = BUDGET, events: list[ProgressEvent] | None = None
+) -> Sampler:
+    return Sampler(
+        probe, METRIC, RULE, budget, events.append if events is not None else lambda _e: None
+    )
 
 
 def test_endpoints_are_interleaved_good_first_and_the_one_behind_catches_up() -> None:
@@ -113,8 +116,13 @@ def test_trials_without_the_metric_count_and_end_as_skip_with_the_reason() -> No
 def test_sometimes_missing_metric_still_stops_at_the_budget() -> None:
     """A candidate that prints the metric in only some trials gets no more than repeats.max."""
     good_trial, bare = level(23, 3), FakeTrial(True, {"other": [1.0]})
-    probe = FakeProbe({GOOD.sha: level(20, 1), BAD.sha: level(26, 2),
-                       CAND.sha: lambda n: good_trial(n) if n % 3 == 0 else bare})
+    probe = FakeProbe(
+        {
+            GOOD.sha: level(20, 1),
+            BAD.sha: level(26, 2),
+            CAND.sha: lambda n: good_trial(n) if n % 3 == 0 else bare,
+        }
+    )
     s = sampler(probe, TrialBudget(3, 9))
     s.settle_endpoints(GOOD, BAD)
     decision = s.decide(CAND, GOOD, BAD, "fine")
@@ -124,8 +132,10 @@ def test_sometimes_missing_metric_still_stops_at_the_budget() -> None:
 
 def test_untestable_candidate_is_skip_without_a_trial() -> None:
     """An untestable candidate is SKIP at once."""
-    probe = FakeProbe({GOOD.sha: level(20, 1), BAD.sha: level(26, 2), CAND.sha: level(26, 3)},
-                      untestable_shas={CAND.sha})
+    probe = FakeProbe(
+        {GOOD.sha: level(20, 1), BAD.sha: level(26, 2), CAND.sha: level(26, 3)},
+        untestable_shas={CAND.sha},
+    )
     s = sampler(probe)
     s.settle_endpoints(GOOD, BAD)
     assert s.decide(CAND, GOOD, BAD, "fine").verdict is Verdict.SKIP
@@ -162,6 +172,10 @@ def test_endpoints_without_a_difference_stop_at_the_budget() -> None:
 
 def test_samples_and_printed_metrics_read_only_ok_trials() -> None:
     """Failed trials carry no samples; printed metrics are the ok trials' names, sorted."""
-    trials = [FakeTrial(True, {"b": [1.0], "a": [2.0]}), FakeTrial(False, {"c": [3.0]}), FakeTrial(True, {"b": []})]
+    trials = [
+        FakeTrial(True, {"b": [1.0], "a": [2.0]}),
+        FakeTrial(False, {"c": [3.0]}),
+        FakeTrial(True, {"b": []}),
+    ]
     assert samples_of(trials, "b") == [[1.0]]
     assert printed_metrics(trials) == ["a", "b"]

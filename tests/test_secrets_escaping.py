@@ -32,7 +32,9 @@ def _doc(subject: str = HOSTILE, key: str = "batching.[bold]pad`|<b>") -> RunDoc
     return RunDocument.from_json(data)
 
 
-def test_the_console_prints_commit_subjects_with_rich_markup_literally(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_console_prints_commit_subjects_with_rich_markup_literally(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """A culprit subject holding `[/]` and `[link=...]` is printed as written (it raised MarkupError)."""
     _render_run(stderr_console(), _doc())
     err = capsys.readouterr().err
@@ -43,7 +45,9 @@ def test_the_console_prints_commit_subjects_with_rich_markup_literally(capsys: p
 
 def test_slack_text_has_no_mentions_or_links_from_commits() -> None:
     """`<!channel>` and `<url|label>` in a commit subject reach Slack as text, not as a ping or a link."""
-    body = AlertMessage(text=f"culprit: {HOSTILE} <https://evil|docs>", step="bisect", reason="r").body()
+    body = AlertMessage(
+        text=f"culprit: {HOSTILE} <https://evil|docs>", step="bisect", reason="r"
+    ).body()
     text = str(body["text"])
     assert "<" not in text and ">" not in text
     assert "&lt;!channel&gt;" in text and "&lt;https://evil|docs&gt;" in text
@@ -58,13 +62,20 @@ def test_the_markdown_report_escapes_subjects_and_keys() -> None:
     assert "&lt;script&gt;" in md
     assert "[link=https://evil.example]" not in md  # escaped: \[link=...\]
     assert markdown_code("pad`x") == "`` pad`x ``"
-    assert markdown_text("[docs](https://evil) ![t](https://t)") == "\\[docs\\]\\(https://evil\\) \\!\\[t\\]\\(https://t\\)"
+    assert (
+        markdown_text("[docs](https://evil) ![t](https://t)")
+        == "\\[docs\\]\\(https://evil\\) \\!\\[t\\]\\(https://t\\)"
+    )
 
 
-def test_url_credentials_are_scrubbed_from_every_log_value(capsys: pytest.CaptureFixture[str]) -> None:
+def test_url_credentials_are_scrubbed_from_every_log_value(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """A URL with user:token inside any log value (whatever the key) is logged without the token."""
     configure(json_lines=True)
-    get_logger("t").error("daemon.fetch", error=f"git fetch {REMOTE} failed", argv=["git", "fetch", REMOTE])
+    get_logger("t").error(
+        "daemon.fetch", error=f"git fetch {REMOTE} failed", argv=["git", "fetch", REMOTE]
+    )
     try:
         raise RuntimeError(f"cannot reach {REMOTE}")
     except RuntimeError:
@@ -81,12 +92,17 @@ def test_errors_and_alerts_never_carry_url_credentials() -> None:
     assert TOKEN not in exc.message and TOKEN not in str(exc.hint) and TOKEN not in str(exc)
     sent: list[bytes] = []
 
-    def post(url: str, body: bytes, timeout: float) -> int:
+    def post(url: str, body: bytes, timeout: float) -> int:  # noqa: ARG001 (the sender's signature)
         sent.append(body)
         return 200
 
-    message = AlertMessage(text=f"fetch of {REMOTE} failed", step="bisect", reason=REMOTE,
-                           files=(REMOTE,), extra={"remote": REMOTE})
+    message = AlertMessage(
+        text=f"fetch of {REMOTE} failed",
+        step="bisect",
+        reason=REMOTE,
+        files=(REMOTE,),
+        extra={"remote": REMOTE},
+    )
     send_alert([Alert(webhook="https://hooks.example/T/B/x")], message, post=post)
     assert sent and TOKEN not in sent[0].decode()
     assert json.loads(sent[0])["reason"] == "https://***@127.0.0.1:9/org/repo.git"
@@ -102,7 +118,9 @@ def test_daemon_remote_credentials_reach_neither_stderr_nor_the_store(tmp_path: 
     done = run_cli("daemon", "--once", "--repo", str(sample.path), timeout=120)
     assert "Traceback" not in done.stderr
     assert TOKEN not in done.stdout + done.stderr
-    assert "https://***@127.0.0.1:9/org/repo.git" in done.stderr  # the failure is reported, scrubbed
+    assert (
+        "https://***@127.0.0.1:9/org/repo.git" in done.stderr
+    )  # the failure is reported, scrubbed
     for path in (sample.path / ".bisector").rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path

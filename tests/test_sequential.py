@@ -59,8 +59,12 @@ def test_spread_is_robust_and_floored() -> None:
     """One wild endpoint process does not widen the spread; identical ones do not shrink it to 0."""
     wild = [*medians(GOOD), 180.0]
     assert sequential.pooled_spread(wild, medians(BAD)) < 2.0
-    assert sequential.pooled_spread([100.0] * 6, [110.0] * 6) == pytest.approx(10 * sequential.MIN_SPREAD_FRACTION)
-    share = sequential.outlier_share(wild, medians(BAD), sequential.pooled_spread(wild, medians(BAD)))
+    assert sequential.pooled_spread([100.0] * 6, [110.0] * 6) == pytest.approx(
+        10 * sequential.MIN_SPREAD_FRACTION
+    )
+    share = sequential.outlier_share(
+        wild, medians(BAD), sequential.pooled_spread(wild, medians(BAD))
+    )
     assert share == pytest.approx(1 / 13)
 
 
@@ -125,15 +129,18 @@ class ListProbe:
     def trials(self, commit: Commit) -> list[Trial]:
         return list(self.taken.get(commit.sha, []))
 
-    def untestable(self, commit: Commit) -> bool:
+    def untestable(self, commit: Commit) -> bool:  # noqa: ARG002 (the Probe port)
         return False
 
 
 def test_sampler_switch_takes_fewer_trials_for_a_clear_candidate() -> None:
     """The same clear-cut candidate: 2 trials with the sequential rule, 4 without."""
     g, b, c = (Commit(x * 40, x, "a", "2026-01-01") for x in "gbc")
-    values = {g.sha: medians(GOOD) * 3, b.sha: medians(BAD) * 3,
-              c.sha: [110.1, 109.8, 110.3, 109.9, 110.0, 110.2]}
+    values = {
+        g.sha: medians(GOOD) * 3,
+        b.sha: medians(BAD) * 3,
+        c.sha: [110.1, 109.8, 110.3, 109.9, 110.0, 110.2],
+    }
     taken = {}
     for switch in (False, True):
         probe = ListProbe(values)

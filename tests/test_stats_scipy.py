@@ -20,7 +20,9 @@ scipy_stats = pytest.importorskip("scipy.stats")
 CASES = 300
 
 
-def _pairs(seed: int, low: int, high: int, *, ties: bool = False) -> list[tuple[list[float], list[float]]]:
+def _pairs(
+    seed: int, low: int, high: int, *, ties: bool = False
+) -> list[tuple[list[float], list[float]]]:
     """Random sample pairs of sizes low..high, shifted by 0, 1 or 2 (rounded for ties)."""
     rng = random.Random(seed)
     out = []
@@ -105,7 +107,10 @@ def test_hodges_lehmann_critical_value_matches_scipys_exact_distribution() -> No
             k = stats._critical_u(n, m, 0.95)
             if k == 0:  # too few values to bound the shift: P(U = 0) itself exceeds 2.5%
                 x, y = _with_u(n, m, 0)
-                assert scipy_stats.mannwhitneyu(x, y, alternative="less", method="exact").pvalue > 0.025
+                assert (
+                    scipy_stats.mannwhitneyu(x, y, alternative="less", method="exact").pvalue
+                    > 0.025
+                )
                 continue
             below = _with_u(n, m, k - 1)
             at = _with_u(n, m, k)
@@ -134,7 +139,9 @@ def test_median_matches_scipy() -> None:
     rng = random.Random(9)
     for _ in range(CASES):
         values = [rng.gauss(0, 1) for _ in range(rng.randint(1, 15))]
-        assert stats.median(values) == pytest.approx(float(scipy_stats.scoreatpercentile(values, 50)))
+        assert stats.median(values) == pytest.approx(
+            float(scipy_stats.scoreatpercentile(values, 50))
+        )
 
 
 def test_sprt_ratio_is_the_contaminated_normal_log_likelihood_ratio() -> None:

@@ -46,20 +46,39 @@ def test_key_of_pyproject_counts_dependencies_only() -> None:
 def test_install_argv_is_bound_to_the_environment() -> None:
     """`pip install` becomes `uv pip install --python <env>` with the index options."""
     py = Path("/e/bin/python")
-    got = translate_install(["pip", "install", "--no-deps", "-e", "."], uv="uv", python=py,
-                            extra=["--no-index"])
-    assert got == ["uv", "pip", "install", "--no-deps", "-e", ".", "--python", str(py), "--no-index"]
-    assert translate_install(["python", "-m", "pip", "install", "."], uv="uv", python=py, extra=[])[:3] == [
-        "uv", "pip", "install"]
+    got = translate_install(
+        ["pip", "install", "--no-deps", "-e", "."], uv="uv", python=py, extra=["--no-index"]
+    )
+    assert got == [
+        "uv",
+        "pip",
+        "install",
+        "--no-deps",
+        "-e",
+        ".",
+        "--python",
+        str(py),
+        "--no-index",
+    ]
+    assert translate_install(["python", "-m", "pip", "install", "."], uv="uv", python=py, extra=[])[
+        :3
+    ] == ["uv", "pip", "install"]
     assert translate_install(["python", "setup.py", "develop"], uv="uv", python=py, extra=[]) == [
-        str(py), "setup.py", "develop"]
-    assert translate_install(["make", "install"], uv="uv", python=py, extra=[]) == ["make", "install"]
+        str(py),
+        "setup.py",
+        "develop",
+    ]
+    assert translate_install(["make", "install"], uv="uv", python=py, extra=[]) == [
+        "make",
+        "install",
+    ]
 
 
 def test_credentials_are_scrubbed_from_logged_commands() -> None:
     """Index URLs with a user and token are logged without them."""
     assert scrub("--index-url https://bob:s3cret@pypi.example.org/simple") == (
-        "--index-url https://***@pypi.example.org/simple")
+        "--index-url https://***@pypi.example.org/simple"
+    )
 
 
 def test_install_runs_per_commit_into_the_shared_environment(tmp_path: Path) -> None:
@@ -72,10 +91,16 @@ def test_install_runs_per_commit_into_the_shared_environment(tmp_path: Path) -> 
         (root / "app.py").write_text(f"VALUE = {value}\n")
         gitutil.commit_all(root, f"v{value}")
         commits.append(git.resolve("HEAD"))
-    script = ("import os, pathlib, sys; p = pathlib.Path(os.environ['VIRTUAL_ENV'], 'installed');"
-              " p.write_text(p.read_text() + open('app.py').read() if p.exists() else open('app.py').read())")
-    env = Environment(builder="venv", requirements=["requirements.txt"], no_index=True,
-                      install=["python", "-c", script])
+    script = (
+        "import os, pathlib, sys; p = pathlib.Path(os.environ['VIRTUAL_ENV'], 'installed');"
+        " p.write_text(p.read_text() + open('app.py').read() if p.exists() else open('app.py').read())"
+    )
+    env = Environment(
+        builder="venv",
+        requirements=["requirements.txt"],
+        no_index=True,
+        install=["python", "-c", script],
+    )
     builder = VenvBuilder(git, env, tmp_path / "store")
     with Checkouts(git, tmp_path / "store") as checkouts:
         first = builder.prepare(commits[0], checkouts.get(commits[0]))
@@ -85,7 +110,8 @@ def test_install_runs_per_commit_into_the_shared_environment(tmp_path: Path) -> 
     assert (first.python.parent.parent / "installed").read_text() == "VALUE = 1\nVALUE = 2\n"
     assert second.env["PYTHONPATH"] == ""  # the installed project, not the checkout, is imported
     assert second.runtime is not None and second.runtime.python_version == ".".join(
-        map(str, sys.version_info[:3]))
+        map(str, sys.version_info[:3])
+    )
     builder.close()
     git.close()
 
@@ -119,7 +145,9 @@ def test_lock_file_is_installed_as_its_exact_pins(tmp_path: Path) -> None:
     (root / "uv.lock").write_text(UV_LOCK.format(version="1.0.0"))
     gitutil.commit_all(root, "lock")
     commit = git.resolve("HEAD")
-    env = Environment(builder="venv", requirements=["uv.lock"], no_index=True, find_links=[str(wheels)])
+    env = Environment(
+        builder="venv", requirements=["uv.lock"], no_index=True, find_links=[str(wheels)]
+    )
     builder = VenvBuilder(git, env, tmp_path / "store")
     with Checkouts(git, tmp_path / "store") as checkouts:
         built = builder.prepare(commit, checkouts.get(commit))
@@ -169,8 +197,13 @@ def test_pyproject_dependencies_and_configured_extras_are_installed(tmp_path: Pa
     commit = git.resolve("HEAD")
     built = {}
     for extras in ([], ["gpu"]):
-        env = Environment(builder="venv", requirements=["pyproject.toml"], extras=extras,
-                          no_index=True, find_links=[str(wheels)])
+        env = Environment(
+            builder="venv",
+            requirements=["pyproject.toml"],
+            extras=extras,
+            no_index=True,
+            find_links=[str(wheels)],
+        )
         builder = VenvBuilder(git, env, tmp_path / "store")
         with Checkouts(git, tmp_path / "store") as checkouts:
             built[bool(extras)] = builder.prepare(commit, checkouts.get(commit))

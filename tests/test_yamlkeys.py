@@ -21,8 +21,10 @@ from bisector.plumbing.yamlkeys import (
 )
 
 # keys made of the characters that matter to the rule, plus ordinary ones
-_KEYS = st.text(alphabet=st.sampled_from(list("ab01.\\[]\"_ -é")), max_size=6)
-_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5)
+_KEYS = st.text(alphabet=st.sampled_from(list('ab01.\\[]"_ -é')), max_size=6)
+_SCALARS = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5)
+)
 _DOCS = st.recursive(
     _SCALARS,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
@@ -58,7 +60,14 @@ def test_the_rule_names_dots_lists_and_escapes() -> None:
     """Mapping keys join with '.', list items are [i], and '.' '[' ']' '\\' in a key are escaped."""
     doc = {"a.b": 1, "a": {"b": [10, {"c": 2}], "0": 3}, "w\\x[1]": 4, "": 5, "e": {}, "l": []}
     assert flatten(doc) == {
-        "a\\.b": 1, "a.b[0]": 10, "a.b[1].c": 2, "a.0": 3, "w\\\\x\\[1\\]": 4, '""': 5, "e": {}, "l": [],
+        "a\\.b": 1,
+        "a.b[0]": 10,
+        "a.b[1].c": 2,
+        "a.0": 3,
+        "w\\\\x\\[1\\]": 4,
+        '""': 5,
+        "e": {},
+        "l": [],
     }
     assert flatten("just text") == {"": "just text"} and flatten(None) == {}
 
@@ -84,7 +93,13 @@ def test_set_and_remove_leaf_edit_a_document_in_place() -> None:
     doc = set_leaf(doc, "8080.on", True)
     doc = set_leaf(doc, "l[2]", 3)
     doc = set_leaf(doc, "new.x[0].y", 1)
-    assert doc == {"a.b": 5, "a": {"c": 2}, 8080: {"on": True}, "l": [1, 2, 3], "new": {"x": [{"y": 1}]}}
+    assert doc == {
+        "a.b": 5,
+        "a": {"c": 2},
+        8080: {"on": True},
+        "l": [1, 2, 3],
+        "new": {"x": [{"y": 1}]},
+    }
     doc = remove_leaf(doc, "l[2]")
     doc = remove_leaf(doc, "a.c")
     doc = remove_leaf(doc, "missing.key")
@@ -100,6 +115,8 @@ def test_diff_flat_names_added_removed_and_changed_in_natural_order() -> None:
     old = {"a[2]": 1, "a[10]": 1, "b": 1, "c": True}
     new = {"a[2]": 1.0, "a[10]": 2, "c": True, "d": None}
     assert diff_flat(old, new) == [
-        KeyDiff("a[2]", "changed", 1, 1.0), KeyDiff("a[10]", "changed", 1, 2),
-        KeyDiff("b", "removed", 1, None), KeyDiff("d", "added", None, None),
+        KeyDiff("a[2]", "changed", 1, 1.0),
+        KeyDiff("a[10]", "changed", 1, 2),
+        KeyDiff("b", "removed", 1, None),
+        KeyDiff("d", "added", None, None),
     ]

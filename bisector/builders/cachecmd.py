@@ -42,22 +42,33 @@ def list_cache(repo: Path, cfg: Config, *, builder: str | None = None) -> list[C
         cache = EnvCache(envs, cfg.environment.cache_size)
         entries += [CacheEntry("venv", k, str(cache.path(k)), None, True) for k in cache.keys()]
     if (builder or cfg.environment.builder) == "docker":
-        from bisector.builders.docker_env import list_images
+        from bisector.builders.docker_images import list_images
         from bisector.builders.docker_run import connect
 
         client = connect()
         try:
             limit = cfg.environment.docker.max_images
-            known = {*EnvCache(store / "images", limit).keys(), *EnvCache(store / "code-images", limit).keys()}
-            entries += [CacheEntry("docker", i.key, i.tag, i.size_bytes, i.key in known)
-                        for i in list_images(client)]
+            known = {
+                *EnvCache(store / "images", limit).keys(),
+                *EnvCache(store / "code-images", limit).keys(),
+            }
+            entries += [
+                CacheEntry("docker", i.key, i.tag, i.size_bytes, i.key in known)
+                for i in list_images(client)
+            ]
         finally:
             client.close()
     return entries
 
 
-def prune_cache(repo: Path, cfg: Config, *, builder: str | None = None, keep: int | None = None,
-                orphans: bool = False) -> list[str]:
+def prune_cache(
+    repo: Path,
+    cfg: Config,
+    *,
+    builder: str | None = None,
+    keep: int | None = None,
+    orphans: bool = False,
+) -> list[str]:
     """Remove what lies beyond the configured sizes (or `keep`); the removed folders/tags."""
     store = _store(repo, cfg)
     removed: list[str] = []
@@ -65,7 +76,7 @@ def prune_cache(repo: Path, cfg: Config, *, builder: str | None = None, keep: in
         cache = EnvCache(store / "envs", keep if keep is not None else cfg.environment.cache_size)
         removed += [str(cache.path(k)) for k in cache.evict(in_use=())]
     if (builder or cfg.environment.builder) == "docker":
-        from bisector.builders.docker_env import prune_images
+        from bisector.builders.docker_images import prune_images
         from bisector.builders.docker_run import connect
 
         client = connect()

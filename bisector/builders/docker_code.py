@@ -80,7 +80,9 @@ def code_key(env_key: str, commit_id: str) -> str:
     sha12 with the real commit, so it gets a hash of the whole id as well."""
     if _SHA.fullmatch(commit_id):
         return f"{env_key}-{commit_id[:12]}"
-    return f"{env_key}-{commit_id[:12]}-{hashlib.sha256(commit_id.encode('utf-8')).hexdigest()[:12]}"
+    return (
+        f"{env_key}-{commit_id[:12]}-{hashlib.sha256(commit_id.encode('utf-8')).hexdigest()[:12]}"
+    )
 
 
 def translate_install(argv: Sequence[str], *, index_args: Sequence[str]) -> list[str]:
@@ -114,6 +116,7 @@ def write_context(out: IO[bytes], checkout: Path, dockerfile: str) -> None:
     Written by hand rather than sending the checkout folder, so nothing (a `.dockerignore`,
     the Dockerfile) has to be written into the checkout itself.
     """
+
     def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
         info.uname = info.gname = "root"
@@ -129,23 +132,41 @@ def write_context(out: IO[bytes], checkout: Path, dockerfile: str) -> None:
             dirs[:] = sorted(d for d in dirs if d not in _EXCLUDED)
             rel = Path(folder).relative_to(checkout)
             for name in [*dirs, *sorted(f for f in files if f not in _EXCLUDED)]:
-                tar.add(Path(folder) / name, arcname=(Path("checkout") / rel / name).as_posix(),
-                        recursive=False, filter=owned_by_root)
+                tar.add(
+                    Path(folder) / name,
+                    arcname=(Path("checkout") / rel / name).as_posix(),
+                    recursive=False,
+                    filter=owned_by_root,
+                )
 
 
 class CodeLayers:
     """Code images per (env key, commit), built on demand and cached across runs."""
 
-    def __init__(self, client: docker.DockerClient, store: Path, *, capacity: int, network: str,
-                 install: Sequence[str] | None, index_args: Sequence[str], build_timeout_s: float,
-                 lock: threading.Lock) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        store: Path,
+        *,
+        capacity: int,
+        network: str,
+        install: Sequence[str] | None,
+        index_args: Sequence[str],
+        build_timeout_s: float,
+        lock: threading.Lock,
+    ) -> None:
         self._client = client
         self._network = network
         self._install = list(install) if install else None
         self._index_args = list(index_args)
         self._recipe = recipe(install, index_args)
-        self._cache = ImageCache(store / "code-images", capacity, client, repo=CODE_REPO,
-                                 labels={RECIPE_LABEL: self._recipe})
+        self._cache = ImageCache(
+            store / "code-images",
+            capacity,
+            client,
+            repo=CODE_REPO,
+            labels={RECIPE_LABEL: self._recipe},
+        )
         self._logs = store / "logs" / "build"
         self._build_timeout_s = build_timeout_s
         self._lock = lock
@@ -182,35 +203,69 @@ class CodeLayers:
         return self._cache.tag(key)
 
     def _build(self, key: str, env_key: str, commit: Commit, checkout: Path) -> None:
-        self._cache.remove_folder(key)  # leftovers of an interrupted build, or another recipe's image
+        self._cache.remove_folder(
+            key
+        )  # leftovers of an interrupted build, or another recipe's image
         self._logs.mkdir(parents=True, exist_ok=True)
         log_path = self._logs / f"{key}.log"
         tag, env_image = self._cache.tag(key), f"bisector-env:{env_key}"
         install = ""
         if self._install:
-            install = f"RUN {json.dumps(translate_install(self._install, index_args=self._index_args))}"
-        dockerfile = TEMPLATE.format(commit=commit.sha, env_image=env_image, checkout=CONTAINER_CHECKOUT,
-                                     env_path=ENV_PATH, search_path=ENV_SEARCH_PATH, install=install)
+            install = (
+                f"RUN {json.dumps(translate_install(self._install, index_args=self._index_args))}"
+            )
+        dockerfile = TEMPLATE.format(
+            commit=commit.sha,
+            env_image=env_image,
+            checkout=CONTAINER_CHECKOUT,
+            env_path=ENV_PATH,
+            search_path=ENV_SEARCH_PATH,
+            install=install,
+        )
         started = time.monotonic()
         log.info("building code image", image=tag, commit=commit.short)
-        labels = {LABEL: "1", KEY_LABEL: key, RECIPE_LABEL: self._recipe, ENV_LABEL: env_key,
-                  COMMIT_LABEL: commit.sha}
-        with tempfile.TemporaryFile(prefix="bisector-code-") as context, \
-                log_path.open("w", encoding="utf-8") as out:
+        labels = {
+            LABEL: "1",
+            KEY_LABEL: key,
+            RECIPE_LABEL: self._recipe,
+            ENV_LABEL: env_key,
+            COMMIT_LABEL: commit.sha,
+        }
+        with (
+            tempfile.TemporaryFile(prefix="bisector-code-") as context,
+            log_path.open("w", encoding="utf-8") as out,
+        ):
             out.write(f"# docker build {tag} from {env_image}\n{dockerfile}\n")
             out.flush()
             write_context(context, checkout, dockerfile)
             context.seek(0)
-            error = stream_build(self._client, out, tag=tag, network=self._network,
-                                 timeout_s=self._build_timeout_s, labels=labels, fileobj=context)
+            error = stream_build(
+                self._client,
+                out,
+                tag=tag,
+                network=self._network,
+                timeout_s=self._build_timeout_s,
+                labels=labels,
+                fileobj=context,
+            )
             if error is not None:
                 out.write(f"[build failed] {error}\n")
-                raise BuildError(f"building {tag} (the code of {commit.short}) failed: {error}",
-                                 hint=f"see the build log {log_path}", log_path=log_path)
+                raise BuildError(
+                    f"building {tag} (the code of {commit.short}) failed: {error}",
+                    hint=f"see the build log {log_path}",
+                    log_path=log_path,
+                )
         entry = self._cache.path(key)
         entry.mkdir(parents=True, exist_ok=True)
-        data = {"key": key, "image": tag, "env_key": env_key, "commit": commit.sha, "recipe": self._recipe,
-                "build_log": str(log_path), "created": time.time()}
+        data = {
+            "key": key,
+            "image": tag,
+            "env_key": env_key,
+            "commit": commit.sha,
+            "recipe": self._recipe,
+            "build_log": str(log_path),
+            "created": time.time(),
+        }
         tmp = entry / (MARKER + ".tmp")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         os.replace(tmp, entry / MARKER)  # the marker last: a crash before it means "not built"

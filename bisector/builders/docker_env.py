@@ -45,12 +45,11 @@ from typing import Any, ClassVar
 
 import docker
 import requests
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.errors import APIError, DockerException, ImageNotFound
 
 from bisector.builders.base import BuiltEnv, RuntimeFacts
 from bisector.builders.docker_code import CodeLayers
 from bisector.builders.docker_images import (
-    CODE_REPO,
     ENV_PATH,
     ENV_REPO,
     ENV_SEARCH_PATH,
@@ -123,26 +122,46 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
     _failure_note: ClassVar[str] = "background image build failed"
 
     def __init__(
-        self, vcs: Vcs, environment: Environment, store: Path, *,
-        max_workers: int = 2, build_timeout_s: float = 3600.0,
+        self,
+        vcs: Vcs,
+        environment: Environment,
+        store: Path,
+        *,
+        max_workers: int = 2,
+        build_timeout_s: float = 3600.0,
         client: docker.DockerClient | None = None,
     ) -> None:
         self._options: DockerOptions = environment.docker
         self._client = client or connect()
-        super().__init__(vcs, environment, store, ImageCache(store / "images", self._options.max_images, self._client),
-                         max_workers=max_workers, build_timeout_s=build_timeout_s)
+        super().__init__(
+            vcs,
+            environment,
+            store,
+            ImageCache(store / "images", self._options.max_images, self._client),
+            max_workers=max_workers,
+            build_timeout_s=build_timeout_s,
+        )
         self._session = os.urandom(6).hex()
         self._run_options = ContainerOptions(
-            network=self._options.network, gpus=self._options.gpus, cpus=self._options.cpus,
-            memory=self._options.memory, labels={SESSION_LABEL: self._session},
+            network=self._options.network,
+            gpus=self._options.gpus,
+            cpus=self._options.cpus,
+            memory=self._options.memory,
+            labels={SESSION_LABEL: self._session},
         )
         # A code layer per commit only where it is needed (module docstring: why mount by default).
         self._code: CodeLayers | None = None
         if environment.install or self._options.code == "layer":
-            self._code = CodeLayers(self._client, store, capacity=self._options.max_images,
-                                    network=self._options.network, install=environment.install,
-                                    index_args=self._index_args(), build_timeout_s=build_timeout_s,
-                                    lock=self._lock)
+            self._code = CodeLayers(
+                self._client,
+                store,
+                capacity=self._options.max_images,
+                network=self._options.network,
+                install=environment.install,
+                index_args=self._index_args(),
+                build_timeout_s=build_timeout_s,
+                lock=self._lock,
+            )
         self._base_checked = False
 
     # -- keys -----------------------------------------------------------------------
@@ -152,8 +171,10 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
             return TEMPLATE
         data = self._vcs.read_file(commit.sha, self._options.dockerfile)
         if data is None:
-            raise ConfigError(f"environment.docker.dockerfile {self._options.dockerfile!r} is not in "
-                              f"commit {commit.short}")
+            raise ConfigError(
+                f"environment.docker.dockerfile {self._options.dockerfile!r} is not in "
+                f"commit {commit.short}"
+            )
         return data.decode("utf-8", errors="replace")
 
     def _recipe(self, commit: Commit) -> tuple[str, _Recipe]:
@@ -165,7 +186,9 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
             "network": self._options.network,
             "dockerfile": hashlib.sha256(dockerfile.encode("utf-8")).hexdigest(),
         }
-        key = environment_key(reqs, python=self._options.base_image, index=material, prefix="docker")
+        key = environment_key(
+            reqs, python=self._options.base_image, index=material, prefix="docker"
+        )
         return key, _Recipe(reqs, dockerfile)
 
     @property
@@ -187,11 +210,13 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
             raise DockerError(
                 f"base image {base!r} is not present on the Docker daemon (bisector never pulls images)",
                 hint=f"make it available first: `docker pull {base}`, `docker load -i FILE`, or "
-                     "`docker build -t NAME .`; or set environment.docker.base_image to an image "
-                     "listed by `docker images`",
+                "`docker build -t NAME .`; or set environment.docker.base_image to an image "
+                "listed by `docker images`",
             ) from None
         except (APIError, requests.RequestException) as exc:
-            raise DockerError(f"cannot inspect the base image {base!r}: {str(exc).strip()[:160]}") from exc
+            raise DockerError(
+                f"cannot inspect the base image {base!r}: {str(exc).strip()[:160]}"
+            ) from exc
         self._base_checked = True
 
     def _index_args(self) -> list[str]:
@@ -225,13 +250,26 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
             pip_args += ["-r", f"/bisector/reqs/{f.relative_to(folder / 'reqs').as_posix()}"]
         install = ""
         if files:
-            argv = [PYTHON, "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check", *pip_args]
+            argv = [
+                PYTHON,
+                "-m",
+                "pip",
+                "install",
+                "--no-cache-dir",
+                "--disable-pip-version-check",
+                *pip_args,
+            ]
             install = f"RUN {json.dumps(argv)}"
         text = dockerfile
         if self._options.dockerfile is None:
-            text = TEMPLATE.format(key=key, base_image=self._options.base_image, env_path=ENV_PATH,
-                                   install=install, checkout=CONTAINER_CHECKOUT,
-                                   search_path=ENV_SEARCH_PATH)
+            text = TEMPLATE.format(
+                key=key,
+                base_image=self._options.base_image,
+                env_path=ENV_PATH,
+                install=install,
+                checkout=CONTAINER_CHECKOUT,
+                search_path=ENV_SEARCH_PATH,
+            )
         (folder / "Dockerfile").write_text(text, encoding="utf-8")
         return pip_args
 
@@ -242,7 +280,10 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
         log_path = self._logs / f"{key}.log"
         started = time.monotonic()
         log.info("building image", image=image_tag(key))
-        with tempfile.TemporaryDirectory(prefix="bisector-ctx-") as ctx, log_path.open("w", encoding="utf-8") as out:
+        with (
+            tempfile.TemporaryDirectory(prefix="bisector-ctx-") as ctx,
+            log_path.open("w", encoding="utf-8") as out,
+        ):
             pip_args = self._context(Path(ctx), key, recipe.reqs, recipe.dockerfile)
             out.write(f"# docker build {image_tag(key)} from {self._options.base_image}\n")
             out.write((Path(ctx) / "Dockerfile").read_text(encoding="utf-8") + "\n")
@@ -250,38 +291,60 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
             error = self._stream_build(Path(ctx), key, pip_args, out)
             if error is not None:
                 out.write(f"[build failed] {error}\n")
-                raise BuildError(f"building {image_tag(key)} failed: {error}",
-                                 hint=f"see the build log {log_path}", log_path=log_path)
+                raise BuildError(
+                    f"building {image_tag(key)} failed: {error}",
+                    hint=f"see the build log {log_path}",
+                    log_path=log_path,
+                )
             image = self._inspect(key, log_path, out)
         image.save(self._cache.path(key), image=image_tag(key))
-        log.info("image built", image=image_tag(key), packages=len(image.packages),
-                 seconds=round(time.monotonic() - started, 2))
+        log.info(
+            "image built",
+            image=image_tag(key),
+            packages=len(image.packages),
+            seconds=round(time.monotonic() - started, 2),
+        )
         return image
 
     def _stream_build(self, ctx: Path, key: str, pip_args: list[str], out: Any) -> str | None:
         """Run the build, streaming its log to `out`; the error message, None on success."""
-        return stream_build(self._client, out, tag=image_tag(key), path=ctx, network=self._options.network,
-                            timeout_s=self._build_timeout_s, labels={LABEL: "1", KEY_LABEL: key},
-                            buildargs={"BASE_IMAGE": self._options.base_image, "PIP_ARGS": json.dumps(pip_args)})
+        return stream_build(
+            self._client,
+            out,
+            tag=image_tag(key),
+            path=ctx,
+            network=self._options.network,
+            timeout_s=self._build_timeout_s,
+            labels={LABEL: "1", KEY_LABEL: key},
+            buildargs={"BASE_IMAGE": self._options.base_image, "PIP_ARGS": json.dumps(pip_args)},
+        )
 
     def _inspect(self, key: str, log_path: Path, out: Any) -> CachedEnv:
-        code, stdout, stderr = run_captured(self._client, image_tag(key), [PYTHON, "-I", "-c", _FACTS],
-                                            options=self._run_options)
+        code, stdout, stderr = run_captured(
+            self._client, image_tag(key), [PYTHON, "-I", "-c", _FACTS], options=self._run_options
+        )
         out.write(f"$ {PYTHON} -I -c <facts>\n{stderr}[exit {code}]\n")
         if code != 0:
-            raise BuildError(f"reading packages from {image_tag(key)} failed (exit {code})",
-                             hint=f"see the build log {log_path}", log_path=log_path)
+            raise BuildError(
+                f"reading packages from {image_tag(key)} failed (exit {code})",
+                hint=f"see the build log {log_path}",
+                log_path=log_path,
+            )
         data = json.loads(stdout.strip().splitlines()[-1])
         packages = tuple(sorted((p["name"], p["version"]) for p in data["packages"]))
         return CachedEnv(key, packages, RuntimeFacts(**data["runtime"]), log_path)
 
     # -- the port ---------------------------------------------------------------------
 
-    def _ready(self, image: CachedEnv, recipe: _Recipe, commit: Commit, checkout: Path) -> BuiltEnv:
+    def _ready(self, image: CachedEnv, recipe: _Recipe, commit: Commit, checkout: Path) -> BuiltEnv:  # noqa: ARG002 (the hook's recipe: the image holds it)
         key = image.key
         # As `checkout_pythonpath`, at the mount point (a `src/` layout first). With an
         # install, as in the venv builder, the installed project is imported, not the tree.
-        pythonpath = f"{CONTAINER_CHECKOUT}/src:{CONTAINER_CHECKOUT}" if (checkout / "src").is_dir() else CONTAINER_CHECKOUT
+        pythonpath = (
+            f"{CONTAINER_CHECKOUT}/src:{CONTAINER_CHECKOUT}"
+            if (checkout / "src").is_dir()
+            else CONTAINER_CHECKOUT
+        )
         variables = {
             "VIRTUAL_ENV": ENV_PATH,
             "PATH": ENV_SEARCH_PATH,
@@ -289,7 +352,7 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
             # A mounted checkout is read-only; a copied one is thrown away with each
             # container, so bytecode written there would only make trials differ.
             "PYTHONDONTWRITEBYTECODE": "1",
-            "HOME": "/tmp",  # noqa: S108 - inside the container (a tmpfs)
+            "HOME": "/tmp",
         }
         if self._code is None:
             launcher = ContainerTrial(self._client, image_tag(key), self._run_options)
@@ -297,8 +360,16 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
             # Each trial starts from the code image, so nothing a trial writes reaches the next.
             code_image = self._code.obtain(key, commit, checkout)
             launcher = ContainerTrial(self._client, code_image, self._run_options, mount=False)
-        return BuiltEnv(key, Path(PYTHON), checkout, variables, image.packages, image.runtime,
-                        image.build_log, launcher=launcher)
+        return BuiltEnv(
+            key,
+            Path(PYTHON),
+            checkout,
+            variables,
+            image.packages,
+            image.runtime,
+            image.build_log,
+            launcher=launcher,
+        )
 
     def close(self) -> None:
         super().close()
@@ -310,46 +381,3 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
             if left:
                 log.warning("removed leftover containers", count=left)
         self._client.close()
-
-
-@dataclass(frozen=True)
-class CachedImage:
-    """An image of bisector's, as `bisector cache list` shows it."""
-
-    tag: str
-    key: str
-    size_bytes: int
-    created: str
-
-
-def list_images(client: docker.DockerClient) -> list[CachedImage]:
-    """Every image labelled `bisector=1` on the daemon, newest first."""
-    found: list[CachedImage] = []
-    for image in client.images.list(filters={"label": f"{LABEL}=1"}):
-        tags = [t for t in image.tags if t.startswith((f"{IMAGE_REPO}:", f"{CODE_REPO}:"))]
-        attrs = image.attrs
-        key = str((attrs.get("Config") or {}).get("Labels", {}).get(KEY_LABEL, ""))
-        found.append(CachedImage(tags[0] if tags else image.short_id, key, int(attrs.get("Size", 0)),
-                                 str(attrs.get("Created", ""))))
-    return sorted(found, key=lambda i: i.created, reverse=True)
-
-
-def prune_images(client: docker.DockerClient, store: Path, keep: int, *, orphans: bool = False) -> list[str]:
-    """Keep the `keep` most recently used images of each kind (dependency, code) of this
-    store and remove the rest of its images; with `orphans`, also every `bisector-env` and
-    `bisector-code` image no entry of this store knows (left by an interrupted build, or by
-    another store). The removed tags."""
-    # Code images first: an env image whose children are gone is then really deleted.
-    caches = [ImageCache(store / "code-images", keep, client, repo=CODE_REPO),
-              ImageCache(store / "images", keep, client)]
-    removed = [cache.tag(k) for cache in caches for k in cache.evict(in_use=())]
-    known = {f"{cache.repo}:{k}" for cache in caches for k in cache.keys()}
-    for image in list_images(client) if orphans else []:
-        if image.key and image.tag not in known and image.tag.startswith((f"{IMAGE_REPO}:", f"{CODE_REPO}:")):
-            try:
-                client.images.remove(image.tag)
-            except (APIError, NotFound) as exc:
-                log.warning("could not remove image", image=image.tag, error=str(exc))
-                continue
-            removed.append(image.tag)
-    return removed

@@ -10,6 +10,7 @@ entry removes the image.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,6 +18,7 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
+from bisector.builders.docker_run import LABEL
 from bisector.builders.envcache import EnvCache
 from bisector.builders.uvtool import scrub
 from bisector.log import get_logger
@@ -38,8 +40,15 @@ class ImageCache(EnvCache):
     another `install` under the same tag is stale, not a hit).
     """
 
-    def __init__(self, root: Path, capacity: int, client: docker.DockerClient, *,
-                 repo: str = ENV_REPO, labels: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        capacity: int,
+        client: docker.DockerClient,
+        *,
+        repo: str = ENV_REPO,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(root, capacity)
         self._client = client
         self.repo = repo
@@ -70,9 +79,18 @@ class ImageCache(EnvCache):
             log.warning("could not remove image", image=self.tag(key), error=str(exc))
 
 
-def stream_build(client: docker.DockerClient, out: IO[str], *, tag: str, network: str, timeout_s: float,
-                 labels: Mapping[str, str], path: Path | None = None, fileobj: IO[bytes] | None = None,
-                 buildargs: Mapping[str, str] | None = None) -> str | None:
+def stream_build(
+    client: docker.DockerClient,
+    out: IO[str],
+    *,
+    tag: str,
+    network: str,
+    timeout_s: float,
+    labels: Mapping[str, str],
+    path: Path | None = None,
+    fileobj: IO[bytes] | None = None,
+    buildargs: Mapping[str, str] | None = None,
+) -> str | None:
     """Build `tag` from the folder `path` or the tar `fileobj` (with its Dockerfile),
     streaming the log to `out`; the error message, None on success.
 
@@ -81,11 +99,20 @@ def stream_build(client: docker.DockerClient, out: IO[str], *, tag: str, network
     """
     error: str | None = None
     last_lines: list[str] = []
-    context: dict[str, Any] = {"path": str(path)} if path is not None else {"fileobj": fileobj, "custom_context": True}
+    context: dict[str, Any] = (
+        {"path": str(path)} if path is not None else {"fileobj": fileobj, "custom_context": True}
+    )
     try:
         stream = client.api.build(
-            **context, tag=tag, rm=True, forcerm=True, pull=False, decode=True,
-            network_mode=network, timeout=int(timeout_s), labels=dict(labels),
+            **context,
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+            network_mode=network,
+            timeout=int(timeout_s),
+            labels=dict(labels),
             buildargs=dict(buildargs or {}),
         )
         for chunk in stream:
@@ -102,3 +129,60 @@ def stream_build(client: docker.DockerClient, out: IO[str], *, tag: str, network
         detail = [li for li in last_lines if "ERROR" in li or "error" in li.lower()]
         return (detail[-1].strip() if detail else error)[:300]
     return None
+
+
+@dataclass(frozen=True)
+class CachedImage:
+    """An image of bisector's, as `bisector cache list` shows it."""
+
+    tag: str
+    key: str
+    size_bytes: int
+    created: str
+
+
+def list_images(client: docker.DockerClient) -> list[CachedImage]:
+    """Every image labelled `bisector=1` on the daemon, newest first."""
+    found: list[CachedImage] = []
+    for image in client.images.list(filters={"label": f"{LABEL}=1"}):
+        tags = [t for t in image.tags if t.startswith((f"{ENV_REPO}:", f"{CODE_REPO}:"))]
+        attrs = image.attrs
+        key = str((attrs.get("Config") or {}).get("Labels", {}).get(KEY_LABEL, ""))
+        found.append(
+            CachedImage(
+                tags[0] if tags else image.short_id,
+                key,
+                int(attrs.get("Size", 0)),
+                str(attrs.get("Created", "")),
+            )
+        )
+    return sorted(found, key=lambda i: i.created, reverse=True)
+
+
+def prune_images(
+    client: docker.DockerClient, store: Path, keep: int, *, orphans: bool = False
+) -> list[str]:
+    """Keep the `keep` most recently used images of each kind (dependency, code) of this
+    store and remove the rest of its images; with `orphans`, also every `bisector-env` and
+    `bisector-code` image no entry of this store knows (left by an interrupted build, or by
+    another store). The removed tags."""
+    # Code images first: an env image whose children are gone is then really deleted.
+    caches = [
+        ImageCache(store / "code-images", keep, client, repo=CODE_REPO),
+        ImageCache(store / "images", keep, client),
+    ]
+    removed = [cache.tag(k) for cache in caches for k in cache.evict(in_use=())]
+    known = {f"{cache.repo}:{k}" for cache in caches for k in cache.keys()}
+    for image in list_images(client) if orphans else []:
+        if (
+            image.key
+            and image.tag not in known
+            and image.tag.startswith((f"{ENV_REPO}:", f"{CODE_REPO}:"))
+        ):
+            try:
+                client.images.remove(image.tag)
+            except (APIError, NotFound) as exc:
+                log.warning("could not remove image", image=image.tag, error=str(exc))
+                continue
+            removed.append(image.tag)
+    return removed

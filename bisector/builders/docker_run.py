@@ -60,9 +60,11 @@ def connect() -> docker.DockerClient:
             raise DockerError(
                 "permission denied on the Docker socket",
                 hint="add your user to the `docker` group (then log in again), or point "
-                     "DOCKER_HOST at a daemon you may use (e.g. rootless docker)",
+                "DOCKER_HOST at a daemon you may use (e.g. rootless docker)",
             ) from exc
-        raise DockerError(f"no Docker daemon reachable ({_first_line(text)})", hint=_START_HINT) from exc
+        raise DockerError(
+            f"no Docker daemon reachable ({_first_line(text)})", hint=_START_HINT
+        ) from exc
     return client
 
 
@@ -93,12 +95,14 @@ class ContainerOptions:
             "network_mode": self.network,
             "device_requests": device_requests(self.gpus),
             "labels": {LABEL: "1", **self.labels},
-            "tmpfs": {"/tmp": "rw,exec,size=1g,mode=1777"},  # noqa: S108 - inside the container
+            "tmpfs": {"/tmp": "rw,exec,size=1g,mode=1777"},
             "user": TRIAL_USER,
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "pids_limit": PIDS_LIMIT,
-            "log_config": docker.types.LogConfig(type="json-file", config={"max-size": LOG_MAX, "max-file": "2"}),
+            "log_config": docker.types.LogConfig(
+                type="json-file", config={"max-size": LOG_MAX, "max-file": "2"}
+            ),
         }
         if self.cpus is not None:
             kwargs["nano_cpus"] = int(self.cpus * 1e9)
@@ -125,8 +129,14 @@ def sweep(client: docker.DockerClient, labels: Mapping[str, str]) -> int:
     return len(found)
 
 
-def run_captured(client: docker.DockerClient, image: str, argv: Sequence[str], *,
-                 options: ContainerOptions, timeout_s: float = 300.0) -> tuple[int, str, str]:
+def run_captured(
+    client: docker.DockerClient,
+    image: str,
+    argv: Sequence[str],
+    *,
+    options: ContainerOptions,
+    timeout_s: float = 300.0,
+) -> tuple[int, str, str]:
     """Run `argv` in `image` to completion: (exit code, stdout, stderr). Always removed."""
     container = client.containers.create(image, list(argv), **options.create_kwargs())
     try:
@@ -153,8 +163,15 @@ class ContainerTrial:
     mount: bool = True
 
     def __call__(
-        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout_s: float,
-        stdout_path: Path, stderr_path: Path, grace_s: float = DEFAULT_GRACE_S,
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout_s: float,
+        stdout_path: Path,
+        stderr_path: Path,
+        grace_s: float = DEFAULT_GRACE_S,
     ) -> TrialResult:
         stdout_path.parent.mkdir(parents=True, exist_ok=True)
         log.debug("container trial start", image=self.image, argv=list(argv), env_keys=sorted(env))
@@ -163,14 +180,28 @@ class ContainerTrial:
         try:
             volumes = {str(cwd): {"bind": CONTAINER_CHECKOUT, "mode": "ro"}} if self.mount else {}
             container = self.client.containers.create(
-                self.image, list(argv), working_dir=CONTAINER_CHECKOUT, environment=dict(env),
-                volumes=volumes, **self.options.create_kwargs(),
+                self.image,
+                list(argv),
+                working_dir=CONTAINER_CHECKOUT,
+                environment=dict(env),
+                volumes=volumes,
+                **self.options.create_kwargs(),
             )
         except (APIError, requests.RequestException) as exc:
-            stderr_path.write_text(f"bisector: cannot create the container: {exc}\n", encoding="utf-8")
+            stderr_path.write_text(
+                f"bisector: cannot create the container: {exc}\n", encoding="utf-8"
+            )
             stdout_path.write_bytes(b"")
-            return TrialResult(TrialStatus.FAILED, {}, {}, None, time.monotonic() - start,
-                               stdout_path, stderr_path, reason=f"cannot create the container: {exc}")
+            return TrialResult(
+                TrialStatus.FAILED,
+                {},
+                {},
+                None,
+                time.monotonic() - start,
+                stdout_path,
+                stderr_path,
+                reason=f"cannot create the container: {exc}",
+            )
         try:
             container.start()
             try:
@@ -185,9 +216,23 @@ class ContainerTrial:
                 err.write(f"\nbisector: docker error during the trial: {exc}\n")
             if not stdout_path.exists():
                 stdout_path.write_bytes(b"")
-            return TrialResult(TrialStatus.FAILED, {}, {}, None, time.monotonic() - start,
-                               stdout_path, stderr_path, reason=f"docker error: {_first_line(str(exc))}")
+            return TrialResult(
+                TrialStatus.FAILED,
+                {},
+                {},
+                None,
+                time.monotonic() - start,
+                stdout_path,
+                stderr_path,
+                reason=f"docker error: {_first_line(str(exc))}",
+            )
         finally:
             _remove(container)  # always: success, failure, timeout, Ctrl-C
-        return classify(code, timed_out=timed_out, timeout_s=timeout_s, duration_s=time.monotonic() - start,
-                        stdout_path=stdout_path, stderr_path=stderr_path)
+        return classify(
+            code,
+            timed_out=timed_out,
+            timeout_s=timeout_s,
+            duration_s=time.monotonic() - start,
+            stdout_path=stdout_path,
+            stderr_path=stderr_path,
+        )

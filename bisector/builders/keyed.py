@@ -48,14 +48,24 @@ class CachedEnv:
     @classmethod
     def load(cls, folder: Path) -> CachedEnv:
         data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-        return cls(data["key"], tuple((n, v) for n, v in data["packages"]),
-                   RuntimeFacts(**data["runtime"]), Path(data["build_log"]))
+        return cls(
+            data["key"],
+            tuple((n, v) for n, v in data["packages"]),
+            RuntimeFacts(**data["runtime"]),
+            Path(data["build_log"]),
+        )
 
     def save(self, folder: Path, **extra: str) -> None:
         """Write the marker into `folder` (atomically, and last: the entry is then complete)."""
         folder.mkdir(parents=True, exist_ok=True)
-        data = {"key": self.key, **extra, "packages": [list(p) for p in self.packages],
-                "runtime": self.runtime.as_dict(), "build_log": str(self.build_log), "created": time.time()}
+        data = {
+            "key": self.key,
+            **extra,
+            "packages": [list(p) for p in self.packages],
+            "runtime": self.runtime.as_dict(),
+            "build_log": str(self.build_log),
+            "created": time.time(),
+        }
         tmp = folder / (MARKER + ".tmp")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         os.replace(tmp, folder / MARKER)
@@ -72,8 +82,14 @@ class KeyedBuilder(ABC, Generic[R]):
     _failure_note: ClassVar[str]
 
     def __init__(
-        self, vcs: Vcs, environment: Environment, store: Path, cache: EnvCache, *,
-        max_workers: int, build_timeout_s: float,
+        self,
+        vcs: Vcs,
+        environment: Environment,
+        store: Path,
+        cache: EnvCache,
+        *,
+        max_workers: int,
+        build_timeout_s: float,
     ) -> None:
         self._vcs = vcs
         self._config = environment
@@ -87,7 +103,9 @@ class KeyedBuilder(ABC, Generic[R]):
         self._once: BuildOnce[CachedEnv] = BuildOnce(self._lock)
         self._in_use: str | None = None
         self._builds_done = 0
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=self._thread_prefix)
+        self._pool = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix=self._thread_prefix
+        )
 
     # -- what a builder says --------------------------------------------------------
 
@@ -110,8 +128,11 @@ class KeyedBuilder(ABC, Generic[R]):
 
     def _read_requirements(self, commit: Commit) -> RequirementSet:
         """The configured requirement files at `commit` (call under the git lock)."""
-        return read_requirements(lambda path: self._vcs.read_file(commit.sha, path),
-                                 self._config.requirements, self._config.extras)
+        return read_requirements(
+            lambda path: self._vcs.read_file(commit.sha, path),
+            self._config.requirements,
+            self._config.extras,
+        )
 
     def _keyed(self, commit: Commit) -> tuple[str, R]:
         with self._lock:
@@ -164,7 +185,7 @@ class KeyedBuilder(ABC, Generic[R]):
             self._obtain(key, recipe)
         except BuildError:
             pass  # remembered by BuildOnce; raised by prepare()
-        except Exception as exc:  # noqa: BLE001 - a background build must not vanish silently
+        except Exception as exc:
             get_logger(type(self).__module__).warning(self._failure_note, key=key, error=str(exc))
 
     def prepare(self, commit: Commit, checkout: Path) -> BuiltEnv:

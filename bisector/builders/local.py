@@ -32,7 +32,9 @@ def current_runtime() -> RuntimeFacts:
 
 
 def current_packages() -> tuple[tuple[str, str], ...]:
-    found = {(d.metadata["Name"], d.version) for d in metadata.distributions() if d.metadata["Name"]}
+    found = {
+        (d.metadata["Name"], d.version) for d in metadata.distributions() if d.metadata["Name"]
+    }
     return tuple(sorted(found))
 
 
@@ -41,14 +43,21 @@ class LocalBuilder:
     isolates_dependencies: ClassVar[bool] = False
 
     def __init__(
-        self, vcs: Vcs, environment: Environment, store: Path, *, max_workers: int = 2  # noqa: ARG002
+        self,
+        vcs: Vcs,  # noqa: ARG002
+        environment: Environment,
+        store: Path,  # noqa: ARG002
+        *,
+        max_workers: int = 2,  # noqa: ARG002
     ) -> None:
         # vcs, store, max_workers: the builder table's common signature (passed by keyword);
         # the local builder reads no pins and builds nothing.
         self._environment = environment
         self._packages: tuple[tuple[str, str], ...] | None = None
         if environment.install:
-            log.warning("the local builder does not run `install` (it would change your environment)")
+            log.warning(
+                "the local builder does not run `install` (it would change your environment)"
+            )
 
     @property
     def builds_done(self) -> int:
@@ -68,8 +77,9 @@ class LocalBuilder:
             # So a `python` the benchmark itself spawns is this interpreter too.
             "PATH": os.pathsep.join([str(python.parent), os.environ.get("PATH", os.defpath)]),
         }
-        return BuiltEnv(self.env_key(commit), python, checkout, variables, self._packages,
-                        current_runtime())
+        return BuiltEnv(
+            self.env_key(commit), python, checkout, variables, self._packages, current_runtime()
+        )
 
     def prefetch(self, commits: Sequence[Commit]) -> None:
         """Nothing to build."""

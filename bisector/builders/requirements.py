@@ -204,6 +204,11 @@ def environment_key(
     reqs: RequirementSet, *, python: str, index: Mapping[str, object], prefix: str = "venv"
 ) -> str:
     """`<prefix>-<sha256 of the recipe>` (24 hex digits: short paths keep shebangs valid)."""
-    recipe = {"format": KEY_FORMAT, "requirements": reqs.normalized(), "python": python, "index": index}
+    recipe = {
+        "format": KEY_FORMAT,
+        "requirements": reqs.normalized(),
+        "python": python,
+        "index": index,
+    }
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode("utf-8")).hexdigest()
     return f"{prefix}-{digest[:24]}"

@@ -54,8 +54,12 @@ class IndexOptions:
     @classmethod
     def from_config(cls, environment: Environment, repo_root: Path) -> IndexOptions:
         """find_links folders are resolved against the repository root."""
-        links = tuple(f if "://" in f else str((repo_root / f).resolve()) for f in environment.find_links)
-        return cls(links, environment.index_url, tuple(environment.extra_index_urls), environment.no_index)
+        links = tuple(
+            f if "://" in f else str((repo_root / f).resolve()) for f in environment.find_links
+        )
+        return cls(
+            links, environment.index_url, tuple(environment.extra_index_urls), environment.no_index
+        )
 
     def key_material(self) -> dict[str, object]:
         return asdict(self)
@@ -88,7 +92,9 @@ def split_install(argv: Sequence[str]) -> tuple[Literal["pip", "python", "other"
     return "other", args
 
 
-def translate_install(argv: Sequence[str], *, uv: str, python: Path, extra: Sequence[str]) -> list[str]:
+def translate_install(
+    argv: Sequence[str], *, uv: str, python: Path, extra: Sequence[str]
+) -> list[str]:
     """The configured `install` argv, bound to the environment's interpreter.
 
     `pip ...` and `python -m pip ...` become `uv pip ... --python <env>` (with the index
@@ -120,16 +126,24 @@ def run_logged(
     log.write(f"$ {scrub(' '.join(argv))}\n")
     log.flush()
     try:
-        proc = subprocess.run(  # noqa: S603 - argv built here, no shell
-            list(argv), cwd=cwd, env=dict(env), capture_output=True, text=True,
-            timeout=timeout_s, check=False, stdin=subprocess.DEVNULL,
+        proc = subprocess.run(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired as exc:
         log.write(f"timed out after {timeout_s:g}s\n")
         raise BuildError(f"{what} timed out after {timeout_s:g}s", log_path=log_path) from exc
     except OSError as exc:
         log.write(f"cannot start: {exc}\n")
-        raise BuildError(f"{what}: cannot start {argv[0]}: {exc.strerror}", log_path=log_path) from exc
+        raise BuildError(
+            f"{what}: cannot start {argv[0]}: {exc.strerror}", log_path=log_path
+        ) from exc
     log.write(scrub(proc.stdout))
     log.write(scrub(proc.stderr))
     log.write(f"[exit {proc.returncode}]\n")
@@ -137,6 +151,7 @@ def run_logged(
     if proc.returncode != 0:
         lines = [li for li in proc.stderr.strip().splitlines() if li.strip()]
         detail = scrub(lines[-1].strip()) if lines else f"exit {proc.returncode}"
-        raise BuildError(f"{what} failed: {detail}", hint=f"see the build log {log_path}",
-                         log_path=log_path)
+        raise BuildError(
+            f"{what} failed: {detail}", hint=f"see the build log {log_path}", log_path=log_path
+        )
     return proc.stdout

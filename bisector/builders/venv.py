@@ -52,11 +52,22 @@ class VenvBuilder(KeyedBuilder[RequirementSet]):
     _failure_note: ClassVar[str] = "background build failed"
 
     def __init__(
-        self, vcs: Vcs, environment: Environment, store: Path, *,
-        max_workers: int = 2, build_timeout_s: float = 3600.0,
+        self,
+        vcs: Vcs,
+        environment: Environment,
+        store: Path,
+        *,
+        max_workers: int = 2,
+        build_timeout_s: float = 3600.0,
     ) -> None:
-        super().__init__(vcs, environment, store, EnvCache(store / "envs", environment.cache_size),
-                         max_workers=max_workers, build_timeout_s=build_timeout_s)
+        super().__init__(
+            vcs,
+            environment,
+            store,
+            EnvCache(store / "envs", environment.cache_size),
+            max_workers=max_workers,
+            build_timeout_s=build_timeout_s,
+        )
         self._uv_cache = store / "uv-cache"
         self._uv = find_uv()
         self._python_spec = environment.python or sys.executable
@@ -69,7 +80,9 @@ class VenvBuilder(KeyedBuilder[RequirementSet]):
 
     def _recipe(self, commit: Commit) -> tuple[str, RequirementSet]:
         reqs = self._read_requirements(commit)
-        return environment_key(reqs, python=self._python_key, index=self._index.key_material()), reqs
+        return environment_key(
+            reqs, python=self._python_key, index=self._index.key_material()
+        ), reqs
 
     # -- building -------------------------------------------------------------------
 
@@ -91,12 +104,30 @@ class VenvBuilder(KeyedBuilder[RequirementSet]):
         log.info("building environment", key=key)
         try:
             with log_path.open("w", encoding="utf-8") as out:
-                def run(argv: list[str], what: str) -> str:
-                    return run_logged(argv, log=out, env=env, cwd=self._cache.root,
-                                      timeout_s=self._build_timeout_s, log_path=log_path, what=what)
 
-                run([self._uv, "venv", "--no-config", "--no-project", "--python",
-                     self._python_spec, str(path)], "creating the virtual environment")
+                def run(argv: list[str], what: str) -> str:
+                    return run_logged(
+                        argv,
+                        log=out,
+                        env=env,
+                        cwd=self._cache.root,
+                        timeout_s=self._build_timeout_s,
+                        log_path=log_path,
+                        what=what,
+                    )
+
+                run(
+                    [
+                        self._uv,
+                        "venv",
+                        "--no-config",
+                        "--no-project",
+                        "--python",
+                        self._python_spec,
+                        str(path),
+                    ],
+                    "creating the virtual environment",
+                )
                 python = path / "bin" / "python"
                 files = reqs.materialize(staging)
                 if files:
@@ -104,8 +135,19 @@ class VenvBuilder(KeyedBuilder[RequirementSet]):
                     for f in files:
                         args += ["-r", str(f)]
                     run(args + self._index.args(), "installing requirements")
-                listed = run([self._uv, "pip", "list", "--no-config", "--format", "json",
-                              "--python", str(python)], "listing packages")
+                listed = run(
+                    [
+                        self._uv,
+                        "pip",
+                        "list",
+                        "--no-config",
+                        "--format",
+                        "json",
+                        "--python",
+                        str(python),
+                    ],
+                    "listing packages",
+                )
                 facts = run([str(python), "-I", "-c", _FACTS], "reading runtime facts")
             packages = tuple(sorted((p["name"], p["version"]) for p in json.loads(listed)))
             built = CachedEnv(key, packages, RuntimeFacts(**json.loads(facts)), log_path)
@@ -115,8 +157,12 @@ class VenvBuilder(KeyedBuilder[RequirementSet]):
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        log.info("environment built", key=key, packages=len(packages),
-                 seconds=round(time.monotonic() - started, 2))
+        log.info(
+            "environment built",
+            key=key,
+            packages=len(packages),
+            seconds=round(time.monotonic() - started, 2),
+        )
         return built
 
     # -- a candidate ------------------------------------------------------------------
@@ -139,19 +185,30 @@ class VenvBuilder(KeyedBuilder[RequirementSet]):
             self._install(built.key, python, commit, checkout, variables)
         else:
             variables["PYTHONPATH"] = checkout_pythonpath(checkout)
-        return BuiltEnv(built.key, python, checkout, variables, built.packages, built.runtime,
-                        built.build_log)
+        return BuiltEnv(
+            built.key, python, checkout, variables, built.packages, built.runtime, built.build_log
+        )
 
-    def _install(self, key: str, python: Path, commit: Commit, checkout: Path, variables: dict[str, str]) -> None:
+    def _install(
+        self, key: str, python: Path, commit: Commit, checkout: Path, variables: dict[str, str]
+    ) -> None:
         assert self._config.install is not None
         with self._cache.lock(key):
             if self._installed.get(key) == commit.sha:
                 return
             log_path = self._logs / f"{key}-install-{commit.short}.log"
-            argv = translate_install(self._config.install, uv=self._uv, python=python,
-                                     extra=self._index.args())
+            argv = translate_install(
+                self._config.install, uv=self._uv, python=python, extra=self._index.args()
+            )
             env = {**self._uv_env(), **variables}
             with log_path.open("w", encoding="utf-8") as out:
-                run_logged(argv, log=out, env=env, cwd=checkout, timeout_s=self._build_timeout_s,
-                           log_path=log_path, what=f"installing {commit.short}")
+                run_logged(
+                    argv,
+                    log=out,
+                    env=env,
+                    cwd=checkout,
+                    timeout_s=self._build_timeout_s,
+                    log_path=log_path,
+                    what=f"installing {commit.short}",
+                )
             self._installed[key] = commit.sha

@@ -36,7 +36,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-snapshot_app = typer.Typer(help="Capture, list, show and diff release snapshots.", no_args_is_help=True)
+snapshot_app = typer.Typer(
+    help="Capture, list, show and diff release snapshots.", no_args_is_help=True
+)
 config_app = typer.Typer(
     help="bisector.yaml helpers, and config-key isolation (`bisector config --good FILE --bad FILE`).",
     no_args_is_help=True,
@@ -95,7 +97,9 @@ _sigterm = {"received": False}  # typer turns KeyboardInterrupt into a plain `re
 
 
 def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one unwinding; a second SIGTERM must not cut it short
+    signal.signal(
+        signal.SIGTERM, signal.SIG_IGN
+    )  # one unwinding; a second SIGTERM must not cut it short
     _sigterm["received"] = True
     raise Terminated
 
@@ -121,7 +125,9 @@ def _os_message(exc: OSError | sqlite3.DatabaseError) -> str:
 def _os_hint(exc: OSError | sqlite3.DatabaseError) -> str | None:
     if isinstance(exc, sqlite3.DatabaseError):
         return "the file may be damaged: move it aside (a new one is made) and run again"
-    if isinstance(exc, PermissionError | FileNotFoundError | NotADirectoryError | IsADirectoryError):
+    if isinstance(
+        exc, PermissionError | FileNotFoundError | NotADirectoryError | IsADirectoryError
+    ):
         return "check the path and its permissions"
     return None
 
@@ -157,7 +163,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
             traceback.print_exc()
         _print_error(BisectorError(_os_message(exc), hint=_os_hint(exc)))
         sys.exit(2)
-    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into exit 1
+    except Exception as exc:
         show = getattr(exc, "show", None)
         if callable(show):  # a usage error of the argument parser: bad input, exit 2
             show()

@@ -16,7 +16,11 @@ GoodOpt = Annotated[Path | None, typer.Option("--good", help="Good config file."
 BadOpt = Annotated[Path | None, typer.Option("--bad", help="Bad config file.")]
 TargetOpt = Annotated[
     str | None,
-    typer.Option("--target", help="Repo path of the config file they stand for.", show_default="matched by name"),
+    typer.Option(
+        "--target",
+        help="Repo path of the config file they stand for.",
+        show_default="matched by name",
+    ),
 ]
 
 
@@ -33,8 +37,13 @@ def deps(
 
     console = stderr_console()
     with _unmeasurable_side():
-        doc = isolate_deps(repo=repo, config=config, good_lock=good_lock, bad_lock=bad_lock,
-                           progress=ConsoleProgress(console))
+        doc = isolate_deps(
+            repo=repo,
+            config=config,
+            good_lock=good_lock,
+            bad_lock=bad_lock,
+            progress=ConsoleProgress(console),
+        )
     return _render_isolation(console, doc, "deps", json_out)
 
 
@@ -88,8 +97,9 @@ def _render_isolation(console: Any, doc: dict[str, Any], what: str, json_out: bo
     return 0
 
 
-def _isolate_config(repo: Path, config: Path | None, good: Path, bad: Path, target: str | None,
-                    json_out: bool) -> int:
+def _isolate_config(
+    repo: Path, config: Path | None, good: Path, bad: Path, target: str | None, json_out: bool
+) -> int:
     from bisector.cli.progress import ConsoleProgress
     from bisector.isolate.run import isolate_config
 
@@ -97,8 +107,14 @@ def _isolate_config(repo: Path, config: Path | None, good: Path, bad: Path, targ
     _check_config_side("--bad", bad, target or bad.name)
     console = stderr_console()
     with _unmeasurable_side():
-        doc = isolate_config(repo=repo, config=config, good=good, bad=bad, target=target,
-                             progress=ConsoleProgress(console))
+        doc = isolate_config(
+            repo=repo,
+            config=config,
+            good=good,
+            bad=bad,
+            target=target,
+            progress=ConsoleProgress(console),
+        )
     return _render_isolation(console, doc, "config", json_out)
 
 
@@ -117,8 +133,10 @@ def config_group(
     if good is None or bad is None:
         from bisector.errors import ConfigError
 
-        raise ConfigError("config isolation needs both --good FILE and --bad FILE",
-                          hint="or use `bisector config schema` / `bisector config check`")
+        raise ConfigError(
+            "config isolation needs both --good FILE and --bad FILE",
+            hint="or use `bisector config schema` / `bisector config check`",
+        )
     return _isolate_config(repo, config, good, bad, target, json_out)
 
 

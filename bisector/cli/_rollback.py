@@ -42,7 +42,13 @@ def rollback(
         return bool(typer.confirm("apply this rollback?", default=False, err=True))
 
     result = rollback_from_config(
-        repo, cfg, to, target=target, timeout=timeout, dry_run=dry_run, force=force,
+        repo,
+        cfg,
+        to,
+        target=target,
+        timeout=timeout,
+        dry_run=dry_run,
+        force=force,
         confirm=None if (yes or dry_run) else confirm,
     )
     if result is None:
@@ -87,7 +93,9 @@ def resume(repo: RepoOpt = Path("."), config: ConfigOpt = None) -> int:
     from rollback.entry import resume as resume_bisector
 
     lifted = resume_bisector(repo, load_config(repo, config))
-    message = f"resumed (was paused: {lifted.reason})" if lifted.paused else "not paused; nothing to do"
+    message = (
+        f"resumed (was paused: {lifted.reason})" if lifted.paused else "not paused; nothing to do"
+    )
     stderr_console().print(message, markup=False)
     return 0
 

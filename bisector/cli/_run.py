@@ -32,7 +32,9 @@ def run(
     report_dir: Annotated[
         Path | None, typer.Option("--report-dir", help="Where reports go.")
     ] = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore the journal of an earlier run.")] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Ignore the journal of an earlier run.")
+    ] = False,
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Roll the configs back to --good when found.")
     ] = False,
@@ -51,8 +53,17 @@ def run(
         ensure_writable_dir(report_dir, "--report-dir")
     console = stderr_console()
     req = RunRequest(
-        good=good, bad=bad, repo=repo, config=config, metric=metric, builder=builder,
-        all_commits=all_commits, jobs=jobs, fresh=fresh, report_dir=report_dir, rollback=rollback,
+        good=good,
+        bad=bad,
+        repo=repo,
+        config=config,
+        metric=metric,
+        builder=builder,
+        all_commits=all_commits,
+        jobs=jobs,
+        fresh=fresh,
+        report_dir=report_dir,
+        rollback=rollback,
     )
     outcome = run_bisection(req, ConsoleProgress(console))
     doc = outcome.document
@@ -73,7 +84,11 @@ def _render_run(console: Any, doc: RunDocument) -> None:
     elif doc.status is Status.INCONCLUSIVE:
         rng = doc.range
         assert rng is not None
-        unclear = "" if rng.unclear is None else f", unclear: {', '.join(u[:10] for u in rng.unclear) or 'none'}"
+        unclear = (
+            ""
+            if rng.unclear is None
+            else f", unclear: {', '.join(u[:10] for u in rng.unclear) or 'none'}"
+        )
         console.print(
             f"inconclusive: first bad is in ({rng.last_good[:10]}, {rng.first_bad[:10]}], "
             f"untestable: {', '.join(u[:10] for u in rng.untestable) or 'none'}{unclear} (exit 4)"
@@ -130,7 +145,9 @@ def report(
             from bisector.report.html import build_html
 
             with GitRepo(repo.resolve()) as git:
-                sys.stdout.write(build_html(doc, journal=journal, repo=repo.resolve(), cfg=cfg, git=git))
+                sys.stdout.write(
+                    build_html(doc, journal=journal, repo=repo.resolve(), cfg=cfg, git=git)
+                )
             return 0
     if fmt == "json":
         emit_json(contract_view(doc))

@@ -29,7 +29,9 @@ def snapshot_take(
     return 0
 
 
-def snapshot_list(repo: RepoOpt = Path("."), config: ConfigOpt = None, json_out: JsonOpt = False) -> int:
+def snapshot_list(
+    repo: RepoOpt = Path("."), config: ConfigOpt = None, json_out: JsonOpt = False
+) -> int:
     """List stored snapshots (the newest of each commit)."""
     from bisector.config import load_config
     from snapshots.api import list_snapshots

@@ -51,10 +51,14 @@ class ConsoleProgress:
             if self.expected and self.step > 1:
                 per = elapsed / (self.step - 1)
                 eta = f", ETA {max(0.0, per * (self.expected - self.step + 1)):.0f}s"
-            self._print(f"[step {self.step}{about}] {event.phase}: {event.commit} {event.subject[:60]}{eta}")
+            self._print(
+                f"[step {self.step}{about}] {event.phase}: {event.commit} {event.subject[:60]}{eta}"
+            )
         elif isinstance(event, VerdictReached):
             med = f"{event.median:.3f}" if isinstance(event.median, float) else "–"
-            self._print(f"    {event.label}: {event.verdict.value} after {event.samples} trials (median {med})")
+            self._print(
+                f"    {event.label}: {event.verdict.value} after {event.samples} trials (median {med})"
+            )
         elif isinstance(event, RangeNarrowed):
             self.set_range(event.n)
             self._print(f"bisecting {event.n} commits ({event.what})")

@@ -58,7 +58,8 @@ class DdminResult(Generic[T]):
     def grouped(self) -> tuple[T, ...]:
         """Changes kept only because the rest without them did not resolve."""
         return tuple(
-            c for c in self.failing
+            c
+            for c in self.failing
             if self.outcome_of([x for x in self.failing if x != c]) is Outcome.UNRESOLVED
         )
 
@@ -68,7 +69,8 @@ class DdminResult(Generic[T]):
         if len(self.failing) == 1:
             return self.failing
         return tuple(
-            c for c in self.failing
+            c
+            for c in self.failing
             if self.outcome_of([x for x in self.failing if x != c]) is Outcome.PASS
         )
 
@@ -94,7 +96,10 @@ def ddmin(changes: Sequence[T], test: Callable[[tuple[T, ...]], Outcome]) -> Ddm
     if len(set(changes)) != len(changes):
         raise ValueError("changes must be distinct")
     order = {c: i for i, c in enumerate(changes)}
-    cache: dict[frozenset[T], Outcome] = {frozenset(changes): Outcome.FAIL, frozenset(): Outcome.PASS}
+    cache: dict[frozenset[T], Outcome] = {
+        frozenset(changes): Outcome.FAIL,
+        frozenset(): Outcome.PASS,
+    }
     trials: list[Trial[T]] = []
 
     def run(subset: list[T]) -> Outcome:

@@ -128,9 +128,16 @@ class _Part:
 
 
 def hunt(
-    commits: Sequence[Commit], tag_indices: Sequence[int], probe: Probe, metric: str, rule: MetricRule,
-    budget: TrialBudget, progress: Progress = no_progress, *,
-    prefetch: Callable[[Sequence[Commit]], None] | None = None, sequential: bool | None = None,
+    commits: Sequence[Commit],
+    tag_indices: Sequence[int],
+    probe: Probe,
+    metric: str,
+    rule: MetricRule,
+    budget: TrialBudget,
+    progress: Progress = no_progress,
+    *,
+    prefetch: Callable[[Sequence[Commit]], None] | None = None,
+    sequential: bool | None = None,
 ) -> HuntResult:
     """Reproduce, bisect every step, verify (see the module docstring).
 
@@ -142,13 +149,25 @@ def hunt(
 
 class _Hunter:
     def __init__(
-        self, commits: Sequence[Commit], probe: Probe, metric: str, rule: MetricRule, budget: TrialBudget,
-        progress: Progress, prefetch: Callable[[Sequence[Commit]], None] | None,
+        self,
+        commits: Sequence[Commit],
+        probe: Probe,
+        metric: str,
+        rule: MetricRule,
+        budget: TrialBudget,
+        progress: Progress,
+        prefetch: Callable[[Sequence[Commit]], None] | None,
         sequential: bool | None = None,
     ) -> None:
         if len(commits) < 2:
             raise ValueError("a hunt needs a good and a bad endpoint")
-        self.commits, self.probe, self.metric, self.rule, self.budget = commits, probe, metric, rule, budget
+        self.commits, self.probe, self.metric, self.rule, self.budget = (
+            commits,
+            probe,
+            metric,
+            rule,
+            budget,
+        )
         self.progress, self.prefetch = progress, prefetch
         self.sampler = Sampler(probe, metric, rule, budget, progress, sequential=sequential)
         self.steps: list[HuntStep] = []
@@ -165,8 +184,18 @@ class _Hunter:
             self._step("reproduce", index, verdict)
         measured = noise.measure(self.samples(0), self.samples(last))
         if not reproduction.reproduced:
-            return HuntResult(Status.NOT_REPRODUCED, reproduction, (), None, 0, last, (), (),
-                              tuple(self.steps), measured)
+            return HuntResult(
+                Status.NOT_REPRODUCED,
+                reproduction,
+                (),
+                None,
+                0,
+                last,
+                (),
+                (),
+                tuple(self.steps),
+                measured,
+            )
         baseline = median(judge.process_medians(self.samples(0)))
         warning = noise.threshold_warning(measured, self.rule, self.budget, baseline)
         if warning:  # once, before the search: the user may stop and fix the config
@@ -176,8 +205,14 @@ class _Hunter:
         open_parts = [p for p in parts if not p.narrowed]
         culprits = tuple(f for f in founds if f.verified)
         unverified = [f for f in founds if not f.verified]
-        suspect = max(unverified, key=lambda f: f.share if f.share is not None else -1.0) if unverified else None
-        status = Status.FOUND if culprits and not unverified and not open_parts else Status.INCONCLUSIVE
+        suspect = (
+            max(unverified, key=lambda f: f.share if f.share is not None else -1.0)
+            if unverified
+            else None
+        )
+        status = (
+            Status.FOUND if culprits and not unverified and not open_parts else Status.INCONCLUSIVE
+        )
         if open_parts:
             lo, hi = open_parts[0].last_good, open_parts[0].first_bad
         else:
@@ -186,9 +221,16 @@ class _Hunter:
         interior = sorted(i for p in open_parts for i in p.interior)
         measured = noise.measure(self.samples(0), self.samples(last), warning)
         return HuntResult(
-            status, reproduction, culprits, suspect, lo, hi,
-            tuple(i for i in interior if i in self.skipped), tuple(i for i in interior if i not in self.skipped),
-            tuple(self.steps), measured,
+            status,
+            reproduction,
+            culprits,
+            suspect,
+            lo,
+            hi,
+            tuple(i for i in interior if i in self.skipped),
+            tuple(i for i in interior if i not in self.skipped),
+            tuple(self.steps),
+            measured,
         )
 
     # -- the search ---------------------------------------------------------------------
@@ -200,7 +242,9 @@ class _Hunter:
         while (k := search.next_probe()) is not None:
             if search.phase != phase:
                 phase = search.phase
-                self.progress(RangeNarrowed(search.span, "release tags" if phase == "coarse" else "commits"))
+                self.progress(
+                    RangeNarrowed(search.span, "release tags" if phase == "coarse" else "commits")
+                )
             if self.prefetch is not None:
                 self.prefetch([self.commits[lo + j] for j in search.candidates_to_prefetch()])
             index = lo + k
@@ -211,8 +255,14 @@ class _Hunter:
             search.record(k, verdict)
             self._interleave(lo, hi)
         result = search.result()
-        return [_Part(lo + result.last_good, lo + result.first_bad, result.found,
-                      tuple(lo + i for i in result.untestable))]
+        return [
+            _Part(
+                lo + result.last_good,
+                lo + result.first_bad,
+                result.found,
+                tuple(lo + i for i in result.untestable),
+            )
+        ]
 
     def _probe(self, index: int, lo: int, hi: int, phase: str) -> tuple[Verdict, bool]:
         """The candidate's verdict against lo and hi, and whether it lies between them."""
@@ -223,7 +273,9 @@ class _Hunter:
         if decision.verdict is Verdict.SKIP:
             self.skipped.add(index)
         elif decision.verdict is Verdict.UNCLEAR and decision.samples:
-            between = judge.assess(self.samples(index), self.samples(lo), self.samples(hi), self.rule).between
+            between = judge.assess(
+                self.samples(index), self.samples(lo), self.samples(hi), self.rule
+            ).between
         self._step("split" if between else phase, index, decision.verdict, decision.reason)
         return decision.verdict, between
 
@@ -245,7 +297,9 @@ class _Hunter:
         samples = self.samples(index)
         mid = median(judge.process_medians(samples)) if samples else None
         self.steps.append(HuntStep(phase, index, verdict, len(samples), mid, reason))
-        self.progress(VerdictReached(phase, commit.sha, commit.short, verdict, len(samples), mid, reason))
+        self.progress(
+            VerdictReached(phase, commit.sha, commit.short, verdict, len(samples), mid, reason)
+        )
 
     # -- verification -------------------------------------------------------------------
 
@@ -261,13 +315,15 @@ class _Hunter:
         while True:
             if self.probe.untestable(parent) or self.probe.untestable(culprit):
                 break
-            fresh = [self.probe.trials(c)[base[c.sha]:] for c in (parent, culprit)]
+            fresh = [self.probe.trials(c)[base[c.sha] :] for c in (parent, culprit)]
             n = min(len(t) for t in fresh)
             ps, cs = (samples_of(t, self.metric) for t in fresh)
             if len(ps) >= 2 and len(cs) >= 2:
                 comp = judge.compare(ps, cs, self.rule, alpha=judge.VERIFY_ALPHA)
                 baseline = median(judge.process_medians(ps))
-                if n >= floor and (comp.reproduced or judge.rules_out_regression(comp, self.rule, baseline)):
+                if n >= floor and (
+                    comp.reproduced or judge.rules_out_regression(comp, self.rule, baseline)
+                ):
                     break
             if n >= cap:
                 break
@@ -277,10 +333,22 @@ class _Hunter:
         return _found(index, comp, n, reproduction)
 
 
-def _found(index: int, comp: judge.Comparison | None, n: int, reproduction: judge.Comparison) -> Found:
+def _found(
+    index: int, comp: judge.Comparison | None, n: int, reproduction: judge.Comparison
+) -> Found:
     if comp is None:
-        return Found(index, None, None, None, False, 0.0, None, None, n,
-                     "the culprit or its parent could not be re-measured (unverified)")
+        return Found(
+            index,
+            None,
+            None,
+            None,
+            False,
+            0.0,
+            None,
+            None,
+            n,
+            "the culprit or its parent could not be re-measured (unverified)",
+        )
     verified = comp.reproduced
     if verified:
         note = "the regression reappears between parent and culprit in fresh trials"
@@ -289,5 +357,15 @@ def _found(index: int, comp: judge.Comparison | None, n: int, reproduction: judg
     else:
         note = "fresh trials of parent and culprit did not show the regression (unverified)"
     share = round(comp.effect / reproduction.effect, 3) if reproduction.effect else None
-    return Found(index, comp.relative_effect, comp.effect, share, verified, round(1.0 - comp.p_value, 4),
-                 comp.p_value, comp, n, note)
+    return Found(
+        index,
+        comp.relative_effect,
+        comp.effect,
+        share,
+        verified,
+        round(1.0 - comp.p_value, 4),
+        comp.p_value,
+        comp,
+        n,
+        note,
+    )

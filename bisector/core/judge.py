@@ -153,8 +153,12 @@ class Assessment:
     def between(self) -> bool:
         """Significantly worse than good *and* significantly better than bad, each by the
         threshold: the range holds more than one regression step (not a lack of evidence)."""
-        return (self.vs_good.significant and self.vs_good.regressed
-                and self.vs_bad.significant and self.vs_bad.improved)
+        return (
+            self.vs_good.significant
+            and self.vs_good.regressed
+            and self.vs_bad.significant
+            and self.vs_bad.improved
+        )
 
 
 def assess(

@@ -74,7 +74,10 @@ def endpoint_noise(samples: Samples, baseline: float) -> EndpointNoise:
         half = len(medians) // 2
         drift = abs(statistics.median(medians[-half:]) - statistics.median(medians[:half])) / scale
     return EndpointNoise(
-        round(between, 4), round(statistics.median(within), 4) if within else 0.0, round(drift, 4), len(medians),
+        round(between, 4),
+        round(statistics.median(within), 4) if within else 0.0,
+        round(drift, 4),
+        len(medians),
     )
 
 
@@ -89,7 +92,9 @@ def detectable_shift(cv: float, n: int) -> float:
     return Z_DETECT * cv * math.sqrt(2 / n)
 
 
-def threshold_warning(noise: Noise, rule: MetricRule, repeats: TrialBudget, baseline: float) -> str | None:
+def threshold_warning(
+    noise: Noise, rule: MetricRule, repeats: TrialBudget, baseline: float
+) -> str | None:
     """A sentence when the threshold is below what the noise allows within repeats.max.
 
     Names the `repeats.max` that would do and the threshold that would with today's repeats.
@@ -104,11 +109,9 @@ def threshold_warning(noise: Noise, rule: MetricRule, repeats: TrialBudget, base
     needed = math.ceil(2 * (Z_DETECT * cv / threshold) ** 2) if threshold > 0 else None
     fix = f"raise repeats.max to {needed}" if needed is not None else "set a threshold above 0"
     raise_to = math.ceil(seen * 200) / 200  # up to the next half percent
-    shown = (f"{raise_to * 100:g}%" if rule.threshold.relative
-             else f"{raise_to * abs(baseline):.3g}")
+    shown = f"{raise_to * 100:g}%" if rule.threshold.relative else f"{raise_to * abs(baseline):.3g}"
     return (
         f"the threshold {rule.threshold} is below what this noise allows within repeats.max "
         f"{repeats.max} (between-process spread {cv * 100:.1f}% at the endpoints): "
         f"{fix}, or set the threshold to {shown}"
     )
-

@@ -56,8 +56,9 @@ class EndpointUnmeasurable(BisectorError):
     `untestable` tells the two apart; callers add a hint where they know one (the logs).
     """
 
-    def __init__(self, message: str, *, side: Side, commit: Commit, untestable: bool,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, side: Side, commit: Commit, untestable: bool, hint: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.side, self.commit, self.untestable = side, commit, untestable
 
@@ -76,8 +77,14 @@ class Sampler:
     """The two loops for one metric over one probe (see the module docstring)."""
 
     def __init__(
-        self, probe: Probe, metric: str, rule: MetricRule, repeats: TrialBudget,
-        progress: Progress = no_progress, *, sequential: bool | None = None,
+        self,
+        probe: Probe,
+        metric: str,
+        rule: MetricRule,
+        repeats: TrialBudget,
+        progress: Progress = no_progress,
+        *,
+        sequential: bool | None = None,
     ) -> None:
         self.probe, self.metric, self.rule, self.repeats = probe, metric, rule, repeats
         self.progress = progress
@@ -102,7 +109,9 @@ class Sampler:
         printed = printed_metrics(trials)
         return f"the benchmark printed {', '.join(printed) or 'no metric'} but not {self.metric}"
 
-    def settle_endpoints(self, good: Commit, bad: Commit, phase: str = "reproduce") -> judge.Comparison:
+    def settle_endpoints(
+        self, good: Commit, bad: Commit, phase: str = "reproduce"
+    ) -> judge.Comparison:
         """Measure both endpoints, interleaved, until their difference is settled.
 
         :raises EndpointUnmeasurable: an endpoint is untestable, misses the metric, or
@@ -112,8 +121,12 @@ class Sampler:
         while True:
             for side, commit in sides:
                 if self.probe.untestable(commit):
-                    raise EndpointUnmeasurable(f"the {side} endpoint {commit.short} cannot be measured",
-                                               side=side, commit=commit, untestable=True)
+                    raise EndpointUnmeasurable(
+                        f"the {side} endpoint {commit.short} cannot be measured",
+                        side=side,
+                        commit=commit,
+                        untestable=True,
+                    )
             tg, tb = self.probe.trials(good), self.probe.trials(bad)
             for (side, commit), trials in zip(sides, (tg, tb), strict=True):
                 if self._missing(trials):
@@ -121,7 +134,9 @@ class Sampler:
             gs, bs = samples_of(tg, self.metric), samples_of(tb, self.metric)
             n = min(len(gs), len(bs))
             comparison = judge.reproduced(gs, bs, self.rule) if n >= 2 else None
-            if comparison is not None and not judge.reproduction_needs_more(comparison, n, self.repeats):
+            if comparison is not None and not judge.reproduction_needs_more(
+                comparison, n, self.repeats
+            ):
                 return comparison
             done = min(len(tg), len(tb))
             if done >= self.repeats.max:  # the budget is spent
@@ -131,19 +146,29 @@ class Sampler:
                 raise self._no_metric(side, commit, trials)
             # Interleave endpoint trials so drift over time hits both alike; the one behind
             # (after a resume, say) goes first.
-            for commit, trials in ((good, tg), (bad, tb)) if len(tg) <= len(tb) else ((bad, tb), (good, tg)):
+            for commit, trials in (
+                ((good, tg), (bad, tb)) if len(tg) <= len(tb) else ((bad, tb), (good, tg))
+            ):
                 if len(trials) <= done:
                     self._take(commit, phase, len(trials) + 1)
 
-    def _no_metric(self, side: Side, commit: Commit, trials: Sequence[TrialSamples]) -> EndpointUnmeasurable:
+    def _no_metric(
+        self, side: Side, commit: Commit, trials: Sequence[TrialSamples]
+    ) -> EndpointUnmeasurable:
         have = len(samples_of(trials, self.metric))
-        message = (f"the {side} endpoint {commit.short} cannot be compared: only {have} of its "
-                   f"{len(trials)} trials printed the metric {self.metric}" if have
-                   else self._printed_but_not(trials))
+        message = (
+            f"the {side} endpoint {commit.short} cannot be compared: only {have} of its "
+            f"{len(trials)} trials printed the metric {self.metric}"
+            if have
+            else self._printed_but_not(trials)
+        )
         return EndpointUnmeasurable(
-            message, side=side, commit=commit, untestable=False,
+            message,
+            side=side,
+            commit=commit,
+            untestable=False,
             hint=f"at the {side} endpoint {commit.short}: set --metric or `metrics:` in bisector.yaml "
-                 "to a metric the benchmark prints",
+            "to a metric the benchmark prints",
         )
 
     def decide(self, commit: Commit, good: Commit, bad: Commit, phase: str) -> Decision:
@@ -162,10 +187,14 @@ class Sampler:
             verdict = Verdict.UNCLEAR
             if cs:
                 if self.sequential:
-                    verdict = sequential.decide(cs, self.samples(good), self.samples(bad), self.rule, self.repeats)
+                    verdict = sequential.decide(
+                        cs, self.samples(good), self.samples(bad), self.rule, self.repeats
+                    )
                     more = sequential.needs_more(verdict, len(cs), self.repeats)
                 else:
-                    verdict = judge.assess(cs, self.samples(good), self.samples(bad), self.rule).verdict
+                    verdict = judge.assess(
+                        cs, self.samples(good), self.samples(bad), self.rule
+                    ).verdict
                     more = judge.needs_more(verdict, len(cs), self.repeats)
                 if not more:
                     return Decision(verdict, len(trials), len(cs))

@@ -269,6 +269,7 @@ class CoarseFine:
 
     def candidates_to_prefetch(self) -> tuple[int, ...]:
         """The next probes after a GOOD and after a BAD verdict on `next_probe()`."""
+
         def replay() -> CoarseFine:
             trial = CoarseFine(self.n_commits, self._points[1:-1])
             for step in self._steps:

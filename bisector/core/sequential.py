@@ -111,8 +111,11 @@ def outlier_share(good: Sequence[float], bad: Sequence[float], spread: float) ->
 
 
 def evidence(
-    candidate: Sequence[float], good: Sequence[float], bad: Sequence[float],
-    alpha: float = SPRT_ALPHA, beta: float = SPRT_BETA,
+    candidate: Sequence[float],
+    good: Sequence[float],
+    bad: Sequence[float],
+    alpha: float = SPRT_ALPHA,
+    beta: float = SPRT_BETA,
 ) -> Evidence:
     """The SPRT over the candidate's per-process medians (see the module docstring)."""
     lower, upper = boundaries(alpha, beta)
@@ -134,7 +137,10 @@ def evidence(
 
 
 def decide(
-    candidate: judge.Samples, good: judge.Samples, bad: judge.Samples, metric: MetricRule,
+    candidate: judge.Samples,
+    good: judge.Samples,
+    bad: judge.Samples,
+    metric: MetricRule,
     repeats: TrialBudget,
 ) -> Verdict:
     """The non-parametric rule's verdict when it has one (from `repeats.min` processes on,

@@ -38,6 +38,7 @@ from bisector.store.daemon_state import DaemonState, LastGood, RangeRow
 from bisector.store.runlock import RunLockedError, run_lock
 from rollback.entry import recover_for, rollback_lock_path
 from rollback.lock import LockedError, exclusive_lock
+from snapshots import api as snap_api
 
 log = get_logger("bisector.daemon")
 
@@ -46,19 +47,33 @@ RUNNING = threading.Lock()
 
 
 def _take_snapshots(repo: Path, cfg: Config, refs: list[str]) -> None:
-    from snapshots import api as snap_api
 
     snap_api.take(repo, cfg, refs)
 
 
 def _fetch(repo: Path, remote: str) -> None:
     done = subprocess.run(
-        ["git", "-C", str(repo), "fetch", "--quiet", "--tags", "--prune", "--end-of-options", remote],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            "git",
+            "-C",
+            str(repo),
+            "fetch",
+            "--quiet",
+            "--tags",
+            "--prune",
+            "--end-of-options",
+            remote,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
-        raise GitError(f"git fetch {remote} failed: {tail}", hint="check daemon.remote and the credentials")
+        raise GitError(
+            f"git fetch {remote} failed: {tail}", hint="check daemon.remote and the credentials"
+        )
 
 
 @dataclass(frozen=True)
@@ -82,8 +97,11 @@ class CycleResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "outcome": self.outcome, "head": self.head, "last_good": self.last_good,
-            "new_tags": list(self.new_tags), **self.detail,
+            "outcome": self.outcome,
+            "head": self.head,
+            "last_good": self.last_good,
+            "new_tags": list(self.new_tags),
+            **self.detail,
         }
 
 
@@ -110,7 +128,12 @@ def initial_last_good(git: GitRepo, head: Commit) -> LastGood | None:
 
 class Cycle:
     def __init__(
-        self, repo: Path, config: Path | None, cfg: Config, state: DaemonState, control: ControlStore,
+        self,
+        repo: Path,
+        config: Path | None,
+        cfg: Config,
+        state: DaemonState,
+        control: ControlStore,
         seams: Seams,
     ) -> None:
         self.repo, self.config, self.cfg = repo, config, cfg
@@ -138,7 +161,9 @@ class Cycle:
             if last_good is None:
                 last_good = initial_last_good(git, head)
                 if last_good is None:
-                    log.warning("daemon.no_baseline", head=head.sha, hint="tag a release below the head")
+                    log.warning(
+                        "daemon.no_baseline", head=head.sha, hint="tag a release below the head"
+                    )
                     return CycleResult("no_baseline", head=head.sha, new_tags=new_tags)
                 self.state.set_last_good(last_good.sha, last_good.ref)
                 log.info("daemon.last_good.initial", ref=last_good.ref, commit=last_good.sha)
@@ -161,7 +186,13 @@ class Cycle:
                 return result("fine", run_id=row.run_id)
         self._alert(row)
         rollback = self._act(row, last_good)
-        return result("regression", run_id=row.run_id, status=row.status, culprit=row.culprit, rollback=rollback)
+        return result(
+            "regression",
+            run_id=row.run_id,
+            status=row.status,
+            culprit=row.culprit,
+            rollback=rollback,
+        )
 
     def _snapshot_new_tags(self, git: GitRepo) -> tuple[str, ...]:
         known = self.state.snapshotted_tags()
@@ -199,10 +230,20 @@ class Cycle:
             "bad_ref": head_label,
         }
         self.state.set_range(
-            good, bad, "bisected", run_id=doc.run_id, status=status.value, culprit=culprit, detail=summary,
+            good,
+            bad,
+            "bisected",
+            run_id=doc.run_id,
+            status=status.value,
+            culprit=culprit,
+            detail=summary,
         )
         log.warning(
-            "daemon.regression", status=status.value, culprit=culprit, run_id=doc.run_id, report=doc.report,
+            "daemon.regression",
+            status=status.value,
+            culprit=culprit,
+            run_id=doc.run_id,
+            report=doc.report,
         )
         row = self.state.range(good, bad)
         assert row is not None
@@ -215,9 +256,18 @@ class Cycle:
             log.info("daemon.alert.duplicate", culprit=row.culprit)
         else:
             message = AlertMessage(
-                text=str(row.detail.get("text")), step="bisect", reason=str(row.status),
-                extra={k: str(v) for k, v in (("run_id", row.run_id), ("culprit", row.culprit),
-                                              ("report", row.detail.get("report"))) if v},
+                text=str(row.detail.get("text")),
+                step="bisect",
+                reason=str(row.status),
+                extra={
+                    k: str(v)
+                    for k, v in (
+                        ("run_id", row.run_id),
+                        ("culprit", row.culprit),
+                        ("report", row.detail.get("report")),
+                    )
+                    if v
+                },
             )
             self.seams.alert(self.cfg.daemon.alerts, message)
         self.state.set_range(row.good_sha, row.bad_sha, "alerted", detail=row.detail)
@@ -228,13 +278,16 @@ class Cycle:
             # Only a verified culprit moves the live configs; anything else is for a human.
             reason = "unverified"
             result = {"status": "not_rolled_back", "reason": reason}
-            log.warning("daemon.rollback.skipped", to=last_good.ref, status=row.status, reason=reason)
+            log.warning(
+                "daemon.rollback.skipped", to=last_good.ref, status=row.status, reason=reason
+            )
             self.seams.alert(
                 self.cfg.daemon.alerts,
                 AlertMessage(
                     text=f"bisector: not rolled back: unverified (run {row.run_id} is {row.status}); "
-                         "the live configs were left alone",
-                    step="rollback", reason=reason,
+                    "the live configs were left alone",
+                    step="rollback",
+                    reason=reason,
                 ),
             )
         elif self.cfg.daemon.policy == "rollback":
@@ -248,10 +301,13 @@ class Cycle:
                     self.cfg.daemon.alerts,
                     AlertMessage(
                         text=f"bisector: automatic rollback to {last_good.ref} was not applied: {exc.message}",
-                        step="rollback", reason=exc.message,
+                        step="rollback",
+                        reason=exc.message,
                     ),
                 )
-        self.state.set_range(row.good_sha, row.bad_sha, "done", detail={**row.detail, "rollback": result})
+        self.state.set_range(
+            row.good_sha, row.bad_sha, "done", detail={**row.detail, "rollback": result}
+        )
         return result
 
     def _roll_back(self, to_ref: str) -> dict[str, Any]:
@@ -275,8 +331,8 @@ def _alert_text(doc: RunDocument, good: str, bad: str) -> str:
     if doc.culprit:
         steps = doc.culprits or (doc.culprit,)
         found = "; ".join(
-            f"culprit {c.commit[:10]} {c.subject!r}" + (f" ({c.share * 100:.0f}% of it)" if len(steps) > 1 and
-                                                         c.share is not None else "")
+            f"culprit {c.commit[:10]} {c.subject!r}"
+            + (f" ({c.share * 100:.0f}% of it)" if len(steps) > 1 and c.share is not None else "")
             for c in steps
         )
     else:
@@ -294,7 +350,11 @@ def execute(repo: Path, config: Path | None, seams: Seams = Seams()) -> CycleRes
     cfg = load_config(repo, config)
     store = repo / cfg.snapshots.store
     t0 = time.monotonic()
-    with RUNNING, DaemonState(store) as state, ControlStore.for_repo(repo, cfg.snapshots.store) as control:
+    with (
+        RUNNING,
+        DaemonState(store) as state,
+        ControlStore.for_repo(repo, cfg.snapshots.store) as control,
+    ):
         cycle_id, interrupted = state.begin_cycle()
         if interrupted:
             log.warning("daemon.cycle.resuming", interrupted=[c.id for c in interrupted])
@@ -315,7 +375,7 @@ def execute(repo: Path, config: Path | None, seams: Seams = Seams()) -> CycleRes
         except BisectorError as exc:
             log.error("daemon.cycle.error", error=exc.message, hint=exc.hint)
             result = CycleResult("error", detail={"error": exc.message})
-        except Exception as exc:  # noqa: BLE001 - a bug must not kill a daemon that runs for months
+        except Exception as exc:
             log.exception("daemon.cycle.failed", error=type(exc).__name__)
             result = CycleResult("error", detail={"error": f"internal error: {type(exc).__name__}"})
         state.finish_cycle(cycle_id, status, result.outcome, result.to_json())

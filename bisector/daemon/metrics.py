@@ -18,21 +18,44 @@ from prometheus_client.registry import Collector
 from bisector.store.control import ControlStore
 
 OUTCOMES = (
-    "none", "up_to_date", "fine", "regression", "already_handled", "paused", "busy",
-    "no_baseline", "abandoned", "error",
+    "none",
+    "up_to_date",
+    "fine",
+    "regression",
+    "already_handled",
+    "paused",
+    "busy",
+    "no_baseline",
+    "abandoned",
+    "error",
 )
 
 REGISTRY = CollectorRegistry()
 LAST_CYCLE = Gauge(
-    "bisector_daemon_last_cycle_timestamp_seconds", "End of the last cycle (Unix time).", registry=REGISTRY
+    "bisector_daemon_last_cycle_timestamp_seconds",
+    "End of the last cycle (Unix time).",
+    registry=REGISTRY,
 )
-LAST_DURATION = Gauge("bisector_daemon_last_cycle_duration_seconds", "Wall time of the last cycle.", registry=REGISTRY)
+LAST_DURATION = Gauge(
+    "bisector_daemon_last_cycle_duration_seconds", "Wall time of the last cycle.", registry=REGISTRY
+)
 LAST_OUTCOME = Enum(
-    "bisector_daemon_last_cycle_outcome", "Outcome of the last cycle.", states=list(OUTCOMES), registry=REGISTRY
+    "bisector_daemon_last_cycle_outcome",
+    "Outcome of the last cycle.",
+    states=list(OUTCOMES),
+    registry=REGISTRY,
 )
-CYCLES = Counter("bisector_daemon_cycles", "Cycles run, by outcome.", ["outcome"], registry=REGISTRY)
-REGRESSIONS = Counter("bisector_daemon_regressions_found", "Regressions reproduced and bisected.", registry=REGISTRY)
-STEPS = Counter("bisector_daemon_bisection_steps", "Bisection steps (verdicts) taken by the daemon.", registry=REGISTRY)
+CYCLES = Counter(
+    "bisector_daemon_cycles", "Cycles run, by outcome.", ["outcome"], registry=REGISTRY
+)
+REGRESSIONS = Counter(
+    "bisector_daemon_regressions_found", "Regressions reproduced and bisected.", registry=REGISTRY
+)
+STEPS = Counter(
+    "bisector_daemon_bisection_steps",
+    "Bisection steps (verdicts) taken by the daemon.",
+    registry=REGISTRY,
+)
 _lock = threading.Lock()
 _paused: Collector | None = None
 
@@ -57,7 +80,9 @@ class PausedCollector(Collector):
 
         with ControlStore(self.journal) as control:
             paused = control.pause_state().paused
-        yield GaugeMetricFamily("bisector_daemon_paused", "1 while bisector is paused.", value=1.0 if paused else 0.0)
+        yield GaugeMetricFamily(
+            "bisector_daemon_paused", "1 while bisector is paused.", value=1.0 if paused else 0.0
+        )
 
 
 def serve(port: int, journal: Path) -> Any:

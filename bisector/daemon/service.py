@@ -58,15 +58,26 @@ def _scheduler(repo: Path, config: Path | None, schedule: str, resume_now: bool)
     try:
         trigger = CronTrigger.from_crontab(schedule)
     except ValueError as exc:
-        raise ConfigError(f"daemon.schedule {schedule!r}: {exc}", hint='a crontab line, e.g. "0 2 * * *"') from exc
-    scheduler = BlockingScheduler(job_defaults={"misfire_grace_time": MISFIRE_GRACE_S, "coalesce": True, "max_instances": 1})
+        raise ConfigError(
+            f"daemon.schedule {schedule!r}: {exc}", hint='a crontab line, e.g. "0 2 * * *"'
+        ) from exc
+    scheduler = BlockingScheduler(
+        job_defaults={"misfire_grace_time": MISFIRE_GRACE_S, "coalesce": True, "max_instances": 1}
+    )
     extra: dict[str, Any] = {}
     if resume_now:  # the last cycle was killed: finish it now, not tomorrow night
         extra["next_run_time"] = dt.datetime.now(dt.UTC)
     scheduler.add_job(
-        JOB, trigger, id="cycle", name="bisector cycle", replace_existing=True,
+        JOB,
+        trigger,
+        id="cycle",
+        name="bisector cycle",
+        replace_existing=True,
         kwargs={"repo": str(repo), "config": str(config) if config else None},
-        misfire_grace_time=MISFIRE_GRACE_S, coalesce=True, max_instances=1, **extra,
+        misfire_grace_time=MISFIRE_GRACE_S,
+        coalesce=True,
+        max_instances=1,
+        **extra,
     )
     return scheduler
 
@@ -95,7 +106,11 @@ def run_daemon(repo: Path, config: Path | None = None, *, once: bool = False) ->
         with ControlStore.for_repo(repo, cfg.snapshots.store) as control:
             recovered = recover_for(repo, cfg, control)
             if recovered is not None:
-                log.warning("daemon.recovered_rollback", outcome=recovered.outcome, message=recovered.message)
+                log.warning(
+                    "daemon.recovered_rollback",
+                    outcome=recovered.outcome,
+                    message=recovered.message,
+                )
         with DaemonState(store) as state:
             resume_now = state.interrupted_pending()
         port = cfg.daemon.metrics_port
@@ -107,7 +122,12 @@ def run_daemon(repo: Path, config: Path | None = None, *, once: bool = False) ->
                 return 1 if result.outcome == "error" else 0
             scheduler = _scheduler(repo, config, cfg.daemon.schedule, resume_now)
             with _on_signals(scheduler):
-                log.info("daemon.started", schedule=cfg.daemon.schedule, metrics_port=port, resume_now=resume_now)
+                log.info(
+                    "daemon.started",
+                    schedule=cfg.daemon.schedule,
+                    metrics_port=port,
+                    resume_now=resume_now,
+                )
                 scheduler.start()  # blocks until a signal shuts it down
                 with cycle.RUNNING:  # let the running cycle reach a step boundary and return
                     pass

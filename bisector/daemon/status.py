@@ -26,17 +26,36 @@ def daemon_status(repo: Path, cfg: Config, limit: int = 5) -> dict[str, Any]:
         ranges = state.ranges(limit)
     return {
         "running": not try_lock(store / DAEMON_LOCK),
-        "last_good": None if good is None else {"ref": good.ref, "commit": good.sha, "since": _iso(good.since)},
-        "last_cycle": None if not cycles else {"id": cycles[0].id, "outcome": cycles[0].outcome,
-                                               "status": cycles[0].status, "finished": _iso(cycles[0].finished)},
+        "last_good": None
+        if good is None
+        else {"ref": good.ref, "commit": good.sha, "since": _iso(good.since)},
+        "last_cycle": None
+        if not cycles
+        else {
+            "id": cycles[0].id,
+            "outcome": cycles[0].outcome,
+            "status": cycles[0].status,
+            "finished": _iso(cycles[0].finished),
+        },
         "cycles": [
-            {"id": c.id, "started": _iso(c.started), "finished": _iso(c.finished), "status": c.status,
-             "outcome": c.outcome}
+            {
+                "id": c.id,
+                "started": _iso(c.started),
+                "finished": _iso(c.finished),
+                "status": c.status,
+                "outcome": c.outcome,
+            }
             for c in cycles
         ],
         "ranges": [
-            {"good": r.good_sha, "bad": r.bad_sha, "phase": r.phase, "status": r.status,
-             "culprit": r.culprit, "run_id": r.run_id}
+            {
+                "good": r.good_sha,
+                "bad": r.bad_sha,
+                "phase": r.phase,
+                "status": r.status,
+                "culprit": r.culprit,
+                "run_id": r.run_id,
+            }
             for r in ranges
         ],
     }
@@ -63,7 +82,9 @@ def status_lines(doc: dict[str, Any]) -> list[str]:
         lines.append("last rollback: none")
     else:
         why = f" ({last['reason']})" if last.get("reason") else ""
-        lines.append(f"last rollback: {last['at']} {last['target']} -> {last['to']}: {last['status']}{why}")
+        lines.append(
+            f"last rollback: {last['at']} {last['target']} -> {last['to']}: {last['status']}{why}"
+        )
     live = doc.get("target")
     if live is not None:
         lines.append(f"target: {live['path']} ({live['kind']}), live set: {live['live']}")
@@ -77,7 +98,11 @@ def status_lines(doc: dict[str, Any]) -> list[str]:
 def daemon_lines(d: dict[str, Any]) -> list[str]:
     lines = [f"daemon: {'running' if d['running'] else 'not running'}"]
     good = d["last_good"]
-    lines.append(f"last known good: {good['ref']} ({good['commit'][:10]})" if good else "last known good: none yet")
+    lines.append(
+        f"last known good: {good['ref']} ({good['commit'][:10]})"
+        if good
+        else "last known good: none yet"
+    )
     for c in d["cycles"]:
         lines.append(f"  cycle {c['id']} {c['started']} {c['status']}: {c['outcome'] or '-'}")
     for r in d["ranges"]:

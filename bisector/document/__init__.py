@@ -33,6 +33,18 @@ from bisector.document.run import (
 )
 
 __all__ = [
-    "Comparison", "Culprit", "CulpritCommit", "Dependency", "Details", "Endpoint", "Isolation", "IsolationStep",
-    "NoiseReport", "Range", "RunDocument", "RunOptions", "Step", "Verification",
+    "Comparison",
+    "Culprit",
+    "CulpritCommit",
+    "Dependency",
+    "Details",
+    "Endpoint",
+    "Isolation",
+    "IsolationStep",
+    "NoiseReport",
+    "Range",
+    "RunDocument",
+    "RunOptions",
+    "Step",
+    "Verification",
 ]

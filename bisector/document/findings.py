@@ -27,8 +27,14 @@ class Comparison:
 
     @classmethod
     def of(
-        cls, *, p_value: float, effect: float, ci: Sequence[float], relative_effect: float,
-        significant: bool, regressed: bool,
+        cls,
+        *,
+        p_value: float,
+        effect: float,
+        ci: Sequence[float],
+        relative_effect: float,
+        significant: bool,
+        regressed: bool,
     ) -> Comparison:
         """From the judge's numbers; JSON has no infinities, so an unbounded side is None."""
         low, high = (x if math.isfinite(x) else None for x in ci)
@@ -36,18 +42,29 @@ class Comparison:
 
     def to_json(self) -> Json:
         return {
-            "p_value": self.p_value, "effect": self.effect,
+            "p_value": self.p_value,
+            "effect": self.effect,
             "ci": None if self.ci is None else list(self.ci),
-            "relative_effect": self.relative_effect, "significant": self.significant, "regressed": self.regressed,
+            "relative_effect": self.relative_effect,
+            "significant": self.significant,
+            "regressed": self.regressed,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Comparison:
         ci = data.get("ci")
-        bounds = (opt_float(ci[0]), opt_float(ci[1])) if isinstance(ci, Sequence) and len(ci) == 2 else None
+        bounds = (
+            (opt_float(ci[0]), opt_float(ci[1]))
+            if isinstance(ci, Sequence) and len(ci) == 2
+            else None
+        )
         return cls(
-            opt_float(data.get("p_value")), opt_float(data.get("effect")), bounds,
-            opt_float(data.get("relative_effect")), data.get("significant"), data.get("regressed"),
+            opt_float(data.get("p_value")),
+            opt_float(data.get("effect")),
+            bounds,
+            opt_float(data.get("relative_effect")),
+            data.get("significant"),
+            data.get("regressed"),
         )
 
 
@@ -79,9 +96,13 @@ class Dependency:
     def from_json(cls, data: Mapping[str, Any]) -> Dependency:
         together = data.get("only_together_with")
         return cls(
-            str(data.get("name") or ""), data.get("from"), data.get("to"),
-            data.get("first_bad_version") or data.get("first_bad"), bool(data.get("grouped")),
-            None if together is None else strs(together), data.get("verified"),
+            str(data.get("name") or ""),
+            data.get("from"),
+            data.get("to"),
+            data.get("first_bad_version") or data.get("first_bad"),
+            bool(data.get("grouped")),
+            None if together is None else strs(together),
+            data.get("verified"),
         )
 
 
@@ -105,8 +126,11 @@ class Culprit:
 
     def to_json(self) -> Json:
         out: Json = {
-            "commit": self.commit, "subject": self.subject, "kind": self.kind,
-            "dependencies": [d.to_json() for d in self.dependencies], "config_keys": list(self.config_keys),
+            "commit": self.commit,
+            "subject": self.subject,
+            "kind": self.kind,
+            "dependencies": [d.to_json() for d in self.dependencies],
+            "config_keys": list(self.config_keys),
             "effect": self.effect,
         }
         if self.share is not None:
@@ -123,13 +147,20 @@ class Culprit:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Culprit:
         return cls(
-            commit=str(data.get("commit") or ""), subject=str(data.get("subject") or ""),
-            kind=str(data.get("kind") or "code"), effect=opt_float(data.get("effect")),
-            confidence=float(data.get("confidence") or 0.0), verified=bool(data.get("verified", True)),
+            commit=str(data.get("commit") or ""),
+            subject=str(data.get("subject") or ""),
+            kind=str(data.get("kind") or "code"),
+            effect=opt_float(data.get("effect")),
+            confidence=float(data.get("confidence") or 0.0),
+            verified=bool(data.get("verified", True)),
             dependencies=tuple(Dependency.from_json(d) for d in maps(data.get("dependencies"))),
-            config_keys=strs(data.get("config_keys")), share=opt_float(data.get("share")),
-            isolated="items_verified" in data, items_verified=data.get("items_verified"),
-            evidence=Comparison.from_json(data["evidence"]) if isinstance(data.get("evidence"), Mapping) else None,
+            config_keys=strs(data.get("config_keys")),
+            share=opt_float(data.get("share")),
+            isolated="items_verified" in data,
+            items_verified=data.get("items_verified"),
+            evidence=Comparison.from_json(data["evidence"])
+            if isinstance(data.get("evidence"), Mapping)
+            else None,
             note=None if data.get("note") is None else str(data["note"]),
         )
 
@@ -150,11 +181,19 @@ class Verification:
 
     def to_json(self) -> Json:
         if self.comparison is None:
-            out: Json = {"verified": self.verified, "note": self.note, "confidence": self.confidence,
-                         "relative_effect": None}
+            out: Json = {
+                "verified": self.verified,
+                "note": self.note,
+                "confidence": self.confidence,
+                "relative_effect": None,
+            }
         else:
-            out = {**self.comparison.to_json(), "verified": self.verified, "confidence": self.confidence,
-                   "note": self.note}
+            out = {
+                **self.comparison.to_json(),
+                "verified": self.verified,
+                "confidence": self.confidence,
+                "note": self.note,
+            }
         if self.items is not None:
             out["items"] = [dict(i) for i in self.items]
         return out
@@ -162,7 +201,9 @@ class Verification:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Verification:
         return cls(
-            bool(data.get("verified")), float(data.get("confidence") or 0.0), str(data.get("note") or ""),
+            bool(data.get("verified")),
+            float(data.get("confidence") or 0.0),
+            str(data.get("note") or ""),
             Comparison.from_json(data) if "p_value" in data else None,
             maps(data["items"]) if "items" in data else None,
         )
@@ -205,12 +246,16 @@ class Isolation:
         if self.error is not None:
             return {"error": self.error}
         return {
-            "kind": self.kind, "code_alone": self.code_alone,
-            "changes": [dict(c) for c in self.changes], "culprits": [dict(c) for c in self.culprits],
-            "grouped": list(self.grouped), "interacting": list(self.interacting),
+            "kind": self.kind,
+            "code_alone": self.code_alone,
+            "changes": [dict(c) for c in self.changes],
+            "culprits": [dict(c) for c in self.culprits],
+            "grouped": list(self.grouped),
+            "interacting": list(self.interacting),
             "first_bad_versions": dict(self.first_bad_versions),
             "versions_tried": {k: list(v) for k, v in self.versions_tried.items()},
-            "steps": [s.to_json() for s in self.steps], "verification": [dict(v) for v in self.verification],
+            "steps": [s.to_json() for s in self.steps],
+            "verification": [dict(v) for v in self.verification],
             "notes": list(self.notes),
         }
 
@@ -219,14 +264,24 @@ class Isolation:
         if "error" in data:
             return cls.failed(str(data["error"]))
         return cls(
-            kind=str(data.get("kind") or "code"), code_alone=data.get("code_alone"),
-            changes=maps(data.get("changes")), culprits=maps(data.get("culprits")),
-            grouped=strs(data.get("grouped")), interacting=strs(data.get("interacting")),
-            first_bad_versions={str(k): str(v) for k, v in (data.get("first_bad_versions") or {}).items()},
+            kind=str(data.get("kind") or "code"),
+            code_alone=data.get("code_alone"),
+            changes=maps(data.get("changes")),
+            culprits=maps(data.get("culprits")),
+            grouped=strs(data.get("grouped")),
+            interacting=strs(data.get("interacting")),
+            first_bad_versions={
+                str(k): str(v) for k, v in (data.get("first_bad_versions") or {}).items()
+            },
             versions_tried={str(k): strs(v) for k, v in (data.get("versions_tried") or {}).items()},
             steps=tuple(
-                IsolationStep(str(s.get("phase") or ""), str(s.get("state") or ""), str(s.get("verdict") or ""))
+                IsolationStep(
+                    str(s.get("phase") or ""),
+                    str(s.get("state") or ""),
+                    str(s.get("verdict") or ""),
+                )
                 for s in maps(data.get("steps"))
             ),
-            verification=maps(data.get("verification")), notes=strs(data.get("notes")),
+            verification=maps(data.get("verification")),
+            notes=strs(data.get("notes")),
         )

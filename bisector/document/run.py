@@ -29,7 +29,9 @@ class Endpoint:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Endpoint:
-        return cls(str(data.get("ref") or ""), str(data.get("commit") or ""), opt_float(data.get("value")))
+        return cls(
+            str(data.get("ref") or ""), str(data.get("commit") or ""), opt_float(data.get("value"))
+        )
 
 
 @dataclass(frozen=True)
@@ -46,15 +48,23 @@ class Range:
     unclear: tuple[str, ...] | None = None
 
     def to_json(self) -> Json:
-        out: Json = {"last_good": self.last_good, "first_bad": self.first_bad, "untestable": list(self.untestable)}
+        out: Json = {
+            "last_good": self.last_good,
+            "first_bad": self.first_bad,
+            "untestable": list(self.untestable),
+        }
         if self.unclear is not None:
             out["unclear"] = list(self.unclear)
         return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Range:
-        return cls(str(data.get("last_good") or ""), str(data.get("first_bad") or ""), strs(data.get("untestable")),
-                   strs(data["unclear"]) if "unclear" in data else None)
+        return cls(
+            str(data.get("last_good") or ""),
+            str(data.get("first_bad") or ""),
+            strs(data.get("untestable")),
+            strs(data["unclear"]) if "unclear" in data else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -75,16 +85,22 @@ class NoiseReport:
 
     def to_json(self) -> Json:
         return {
-            "between_process_cv": self.between_process_cv, "within_process_cv": self.within_process_cv,
-            "endpoint_drift": self.endpoint_drift, "good": dict(self.good), "bad": dict(self.bad),
+            "between_process_cv": self.between_process_cv,
+            "within_process_cv": self.within_process_cv,
+            "endpoint_drift": self.endpoint_drift,
+            "good": dict(self.good),
+            "bad": dict(self.bad),
             "warning": self.warning,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> NoiseReport:
         return cls(
-            float(data.get("between_process_cv") or 0.0), float(data.get("within_process_cv") or 0.0),
-            float(data.get("endpoint_drift") or 0.0), dict(data.get("good") or {}), dict(data.get("bad") or {}),
+            float(data.get("between_process_cv") or 0.0),
+            float(data.get("within_process_cv") or 0.0),
+            float(data.get("endpoint_drift") or 0.0),
+            dict(data.get("good") or {}),
+            dict(data.get("bad") or {}),
             None if data.get("warning") is None else str(data["warning"]),
         )
 
@@ -101,15 +117,21 @@ class Step:
 
     def to_json(self) -> Json:
         return {
-            "commit": self.commit, "verdict": self.verdict.value, "samples": self.samples,
-            "median": self.median, "phase": self.phase,
+            "commit": self.commit,
+            "verdict": self.verdict.value,
+            "samples": self.samples,
+            "median": self.median,
+            "phase": self.phase,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Step:
         return cls(
-            str(data.get("commit") or ""), Verdict(data.get("verdict", Verdict.UNCLEAR.value)),
-            int(data.get("samples") or 0), opt_float(data.get("median")), str(data.get("phase") or ""),
+            str(data.get("commit") or ""),
+            Verdict(data.get("verdict", Verdict.UNCLEAR.value)),
+            int(data.get("samples") or 0),
+            opt_float(data.get("median")),
+            str(data.get("phase") or ""),
         )
 
 
@@ -123,7 +145,12 @@ class CulpritCommit:
     parent: str
 
     def to_json(self) -> Json:
-        return {"author": self.author, "date": self.date, "diffstat": self.diffstat, "parent": self.parent}
+        return {
+            "author": self.author,
+            "date": self.date,
+            "diffstat": self.diffstat,
+            "parent": self.parent,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CulpritCommit:
@@ -176,7 +203,9 @@ class RunOptions:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunOptions:
         jobs = data.get("jobs")
-        return cls(data.get("builder"), bool(data.get("all_commits")), None if jobs is None else int(jobs))
+        return cls(
+            data.get("builder"), bool(data.get("all_commits")), None if jobs is None else int(jobs)
+        )
 
 
 @dataclass(frozen=True)
@@ -207,7 +236,8 @@ class RunDocument:
 
     def to_json(self) -> Json:
         out: Json = {
-            "status": self.status.value, "metric": self.metric,
+            "status": self.status.value,
+            "metric": self.metric,
             "good": None if self.good is None else self.good.to_json(),
             "bad": None if self.bad is None else self.bad.to_json(),
             "culprit": None if self.culprit is None else self.culprit.to_json(),
@@ -223,8 +253,12 @@ class RunDocument:
             out["verification"] = self.verification.to_json()
         if self.isolation is not None:
             out["isolation"] = self.isolation.to_json()
-        out |= {"run_id": self.run_id, "measurements": self.measurements, "wall_s": self.wall_s,
-                "report": self.report}
+        out |= {
+            "run_id": self.run_id,
+            "measurements": self.measurements,
+            "wall_s": self.wall_s,
+            "report": self.report,
+        }
         if self.rollback is not None:
             out["rollback"] = dict(self.rollback)
         if self.options is not None:
@@ -235,7 +269,11 @@ class RunDocument:
 
     @classmethod
     def from_json(
-        cls, data: Mapping[str, Any], *, options: Mapping[str, Any] | None = None, bench_key: str | None = None,
+        cls,
+        data: Mapping[str, Any],
+        *,
+        options: Mapping[str, Any] | None = None,
+        bench_key: str | None = None,
     ) -> RunDocument:
         """Read a stored document; `options` and `bench_key` stand in where it has none
         (documents stored before they travelled inside)."""
@@ -246,7 +284,11 @@ class RunDocument:
 
         good, bad, culprit, rng = part("good"), part("bad"), part("culprit"), part("range")
         suspect, noise = part("suspect"), part("noise")
-        verification, isolation, rollback = part("verification"), part("isolation"), part("rollback")
+        verification, isolation, rollback = (
+            part("verification"),
+            part("isolation"),
+            part("rollback"),
+        )
         stored_options = part("options") or options
         measurements, wall_s = data.get("measurements"), data.get("wall_s")
         return cls(
@@ -255,7 +297,9 @@ class RunDocument:
             good=None if good is None else Endpoint.from_json(good),
             bad=None if bad is None else Endpoint.from_json(bad),
             culprit=None if culprit is None else Culprit.from_json(culprit),
-            culprits=tuple(Culprit.from_json(c) for c in maps(data["culprits"])) if "culprits" in data else None,
+            culprits=tuple(Culprit.from_json(c) for c in maps(data["culprits"]))
+            if "culprits" in data
+            else None,
             suspect=None if suspect is None else Culprit.from_json(suspect),
             range=None if rng is None else Range.from_json(rng),
             noise=None if noise is None else NoiseReport.from_json(noise),

@@ -24,8 +24,11 @@ log = get_logger(__name__)
 
 def _git(dest: Path, *args: str) -> str | None:
     try:
-        proc = subprocess.run(  # noqa: S603 - fixed git argv
-            ["git", "-C", str(dest), *args], capture_output=True, text=True, check=False,
+        proc = subprocess.run(
+            ["git", "-C", str(dest), *args],
+            capture_output=True,
+            text=True,
+            check=False,
             stdin=subprocess.DEVNULL,
         )
     except OSError:
@@ -99,13 +102,16 @@ class Checkouts:
             self._owned.pop(sha, None)
             try:
                 self._repo.remove_worktree(dest)
-            except Exception as exc:  # noqa: BLE001 - keep removing the others
+            except Exception as exc:
                 log.warning("cannot remove worktree", path=str(dest), error=str(exc))
 
     def __enter__(self) -> Checkouts:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()

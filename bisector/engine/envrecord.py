@@ -35,7 +35,8 @@ def runtime_fields(built: BuiltEnv, meta: Mapping[str, Any]) -> dict[str, Any]:
     if env.get("transformers"):
         extra["transformers"] = str(env["transformers"])
     return {
-        "python": _text(env.get("python")) or (built.runtime.python_version if built.runtime else None),
+        "python": _text(env.get("python"))
+        or (built.runtime.python_version if built.runtime else None),
         "torch": _text(env.get("torch")),
         "cuda": _text(gpu.get("cuda_runtime")),
         "cudnn": _text(gpu.get("cudnn")),
@@ -45,7 +46,9 @@ def runtime_fields(built: BuiltEnv, meta: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def attach(repo: Path, cfg: Config, commit_sha: str, built: BuiltEnv, meta: Mapping[str, Any]) -> None:
+def attach(
+    repo: Path, cfg: Config, commit_sha: str, built: BuiltEnv, meta: Mapping[str, Any]
+) -> None:
     """Record `built` in the snapshot of `commit_sha` (taking the snapshot if needed).
 
     Best effort: a failure is logged, never fatal to a measurement already journaled.
@@ -54,9 +57,16 @@ def attach(repo: Path, cfg: Config, commit_sha: str, built: BuiltEnv, meta: Mapp
     try:
         api.take(repo, cfg, [commit_sha])
         api.attach_environment(
-            repo, cfg, commit_sha, built.env_key,
+            repo,
+            cfg,
+            commit_sha,
+            built.env_key,
             [ResolvedPackage(name=n, version=v) for n, v in built.packages],
             Runtime(**runtime_fields(built, meta)),
         )
     except BisectorError as exc:
-        log.warning("could not attach the environment to the snapshot", commit=commit_sha[:10], error=str(exc))
+        log.warning(
+            "could not attach the environment to the snapshot",
+            commit=commit_sha[:10],
+            error=str(exc),
+        )

@@ -35,8 +35,18 @@ log = get_logger("bisector.measure")
 
 class Measurer:
     def __init__(
-        self, *, cfg: Config, git: GitRepo, journal: Journal, run_id: str, run_dir: Path,
-        store: Path, builder_name: str, bench_key: str, reuse_across_runs: bool, jobs: int = 1,
+        self,
+        *,
+        cfg: Config,
+        git: GitRepo,
+        journal: Journal,
+        run_id: str,
+        run_dir: Path,
+        store: Path,
+        builder_name: str,
+        bench_key: str,
+        reuse_across_runs: bool,
+        jobs: int = 1,
     ) -> None:
         self.cfg, self.git, self.journal, self.run_id = cfg, git, journal, run_id
         self.run_dir, self.store, self.bench_key = run_dir, store, bench_key
@@ -56,7 +66,9 @@ class Measurer:
     def __enter__(self) -> Measurer:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -77,7 +89,9 @@ class Measurer:
         """Journaled trials of `commit` in this environment and benchmark, in the order taken
         (of every run unless `reuse_across_runs` is off); the `Probe` port's view."""
         return self.journal.trials(
-            commit.sha, self.env_key(commit), self.bench_key,
+            commit.sha,
+            self.env_key(commit),
+            self.bench_key,
             since_run=None if self.reuse else self.run_id,
         )
 
@@ -103,17 +117,32 @@ class Measurer:
             built: BuiltEnv = self.builder.prepare(commit, checkout)
         except BuildError as exc:
             log_path = getattr(exc, "log_path", None)
-            log.warning("build failed: candidate untestable", commit=commit.short, log=str(log_path))
-            self.journal.record_build(commit.sha, key, False, str(log_path) if log_path else str(exc))
+            log.warning(
+                "build failed: candidate untestable", commit=commit.short, log=str(log_path)
+            )
+            self.journal.record_build(
+                commit.sha, key, False, str(log_path) if log_path else str(exc)
+            )
             return TrialStatus.SKIP
-        runner = TrialRunner(self.run_dir / _trial_dir(commit.sha), timeout_s=self.cfg.benchmark.timeout)
-        result = runner.measure_in(built, self.cfg.benchmark)  # a container when built.launcher is set
+        runner = TrialRunner(
+            self.run_dir / _trial_dir(commit.sha), timeout_s=self.cfg.benchmark.timeout
+        )
+        result = runner.measure_in(
+            built, self.cfg.benchmark
+        )  # a container when built.launcher is set
         self.journal.add_trial(
             TrialRow(
-                run_id=self.run_id, commit_sha=commit.sha, env_key=key, bench_key=self.bench_key,
-                status=result.status.value, metrics=result.metrics, meta=result.meta,
-                exit_code=result.exit_code, duration_s=result.duration_s,
-                log_out=str(result.stdout_path), log_err=str(result.stderr_path),
+                run_id=self.run_id,
+                commit_sha=commit.sha,
+                env_key=key,
+                bench_key=self.bench_key,
+                status=result.status.value,
+                metrics=result.metrics,
+                meta=result.meta,
+                exit_code=result.exit_code,
+                duration_s=result.duration_s,
+                log_out=str(result.stdout_path),
+                log_err=str(result.stderr_path),
             )
         )
         if result.ok and "+" not in commit.sha and (commit.sha, key) not in self._attached:

@@ -10,37 +10,41 @@ without repeating measurements.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from bisector.config import Config, load_config
-from bisector.core import judge
-from bisector.core.hunt import Found, hunt
-from bisector.core.noise import Noise
+from bisector.core.hunt import hunt
 from bisector.core.sampling import EndpointUnmeasurable
 from bisector.core.types import Commit, MetricRule, Status
 from bisector.document import (
-    Comparison,
     Culprit,
     CulpritCommit,
     Details,
     Endpoint,
     Isolation,
-    NoiseReport,
     Range,
     RunDocument,
     RunOptions,
     Step,
     Verification,
 )
+from bisector.engine.benchkey import bench_key
+from bisector.engine.findings import (
+    comparison_of,
+    culprit_of,
+    median_of,
+    noise_report,
+    verification_of,
+)
 from bisector.engine.measure import Measurer
 from bisector.errors import BisectorError
 from bisector.gitrepo import GitRepo
+from bisector.isolate.run import apply_isolation, isolate_commit
 from bisector.log import get_logger
 from bisector.ports import (
     Progress,
@@ -50,10 +54,15 @@ from bisector.ports import (
     VerdictReached,
     no_progress,
 )
+from bisector.report.files import write_reports
+from bisector.report.html import write_html_report
 from bisector.store.journal import Journal
 from bisector.store.runlock import RunLock
+from rollback.entry import rollback_after_run
+from snapshots import api as snap_api
 
 log = get_logger("bisector.run")
+
 
 @dataclass(frozen=True)
 class RunRequest:
@@ -78,13 +87,9 @@ class RunOutcome:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
-def bench_key(cfg: Config) -> str:
-    """Identifies the benchmark: trials of the same key are comparable across runs."""
-    payload = {"command": cfg.benchmark.command, "env": cfg.benchmark.env}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _run_key(good: Commit, bad: Commit, metric: str, builder: str, all_commits: bool, bkey: str) -> str:
+def _run_key(
+    good: Commit, bad: Commit, metric: str, builder: str, all_commits: bool, bkey: str
+) -> str:
     raw = "\0".join([good.sha, bad.sha, metric, builder, str(all_commits), bkey])
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -93,8 +98,18 @@ class OpenMeasurer(Protocol):
     """How a run gets its measurer (the `Probe`) once the run has an id: `Measurer`'s signature."""
 
     def __call__(
-        self, *, cfg: Config, git: GitRepo, journal: Journal, run_id: str, run_dir: Path,
-        store: Path, builder_name: str, bench_key: str, reuse_across_runs: bool, jobs: int = 1,
+        self,
+        *,
+        cfg: Config,
+        git: GitRepo,
+        journal: Journal,
+        run_id: str,
+        run_dir: Path,
+        store: Path,
+        builder_name: str,
+        bench_key: str,
+        reuse_across_runs: bool,
+        jobs: int = 1,
     ) -> AbstractContextManager[Measurer]: ...
 
 
@@ -135,7 +150,9 @@ class _Ctx:
         return self.measurer.samples(commit, self.metric_name)
 
 
-def run_bisection(req: RunRequest, progress: Progress = no_progress, parts: Parts | None = None) -> RunOutcome:
+def run_bisection(
+    req: RunRequest, progress: Progress = no_progress, parts: Parts | None = None
+) -> RunOutcome:
     """The whole pipeline of DESIGN.md, isolation included, from refs to a report.
 
     `parts` default to the real ones (`real_parts(progress)`); given, their own `progress`
@@ -153,12 +170,16 @@ def run_bisection(req: RunRequest, progress: Progress = no_progress, parts: Part
         good, bad = git.resolve(req.good), git.resolve(req.bad)
         git.check_range(good, bad)
         store = repo_path / cfg.snapshots.store
-        _snapshot_endpoints(repo_path, cfg, git, (req.good, req.bad), progress)
+        snap_api.take(repo_path, cfg, [req.good, req.bad])  # reused when stored
         bkey = bench_key(cfg)
         key = _run_key(good, bad, metric_name, builder_name, req.all_commits, bkey)
         with RunLock(store), parts.open_journal(store) as journal:  # one run per store at a time
             run, resumed = journal.open_run(
-                key=key, good_ref=req.good, bad_ref=req.bad, good_sha=good.sha, bad_sha=bad.sha,
+                key=key,
+                good_ref=req.good,
+                bad_ref=req.bad,
+                good_sha=good.sha,
+                bad_sha=bad.sha,
                 metric=metric_name,
                 options={"builder": builder_name, "all_commits": req.all_commits, "jobs": req.jobs},
                 fresh=req.fresh,
@@ -168,30 +189,51 @@ def run_bisection(req: RunRequest, progress: Progress = no_progress, parts: Part
                 progress(Resumed(run.id, journal.trial_count(run.id)))
             run_dir = store / "runs" / run.id
             with parts.open_measurer(
-                cfg=cfg, git=git, journal=journal, run_id=run.id, run_dir=run_dir, store=store,
-                builder_name=builder_name, bench_key=bkey, reuse_across_runs=not req.fresh, jobs=req.jobs,
+                cfg=cfg,
+                git=git,
+                journal=journal,
+                run_id=run.id,
+                run_dir=run_dir,
+                store=store,
+                builder_name=builder_name,
+                bench_key=bkey,
+                reuse_across_runs=not req.fresh,
+                jobs=req.jobs,
             ) as measurer:
                 ctx = _Ctx(cfg, metric_name, metric, measurer, journal, run.id, progress, git)
                 doc = _hunt(ctx, good, bad, req)
             doc = replace(
-                doc, run_id=run.id, measurements=journal.trial_count(run.id),
+                doc,
+                run_id=run.id,
+                measurements=journal.trial_count(run.id),
                 wall_s=round(time.monotonic() - t0, 2),
-                options=RunOptions(builder=builder_name, all_commits=req.all_commits, jobs=req.jobs), bench_key=bkey,
+                options=RunOptions(
+                    builder=builder_name, all_commits=req.all_commits, jobs=req.jobs
+                ),
+                bench_key=bkey,
             )
             report_dir = req.report_dir or (store / "reports" / run.id)
-            from bisector.report.files import write_reports
 
             # report.json and the page are written before the path they will have is known.
             doc = replace(doc, report=str(write_reports(doc, report_dir)))
-            from bisector.report.html import write_html_report
 
-            doc = replace(doc, report=str(write_html_report(doc, report_dir, journal=journal, repo=repo_path,
-                                                            cfg=cfg, git=git)))
+            doc = replace(
+                doc,
+                report=str(
+                    write_html_report(
+                        doc, report_dir, journal=journal, repo=repo_path, cfg=cfg, git=git
+                    )
+                ),
+            )
             journal.finish_run(run.id, doc.status.value, doc.to_json())
     if req.rollback and doc.status is Status.FOUND:
         doc = replace(doc, rollback=_roll_back_to_good(repo_path, cfg, req.good, progress))
-    return RunOutcome(status=doc.status, document=doc, report_path=Path(str(doc.report)),
-                      steps=[s.to_json() for s in doc.steps])
+    return RunOutcome(
+        status=doc.status,
+        document=doc,
+        report_path=Path(str(doc.report)),
+        steps=[s.to_json() for s in doc.steps],
+    )
 
 
 def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
@@ -200,43 +242,76 @@ def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
     first_parent = not req.all_commits
     commits = [good, *git.commits_between(good.sha, bad.sha, first_parent=first_parent)]
     index = {c.sha: i for i, c in enumerate(commits)}
-    tag_idx = sorted({index[t.sha] for t in git.tags_between(good.sha, bad.sha, first_parent=first_parent)})
+    tag_idx = sorted(
+        {index[t.sha] for t in git.tags_between(good.sha, bad.sha, first_parent=first_parent)}
+    )
 
     def journaled(event: ProgressEvent) -> None:
         # Every verdict is journaled as it is reached (the daemon's status reads them live).
         if isinstance(event, VerdictReached):
-            ctx.journal.add_step(ctx.run_id, event.phase, event.commit, event.verdict.value, event.samples,
-                                 event.median, {"reason": event.reason} if event.reason else None)
+            ctx.journal.add_step(
+                ctx.run_id,
+                event.phase,
+                event.commit,
+                event.verdict.value,
+                event.samples,
+                event.median,
+                {"reason": event.reason} if event.reason else None,
+            )
             if event.reason:
                 log.warning("candidate untestable", commit=event.label, reason=event.reason)
         ctx.progress(event)
 
     try:
-        result = hunt(commits, tag_idx, ctx.measurer, ctx.metric_name, ctx.metric,
-                      ctx.cfg.benchmark.repeats.budget(), journaled, prefetch=ctx.measurer.prefetch)
+        result = hunt(
+            commits,
+            tag_idx,
+            ctx.measurer,
+            ctx.metric_name,
+            ctx.metric,
+            ctx.cfg.benchmark.repeats.budget(),
+            journaled,
+            prefetch=ctx.measurer.prefetch,
+        )
     except EndpointUnmeasurable as exc:
         if not exc.untestable:
             raise
-        raise BisectorError(exc.message, hint=f"see the trial logs under {ctx.measurer.run_dir}") from None
-    steps = tuple(Step(commits[s.index].sha, s.verdict, s.samples, s.median, s.phase) for s in result.steps)
+        raise BisectorError(
+            exc.message, hint=f"see the trial logs under {ctx.measurer.run_dir}"
+        ) from None
+    steps = tuple(
+        Step(commits[s.index].sha, s.verdict, s.samples, s.median, s.phase) for s in result.steps
+    )
     doc = RunDocument(
-        status=result.status, metric=ctx.metric_name,
-        good=Endpoint(req.good, good.sha, _median_of(ctx.samples(good))),
-        bad=Endpoint(req.bad, bad.sha, _median_of(ctx.samples(bad))),
-        culprits=(), steps=steps, noise=_noise(result.noise),
-        details=Details(reproduction=_comparison(result.reproduction)),
+        status=result.status,
+        metric=ctx.metric_name,
+        good=Endpoint(req.good, good.sha, median_of(ctx.samples(good))),
+        bad=Endpoint(req.bad, bad.sha, median_of(ctx.samples(bad))),
+        culprits=(),
+        steps=steps,
+        noise=noise_report(result.noise),
+        details=Details(reproduction=comparison_of(result.reproduction)),
     )
     if result.status is Status.NOT_REPRODUCED:
         return doc
-    rng = Range(commits[result.last_good].sha, commits[result.first_bad].sha,
-                tuple(commits[i].sha for i in result.untestable), tuple(commits[i].sha for i in result.unclear))
+    rng = Range(
+        commits[result.last_good].sha,
+        commits[result.first_bad].sha,
+        tuple(commits[i].sha for i in result.untestable),
+        tuple(commits[i].sha for i in result.unclear),
+    )
     doc = replace(doc, range=rng)
     main = result.culprit
     culprits: list[Culprit] = []
     for found in result.culprits:
         # steps 6-7 inside each culprit (issue 5): which package or config key
-        isolation, culprit, verification = _isolate(ctx, commits[found.index - 1], commits[found.index],
-                                                    _culprit(commits[found.index], found), _verification(found))
+        isolation, culprit, verification = _isolate(
+            ctx,
+            commits[found.index - 1],
+            commits[found.index],
+            culprit_of(commits[found.index], found),
+            verification_of(found),
+        )
         culprits.append(culprit)
         if found is main:
             doc = replace(doc, culprit=culprit, verification=verification, isolation=isolation)
@@ -244,48 +319,57 @@ def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
     named = main or result.suspect
     if named is not None:
         parent, commit = commits[named.index - 1], commits[named.index]
-        doc = replace(doc, details=replace(doc.details, culprit_commit=CulpritCommit(
-            author=commit.author, date=commit.date, diffstat=git.diffstat(parent.sha, commit.sha), parent=parent.sha,
-        )))
+        doc = replace(
+            doc,
+            details=replace(
+                doc.details,
+                culprit_commit=CulpritCommit(
+                    author=commit.author,
+                    date=commit.date,
+                    diffstat=git.diffstat(parent.sha, commit.sha),
+                    parent=parent.sha,
+                ),
+            ),
+        )
     if (suspect := result.suspect) is not None:
         commit = commits[suspect.index]
-        doc = replace(doc, verification=_verification(suspect), suspect=replace(
-            _culprit(commit, suspect), evidence=None if suspect.evidence is None else _comparison(suspect.evidence),
-            note=suspect.note,
-        ))
+        doc = replace(
+            doc,
+            verification=verification_of(suspect),
+            suspect=replace(
+                culprit_of(commit, suspect),
+                evidence=None if suspect.evidence is None else comparison_of(suspect.evidence),
+                note=suspect.note,
+            ),
+        )
     if result.status is Status.INCONCLUSIVE:
-        candidates = tuple(commits[i].sha for i in range(result.last_good + 1, result.first_bad + 1))
+        candidates = tuple(
+            commits[i].sha for i in range(result.last_good + 1, result.first_bad + 1)
+        )
         doc = replace(doc, details=replace(doc.details, candidates=candidates))
     return doc
 
 
-def _culprit(commit: Commit, found: Found) -> Culprit:
-    return Culprit(commit=commit.sha, subject=commit.subject, kind="code", effect=found.effect,
-                   confidence=found.confidence, verified=found.verified, share=found.share)
-
-
-def _verification(found: Found) -> Verification:
-    return Verification(verified=found.verified, confidence=found.confidence, note=found.note,
-                        comparison=None if found.evidence is None else _comparison(found.evidence))
-
-
-def _noise(noise: Noise) -> NoiseReport:
-    return NoiseReport(
-        noise.between_process_cv, noise.within_process_cv, noise.endpoint_drift,
-        good=asdict(noise.good), bad=asdict(noise.bad), warning=noise.warning,
-    )
-
-
 def _isolate(
-    ctx: _Ctx, parent: Commit, culprit_commit: Commit, culprit: Culprit, verification: Verification,
+    ctx: _Ctx,
+    parent: Commit,
+    culprit_commit: Commit,
+    culprit: Culprit,
+    verification: Verification,
 ) -> tuple[Isolation, Culprit, Verification]:
     """Which package, version or config key of the culprit commit (bisector/isolate/)."""
-    from bisector.isolate.run import apply_isolation, isolate_commit
 
     try:
         result = isolate_commit(
-            cfg=ctx.cfg, metric_name=ctx.metric_name, metric=ctx.metric, measurer=ctx.measurer,
-            journal=ctx.journal, run_id=ctx.run_id, git=ctx.git, parent=parent, culprit=culprit_commit,
+            cfg=ctx.cfg,
+            metric_name=ctx.metric_name,
+            metric=ctx.metric,
+            measurer=ctx.measurer,
+            journal=ctx.journal,
+            run_id=ctx.run_id,
+            git=ctx.git,
+            parent=parent,
+            culprit=culprit_commit,
             progress=ctx.progress,
         )
     except (BisectorError, ValueError) as exc:  # the commit-level answer stands; say why not finer
@@ -294,36 +378,10 @@ def _isolate(
     return apply_isolation(result, culprit, verification)
 
 
-def _comparison(comp: judge.Comparison) -> Comparison:
-    return Comparison.of(
-        p_value=comp.p_value, effect=comp.effect, ci=comp.ci, relative_effect=comp.relative_effect,
-        significant=comp.significant, regressed=comp.regressed,
-    )
-
-
-def _median_of(samples: list[list[float]]) -> float | None:
-    med = sorted(judge.process_medians(samples)) if samples else []
-    if not med:
-        return None
-    mid = len(med) // 2
-    return med[mid] if len(med) % 2 else (med[mid - 1] + med[mid]) / 2
-
-
-def _roll_back_to_good(repo_path: Path, cfg: Config, good_ref: str, progress: Progress) -> dict[str, Any]:
+def _roll_back_to_good(
+    repo_path: Path, cfg: Config, good_ref: str, progress: Progress
+) -> dict[str, Any]:
     """`run --rollback`: put the good endpoint's configs back (the rollback package's rules:
     atomic, drift-checked, health-checked, alert-and-pause on failure)."""
-    from rollback.entry import rollback_after_run
-
     progress(RollingBack(good_ref))
     return rollback_after_run(repo_path, cfg, good_ref)  # refused while paused
-
-
-def _snapshot_endpoints(
-    repo_path: Path, cfg: Config, git: GitRepo, refs: tuple[str, str], progress: Progress
-) -> None:
-    """Snapshot both endpoints (reused when stored); optional until the store exists."""
-    try:
-        from snapshots import api as snap_api
-    except ImportError:  # the snapshot store is an optional layer of the pipeline
-        return
-    snap_api.take(repo_path, cfg, list(refs))

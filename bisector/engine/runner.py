@@ -105,7 +105,9 @@ def _depth(value: object) -> int:
             if level > MAX_META_DEPTH:
                 return level
             deepest = max(deepest, level)
-            stack.extend((child, level) for child in (node.values() if isinstance(node, dict) else node))
+            stack.extend(
+                (child, level) for child in (node.values() if isinstance(node, dict) else node)
+            )
     return deepest
 
 
@@ -144,7 +146,9 @@ def parse_output(stdout: str) -> tuple[dict[str, tuple[float, ...]], dict[str, A
         for key, value in data.items():
             samples = None if key.startswith("_") else _as_samples(value)
             if samples is None:
-                meta[key] = value if _depth(value) <= MAX_META_DEPTH else "(nested too deep; not kept)"
+                meta[key] = (
+                    value if _depth(value) <= MAX_META_DEPTH else "(nested too deep; not kept)"
+                )
             else:
                 metrics[key] = samples
         return metrics, meta
@@ -169,23 +173,40 @@ def run_trial(
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         try:
             # The group is killed on timeout, on Ctrl-C, and after a normal exit (stray children).
-            done = run_in_group(argv, cwd=cwd, env=env, timeout_s=timeout_s, stdout=out, stderr=err,
-                                grace_s=grace_s)
+            done = run_in_group(
+                argv, cwd=cwd, env=env, timeout_s=timeout_s, stdout=out, stderr=err, grace_s=grace_s
+            )
         except OSError as exc:
             err.write(f"bisector: cannot start {argv[0]!r}: {exc}\n".encode())
             return TrialResult(
-                TrialStatus.FAILED, {}, {}, None, time.monotonic() - start,
-                stdout_path, stderr_path, reason=f"cannot start {argv[0]!r}: {exc.strerror}",
+                TrialStatus.FAILED,
+                {},
+                {},
+                None,
+                time.monotonic() - start,
+                stdout_path,
+                stderr_path,
+                reason=f"cannot start {argv[0]!r}: {exc.strerror}",
             )
     duration = time.monotonic() - start
-    return classify(None if done.timed_out else done.returncode, timed_out=done.timed_out,
-                    timeout_s=timeout_s, duration_s=duration, stdout_path=stdout_path,
-                    stderr_path=stderr_path)
+    return classify(
+        None if done.timed_out else done.returncode,
+        timed_out=done.timed_out,
+        timeout_s=timeout_s,
+        duration_s=duration,
+        stdout_path=stdout_path,
+        stderr_path=stderr_path,
+    )
 
 
 def classify(
-    code: int | None, *, timed_out: bool, timeout_s: float, duration_s: float,
-    stdout_path: Path, stderr_path: Path,
+    code: int | None,
+    *,
+    timed_out: bool,
+    timeout_s: float,
+    duration_s: float,
+    stdout_path: Path,
+    stderr_path: Path,
 ) -> TrialResult:
     """The outcome of a finished trial (a process or a container) from its exit and stdout.
 
@@ -195,10 +216,23 @@ def classify(
     for path in (stdout_path, stderr_path):
         cap_log(path)
 
-    def result(status: TrialStatus, reason: str = "", metrics: dict[str, tuple[float, ...]] | None = None,
-               meta: dict[str, Any] | None = None) -> TrialResult:
-        return TrialResult(status, metrics or {}, meta or {}, code, duration, stdout_path,
-                           stderr_path, reason=reason, timed_out=timed_out)
+    def result(
+        status: TrialStatus,
+        reason: str = "",
+        metrics: dict[str, tuple[float, ...]] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> TrialResult:
+        return TrialResult(
+            status,
+            metrics or {},
+            meta or {},
+            code,
+            duration,
+            stdout_path,
+            stderr_path,
+            reason=reason,
+            timed_out=timed_out,
+        )
 
     if timed_out:
         return result(TrialStatus.FAILED, f"timed out after {timeout_s:g}s")
@@ -209,8 +243,11 @@ def classify(
     stdout, cut = read_tail(stdout_path)
     parsed = parse_output(stdout)
     if parsed is None:
-        return result(TrialStatus.FAILED, "no JSON object line on stdout"
-                      + (f" (only its last {STDOUT_PARSE_BYTES >> 20} MiB are read)" if cut else ""))
+        return result(
+            TrialStatus.FAILED,
+            "no JSON object line on stdout"
+            + (f" (only its last {STDOUT_PARSE_BYTES >> 20} MiB are read)" if cut else ""),
+        )
     metrics, meta = parsed
     if not metrics:
         return result(TrialStatus.FAILED, "the JSON line holds no numeric metric", meta=meta)
@@ -224,7 +261,9 @@ class TrialRunner:
     run never overwrites the logs of an earlier attempt.
     """
 
-    def __init__(self, run_dir: Path, *, timeout_s: float, grace_s: float = DEFAULT_GRACE_S) -> None:
+    def __init__(
+        self, run_dir: Path, *, timeout_s: float, grace_s: float = DEFAULT_GRACE_S
+    ) -> None:
         self.run_dir = run_dir
         self.timeout_s = timeout_s
         self.grace_s = grace_s
@@ -240,12 +279,21 @@ class TrialRunner:
             return n
 
     def trial(
-        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], launcher: TrialLauncher | None = None,
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        launcher: TrialLauncher | None = None,
     ) -> TrialResult:
         """One trial, no retry: a host process, or `launcher`'s (e.g. a container)."""
         n = self._take_number()
         return (launcher or run_trial)(
-            argv, cwd=cwd, env=env, timeout_s=self.timeout_s, grace_s=self.grace_s,
+            argv,
+            cwd=cwd,
+            env=env,
+            timeout_s=self.timeout_s,
+            grace_s=self.grace_s,
             stdout_path=self.run_dir / f"trial-{n}.out",
             stderr_path=self.run_dir / f"trial-{n}.err",
         )
@@ -256,12 +304,19 @@ class TrialRunner:
         The environment is ours, then the builder's variables, then `benchmark.env`.
         """
         return self.measure_once(
-            built.command(benchmark.command), cwd=built.checkout, env=built.environ(benchmark.env),
+            built.command(benchmark.command),
+            cwd=built.checkout,
+            env=built.environ(benchmark.env),
             launcher=built.launcher,
         )
 
     def measure_once(
-        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], launcher: TrialLauncher | None = None,
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        launcher: TrialLauncher | None = None,
     ) -> TrialResult:
         """One measurement: a failed trial is retried once, a second failure is a SKIP."""
         first = self.trial(argv, cwd=cwd, env=env, launcher=launcher)
@@ -271,11 +326,19 @@ class TrialRunner:
         second = self.trial(argv, cwd=cwd, env=env, launcher=launcher)
         if second.status is not TrialStatus.FAILED:
             return _with_history(second, first)
-        log.warning("trial failed twice: candidate untestable", reason=second.reason,
-                    log=str(second.stderr_path))
+        log.warning(
+            "trial failed twice: candidate untestable",
+            reason=second.reason,
+            log=str(second.stderr_path),
+        )
         skipped = TrialResult(
-            TrialStatus.SKIP, {}, second.meta, second.exit_code, second.duration_s,
-            second.stdout_path, second.stderr_path,
+            TrialStatus.SKIP,
+            {},
+            second.meta,
+            second.exit_code,
+            second.duration_s,
+            second.stdout_path,
+            second.stderr_path,
             reason=f"failed twice: {first.reason}; then {second.reason}",
             timed_out=second.timed_out,
         )

@@ -68,8 +68,13 @@ def run(
         session.measure_batches()
         if opts.new_tokens:
             _generation(
-                opts, session.workload, session.batch, session.timer,
-                session.metrics, session.reset_memory, session.read_memory,
+                opts,
+                session.workload,
+                session.batch,
+                session.timer,
+                session.metrics,
+                session.reset_memory,
+                session.read_memory,
             )
         if opts.reference_out or opts.reference_in:
             session.reference()
@@ -90,7 +95,10 @@ class _Session:
     """
 
     def __init__(
-        self, torch: Any, opts: BenchOptions, harness_start_unix: float,
+        self,
+        torch: Any,
+        opts: BenchOptions,
+        harness_start_unix: float,
         import_s: dict[str, float],
     ) -> None:
         self.torch, self.opts, self.harness_start_unix = torch, opts, harness_start_unix
@@ -123,7 +131,9 @@ class _Session:
 
         self.metrics: dict[str, Any] = {}
         self.run_meta: dict[str, Any] = {
-            "options": self.options, "timings": self.timings, "warmup": {},
+            "options": self.options,
+            "timings": self.timings,
+            "warmup": {},
         }
         self.timer = _timing.make_timer(torch, self.device)
         self.policy = _timing.WarmupPolicy(
@@ -182,7 +192,8 @@ class _Session:
             m = _timing.measure(call, opts.rotate, self.timer, self.policy, opts.trials_per_process)
             self.first_sample = self.first_sample or m.first_sample_unix
             self.run_meta["warmup"][f"bs{bs}"] = {
-                "calls": m.warmup_calls, "settled": m.warmup_settled,
+                "calls": m.warmup_calls,
+                "settled": m.warmup_settled,
             }
             _latency_metrics(metrics, f"latency_ms_bs{bs}", m.samples_ms)
             median_s = percentile(m.samples_ms, 50) / 1e3

@@ -79,9 +79,13 @@ class Change:
     def to_json(self) -> dict[str, Any]:
         if self.kind == "dependency":
             return {"name": self.name, "from": self.old, "to": self.new, "change": self.change}
-        return {"file": self.file, "key": self.name, "change": self.change,
-                "from": None if self.old is None else json.loads(self.old),
-                "to": None if self.new is None else json.loads(self.new)}
+        return {
+            "file": self.file,
+            "key": self.name,
+            "change": self.change,
+            "from": None if self.old is None else json.loads(self.old),
+            "to": None if self.new is None else json.loads(self.new),
+        }
 
 
 # --- finding the changes -----------------------------------------------------------------
@@ -97,14 +101,25 @@ def dependency_changes(parent: Files, culprit: Files, roots: Iterable[str]) -> l
     a, b = read_declared(reader(parent), paths), read_declared(reader(culprit), paths)
     sources: dict[str, list[str]] = {}
     for d in [*b.dependencies, *a.dependencies]:  # the culprit's declaration first
-        if parent.get(d.source) != culprit.get(d.source) and d.source not in sources.get(d.name, []):
+        if parent.get(d.source) != culprit.get(d.source) and d.source not in sources.get(
+            d.name, []
+        ):
             sources.setdefault(d.name, []).append(d.source)
     out = []
     for pc in diff_declared(a.dependencies, b.dependencies):
         touched = sorted(sources.get(pc.name, []), key=lambda p: (is_lock(p), p))
         primary = touched[0] if touched else (paths[0] if paths else "")
-        out.append(Change("dependency", primary, pc.name, pc.old, pc.new, pc.change,
-                          tuple(touched) if len(touched) > 1 else ()))
+        out.append(
+            Change(
+                "dependency",
+                primary,
+                pc.name,
+                pc.old,
+                pc.new,
+                pc.change,
+                tuple(touched) if len(touched) > 1 else (),
+            )
+        )
     return out
 
 
@@ -151,7 +166,10 @@ def _flat(path: str, data: bytes | None) -> dict[str, Any] | None:
 
 
 def render_files(
-    parent: Files, culprit: Files, changes: Iterable[Change], applied: Iterable[Change],
+    parent: Files,
+    culprit: Files,
+    changes: Iterable[Change],
+    applied: Iterable[Change],
     pins: Mapping[str, str] | None = None,
 ) -> dict[str, bytes | None]:
     """The files that differ from the parent's in the state with `applied` changes.
@@ -198,14 +216,19 @@ def render_files(
 
 
 def _check_lock_can_go(
-    path: str, parent: Files, culprit: Files, rendered: Mapping[str, bytes | None],
-    applied: set[str], pins: Mapping[str, str],
+    path: str,
+    parent: Files,
+    culprit: Files,
+    rendered: Mapping[str, bytes | None],
+    applied: set[str],
+    pins: Mapping[str, str],
 ) -> None:
     """Pass when the state's declared files pin exactly what the lock would hold (then the
     lock can be left out; see the module docstring).
 
     :raises PartialStateError: the resolver would be free to choose some locked version.
     """
+
     def locked(files: Files) -> dict[str, str]:
         found = read_declared(lambda p: files.get(p), [path]).dependencies
         return {d.name: d.version or "" for d in found}
@@ -214,7 +237,9 @@ def _check_lock_can_go(
     claimed = {n: new.get(n) if n in applied else old.get(n) for n in {*old, *new}}
     claimed |= {n: v for n, v in pins.items() if n in claimed}
     state = {**parent, **rendered}
-    declared_paths = [p for p in state if not is_lock(p) and (_is_requirements(p) or _is_pyproject(p))]
+    declared_paths = [
+        p for p in state if not is_lock(p) and (_is_requirements(p) or _is_pyproject(p))
+    ]
     pinned: dict[str, set[str | None]] = {}
     for d in read_declared(lambda p: state.get(p), declared_paths).dependencies:
         pinned.setdefault(d.name, set()).add(d.version)
@@ -242,7 +267,9 @@ def _is_requirements(path: str) -> bool:
     return posixpath.basename(path).endswith((".txt", ".in"))
 
 
-def _partial_requirements(path: str, old: bytes | None, new: bytes | None, on: list[Change]) -> bytes:
+def _partial_requirements(
+    path: str, old: bytes | None, new: bytes | None, on: list[Change]
+) -> bytes:
     names = {c.name for c in on}
     if _is_pyproject(path) and old is not None and new is not None:
         try:
@@ -250,8 +277,12 @@ def _partial_requirements(path: str, old: bytes | None, new: bytes | None, on: l
         except (EditError, UnicodeDecodeError) as exc:
             raise PartialStateError(f"{path}: {exc}") from exc
     if not _is_requirements(path) or old is None or new is None:
-        raise PartialStateError(f"{path}: only requirement files and pyproject.toml can take part of their changes")
-    new_lines = {n: line for line in new.decode("utf-8").splitlines() if (n := _req_name(line)) in names}
+        raise PartialStateError(
+            f"{path}: only requirement files and pyproject.toml can take part of their changes"
+        )
+    new_lines = {
+        n: line for line in new.decode("utf-8").splitlines() if (n := _req_name(line)) in names
+    }
     lines: list[str] = []
     for line in old.decode("utf-8").splitlines():
         name = _req_name(line)

@@ -77,7 +77,7 @@ def _page(index_url: str, name: str, timeout_s: float) -> str:
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"unsupported index URL scheme {parts.scheme!r}")
     request = urllib.request.Request(base, headers={"Accept": "text/html"})
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 (scheme checked)
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
         data: bytes = response.read()
         return data.decode(response.headers.get_content_charset() or "utf-8", errors="replace")
 
@@ -89,5 +89,7 @@ def index_versions(index_urls: Iterable[str], name: str, *, timeout_s: float = 1
         try:
             found.update(versions_in_page(_page(url, name, timeout_s), name))
         except (OSError, ValueError, urllib.error.URLError) as exc:
-            log.warning("cannot list versions on the index", index=url, package=name, error=str(exc))
+            log.warning(
+                "cannot list versions on the index", index=url, package=name, error=str(exc)
+            )
     return sorted(found)

@@ -51,8 +51,6 @@ class State:
         return f"{self.base} code + {what}{pins}"
 
 
-
-
 @dataclass
 class Isolation:
     """What isolation found; `to_json` is the document's `isolation` section."""
@@ -88,13 +86,17 @@ class Isolation:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "code_alone": self.code_alone,
+            "kind": self.kind,
+            "code_alone": self.code_alone,
             "changes": [c.to_json() | {"kind": c.kind} for c in self.changes],
             "culprits": [c.to_json() | {"kind": c.kind} for c in self.culprits],
             "grouped": [c.label for c in self.grouped],
             "interacting": [c.label for c in self.interacting] if len(self.culprits) > 1 else [],
-            "first_bad_versions": self.first_bad_versions, "versions_tried": self.version_ranges,
-            "steps": self.steps, "verification": self.verification, "notes": self.notes,
+            "first_bad_versions": self.first_bad_versions,
+            "versions_tried": self.version_ranges,
+            "steps": self.steps,
+            "verification": self.verification,
+            "notes": self.notes,
         }
 
 
@@ -114,7 +116,9 @@ def isolate(
 
     def measure(state: State, phase: str) -> Verdict:
         verdict = probe.verdict(state, phase)
-        result.steps.append({"phase": phase, "state": state.label(changes), "verdict": verdict.value})
+        result.steps.append(
+            {"phase": phase, "state": state.label(changes), "verdict": verdict.value}
+        )
         return verdict
 
     if not changes:
@@ -126,13 +130,17 @@ def isolate(
     if code_alone is Verdict.BAD:
         result.kind = "code"
         if measure(State("parent", everything), "isolate-changes") is not Verdict.BAD:
-            result.notes.append("the culprit's code alone is bad; its dependency/config changes alone are not")
+            result.notes.append(
+                "the culprit's code alone is bad; its dependency/config changes alone are not"
+            )
             _verify_code(result, probe, on_verify)
             return result
         base = "parent"
         result.notes.append("both the code and the dependency/config changes are bad on their own")
     elif code_alone is not Verdict.GOOD:
-        result.notes.append(f"the culprit's code alone is {code_alone.value}: the code may contribute")
+        result.notes.append(
+            f"the culprit's code alone is {code_alone.value}: the code may contribute"
+        )
 
     def test(subset: tuple[Change, ...]) -> Outcome:
         verdict = measure(State(base, frozenset(subset)), "isolate-ddmin")
@@ -144,12 +152,17 @@ def isolate(
     result.interacting = list(found.interacting)
     if found.grouped:
         result.notes.append(
-            "cannot be installed apart, grouped rather than blamed: " + ", ".join(c.label for c in found.grouped)
+            "cannot be installed apart, grouped rather than blamed: "
+            + ", ".join(c.label for c in found.grouped)
         )
     if code_alone is not Verdict.BAD:
-        result.kind = "dependency" if any(c.kind == "dependency" for c in found.failing) else "config"
+        result.kind = (
+            "dependency" if any(c.kind == "dependency" for c in found.failing) else "config"
+        )
     for change in found.failing:
-        _bisect_versions(result, change, base, frozenset(found.failing), available_versions, measure)
+        _bisect_versions(
+            result, change, base, frozenset(found.failing), available_versions, measure
+        )
     on_verify()
     for change in found.failing:
         result.verification.append(_verify_item(change, found.failing, base, everything, probe))
@@ -157,8 +170,12 @@ def isolate(
 
 
 def _bisect_versions(
-    result: Isolation, change: Change, base: Base, failing: frozenset[Change],
-    available_versions: Callable[[str], list[str]], measure: Callable[[State, str], Verdict],
+    result: Isolation,
+    change: Change,
+    base: Base,
+    failing: frozenset[Change],
+    available_versions: Callable[[str], list[str]],
+    measure: Callable[[State, str], Verdict],
 ) -> None:
     if change.kind != "dependency" or change.old is None or change.new is None:
         return
@@ -184,7 +201,10 @@ def _bisect_versions(
 
 
 def _verify_item(
-    change: Change, failing: Sequence[Change], base: Base, everything: frozenset[Change],
+    change: Change,
+    failing: Sequence[Change],
+    base: Base,
+    everything: frozenset[Change],
     probe: StateProbe[State],
 ) -> dict[str, Any]:
     reverted = probe.verify(State(base, everything - {change}), "recovered")
@@ -192,25 +212,40 @@ def _verify_item(
     applied = probe.verify(State("parent", applied_set), "regressed")
     verified = reverted.passed and applied.passed
     doc: dict[str, Any] = {
-        "item": change.label, "kind": change.kind, "name": change.name,
-        "reverted": reverted.to_json(), "applied": applied.to_json(), "verified": verified,
+        "item": change.label,
+        "kind": change.kind,
+        "name": change.name,
+        "reverted": reverted.to_json(),
+        "applied": applied.to_json(),
+        "verified": verified,
     }
     if len(failing) > 1:
         doc["note"] = "applied together with " + ", ".join(c.label for c in failing if c != change)
     if not verified:
         doc["note"] = (doc.get("note", "") + "; " if "note" in doc else "") + (
-            "unverified: " + ("reverting it did not remove the regression" if not reverted.passed
-                              else "applying it to the good state did not bring the regression")
+            "unverified: "
+            + (
+                "reverting it did not remove the regression"
+                if not reverted.passed
+                else "applying it to the good state did not bring the regression"
+            )
         )
     return doc
 
 
-def _verify_code(result: Isolation, probe: StateProbe[State], on_verify: Callable[[], None]) -> None:
+def _verify_code(
+    result: Isolation, probe: StateProbe[State], on_verify: Callable[[], None]
+) -> None:
     on_verify()
     reverted = probe.verify(State("parent", frozenset(result.changes)), "recovered")
     applied = probe.verify(State("culprit", frozenset()), "regressed")
-    result.verification.append({
-        "item": "code", "kind": "code", "name": "code",
-        "reverted": reverted.to_json(), "applied": applied.to_json(),
-        "verified": reverted.passed and applied.passed,
-    })
+    result.verification.append(
+        {
+            "item": "code",
+            "kind": "code",
+            "name": "code",
+            "reverted": reverted.to_json(),
+            "applied": applied.to_json(),
+            "verified": reverted.passed and applied.passed,
+        }
+    )

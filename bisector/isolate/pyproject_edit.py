@@ -72,7 +72,9 @@ def _insertions(text: str, array: DepArray, kept: list[Entry], raws: list[str]) 
     if not raws:
         return []
     close_line = text.rfind("\n", 0, array.close) + 1
-    multiline = "\n" in text[array.open : array.close] and not text[close_line : array.close].strip(" \t")
+    multiline = "\n" in text[array.open : array.close] and not text[close_line : array.close].strip(
+        " \t"
+    )
     edits: list[Edit] = []
     if multiline:
         first = kept[0] if kept else (array.entries[0] if array.entries else None)
@@ -155,7 +157,11 @@ def apply_packages(old_text: str, new_text: str, names: Collection[str]) -> str:
     edits: list[Edit] = []
     expected: dict[Group, list[str]] = {}
     for group in sorted(set(old_arrays) | set(new_arrays), key=lambda g: (g is not None, g or "")):
-        new_entries = [e for e in (new_arrays[group].entries if group in new_arrays else ()) if e.name in wanted]
+        new_entries = [
+            e
+            for e in (new_arrays[group].entries if group in new_arrays else ())
+            if e.name in wanted
+        ]
         if group not in old_arrays:
             if new_entries:
                 raise EditError(f"dependency group {group!r} is new: cannot take part of it")

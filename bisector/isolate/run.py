@@ -22,6 +22,7 @@ from bisector.config import Config, load_config
 from bisector.core.types import Commit, MetricRule
 from bisector.document import Culprit, Dependency, Verification
 from bisector.document import Isolation as IsolationSection
+from bisector.engine.benchkey import bench_key
 from bisector.engine.measure import Measurer
 from bisector.errors import ConfigError
 from bisector.gitrepo import GitRepo
@@ -38,7 +39,9 @@ from snapshots.configs import match_globs
 log = get_logger("bisector.isolate.plan")
 
 
-def commit_files(git: GitRepo, cfg: Config, sha: str) -> tuple[dict[str, bytes | None], dict[str, bytes | None]]:
+def commit_files(
+    git: GitRepo, cfg: Config, sha: str
+) -> tuple[dict[str, bytes | None], dict[str, bytes | None]]:
     """(dependency files, config files) of a commit, from git objects."""
     reqs = read_requirements(
         lambda p: git.read_file(sha, p), cfg.environment.requirements, cfg.environment.extras
@@ -54,14 +57,18 @@ def find_changes(
     notes: list[str] = []
     deps = dependency_changes(good[0], bad[0], cfg.environment.requirements)
     if deps and not type(measurer.builder).isolates_dependencies:
-        notes.append(f"the {type(measurer.builder).name} builder does not isolate dependencies: "
-                     f"{len(deps)} package change(s) not split")
+        notes.append(
+            f"the {type(measurer.builder).name} builder does not isolate dependencies: "
+            f"{len(deps)} package change(s) not split"
+        )
         deps = []
     locks = sorted({p for c in deps for p in c.touched if is_lock(p)})
     if locks:
-        notes.append(f"{', '.join(locks)}: left out of states that take part of its changes, so the "
-                     "resolver installs from the declared files; only where those pin every locked "
-                     "package exactly, else the state is unresolved and its changes grouped")
+        notes.append(
+            f"{', '.join(locks)}: left out of states that take part of its changes, so the "
+            "resolver installs from the declared files; only where those pin every locked "
+            "package exactly, else the state is unresolved and its changes grouped"
+        )
     return [*deps, *config_changes(good[1], bad[1])], notes
 
 
@@ -79,8 +86,17 @@ def available_versions(cfg: Config, root: Path) -> Callable[[str], list[str]]:
 
 
 def isolate_commit(
-    *, cfg: Config, metric_name: str, metric: MetricRule, measurer: Measurer, journal: Journal,
-    run_id: str, git: GitRepo, parent: Commit, culprit: Commit, progress: Progress = no_progress,
+    *,
+    cfg: Config,
+    metric_name: str,
+    metric: MetricRule,
+    measurer: Measurer,
+    journal: Journal,
+    run_id: str,
+    git: GitRepo,
+    parent: Commit,
+    culprit: Commit,
+    progress: Progress = no_progress,
 ) -> Isolation:
     """Split `culprit` against `parent` (DESIGN.md steps 6-7)."""
     good, bad = commit_files(git, cfg, parent.sha), commit_files(git, cfg, culprit.sha)
@@ -90,14 +106,25 @@ def isolate_commit(
         result.notes = [*notes, "the commit changes no dependency pins or config keys"]
         return result
     probe = MeasuredStates(
-        cfg=cfg, metric_name=metric_name, metric=metric, measurer=measurer, journal=journal,
-        run_id=run_id, changes=changes, progress=progress,
-        good=Side(parent, {**good[0], **good[1]}, parent), bad=Side(culprit, {**bad[0], **bad[1]}, culprit),
+        cfg=cfg,
+        metric_name=metric_name,
+        metric=metric,
+        measurer=measurer,
+        journal=journal,
+        run_id=run_id,
+        changes=changes,
+        progress=progress,
+        good=Side(parent, {**good[0], **good[1]}, parent),
+        bad=Side(culprit, {**bad[0], **bad[1]}, culprit),
     )
     probe.ensure_references()
     progress(RangeNarrowed(len(changes), "changes inside the culprit"))
-    result = isolate(changes, probe, available_versions(cfg, git.root),
-                     on_verify=lambda: progress(PhaseStarted("verify-isolation")))
+    result = isolate(
+        changes,
+        probe,
+        available_versions(cfg, git.root),
+        on_verify=lambda: progress(PhaseStarted("verify-isolation")),
+    )
     result.notes = [*notes, *result.notes]
     return result
 
@@ -109,7 +136,13 @@ def checkout_path(path: str) -> str:
     a `..` would write (and leave) a file anywhere else on the machine.
     """
     parts = path.replace("\\", "/").split("/")
-    if not path.strip() or "\0" in path or path.startswith("/") or ".." in parts or all(p in ("", ".") for p in parts):
+    if (
+        not path.strip()
+        or "\0" in path
+        or path.startswith("/")
+        or ".." in parts
+        or all(p in ("", ".") for p in parts)
+    ):
         raise ConfigError(
             f"{path!r} is not a path inside the repository; nothing was written",
             hint="give the file's path relative to the repository root, e.g. --target configs/serving.yaml",
@@ -118,8 +151,15 @@ def checkout_path(path: str) -> str:
 
 
 def isolate_files(
-    *, repo: Path, config: Path | None, metric: str | None, good: Files, bad: Files,
-    what: str, fresh: bool = False, progress: Progress = no_progress,
+    *,
+    repo: Path,
+    config: Path | None,
+    metric: str | None,
+    good: Files,
+    bad: Files,
+    what: str,
+    fresh: bool = False,
+    progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """Standalone isolation: HEAD's code with the `good` files against the `bad` files.
 
@@ -132,41 +172,72 @@ def isolate_files(
     repo_path = repo.resolve()
     cfg = load_config(repo_path, config)
     metric_name, metric_cfg = cfg.metric(metric)
-    from bisector.engine.pipeline import bench_key
 
     with GitRepo(repo_path) as git:
         head = git.resolve("HEAD")
         store = repo_path / cfg.snapshots.store
-        digest = hashlib.sha256(repr((sorted(good.items()), sorted(bad.items()))).encode()).hexdigest()
+        digest = hashlib.sha256(
+            repr((sorted(good.items()), sorted(bad.items()))).encode()
+        ).hexdigest()
         bkey = bench_key(cfg)
         with RunLock(store), Journal(store) as journal:  # one run per store at a time
             run, _ = journal.open_run(
-                key=f"isolate:{what}:{head.sha}:{digest}:{metric_name}:{bkey}", good_ref=f"{what}:good",
-                bad_ref=f"{what}:bad", good_sha=head.sha, bad_sha=head.sha, metric=metric_name,
-                options={"isolate": what}, fresh=fresh,
+                key=f"isolate:{what}:{head.sha}:{digest}:{metric_name}:{bkey}",
+                good_ref=f"{what}:good",
+                bad_ref=f"{what}:bad",
+                good_sha=head.sha,
+                bad_sha=head.sha,
+                metric=metric_name,
+                options={"isolate": what},
+                fresh=fresh,
             )
-            with Measurer(cfg=cfg, git=git, journal=journal, run_id=run.id, run_dir=store / "runs" / run.id,
-                          store=store, builder_name=cfg.environment.builder, bench_key=bkey,
-                          reuse_across_runs=not fresh) as measurer:
+            with Measurer(
+                cfg=cfg,
+                git=git,
+                journal=journal,
+                run_id=run.id,
+                run_dir=store / "runs" / run.id,
+                store=store,
+                builder_name=cfg.environment.builder,
+                bench_key=bkey,
+                reuse_across_runs=not fresh,
+            ) as measurer:
                 dep_paths = set(cfg.environment.requirements)
 
                 def split(f: Files) -> tuple[Files, Files]:
-                    return ({p: d for p, d in f.items() if p in dep_paths},
-                            {p: d for p, d in f.items() if p not in dep_paths})
+                    return (
+                        {p: d for p, d in f.items() if p in dep_paths},
+                        {p: d for p, d in f.items() if p not in dep_paths},
+                    )
 
                 changes, notes = find_changes(cfg, measurer, split(good), split(bad))
                 probe = MeasuredStates(
-                    cfg=cfg, metric_name=metric_name, metric=metric_cfg.rule(), measurer=measurer, journal=journal,
-                    run_id=run.id, changes=changes, progress=progress,
-                    good=Side(head, good, None), bad=Side(head, bad, None),
+                    cfg=cfg,
+                    metric_name=metric_name,
+                    metric=metric_cfg.rule(),
+                    measurer=measurer,
+                    journal=journal,
+                    run_id=run.id,
+                    changes=changes,
+                    progress=progress,
+                    good=Side(head, good, None),
+                    bad=Side(head, bad, None),
                 )
-                doc: dict[str, Any] = {"status": "not_reproduced", "metric": metric_name, "culprit": None,
-                                       "code": head.sha, "run_id": run.id}
+                doc: dict[str, Any] = {
+                    "status": "not_reproduced",
+                    "metric": metric_name,
+                    "culprit": None,
+                    "code": head.sha,
+                    "run_id": run.id,
+                }
                 if not changes:
                     doc["details"] = {"notes": [*notes, "the two sides do not differ"]}
                     return doc
                 comp = probe.ensure_references()
-                doc["reproduction"] = {"p_value": comp.p_value, "relative_effect": comp.relative_effect}
+                doc["reproduction"] = {
+                    "p_value": comp.p_value,
+                    "relative_effect": comp.relative_effect,
+                }
                 if comp.reproduced:
                     result = isolate(changes, probe, available_versions(cfg, repo_path))
                     result.notes = [*notes, *result.notes]
@@ -203,12 +274,19 @@ def config_target(repo: Path, config: Path | None, bad: Path, target: str | None
         files = match_globs(git.list_files(git.resolve("HEAD").sha), cfg.snapshots.configs)
     same = [f for f in files if f.rsplit("/", 1)[-1] == bad.name]
     if len(same) != 1:
-        raise ConfigError(f"cannot tell which config file {bad.name} stands for", hint="pass --target PATH")
+        raise ConfigError(
+            f"cannot tell which config file {bad.name} stands for", hint="pass --target PATH"
+        )
     return same[0]
 
 
 def isolate_deps(
-    *, repo: Path, config: Path | None, good_lock: Path, bad_lock: Path, progress: Progress = no_progress
+    *,
+    repo: Path,
+    config: Path | None,
+    good_lock: Path,
+    bad_lock: Path,
+    progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """`bisector deps`: HEAD's code with two dependency files standing for the first
     `environment.requirements` entry."""
@@ -221,26 +299,41 @@ def isolate_deps(
     target = requirements[0]
     good: Files = {target: read_side(good_lock)}
     bad: Files = {target: read_side(bad_lock)}
-    return isolate_files(repo=repo, config=config, metric=None, good=good, bad=bad, what="deps", progress=progress)
+    return isolate_files(
+        repo=repo, config=config, metric=None, good=good, bad=bad, what="deps", progress=progress
+    )
 
 
 def isolate_config(
-    *, repo: Path, config: Path | None, good: Path, bad: Path, target: str | None,
+    *,
+    repo: Path,
+    config: Path | None,
+    good: Path,
+    bad: Path,
+    target: str | None,
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """`bisector config --good/--bad`: HEAD's code with two versions of one config file."""
     path = config_target(repo, config, bad, target)
     good_files: Files = {path: read_side(good)}
     bad_files: Files = {path: read_side(bad)}
-    return isolate_files(repo=repo, config=config, metric=None, good=good_files, bad=bad_files, what="config",
-                         progress=progress)
+    return isolate_files(
+        repo=repo,
+        config=config,
+        metric=None,
+        good=good_files,
+        bad=bad_files,
+        what="config",
+        progress=progress,
+    )
 
 
 def culprit_dependencies(result: Isolation) -> tuple[Dependency, ...]:
     """The culprit's package changes, each with whether its verification passed."""
     verified = {v["name"]: v["verified"] for v in result.verification}
     return tuple(
-        replace(Dependency.from_json(d), verified=bool(verified.get(d["name"], False))) for d in result.dependencies()
+        replace(Dependency.from_json(d), verified=bool(verified.get(d["name"], False)))
+        for d in result.dependencies()
     )
 
 
@@ -252,19 +345,27 @@ def items_verified(result: Isolation) -> bool | None:
 def culprit_fields(result: Isolation) -> dict[str, Any]:
     """`kind`, `dependencies` and `config_keys` of the contract, each item with `verified`."""
     return {
-        "kind": result.kind, "dependencies": [d.to_json() for d in culprit_dependencies(result)],
-        "config_keys": result.config_keys(), "items_verified": items_verified(result),
+        "kind": result.kind,
+        "dependencies": [d.to_json() for d in culprit_dependencies(result)],
+        "config_keys": result.config_keys(),
+        "items_verified": items_verified(result),
     }
 
 
 def apply_isolation(
-    result: Isolation, culprit: Culprit, verification: Verification,
+    result: Isolation,
+    culprit: Culprit,
+    verification: Verification,
 ) -> tuple[IsolationSection, Culprit, Verification]:
     """An isolation as the run document's parts: its section, the culprit with the
     isolated kind and items, and the verification with the per-item checks."""
     culprit = replace(
-        culprit, kind=result.kind, dependencies=culprit_dependencies(result),
-        config_keys=tuple(result.config_keys()), isolated=True, items_verified=items_verified(result),
+        culprit,
+        kind=result.kind,
+        dependencies=culprit_dependencies(result),
+        config_keys=tuple(result.config_keys()),
+        isolated=True,
+        items_verified=items_verified(result),
     )
     verification = replace(verification, items=tuple(dict(v) for v in result.verification))
     return IsolationSection.from_json(result.to_json()), culprit, verification

@@ -47,8 +47,17 @@ class MeasuredStates:
     """`StateProbe` over a Measurer; references are the good and bad ends' samples."""
 
     def __init__(
-        self, *, cfg: Config, metric_name: str, metric: MetricRule, measurer: Measurer,
-        journal: Journal, run_id: str, good: Side, bad: Side, changes: Sequence[Change],
+        self,
+        *,
+        cfg: Config,
+        metric_name: str,
+        metric: MetricRule,
+        measurer: Measurer,
+        journal: Journal,
+        run_id: str,
+        good: Side,
+        bad: Side,
+        changes: Sequence[Change],
         progress: Progress,
     ) -> None:
         self.cfg, self.metric_name, self.metric = cfg, metric_name, metric
@@ -56,7 +65,9 @@ class MeasuredStates:
         self.sides = {"parent": good, "culprit": bad}
         self.changes = list(changes)
         self.progress = progress
-        self.sampler = Sampler(measurer, metric_name, metric, cfg.benchmark.repeats.budget(), progress)
+        self.sampler = Sampler(
+            measurer, metric_name, metric, cfg.benchmark.repeats.budget(), progress
+        )
         self.root = measurer.store / "isolate"
         self._tag = _tag(changes)
         self._fresh: dict[str, list[list[float]]] = {}
@@ -69,8 +80,13 @@ class MeasuredStates:
         """The (possibly synthetic) commit of `state`; None when it cannot be written."""
         side = self.sides[state.base]
         everything = len(state.applied) == len(self.changes)
-        if side.real is not None and not state.pins and (
-            (state.base == "parent" and not state.applied) or (state.base == "culprit" and everything)
+        if (
+            side.real is not None
+            and not state.pins
+            and (
+                (state.base == "parent" and not state.applied)
+                or (state.base == "culprit" and everything)
+            )
         ):
             return side.real
         good, bad = self.sides["parent"].files, self.sides["culprit"].files
@@ -78,10 +94,17 @@ class MeasuredStates:
             files = render_files(good, bad, self.changes, state.applied, dict(state.pins))
         except PartialStateError:
             return None
-        digest = hashlib.sha256(json.dumps(
-            [side.code.sha, sorted((p, None if d is None else hashlib.sha256(d).hexdigest())
-                                   for p, d in files.items())]
-        ).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(
+            json.dumps(
+                [
+                    side.code.sha,
+                    sorted(
+                        (p, None if d is None else hashlib.sha256(d).hexdigest())
+                        for p, d in files.items()
+                    ),
+                ]
+            ).encode()
+        ).hexdigest()[:16]
         sid = f"{side.code.sha}+{self._tag}:{digest}"
         commit = Commit(sid, state.label(self.changes), side.code.author, side.code.date)
         checkout = self.root / digest
@@ -123,7 +146,9 @@ class MeasuredStates:
         self._step(phase, state, commit, decision.verdict, decision.reason)
         return decision.verdict
 
-    def _step(self, phase: str, state: State, commit: Commit | None, verdict: Verdict, reason: str = "") -> None:
+    def _step(
+        self, phase: str, state: State, commit: Commit | None, verdict: Verdict, reason: str = ""
+    ) -> None:
         samples = self.samples(commit) if commit is not None else []
         med = sorted(judge.process_medians(samples)) if samples else []
         median = med[len(med) // 2] if med else None
@@ -154,7 +179,15 @@ class MeasuredStates:
             return Check(label, expect, False, None, None, None, len(fresh))
         comp = judge.compare(ref_fresh, fresh, self.metric)
         passed = comp.significant and (comp.improved if expect == "recovered" else comp.regressed)
-        return Check(label, expect, passed, round(comp.relative_effect, 4), comp.effect, comp.p_value, len(fresh))
+        return Check(
+            label,
+            expect,
+            passed,
+            round(comp.relative_effect, 4),
+            comp.effect,
+            comp.p_value,
+            len(fresh),
+        )
 
 
 def _tag(changes: Sequence[Change]) -> str:

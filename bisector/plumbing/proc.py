@@ -36,7 +36,14 @@ from typing import IO
 
 from bisector.log import get_logger
 
-__all__ = ["DEFAULT_GRACE_S", "TOKEN_VAR", "GroupRun", "become_subreaper", "kill_group", "run_in_group"]
+__all__ = [
+    "DEFAULT_GRACE_S",
+    "TOKEN_VAR",
+    "GroupRun",
+    "become_subreaper",
+    "kill_group",
+    "run_in_group",
+]
 
 log = get_logger(__name__)
 
@@ -182,9 +189,14 @@ def run_in_group(
     token = uuid.uuid4().hex
     if kill_strays:
         become_subreaper()
-    proc = subprocess.Popen(  # noqa: S603 - an argv, no shell
-        list(argv), cwd=cwd, env={**env, TOKEN_VAR: token}, stdin=subprocess.DEVNULL, stdout=stdout,
-        stderr=stderr, start_new_session=True,
+    proc = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env={**env, TOKEN_VAR: token},
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
     )
     timed_out = stopped = False
     try:

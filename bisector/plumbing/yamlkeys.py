@@ -102,7 +102,7 @@ def parse_path(text: str) -> tuple[Segment, ...]:
             i += 1
         raw = text[start:i]
         if raw == "":
-            raise ValueError(f"empty key in key path {text!r} (write it as \"\")")
+            raise ValueError(f'empty key in key path {text!r} (write it as "")')
         segs.append("" if raw == _EMPTY else "".join(buf))
     return tuple(segs)
 
@@ -260,7 +260,11 @@ def natural_order(key: str) -> tuple[tuple[int, int, str], ...]:
     except ValueError:
         return ((3, 0, key),)
     return tuple(
-        (0, s, "") if isinstance(s, int) else (1, int(s), s) if s.isdigit() and s.isascii() else (2, 0, s)
+        (0, s, "")
+        if isinstance(s, int)
+        else (1, int(s), s)
+        if s.isdigit() and s.isascii()
+        else (2, 0, s)
         for s in segs
     )
 

@@ -38,7 +38,10 @@ class LimitedLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 raise YamlLimitError(
-                    None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                    None,
+                    None,
+                    f"nested deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
                 )
             return super().compose_node(parent, index)
         finally:
@@ -69,14 +72,19 @@ def _check_expanded_size(root: yaml.Node) -> None:
             total = 1 + sum(sizes[id(c)] for c in _children(node))
             if total > MAX_NODES:
                 raise YamlLimitError(
-                    None, None, f"more than {MAX_NODES} nodes once aliases are expanded", node.start_mark
+                    None,
+                    None,
+                    f"more than {MAX_NODES} nodes once aliases are expanded",
+                    node.start_mark,
                 )
             sizes[key] = total
             continue
         if key in sizes:
             continue
         if key in open_nodes:
-            raise YamlLimitError(None, None, "an alias refers to a node that contains it", node.start_mark)
+            raise YamlLimitError(
+                None, None, "an alias refers to a node that contains it", node.start_mark
+            )
         open_nodes.add(key)
         stack.append((node, True))
         stack.extend((c, False) for c in _children(node) if id(c) not in sizes)

@@ -7,22 +7,37 @@ atomic (temp file in the target folder, fsync, rename).
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bisector.document import Comparison, Culprit, Endpoint, Range, RunDocument
+from bisector.engine.benchkey import bench_key
+from bisector.errors import StoreError
 from bisector.plumbing.atomic import atomic_write_bytes
 from bisector.plumbing.escape import markdown_code as code
 from bisector.plumbing.escape import markdown_text as text
+from bisector.report.isolation import render_isolation
 
 if TYPE_CHECKING:
     from bisector.config import Config
     from bisector.store.journal import Journal
 
 CONTRACT_KEYS = (
-    "status", "metric", "good", "bad", "culprit", "culprits", "suspect", "range", "noise", "steps",
-    "measurements", "wall_s", "report",
+    "status",
+    "metric",
+    "good",
+    "bad",
+    "culprit",
+    "culprits",
+    "suspect",
+    "range",
+    "noise",
+    "steps",
+    "measurements",
+    "wall_s",
+    "report",
 )
 NEWER_KEYS = ("culprits", "suspect", "noise")
 EXTRA_KEYS = ("run_id", "verification", "isolation", "details", "rollback", "options", "bench_key")
@@ -49,7 +64,9 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def _endpoint_row(name: str, e: Endpoint | None, shift: str) -> str:
     ref, commit, value = (None, "", None) if e is None else (e.ref, e.commit, e.value)
-    return f"| {name} | {code(str(ref), in_table=True)} | `{commit[:10]}` | {_fmt(value)} | {shift}|"
+    return (
+        f"| {name} | {code(str(ref), in_table=True)} | `{commit[:10]}` | {_fmt(value)} | {shift}|"
+    )
 
 
 def render_markdown(doc: RunDocument) -> str:
@@ -91,10 +108,15 @@ def render_markdown(doc: RunDocument) -> str:
             f"({_pct(verification.relative_effect)}), p = {_fmt(comp and comp.p_value, 4)}, "
             f"CI {_ci(comp)}",
         ]
-    from bisector.report.isolation import render_isolation
 
     lines += render_isolation(doc.isolation)
-    lines += ["", "## Steps", "", "| # | phase | commit | verdict | trials | median |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Steps",
+        "",
+        "| # | phase | commit | verdict | trials | median |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for i, step in enumerate(doc.steps, 1):
         lines.append(
             f"| {i} | {step.phase} | `{step.commit[:10]}` | {step.verdict.value} | "
@@ -116,7 +138,11 @@ def _culprit_lines(doc: RunDocument) -> list[str]:
     for dep in culprit.dependencies:
         lines.append(
             f"- dependency: {code(dep.name)} {text(str(dep.from_version))} → {text(str(dep.to_version))}"
-            + (f", first bad version {text(dep.first_bad_version)}" if dep.first_bad_version else "")
+            + (
+                f", first bad version {text(dep.first_bad_version)}"
+                if dep.first_bad_version
+                else ""
+            )
             + ("" if dep.verified is not False else " (**unverified**)")
         )
     for key in culprit.config_keys:
@@ -129,11 +155,16 @@ def _culprit_lines(doc: RunDocument) -> list[str]:
 def _range_lines(rng: Range | None) -> list[str]:
     if rng is None:
         return ["No single culprit. "]
-    unclear = "" if rng.unclear is None else ", unclear: " + (", ".join(f"`{u[:10]}`" for u in rng.unclear) or "none")
+    unclear = (
+        ""
+        if rng.unclear is None
+        else ", unclear: " + (", ".join(f"`{u[:10]}`" for u in rng.unclear) or "none")
+    )
     return [
         "No single culprit. "
         f"Range: last good `{rng.last_good[:10]}`, first bad `{rng.first_bad[:10]}`, untestable: "
-        + ", ".join(f"`{u[:10]}`" for u in rng.untestable) + unclear
+        + ", ".join(f"`{u[:10]}`" for u in rng.untestable)
+        + unclear
     ]
 
 
@@ -142,8 +173,13 @@ def _steps_found_lines(doc: RunDocument) -> list[str]:
     found = doc.culprits or ()
     if len(found) < 2 and (not found or doc.culprit is not None):
         return []
-    lines = ["", "### Every regression step of the range", "", "| commit | subject | kind | effect | share |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "",
+        "### Every regression step of the range",
+        "",
+        "| commit | subject | kind | effect | share |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for c in found:
         share = "–" if c.share is None else f"{c.share * 100:.0f}%"
         lines.append(f"| `{c.commit[:10]}` | {c.subject} | {c.kind} | {_pct(c.effect)} | {share} |")
@@ -155,7 +191,9 @@ def _suspect_lines(suspect: Culprit | None) -> list[str]:
         return []
     evidence = suspect.evidence
     return [
-        "", "### Suspect (**unverified**)", "",
+        "",
+        "### Suspect (**unverified**)",
+        "",
         f"`{suspect.commit[:10]}` **{suspect.subject}**: effect {_pct(suspect.effect)} against its parent in fresh "
         f"trials, p = {_fmt(evidence and evidence.p_value, 4)}. {suspect.note or ''}".rstrip(),
     ]
@@ -165,9 +203,13 @@ def _noise_lines(doc: RunDocument) -> list[str]:
     noise = doc.noise
     if noise is None:
         return []
-    lines = ["", "### Noise", "",
-             f"Between-process spread {noise.between_process_cv * 100:.1f}%, within-process "
-             f"{noise.within_process_cv * 100:.1f}%, drift of the endpoints {noise.endpoint_drift * 100:.1f}%."]
+    lines = [
+        "",
+        "### Noise",
+        "",
+        f"Between-process spread {noise.between_process_cv * 100:.1f}%, within-process "
+        f"{noise.within_process_cv * 100:.1f}%, drift of the endpoints {noise.endpoint_drift * 100:.1f}%.",
+    ]
     if noise.warning:
         lines += ["", f"**Warning:** {noise.warning}"]
     return lines
@@ -193,13 +235,11 @@ def stored_document(journal: Journal, run_id: str, cfg: Config) -> RunDocument:
     """
     row = journal.run(run_id)
     if row.result is None:
-        from bisector.errors import StoreError
-
-        raise StoreError(f"run {run_id} has not finished", hint="run the same `bisector run` again to resume it")
+        raise StoreError(
+            f"run {run_id} has not finished", hint="run the same `bisector run` again to resume it"
+        )
     doc = RunDocument.from_json(row.result, options=row.options)
     if doc.bench_key is None:
-        from bisector.engine.pipeline import bench_key
-
         doc = replace(doc, bench_key=journal.run_bench_key(run_id) or bench_key(cfg))
     return doc
 
@@ -212,9 +252,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_reports(doc: RunDocument, report_dir: Path) -> Path:
     """Write report.md and report.json into `report_dir`; returns the Markdown path."""
-    import json
 
     md = report_dir / "report.md"
-    atomic_write_text(report_dir / "report.json", json.dumps(contract_view(doc), indent=2, default=str) + "\n")
+    atomic_write_text(
+        report_dir / "report.json", json.dumps(contract_view(doc), indent=2, default=str) + "\n"
+    )
     atomic_write_text(md, render_markdown(doc))
     return md

@@ -23,6 +23,7 @@ from bisector.log import get_logger
 from bisector.report.files import atomic_write_text, contract_view
 from bisector.report.plots import RangePoint, distribution_plot, range_plot
 from bisector.store.journal import Journal
+from snapshots import api as snap_api
 
 log = get_logger("bisector.report.files")
 
@@ -67,7 +68,10 @@ def _gpu_of(journal: Journal, sha: str, bench_key: str) -> Mapping[str, Any] | N
 
 
 def collect(
-    doc: RunDocument, journal: Journal, git: GitRepo | None, diff: Mapping[str, Any] | None = None,
+    doc: RunDocument,
+    journal: Journal,
+    git: GitRepo | None,
+    diff: Mapping[str, Any] | None = None,
 ) -> ReportData:
     """Read the samples of the range, endpoints, culprit and parent (nothing is measured).
 
@@ -82,14 +86,20 @@ def collect(
     if git is not None and good and bad:
         first_parent = not (doc.options is not None and doc.options.all_commits)
         try:
-            order += [(c.sha, c.short) for c in git.commits_between(good, bad, first_parent=first_parent)]
+            order += [
+                (c.sha, c.short) for c in git.commits_between(good, bad, first_parent=first_parent)
+            ]
         except BisectorError as exc:
             log.warning("report: commit range unavailable", error=str(exc))
             order.append((bad, "bad"))
     else:
-        order += [(s, s[:10]) for s in dict.fromkeys(verdicts) if s not in (good, bad)] + [(bad, "bad")]
+        order += [(s, s[:10]) for s in dict.fromkeys(verdicts) if s not in (good, bad)] + [
+            (bad, "bad")
+        ]
     points = tuple(
-        RangePoint(i, label, verdicts.get(sha), _process_medians(_samples(journal, sha, bench_key, metric)))
+        RangePoint(
+            i, label, verdicts.get(sha), _process_medians(_samples(journal, sha, bench_key, metric))
+        )
         for i, (sha, label) in enumerate(order)
     )
     culprit = doc.culprit.commit if doc.culprit else None
@@ -101,9 +111,12 @@ def collect(
     roles["bad"] = bad
     groups = {
         role: tuple(x for s in _samples(journal, sha, bench_key, metric) for x in s)
-        for role, sha in roles.items() if sha
+        for role, sha in roles.items()
+        if sha
     }
-    gpu = {role: g for role, sha in roles.items() if sha and (g := _gpu_of(journal, sha, bench_key))}
+    gpu = {
+        role: g for role, sha in roles.items() if sha and (g := _gpu_of(journal, sha, bench_key))
+    }
     return ReportData(points, culprit_index, groups, diff, gpu)
 
 
@@ -121,7 +134,12 @@ def render_html(doc: RunDocument, data: ReportData) -> str:
     metric = doc.metric
     images = []
     if any(p.medians for p in data.points):
-        images.append(("Metric across the candidate range", _data_uri(range_plot(data.points, metric, data.culprit_index))))
+        images.append(
+            (
+                "Metric across the candidate range",
+                _data_uri(range_plot(data.points, metric, data.culprit_index)),
+            )
+        )
     if any(data.groups.values()):
         images.append(("Distributions", _data_uri(distribution_plot(data.groups, metric))))
     return env.get_template(_TEMPLATE.name).render(
@@ -137,8 +155,6 @@ def render_html(doc: RunDocument, data: ReportData) -> str:
 def snapshot_diff(repo: Path, cfg: Config, doc: RunDocument) -> Mapping[str, Any] | None:
     """The endpoints' snapshot diff, or None when the snapshots cannot be read."""
     try:
-        from snapshots import api as snap_api
-
         if doc.good is None or doc.bad is None:
             raise KeyError("the document has no endpoints")
         return snap_api.diff(repo, cfg, doc.good.commit, doc.bad.commit).to_json()
@@ -147,14 +163,21 @@ def snapshot_diff(repo: Path, cfg: Config, doc: RunDocument) -> Mapping[str, Any
         return None
 
 
-def build_html(doc: RunDocument, *, journal: Journal, repo: Path, cfg: Config, git: GitRepo | None) -> str:
+def build_html(
+    doc: RunDocument, *, journal: Journal, repo: Path, cfg: Config, git: GitRepo | None
+) -> str:
     """The page of `doc`; `cfg` only locates the snapshot store (for the endpoints' diff)."""
     data = collect(doc, journal, git, snapshot_diff(repo, cfg, doc))
     return render_html(doc, data)
 
 
 def write_html_report(
-    doc: RunDocument, report_dir: Path, *, journal: Journal, repo: Path, cfg: Config,
+    doc: RunDocument,
+    report_dir: Path,
+    *,
+    journal: Journal,
+    repo: Path,
+    cfg: Config,
     git: GitRepo | None = None,
 ) -> Path:
     """Write `report_dir/report.html` atomically; returns its path."""

@@ -17,8 +17,10 @@ def _pct(value: Any) -> str:
 def _check(check: Mapping[str, Any]) -> str:
     mark = "passed" if check.get("passed") else "**failed**"
     conf = check.get("confidence")
-    return (f"{mark}: {check.get('state')} — shift {_pct(check.get('relative_effect'))}, "
-            f"confidence {'–' if conf is None else f'{conf:.3f}'}, {check.get('samples')} trials")
+    return (
+        f"{mark}: {check.get('state')} — shift {_pct(check.get('relative_effect'))}, "
+        f"confidence {'–' if conf is None else f'{conf:.3f}'}, {check.get('samples')} trials"
+    )
 
 
 def render_isolation(iso: Isolation | None) -> list[str]:
@@ -32,9 +34,15 @@ def render_isolation(iso: Isolation | None) -> list[str]:
     if iso.changes:
         lines += ["", f"Changes in the commit ({len(iso.changes)}):", ""]
         for c in iso.changes:
-            what = c.get("name") if c.get("kind") == "dependency" else f"{c.get('file')}:{c.get('key')}"
-            lines.append(f"- {c.get('kind')} {code(str(what))}: {text(str(c.get('from')))} → "
-                         f"{text(str(c.get('to')))} ({c.get('change')})")
+            what = (
+                c.get("name")
+                if c.get("kind") == "dependency"
+                else f"{c.get('file')}:{c.get('key')}"
+            )
+            lines.append(
+                f"- {c.get('kind')} {code(str(what))}: {text(str(c.get('from')))} → "
+                f"{text(str(c.get('to')))} ({c.get('change')})"
+            )
     for name, version in iso.first_bad_versions.items():
         tried = ", ".join(iso.versions_tried.get(name, ()))
         lines.append(f"- first bad version of `{name}`: **{version}** (versions: {tried})")
@@ -47,7 +55,9 @@ def render_isolation(iso: Isolation | None) -> list[str]:
         lines += ["", "### Verification of each item", ""]
         for v in iso.verification:
             status = "verified" if v.get("verified") else "**UNVERIFIED**"
-            lines.append(f"- `{v.get('item')}`: {status}" + (f" ({v['note']})" if v.get("note") else ""))
+            lines.append(
+                f"- `{v.get('item')}`: {status}" + (f" ({v['note']})" if v.get("note") else "")
+            )
             lines.append(f"  - reverted from the bad state: {_check(v.get('reverted') or {})}")
             lines.append(f"  - applied to the good state: {_check(v.get('applied') or {})}")
     return lines

@@ -14,8 +14,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: a daemon has no display
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 VERDICT_COLOURS = {"good": "#2e7d32", "bad": "#c62828", "skip": "#9e9e9e", "unclear": "#f9a825"}
 

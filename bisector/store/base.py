@@ -40,15 +40,22 @@ class SqliteFile:
     schema: ClassVar[str] = ""
     wal: ClassVar[bool] = True
 
-    def __init__(self, path: Path, *, read_only: bool = False, shared_across_threads: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, read_only: bool = False, shared_across_threads: bool = False
+    ) -> None:
         self.path = Path(path)
         try:
             if not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             # read-only needs a URI (mode=ro); quoted, as a path may hold '?' or '#'
             target = f"file:{quote(str(self.path))}?mode=ro" if read_only else str(self.path)
-            db = sqlite3.connect(target, uri=read_only, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                 check_same_thread=not shared_across_threads)
+            db = sqlite3.connect(
+                target,
+                uri=read_only,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=not shared_across_threads,
+            )
         except (sqlite3.DatabaseError, OSError) as exc:
             raise self._error(exc, opening=True) from exc
         self._db = db

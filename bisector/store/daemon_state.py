@@ -88,13 +88,19 @@ class DaemonState(SqliteFile):
     def begin_cycle(self) -> tuple[int, list[CycleRow]]:
         """Open a cycle; cycles still `running` (killed) become `interrupted` and are returned."""
         with self._tx() as db:
-            rows = db.execute("SELECT * FROM daemon_cycles WHERE status='running' ORDER BY id").fetchall()
+            rows = db.execute(
+                "SELECT * FROM daemon_cycles WHERE status='running' ORDER BY id"
+            ).fetchall()
             db.execute("UPDATE daemon_cycles SET status='interrupted' WHERE status='running'")
-            cur = db.execute("INSERT INTO daemon_cycles (started, status) VALUES (?, 'running')", (time.time(),))
+            cur = db.execute(
+                "INSERT INTO daemon_cycles (started, status) VALUES (?, 'running')", (time.time(),)
+            )
             cycle_id = int(cur.lastrowid or 0)
         return cycle_id, [_cycle(r) for r in rows]
 
-    def finish_cycle(self, cycle_id: int, status: str, outcome: str, detail: Mapping[str, Any]) -> None:
+    def finish_cycle(
+        self, cycle_id: int, status: str, outcome: str, detail: Mapping[str, Any]
+    ) -> None:
         with self._tx() as db:
             db.execute(
                 "UPDATE daemon_cycles SET finished=?, status=?, outcome=?, detail=? WHERE id=?",
@@ -102,12 +108,16 @@ class DaemonState(SqliteFile):
             )
 
     def cycles(self, limit: int = 10) -> list[CycleRow]:
-        rows = self._db.execute("SELECT * FROM daemon_cycles ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        rows = self._db.execute(
+            "SELECT * FROM daemon_cycles ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
         return [_cycle(r) for r in rows]
 
     def interrupted_pending(self) -> bool:
         """True when the newest cycle never finished (the process was killed)."""
-        row = self._db.execute("SELECT status FROM daemon_cycles ORDER BY id DESC LIMIT 1").fetchone()
+        row = self._db.execute(
+            "SELECT status FROM daemon_cycles ORDER BY id DESC LIMIT 1"
+        ).fetchone()
         return row is not None and row[0] in ("running", "interrupted")
 
     # -- last known good --------------------------------------------------------------
@@ -131,11 +141,22 @@ class DaemonState(SqliteFile):
             " WHERE good_sha=? AND bad_sha=?",
             (good_sha, bad_sha),
         ).fetchone()
-        return None if row is None else RangeRow(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]))
+        return (
+            None
+            if row is None
+            else RangeRow(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]))
+        )
 
     def set_range(
-        self, good_sha: str, bad_sha: str, phase: Phase, *, run_id: str | None = None,
-        status: str | None = None, culprit: str | None = None, detail: Mapping[str, Any] | None = None,
+        self,
+        good_sha: str,
+        bad_sha: str,
+        phase: Phase,
+        *,
+        run_id: str | None = None,
+        status: str | None = None,
+        culprit: str | None = None,
+        detail: Mapping[str, Any] | None = None,
     ) -> None:
         now = time.time()
         with self._tx() as db:
@@ -144,13 +165,24 @@ class DaemonState(SqliteFile):
                 " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(good_sha, bad_sha) DO UPDATE SET phase=excluded.phase,"
                 " run_id=COALESCE(excluded.run_id, run_id), status=COALESCE(excluded.status, status),"
                 " culprit=COALESCE(excluded.culprit, culprit), detail=excluded.detail, updated=excluded.updated",
-                (good_sha, bad_sha, phase, run_id, status, culprit, json.dumps(dict(detail or {}), default=str), now, now),
+                (
+                    good_sha,
+                    bad_sha,
+                    phase,
+                    run_id,
+                    status,
+                    culprit,
+                    json.dumps(dict(detail or {}), default=str),
+                    now,
+                    now,
+                ),
             )
 
     def culprit_alerted(self, culprit: str) -> bool:
         """True when an earlier range already alerted about this culprit commit."""
         row = self._db.execute(
-            "SELECT 1 FROM daemon_ranges WHERE culprit=? AND phase IN ('alerted', 'done') LIMIT 1", (culprit,)
+            "SELECT 1 FROM daemon_ranges WHERE culprit=? AND phase IN ('alerted', 'done') LIMIT 1",
+            (culprit,),
         ).fetchone()
         return row is not None
 
@@ -165,7 +197,9 @@ class DaemonState(SqliteFile):
     # -- tags -------------------------------------------------------------------------
 
     def snapshotted_tags(self) -> dict[str, str]:
-        return {r[0]: r[1] for r in self._db.execute("SELECT name, sha FROM daemon_tags").fetchall()}
+        return {
+            r[0]: r[1] for r in self._db.execute("SELECT name, sha FROM daemon_tags").fetchall()
+        }
 
     def record_tags(self, tags: Mapping[str, str]) -> None:
         now = time.time()

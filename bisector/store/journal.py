@@ -146,16 +146,30 @@ class Journal(SqliteFile):
                 if row is not None:
                     return _run(row), True
             else:
-                db.execute("UPDATE runs SET status='abandoned' WHERE key=? AND status='running'", (key,))
+                db.execute(
+                    "UPDATE runs SET status='abandoned' WHERE key=? AND status='running'", (key,)
+                )
             now = time.time()
             run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + "-" + key[:8]
-            n = db.execute("SELECT COUNT(*) FROM runs WHERE id LIKE ?", (run_id + "%",)).fetchone()[0]
+            n = db.execute("SELECT COUNT(*) FROM runs WHERE id LIKE ?", (run_id + "%",)).fetchone()[
+                0
+            ]
             if n:
                 run_id += f"-{n}"
             db.execute(
                 "INSERT INTO runs (id, key, good_ref, bad_ref, good_sha, bad_sha, metric, options, created)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",
-                (run_id, key, good_ref, bad_ref, good_sha, bad_sha, metric, json.dumps(dict(options)), now),
+                (
+                    run_id,
+                    key,
+                    good_ref,
+                    bad_ref,
+                    good_sha,
+                    bad_sha,
+                    metric,
+                    json.dumps(dict(options)),
+                    now,
+                ),
             )
         return self.run(run_id), False
 
@@ -169,11 +183,15 @@ class Journal(SqliteFile):
     def run(self, run_id: str) -> RunRow:
         row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
-            raise StoreError(f"no run {run_id!r} in {self.path}", hint="list runs with `bisector status`")
+            raise StoreError(
+                f"no run {run_id!r} in {self.path}", hint="list runs with `bisector status`"
+            )
         return _run(row)
 
     def runs(self, limit: int = 20) -> list[RunRow]:
-        rows = self._db.execute("SELECT * FROM runs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
+        rows = self._db.execute(
+            "SELECT * FROM runs ORDER BY created DESC LIMIT ?", (limit,)
+        ).fetchall()
         return [_run(r) for r in rows]
 
     # -- trials ---------------------------------------------------------------------
@@ -184,10 +202,18 @@ class Journal(SqliteFile):
                 "INSERT INTO trials (run_id, commit_sha, env_key, bench_key, status, metrics, meta,"
                 " exit_code, duration_s, log_out, log_err, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    trial.run_id, trial.commit_sha, trial.env_key, trial.bench_key, trial.status,
+                    trial.run_id,
+                    trial.commit_sha,
+                    trial.env_key,
+                    trial.bench_key,
+                    trial.status,
                     json.dumps({k: list(v) for k, v in trial.metrics.items()}),
                     _bounded_meta(trial.meta),
-                    trial.exit_code, trial.duration_s, trial.log_out, trial.log_err, time.time(),
+                    trial.exit_code,
+                    trial.duration_s,
+                    trial.log_out,
+                    trial.log_err,
+                    time.time(),
                 ),
             )
 
@@ -206,30 +232,52 @@ class Journal(SqliteFile):
     def commit_trials(self, commit_sha: str, bench_key: str) -> list[TrialRow]:
         """Every trial of a commit under one benchmark, any environment (for reports)."""
         rows = self._db.execute(
-            "SELECT * FROM trials WHERE commit_sha=? AND bench_key=? ORDER BY id", (commit_sha, bench_key)
+            "SELECT * FROM trials WHERE commit_sha=? AND bench_key=? ORDER BY id",
+            (commit_sha, bench_key),
         ).fetchall()
         return [_trial(r) for r in rows]
 
     def run_bench_key(self, run_id: str) -> str | None:
         """The benchmark key of a run's own trials (None: it took none)."""
-        row = self._db.execute("SELECT bench_key FROM trials WHERE run_id=? ORDER BY id LIMIT 1", (run_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT bench_key FROM trials WHERE run_id=? ORDER BY id LIMIT 1", (run_id,)
+        ).fetchone()
         return None if row is None else str(row[0])
 
     def trial_count(self, run_id: str) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM trials WHERE run_id=?", (run_id,)).fetchone()[0])
+        return int(
+            self._db.execute("SELECT COUNT(*) FROM trials WHERE run_id=?", (run_id,)).fetchone()[0]
+        )
 
     # -- steps ----------------------------------------------------------------------
 
     def add_step(
-        self, run_id: str, phase: str, commit_sha: str, verdict: str, samples: int,
-        median: float | None, detail: Mapping[str, Any] | None = None,
+        self,
+        run_id: str,
+        phase: str,
+        commit_sha: str,
+        verdict: str,
+        samples: int,
+        median: float | None,
+        detail: Mapping[str, Any] | None = None,
     ) -> None:
         with self._tx() as db:
-            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM steps WHERE run_id=?", (run_id,)).fetchone()[0]
+            seq = db.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM steps WHERE run_id=?", (run_id,)
+            ).fetchone()[0]
             db.execute(
                 "INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)",
-                (run_id, seq, phase, commit_sha, verdict, samples, median,
-                 json.dumps(dict(detail or {}), default=str), time.time()),
+                (
+                    run_id,
+                    seq,
+                    phase,
+                    commit_sha,
+                    verdict,
+                    samples,
+                    median,
+                    json.dumps(dict(detail or {}), default=str),
+                    time.time(),
+                ),
             )
 
     def clear_steps(self, run_id: str) -> None:
@@ -284,16 +332,33 @@ def _bounded_meta(meta: Mapping[str, Any], limit: int = META_LIMIT_BYTES) -> str
 
 def _run(row: tuple[Any, ...]) -> RunRow:
     return RunRow(
-        id=row[0], key=row[1], good_ref=row[2], bad_ref=row[3], good_sha=row[4], bad_sha=row[5],
-        metric=row[6], options=json.loads(row[7]), status=row[8],
-        result=json.loads(row[9]) if row[9] else None, created=row[10], finished=row[11],
+        id=row[0],
+        key=row[1],
+        good_ref=row[2],
+        bad_ref=row[3],
+        good_sha=row[4],
+        bad_sha=row[5],
+        metric=row[6],
+        options=json.loads(row[7]),
+        status=row[8],
+        result=json.loads(row[9]) if row[9] else None,
+        created=row[10],
+        finished=row[11],
     )
 
 
 def _trial(row: tuple[Any, ...]) -> TrialRow:
     metrics = {k: tuple(float(x) for x in v) for k, v in json.loads(row[6]).items()}
     return TrialRow(
-        run_id=row[1], commit_sha=row[2], env_key=row[3], bench_key=row[4], status=row[5],
-        metrics=metrics, meta=json.loads(row[7]), exit_code=row[8], duration_s=row[9],
-        log_out=row[10], log_err=row[11],
+        run_id=row[1],
+        commit_sha=row[2],
+        env_key=row[3],
+        bench_key=row[4],
+        status=row[5],
+        metrics=metrics,
+        meta=json.loads(row[7]),
+        exit_code=row[8],
+        duration_s=row[9],
+        log_out=row[10],
+        log_err=row[11],
     )

@@ -114,7 +114,7 @@ class RunLock:
             raise RunLockedError(
                 f"another bisector run (pid {exc.pid if exc.pid is not None else '?'}) is using {self.store}",
                 hint="wait for it to finish (the lock is released when that process exits), "
-                     "or give this run its own store (`snapshots.store`)",
+                "or give this run its own store (`snapshots.store`)",
                 pid=exc.pid,
             ) from None
         self._held = held

@@ -52,16 +52,24 @@ def run(
     stamp = f"@{date} +0000"
     full_env = {
         **os.environ,
-        "GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
-        "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email,
-        "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp,
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+        "GIT_AUTHOR_DATE": stamp,
+        "GIT_COMMITTER_DATE": stamp,
         # The user's own git configuration (signing, hooks, templates) stays out.
-        "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
         **(env or {}),
     }
-    return subprocess.run(  # noqa: S603 - fixed argv, test helper
-        ["git", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", *args],  # noqa: S607
-        cwd=repo, env=full_env, check=check, capture_output=True, text=True,
+    return subprocess.run(
+        ["git", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", *args],
+        cwd=repo,
+        env=full_env,
+        check=check,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -74,15 +82,20 @@ def git(repo: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
 
 
 def make_repo(
-    path: Path, branch: str = "main", *, author: tuple[str, str] = (AUTHOR_NAME, AUTHOR_EMAIL),
+    path: Path,
+    branch: str = "main",
+    *,
+    author: tuple[str, str] = (AUTHOR_NAME, AUTHOR_EMAIL),
     start: int = EPOCH,
 ) -> Path:
     """An empty repository at `path` on `branch`, whose commits are by `author` and
     dated from `start` (unix seconds) on."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "init", "-q", "-b", branch, str(path)], check=True, capture_output=True)  # noqa: S603, S607
-    (path / ".git" / _CLOCK).write_text(json.dumps({"last": start, "author": list(author)}), encoding="utf-8")
+    subprocess.run(["git", "init", "-q", "-b", branch, str(path)], check=True, capture_output=True)
+    (path / ".git" / _CLOCK).write_text(
+        json.dumps({"last": start, "author": list(author)}), encoding="utf-8"
+    )
     git(path, "config", "user.name", author[0])
     git(path, "config", "user.email", author[1])
     git(path, "config", "commit.gpgsign", "false")

@@ -43,7 +43,15 @@ from bisector.testing.sample_spec import (
     yaml,
 )
 
-__all__ = ["AUTHOR", "RELEASES", "CulpritKind", "SampleRepo", "SampleSpec", "build_sample_repo", "expected_diff"]
+__all__ = [
+    "AUTHOR",
+    "RELEASES",
+    "CulpritKind",
+    "SampleRepo",
+    "SampleSpec",
+    "build_sample_repo",
+    "expected_diff",
+]
 
 
 _DEFAULT_SPEC = SampleSpec()
@@ -104,14 +112,18 @@ class _History:
 
     def initial_commit(self) -> None:
         path, spec, repo = self.path, self.spec, self.repo
-        shutil.copytree(TEMPLATE, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            TEMPLATE, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
         (path / "serving/__init__.py").write_text("")
         (path / "bisector.yaml").write_text(bisector_yaml(spec, path, repo.wheelhouse))
         (path / ".gitignore").write_text(".bisector/\n__pycache__/\n")
         (path / "README.md").write_text("# sample serving stack\n")
         self.write_all()
         tag_first = spec.releases[0]
-        repo.commits.append(gitutil.commit_all(path, "Initial serving stack", tag_first, annotated=True))
+        repo.commits.append(
+            gitutil.commit_all(path, "Initial serving stack", tag_first, annotated=True)
+        )
         repo.tags[tag_first] = repo.commits[0]
         repo.states[tag_first] = _state_model(self.serving, self.model, self.reqs)
 
@@ -135,14 +147,16 @@ class _History:
         elif culprit_here and spec.kind == "dependency":
             self.reqs.update(CULPRIT_UPGRADES[spec.culprit_deps])
             subject = (
-                "Upgrade fastpad to 1.3.0" if spec.culprit_deps == "fastpad"
+                "Upgrade fastpad to 1.3.0"
+                if spec.culprit_deps == "fastpad"
                 else "Upgrade " + ", ".join(sorted(CULPRIT_UPGRADES[spec.culprit_deps]))
             )
         elif culprit_here and spec.kind == "config":
             for key, value in CULPRIT_KEYS[spec.culprit_keys].items():
                 set_key(self.serving, key, value)
             subject = (
-                "Enable pad_to_target in batching config" if spec.culprit_keys == "one"
+                "Enable pad_to_target in batching config"
+                if spec.culprit_keys == "one"
                 else "Tune batching, server and logging config"
             )
         return subject
@@ -204,7 +218,9 @@ def _release_points(spec: SampleSpec) -> dict[int, str]:
     return {round(spec.n_commits * (k + 1) / len(later)): tag for k, tag in enumerate(later)}
 
 
-def _state_model(serving: Mapping[str, Any], model: Mapping[str, Any], reqs: Mapping[str, str]) -> dict[str, Any]:
+def _state_model(
+    serving: Mapping[str, Any], model: Mapping[str, Any], reqs: Mapping[str, str]
+) -> dict[str, Any]:
     return {
         "configs/serving.yaml": flatten(serving),
         "configs/model.yaml": flatten(model),
@@ -225,4 +241,3 @@ def expected_diff(repo: SampleRepo, a: str, b: str) -> dict[str, Any]:
         if sa["requirements"].get(name) != sb["requirements"].get(name)
     }
     return {"config_keys": keys, "packages": packages}
-

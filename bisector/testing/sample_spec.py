@@ -5,7 +5,6 @@ their contents (the service's code, configs, pins, bisector.yaml, local wheels) 
 functions of a `SampleSpec` and the state of the history.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -48,7 +47,9 @@ class SampleSpec:
     culprit_deps: Literal["fastpad", "three", "pair"] = "fastpad"  # with kind="dependency":
     # fastpad 1.0.0 -> 1.3.0 | + quickjson, tracelite upgrades (fast) | hotpath + coldpath
     # upgrades that are slow only together, + quickjson
-    culprit_keys: Literal["one", "three"] = "one"  # with kind="config": + server.port, logging.format
+    culprit_keys: Literal["one", "three"] = (
+        "one"  # with kind="config": + server.port, logging.format
+    )
     effect_flag: str = ""  # a file path; while it holds "off" the benchmark reports the good cost
     deps_file: Literal["requirements", "pyproject"] = "requirements"  # where the pins are declared:
     # requirements.txt, or pyproject.toml's [project].dependencies (with comments, one per line)
@@ -78,7 +79,10 @@ SERVING_YAML: dict[str, Any] = {
     "batching": {"dynamic": True, "target_batch": 8, "pad_to_target": False, "timeout_ms": 5},
     "logging": {"level": "info"},
 }
-MODEL_YAML: dict[str, Any] = {"model": {"name": "tiny-lm", "dtype": "bfloat16"}, "quantization": {"bits": 16}}
+MODEL_YAML: dict[str, Any] = {
+    "model": {"name": "tiny-lm", "dtype": "bfloat16"},
+    "quantization": {"bits": 16},
+}
 REQUIREMENTS: dict[str, str] = {"fastpad": "1.0.0", "tokenkit": "2.1.0", "servekit": "0.9.1"}
 
 # Extra packages and the culprit's upgrades of the isolation cases (SampleSpec.culprit_deps).
@@ -138,7 +142,11 @@ def yaml(tree: Mapping[str, Any], indent: int = 0) -> str:
             lines.append(f"{pad}{key}:")
             lines.append(yaml(value, indent + 2).rstrip("\n"))
         else:
-            text = {True: "true", False: "false"}.get(value, value) if isinstance(value, bool) else value
+            text = (
+                {True: "true", False: "false"}.get(value, value)
+                if isinstance(value, bool)
+                else value
+            )
             lines.append(f"{pad}{key}: {text}")
     return "\n".join(lines) + "\n"
 
@@ -180,8 +188,8 @@ def infer_py(spec: SampleSpec, *, pad_code: bool, untestable: bool, second: bool
         "        import fastpad\n"
         "    except ImportError:\n"
         "        return 1.0\n"
-        + _pair_overhead(spec) +
-        "def request_cost_ms(batch_size, cfg):\n"
+        + _pair_overhead(spec)
+        + "def request_cost_ms(batch_size, cfg):\n"
         + pad_line
         + "    if cfg['batching'].get('pad_to_target'):\n"
         "        padded = max(padded, cfg['batching']['target_batch'])\n"
@@ -212,8 +220,7 @@ def bisector_yaml(spec: SampleSpec, root: Path, wheelhouse: Path | None) -> str:
         f"    SAMPLE_NOISE: {spec.noise!r}\n"
         f"    SAMPLE_SAMPLES: {spec.samples_per_process!r}\n"
         + (f"    SAMPLE_EFFECT_FLAG: {spec.effect_flag!r}\n" if spec.effect_flag else "")
-        +
-        "metrics:\n"
+        + "metrics:\n"
         "  latency_ms: {direction: lower, threshold: 5%}\n"
         "  accuracy: {direction: higher, threshold: 0.01}\n"
         "environment:\n" + "\n".join(env_lines) + "\n"
@@ -229,15 +236,30 @@ def bisector_yaml(spec: SampleSpec, root: Path, wheelhouse: Path | None) -> str:
 def fastpad_wheels(wheelhouse: Path, slowdown: float) -> None:
     """fastpad 1.0.0 .. 1.3.0; 1.2.0 is the first slow one (for version bisection)."""
 
-    for version, overhead in (("1.0.0", 1.0), ("1.1.0", 1.0), ("1.2.0", 1.0 + slowdown), ("1.3.0", 1.0 + slowdown)):
-        make_wheel(wheelhouse, "fastpad", version, {"fastpad/__init__.py": f"OVERHEAD = {overhead!r}\n"}, [])
-    for name, versions in (("tokenkit", ("2.1.0", "2.1.1", "2.2.0")), ("servekit", ("0.9.1", "1.0.0")),
-                           ("quickjson", ("1.0.0", "1.1.0")), ("tracelite", ("0.4.0", "0.5.0"))):
+    for version, overhead in (
+        ("1.0.0", 1.0),
+        ("1.1.0", 1.0),
+        ("1.2.0", 1.0 + slowdown),
+        ("1.3.0", 1.0 + slowdown),
+    ):
+        make_wheel(
+            wheelhouse,
+            "fastpad",
+            version,
+            {"fastpad/__init__.py": f"OVERHEAD = {overhead!r}\n"},
+            [],
+        )
+    for name, versions in (
+        ("tokenkit", ("2.1.0", "2.1.1", "2.2.0")),
+        ("servekit", ("0.9.1", "1.0.0")),
+        ("quickjson", ("1.0.0", "1.1.0")),
+        ("tracelite", ("0.4.0", "0.5.0")),
+    ):
         for version in versions:
             module = name + "/__init__.py"
             make_wheel(wheelhouse, name, version, {module: f"VERSION = {version!r}\n"}, [])
     for name in ("hotpath", "coldpath"):  # slow only together (SampleSpec.culprit_deps="pair")
         for version, fused in (("1.0.0", False), ("2.0.0", True)):
-            make_wheel(wheelhouse, name, version, {name + "/__init__.py": f"FUSED = {fused!r}\n"}, [])
-
-
+            make_wheel(
+                wheelhouse, name, version, {name + "/__init__.py": f"FUSED = {fused!r}\n"}, []
+            )

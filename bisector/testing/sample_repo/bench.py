@@ -16,8 +16,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from serving import infer  # noqa: E402
-from serving.config import load  # noqa: E402
+from serving import infer
+from serving.config import load
 
 
 def main() -> int:
@@ -35,7 +35,9 @@ def main() -> int:
     if said == "off":
         cost = infer.BASE_MS + infer.PER_ITEM_MS  # the effect is gone: the good cost
     elif said == "faster" and cost > infer.BASE_MS + infer.PER_ITEM_MS:
-        cost = 0.8 * (infer.BASE_MS + infer.PER_ITEM_MS)  # the effect turned around: faster than good
+        cost = 0.8 * (
+            infer.BASE_MS + infer.PER_ITEM_MS
+        )  # the effect turned around: faster than good
     samples = []
     if mode == "real":
         for _ in range(3):
