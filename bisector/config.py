@@ -8,8 +8,6 @@ in a config that silently does nothing is worse than a refusal.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,105 +15,35 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
-    PlainSerializer,
     ValidationError,
-    WithJsonSchema,
     model_validator,
 )
 
+from bisector.configguard import Guard, GuardCanary, GuardCheck
+from bisector.configvalues import (
+    MAX_DURATION_S,
+    Duration,
+    ThresholdField,
+    _short,
+    _Strict,
+    parse_duration,
+    parse_threshold,
+)
 from bisector.core.judge import CLASSIFY_ALPHA, smallest_workable_repeats
 from bisector.core.types import Direction, MetricRule, Threshold, TrialBudget
 from bisector.errors import ConfigError
 from bisector.plumbing.yamlload import LimitedLoader, safe_load
 
+__all__ = [
+    "MAX_DURATION_S", "Duration", "Guard", "GuardCanary", "GuardCheck", "ThresholdField",
+    "parse_duration", "parse_threshold",
+]
+
 DEFAULT_CONFIG_NAME = "bisector.yaml"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-MAX_DURATION_S = 366 * 24 * 3600.0
 MAX_REPEATS = 10_000  # trials per commit; more would never finish, not measure better
-
-
-def parse_duration(value: object) -> float:
-    """`30s`, `5m`, `1.5h`, `250ms` or a bare number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number with a unit, like 30s or 5m")
-    try:
-        if isinstance(value, int | float):
-            seconds = float(value)
-        elif isinstance(value, str) and (m := _DURATION.match(value)):
-            seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-        else:
-            raise ValueError(f"not a duration: {_short(value)} (use e.g. 30s, 5m, 1h)")
-    except OverflowError as exc:  # a 401-digit integer
-        raise ValueError("a duration must be at most a year") from exc
-    # NaN compares false with everything and infinity never expires: either would
-    # silently switch the timeout off.
-    if not math.isfinite(seconds):
-        raise ValueError("a duration must be a finite number")
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
-    if seconds > MAX_DURATION_S:
-        raise ValueError("a duration must be at most a year")
-    return seconds
-
-
-def _short(value: object) -> str:
-    """`repr` cut to a line: error messages echo what the user wrote, not megabytes of it."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    WithJsonSchema({"type": ["string", "number"], "pattern": r"^\d+(\.\d+)?(ms|s|m|h)?$"}),
-]
-
-
-def parse_threshold(value: object) -> Threshold:
-    if isinstance(value, Threshold):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("a threshold is a number or a percentage")
-    try:
-        if isinstance(value, int | float):
-            t = Threshold(float(value), relative=False)
-        elif isinstance(value, str) and value.strip().endswith("%"):
-            try:
-                t = Threshold(float(value.strip()[:-1]) / 100.0, relative=True)
-            except ValueError as exc:
-                raise ValueError(f"not a percentage: {_short(value)}") from exc
-        elif isinstance(value, str):
-            try:
-                t = Threshold(float(value), relative=False)
-            except ValueError as exc:
-                raise ValueError(f"not a threshold: {_short(value)} (use e.g. 5% or 0.01)") from exc
-        else:
-            raise ValueError(f"not a threshold: {_short(value)}")
-    except OverflowError as exc:
-        raise ValueError("a threshold must be a finite number") from exc
-    if not math.isfinite(t.value):  # NaN: no difference would ever exceed it
-        raise ValueError("a threshold must be a finite number")
-    if t.value < 0:
-        raise ValueError("a threshold cannot be negative")
-    return t
-
-
-ThresholdField = Annotated[
-    Threshold,
-    BeforeValidator(parse_threshold),
-    PlainSerializer(str),
-    WithJsonSchema({"type": ["string", "number"], "pattern": r"^\d+(\.\d+)?%?$"}),
-]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Repeats(_Strict):
@@ -259,66 +187,6 @@ class Daemon(_Strict):
     policy: Literal["report", "rollback"] = "report"
     alerts: list[Alert] = Field(default_factory=list)
     metrics_port: int = Field(9464, ge=0, le=65535)
-
-
-class GuardCheck(_Strict):
-    """One live metric: breached when past `max` (or under `min`) for the whole `for` window."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    name: str = Field(min_length=1)
-    query: str = Field(min_length=1, description="PromQL; one value (or the worst of several series)")
-    max: float | None = Field(None, allow_inf_nan=False)
-    min: float | None = Field(None, allow_inf_nan=False)
-    for_: Duration = Field(300.0, alias="for")
-
-    @model_validator(mode="after")
-    def _one_limit(self) -> GuardCheck:
-        if (self.max is None) == (self.min is None):
-            raise ValueError("a check needs exactly one of max or min")
-        return self
-
-
-class GuardCanary(_Strict):
-    """Canary against baseline over `window`, judged like a bisection step (Kayenta-style)."""
-
-    baseline: str = Field(min_length=1, description="PromQL of the baseline's metric")
-    canary: str = Field(min_length=1, description="PromQL of the canary's metric")
-    metric: str | None = Field(None, description="a name in `metrics:` whose direction applies (else lower)")
-    threshold: ThresholdField = Threshold(0.05, relative=True)
-    window: Duration = 600.0
-
-
-def _check_prometheus_url(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"not an http(s) URL: {_short(url)} (e.g. http://127.0.0.1:9090)")
-    return url.rstrip("/")
-
-
-class Guard(_Strict):
-    """`bisector guard`: live metrics in Prometheus, a rollback on a held breach."""
-
-    prometheus: Annotated[str, AfterValidator(_check_prometheus_url)]
-    interval: Duration = 15.0
-    timeout: Duration = Field(5.0, description="per Prometheus query")
-    rollback_to: str | None = None
-    on_breach: Literal["rollback", "alert"] = "rollback"
-    bisect_after_rollback: bool = False
-    blind_after: int = Field(3, ge=1, le=10_000, description="blind evaluations before the 'guard is blind' alert")
-    checks: list[GuardCheck] = Field(default_factory=list)
-    canary: GuardCanary | None = None
-
-    @model_validator(mode="after")
-    def _names(self) -> Guard:
-        names = [c.name for c in self.checks]
-        if len(set(names)) != len(names):
-            raise ValueError("guard.checks: every check needs its own name")
-        if not self.checks and self.canary is None:
-            raise ValueError("guard needs at least one check or a canary")
-        return self
 
 
 class Config(_Strict):
