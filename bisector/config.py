@@ -8,6 +8,7 @@ in a config that silently does nothing is worse than a refusal.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -154,8 +155,17 @@ class Snapshots(_Strict):
     store: str = ".bisector"
 
 
+def check_rollback_target(value: str | None) -> str | None:
+    """Refuse '', '.' or a folder above the repository: a rollback would replace the repository,
+    `.git` included, by a symlink (checked again, resolved, in rollback/target.py)."""
+    norm = os.path.normpath(value) if value is not None and value.strip() else None
+    if value is not None and (norm is None or norm == "/" or set(norm.split("/")) <= {".", ".."}):
+        raise ValueError(f"{value!r} is the repository or a folder above it; name the live config folder")
+    return value
+
+
 class Rollback(_Strict):
-    target: str | None = None
+    target: Annotated[str | None, AfterValidator(check_rollback_target)] = None
     strategy: Literal["atomic"] = "atomic"
     timeout: Duration = 30.0
     on_failure: Literal["alert_and_pause", "keep"] = "alert_and_pause"

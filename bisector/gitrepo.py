@@ -171,6 +171,16 @@ class GitRepo:
         out = self._run_bytes("ls-tree", "-r", "-z", "--name-only", "--end-of-options", commit)
         return [p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p]
 
+    def symlinks(self, commit: str) -> set[str]:
+        """Paths that are symbolic links (mode 120000) in `commit`'s tree."""
+        out = self._run_bytes("ls-tree", "-r", "-z", "--end-of-options", commit)
+        links: set[str] = set()
+        for entry in out.split(b"\0"):
+            meta, _, path = entry.partition(b"\t")
+            if meta.startswith(b"120000 "):
+                links.add(path.decode("utf-8", "surrogateescape"))
+        return links
+
     def changed_paths(self, a: str, b: str) -> list[str]:
         out = self._run_bytes("diff", "--name-only", "--no-renames", "-z", a, b, "--")
         return [p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p]

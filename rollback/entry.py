@@ -15,29 +15,57 @@ from typing import Any
 
 from bisector.config import Config, parse_duration
 from bisector.errors import RollbackError
+from bisector.log import get_logger
 from bisector.store.control import ControlStore, PauseState, journal_path
 from rollback.drift import detect_drift
 from rollback.journal import RecoveryOutcome
 from rollback.layout import Layout, live_state, read_live_record
 from rollback.lock import try_lock
-from rollback.service import RollbackRequest, RollbackResult, recover_interrupted, roll_back
+from rollback.service import (
+    PausedError,
+    RollbackRequest,
+    RollbackResult,
+    recover_interrupted,
+    roll_back,
+)
 from rollback.source import resolve_source
+from rollback.target import check_target
 
-STORE_LOCK_NAME = "bisector.lock"
+log = get_logger("bisector.rollback")
+
+ROLLBACK_LOCK_NAME = "bisector.lock"
+STORE_LOCK_NAME = ROLLBACK_LOCK_NAME  # its older name
 
 
-def store_lock_path(repo: Path, config: Config) -> Path:
-    """The lock shared by `bisector rollback` and the daemon of one repository."""
-    return repo / config.snapshots.store / STORE_LOCK_NAME
+def rollback_lock_path(repo: Path, config: Config) -> Path:
+    """The repository's rollback lock: held only while a rollback swaps and checks the
+    live set, never for a bisection (that is `bisector.store.runlock`), so an emergency
+    rollback never waits behind a daemon cycle."""
+    return repo / config.snapshots.store / ROLLBACK_LOCK_NAME
 
 
-def resolve_target(repo: Path, config: Config, target: Path | None) -> Path | None:
+store_lock_path = rollback_lock_path  # its older name
+
+
+def _target_path(repo: Path, config: Config, target: Path | None) -> Path | None:
     if target is not None:
         return Path(os.path.abspath(target))
     if config.rollback.target is None:
         return None
     configured = Path(config.rollback.target).expanduser()
     return configured if configured.is_absolute() else (repo / configured).absolute()
+
+
+def resolve_target(repo: Path, config: Config, target: Path | None) -> Path | None:
+    """The live path a rollback writes (`--target`, else `rollback.target`), checked:
+
+    :raises RollbackError: it is, or contains, the repository or the store, or it exists
+        and is not a folder.
+    """
+    live = _target_path(repo, config, target)
+    if live is not None:
+        check_target(live, repo, repo / config.snapshots.store)
+    return live
 
 
 def rollback_from_config(
@@ -50,8 +78,13 @@ def rollback_from_config(
     dry_run: bool = False,
     force: bool = False,
     confirm: Callable[[RollbackResult], bool] | None = None,
+    automatic: bool = False,
 ) -> RollbackResult | None:
-    """Roll `target` back to the configs at `to`; None when `confirm` declined."""
+    """Roll `target` back to the configs at `to`; None when `confirm` declined.
+
+    `automatic` (`run --rollback`): refused with `PausedError` while bisector is paused,
+    like the daemon's policy; a manual `bisector rollback` is not.
+    """
     live = resolve_target(repo, config, target)
     if live is None:
         raise RollbackError(
@@ -72,6 +105,7 @@ def rollback_from_config(
         on_failure=config.rollback.on_failure,
         force=force,
         dry_run=True,
+        automatic=automatic,
     )
     if dry_run or confirm is not None:
         preview = roll_back(request)
@@ -85,12 +119,32 @@ def rollback_from_config(
             replace(request, dry_run=False),
             control=control,
             alerts=config.daemon.alerts,
-            store_lock=store_lock_path(repo, config),
+            store_lock=rollback_lock_path(repo, config),
         )
 
 
+def rollback_after_run(repo: Path, config: Config, good_ref: str) -> dict[str, Any]:
+    """`run --rollback`: put `good_ref`'s configs back unless bisector is paused.
+
+    Paused, the run's findings stand and the rollback is reported as `refused` in the
+    run's document (the run's exit code stays that of its status, see docs/cli.md).
+    """
+    try:
+        result = rollback_from_config(repo, config, good_ref, automatic=True)
+    except PausedError as exc:
+        live = _target_path(repo, config, None)
+        log.warning("rollback.refused", to=good_ref, reason=exc.message, hint=exc.hint)
+        return {"status": "refused", "target": None if live is None else str(live), "to": good_ref,
+                "reason": exc.message, "paused": True}
+    assert result is not None  # no confirmation callback: never declined
+    return result.to_json()
+
+
 def recover_for(repo: Path, config: Config, control: ControlStore, target: Path | None = None) -> RecoveryOutcome | None:
-    live = resolve_target(repo, config, target)
+    try:
+        live = resolve_target(repo, config, target)
+    except RollbackError:
+        return None  # a target no rollback may touch is not recovered either
     return recover_interrupted(live, control) if live is not None else None
 
 
@@ -112,7 +166,7 @@ def control_status(repo: Path, config: Config) -> dict[str, Any]:
         "recovered": None if recovered is None else recovered.message,
         "journal": str(journal_path(repo, config.snapshots.store)),
     }
-    live = resolve_target(repo, config, None)
+    live = _target_path(repo, config, None)  # shown as it is, even when refused
     if live is not None:
         layout = Layout.for_target(live)
         record = read_live_record(layout) if layout.state_dir.is_dir() else None

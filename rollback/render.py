@@ -14,6 +14,17 @@ def _value(v: Any) -> str:
     return json.dumps(v, default=str) if not isinstance(v, str) else v
 
 
+_OUTPUT_LINES = 20  # of the health check's output (itself capped when it is read)
+
+
+def _output_lines(tail: str) -> list[str]:
+    """The last lines the failed health check printed, indented, or a note that it printed none."""
+    lines = tail.rstrip().splitlines()[-_OUTPUT_LINES:]
+    if not lines:
+        return ["  (the health check printed nothing)"]
+    return ["  health check output (last lines):", *(f"  | {line}" for line in lines)]
+
+
 def describe(result: RollbackResult) -> list[str]:
     lines: list[str] = []
     if result.recovered is not None:
@@ -38,6 +49,11 @@ def describe(result: RollbackResult) -> list[str]:
         lines.append("drifted (edited since bisector wrote them): " + ", ".join(result.drift))
     if result.health is not None:
         lines.append(f"health check: {result.health.reason} ({result.health.seconds:.2f}s)")
+        if not result.health.ok:
+            lines.extend(_output_lines(result.health.output_tail))
+    if result.status in ("restored", "kept"):
+        live = result.live or "nothing (the target was removed again)"
+        lines.append(f"live now: {live}")
     if result.paused:
         lines.append("bisector is PAUSED; lift it with `bisector resume`")
     lines.append(f"took {result.seconds:.3f}s")

@@ -41,9 +41,10 @@ from rollback.journal import (
     with_phase,
     write_intent,
 )
-from rollback.layout import Layout, live_state, read_live_files
+from rollback.layout import Layout, live_state, read_live_files, read_manifest
 from rollback.lock import LockedError, exclusive_lock
 from rollback.plan import Plan, make_plan
+from rollback.target import check_kind
 
 log = get_logger("bisector.rollback")
 
@@ -55,6 +56,29 @@ EXIT_HEALTH_FAILED = 5  # the rollback ran but the health check failed (see the 
 
 class DriftError(RollbackError):
     """The live files were edited since bisector last wrote them."""
+
+
+class PausedError(RollbackError):
+    """An automatic rollback (the daemon's policy, `run --rollback`) while bisector is paused."""
+
+
+def _drop_unused_state(layout: Layout, exc_type: type[BaseException] | None) -> bool:
+    """After a refusal: remove the state folder this rollback created and never used.
+
+    A refused first rollback must leave nothing beside the target; a folder that holds a
+    set, a record or an intent is bisector's state and stays. Never swallows the error.
+    """
+    if exc_type is None:
+        return False
+    used = (
+        layout.intent_path.exists()
+        or layout.live_record_path.exists()
+        or (layout.sets_dir.is_dir() and any(layout.sets_dir.iterdir()))
+        or (layout.manifests_dir.is_dir() and any(layout.manifests_dir.iterdir()))
+    )
+    if not used:
+        shutil.rmtree(layout.state_dir, ignore_errors=True)
+    return False
 
 
 def undo_reserve(timeout_s: float) -> float:
@@ -88,6 +112,7 @@ class RollbackResult:
     alerts: tuple[Delivery, ...] = ()
     recovered: RecoveryOutcome | None = None
     seconds: float = 0.0
+    live: str | None = None  # the label of the set services read after this operation
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,11 +128,13 @@ class RollbackResult:
             "drift": list(self.drift),
             "health": None
             if self.health is None
-            else {"ok": self.health.ok, "reason": self.health.reason, "seconds": round(self.health.seconds, 3)},
+            else {"ok": self.health.ok, "reason": self.health.reason, "seconds": round(self.health.seconds, 3),
+                  "output": None if self.health.ok else self.health.output_tail},
             "reason": self.reason,
             "paused": self.paused,
             "alerts": [{"index": d.index, "ok": d.ok, "detail": d.detail} for d in self.alerts],
             "recovered": None if self.recovered is None else self.recovered.outcome,
+            "live": self.live,
             "wall_s": round(self.seconds, 3),
         }
 
@@ -153,14 +180,18 @@ def roll_back(
     cs = request.config_set
     with ExitStack() as stack:
         recovered = None
+        check_kind(request.target)  # a file, FIFO or device is never replaced, not even planned
         if not request.dry_run:  # a dry run creates nothing, not even a lock file
             if store_lock is not None:
-                stack.enter_context(exclusive_lock(store_lock))
+                stack.enter_context(exclusive_lock(store_lock, what="a rollback"))
+            created = not layout.state_dir.exists()
             layout.ensure_dirs()
-            stack.enter_context(exclusive_lock(layout.lock_path))
+            stack.enter_context(exclusive_lock(layout.lock_path, what="a rollback of this target"))
+            if created:
+                stack.push(lambda exc_type, _e, _tb: _drop_unused_state(layout, exc_type))
             recovered = _recover_and_pause(layout, control)
             if request.automatic and control is not None and control.pause_state().paused:
-                raise RollbackError(
+                raise PausedError(
                     "bisector is paused; the automatic rollback was not applied",
                     hint="inspect with `bisector status`, then `bisector resume`",
                 )
@@ -185,7 +216,8 @@ def roll_back(
             )
         if plan.empty and state.kind == "managed" and not drift:
             log.info("rollback.unchanged", target=str(request.target), to=cs.label)
-            return result("unchanged")
+            return result("unchanged", live=cs.label)
+        before = _live_label(layout, state.kind, state.gen)
         outcome = _apply(layout, request, state.kind, state.gen, live_files, deadline, control)
         status, health, reason = outcome
         deliveries: tuple[Delivery, ...] = ()
@@ -209,7 +241,18 @@ def roll_back(
             )
         paused = control is not None and control.pause_state().paused
         log.info("rollback.finished", target=str(request.target), to=cs.label, status=status)
-        return result(status, health=health, reason=reason, paused=paused, alerts=deliveries)
+        live = before if status == "restored" else cs.label
+        return result(status, health=health, reason=reason, paused=paused, alerts=deliveries, live=live)
+
+
+def _live_label(layout: Layout, kind: str, gen: str | None) -> str | None:
+    """A name for the set live before this rollback (what an undo puts back)."""
+    if kind == "absent":
+        return None
+    if kind == "managed" and gen is not None:
+        manifest = read_manifest(layout, gen)
+        return str(manifest.get("label")) if manifest else gen
+    return "the live folder as it was before bisector"
 
 
 def _apply(

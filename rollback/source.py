@@ -8,13 +8,13 @@ snapshotted yet, so a dry run writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import takewhile
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from bisector.config import Config
-from bisector.errors import RefError, StoreError
+from bisector.errors import GitError, RefError, RollbackError, StoreError
 from rollback.configset import ConfigSet
 
 
@@ -46,6 +46,24 @@ def live_paths(paths: Sequence[str], globs: Sequence[str]) -> dict[str, str]:
     return {p: p[len(strip) :] if strip and p.startswith(strip) else p for p in paths}
 
 
+def refuse_symlinks(repo: Path, commit: str, paths: Sequence[str], ref: str) -> None:
+    """A config file that is a symlink in git (mode 120000) is refused, not rolled back.
+
+    Its blob is the link's text: written as a file, the live folder would hold the path
+    `../shared/serving.yaml` instead of a config, and a service would load that.
+    """
+    from bisector.gitrepo import GitRepo
+
+    with GitRepo(repo) as git:
+        links = sorted(set(paths) & git.symlinks(commit))
+    if links:
+        shown = ", ".join(links[:5]) + (f" and {len(links) - 5} more" if len(links) > 5 else "")
+        raise RollbackError(
+            f"config files at {ref} are symlinks in git, not files: {shown}; nothing was changed",
+            hint="commit the file itself instead of a link, or leave the link out of snapshots.configs",
+        )
+
+
 class GitConfigSource:
     """Config files matching `snapshots.configs`, read from git objects at a ref."""
 
@@ -61,6 +79,7 @@ class GitConfigSource:
             commit = git.resolve(ref)  # validates the ref before git sees it
             paths = match_globs(git.list_files(commit.sha), self.globs)
             files = {p: data for p in paths if (data := git.read_file(commit.sha, p)) is not None}
+        refuse_symlinks(self.repo, commit.sha, list(files), ref)
         if not files:
             raise RefError(
                 f"no config files match {list(self.globs)} at {ref}",
@@ -94,6 +113,7 @@ class SnapshotConfigSource:
                 return GitConfigSource(self.repo, self.config.snapshots.configs).config_set(ref)
             api.take(self.repo, self.config, [ref])
             files = api.config_set(self.repo, self.config, ref)
+        self._refuse_symlinks(ref, files)
         if not files:
             raise RefError(
                 f"the snapshot of {ref} holds no config files matching {list(self.config.snapshots.configs)}",
@@ -101,6 +121,24 @@ class SnapshotConfigSource:
             )
         mapping = live_paths(sorted(files), self.config.snapshots.configs)
         return ConfigSet(label=ref, files={mapping[p]: files[p] for p in files})
+
+    def _refuse_symlinks(self, ref: str, files: Mapping[str, bytes]) -> None:
+        commit = _snapshot_commit(self.repo, self.config, ref)
+        if commit is None or not files:
+            return
+        try:
+            refuse_symlinks(self.repo, commit, list(files), ref)
+        except GitError:
+            return  # the commit left the repository: the snapshot is all there is
+
+
+def _snapshot_commit(repo: Path, config: Config, ref: str) -> str | None:
+    from snapshots import api
+
+    try:
+        return api.show(repo, config, ref).commit
+    except (StoreError, RefError):
+        return None
 
 
 def resolve_source(repo: Path, config: Config, *, persist: bool = True) -> ConfigSource:

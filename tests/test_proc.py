@@ -86,3 +86,37 @@ def test_a_missing_program_is_an_oserror(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         run_in_group(["/nonexistent/prog"], cwd=tmp_path, env=os.environ, timeout_s=1,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+# Double-forks a sleeper into a session of its own (out of the process group), writes its
+# pid and exits at once, as a benchmark that daemonizes a server does.
+_DAEMONIZER = """
+import os, pathlib, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        pathlib.Path(sys.argv[1] + ".tmp").write_text(str(os.getpid()))
+        os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+        time.sleep(120)
+    os._exit(0)
+os.wait()
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.01)
+"""
+
+
+def test_a_process_that_left_the_group_with_setsid_is_killed_and_reaped(tmp_path: Path) -> None:
+    """A double-forked `setsid` sleeper is killed after the command and reaped (no zombie left)."""
+    pidfile = tmp_path / "sleeper.pid"
+    done = run_in_group([sys.executable, "-c", _DAEMONIZER, str(pidfile)], cwd=tmp_path, env=os.environ,
+                        timeout_s=20, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, grace_s=0.3)
+    sleeper = int(pidfile.read_text())
+    assert done.returncode == 0
+    try:
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{sleeper}").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not Path(f"/proc/{sleeper}").exists(), Path(f"/proc/{sleeper}/status").read_text()[:200]
+    finally:
+        if not _gone(sleeper):
+            os.kill(sleeper, 9)

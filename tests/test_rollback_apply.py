@@ -138,13 +138,13 @@ def test_second_concurrent_rollback_is_refused(demo: Demo, tmp_path: Path) -> No
     assert read_live(demo.target) == BAD_LIVE
 
 
-def test_lock_is_shared_with_the_daemon(demo: Demo) -> None:
-    """Holding the repository's lock (as the daemon does) keeps a rollback out."""
+def test_rollback_lock_keeps_a_second_rollback_out(demo: Demo) -> None:
+    """Holding the repository's rollback lock (as a rollback or the daemon's policy does while it swaps) keeps another out."""
     from bisector.config import load_config
-    from rollback.entry import rollback_from_config, store_lock_path
+    from rollback.entry import rollback_from_config, rollback_lock_path
 
     cfg = load_config(demo.repo)
-    with exclusive_lock(store_lock_path(demo.repo, cfg)), pytest.raises(LockedError):
+    with exclusive_lock(rollback_lock_path(demo.repo, cfg)), pytest.raises(LockedError):
         rollback_from_config(demo.repo, cfg, "v2.3.1")
     assert not demo.target.exists()
 

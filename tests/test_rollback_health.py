@@ -136,6 +136,38 @@ def test_on_failure_keep_leaves_new_set_unpaused(demo: Demo) -> None:
     assert not json.loads(run_cli("status", "--json", cwd=demo.repo).stdout)["paused"]
 
 
+def test_failed_health_check_shows_its_output_and_the_live_set(demo: Demo) -> None:
+    """A failing check's last output lines (capped) are shown, and the message names the set live now."""
+    script = (
+        "import sys\n"
+        "for i in range(5000): print(f'noise line {i}')\n"
+        "print('probe: connection refused on :8080', file=sys.stderr)\n"
+        "sys.exit(3)\n"
+    )
+    demo.write_config(health_check=[sys.executable, "-c", script])
+    done = run_cli("rollback", "--to", "v2.3.1", "--yes", cwd=demo.repo)
+    assert done.returncode == 5, done.stderr
+    assert "probe: connection refused on :8080" in done.stderr
+    assert "noise line 4999" in done.stderr and "noise line 10\n" not in done.stderr  # the tail only
+    assert "live now: v2.4.0" in done.stderr
+    assert read_live(demo.target) == BAD_LIVE
+    assert run_cli("resume", cwd=demo.repo).returncode == 0
+    demo.write_config(health_check=[sys.executable, "-c", script], on_failure="keep")
+    kept = run_cli("rollback", "--to", "v2.3.1", "--yes", "--json", cwd=demo.repo)
+    assert kept.returncode == 5
+    doc = json.loads(kept.stdout)
+    assert doc["live"] == "v2.3.1" and "connection refused" in doc["health"]["output"]
+    assert len(doc["health"]["output"]) <= 2000
+
+
+def test_exit_5_is_documented() -> None:
+    """The README, docs/cli.md and docs/rollback.md document exit 5 (a failed health check)."""
+    root = Path(__file__).resolve().parents[1]
+    for doc in ("README.md", "docs/cli.md", "docs/rollback.md"):
+        text = (root / doc).read_text()
+        assert "exit 5" in text.lower() or "| 5 |" in text, doc
+
+
 def test_passing_health_check_applies(demo: Demo) -> None:
     """A passing check confirms the rollback: new set live, not paused, exit 0."""
     demo.write_config(health_check=[sys.executable, "-c", "import os; assert os.environ['BISECTOR_ROLLBACK_TARGET']"])

@@ -176,23 +176,22 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
     # -- building -------------------------------------------------------------------
 
     def _check_base_image(self) -> None:
-        """The base image is local, or pulled now. :raises DockerError: neither."""
+        """The base image is local; it is never pulled (a registry may be unreachable, and a
+        silent pull would change what is measured). :raises DockerError: it is not."""
         if self._base_checked:
             return
         base = self._options.base_image
         try:
             self._client.images.get(base)
         except ImageNotFound:
-            log.info("pulling the base image", image=base)
-            try:
-                self._client.images.pull(base)
-            except (APIError, requests.RequestException) as exc:
-                raise DockerError(
-                    f"base image {base!r} is not present locally and cannot be pulled "
-                    f"({str(exc).strip().splitlines()[0][:160]})",
-                    hint="load it (`docker load` / `docker import`) or set environment.docker.base_image "
-                         "to an image listed by `docker images`",
-                ) from exc
+            raise DockerError(
+                f"base image {base!r} is not present on the Docker daemon (bisector never pulls images)",
+                hint=f"make it available first: `docker pull {base}`, `docker load -i FILE`, or "
+                     "`docker build -t NAME .`; or set environment.docker.base_image to an image "
+                     "listed by `docker images`",
+            ) from None
+        except (APIError, requests.RequestException) as exc:
+            raise DockerError(f"cannot inspect the base image {base!r}: {str(exc).strip()[:160]}") from exc
         self._base_checked = True
 
     def _index_args(self) -> list[str]:

@@ -5,7 +5,11 @@ permission denied on the socket). `ContainerTrial` is the docker builder's `Tria
 the checkout is mounted read-only at `/bisector/checkout` (the working directory), unless
 the image holds it already (the code layer), `/tmp`
 is a tmpfs (and `HOME`), the network is `none` unless configured, GPUs are passed as device
-requests, CPU and memory are limited when configured. The per-trial timeout is enforced by
+requests, CPU and memory are limited when configured. Locked down always: the benchmark
+runs as `nobody` (`TRIAL_USER`, uid 65534), with every capability dropped, no way to gain
+privileges (`no-new-privileges`), at most `PIDS_LIMIT` processes and threads, and a
+container log of at most `LOG_MAX` per file (two files: its newest output, where the
+JSON line is). The per-trial timeout is enforced by
 stopping the container (SIGTERM, then SIGKILL after the grace). Every container carries
 the label `bisector=1` (and the builder's session), and is removed in a `finally`, so it
 is gone after success, failure, timeout, an API error and Ctrl-C; `sweep` removes what an
@@ -36,6 +40,9 @@ log = get_logger(__name__)
 CONTAINER_CHECKOUT = "/bisector/checkout"
 LABEL = "bisector"
 SESSION_LABEL = "bisector.session"
+TRIAL_USER = "65534:65534"  # nobody:nogroup; never root, whatever the image says
+PIDS_LIMIT = 4096  # a fork bomb stops here; a PyTorch data loader's threads fit well under it
+LOG_MAX = "32m"
 _START_HINT = "start the daemon (`dockerd &` or `sudo systemctl start docker`) or set DOCKER_HOST"
 
 
@@ -86,7 +93,12 @@ class ContainerOptions:
             "network_mode": self.network,
             "device_requests": device_requests(self.gpus),
             "labels": {LABEL: "1", **self.labels},
-            "tmpfs": {"/tmp": "rw,exec,size=1g"},  # noqa: S108 - inside the container
+            "tmpfs": {"/tmp": "rw,exec,size=1g,mode=1777"},  # noqa: S108 - inside the container
+            "user": TRIAL_USER,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "pids_limit": PIDS_LIMIT,
+            "log_config": docker.types.LogConfig(type="json-file", config={"max-size": LOG_MAX, "max-file": "2"}),
         }
         if self.cpus is not None:
             kwargs["nano_cpus"] = int(self.cpus * 1e9)

@@ -9,8 +9,10 @@ inside the commands so `bisector --help` starts fast.
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import sys
+from types import FrameType
 from typing import Annotated, NoReturn
 
 import typer
@@ -85,6 +87,29 @@ def _print_error(err: BisectorError) -> None:
         sys.stderr.write(f"hint: {err.hint}\n")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so it unwinds like Ctrl-C: the benchmark's
+    process group is killed and worktrees are removed on the way out."""
+
+
+_sigterm = {"received": False}  # typer turns KeyboardInterrupt into a plain `return 130`
+
+
+def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one unwinding; a second SIGTERM must not cut it short
+    _sigterm["received"] = True
+    raise Terminated
+
+
+def _die_of_sigterm() -> NoReturn:
+    sys.stderr.write("error: terminated\n")
+    sys.stderr.flush()
+    # Die of the signal, so whoever sent it sees a SIGTERM death, not an exit code.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+    sys.exit(143)  # pragma: no cover - not reached: the signal ends us first
+
+
 def _os_message(exc: OSError | sqlite3.DatabaseError) -> str:
     if isinstance(exc, sqlite3.DatabaseError):
         return f"the store's database cannot be used: {exc}"
@@ -103,10 +128,17 @@ def _os_hint(exc: OSError | sqlite3.DatabaseError) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
+    # Commands that must finish a step first (a rollback's apply, the daemon) install
+    # their own handler for that time and put this one back.
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rv = app(args=argv, prog_name="bisector", standalone_mode=False)
     except typer.Exit as exc:
+        if _sigterm["received"]:
+            _die_of_sigterm()
         sys.exit(exc.exit_code)
+    except Terminated:
+        _die_of_sigterm()
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("error: interrupted\n")
         sys.exit(130)
@@ -138,4 +170,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
         sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc}\n")
         sys.stderr.write("hint: run again with --debug for the traceback\n")
         sys.exit(1)
+    if _sigterm["received"]:
+        _die_of_sigterm()
     sys.exit(rv if isinstance(rv, int) else 0)

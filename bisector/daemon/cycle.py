@@ -29,13 +29,14 @@ from bisector.core.types import Commit, Status
 from bisector.daemon.policy import may_roll_back, roll_back_to
 from bisector.document import RunDocument
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
-from bisector.errors import BisectorError, GitError
+from bisector.errors import BisectorError, GitError, RollbackError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
 from bisector.ports import Progress, ProgressEvent, VerdictReached
 from bisector.store.control import ControlStore
 from bisector.store.daemon_state import DaemonState, LastGood, RangeRow
-from rollback.entry import recover_for, store_lock_path
+from bisector.store.runlock import RunLockedError, run_lock
+from rollback.entry import recover_for, rollback_lock_path
 from rollback.lock import LockedError, exclusive_lock
 
 log = get_logger("bisector.daemon")
@@ -114,6 +115,9 @@ class Cycle:
     ) -> None:
         self.repo, self.config, self.cfg = repo, config, cfg
         self.state, self.control, self.seams = state, control, seams
+        # Rollbacks recorded so far: one made while this cycle bisects (an operator's
+        # emergency rollback) must not be rolled over by the policy afterwards.
+        self.rollbacks_at_start = control.rollback_generation()
 
     def run(self) -> CycleResult:
         pause = self.control.pause_state()
@@ -235,7 +239,7 @@ class Cycle:
             )
         elif self.cfg.daemon.policy == "rollback":
             try:
-                result = self.seams.rollback(self.repo, self.cfg, last_good.ref, self.control)
+                result = self._roll_back(last_good.ref)
                 log.info("daemon.rollback", to=last_good.ref, status=result.get("status"))
             except BisectorError as exc:
                 result = {"status": "refused", "reason": exc.message}
@@ -249,6 +253,19 @@ class Cycle:
                 )
         self.state.set_range(row.good_sha, row.bad_sha, "done", detail={**row.detail, "rollback": result})
         return result
+
+    def _roll_back(self, to_ref: str) -> dict[str, Any]:
+        """The policy's rollback, under the rollback lock (held only for the swap), unless
+        a rollback was made since this cycle started: then refused (logged and alerted)."""
+        with exclusive_lock(rollback_lock_path(self.repo, self.cfg), what="a rollback"):
+            if self.control.rollback_generation() != self.rollbacks_at_start:
+                last = self.control.last_rollback()
+                made = f" ({last.status} to {last.label} at {last.at})" if last is not None else ""
+                raise RollbackError(
+                    f"a rollback was made while this cycle ran{made}; not rolling back over it",
+                    hint="inspect with `bisector status`",
+                )
+            return self.seams.rollback(self.repo, self.cfg, to_ref, self.control)
 
 
 def _alert_text(doc: RunDocument, good: str, bad: str) -> str:
@@ -284,10 +301,12 @@ def execute(repo: Path, config: Path | None, seams: Seams = Seams()) -> CycleRes
         log.info("daemon.cycle.start", cycle=cycle_id)
         status = "finished"
         try:
-            with exclusive_lock(store_lock_path(repo, cfg), what="a rollback"):
+            # The run lock, not the rollback lock: an emergency rollback goes through
+            # while this cycle bisects for hours (the cycle notices it, see `_roll_back`).
+            with run_lock(store, what="a bisection"):
                 recover_for(repo, cfg, control)
                 result = Cycle(repo, config, cfg, state, control, seams).run()
-        except LockedError as exc:
+        except (LockedError, RunLockedError) as exc:
             log.warning("daemon.busy", reason=exc.message)
             result = CycleResult("busy", detail={"reason": exc.message})
         except stop.Abandoned:

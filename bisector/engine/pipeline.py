@@ -51,6 +51,7 @@ from bisector.ports import (
     no_progress,
 )
 from bisector.store.journal import Journal
+from bisector.store.runlock import RunLock
 
 log = get_logger("bisector.run")
 
@@ -155,7 +156,7 @@ def run_bisection(req: RunRequest, progress: Progress = no_progress, parts: Part
         _snapshot_endpoints(repo_path, cfg, git, (req.good, req.bad), progress)
         bkey = bench_key(cfg)
         key = _run_key(good, bad, metric_name, builder_name, req.all_commits, bkey)
-        with parts.open_journal(store) as journal:
+        with RunLock(store), parts.open_journal(store) as journal:  # one run per store at a time
             run, resumed = journal.open_run(
                 key=key, good_ref=req.good, bad_ref=req.bad, good_sha=good.sha, bad_sha=bad.sha,
                 metric=metric_name,
@@ -311,12 +312,10 @@ def _median_of(samples: list[list[float]]) -> float | None:
 def _roll_back_to_good(repo_path: Path, cfg: Config, good_ref: str, progress: Progress) -> dict[str, Any]:
     """`run --rollback`: put the good endpoint's configs back (the rollback package's rules:
     atomic, drift-checked, health-checked, alert-and-pause on failure)."""
-    from rollback.entry import rollback_from_config
+    from rollback.entry import rollback_after_run
 
     progress(RollingBack(good_ref))
-    result = rollback_from_config(repo_path, cfg, good_ref)
-    assert result is not None  # no confirmation callback: never declined
-    return result.to_json()
+    return rollback_after_run(repo_path, cfg, good_ref)  # refused while paused
 
 
 def _snapshot_endpoints(

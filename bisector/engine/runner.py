@@ -12,11 +12,17 @@ Outcome: exit 0 with a JSON metrics line → OK; exit 125 → SKIP (untestable, 
 `git bisect run`); anything else → FAILED. `TrialRunner.measure_once` retries a failed
 trial once and then reports SKIP with both logs kept.
 
-Process groups do not contain a process that calls `setsid()` itself; a benchmark that
-daemonizes on purpose escapes the cleanup (the docker builder's container does not).
+A process that leaves the group with `setsid()` (a benchmark that daemonizes a server) is
+still found and killed after the trial (`run_in_group`: a token in its environment, and
+bisector as the subreaper of its orphans); the docker builder's container holds it anyway.
 
 A `BuiltEnv` with a `launcher` (the docker builder's `ContainerTrial`) runs its trials
 through it instead of `run_trial`; the outcome is classified the same way (`classify`).
+
+Output is bounded: only the last `STDOUT_PARSE_BYTES` (1 MiB) of stdout are searched for
+the JSON line, and when a trial ends each log keeps its first and last `LOG_KEEP_BYTES`
+(1 MiB each) with a line saying how much of the middle was cut, so a chatty benchmark
+cannot fill the store trial after trial.
 """
 
 from __future__ import annotations
@@ -43,8 +49,37 @@ log = get_logger(__name__)
 
 SKIP_EXIT_CODE = 125
 _TRIAL_FILE = re.compile(r"^trial-(\d+)\.(?:out|err)$")
+STDOUT_PARSE_BYTES = 1 << 20
+LOG_KEEP_BYTES = 1 << 20
 
 
+def read_tail(path: Path, limit: int = STDOUT_PARSE_BYTES) -> tuple[str, bool]:
+    """The last `limit` bytes of a file as text, and whether anything before them was left out."""
+    with path.open("rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - limit))
+        data = f.read(limit)
+    return data.decode("utf-8", errors="replace"), size > limit
+
+
+def cap_log(path: Path, keep: int = LOG_KEEP_BYTES) -> int:
+    """Keep the first and last `keep` bytes of a log, with a line in between saying what was
+    cut; how many bytes were cut (0: the log was small enough)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    cut = size - 2 * keep
+    if cut <= 0:
+        return 0
+    with path.open("r+b") as f:
+        f.seek(size - keep)
+        tail = f.read(keep)
+        f.seek(keep)
+        f.write(f"\n[bisector: {cut} bytes cut from the middle of this log]\n".encode())
+        f.write(tail)
+        f.truncate()
+    return cut
 
 
 def _as_number(value: object) -> float | None:
@@ -152,8 +187,13 @@ def classify(
     code: int | None, *, timed_out: bool, timeout_s: float, duration_s: float,
     stdout_path: Path, stderr_path: Path,
 ) -> TrialResult:
-    """The outcome of a finished trial (a process or a container) from its exit and stdout."""
+    """The outcome of a finished trial (a process or a container) from its exit and stdout.
+
+    Both logs are capped here (`cap_log`): every trial, whatever ran it, ends through this.
+    """
     duration = duration_s
+    for path in (stdout_path, stderr_path):
+        cap_log(path)
 
     def result(status: TrialStatus, reason: str = "", metrics: dict[str, tuple[float, ...]] | None = None,
                meta: dict[str, Any] | None = None) -> TrialResult:
@@ -166,9 +206,11 @@ def classify(
         return result(TrialStatus.SKIP, "exit 125: the benchmark says this commit is untestable")
     if code != 0:
         return result(TrialStatus.FAILED, f"exit {code}")
-    parsed = parse_output(stdout_path.read_text(encoding="utf-8", errors="replace"))
+    stdout, cut = read_tail(stdout_path)
+    parsed = parse_output(stdout)
     if parsed is None:
-        return result(TrialStatus.FAILED, "no JSON object line on stdout")
+        return result(TrialStatus.FAILED, "no JSON object line on stdout"
+                      + (f" (only its last {STDOUT_PARSE_BYTES >> 20} MiB are read)" if cut else ""))
     metrics, meta = parsed
     if not metrics:
         return result(TrialStatus.FAILED, "the JSON line holds no numeric metric", meta=meta)

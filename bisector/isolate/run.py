@@ -32,6 +32,7 @@ from bisector.isolate.states import MeasuredStates, Side, local_versions
 from bisector.log import get_logger
 from bisector.ports import PhaseStarted, Progress, RangeNarrowed, no_progress
 from bisector.store.journal import Journal
+from bisector.store.runlock import RunLock
 from snapshots.configs import match_globs
 
 log = get_logger("bisector.isolate.plan")
@@ -101,14 +102,32 @@ def isolate_commit(
     return result
 
 
+def checkout_path(path: str) -> str:
+    """A path a standalone isolation may write in a checkout: relative, without `..`.
+
+    The two sides are written into temporary checkouts at this path; an absolute path or
+    a `..` would write (and leave) a file anywhere else on the machine.
+    """
+    parts = path.replace("\\", "/").split("/")
+    if not path.strip() or "\0" in path or path.startswith("/") or ".." in parts or all(p in ("", ".") for p in parts):
+        raise ConfigError(
+            f"{path!r} is not a path inside the repository; nothing was written",
+            hint="give the file's path relative to the repository root, e.g. --target configs/serving.yaml",
+        )
+    return path
+
+
 def isolate_files(
     *, repo: Path, config: Path | None, metric: str | None, good: Files, bad: Files,
     what: str, fresh: bool = False, progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """Standalone isolation: HEAD's code with the `good` files against the `bad` files.
 
-    `good` / `bad` map repo paths to contents (dependency files, config files, or both).
+    `good` / `bad` map repo paths to contents (dependency files, config files, or both);
+    each path is checked to lie inside the checkout before anything is measured or written.
     """
+    for path in {*good, *bad}:
+        checkout_path(path)
     t0 = time.monotonic()
     repo_path = repo.resolve()
     cfg = load_config(repo_path, config)
@@ -120,7 +139,7 @@ def isolate_files(
         store = repo_path / cfg.snapshots.store
         digest = hashlib.sha256(repr((sorted(good.items()), sorted(bad.items()))).encode()).hexdigest()
         bkey = bench_key(cfg)
-        with Journal(store) as journal:
+        with RunLock(store), Journal(store) as journal:  # one run per store at a time
             run, _ = journal.open_run(
                 key=f"isolate:{what}:{head.sha}:{digest}:{metric_name}:{bkey}", good_ref=f"{what}:good",
                 bad_ref=f"{what}:bad", good_sha=head.sha, bad_sha=head.sha, metric=metric_name,
@@ -175,7 +194,7 @@ def config_target(repo: Path, config: Path | None, bad: Path, target: str | None
     the one file of HEAD's `snapshots.configs` with `bad`'s name.
     """
     if target is not None:
-        return target
+        return checkout_path(target)
     root = repo.resolve()
     if bad.resolve().is_relative_to(root):
         return bad.resolve().relative_to(root).as_posix()

@@ -7,17 +7,28 @@ same when the caller is interrupted (Ctrl-C) while waiting, and by default also 
 normal exit, so a stray background process cannot outlive its command.
 
 Output goes where the caller says (files, not pipes: a grandchild that keeps a pipe open
-cannot hang us). Process groups do not contain a process that calls `setsid()` itself.
-Used by the benchmark trials (`engine.runner`) and the rollback health check.
+cannot hang us). Used by the benchmark trials (`engine.runner`) and the rollback health
+check.
+
+Process groups do not contain a process that calls `setsid()` itself (a benchmark that
+double-forks a server, say). So each command's environment carries a fresh token
+(`BISECTOR_RUN_TOKEN`), and after the group is killed every process still carrying it
+(`/proc/<pid>/environ`: inherited through forks and `setsid`) is killed the same way. On
+Linux we are also a child subreaper (`PR_SET_CHILD_SUBREAPER`): such an escaped process
+is reparented to us, not to PID 1, so we can reap it instead of leaving a zombie. Only a
+process that also replaces its whole environment escapes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +36,16 @@ from typing import IO
 
 from bisector.log import get_logger
 
-__all__ = ["DEFAULT_GRACE_S", "GroupRun", "kill_group", "run_in_group"]
+__all__ = ["DEFAULT_GRACE_S", "TOKEN_VAR", "GroupRun", "become_subreaper", "kill_group", "run_in_group"]
 
 log = get_logger(__name__)
 
 DEFAULT_GRACE_S = 2.0
 _REAP_S = 1.0  # after SIGKILL: the least time given to the leader to be reaped
 _POLL_S = 0.02
+TOKEN_VAR = "BISECTOR_RUN_TOKEN"
+_PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+_subreaper: bool | None = None
 
 Sink = IO[bytes] | int
 
@@ -73,6 +87,77 @@ def kill_group(proc: subprocess.Popen[bytes], grace_s: float = DEFAULT_GRACE_S) 
         log.warning("process did not die", pid=proc.pid)
 
 
+def become_subreaper() -> bool:
+    """Make this process the reaper of its descendants' orphans (Linux; once). Whether it is."""
+    global _subreaper
+    if _subreaper is None:
+        _subreaper = False
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+            except (OSError, AttributeError):  # no libc prctl: the sweep still kills, PID 1 reaps
+                _subreaper = False
+    return _subreaper
+
+
+def _state(pid: int) -> str | None:
+    """The process's state letter (`Z`: a zombie), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _carrying(token: str) -> list[int]:
+    """Live processes whose environment holds `token` (those we may read: our user's)."""
+    needle = f"{TOKEN_VAR}={token}".encode()
+    found: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no procfs (macOS): nothing to find
+        return found
+    for name in entries:
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(name))
+    return found
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _sweep(token: str, grace_s: float) -> None:
+    """Kill (and reap, when they are ours) the processes that escaped the group."""
+    pids = _carrying(token)
+    if not pids:
+        return
+    log.warning("killing processes that left the benchmark's process group", pids=pids)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + (grace_s if sig == signal.SIGTERM else _REAP_S)
+        while True:
+            for pid in pids:
+                _reap(pid)
+            pids = [p for p in pids if _state(p) not in (None, "Z", "X")]
+            if not pids or time.monotonic() >= deadline:
+                break
+            time.sleep(_POLL_S)
+        if not pids:
+            return
+
+
 def run_in_group(
     argv: Sequence[str],
     *,
@@ -88,14 +173,18 @@ def run_in_group(
     """Run `argv` in its own process group for at most `timeout_s` seconds (monotonic).
 
     `should_stop` is polled while waiting; True ends the command like a timeout does.
-    `kill_strays`: kill the group after a normal exit too.
+    `kill_strays`: kill the group, and what escaped it (module docstring), after a normal
+    exit too.
     :raises OSError: the command cannot be started.
     """
     start = time.monotonic()
     deadline = start + max(timeout_s, 0.0)
+    token = uuid.uuid4().hex
+    if kill_strays:
+        become_subreaper()
     proc = subprocess.Popen(  # noqa: S603 - an argv, no shell
-        list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-        start_new_session=True,
+        list(argv), cwd=cwd, env={**env, TOKEN_VAR: token}, stdin=subprocess.DEVNULL, stdout=stdout,
+        stderr=stderr, start_new_session=True,
     )
     timed_out = stopped = False
     try:
@@ -112,7 +201,9 @@ def run_in_group(
                 proc.wait(timeout=wait_s)
     except BaseException:
         kill_group(proc, grace_s)
+        _sweep(token, grace_s)
         raise
     if timed_out or stopped or kill_strays:
         kill_group(proc, grace_s)
+        _sweep(token, grace_s)
     return GroupRun(proc.returncode, timed_out, stopped, time.monotonic() - start)

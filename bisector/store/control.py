@@ -116,6 +116,12 @@ class ControlStore(SqliteFile):
         ).fetchall()
         return [RollbackRecord(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
+    def rollback_generation(self) -> int:
+        """Grows with every recorded rollback (applied, restored, kept, recovered): a
+        bisection compares it before acting to notice a rollback made meanwhile."""
+        row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM control_rollbacks").fetchone()
+        return int(row[0])
+
     def last_rollback(self) -> RollbackRecord | None:
         found = self.rollbacks(1)
         return found[0] if found else None

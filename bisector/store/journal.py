@@ -19,6 +19,11 @@ from bisector.errors import StoreError
 from bisector.store.base import SqliteFile
 
 JOURNAL_NAME = "journal.sqlite"
+# A trial's metadata (its JSON line's non-metric keys) is kept up to this size; beyond it
+# the keys that do not fit are dropped and `_truncated` says how much (30 MB of keys per trial
+# once grew a journal to 1.6 GB).
+META_LIMIT_BYTES = 64 * 1024
+TRUNCATED_KEY = "_truncated"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -181,7 +186,7 @@ class Journal(SqliteFile):
                 (
                     trial.run_id, trial.commit_sha, trial.env_key, trial.bench_key, trial.status,
                     json.dumps({k: list(v) for k, v in trial.metrics.items()}),
-                    json.dumps(dict(trial.meta), default=str),
+                    _bounded_meta(trial.meta),
                     trial.exit_code, trial.duration_s, trial.log_out, trial.log_err, time.time(),
                 ),
             )
@@ -257,6 +262,24 @@ class Journal(SqliteFile):
         if row is None or row[0]:
             return None
         return str(row[1] or "")
+
+
+def _bounded_meta(meta: Mapping[str, Any], limit: int = META_LIMIT_BYTES) -> str:
+    """`meta` as JSON of at most `limit` bytes: whole keys, in their order, that fit, and a
+    `_truncated` note of what was dropped."""
+    text = json.dumps(dict(meta), default=str)
+    if len(text.encode()) <= limit:
+        return text
+    kept: dict[str, Any] = {}
+    used = 2 + 200  # the braces, and room for the note
+    for key, value in meta.items():
+        item = len(json.dumps({key: value}, default=str).encode())
+        if used + item > limit:
+            continue  # too big: later, smaller keys (`_gpu`) may still fit
+        kept[key] = value
+        used += item
+    kept[TRUNCATED_KEY] = {"bytes": len(text.encode()), "keys": len(meta), "kept_keys": len(kept)}
+    return json.dumps(kept, default=str)
 
 
 def _run(row: tuple[Any, ...]) -> RunRow:
