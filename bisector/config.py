@@ -15,19 +15,19 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     model_validator,
 )
 
+from bisector.config_guard import Guard
 from bisector.config_values import (
     DEFAULT_CONFIG_NAME,
     MAX_REPEATS,
     Argv,
     Duration,
     EnvVars,
+    Strict,
     ThresholdField,
     _check_cron,
     check_rollback_target,
@@ -39,11 +39,7 @@ from bisector.log import get_logger
 from bisector.plumbing.yamlload import LimitedLoader, safe_load
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Repeats(_Strict):
+class Repeats(Strict):
     min: int = Field(3, ge=1, le=MAX_REPEATS)
     max: int = Field(15, ge=1, le=MAX_REPEATS)
 
@@ -65,14 +61,14 @@ class Repeats(_Strict):
         return TrialBudget(self.min, self.max)
 
 
-class Benchmark(_Strict):
+class Benchmark(Strict):
     command: Argv = Field(min_length=1, description="argv, no shell; cwd = the checkout")
     timeout: Duration = 300.0
     repeats: Repeats = Repeats()
     env: EnvVars = Field(default_factory=dict, description="extra environment variables")
 
 
-class Metric(_Strict):
+class Metric(Strict):
     direction: Direction
     threshold: ThresholdField = Threshold(0.05, relative=True)
 
@@ -81,7 +77,7 @@ class Metric(_Strict):
         return MetricRule(self.direction, self.threshold)
 
 
-class DockerOptions(_Strict):
+class DockerOptions(Strict):
     base_image: str = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
     gpus: Literal["all", "none"] | int = "none"
     network: str = "none"
@@ -96,7 +92,7 @@ class DockerOptions(_Strict):
     code: Literal["mount", "layer"] = "mount"
 
 
-class Environment(_Strict):
+class Environment(Strict):
     builder: Literal["local", "venv", "docker"] = "local"
     python: str | None = None
     requirements: list[str] = Field(default_factory=list)
@@ -112,12 +108,12 @@ class Environment(_Strict):
     docker: DockerOptions = DockerOptions()
 
 
-class Snapshots(_Strict):
+class Snapshots(Strict):
     configs: list[str] = Field(default_factory=lambda: ["configs/**/*.yaml"])
     store: str = ".bisector"
 
 
-class Rollback(_Strict):
+class Rollback(Strict):
     target: Annotated[str | None, AfterValidator(check_rollback_target)] = None
     strategy: Literal["atomic"] = "atomic"
     timeout: Duration = 30.0
@@ -125,13 +121,13 @@ class Rollback(_Strict):
     health_check: Argv | None = None
 
 
-class Alert(_Strict):
+class Alert(Strict):
     webhook: str | None = None
     timeout: Duration = 5.0
     retries: int = Field(2, ge=0, le=100)
 
 
-class Daemon(_Strict):
+class Daemon(Strict):
     schedule: Annotated[str, AfterValidator(_check_cron)] = "0 2 * * *"
     branch: str = "main"
     remote: str | None = None
@@ -140,13 +136,23 @@ class Daemon(_Strict):
     metrics_port: int = Field(9464, ge=0, le=65535)
 
 
-class Config(_Strict):
+class Config(Strict):
     benchmark: Benchmark
     metrics: dict[str, Metric] = Field(min_length=1)
     environment: Environment = Environment()
     snapshots: Snapshots = Snapshots()
     rollback: Rollback = Rollback()
     daemon: Daemon = Daemon()
+    guard: Guard | None = None
+
+    @model_validator(mode="after")
+    def _canary_metric(self) -> Config:
+        canary = self.guard.canary if self.guard is not None else None
+        if canary is not None and canary.metric is not None and canary.metric not in self.metrics:
+            raise ValueError(
+                f"guard.canary.metric: {canary.metric!r} is not declared under metrics"
+            )
+        return self
 
     def warnings(self) -> list[str]:
         """Valid settings that weaken isolation: said by `config check` and logged on load."""

@@ -12,7 +12,14 @@ import os
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 from bisector.core.types import Threshold
 
@@ -158,3 +165,9 @@ def _check_cron(schedule: str) -> str:
     except (ValueError, TypeError, OverflowError) as exc:
         raise ValueError(f'not a crontab line ({exc}); e.g. "0 2 * * *"') from exc
     return schedule
+
+
+class Strict(BaseModel):
+    """The base of every config model: unknown keys refused, values frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

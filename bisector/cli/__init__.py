@@ -17,7 +17,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from bisector.cli import _cache, _isolate, _rollback, _run, _snapshot
+from bisector.cli import _cache, _guard, _isolate, _rollback, _run, _snapshot
 from bisector.cli._common import state
 from bisector.errors import BisectorError
 
@@ -29,7 +29,7 @@ app = typer.Typer(
         "Find which commit, dependency upgrade or config key made a model-serving stack "
         "slower, hungrier or less accurate, and roll the configs back.\n\n"
         "Exit codes of run: 0 culprit found, 3 not reproduced, 4 inconclusive, "
-        "2 bad input, 1 internal error."
+        "2 bad input, 1 internal error. guard --once: 0 ok, 6 breached and acted, 7 blind."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -67,6 +67,7 @@ app.command()(_rollback.status)
 app.command()(_rollback.pause)
 app.command()(_rollback.resume)
 app.command()(_rollback.daemon)
+app.command()(_guard.guard)
 app.command()(_run.report)
 app.command()(_isolate.deps)
 app.command()(_run.demo)

@@ -10,6 +10,7 @@ from typing import Any
 from bisector.config import Config
 from bisector.daemon.service import DAEMON_LOCK
 from bisector.store.daemon_state import DaemonState
+from bisector.store.guard_state import GuardState
 from rollback.entry import control_status
 from rollback.lock import try_lock
 
@@ -65,7 +66,46 @@ def status_document(repo: Path, cfg: Config) -> dict[str, Any]:
     """The `bisector status --json` document: `control_status` plus a `daemon` entry."""
     doc = control_status(repo, cfg)
     doc["daemon"] = daemon_status(repo.resolve(), cfg)
+    if cfg.guard is not None:  # only with a guard section: other documents stay as they were
+        doc["guard"] = guard_status(repo.resolve(), cfg)
     return doc
+
+
+def guard_status(repo: Path, cfg: Config) -> dict[str, Any]:
+    """Each check's last value, state and last action, and the last evaluation."""
+    with GuardState(repo / cfg.snapshots.store) as state:
+        meta = state.meta()
+        rows = state.checks()
+    return {
+        "last_evaluation": _iso(meta.last_eval),
+        "outcome": meta.outcome,
+        "blind_evaluations": meta.blind_streak,
+        "checks": [
+            {
+                "name": r.name,
+                "state": r.state,
+                "value": r.value,
+                "reason": r.reason,
+                "updated": _iso(r.updated),
+                "last_action": r.last_action,
+                "action_at": _iso(r.action_at),
+            }
+            for r in rows
+        ],
+    }
+
+
+def guard_lines(g: dict[str, Any]) -> list[str]:
+    lines = [
+        f"guard: {g['outcome'] or 'never evaluated'}"
+        + (f" at {g['last_evaluation']}" if g["last_evaluation"] else "")
+        + (f", blind {g['blind_evaluations']} time(s) in a row" if g["blind_evaluations"] else "")
+    ]
+    for c in g["checks"]:
+        value = "-" if c["value"] is None else f"{c['value']:g}"
+        action = f"; last action {c['last_action']} at {c['action_at']}" if c["last_action"] else ""
+        lines.append(f"  {c['name']}: {c['state']} (value {value}){action}")
+    return lines
 
 
 def status_lines(doc: dict[str, Any]) -> list[str]:
@@ -92,7 +132,8 @@ def status_lines(doc: dict[str, Any]) -> list[str]:
             lines.append("a rollback is running now")
         if live["drift"]:
             lines.append("drifted: " + ", ".join(live["drift"]))
-    return [*lines, *daemon_lines(doc["daemon"])]
+    lines += daemon_lines(doc["daemon"])
+    return [*lines, *guard_lines(doc["guard"])] if "guard" in doc else lines
 
 
 def daemon_lines(d: dict[str, Any]) -> list[str]:

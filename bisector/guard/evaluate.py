@@ -1,0 +1,104 @@
+"""One look at Prometheus: every check and the canary judged, nothing acted on yet.
+
+Queries go through the adapter, judgements through the pure `rules` and `canary`
+modules; a query that fails makes that check blind and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bisector.config import Config
+from bisector.config_guard import Guard, GuardCheck
+from bisector.core.types import Direction, MetricRule
+from bisector.guard.canary import CanaryVerdict, judge_canary
+from bisector.guard.prometheus import Blind, Prometheus
+from bisector.guard.rules import CheckState, Limit, judge_check, merge_series
+
+CANARY_NAME = "canary"  # the canary's row among the checks (status, the journal)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    name: str
+    state: str  # a CheckState value, or a CanaryVerdict value for the canary
+    value: float | None
+    reason: str
+    samples: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "value": self.value,
+            "reason": self.reason,
+            "samples": self.samples,
+        }
+
+
+def evaluate_check(prom: Prometheus, guard: Guard, check: GuardCheck, now: float) -> CheckOutcome:
+    result = prom.range(check.query, now - check.for_, now, guard.interval)
+    if isinstance(result, Blind):
+        return CheckOutcome(check.name, CheckState.BLIND.value, None, result.reason)
+    limit = Limit(max=check.max, min=check.min)
+    j = judge_check(
+        merge_series([s.samples for s in result.series], limit),
+        limit,
+        check.for_,
+        guard.interval,
+        now,
+    )
+    return CheckOutcome(check.name, j.state.value, j.value, j.reason, j.samples)
+
+
+def _values(
+    prom: Prometheus, query: str, start: float, end: float, step: float
+) -> list[float] | Blind:
+    result = prom.range(query, start, end, step)
+    if isinstance(result, Blind):
+        return result
+    return [v for s in result.series for _, v in s.samples]
+
+
+def evaluate_canary(prom: Prometheus, cfg: Config, now: float) -> CheckOutcome | None:
+    guard = cfg.guard
+    if guard is None or guard.canary is None:
+        return None
+    canary = guard.canary
+    start = now - canary.window
+    base = _values(prom, canary.baseline, start, now, guard.interval)
+    can = _values(prom, canary.canary, start, now, guard.interval)
+    for side, got in (("baseline", base), ("canary", can)):
+        if isinstance(got, Blind):
+            return CheckOutcome(CANARY_NAME, CheckState.BLIND.value, None, f"{side}: {got.reason}")
+    assert not isinstance(base, Blind) and not isinstance(can, Blind)
+    direction = cfg.metrics[canary.metric].direction if canary.metric else Direction.LOWER
+    verdict = judge_canary(base, can, MetricRule(direction, canary.threshold))
+    return CheckOutcome(
+        CANARY_NAME,
+        verdict.verdict.value,
+        verdict.canary_median,
+        verdict.reason,
+        min(len(base), len(can)),
+    )
+
+
+def evaluate_all(prom: Prometheus, cfg: Config, now: float) -> list[CheckOutcome]:
+    assert cfg.guard is not None
+    outcomes = [evaluate_check(prom, cfg.guard, check, now) for check in cfg.guard.checks]
+    canary = evaluate_canary(prom, cfg, now)
+    return outcomes if canary is None else [*outcomes, canary]
+
+
+def breached(outcomes: Sequence[CheckOutcome]) -> list[CheckOutcome]:
+    """What calls for `on_breach`: a held breach, or a canary that failed."""
+    return [o for o in outcomes if o.state in (CheckState.BREACHED.value, CanaryVerdict.FAIL.value)]
+
+
+def inconclusive(outcomes: Sequence[CheckOutcome]) -> list[CheckOutcome]:
+    return [o for o in outcomes if o.state == CanaryVerdict.INCONCLUSIVE.value]
+
+
+def blind(outcomes: Sequence[CheckOutcome]) -> list[CheckOutcome]:
+    return [o for o in outcomes if o.state == CheckState.BLIND.value]

@@ -1,0 +1,292 @@
+"""One guard evaluation and what it does about it; and the loop of `bisector guard`.
+
+Order of the checks on each evaluation:
+
+1. Paused: a paused bisector guards nothing (no query, no action) until `bisector resume`.
+2. Every check and the canary are judged (`evaluate`) and their states journaled.
+3. A breach (or a failed canary): `on_breach: rollback` rolls `rollback.target` back to
+   the target release through the rollback service (atomic, health check, timeout, the
+   repository's store lock), then one alert with the values seen, then a pause; so a
+   held breach rolls back once, however often the guard looks again.
+   `on_breach: alert`: one alert per breach (not again until the check was ok).
+4. An inconclusive canary: alert and pause, never promote.
+5. Blind (a check without data): no action; after `blind_after` such evaluations in a
+   row, one alert "guard is blind".
+
+The release rolled back to is `guard.rollback_to`, else the daemon's last known good,
+else the newest-but-one release tag.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bisector.alerts import AlertMessage, send_alert
+from bisector.config import Config
+from bisector.errors import BisectorError, ConfigError, RollbackError
+from bisector.gitrepo import GitRepo
+from bisector.guard.evaluate import CheckOutcome, blind, breached, evaluate_all, inconclusive
+from bisector.guard.prometheus import Prometheus
+from bisector.log import get_logger
+from bisector.store.control import ControlStore, journal_path
+from bisector.store.daemon_state import DaemonState
+from bisector.store.guard_state import GuardMeta, GuardState
+from rollback.entry import resolve_target, store_lock_path
+from rollback.service import RollbackRequest, roll_back
+from rollback.source import resolve_source
+
+log = get_logger("bisector.guard")
+
+EXIT_OK = 0
+EXIT_ACTED = 6  # breached (or a canary failed / was inconclusive) and acted
+EXIT_BLIND = 7  # no data for at least one check: never a reason to act
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    outcome: str  # ok | breached | inconclusive | blind | paused
+    checks: tuple[CheckOutcome, ...] = ()
+    actions: tuple[str, ...] = ()
+    at: float = field(default_factory=time.time)
+
+    @property
+    def exit_code(self) -> int:
+        if self.outcome in ("breached", "inconclusive"):
+            return EXIT_ACTED
+        return EXIT_BLIND if self.outcome == "blind" else EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "checks": [c.to_json() for c in self.checks],
+            "actions": list(self.actions),
+            "at": self.at,
+        }
+
+
+def _values_text(outcomes: Sequence[CheckOutcome]) -> str:
+    return "; ".join(f"{o.name}: {o.reason}" for o in outcomes)
+
+
+class Guardian:
+    """Evaluates `cfg.guard` against Prometheus and acts; state in the repository's journal."""
+
+    def __init__(self, repo: Path, cfg: Config, *, clock: Callable[[], float] = time.time) -> None:
+        if cfg.guard is None:
+            raise ConfigError("bisector.yaml has no guard section", hint="see docs/config.md#guard")
+        self.repo = repo.resolve()
+        self.cfg = cfg
+        self.guard = cfg.guard
+        self.prom = Prometheus(cfg.guard.prometheus, cfg.guard.timeout)
+        self.clock = clock
+        self.store = self.repo / cfg.snapshots.store
+
+    def evaluate(self) -> Evaluation:
+        with (
+            ControlStore(journal_path(self.repo, self.cfg.snapshots.store)) as control,
+            GuardState(self.store) as state,
+        ):
+            pause = control.pause_state()
+            if pause.paused:
+                state.set_meta(
+                    GuardMeta(
+                        **{**state.meta().__dict__, "last_eval": self.clock(), "outcome": "paused"}
+                    )
+                )
+                log.info("guard.paused", reason=pause.reason)
+                return Evaluation("paused", actions=(f"none: paused ({pause.reason})",))
+            now = self.clock()
+            outcomes = evaluate_all(self.prom, self.cfg, now)
+            before = {row.name: row for row in state.checks()}
+            for o in outcomes:
+                state.record(o.name, o.state, o.value, o.reason)
+            evaluation = self._decide(outcomes, before, control, state, now)
+            log.info("guard.evaluation", **evaluation.to_json())
+            return evaluation
+
+    # -- deciding and acting ------------------------------------------------------------
+
+    def _decide(
+        self,
+        outcomes: list[CheckOutcome],
+        before: dict[str, Any],
+        control: ControlStore,
+        state: GuardState,
+        now: float,
+    ) -> Evaluation:
+        meta = state.meta()
+        hit, unsure, dark = breached(outcomes), inconclusive(outcomes), blind(outcomes)
+        actions: list[str] = []
+        if dark:
+            streak = meta.blind_streak + 1
+            alerted = meta.blind_alerted
+            if streak >= self.guard.blind_after and not alerted:
+                self._alert(f"bisector guard is blind: {_values_text(dark)}", "blind", dark)
+                alerted = True
+                actions.append("alerted: blind")
+            meta = GuardMeta(streak, alerted)
+        else:
+            meta = GuardMeta(0, False)
+        if hit:
+            actions += self._on_breach(hit, before, control, state)
+            outcome = "breached"
+        elif unsure:
+            text = (
+                f"bisector guard: canary inconclusive, not promoted; paused: {_values_text(unsure)}"
+            )
+            self._alert(text, "canary inconclusive", unsure)
+            control.pause(f"guard: canary inconclusive ({unsure[0].reason})", by="guard")
+            for o in unsure:
+                state.record_action(o.name, "alerted+paused")
+            actions.append("alerted+paused: canary inconclusive")
+            outcome = "inconclusive"
+        else:
+            outcome = "blind" if dark else "ok"
+        state.set_meta(GuardMeta(meta.blind_streak, meta.blind_alerted, now, outcome))
+        return Evaluation(outcome, tuple(outcomes), tuple(actions), now)
+
+    def _on_breach(
+        self,
+        hit: list[CheckOutcome],
+        before: dict[str, Any],
+        control: ControlStore,
+        state: GuardState,
+    ) -> list[str]:
+        names = ", ".join(o.name for o in hit)
+        if self.guard.on_breach == "alert":
+            fresh = [
+                o
+                for o in hit
+                if not (
+                    before.get(o.name)
+                    and before[o.name].state == o.state
+                    and (before[o.name].last_action or "").startswith("alerted")
+                )
+            ]
+            if not fresh:
+                return ["none: already alerted"]
+            self._alert(
+                f"bisector guard: {', '.join(o.name for o in fresh)} breached: {_values_text(fresh)}",
+                "breach",
+                fresh,
+            )
+            for o in fresh:
+                state.record_action(o.name, "alerted")
+            return ["alerted"]
+        action, what = self._roll_back(control)
+        self._alert(
+            f"bisector guard: {names} breached; {what}; bisector is paused until `bisector resume`: "
+            f"{_values_text(hit)}",
+            "breach",
+            hit,
+        )
+        control.pause(f"guard: {names} breached; {what}", by="guard")
+        for o in hit:
+            state.record_action(o.name, f"{action}+alerted+paused")
+        return [action, "alerted", "paused"]
+
+    def _roll_back(self, control: ControlStore) -> tuple[str, str]:
+        """(action for the journal, words for the alert); errors become words, not exceptions."""
+        try:
+            ref = self.rollback_ref()
+            result = self._rollback_request(ref, control)
+        except BisectorError as exc:
+            log.error("guard.rollback_failed", error=exc.message)
+            return "rollback_failed", f"the rollback failed: {exc.message}"
+        status = result.status
+        if status in ("applied", "unchanged"):
+            return f"rolled_back:{ref}", f"rolled back to {ref} ({status})"
+        return (
+            f"rollback_{status}:{ref}",
+            f"the rollback to {ref} ended {status}: {result.reason or ''}".rstrip(": "),
+        )
+
+    def _rollback_request(self, ref: str, control: ControlStore) -> Any:
+
+        target = resolve_target(self.repo, self.cfg, None)
+        if target is None:
+            raise RollbackError(
+                "guard.on_breach is rollback but rollback.target is not set",
+                hint="set rollback.target, or guard.on_breach: alert",
+            )
+        hc = self.cfg.rollback.health_check
+        request = RollbackRequest(
+            target=target,
+            config_set=resolve_source(self.repo, self.cfg).config_set(ref),
+            timeout_s=self.cfg.rollback.timeout,
+            health_check=tuple(hc) if hc else None,
+            health_cwd=self.repo,
+            on_failure=self.cfg.rollback.on_failure,
+            automatic=True,
+        )
+        return roll_back(
+            request,
+            control=control,
+            alerts=self.cfg.daemon.alerts,
+            store_lock=store_lock_path(self.repo, self.cfg),
+        )
+
+    def rollback_ref(self) -> str:
+        """`guard.rollback_to`, else the daemon's last known good, else the newest-but-one tag."""
+        if self.guard.rollback_to:
+            return self.guard.rollback_to
+        with DaemonState(self.store) as daemon:
+            good = daemon.last_good()
+        if good is not None:
+            return good.ref
+        distinct: list[tuple[str, str]] = []
+        for tag in GitRepo(self.repo).tags():  # oldest first; one entry per commit
+            if not distinct or distinct[-1][1] != tag.sha:
+                distinct.append((tag.name, tag.sha))
+        if len(distinct) < 2:
+            raise RollbackError(
+                "no release to roll back to (fewer than two release tags)",
+                hint="set guard.rollback_to",
+            )
+        return distinct[-2][0]
+
+    def _alert(self, text: str, reason: str, outcomes: Sequence[CheckOutcome]) -> None:
+        values = json.dumps({o.name: {"state": o.state, "value": o.value} for o in outcomes})
+        send_alert(
+            self.cfg.daemon.alerts,
+            AlertMessage(text=text, step="guard", reason=reason, extra={"checks": values}),
+        )
+
+
+def run_guard(
+    repo: Path,
+    cfg: Config,
+    *,
+    once: bool,
+    on_evaluation: Callable[[Evaluation], None] | None = None,
+) -> int:
+    """`--once`: one evaluation, its exit code. Else evaluate every `interval` until SIGTERM."""
+    guardian = Guardian(repo, cfg)
+    if once:
+        evaluation = guardian.evaluate()
+        if on_evaluation is not None:
+            on_evaluation(evaluation)
+        return evaluation.exit_code
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            evaluation = guardian.evaluate()
+            if on_evaluation is not None:
+                on_evaluation(evaluation)
+            stop.wait(max(0.0, guardian.guard.interval - (time.monotonic() - started)))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("guard.stopped")
+    return EXIT_OK

@@ -1,0 +1,113 @@
+"""The guard's durable state, in tables of its own (`guard_*`) in the run journal.
+
+Each check's last value, state (ok / pending / breached / blind) and last action, and
+the count of blind evaluations in a row: `bisector status` reads them, and a guard run
+from cron (`--once`) reads them back so it alerts once per breach and once per blind spell.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bisector.store.base import SqliteFile
+
+JOURNAL_NAME = "journal.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS guard_checks (
+  name TEXT PRIMARY KEY,
+  state TEXT NOT NULL,             -- ok | pending | breached | blind | pass | fail | inconclusive
+  value REAL,
+  reason TEXT NOT NULL DEFAULT '',
+  updated REAL NOT NULL,
+  last_action TEXT,                -- rolled_back:<ref> | alerted | paused | rollback_failed | ...
+  action_at REAL
+);
+CREATE TABLE IF NOT EXISTS guard_meta (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  blind_streak INTEGER NOT NULL DEFAULT 0,
+  blind_alerted INTEGER NOT NULL DEFAULT 0,
+  last_eval REAL,
+  outcome TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    name: str
+    state: str
+    value: float | None
+    reason: str
+    updated: float
+    last_action: str | None
+    action_at: float | None
+
+
+@dataclass(frozen=True)
+class GuardMeta:
+    blind_streak: int = 0
+    blind_alerted: bool = False
+    last_eval: float | None = None
+    outcome: str | None = None
+
+
+class GuardState(SqliteFile):
+    """One connection to the journal file; one short transaction per call."""
+
+    what = "guard state"
+    schema = _SCHEMA
+
+    def __init__(self, store: Path, *, read_only: bool = False) -> None:
+        super().__init__(store / JOURNAL_NAME, read_only=read_only)
+
+    def checks(self) -> list[CheckRow]:
+        try:
+            rows = self._db.execute(
+                "SELECT name, state, value, reason, updated, last_action, action_at FROM guard_checks ORDER BY name"
+            ).fetchall()
+        except (
+            sqlite3.OperationalError
+        ):  # a read-only journal from before the guard: no table, no rows
+            return []
+        return [CheckRow(*r) for r in rows]
+
+    def check(self, name: str) -> CheckRow | None:
+        return next((c for c in self.checks() if c.name == name), None)
+
+    def record(self, name: str, state: str, value: float | None, reason: str) -> None:
+        """The state seen now; the last action is kept."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO guard_checks (name, state, value, reason, updated) VALUES (?,?,?,?,?)"
+                " ON CONFLICT(name) DO UPDATE SET state=excluded.state, value=excluded.value,"
+                " reason=excluded.reason, updated=excluded.updated",
+                (name, state, value, reason, time.time()),
+            )
+
+    def record_action(self, name: str, action: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE guard_checks SET last_action=?, action_at=? WHERE name=?",
+                (action, time.time(), name),
+            )
+
+    def meta(self) -> GuardMeta:
+        try:
+            row = self._db.execute(
+                "SELECT blind_streak, blind_alerted, last_eval, outcome FROM guard_meta WHERE id=1"
+            ).fetchone()
+        except sqlite3.OperationalError:  # see `checks`
+            return GuardMeta()
+        return GuardMeta() if row is None else GuardMeta(row[0], bool(row[1]), row[2], row[3])
+
+    def set_meta(self, meta: GuardMeta) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO guard_meta (id, blind_streak, blind_alerted, last_eval, outcome)"
+                " VALUES (1, ?, ?, ?, ?)",
+                (meta.blind_streak, int(meta.blind_alerted), meta.last_eval, meta.outcome),
+            )

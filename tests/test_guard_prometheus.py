@@ -1,0 +1,223 @@
+"""`bisector guard` against a real Prometheus scraping a service whose metrics the test sets.
+
+Times are compressed: interval 1 s, `for` 5 s. The rollback target is a real live config
+folder (tests/rollback_support.py) holding the bad release's set; alerts go to a real
+webhook server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bisector.config import load_config
+from bisector.guard.service import Evaluation, Guardian
+from bisector.store.control import ControlStore, journal_path
+from rollback.entry import rollback_from_config
+from tests.daemon_support import Webhook, webhook
+from tests.guard_support import PrometheusServer, Service, have_prometheus, prometheus_and_service
+from tests.rollback_support import BAD_LIVE, GOOD_LIVE, ROOT, Demo, make_demo, read_live, run_cli
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not have_prometheus(), reason="prometheus is not installed (apt-get install prometheus)"
+    ),
+]
+
+CHECKS = """\
+  checks:
+    - {name: p99_latency, query: 'max(svc_latency_seconds)', max: 0.2, for: 5s}
+    - {name: error_rate, query: 'max(svc_error_ratio)', max: 0.01, for: 5s}
+    - {name: gpu_memory_mib, query: 'max(svc_memory_mib)', max: 8192, for: 5s}
+"""
+CANARY = """\
+  on_breach: alert
+  canary: {baseline: 'max(svc_canary_ms{role="baseline"})', canary: 'max(svc_canary_ms{role="canary"})',
+           threshold: 5%, window: 6s}
+"""
+
+
+@dataclass
+class World:
+    demo: Demo
+    prom: PrometheusServer
+    svc: Service
+    hook: Webhook
+
+    def configure(self, body: str) -> None:
+        self.demo.write_config(alerts=[{"webhook": self.hook.url, "retries": 0}])
+        with (self.demo.repo / "bisector.yaml").open("a") as f:
+            f.write(
+                f"guard:\n  prometheus: {self.prom.url}\n  interval: 1s\n  timeout: 2s\n  blind_after: 2\n{body}"
+            )
+
+    def evaluate(self) -> Evaluation:
+        return Guardian(self.demo.repo, load_config(self.demo.repo)).evaluate()
+
+    def guard_alerts(self) -> list[dict[str, object]]:
+        return [b for b in self.hook.bodies if b.get("step") == "guard"]
+
+    def paused(self) -> bool:
+        with ControlStore(journal_path(self.demo.repo, ".bisector")) as control:
+            return control.pause_state().paused
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    demo = make_demo(tmp_path)
+    with webhook() as hook, prometheus_and_service(tmp_path / "prom") as (prom, svc):
+        w = World(demo, prom, svc, hook)
+        w.configure(CHECKS)
+        # The bad release is live (what the guard will roll back from).
+        assert rollback_from_config(demo.repo, load_config(demo.repo), "v2.4.0") is not None
+        assert read_live(demo.target) == BAD_LIVE
+        prom.wait_for_samples("svc_latency_seconds", 6)
+        yield w
+
+
+def test_held_breach_rolls_back_once_and_alerts_once(world: World) -> None:
+    """A breach held past `for` rolls back to the newest-but-one tag within for + 2 intervals, once."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    guard = subprocess.Popen(
+        [sys.executable, "-m", "bisector", "guard", "--repo", str(world.demo.repo)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(3)
+        assert read_live(world.demo.target) == BAD_LIVE and not world.guard_alerts()
+        started = time.monotonic()
+        world.svc.set(world.svc.latency, 0.5)
+        while read_live(world.demo.target) != GOOD_LIVE and time.monotonic() - started < 30:
+            time.sleep(0.1)
+        took = time.monotonic() - started
+        assert read_live(world.demo.target) == GOOD_LIVE
+        # for (5 s) + 2 intervals, plus up to one scrape (1 s) before Prometheus sees it
+        assert took <= 5 + 2 + 1 + 1, took
+        time.sleep(4)  # still breached: the guard looks again and again, paused
+    finally:
+        guard.send_signal(signal.SIGTERM)
+        _out, err = guard.communicate(timeout=20)
+    assert guard.returncode == 0, err
+    alerts = world.guard_alerts()
+    assert len(alerts) == 1, alerts
+    assert "p99_latency breached" in str(alerts[0]["text"]) and "rolled back to v2.3.1" in str(
+        alerts[0]["text"]
+    )
+    assert json.loads(str(alerts[0]["checks"]))["p99_latency"]["value"] > 0.2
+    with ControlStore(journal_path(world.demo.repo, ".bisector")) as control:
+        assert [r.label for r in control.rollbacks()].count("v2.3.1") == 1
+        assert control.pause_state().by == "guard"
+    status = run_cli("status", "--json", cwd=world.demo.repo)
+    doc = json.loads(status.stdout)
+    checks = {c["name"]: c for c in doc["guard"]["checks"]}
+    assert doc["paused"] and doc["guard"]["outcome"] == "paused"
+    assert checks["p99_latency"]["state"] == "breached"
+    assert checks["p99_latency"]["last_action"].startswith("rolled_back:v2.3.1")
+    assert checks["error_rate"]["state"] == "ok" and checks["error_rate"]["last_action"] is None
+
+
+def test_spike_shorter_than_for_does_nothing(world: World) -> None:
+    """A 3 s spike over the limit is pending, never breached: no rollback, no alert."""
+    states = []
+    for i in range(11):
+        if i == 2:
+            world.svc.set(world.svc.latency, 0.5)
+        if i == 5:
+            world.svc.set(world.svc.latency, 0.1)
+        evaluation = world.evaluate()
+        states.append(next(c.state for c in evaluation.checks if c.name == "p99_latency"))
+        assert evaluation.outcome == "ok", evaluation
+        time.sleep(1)
+    assert "pending" in states and "breached" not in states
+    assert (
+        read_live(world.demo.target) == BAD_LIVE and not world.guard_alerts() and not world.paused()
+    )
+
+
+def test_soak_under_the_limit_does_nothing(world: World) -> None:
+    """Values fluctuating just under every limit for 10 s: all ok, no action."""
+    rng = random.Random(3)
+    deadline = time.monotonic() + 10
+    next_eval = 0.0
+    while time.monotonic() < deadline:
+        world.svc.set(world.svc.latency, rng.uniform(0.05, 0.19))
+        world.svc.set(world.svc.errors, rng.uniform(0.0, 0.0095))
+        world.svc.set(world.svc.memory, rng.uniform(6000, 7900))
+        if time.monotonic() >= next_eval:
+            assert world.evaluate().outcome == "ok"
+            next_eval = time.monotonic() + 1
+        time.sleep(0.3)
+    assert (
+        read_live(world.demo.target) == BAD_LIVE and not world.guard_alerts() and not world.paused()
+    )
+
+
+def test_prometheus_stopped_is_blind_and_never_acts(world: World) -> None:
+    """Prometheus gone mid-run: exit 7, no rollback, one 'guard is blind' alert after blind_after."""
+    world.svc.set(world.svc.latency, 0.5)  # would breach, if the guard could see it
+    first = run_cli("guard", "--once", cwd=world.demo.repo)
+    assert first.returncode == 0, first.stderr
+    world.prom.stop()
+    codes = [run_cli("guard", "--once", "--json", cwd=world.demo.repo) for _ in range(3)]
+    assert [c.returncode for c in codes] == [7, 7, 7], codes[0].stderr
+    assert json.loads(codes[0].stdout)["outcome"] == "blind"
+    alerts = world.guard_alerts()
+    assert len(alerts) == 1 and "blind" in str(alerts[0]["text"])
+    assert read_live(world.demo.target) == BAD_LIVE and not world.paused()
+    doc = json.loads(run_cli("status", "--json", cwd=world.demo.repo).stdout)
+    assert {c["state"] for c in doc["guard"]["checks"]} == {"blind"}
+    assert doc["guard"]["blind_evaluations"] == 3
+
+
+def _canary(world: World, baseline: float, canary: float | None) -> None:
+    world.configure(CANARY)
+    world.svc.set(world.svc.canary, baseline, role="baseline")
+    if canary is not None:
+        world.svc.set(world.svc.canary, canary, role="canary")
+        world.prom.wait_for_samples('svc_canary_ms{role="canary"}', 7)
+    world.prom.wait_for_samples('svc_canary_ms{role="baseline"}', 7)
+
+
+def test_canary_worse_fails(world: World) -> None:
+    """A canary 30% slower than the baseline fails: on_breach (alert) once, exit 6."""
+    _canary(world, 100.0, 130.0)
+    evaluation = world.evaluate()
+    assert evaluation.outcome == "breached" and evaluation.exit_code == 6
+    assert evaluation.checks[0].state == "fail"
+    assert len(world.guard_alerts()) == 1
+    assert world.evaluate().actions == ("none: already alerted",) and len(world.guard_alerts()) == 1
+
+
+def test_canary_equal_passes(world: World) -> None:
+    """A canary like its baseline passes: no action."""
+    _canary(world, 100.0, 100.0)
+    evaluation = world.evaluate()
+    assert evaluation.outcome == "ok" and evaluation.checks[0].state == "pass", evaluation
+    assert not world.guard_alerts() and not world.paused()
+
+
+def test_canary_with_too_few_samples_is_inconclusive_and_pauses(world: World) -> None:
+    """A canary with a second of data is inconclusive: alert and pause, never promote."""
+    _canary(world, 100.0, None)
+    world.svc.set(world.svc.canary, 100.0, role="canary")
+    time.sleep(1.5)
+    evaluation = world.evaluate()
+    assert evaluation.outcome == "inconclusive" and evaluation.checks[0].state == "inconclusive", (
+        evaluation
+    )
+    assert world.paused() and len(world.guard_alerts()) == 1
+    assert world.evaluate().outcome == "paused"  # a paused bisector guards nothing

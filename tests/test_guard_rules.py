@@ -1,0 +1,146 @@
+"""Pure judgements of the guard: a check's `for` window (rules) and the canary (canary)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bisector.core.types import Direction, MetricRule, Threshold
+from bisector.guard.canary import CanaryVerdict, judge_canary, min_samples
+from bisector.guard.prometheus import Blind, Data, parse_answer
+from bisector.guard.rules import CheckState, Limit, judge_check, merge_series, samples_needed
+
+NOW = 1_000_000.0
+MAX = Limit(max=0.2)
+
+
+def series(values: list[float], step: float = 1.0, end: float = NOW) -> list[tuple[float, float]]:
+    """Samples at `step` ending at `end`, oldest first."""
+    return [(end - step * (len(values) - 1 - i), v) for i, v in enumerate(values)]
+
+
+def test_held_breach_over_the_whole_window_is_breached() -> None:
+    """Every sample of a fully covered 5 s window past the limit: breached."""
+    j = judge_check(series([0.5] * 6), MAX, for_s=5, interval_s=1, now=NOW)
+    assert j.state is CheckState.BREACHED and j.value == 0.5 and j.samples == j.needed == 6
+
+
+def test_spike_shorter_than_for_is_pending() -> None:
+    """A spike of 3 s inside a 5 s window is pending, not breached."""
+    j = judge_check(series([0.1, 0.1, 0.1, 0.5, 0.5, 0.5]), MAX, for_s=5, interval_s=1, now=NOW)
+    assert j.state is CheckState.PENDING
+
+
+def test_spike_that_ended_is_ok() -> None:
+    """The newest sample back within the limit: ok, whatever came before."""
+    j = judge_check(series([0.5, 0.5, 0.5, 0.5, 0.5, 0.1]), MAX, for_s=5, interval_s=1, now=NOW)
+    assert j.state is CheckState.OK and j.value == 0.1
+
+
+def test_too_few_samples_is_pending_not_breached() -> None:
+    """All past the limit but the window is not covered yet (a fresh server): pending."""
+    j = judge_check(series([0.5] * 3), MAX, for_s=5, interval_s=1, now=NOW)
+    assert j.state is CheckState.PENDING and j.needed == 6
+
+
+def test_gap_in_the_window_is_pending() -> None:
+    """A missing step inside the window: not fully covered, so pending."""
+    samples = [s for i, s in enumerate(series([0.5] * 6)) if i != 2]
+    assert judge_check(samples, MAX, for_s=5, interval_s=1, now=NOW).state is CheckState.PENDING
+
+
+def test_no_samples_or_stale_samples_are_blind() -> None:
+    """No data, or only old data: blind (never ok, never a breach)."""
+    assert judge_check([], MAX, 5, 1, NOW).state is CheckState.BLIND
+    assert judge_check(series([0.5] * 3, end=NOW - 4), MAX, 5, 1, NOW).state is CheckState.BLIND
+
+
+def test_min_limit_breaches_below() -> None:
+    """A `min` limit (throughput) breaches when below it for the window."""
+    j = judge_check(series([5.0] * 6), Limit(min=10.0), 5, 1, NOW)
+    assert j.state is CheckState.BREACHED
+
+
+def test_fluctuating_soak_under_the_limit_never_breaches() -> None:
+    """A soak of random values under the limit, with rare single excursions, stays ok or pending."""
+    rng = random.Random(7)
+    values = [rng.uniform(0.05, 0.19) if rng.random() > 0.1 else 0.3 for _ in range(200)]
+    for end in range(6, 200):
+        window = series(values[end - 6 : end])
+        assert judge_check(window, MAX, 5, 1, NOW).state is not CheckState.BREACHED
+
+
+def test_several_series_are_judged_by_the_worst() -> None:
+    """Of several series at an instant, the one past the limit counts."""
+    merged = merge_series([series([0.1] * 6), series([0.5] * 6)], MAX)
+    assert judge_check(merged, MAX, 5, 1, NOW).state is CheckState.BREACHED
+
+
+def test_samples_needed_counts_both_ends() -> None:
+    """A 5 s window at 1 s steps holds 6 samples; 5 m at 15 s holds 21."""
+    assert samples_needed(5, 1) == 6 and samples_needed(300, 15) == 21
+
+
+def test_limit_needs_exactly_one_bound() -> None:
+    """A limit with both or neither bound is refused."""
+    with pytest.raises(ValueError):
+        Limit()
+    with pytest.raises(ValueError):
+        Limit(max=1, min=0)
+
+
+RULE = MetricRule(Direction.LOWER, Threshold(0.05, relative=True))
+
+
+def noisy(center: float, n: int, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    return [center * (1 + rng.gauss(0, 0.01)) for _ in range(n)]
+
+
+def test_canary_worse_fails() -> None:
+    """A canary 30% slower than its baseline fails."""
+    r = judge_canary(noisy(100, 30, 1), noisy(130, 30, 2), RULE)
+    assert (
+        r.verdict is CanaryVerdict.FAIL
+        and r.relative_effect is not None
+        and r.relative_effect > 0.25
+    )
+
+
+def test_canary_equal_passes() -> None:
+    """A canary like its baseline (within 1% noise, threshold 5%) passes."""
+    assert judge_canary(noisy(100, 30, 3), noisy(100, 30, 4), RULE).verdict is CanaryVerdict.PASS
+
+
+def test_canary_with_too_few_samples_is_inconclusive() -> None:
+    """Fewer samples than any verdict needs: inconclusive, even when the shift is large."""
+    n = min_samples() - 1
+    r = judge_canary([100.0] * n, [200.0] * n, RULE)
+    assert r.verdict is CanaryVerdict.INCONCLUSIVE and "too few" in r.reason
+
+
+def test_canary_noisy_near_threshold_is_inconclusive() -> None:
+    """Wide noise that neither shows nor rules out a 5% worsening: inconclusive."""
+    r = judge_canary(noisy(100, 5, 5)[:2] + [80, 120, 100], [104, 90, 118, 101, 110], RULE)
+    assert r.verdict is CanaryVerdict.INCONCLUSIVE
+
+
+def test_canary_direction_higher() -> None:
+    """For a higher-is-better metric a lower canary fails."""
+    rule = MetricRule(Direction.HIGHER, Threshold(0.05, relative=True))
+    assert judge_canary(noisy(100, 20, 6), noisy(80, 20, 7), rule).verdict is CanaryVerdict.FAIL
+
+
+def test_prometheus_answers_parse_and_empty_or_errors_are_blind() -> None:
+    """A matrix parses to series (NaN dropped); empty, error and garbage answers are blind."""
+    ok = parse_answer(
+        b'{"status":"success","data":{"resultType":"matrix","result":'
+        b'[{"metric":{"a":"b"},"values":[[1,"0.5"],[2,"NaN"]]}]}}'
+    )
+    assert isinstance(ok, Data) and ok.series[0].samples == ((1.0, 0.5),)
+    assert isinstance(
+        parse_answer(b'{"status":"success","data":{"resultType":"vector","result":[]}}'), Blind
+    )
+    assert isinstance(parse_answer(b'{"status":"error","error":"parse error"}'), Blind)
+    assert isinstance(parse_answer(b"<html>"), Blind)
