@@ -7,10 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bisector.isolate.run import isolate_files
 from bisector.testing import gitutil
 from bisector.testing.sample import SampleRepo
 from tests.rollback_support import Demo, run_cli
+
+# End to end: real repositories, stores and CLI processes (seconds each).
+pytestmark = pytest.mark.slow
 
 SERVING = "configs/serving.yaml"
 SPEC: dict[str, Any] = {

@@ -132,6 +132,7 @@ def test_values_that_would_disable_a_safeguard_are_refused(old: str, new: str, s
         parse_config(BASE.replace(old, new))
 
 
+@pytest.mark.slow
 def test_config_check_and_daemon_once_refuse_a_schedule_that_is_not_cron(tmp_path: Path) -> None:
     """`config check` and `daemon --once` both refuse `daemon.schedule: every night` with exit 2."""
     (tmp_path / "bisector.yaml").write_text(BASE + "daemon: {schedule: every night}\n")
@@ -176,6 +177,7 @@ def sample(make_sample: Callable[..., SampleRepo]) -> SampleRepo:
     return make_sample(n_commits=8, culprit=5, noise=0.0, repeats=(2, 5))
 
 
+@pytest.mark.slow
 def test_an_unwritable_report_dir_is_refused_before_measuring(sample: SampleRepo) -> None:
     """`run --report-dir /proc/x` exits 2 before any trial runs."""
     done = run_cli(
@@ -195,11 +197,13 @@ def test_an_unwritable_report_dir_is_refused_before_measuring(sample: SampleRepo
     assert not (sample.path / ".bisector" / "runs").exists()
 
 
+@pytest.mark.slow
 def test_demo_in_an_unwritable_workdir_is_refused() -> None:
     """`demo --workdir /proc/nope` exits 2 with one error line."""
     _assert_refused(run_cli("demo", "--workdir", "/proc/bisector-nope", timeout=60))
 
 
+@pytest.mark.slow
 def test_a_store_that_cannot_be_written_is_refused(sample: SampleRepo) -> None:
     """A store under /proc: `status` and `daemon --once` exit 2, never 1."""
     cfg = sample.path / "bisector.yaml"
@@ -222,6 +226,7 @@ def test_a_corrupted_journal_under_report_is_exit_2(sample: SampleRepo) -> None:
     assert "database" in done.stderr
 
 
+@pytest.mark.slow
 def test_deps_without_requirements_and_config_with_a_non_yaml_side_are_exit_2(
     sample: SampleRepo,
 ) -> None:
@@ -259,6 +264,7 @@ def busy_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_a_metrics_port_in_use_is_exit_2(sample: SampleRepo, busy_port: int) -> None:
     """`daemon --once` with `daemon.metrics_port` taken exits 2 naming the key."""
     cfg = sample.path / "bisector.yaml"

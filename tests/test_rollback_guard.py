@@ -15,6 +15,9 @@ from bisector.testing.gitutil import commit_all, git
 from tests.conftest import tree_digest
 from tests.rollback_support import GOOD, Demo, make_demo, run_cli
 
+# End to end: real repositories, stores and CLI processes (seconds each).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Demo:

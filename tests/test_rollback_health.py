@@ -94,6 +94,7 @@ def test_failing_health_check_restores_alerts_once_and_pauses(demo: Demo, hook: 
     assert len(hook.bodies) == 1
 
 
+@pytest.mark.slow
 def test_health_check_timeout_kills_process_group(demo: Demo, tmp_path: Path) -> None:
     """A check that hangs is killed with its children at the timeout; the old set returns."""
     pidfile, checkfile = tmp_path / "grandchild.pid", tmp_path / "check.pid"
@@ -127,6 +128,7 @@ def _dead(pid: int) -> bool:
     return "State:\tZ" in status
 
 
+@pytest.mark.slow
 def test_on_failure_keep_leaves_new_set_unpaused(demo: Demo) -> None:
     """With on_failure: keep, a failing check keeps the new set and does not pause."""
     demo.write_config(health_check=["false"], on_failure="keep")
@@ -136,6 +138,7 @@ def test_on_failure_keep_leaves_new_set_unpaused(demo: Demo) -> None:
     assert not json.loads(run_cli("status", "--json", cwd=demo.repo).stdout)["paused"]
 
 
+@pytest.mark.slow
 def test_failed_health_check_shows_its_output_and_the_live_set(demo: Demo) -> None:
     """A failing check's last output lines (capped) are shown, and the message names the set live now."""
     script = (
@@ -207,6 +210,7 @@ def test_alert_refuses_non_http_schemes() -> None:
     assert not out[0].ok and out[0].attempts == 0
 
 
+@pytest.mark.slow
 def test_pause_and_resume_commands(demo: Demo) -> None:
     """`bisector pause` persists a pause shown by status; `bisector resume` lifts it."""
     assert run_cli("pause", cwd=demo.repo).returncode == 0
@@ -217,6 +221,7 @@ def test_pause_and_resume_commands(demo: Demo) -> None:
     assert not json.loads(run_cli("status", "--json", cwd=demo.repo).stdout)["paused"]
 
 
+@pytest.mark.slow
 def test_status_recovers_interrupted_rollback(demo: Demo) -> None:
     """`bisector status` finishes an interrupted rollback before it reports."""
     env = {"BISECTOR_FAULT_POINT": "staged"}

@@ -17,6 +17,9 @@ from bisector.store.runlock import RunLockedError, run_lock
 from tests.conftest import run_cli
 from tests.daemon_support import released_repo, webhook
 
+# End to end: real repositories, stores and CLI processes (seconds each).
+pytestmark = pytest.mark.slow
+
 
 class HeldBisection:
     """The real bisection, held at its first progress event until released."""

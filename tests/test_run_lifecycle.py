@@ -22,6 +22,9 @@ from .conftest import ROOT, run_cli
 
 # Writes its pid, optionally double-forks a sleeper out of its process group (setsid) and
 # writes that one's pid too, then holds while the `hold` file exists.
+# End to end: real repositories, stores and CLI processes (seconds each).
+pytestmark = pytest.mark.slow
+
 BENCH = """\
 import json, os, pathlib, sys, time
 state = pathlib.Path(os.environ["HOLD_DIR"])
