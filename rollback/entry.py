@@ -69,6 +69,42 @@ def resolve_target(repo: Path, config: Config, target: Path | None) -> Path | No
     return live
 
 
+def automatic_rollback(
+    repo: Path,
+    config: Config,
+    to_ref: str,
+    control: ControlStore,
+    *,
+    setting: str,
+    instead: str,
+    store_lock: Path | None = None,
+) -> RollbackResult:
+    """A rollback nobody confirms (the daemon's policy, the guard): `rollback.target` to the
+    configs of `to_ref`, with the health check, timeout and alert-and-pause of the config.
+
+    `setting` names what asked for it (`daemon.policy`, `guard.on_breach`) and `instead`
+    the setting that would not roll back, for the error when no target is configured;
+    `store_lock` is taken unless the caller holds it.
+    """
+    target = resolve_target(repo, config, None)
+    if target is None:
+        raise RollbackError(
+            f"{setting} is rollback but rollback.target is not set",
+            hint=f"set rollback.target in bisector.yaml, or {instead}",
+        )
+    hc = config.rollback.health_check
+    request = RollbackRequest(
+        target=target,
+        config_set=resolve_source(repo, config).config_set(to_ref),
+        timeout_s=config.rollback.timeout,
+        health_check=tuple(hc) if hc else None,
+        health_cwd=repo,
+        on_failure=config.rollback.on_failure,
+        automatic=True,
+    )
+    return roll_back(request, control=control, alerts=config.daemon.alerts, store_lock=store_lock)
+
+
 def rollback_from_config(
     repo: Path,
     config: Config,

@@ -13,11 +13,8 @@ from typing import Any
 
 from bisector.config import Config
 from bisector.core.types import Status
-from bisector.errors import RollbackError
 from bisector.store.control import ControlStore
-from rollback.entry import resolve_target
-from rollback.service import RollbackRequest, roll_back
-from rollback.source import resolve_source
+from rollback.entry import automatic_rollback
 
 
 def may_roll_back(status: str | None) -> bool:
@@ -27,20 +24,6 @@ def may_roll_back(status: str | None) -> bool:
 
 def roll_back_to(repo: Path, cfg: Config, to_ref: str, control: ControlStore) -> dict[str, Any]:
     """Roll `rollback.target` back to the configs of `to_ref`; the result as JSON."""
-    target = resolve_target(repo, cfg, None)
-    if target is None:
-        raise RollbackError(
-            "daemon.policy is rollback but rollback.target is not set",
-            hint="set rollback.target in bisector.yaml, or daemon.policy: report",
-        )
-    hc = cfg.rollback.health_check
-    request = RollbackRequest(
-        target=target,
-        config_set=resolve_source(repo, cfg).config_set(to_ref),
-        timeout_s=cfg.rollback.timeout,
-        health_check=tuple(hc) if hc else None,
-        health_cwd=repo,
-        on_failure=cfg.rollback.on_failure,
-        automatic=True,
-    )
-    return roll_back(request, control=control, alerts=cfg.daemon.alerts).to_json()
+    return automatic_rollback(
+        repo, cfg, to_ref, control, setting="daemon.policy", instead="daemon.policy: report"
+    ).to_json()

@@ -38,9 +38,7 @@ from bisector.log import get_logger
 from bisector.store.control import ControlStore, journal_path
 from bisector.store.daemon_state import DaemonState
 from bisector.store.guard_state import GuardMeta, GuardState
-from rollback.entry import resolve_target, store_lock_path
-from rollback.service import RollbackRequest, roll_back
-from rollback.source import resolve_source
+from rollback.entry import automatic_rollback, store_lock_path
 
 log = get_logger("bisector.guard")
 
@@ -196,7 +194,15 @@ class Guardian:
         """(action for the journal, words for the alert); errors become words, not exceptions."""
         try:
             ref = self.rollback_ref()
-            result = self._rollback_request(ref, control)
+            result = automatic_rollback(
+                self.repo,
+                self.cfg,
+                ref,
+                control,
+                setting="guard.on_breach",
+                instead="guard.on_breach: alert",
+                store_lock=store_lock_path(self.repo, self.cfg),
+            )
         except BisectorError as exc:
             log.error("guard.rollback_failed", error=exc.message)
             return "rollback_failed", f"the rollback failed: {exc.message}"
@@ -206,31 +212,6 @@ class Guardian:
         return (
             f"rollback_{status}:{ref}",
             f"the rollback to {ref} ended {status}: {result.reason or ''}".rstrip(": "),
-        )
-
-    def _rollback_request(self, ref: str, control: ControlStore) -> Any:
-
-        target = resolve_target(self.repo, self.cfg, None)
-        if target is None:
-            raise RollbackError(
-                "guard.on_breach is rollback but rollback.target is not set",
-                hint="set rollback.target, or guard.on_breach: alert",
-            )
-        hc = self.cfg.rollback.health_check
-        request = RollbackRequest(
-            target=target,
-            config_set=resolve_source(self.repo, self.cfg).config_set(ref),
-            timeout_s=self.cfg.rollback.timeout,
-            health_check=tuple(hc) if hc else None,
-            health_cwd=self.repo,
-            on_failure=self.cfg.rollback.on_failure,
-            automatic=True,
-        )
-        return roll_back(
-            request,
-            control=control,
-            alerts=self.cfg.daemon.alerts,
-            store_lock=store_lock_path(self.repo, self.cfg),
         )
 
     def rollback_ref(self) -> str:
