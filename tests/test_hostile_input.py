@@ -226,6 +226,16 @@ def test_a_corrupted_journal_under_report_is_exit_2(sample: SampleRepo) -> None:
     assert "database" in done.stderr
 
 
+def test_report_without_a_journal_is_exit_2_and_creates_nothing(sample: SampleRepo) -> None:
+    """`report` before any run exits 2 and leaves no store (not even an empty journal)."""
+    store = sample.path / ".bisector"
+    assert not store.exists()
+    done = run_cli("report", "latest", "--repo", str(sample.path), timeout=60)
+    _assert_refused(done)
+    assert "no runs are recorded" in done.stderr
+    assert not store.exists()
+
+
 @pytest.mark.slow
 def test_deps_without_requirements_and_config_with_a_non_yaml_side_are_exit_2(
     sample: SampleRepo,

@@ -134,11 +134,17 @@ def report(
 ) -> int:
     """Re-render the report of a run from the journal."""
     from bisector.config import load_config
+    from bisector.errors import BisectorError
     from bisector.report.files import contract_view, render_markdown, stored_document
-    from bisector.store.journal import Journal
+    from bisector.store.journal import JOURNAL_NAME, Journal
 
+    if fmt not in ("html", "md", "json"):
+        raise BisectorError(f"unknown format {fmt!r}", hint="use html, md or json")
     cfg = load_config(repo.resolve(), config)  # where the store is, and its snapshots
-    with Journal(repo.resolve() / cfg.snapshots.store) as journal:
+    store = repo.resolve() / cfg.snapshots.store
+    if not (store / JOURNAL_NAME).is_file():  # opening it would create an empty one
+        raise BisectorError(f"no runs are recorded in {store}", hint="`bisector run` records one")
+    with Journal(store) as journal:
         doc = stored_document(journal, run_id, cfg)
         if fmt == "html":
             from bisector.gitrepo import GitRepo
@@ -151,12 +157,8 @@ def report(
             return 0
     if fmt == "json":
         emit_json(contract_view(doc))
-    elif fmt == "md":
-        sys.stdout.write(render_markdown(doc))
     else:
-        from bisector.errors import BisectorError
-
-        raise BisectorError(f"unknown format {fmt!r}", hint="use html, md or json")
+        sys.stdout.write(render_markdown(doc))
     return 0
 
 
