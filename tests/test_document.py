@@ -61,6 +61,7 @@ def found() -> dict[str, Any]:
                     "name": "fastpad",
                     "from": "1.0.0",
                     "to": "1.3.0",
+                    "first_bad": "1.2.0",
                     "first_bad_version": "1.2.0",
                     "verified": True,
                 },

@@ -58,6 +58,7 @@ def test_three_upgrades_one_slow_names_the_slow_package_and_its_first_bad_versio
     assert [(d["name"], d["from"], d["to"]) for d in culprit["dependencies"]] == [
         ("fastpad", "1.0.0", "1.3.0")
     ]
+    assert culprit["dependencies"][0]["first_bad"] == "1.2.0"  # the contract's name
     assert culprit["dependencies"][0]["first_bad_version"] == "1.2.0"
     assert culprit["dependencies"][0]["verified"] is True
     assert culprit["config_keys"] == []
@@ -208,6 +209,7 @@ def test_three_upgrades_in_pyproject_name_only_the_slow_package(
     assert [(d["name"], d["from"], d["to"]) for d in culprit["dependencies"]] == [
         ("fastpad", "1.0.0", "1.3.0")
     ]
+    assert culprit["dependencies"][0]["first_bad"] == "1.2.0"  # the contract's name
     assert culprit["dependencies"][0]["first_bad_version"] == "1.2.0"
     assert culprit["dependencies"][0]["verified"] is True
     assert doc["isolation"]["grouped"] == []

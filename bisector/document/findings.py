@@ -83,7 +83,8 @@ class Dependency:
     def to_json(self) -> Json:
         out: Json = {"name": self.name, "from": self.from_version, "to": self.to_version}
         if self.first_bad_version is not None:
-            out["first_bad_version"] = self.first_bad_version
+            out["first_bad"] = self.first_bad_version  # the contract's name
+            out["first_bad_version"] = self.first_bad_version  # its earlier name, still read
         if self.grouped:
             out["grouped"] = True
         if self.only_together_with is not None:
