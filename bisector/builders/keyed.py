@@ -165,9 +165,14 @@ class KeyedBuilder(ABC, Generic[R]):
             built = self._build(key, recipe)
             with self._lock:
                 self._builds_done += 1
+                others_building = bool(set(self._once.building) - {key})
                 in_use = {*self._once.building, key, *([self._in_use] if self._in_use else [])}
         self._cache.touch(key)
-        self._cache.evict(in_use)
+        # Evicting while another build runs can delete what that build stands on (docker's
+        # builder reuses other images' layers as cache; removing an image removes its
+        # untagged layers): the last build of a burst evicts for all of them.
+        if not others_building:
+            self._cache.evict(in_use)
         return built
 
     # -- the port ---------------------------------------------------------------------
