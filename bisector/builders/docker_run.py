@@ -192,16 +192,7 @@ class ContainerTrial:
                 f"bisector: cannot create the container: {exc}\n", encoding="utf-8"
             )
             stdout_path.write_bytes(b"")
-            return TrialResult(
-                TrialStatus.FAILED,
-                {},
-                {},
-                None,
-                time.monotonic() - start,
-                stdout_path,
-                stderr_path,
-                reason=f"cannot create the container: {exc}",
-            )
+            return _failed(start, stdout_path, stderr_path, f"cannot create the container: {exc}")
         try:
             container.start()
             try:
@@ -216,15 +207,8 @@ class ContainerTrial:
                 err.write(f"\nbisector: docker error during the trial: {exc}\n")
             if not stdout_path.exists():
                 stdout_path.write_bytes(b"")
-            return TrialResult(
-                TrialStatus.FAILED,
-                {},
-                {},
-                None,
-                time.monotonic() - start,
-                stdout_path,
-                stderr_path,
-                reason=f"docker error: {_first_line(str(exc))}",
+            return _failed(
+                start, stdout_path, stderr_path, f"docker error: {_first_line(str(exc))}"
             )
         finally:
             _remove(container)  # always: success, failure, timeout, Ctrl-C
@@ -236,3 +220,17 @@ class ContainerTrial:
             stdout_path=stdout_path,
             stderr_path=stderr_path,
         )
+
+
+def _failed(start: float, stdout_path: Path, stderr_path: Path, reason: str) -> TrialResult:
+    """A trial that docker itself failed (not the benchmark): no samples, no exit code."""
+    return TrialResult(
+        TrialStatus.FAILED,
+        {},
+        {},
+        None,
+        time.monotonic() - start,
+        stdout_path,
+        stderr_path,
+        reason=reason,
+    )
