@@ -17,7 +17,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from bisector.cli import _cache, _guard, _isolate, _rollback, _run, _snapshot
+from bisector.cli import _cache, _guard, _isolate, _rollback, _run, _runs, _snapshot
 from bisector.cli._common import state
 from bisector.errors import BisectorError
 
@@ -69,6 +69,7 @@ app.command()(_rollback.resume)
 app.command()(_rollback.daemon)
 app.command()(_guard.guard)
 app.command()(_run.report)
+app.command()(_runs.runs)
 app.command()(_isolate.deps)
 app.command()(_run.demo)
 snapshot_app.command("take")(_snapshot.snapshot_take)

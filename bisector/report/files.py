@@ -40,7 +40,16 @@ CONTRACT_KEYS = (
     "report",
 )
 NEWER_KEYS = ("culprits", "suspect", "noise")
-EXTRA_KEYS = ("run_id", "verification", "isolation", "details", "rollback", "options", "bench_key")
+EXTRA_KEYS = (
+    "run_id",
+    "verification",
+    "isolation",
+    "details",
+    "rollback",
+    "options",
+    "bench_key",
+    "reused",
+)
 
 
 def contract_view(doc: RunDocument) -> dict[str, Any]:
