@@ -42,7 +42,7 @@ def runs(
         culprit = r["culprit"]
         named = "–" if culprit is None else f"{culprit['commit'][:10]} {culprit['subject']!r}"
         console.print(
-            f"{r['run_id']}  {r['started']}  {r['good']}..{r['bad']}  {r['metric']}  "
+            f"{r['run_id']}  {r['started']}  {r['good']}..{r['bad']}  {r['metric']}  {r['builder']}  "
             f"{r['status']}  {named}"
         )
     console.print("`bisector report RUN_ID` (or `report latest`) prints a run's report")
