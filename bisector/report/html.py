@@ -8,6 +8,7 @@ template autoescapes everything, since commit subjects and config values are unt
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +193,14 @@ def _main(doc: RunDocument) -> set[str]:
     return set() if named is None else {named.commit}
 
 
+def _literal(value: Any) -> str:
+    """A version or config value as written in its file: `1.2.0`, `true`, `null` (a key
+    that is absent on one side: `(absent)`)."""
+    if value is None:
+        return "(absent)"
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
 def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -203,6 +212,7 @@ def render_html(doc: RunDocument, data: ReportData) -> str:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["literal"] = _literal
     metric = doc.metric
     images = []
     svg = (
