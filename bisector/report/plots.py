@@ -119,7 +119,7 @@ def _svg(fig: Figure) -> str:
         fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg") :]
+    return text[text.index("<svg") :].rstrip()
 
 
 def distribution_plot(groups: Mapping[str, Sequence[float]], metric: str) -> bytes:
