@@ -6,12 +6,16 @@ import io
 import re
 import shutil
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
+from bisector.cli._lines import WholeLines
 from bisector.cli._run import _render_run
 from bisector.cli.progress import ConsoleProgress
 from bisector.document import RunDocument
@@ -124,3 +128,36 @@ def test_html_isolation_and_verification_sections_in_headless_chromium(tmp_path:
     assert "<code>false</code>" in isolation and "<code>true</code>" in isolation
     both = isolation[isolation.index("Items verified both ways") :]
     assert both.count("passed: parent code + fastpad (regressed)") == 2
+
+
+def test_stderr_lines_from_threads_never_mix() -> None:
+    """Two threads writing to the CLI's stderr, one in pieces, produce only whole lines of each."""
+    target = io.StringIO()
+    lines = WholeLines(target)
+
+    def progress() -> None:
+        for i in range(300):
+            for piece in ("[step ", str(i), "] fine: ", "0123456789", " subject", "\n"):
+                lines.write(piece)
+                time.sleep(0)  # a writer doing I/O between pieces lets the other thread in
+
+    def logs() -> None:
+        for i in range(300):
+            lines.write(f"2026-12-04T00:00:00Z [info     ] environment built key=venv-{i}\n")
+            lines.flush()
+
+    threads = [threading.Thread(target=progress), threading.Thread(target=logs)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, as a loaded machine does
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    written = target.getvalue().splitlines()
+    assert len(written) == 600
+    step = re.compile(r"\[step \d+\] fine: 0123456789 subject")
+    log = re.compile(r"2026-12-04T00:00:00Z \[info     \] environment built key=venv-\d+")
+    assert all(step.fullmatch(w) or log.fullmatch(w) for w in written), written
