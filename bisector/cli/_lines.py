@@ -23,7 +23,7 @@ class WholeLines:
 
     def __init__(self, target: TextIO) -> None:
         self.target = target
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a signal handler that logs may run inside a write
         self._pending = threading.local()
 
     def write(self, text: str) -> int:
