@@ -1,8 +1,11 @@
-"""The single-file HTML report of a run: plots embedded as base64 PNGs, no network.
+"""The single-file HTML report of a run: the range plot as inline SVG (one mark per trial,
+so a page can be checked), the distributions as a base64 PNG, no network.
 
-`collect` reads what the plots need (samples from the journal, the candidate range from
-git, the snapshot diff of the endpoints); `render_html` is pure over that data; the
-template autoescapes everything, since commit subjects and config values are untrusted.
+`collect` reads what the plots need (this run's trials from the journal, the candidate
+range from git, the snapshot diff of the endpoints); `render_html` is pure over that data;
+the template autoescapes everything, since commit subjects and config values are
+untrusted (the SVG is inlined as is: matplotlib escapes the text it writes, and its only
+text is the metric's name, short commit ids and the legend).
 """
 
 from __future__ import annotations
@@ -53,18 +56,23 @@ def _process_medians(samples: Sequence[Sequence[float]]) -> tuple[float, ...]:
     return tuple(out)
 
 
-def run_trials(doc: RunDocument, journal: Journal) -> dict[str, list[TrialRow]]:
-    """This run's trials by commit, in the order taken: its own, and those it reused from
+def run_trials(
+    doc: RunDocument, journal: Journal, commits: Sequence[str]
+) -> dict[str, list[TrialRow]]:
+    """This run's trials of `commits`, in the order taken: its own, and those it reused from
     earlier runs (`reused`: the same builder and benchmark) on commits it judged. Never
     another builder's, another benchmark's, or a run's it did not read."""
     own = doc.run_id or ""
     judged = {s.commit for s in doc.steps}
-    reused = tuple(doc.reused.runs) if doc.reused is not None else ()
-    out: dict[str, list[TrialRow]] = {}
-    for t in journal.run_trials((own, *reused), doc.bench_key or ""):
-        if t.run_id == own or t.commit_sha in judged:
-            out.setdefault(t.commit_sha, []).append(t)
-    return out
+    reused = set(doc.reused.runs) if doc.reused is not None else set()
+    return {
+        sha: [
+            t
+            for t in journal.commit_trials(sha, doc.bench_key or "")
+            if t.run_id == own or (t.run_id in reused and sha in judged)
+        ]
+        for sha in dict.fromkeys(commits)
+    }
 
 
 def _samples(trials: Mapping[str, Sequence[TrialRow]], sha: str, metric: str) -> list[list[float]]:
@@ -98,7 +106,6 @@ def collect(
     changed since the run.
     """
     metric = doc.metric
-    trials = run_trials(doc, journal)
     good = doc.good.commit if doc.good else ""
     bad = doc.bad.commit if doc.bad else ""
     verdicts = {s.commit: s.verdict.value for s in doc.steps}
@@ -116,6 +123,8 @@ def collect(
         order += [(s, s[:10]) for s in dict.fromkeys(verdicts) if s not in (good, bad)] + [
             (bad, "bad")
         ]
+    parent = doc.details.culprit_commit.parent if doc.details.culprit_commit else ""
+    trials = run_trials(doc, journal, [sha for sha, _ in order] + ([parent] if parent else []))
     points = tuple(
         RangePoint(i, label, verdicts.get(sha), _process_medians(_samples(trials, sha, metric)))
         for i, (sha, label) in enumerate(order)
@@ -180,8 +189,7 @@ def verification_rows(doc: RunDocument) -> list[dict[str, Any]]:
                 "relative_effect": None if evidence is None else evidence.relative_effect,
                 "effect": None if evidence is None else evidence.effect,
                 "p_value": None if evidence is None else evidence.p_value,
-                "note": c.note
-                or (doc.verification.note if doc.verification and c.commit in _main(doc) else ""),
+                "note": c.note or (_main_note(doc) if c.commit in _main(doc) else ""),
             }
         )
     return rows
@@ -191,6 +199,10 @@ def _main(doc: RunDocument) -> set[str]:
     """The commit `verification` is about: the culprit, else the suspect."""
     named = doc.culprit or doc.suspect
     return set() if named is None else {named.commit}
+
+
+def _main_note(doc: RunDocument) -> str:
+    return "" if doc.verification is None else doc.verification.note
 
 
 def _literal(value: Any) -> str:

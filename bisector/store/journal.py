@@ -267,19 +267,6 @@ class Journal(SqliteFile):
                 counts[str(other)] = counts.get(str(other), 0) + int(n)
         return counts
 
-    def run_trials(self, run_ids: Iterable[str], bench_key: str) -> list[TrialRow]:
-        """The trials of these runs under one benchmark, in the order taken (for reports:
-        a run's own trials and those it reused, never another builder's or benchmark's)."""
-        ids = list(dict.fromkeys(run_ids))
-        if not ids:
-            return []
-        marks = ",".join("?" * len(ids))
-        rows = self._db.execute(
-            f"SELECT * FROM trials WHERE run_id IN ({marks}) AND bench_key=? ORDER BY id",
-            (*ids, bench_key),
-        ).fetchall()
-        return [_trial(r) for r in rows]
-
     def trial_count(self, run_id: str) -> int:
         return int(
             self._db.execute("SELECT COUNT(*) FROM trials WHERE run_id=?", (run_id,)).fetchone()[0]
