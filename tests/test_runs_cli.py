@@ -14,10 +14,10 @@ from bisector.store.journal import Journal
 from bisector.testing.sample import SampleRepo
 from tests.conftest import run_cli, tree_digest
 
-pytestmark = pytest.mark.slow  # three bisections of a small sample (about 20 s)
+pytestmark = pytest.mark.slow  # four bisections of a small sample (about 30 s)
 
 
-def _run(sample: SampleRepo, builder: str) -> tuple[dict[str, Any], str]:
+def _run(sample: SampleRepo, builder: str, *config: str) -> tuple[dict[str, Any], str]:
     done = run_cli(
         "run",
         "--good",
@@ -29,29 +29,38 @@ def _run(sample: SampleRepo, builder: str) -> tuple[dict[str, Any], str]:
         "--json",
         "--repo",
         str(sample.path),
+        *config,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout), done.stderr
 
 
 @pytest.fixture(scope="module")
-def three_runs(
+def four_runs(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[SampleRepo, list[tuple[dict[str, Any], str]]]:
-    """local, then venv, then local again, on one store."""
+    """local, then venv, then local again, then local with another benchmark command, on one store."""
     from bisector.testing.sample import SampleSpec, build_sample_repo
 
     path = tmp_path_factory.mktemp("runs") / "repo"
     sample = build_sample_repo(path, SampleSpec(n_commits=6, culprit=4, builder="venv"))
-    return sample, [_run(sample, b) for b in ("local", "venv", "local")]
+    runs = [_run(sample, b) for b in ("local", "venv", "local")]
+    # The same benchmark, spelled as another command: another benchmark key.
+    other = path.parent / "other-command.yaml"
+    text = (path / "bisector.yaml").read_text()
+    assert "command: [python, bench.py]" in text
+    other.write_text(text.replace("command: [python, bench.py]", "command: [python, ./bench.py]"))
+    return sample, [*runs, _run(sample, "local", "--config", str(other))]
 
 
 def test_reuse_is_said_and_never_crosses_builders(
-    three_runs: tuple[SampleRepo, list[tuple[dict[str, Any], str]]],
+    four_runs: tuple[SampleRepo, list[tuple[dict[str, Any], str]]],
 ) -> None:
-    """A run says how many trials it reused and from which builder: venv after local reuses 0, local again reuses local's."""
-    sample, runs = three_runs
-    (first, first_err), (venv, venv_err), (again, again_err) = runs
+    """A run says how many trials it reused and from which builder: venv after local reuses 0, local again reuses local's, another benchmark command 0."""
+    sample, runs = four_runs
+    (first, first_err), (venv, venv_err), (again, again_err), (other, _) = runs
+    assert other["reused"] == {"trials": 0, "builder": "local", "runs": {}}
+    assert other["bench_key"] != first["bench_key"] == again["bench_key"]
     assert first["reused"] == {"trials": 0, "builder": "local", "runs": {}}
     assert "reused no trials from the journal (builder local)" in first_err
     assert venv["reused"] == {"trials": 0, "builder": "venv", "runs": {}}
@@ -85,10 +94,10 @@ def test_reuse_is_said_and_never_crosses_builders(
 
 
 def test_human_output_off_a_terminal_is_not_wrapped(
-    three_runs: tuple[SampleRepo, list[tuple[dict[str, Any], str]]],
+    four_runs: tuple[SampleRepo, list[tuple[dict[str, Any], str]]],
 ) -> None:
     """Piped stderr keeps each line whole: the report's path and run id on one line, progress lines unbroken."""
-    _sample, runs = three_runs
+    _sample, runs = four_runs
     doc, err = runs[0]
     assert f"report: {doc['report']}  (run {doc['run_id']})\n" in err
     steps = [line for line in err.splitlines() if line.startswith("[step ")]
@@ -98,10 +107,10 @@ def test_human_output_off_a_terminal_is_not_wrapped(
 
 
 def test_runs_lists_id_range_status_and_culprit(
-    three_runs: tuple[SampleRepo, list[tuple[dict[str, Any], str]]],
+    four_runs: tuple[SampleRepo, list[tuple[dict[str, Any], str]]],
 ) -> None:
     """`bisector runs --json` lists every run newest first; the human list names the same."""
-    sample, runs = three_runs
+    sample, runs = four_runs
     done = run_cli("runs", "--json", "--repo", str(sample.path))
     assert done.returncode == 0, done.stderr
     listed = json.loads(done.stdout)["runs"]
@@ -122,11 +131,11 @@ def test_runs_lists_id_range_status_and_culprit(
 
 
 def test_report_latest_and_the_hint_for_an_unknown_run(
-    three_runs: tuple[SampleRepo, list[tuple[dict[str, Any], str]]],
+    four_runs: tuple[SampleRepo, list[tuple[dict[str, Any], str]]],
     tmp_path: Path,
 ) -> None:
     """`report latest` is the newest finished run; an unknown id points at `bisector runs`; a store with no journal lists none and makes nothing."""
-    sample, runs = three_runs
+    sample, runs = four_runs
     done = run_cli("report", "latest", "--format", "json", "--repo", str(sample.path))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["run_id"] == runs[-1][0]["run_id"]
