@@ -166,7 +166,9 @@ def variants() -> dict[str, dict[str, Any]]:
         "rollback": {"to": "v2.3.0", "status": "applied"},
         "options": {"builder": "venv", "all_commits": True, "jobs": 2},
         "bench_key": "0123abcd",
+        "reused": {"trials": 12, "builder": "venv", "runs": {"20260101-000000-abcdef01": 12}},
     }
+    current["culprit"] = current["culprit"] | {"evidence": REPRO, "trials": 6}
     return {
         "found": found(),
         "unverified": unverified,
@@ -201,8 +203,8 @@ def test_typed_fields_of_a_stored_document() -> None:
     )
 
 
-def test_contract_view_adds_only_options_and_bench_key() -> None:
-    """`--json` of an earlier document keeps its keys in their order; options and the bench key come last."""
+def test_contract_view_adds_only_options_bench_key_and_reuse() -> None:
+    """`--json` of an earlier document keeps its keys in their order; options, the bench key and the reuse come last."""
     view = contract_view(RunDocument.from_json(variants()["current"]))
     assert list(view) == [
         "status",
@@ -222,6 +224,7 @@ def test_contract_view_adds_only_options_and_bench_key() -> None:
         "rollback",
         "options",
         "bench_key",
+        "reused",
     ]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import shutil
@@ -15,7 +14,7 @@ from bisector.document import RunDocument
 from bisector.engine.pipeline import RunRequest, run_bisection
 from bisector.gitrepo import GitRepo
 from bisector.report.html import collect
-from bisector.report.plots import range_plot
+from bisector.report.plots import range_svg
 from bisector.store.journal import Journal
 from bisector.testing.gitutil import git
 from bisector.testing.sample import SampleRepo, SampleSpec, build_sample_repo
@@ -63,10 +62,11 @@ def found_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 def test_report_html_is_one_offline_file_with_embedded_plots(
     found_run: tuple[Path, dict[str, object]],
 ) -> None:
-    """The run writes report.html with two base64 PNG plots, the culprit and the diff tables, and nothing remote."""
+    """The run writes report.html with the range plot inline (SVG), a base64 PNG, the culprit and the diff tables, and nothing remote."""
     _repo, doc = found_run
     html = Path(str(doc["report"])).read_text()
-    assert len(re.findall(r'<img class="plot" alt="[^"]+" src="data:image/png;base64,', html)) == 2
+    assert len(re.findall(r'<img class="plot" alt="[^"]+" src="data:image/png;base64,', html)) == 1
+    assert html.count('<div class="plot" id="range-plot"') == 1 and html.count("<svg") == 1
     assert "Pad requests to the target batch size" in html
     assert "tokenkit" in html and "model.dtype" in html
     assert not re.search(r'(src|href)="https?:', html)
@@ -80,18 +80,42 @@ def test_report_command_renders_html_from_the_journal(
     done = run_cli("report", str(doc["run_id"]), "--format", "html", "--repo", str(repo))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("<!doctype html>") and "data:image/png;base64," in done.stdout
+    assert _range_plot(done.stdout) == _range_plot(Path(str(doc["report"])).read_text())
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(
     found_run: tuple[Path, dict[str, object]], tmp_path: Path
 ) -> None:
-    """Headless Chromium loads the page with its images decoded, and the screenshot is kept."""
-    _repo, doc = found_run
+    """Headless Chromium loads the page: its sections, a badge that says the status, one plotted point per trial of the run, a legend of every mark; the screenshot is kept."""
+    repo, doc = found_run
     url = Path(str(doc["report"])).as_uri()
     dom = _chromium(tmp_path, "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count('src="data:image/png;base64,') == 2
+    assert dom.stdout.count('src="data:image/png;base64,') == 1
+    culprit = doc["culprit"]
+    assert isinstance(culprit, dict)
+    assert f">found: culprit {culprit['commit'][:10]}</span>" in dom.stdout
+    for section in ('<h2 id="verification">', '<h2 id="isolation">'):
+        assert section in dom.stdout
+    # One mark per trial of this run (fresh store: none reused) on a commit of the range.
+    with Journal(repo / ".bisector") as journal, GitRepo(repo) as git_repo:
+        good = str(doc["good"]["commit"])  # type: ignore[index]
+        bad = str(doc["bad"]["commit"])  # type: ignore[index]
+        in_range = {good} | {c.sha for c in git_repo.commits_between(good, bad, first_parent=True)}
+        expected = sum(
+            1
+            for sha in in_range
+            for t in journal.commit_trials(sha, str(doc["bench_key"]))
+            if t.run_id == doc["run_id"] and t.ok and t.metrics.get(str(doc["metric"]))
+        )
+    plot = dom.stdout[dom.stdout.index('id="range-plot"') :]
+    plot = plot[: plot.index("</svg>")]
+    groups = re.findall(r'<g id="trials-\d+">(.*?)</g>\s*</g>', plot, flags=re.S)
+    assert sum(g.count("<use ") for g in groups) == expected > 0
+    for label in ("trials of a good commit", "trials of a bad commit", "median of a commit"):
+        assert label in plot
+    assert "culprit: first bad commit right of the line" in plot
     shot = tmp_path / "report-screenshot.png"
     done = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", url)
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
@@ -103,9 +127,7 @@ def test_report_renders_in_headless_chromium(
         shutil.copyfile(shot, Path(keep) / "report-screenshot.png")
 
 
-RANGE_PLOT = re.compile(
-    r'<img class="plot" alt="Metric across the candidate range" src="data:image/png;base64,([^"]+)"'
-)
+RANGE_PLOT = re.compile(r'<div class="plot" id="range-plot"[^>]*>(<svg.*?</svg>)', flags=re.S)
 
 
 @pytest.fixture(scope="module")
@@ -140,9 +162,7 @@ def test_all_commits_run_plots_the_merged_branch_commits(
     assert {sha[:10] for sha in branch} <= set(labels)
     assert data.culprit_index is not None and labels[data.culprit_index] == sample.culprit[:10]
     # The page embeds exactly this plot, in the run's report and in `bisector report`.
-    expected = base64.b64encode(range_plot(data.points, doc.metric, data.culprit_index)).decode(
-        "ascii"
-    )
+    expected = range_svg(data.points, doc.metric, data.culprit_index)
     assert _range_plot(Path(str(doc.report)).read_text()) == expected
     done = run_cli("report", str(doc.run_id), "--format", "html", "--repo", str(sample.path))
     assert done.returncode == 0, done.stderr
@@ -165,5 +185,6 @@ def test_report_after_a_config_edit_still_plots_the_runs_trials(
     )
     done = run_cli("report", str(doc.run_id), "--format", "html", "--repo", str(repo))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count('src="data:image/png;base64,') == 2  # range plot and distributions
+    assert done.stdout.count('src="data:image/png;base64,') == 1  # distributions
+    assert done.stdout.count('id="range-plot"') == 1
     assert _range_plot(done.stdout) == _range_plot(Path(str(doc.report)).read_text())

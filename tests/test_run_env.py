@@ -35,6 +35,12 @@ def test_dependency_culprit_records_resolved_envs_and_rolls_back(
     assert doc["culprit"]["commit"] == sample.culprit
     assert doc["culprit"]["kind"] == "dependency"
     assert [d["name"] for d in doc["culprit"]["dependencies"]] == ["fastpad"]
+    # The terminal and the page name the first bad version of the package (issue 14).
+    assert doc["culprit"]["dependencies"][0]["first_bad"] == "1.2.0"
+    assert "dependency: fastpad 1.0.0 -> 1.3.0, first bad version 1.2.0" in done.stderr
+    page = Path(doc["report"]).read_text()
+    isolation = page[page.index('<h2 id="isolation">') :]
+    assert "<td><code>fastpad</code></td><td><strong>1.2.0</strong></td>" in isolation
     # Resolved environments were attached to the snapshots while measuring.
     diff = run_cli("snapshot", "diff", "v2.3.0", "v2.4.0", "--json", "--repo", str(sample.path))
     assert diff.returncode == 0, diff.stderr

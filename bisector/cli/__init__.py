@@ -17,8 +17,9 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from bisector.cli import _cache, _guard, _isolate, _rollback, _run, _snapshot
+from bisector.cli import _cache, _guard, _isolate, _rollback, _run, _runs, _snapshot
 from bisector.cli._common import state
+from bisector.cli._lines import WholeLines
 from bisector.errors import BisectorError
 
 __all__ = ["app", "main"]
@@ -69,6 +70,7 @@ app.command()(_rollback.resume)
 app.command()(_rollback.daemon)
 app.command()(_guard.guard)
 app.command()(_run.report)
+app.command()(_runs.runs)
 app.command()(_isolate.deps)
 app.command()(_run.demo)
 snapshot_app.command("take")(_snapshot.snapshot_take)
@@ -134,6 +136,17 @@ def _os_hint(exc: OSError | sqlite3.DatabaseError) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
+    """Run the CLI with whole-line stderr (`_lines.WholeLines`), put back on the way out."""
+    original = sys.stderr
+    sys.stderr = WholeLines(original)
+    try:
+        _main(argv)
+    finally:
+        sys.stderr.flush()
+        sys.stderr = original
+
+
+def _main(argv: list[str] | None) -> NoReturn:
     # Commands that must finish a step first (a rollback's apply, the daemon) install
     # their own handler for that time and put this one back.
     signal.signal(signal.SIGTERM, _on_sigterm)

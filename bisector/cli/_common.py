@@ -57,7 +57,17 @@ def stderr_console() -> Any:
     package names (`fix [/] race`, `[link=...]`, `torch[cuda]`, `:fire:`), which must
     come out literally, not be read as Rich markup (a stray `[/]` raised MarkupError
     after the culprit was found). Styles come from `Text` and table styles instead.
+
+    Lines are never wrapped by the console (`soft_wrap`): output that is not a terminal
+    (a pipe, a CI log) used to be cut at 80 columns, splitting a report's path in two. A
+    terminal wraps long lines itself. Tables, laid out to a width, get a wide one there.
     """
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, markup=False, emoji=False)
+    console = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = NOT_A_TERMINAL_WIDTH
+    return console
+
+
+NOT_A_TERMINAL_WIDTH = 240  # tables' width when stderr is a pipe or a file

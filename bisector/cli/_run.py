@@ -10,7 +10,7 @@ import typer
 
 from bisector.cli._common import ConfigOpt, JsonOpt, RepoOpt, emit_json, stderr_console
 from bisector.core.types import Status
-from bisector.document import Culprit, RunDocument
+from bisector.document import Culprit, Reuse, RunDocument
 
 
 def run(
@@ -94,22 +94,24 @@ def _render_run(console: Any, doc: RunDocument) -> None:
             f"untestable: {', '.join(u[:10] for u in rng.untestable) or 'none'}{unclear} (exit 4)"
         )
         for c in doc.culprits or ():
-            _render_culprit(console, c, "verified step")
+            _render_culprit(console, c, "verified step", doc)
         if (s := doc.suspect) is not None:
-            _render_culprit(console, s, "suspect")
+            _render_culprit(console, s, "suspect", doc)
             if s.note:
                 console.print(f"  {s.note}")
     elif doc.culprit is not None:
         # every regression step of the range, by commit order; the largest is `culprit`
         for c in doc.culprits or (doc.culprit,):
-            _render_culprit(console, c, "culprit")
+            _render_culprit(console, c, "culprit", doc)
+    if (reused := doc.reused) is not None:
+        console.print(_reuse_line(reused))
     rb = doc.rollback
     if rb:
         console.print(f"rollback to {rb.get('to')}: {rb.get('status')} ({rb.get('target')})")
     console.print(f"report: {doc.report}  (run {doc.run_id})")
 
 
-def _render_culprit(console: Any, c: Culprit, label: str) -> None:
+def _render_culprit(console: Any, c: Culprit, label: str, doc: RunDocument) -> None:
     verified = "" if c.verified else " [UNVERIFIED]"
     share = "" if c.share is None else f", share {c.share * 100:.0f}%"
     console.print(
@@ -117,17 +119,55 @@ def _render_culprit(console: Any, c: Culprit, label: str) -> None:
         f"{(c.effect or 0) * 100:+.1f}%{share}, confidence {c.confidence:.3f}){verified}"
     )
     for d in c.dependencies:
-        console.print(f"  dependency: {d.name} {d.from_version} -> {d.to_version}")
+        first_bad = "" if not d.first_bad_version else f", first bad version {d.first_bad_version}"
+        console.print(f"  dependency: {d.name} {d.from_version} -> {d.to_version}{first_bad}")
+    values = _key_values(doc) if doc.culprit is not None and c.commit == doc.culprit.commit else {}
     for k in c.config_keys:
-        console.print(f"  config key: {k}")
+        change = values.get(k)
+        old_new = "" if change is None else f": {change[0]} -> {change[1]}"
+        console.print(f"  config key: {k}{old_new}")
+
+
+def _key_values(doc: RunDocument) -> dict[str, tuple[str, str]]:
+    """Each config key's old and new value, from the (largest) culprit's isolation."""
+    iso = doc.isolation
+    if iso is None:
+        return {}
+    return {
+        str(ch.get("key")): (_literal(ch.get("from")), _literal(ch.get("to")))
+        for ch in iso.changes
+        if ch.get("kind") == "config"
+    }
+
+
+def _literal(value: Any) -> str:
+    """A config value as YAML writes it (`false`, `null`, `16`), so `true -> false` reads right."""
+    import json
+
+    return "(absent)" if value is None else json.dumps(value, default=str)
+
+
+def _reuse_line(reused: Reuse) -> str:
+    if not reused.trials:
+        return f"reused no trials from the journal (builder {reused.builder})"
+    runs = ", ".join(reused.runs)
+    return (
+        f"reused {reused.trials} trials from the journal (builder {reused.builder}, "
+        f"same benchmark; runs {runs})"
+    )
 
 
 def _value(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
+LATEST = "latest"  # `bisector report latest`: the newest finished run
+
+
 def report(
-    run_id: Annotated[str, typer.Argument(help="Run id from the journal.")],
+    run_id: Annotated[
+        str, typer.Argument(help="Run id from the journal (`bisector runs`), or `latest`.")
+    ],
     repo: RepoOpt = Path("."),
     config: ConfigOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="html | md | json")] = "md",
@@ -145,6 +185,14 @@ def report(
     if not (store / JOURNAL_NAME).is_file():  # opening it would create an empty one
         raise BisectorError(f"no runs are recorded in {store}", hint="`bisector run` records one")
     with Journal(store) as journal:
+        if run_id == LATEST:
+            latest = journal.latest_finished()
+            if latest is None:
+                raise BisectorError(
+                    f"no finished run is recorded in {store}",
+                    hint="`bisector runs` lists the runs; `bisector run` records one",
+                )
+            run_id = latest.id
         doc = stored_document(journal, run_id, cfg)
         if fmt == "html":
             from bisector.gitrepo import GitRepo

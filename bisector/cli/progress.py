@@ -36,6 +36,23 @@ class ConsoleProgress:
     def set_range(self, n_candidates: int) -> None:
         self.expected = self.step + max(1, math.ceil(math.log2(max(2, n_candidates)))) + 1
 
+    def step_label(self) -> str:
+        """`[step k/~n]` while the estimate holds; past it (a range split into parts, a
+        verification) just `[step k]`: never `[step 8/~5]`."""
+        if self.expected and self.step <= self.expected:
+            return f"[step {self.step}/~{self.expected}]"
+        return f"[step {self.step}]"
+
+    def eta(self) -> str:
+        """`, ETA Ns` from the mean time of the steps so far, for the steps left in the
+        estimate; nothing past the estimate or under a second (reused trials make steps
+        instant: `ETA 0s` said nothing true)."""
+        if not self.expected or self.step <= 1 or self.step > self.expected:
+            return ""
+        per = (time.monotonic() - self.t0) / (self.step - 1)
+        left = per * (self.expected - self.step + 1)
+        return f", ETA {left:.0f}s" if left >= 1 else ""
+
     def __call__(self, event: ProgressEvent) -> None:
         if isinstance(event, TrialStarted):
             self.trials += 1
@@ -45,14 +62,8 @@ class ConsoleProgress:
             self._print(f"resuming run {event.run_id} ({event.trials} trials already journaled)")
         elif isinstance(event, ProbeStarted):
             self.step += 1
-            about = f"/~{self.expected}" if self.expected else ""
-            elapsed = time.monotonic() - self.t0
-            eta = ""
-            if self.expected and self.step > 1:
-                per = elapsed / (self.step - 1)
-                eta = f", ETA {max(0.0, per * (self.expected - self.step + 1)):.0f}s"
             self._print(
-                f"[step {self.step}{about}] {event.phase}: {event.commit} {event.subject[:60]}{eta}"
+                f"{self.step_label()} {event.phase}: {event.commit} {event.subject[:60]}{self.eta()}"
             )
         elif isinstance(event, VerdictReached):
             med = f"{event.median:.3f}" if isinstance(event.median, float) else "–"

@@ -122,8 +122,9 @@ class Culprit:
     share: float | None = None  # optional in the contract; emitted only when known
     isolated: bool = False  # isolation's fields were folded in: `items_verified` is present
     items_verified: bool | None = None  # every isolated item verified (None: none checked)
-    evidence: Comparison | None = None  # a suspect's: the fresh trials against its parent
+    evidence: Comparison | None = None  # the fresh trials against its parent (verification)
     note: str | None = None  # a suspect's: why it is not verified
+    trials: int | None = None  # fresh verification trials a side (None: not recorded)
 
     def to_json(self) -> Json:
         out: Json = {
@@ -141,6 +142,8 @@ class Culprit:
             out["items_verified"] = self.items_verified
         if self.evidence is not None:
             out["evidence"] = self.evidence.to_json()
+        if self.trials is not None:
+            out["trials"] = self.trials
         if self.note is not None:
             out["note"] = self.note
         return out
@@ -163,6 +166,7 @@ class Culprit:
             if isinstance(data.get("evidence"), Mapping)
             else None,
             note=None if data.get("note") is None else str(data["note"]),
+            trials=None if data.get("trials") is None else int(data["trials"]),
         )
 
 

@@ -209,6 +209,28 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class Reuse:
+    """Trials this run read from the journal that earlier runs took: only ever of the same
+    builder (environment key) and benchmark command (benchmark key), so never pooled across."""
+
+    trials: int
+    builder: str | None
+    runs: Mapping[str, int] = field(default_factory=dict)  # run id -> trials reused from it
+
+    def to_json(self) -> Json:
+        return {"trials": self.trials, "builder": self.builder, "runs": dict(self.runs)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Reuse:
+        runs = data.get("runs") or {}
+        return cls(
+            int(data.get("trials") or 0),
+            None if data.get("builder") is None else str(data["builder"]),
+            {str(k): int(v) for k, v in runs.items()} if isinstance(runs, Mapping) else {},
+        )
+
+
+@dataclass(frozen=True)
 class RunDocument:
     """The whole outcome of one `bisector run`."""
 
@@ -233,6 +255,7 @@ class RunDocument:
     rollback: Mapping[str, Any] | None = None  # `run --rollback`'s result (rollback package)
     options: RunOptions | None = None  # None: stored by a version that did not record them
     bench_key: str | None = None  # the benchmark's key its trials are journaled under
+    reused: Reuse | None = None  # None: stored by a version that did not count them
 
     def to_json(self) -> Json:
         out: Json = {
@@ -265,6 +288,8 @@ class RunDocument:
             out["options"] = self.options.to_json()
         if self.bench_key is not None:
             out["bench_key"] = self.bench_key
+        if self.reused is not None:
+            out["reused"] = self.reused.to_json()
         return out
 
     @classmethod
@@ -283,7 +308,7 @@ class RunDocument:
             return value if isinstance(value, Mapping) else None
 
         good, bad, culprit, rng = part("good"), part("bad"), part("culprit"), part("range")
-        suspect, noise = part("suspect"), part("noise")
+        suspect, noise, reused = part("suspect"), part("noise"), part("reused")
         verification, isolation, rollback = (
             part("verification"),
             part("isolation"),
@@ -314,4 +339,5 @@ class RunDocument:
             rollback=None if rollback is None else dict(rollback),
             options=None if stored_options is None else RunOptions.from_json(stored_options),
             bench_key=str(data.get("bench_key") or bench_key or "") or None,
+            reused=None if reused is None else Reuse.from_json(reused),
         )

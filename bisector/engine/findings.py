@@ -23,6 +23,9 @@ def culprit_of(commit: Commit, found: Found) -> Culprit:
         confidence=found.confidence,
         verified=found.verified,
         share=found.share,
+        # each culprit's own verification (the report shows every one, not only the largest)
+        evidence=None if found.evidence is None else comparison_of(found.evidence),
+        trials=found.trials,
     )
 
 

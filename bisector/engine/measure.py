@@ -85,6 +85,11 @@ class Measurer:
                 self._env_keys[commit.sha] = self.builder.env_key(commit)
             return self._env_keys[commit.sha]
 
+    def keys_read(self) -> list[tuple[str, str]]:
+        """(commit, environment key) of every commit this measurer has read or measured."""
+        with self._lock:
+            return list(self._env_keys.items())
+
     def trials(self, commit: Commit) -> list[TrialRow]:
         """Journaled trials of `commit` in this environment and benchmark, in the order taken
         (of every run unless `reuse_across_runs` is off); the `Probe` port's view."""

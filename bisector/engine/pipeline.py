@@ -28,6 +28,7 @@ from bisector.document import (
     Endpoint,
     Isolation,
     Range,
+    Reuse,
     RunDocument,
     RunOptions,
     Step,
@@ -202,6 +203,8 @@ def run_bisection(
             ) as measurer:
                 ctx = _Ctx(cfg, metric_name, metric, measurer, journal, run.id, progress, git)
                 doc = _hunt(ctx, good, bad, req)
+                keys = () if req.fresh else measurer.keys_read()  # --fresh reads only its own
+                reused = journal.reused_trials(run.id, bkey, keys)
             doc = replace(
                 doc,
                 run_id=run.id,
@@ -211,6 +214,7 @@ def run_bisection(
                     builder=builder_name, all_commits=req.all_commits, jobs=req.jobs
                 ),
                 bench_key=bkey,
+                reused=Reuse(sum(reused.values()), builder_name, reused),
             )
             report_dir = req.report_dir or (store / "reports" / run.id)
 

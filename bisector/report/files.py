@@ -40,7 +40,16 @@ CONTRACT_KEYS = (
     "report",
 )
 NEWER_KEYS = ("culprits", "suspect", "noise")
-EXTRA_KEYS = ("run_id", "verification", "isolation", "details", "rollback", "options", "bench_key")
+EXTRA_KEYS = (
+    "run_id",
+    "verification",
+    "isolation",
+    "details",
+    "rollback",
+    "options",
+    "bench_key",
+    "reused",
+)
 
 
 def contract_view(doc: RunDocument) -> dict[str, Any]:
@@ -77,6 +86,7 @@ def render_markdown(doc: RunDocument) -> str:
         f"**Status:** `{doc.status.value}` · **metric:** `{doc.metric}` · "
         f"**measurements:** {doc.measurements} · **wall time:** {_fmt(doc.wall_s, 1)} s",
         "",
+        *_reuse_lines(doc),
         "## Endpoints",
         "",
         "| endpoint | ref | commit | median | 95% CI of the shift vs good |",
@@ -123,6 +133,18 @@ def render_markdown(doc: RunDocument) -> str:
             f"{step.samples} | {_fmt(step.median)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _reuse_lines(doc: RunDocument) -> list[str]:
+    reused = doc.reused
+    if reused is None:
+        return []
+    runs = ", ".join(f"`{r}` ({n})" for r, n in reused.runs.items())
+    return [
+        f"**Trials reused from the journal:** {reused.trials} (builder `{reused.builder}`, "
+        f"same benchmark){': ' + runs if runs else ''}",
+        "",
+    ]
 
 
 def _culprit_lines(doc: RunDocument) -> list[str]:

@@ -1,28 +1,34 @@
-"""The single-file HTML report of a run: plots embedded as base64 PNGs, no network.
+"""The single-file HTML report of a run: the range plot as inline SVG (one mark per trial,
+so a page can be checked), the distributions as a base64 PNG, no network.
 
-`collect` reads what the plots need (samples from the journal, the candidate range from
-git, the snapshot diff of the endpoints); `render_html` is pure over that data; the
-template autoescapes everything, since commit subjects and config values are untrusted.
+`collect` reads what the plots need (this run's trials from the journal, the candidate
+range from git, the snapshot diff of the endpoints); `render_html` is pure over that data;
+the template autoescapes everything, since commit subjects and config values are
+untrusted (the SVG is inlined as is: matplotlib escapes the text it writes, and its only
+text is the metric's name, short commit ids and the legend).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from bisector.config import Config
+from bisector.core.types import Status
 from bisector.document import RunDocument
 from bisector.errors import BisectorError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
 from bisector.report.files import atomic_write_text, contract_view
-from bisector.report.plots import RangePoint, distribution_plot, range_plot
-from bisector.store.journal import Journal
+from bisector.report.plots import RangePoint, distribution_plot, range_svg
+from bisector.store.journal import Journal, TrialRow
 from snapshots import api as snap_api
 
 log = get_logger("bisector.report.files")
@@ -39,6 +45,7 @@ class ReportData:
     groups: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     diff: Mapping[str, Any] | None = None
     gpu: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    trials: Mapping[str, int] = field(default_factory=dict)  # own / reused trials shown
 
 
 def _process_medians(samples: Sequence[Sequence[float]]) -> tuple[float, ...]:
@@ -49,16 +56,35 @@ def _process_medians(samples: Sequence[Sequence[float]]) -> tuple[float, ...]:
     return tuple(out)
 
 
-def _samples(journal: Journal, sha: str, bench_key: str, metric: str) -> list[list[float]]:
+def run_trials(
+    doc: RunDocument, journal: Journal, commits: Sequence[str]
+) -> dict[str, list[TrialRow]]:
+    """This run's trials of `commits`, in the order taken: its own, and those it reused from
+    earlier runs (`reused`: the same builder and benchmark) on commits it judged. Never
+    another builder's, another benchmark's, or a run's it did not read."""
+    own = doc.run_id or ""
+    judged = {s.commit for s in doc.steps}
+    reused = set(doc.reused.runs) if doc.reused is not None else set()
+    return {
+        sha: [
+            t
+            for t in journal.commit_trials(sha, doc.bench_key or "")
+            if t.run_id == own or (t.run_id in reused and sha in judged)
+        ]
+        for sha in dict.fromkeys(commits)
+    }
+
+
+def _samples(trials: Mapping[str, Sequence[TrialRow]], sha: str, metric: str) -> list[list[float]]:
     return [
         list(t.metrics[metric])
-        for t in journal.commit_trials(sha, bench_key)
+        for t in trials.get(sha, ())
         if t.status == "ok" and t.metrics.get(metric)
     ]
 
 
-def _gpu_of(journal: Journal, sha: str, bench_key: str) -> Mapping[str, Any] | None:
-    for t in reversed(journal.commit_trials(sha, bench_key)):
+def _gpu_of(trials: Sequence[TrialRow]) -> Mapping[str, Any] | None:
+    for t in reversed(trials):
         gpu = t.meta.get("_gpu")
         if isinstance(gpu, Mapping) and gpu:
             return gpu
@@ -75,10 +101,11 @@ def collect(
 ) -> ReportData:
     """Read the samples of the range, endpoints, culprit and parent (nothing is measured).
 
-    The benchmark key and the walk (first-parent or `--all-commits`) are the run's own,
-    from the document: the current config may have changed since the run.
+    Only this run's trials (`run_trials`). The benchmark key and the walk (first-parent or
+    `--all-commits`) are the run's own, from the document: the current config may have
+    changed since the run.
     """
-    metric, bench_key = doc.metric, doc.bench_key or ""
+    metric = doc.metric
     good = doc.good.commit if doc.good else ""
     bad = doc.bad.commit if doc.bad else ""
     verdicts = {s.commit: s.verdict.value for s in doc.steps}
@@ -96,10 +123,10 @@ def collect(
         order += [(s, s[:10]) for s in dict.fromkeys(verdicts) if s not in (good, bad)] + [
             (bad, "bad")
         ]
+    parent = doc.details.culprit_commit.parent if doc.details.culprit_commit else ""
+    trials = run_trials(doc, journal, [sha for sha, _ in order] + ([parent] if parent else []))
     points = tuple(
-        RangePoint(
-            i, label, verdicts.get(sha), _process_medians(_samples(journal, sha, bench_key, metric))
-        )
+        RangePoint(i, label, verdicts.get(sha), _process_medians(_samples(trials, sha, metric)))
         for i, (sha, label) in enumerate(order)
     )
     culprit = doc.culprit.commit if doc.culprit else None
@@ -110,14 +137,80 @@ def collect(
         roles.update({"parent": info.parent if info else "", "culprit": culprit})
     roles["bad"] = bad
     groups = {
-        role: tuple(x for s in _samples(journal, sha, bench_key, metric) for x in s)
+        role: tuple(x for s in _samples(trials, sha, metric) for x in s)
         for role, sha in roles.items()
         if sha
     }
-    gpu = {
-        role: g for role, sha in roles.items() if sha and (g := _gpu_of(journal, sha, bench_key))
-    }
-    return ReportData(points, culprit_index, groups, diff, gpu)
+    gpu = {role: g for role, sha in roles.items() if sha and (g := _gpu_of(trials.get(sha, ())))}
+    plotted = [
+        t
+        for sha, _ in order
+        for t in trials.get(sha, ())
+        if t.status == "ok" and t.metrics.get(metric)
+    ]
+    own = sum(1 for t in plotted if t.run_id == doc.run_id)
+    counts = {"own": own, "reused": len(plotted) - own}
+    return ReportData(points, culprit_index, groups, diff, gpu, counts)
+
+
+def badge(doc: RunDocument) -> tuple[str, str]:
+    """The status badge: its CSS class and words that say what the status says."""
+    found = doc.culprits or ((doc.culprit,) if doc.culprit is not None else ())
+    if doc.status is Status.FOUND:
+        if len(found) > 1:
+            return "found", f"found: {len(found)} culprits"
+        return "found", "found" + (f": culprit {found[0].commit[:10]}" if found else "")
+    if doc.status is Status.INCONCLUSIVE:
+        if doc.suspect is not None:
+            return "suspect", f"inconclusive: suspect {doc.suspect.commit[:10]} (unverified)"
+        if found:
+            steps = "step" if len(found) == 1 else "steps"
+            return "inconclusive", f"inconclusive: {len(found)} verified {steps}, a range open"
+        return "inconclusive", "inconclusive: a range, no culprit"
+    return "not_reproduced", "not reproduced"
+
+
+def verification_rows(doc: RunDocument) -> list[dict[str, Any]]:
+    """Each culprit's (or the suspect's) verification: fresh trials, effect, p."""
+    named = list(doc.culprits or ((doc.culprit,) if doc.culprit is not None else ()))
+    if doc.suspect is not None:
+        named.append(doc.suspect)
+    rows = []
+    for c in named:
+        evidence = c.evidence
+        if evidence is None and doc.verification is not None and c.commit in _main(doc):
+            evidence = doc.verification.comparison  # documents from before per-culprit evidence
+        rows.append(
+            {
+                "commit": c.commit,
+                "subject": c.subject,
+                "verified": c.verified,
+                "trials": c.trials,
+                "relative_effect": None if evidence is None else evidence.relative_effect,
+                "effect": None if evidence is None else evidence.effect,
+                "p_value": None if evidence is None else evidence.p_value,
+                "note": c.note or (_main_note(doc) if c.commit in _main(doc) else ""),
+            }
+        )
+    return rows
+
+
+def _main(doc: RunDocument) -> set[str]:
+    """The commit `verification` is about: the culprit, else the suspect."""
+    named = doc.culprit or doc.suspect
+    return set() if named is None else {named.commit}
+
+
+def _main_note(doc: RunDocument) -> str:
+    return "" if doc.verification is None else doc.verification.note
+
+
+def _literal(value: Any) -> str:
+    """A version or config value as written in its file: `1.2.0`, `true`, `null` (a key
+    that is absent on one side: `(absent)`)."""
+    if value is None:
+        return "(absent)"
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def _data_uri(png: bytes) -> str:
@@ -131,21 +224,24 @@ def render_html(doc: RunDocument, data: ReportData) -> str:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["literal"] = _literal
     metric = doc.metric
     images = []
-    if any(p.medians for p in data.points):
-        images.append(
-            (
-                "Metric across the candidate range",
-                _data_uri(range_plot(data.points, metric, data.culprit_index)),
-            )
-        )
+    svg = (
+        range_svg(data.points, metric, data.culprit_index)
+        if any(p.medians for p in data.points)
+        else None
+    )
     if any(data.groups.values()):
         images.append(("Distributions", _data_uri(distribution_plot(data.groups, metric))))
     return env.get_template(_TEMPLATE.name).render(
         doc=contract_view(doc),
         details=doc.details.to_json(),
         images=images,
+        range_svg=markupsafe.Markup(svg) if svg else None,
+        trials=data.trials,
+        badge=badge(doc),
+        verifications=verification_rows(doc),
         diff=data.diff,
         gpu=data.gpu,
         groups={k: len(v) for k, v in data.groups.items()},

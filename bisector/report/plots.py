@@ -48,28 +48,78 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def range_plot(points: Sequence[RangePoint], metric: str, culprit_index: int | None) -> bytes:
-    """The metric across the candidate range: each tested commit's process medians."""
-    fig, ax = _pyplot().subplots(figsize=(10, 3.8))
+LEGEND_NAMES = {
+    "good": "trials of a good commit",
+    "bad": "trials of a bad commit",
+    "skip": "trials of an untestable commit",
+    "unclear": "trials of an unclear commit",
+}
+NO_VERDICT_COLOUR = "#1565c0"  # measured, but no verdict of the search (the culprit's parent)
+NOT_MEASURED_COLOUR = "#dddddd"
+TRIALS_ID = "trials-"  # SVG group of one commit's trials: `trials-<index>`, one mark per trial
+
+
+def range_svg(points: Sequence[RangePoint], metric: str, culprit_index: int | None) -> str:
+    """The metric across the candidate range, as inline SVG: one mark per trial (its
+    process median) in the group `trials-<index>`, so a page's points can be counted.
+
+    Every kind of mark drawn is in the legend, and only those drawn.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    shown: dict[str, Any] = {}
     for p in points:
         if not p.medians:
-            ax.axvline(p.index, color="#eeeeee", linewidth=1, zorder=0)
+            ax.axvline(p.index, color=NOT_MEASURED_COLOUR, linewidth=1, zorder=0)
+            shown.setdefault("not measured in this run", ("line", NOT_MEASURED_COLOUR, "-"))
             continue
-        colour = VERDICT_COLOURS.get(p.verdict or "", "#1565c0")
-        ax.scatter([p.index] * len(p.medians), p.medians, s=14, alpha=0.6, color=colour)
+        colour = VERDICT_COLOURS.get(p.verdict or "", NO_VERDICT_COLOUR)
+        name = LEGEND_NAMES.get(p.verdict or "", "trials of a commit without a verdict")
+        shown.setdefault(name, ("dot", colour, ""))
+        ax.scatter(
+            [p.index] * len(p.medians),
+            p.medians,
+            s=14,
+            alpha=0.6,
+            color=colour,
+            gid=f"{TRIALS_ID}{p.index}",
+        )
         mid = sorted(p.medians)[len(p.medians) // 2]
-        ax.scatter([p.index], [mid], s=70, marker="_", color="black")
+        ax.scatter([p.index], [mid], s=70, marker="_", color="black", gid=f"median-{p.index}")
+        shown.setdefault("median of a commit's trials", ("median", "black", ""))
     if culprit_index is not None:
         ax.axvline(culprit_index - 0.5, color=VERDICT_COLOURS["bad"], linestyle="--", linewidth=1)
+        shown["culprit: first bad commit right of the line"] = (
+            "line",
+            VERDICT_COLOURS["bad"],
+            "--",
+        )
     ax.set_xticks([p.index for p in points])
     ax.set_xticklabels([p.label for p in points], rotation=60, fontsize=7, ha="right")
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} across the candidate range (dots: per-process medians)")
-    for verdict, colour in VERDICT_COLOURS.items():
-        ax.scatter([], [], color=colour, label=verdict)
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.set_title(f"{metric} across the candidate range (each dot: one trial's median)")
+    for label, (kind, colour, style) in shown.items():
+        if kind == "line":
+            ax.plot([], [], color=colour, linestyle=style, label=label)
+        elif kind == "median":
+            ax.scatter([], [], s=70, marker="_", color=colour, label=label)
+        else:
+            ax.scatter([], [], color=colour, label=label)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return _svg(fig)
+
+
+def _svg(fig: Figure) -> str:
+    """The figure as an `<svg>` element to inline: text stays text, ids are stable (a
+    fixed salt), no date (the same run renders the same page)."""
+    plt = _pyplot()
+    buf = io.StringIO()
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "bisector"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :].rstrip()
 
 
 def distribution_plot(groups: Mapping[str, Sequence[float]], metric: str) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,13 +184,21 @@ class Journal(SqliteFile):
         row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(
-                f"no run {run_id!r} in {self.path}", hint="list runs with `bisector status`"
+                f"no run {run_id!r} in {self.path}",
+                hint="list runs with `bisector runs`, or use `bisector report latest`",
             )
         return _run(row)
 
+    def latest_finished(self) -> RunRow | None:
+        """The newest run that finished (has a document), or None."""
+        row = self._db.execute(
+            "SELECT * FROM runs WHERE result IS NOT NULL ORDER BY created DESC, rowid DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else _run(row)
+
     def runs(self, limit: int = 20) -> list[RunRow]:
         rows = self._db.execute(
-            "SELECT * FROM runs ORDER BY created DESC LIMIT ?", (limit,)
+            "SELECT * FROM runs ORDER BY created DESC, rowid DESC LIMIT ?", (limit,)
         ).fetchall()
         return [_run(r) for r in rows]
 
@@ -243,6 +251,21 @@ class Journal(SqliteFile):
             "SELECT bench_key FROM trials WHERE run_id=? ORDER BY id LIMIT 1", (run_id,)
         ).fetchone()
         return None if row is None else str(row[0])
+
+    def reused_trials(
+        self, run_id: str, bench_key: str, pairs: Iterable[tuple[str, str]]
+    ) -> dict[str, int]:
+        """Trials of other runs in the (commit, environment key) pairs a run read under
+        `bench_key`, counted by the run that took them (what that run reused)."""
+        counts: dict[str, int] = {}
+        for sha, env_key in pairs:
+            for other, n in self._db.execute(
+                "SELECT run_id, COUNT(*) FROM trials WHERE commit_sha=? AND env_key=?"
+                " AND bench_key=? AND run_id<>? GROUP BY run_id",
+                (sha, env_key, bench_key, run_id),
+            ):
+                counts[str(other)] = counts.get(str(other), 0) + int(n)
+        return counts
 
     def trial_count(self, run_id: str) -> int:
         return int(
