@@ -138,6 +138,7 @@ def test_daemon_guard_rolls_back_then_bisects_and_shows_each_check(tmp_path: Pat
         "bisector_daemon_rollbacks_applied_total 2.0" in metrics
     )  # v2.4.0 by the test, the guard's
     assert "bisector_daemon_paused 1.0" in metrics
+    assert 'bisector_guard_last_outcome{outcome="paused"} 1.0' in metrics  # guards nothing now
     trials = next(
         line for line in metrics.splitlines() if line.startswith("bisector_daemon_trials_total")
     )

@@ -20,18 +20,25 @@ from tests.rollback_support import make_demo
 
 
 def _samples(
-    port: int, timeout: float = 30.0
+    port: int, daemon: subprocess.Popen[str], timeout: float = 60.0
 ) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The daemon's metrics, once its endpoint answers (its stderr if it exited instead)."""
     deadline = time.monotonic() + timeout
     while True:
+        if daemon.poll() is not None:
+            raise AssertionError(
+                f"the daemon exited {daemon.returncode}: {daemon.communicate()[1]}"
+            )
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
                 text = r.read().decode()
-            break
+            if "bisector_daemon_paused" in text:
+                break
         except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("the daemon's metrics endpoint never answered")
+        time.sleep(0.1)
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
@@ -73,7 +80,7 @@ def test_metrics_after_a_restart_are_the_journal_s(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        got = _samples(port)
+        got = _samples(port, daemon)
     finally:
         daemon.send_signal(signal.SIGTERM)
         _out, err = daemon.communicate(timeout=30)
