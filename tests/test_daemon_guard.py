@@ -96,8 +96,9 @@ def test_daemon_guard_rolls_back_then_bisects_and_shows_each_check(tmp_path: Pat
                 lambda: [b for b in hook.bodies if b.get("step") == "guard"], 30, "the guard alert"
             )[0]
             took = time.monotonic() - breach
-            # for + 2 intervals, plus one scrape before Prometheus has it, plus a loaded machine
-            assert took <= FOR_S + 2 * INTERVAL_S + 1 + 3, took
+            # for + 2 intervals, plus one scrape before Prometheus has it, plus 6 s for a
+            # loaded 2-core machine (seen: 12.2 s); twice `for` would still fail
+            assert took <= FOR_S + 2 * INTERVAL_S + 1 + 6, took
             assert "rolled back to v2.3.1" in str(guard_alert["text"])
             assert "the daemon bisects v2.3.1..v2.4.0 next" in str(guard_alert["text"])
             culprit_alert = _wait(
