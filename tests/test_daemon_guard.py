@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ import pytest
 from bisector.config import load_config
 from bisector.store.control import ControlStore
 from bisector.store.daemon_state import DaemonState
+from bisector.store.guard_state import GuardState
 from bisector.testing.sample import SampleSpec, build_sample_repo
 from rollback.entry import rollback_from_config
 from tests.conftest import ROOT, run_cli
@@ -150,3 +152,61 @@ def test_daemon_guard_rolls_back_then_bisects_and_shows_each_check(tmp_path: Pat
     assert checks["p99_latency"]["last_action"] == "rolled_back:v2.3.1+alerted+paused"
     assert doc["guard"]["bisect_after_rollback"] is None  # done: the request is gone
     assert doc["daemon"]["ranges"][0]["culprit"] == repo.culprit
+
+
+def _trials(journal: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=10) as db:
+            return int(db.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+@pytest.mark.slow
+def test_bisection_after_rollback_stopped_by_sigterm_resumes_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """A pending bisection after a guard rollback: SIGTERM stops it cleanly, the next start finishes it and alerts once."""
+    with webhook() as hook:
+        extra = (
+            f"daemon:\n  schedule: '0 2 1 1 *'\n  metrics_port: 0\n"
+            f"  alerts: [{{webhook: {hook.url!r}, retries: 0}}]\n"
+            # Prometheus is not there: every evaluation is blind (never a reason to act).
+            f"guard:\n  prometheus: http://127.0.0.1:{free_port()}\n  interval: 1s\n"
+            "  blind_after: 10000\n  bisect_after_rollback: true\n  checks:\n"
+            "    - {name: p99_latency, query: 'max(svc_latency_seconds)', max: 0.2, for: 5s}\n"
+        )
+        spec = SampleSpec(
+            n_commits=10, culprit=8, repeats=(4, 8), releases=RELEASES, extra_yaml=extra
+        )
+        repo = build_sample_repo(tmp_path / "repo", spec)
+        store = repo.path / ".bisector"
+        with GuardState(store) as guard:  # what the guard journals after its rollback
+            guard.request_bisect("v2.3.1", "v2.4.0")
+        first = _popen_daemon(repo.path)
+        try:
+            _wait(lambda: _trials(store / "journal.sqlite") > 0, 120, "the first trial")
+        finally:
+            first.send_signal(signal.SIGTERM)
+            _out, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err[-3000:]
+        assert '"daemon.after_rollback.abandoned"' in err and '"daemon.stopped"' in err
+        assert not hook.bodies
+        taken = _trials(store / "journal.sqlite")
+        doc = json.loads(run_cli("status", "--json", "--repo", str(repo.path)).stdout)
+        assert doc["guard"]["bisect_after_rollback"]["good"] == "v2.3.1"  # still pending
+        second = _popen_daemon(repo.path)
+        try:
+            _wait(lambda: hook.bodies, 180, "the culprit alert")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            _out, err = second.communicate(timeout=120)
+        assert second.returncode == 0, err[-3000:]
+    assert len(hook.bodies) == 1 and hook.bodies[0]["culprit"] == repo.culprit, hook.bodies
+    assert "the guard rolled back to v2.3.1" in str(hook.bodies[0]["text"])
+    with GuardState(store) as guard:
+        assert guard.bisect_request() is None
+    with DaemonState(store) as state:
+        ranges = state.ranges()
+    assert len(ranges) == 1 and ranges[0].phase == "done"
+    assert _trials(store / "journal.sqlite") > taken  # the same run went on from its trials
