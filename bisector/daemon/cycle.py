@@ -1,10 +1,11 @@
-"""One daemon cycle: fetch, snapshot new releases, measure the head, bisect, alert, act.
+"""One daemon cycle: fetch, snapshot new releases, measure the head, bisect, act, alert.
 
 `run_cycle` is what the scheduler calls (by its import path, with plain kwargs). The
 orchestration (`Cycle`) works over injected seams (bisect, alert, roll back, snapshot,
 fetch), so tests can replace exactly one of them. Per (last good, head) range the cycle
-records how far it got (bisecting → bisected → alerted → done) before the next step, so
-a cycle killed anywhere is finished by the next one without a second alert.
+records how far it got (bisecting → bisected → acted → done) before the next step, so a
+cycle killed anywhere is finished by the next one without a second rollback or alert;
+the one alert says what was found and what the policy did (`alert_text`).
 
 The last known good commit starts as the newest-but-one release tag reachable from the
 head: the first cycle checks the newest release and everything after it. A head that
