@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from bisector.config_guard import Guard
+from bisector.config_guard import Guard, check_http_url
 from bisector.config_values import (
     DEFAULT_CONFIG_NAME,
     MAX_REPEATS,
@@ -127,6 +127,12 @@ class Alert(Strict):
     retries: int = Field(2, ge=0, le=100)
 
 
+def _report_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    return check_http_url(url, "https://ci.example.org/bisector/").rstrip("/") + "/"
+
+
 class Daemon(Strict):
     schedule: Annotated[str, AfterValidator(_check_cron)] = "0 2 * * *"
     branch: str = "main"
@@ -134,6 +140,8 @@ class Daemon(Strict):
     policy: Literal["report", "rollback"] = "report"
     alerts: list[Alert] = Field(default_factory=list)
     metrics_port: int = Field(9464, ge=0, le=65535)
+    # Alerts link a run's report as <report_url><run id>/report.html (else its path).
+    report_url: Annotated[str | None, AfterValidator(_report_url)] = None
 
 
 class Config(Strict):

@@ -44,11 +44,16 @@ class GuardCanary(Strict):
     window: Duration = 600.0
 
 
-def _check_prometheus_url(url: str) -> str:
+def check_http_url(url: str, example: str = "http://127.0.0.1:9090") -> str:
+    """An http(s) URL with a host (urllib would also open file:// and ftp://)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"not an http(s) URL: {_short(url)} (e.g. http://127.0.0.1:9090)")
-    return url.rstrip("/")
+        raise ValueError(f"not an http(s) URL: {_short(url)} (e.g. {example})")
+    return url
+
+
+def _check_prometheus_url(url: str) -> str:
+    return check_http_url(url).rstrip("/")
 
 
 class Guard(Strict):

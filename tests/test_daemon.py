@@ -50,12 +50,11 @@ def test_new_bad_release_is_bisected_and_alerted_once(tmp_path: Path) -> None:
         third = execute(repo.path, None)
         assert third.outcome == "already_handled"
         assert len(hook.bodies) == 1
-    exposition = generate_latest(metrics.REGISTRY).decode()
-    assert (
-        'bisector_daemon_last_cycle_outcome{bisector_daemon_last_cycle_outcome="already_handled"} 1.0'
-        in exposition
-    )
-    assert "bisector_daemon_regressions_found_total" in exposition
+    exposition = generate_latest(metrics.registry(repo.path / ".bisector")).decode()
+    assert 'bisector_daemon_last_cycle_outcome{outcome="already_handled"} 1.0' in exposition
+    assert 'bisector_daemon_last_cycle_outcome{outcome="regression"} 0.0' in exposition
+    assert "bisector_daemon_regressions_found_total 1.0" in exposition
+    assert "bisector_daemon_culprits_found_total 1.0" in exposition
     with DaemonState(repo.path / ".bisector") as state:
         assert [c.outcome for c in state.cycles()] == ["already_handled", "regression", "fine"]
         good = state.last_good()

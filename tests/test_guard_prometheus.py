@@ -72,6 +72,11 @@ class World:
         with ControlStore(journal_path(self.demo.repo, ".bisector")) as control:
             return control.pause_state().paused
 
+    def rollbacks(self) -> list[tuple[str, str]]:
+        """(label, status) of every rollback recorded, newest first."""
+        with ControlStore(journal_path(self.demo.repo, ".bisector")) as control:
+            return [(r.label, r.status) for r in control.rollbacks()]
+
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
@@ -164,6 +169,7 @@ def test_soak_under_the_limit_does_nothing(world: World) -> None:
     assert (
         read_live(world.demo.target) == BAD_LIVE and not world.guard_alerts() and not world.paused()
     )
+    assert world.rollbacks() == [("v2.4.0", "applied")]  # the fixture's own: zero by the guard
 
 
 def test_prometheus_stopped_is_blind_and_never_acts(world: World) -> None:
@@ -178,9 +184,44 @@ def test_prometheus_stopped_is_blind_and_never_acts(world: World) -> None:
     alerts = world.guard_alerts()
     assert len(alerts) == 1 and "blind" in str(alerts[0]["text"])
     assert read_live(world.demo.target) == BAD_LIVE and not world.paused()
+    assert world.rollbacks() == [("v2.4.0", "applied")]  # the fixture's own: zero by the guard
     doc = json.loads(run_cli("status", "--json", cwd=world.demo.repo).stdout)
     assert {c["state"] for c in doc["guard"]["checks"]} == {"blind"}
     assert doc["guard"]["blind_evaluations"] == 3
+
+
+def test_rollback_whose_health_check_fails_puts_the_previous_set_back_and_pauses(
+    world: World,
+) -> None:
+    """A held breach whose rollback fails its health check: the bad set is back, paused, alerted, once."""
+    world.demo.write_config(
+        alerts=[{"webhook": world.hook.url, "retries": 0}],
+        health_check=[sys.executable, "-c", "import sys; sys.exit(3)"],
+    )
+    with (world.demo.repo / "bisector.yaml").open("a") as f:
+        f.write(
+            f"guard:\n  prometheus: {world.prom.url}\n  interval: 1s\n  timeout: 2s\n"
+            f"  bisect_after_rollback: true\n{CHECKS}"
+        )
+    assert world.evaluate().outcome == "ok"
+    breach = time.monotonic()
+    world.svc.set(world.svc.latency, 0.5)
+    while (evaluation := world.evaluate()).outcome == "ok" and time.monotonic() - breach < 30:
+        time.sleep(max(0.0, 1 - (time.monotonic() - breach) % 1))
+    took = time.monotonic() - breach
+    assert evaluation.outcome == "breached", evaluation
+    assert took <= 5 + 2 + 1 + 6, took  # for + 2 intervals + a scrape + a loaded machine
+    assert evaluation.actions[0] == "rollback_restored:v2.3.1", evaluation.actions
+    assert read_live(world.demo.target) == BAD_LIVE  # the previous set is back
+    assert world.rollbacks()[0] == ("v2.3.1", "restored")
+    assert world.paused()
+    alerts = world.guard_alerts()
+    assert len(alerts) == 1 and "ended restored" in str(alerts[0]["text"]), alerts
+    assert [b["step"] for b in world.hook.bodies].count("health_check") == 1
+    assert world.evaluate().outcome == "paused" and world.rollbacks()[0][1] == "restored"
+    doc = json.loads(run_cli("status", "--json", cwd=world.demo.repo).stdout)
+    assert doc["guard"]["bisect_after_rollback"] is None  # nothing rolled back: nothing to bisect
+    assert doc["last_rollback"]["status"] == "restored"
 
 
 def _canary(world: World, baseline: float, canary: float | None) -> None:

@@ -1,10 +1,11 @@
-"""One daemon cycle: fetch, snapshot new releases, measure the head, bisect, alert, act.
+"""One daemon cycle: fetch, snapshot new releases, measure the head, bisect, act, alert.
 
 `run_cycle` is what the scheduler calls (by its import path, with plain kwargs). The
 orchestration (`Cycle`) works over injected seams (bisect, alert, roll back, snapshot,
 fetch), so tests can replace exactly one of them. Per (last good, head) range the cycle
-records how far it got (bisecting → bisected → alerted → done) before the next step, so
-a cycle killed anywhere is finished by the next one without a second alert.
+records how far it got (bisecting → bisected → acted → done) before the next step, so a
+cycle killed anywhere is finished by the next one without a second rollback or alert;
+the one alert says what was found and what the policy did (`alert_text`).
 
 The last known good commit starts as the newest-but-one release tag reachable from the
 head: the first cycle checks the newest release and everything after it. A head that
@@ -17,24 +18,23 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import bisector.daemon.metrics as metrics
 import bisector.daemon.stop as stop
 from bisector.alerts import AlertMessage, Delivery, send_alert
 from bisector.config import Alert, Config, load_config
 from bisector.core.types import Commit, Status
+from bisector.daemon.alert_text import action_text, culprits_of, finding_text, report_link
 from bisector.daemon.policy import may_roll_back, roll_back_to
-from bisector.document import RunDocument
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
 from bisector.errors import BisectorError, GitError, RollbackError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
-from bisector.ports import Progress, ProgressEvent, VerdictReached
+from bisector.ports import Progress, ProgressEvent
 from bisector.store.control import ControlStore
-from bisector.store.daemon_state import DaemonState, LastGood, RangeRow
+from bisector.store.daemon_state import DaemonState, LastGood, Phase, RangeRow
 from bisector.store.runlock import RunLockedError, run_lock
 from rollback.entry import recover_for, rollback_lock_path
 from rollback.lock import LockedError, exclusive_lock
@@ -89,7 +89,7 @@ class Seams:
 
 @dataclass(frozen=True)
 class CycleResult:
-    outcome: str  # one of metrics.OUTCOMES
+    outcome: str  # one of bisector.daemon.metrics.OUTCOMES
     head: str | None = None
     last_good: str | None = None
     new_tags: tuple[str, ...] = ()
@@ -105,7 +105,7 @@ class CycleResult:
         }
 
 
-def _label(git: GitRepo, commit: Commit) -> str:
+def label_of(git: GitRepo, commit: Commit) -> str:
     tags = git.tags_at(commit.sha)
     return tags[-1] if tags else commit.sha
 
@@ -167,7 +167,7 @@ class Cycle:
                     return CycleResult("no_baseline", head=head.sha, new_tags=new_tags)
                 self.state.set_last_good(last_good.sha, last_good.ref)
                 log.info("daemon.last_good.initial", ref=last_good.ref, commit=last_good.sha)
-            head_label = _label(git, head)
+            head_label = label_of(git, head)
         lg = last_good
 
         def result(outcome: str, **detail: Any) -> CycleResult:
@@ -181,10 +181,9 @@ class Cycle:
             log.info("daemon.already_handled", good=last_good.sha, bad=head.sha, run_id=row.run_id)
             return result("already_handled", run_id=row.run_id)
         if row is None or row.phase == "bisecting":
-            row = self._bisect(last_good, head, head_label)
+            row = self.bisect_range(last_good, head, head_label)
             if row.phase == "done":  # the head is fine
                 return result("fine", run_id=row.run_id)
-        self._alert(row)
         rollback = self._act(row, last_good)
         return result(
             "regression",
@@ -204,30 +203,39 @@ class Cycle:
             log.info("daemon.snapshots", tags=list(new))
         return tuple(new)
 
-    def _bisect(self, last_good: LastGood, head: Commit, head_label: str) -> RangeRow:
+    def bisect_range(
+        self, last_good: LastGood, head: Commit, head_label: str, *, moves_last_good: bool = True
+    ) -> RangeRow:
         good, bad = last_good.sha, head.sha
         self.state.set_range(good, bad, "bisecting")
         log.info("daemon.measure", good=last_good.ref, bad=head_label)
 
-        def progress(event: ProgressEvent) -> None:
-            if isinstance(event, VerdictReached):
-                metrics.STEPS.inc()
+        def progress(_event: ProgressEvent) -> None:
             stop.check()
 
         request = RunRequest(good=last_good.ref, bad=head.sha, repo=self.repo, config=self.config)
         doc = self.seams.bisect(request, progress).document
         status = doc.status
         if status is Status.NOT_REPRODUCED:
-            self.state.set_last_good(head.sha, head_label)
-            self.state.set_range(good, bad, "done", run_id=doc.run_id, status=status.value)
+            if moves_last_good:
+                self.state.set_last_good(head.sha, head_label)
+            self.state.set_range(
+                good,
+                bad,
+                "done",
+                run_id=doc.run_id,
+                status=status.value,
+                detail={"report": doc.report, "good_ref": last_good.ref, "bad_ref": head_label},
+            )
             log.info("daemon.head_fine", head=head_label, run_id=doc.run_id)
             return self.state.range(good, bad) or RangeRow(good, bad, "done", None, None, None, {})
         culprit = doc.culprit.commit if doc.culprit else None
         summary = {
-            "text": _alert_text(doc, last_good.ref, head_label),
+            "text": finding_text(doc, last_good.ref, head_label),
             "report": doc.report,
             "good_ref": last_good.ref,
             "bad_ref": head_label,
+            "culprits": culprits_of(doc),
         }
         self.state.set_range(
             good,
@@ -249,66 +257,53 @@ class Cycle:
         assert row is not None
         return row
 
-    def _alert(self, row: RangeRow) -> None:
-        if row.phase != "bisected":
-            return
-        if row.culprit and self.state.culprit_alerted(row.culprit):
-            log.info("daemon.alert.duplicate", culprit=row.culprit)
-        else:
-            message = AlertMessage(
-                text=str(row.detail.get("text")),
-                step="bisect",
-                reason=str(row.status),
-                extra={
-                    k: str(v)
-                    for k, v in (
-                        ("run_id", row.run_id),
-                        ("culprit", row.culprit),
-                        ("report", row.detail.get("report")),
-                    )
-                    if v
-                },
-            )
-            self.seams.alert(self.cfg.daemon.alerts, message)
-        self.state.set_range(row.good_sha, row.bad_sha, "alerted", detail=row.detail)
-
     def _act(self, row: RangeRow, last_good: LastGood) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = None
-        if self.cfg.daemon.policy == "rollback" and not may_roll_back(row.status):
-            # Only a verified culprit moves the live configs; anything else is for a human.
-            reason = "unverified"
-            result = {"status": "not_rolled_back", "reason": reason}
-            log.warning(
-                "daemon.rollback.skipped", to=last_good.ref, status=row.status, reason=reason
-            )
-            self.seams.alert(
-                self.cfg.daemon.alerts,
-                AlertMessage(
-                    text=f"bisector: not rolled back: unverified (run {row.run_id} is {row.status}); "
-                    "the live configs were left alone",
-                    step="rollback",
-                    reason=reason,
-                ),
-            )
-        elif self.cfg.daemon.policy == "rollback":
-            try:
-                result = self._roll_back(last_good.ref)
-                log.info("daemon.rollback", to=last_good.ref, status=result.get("status"))
-            except BisectorError as exc:
-                result = {"status": "refused", "reason": exc.message}
-                log.error("daemon.rollback.refused", to=last_good.ref, reason=exc.message)
-                self.seams.alert(
-                    self.cfg.daemon.alerts,
-                    AlertMessage(
-                        text=f"bisector: automatic rollback to {last_good.ref} was not applied: {exc.message}",
-                        step="rollback",
-                        reason=exc.message,
-                    ),
-                )
-        self.state.set_range(
-            row.good_sha, row.bad_sha, "done", detail={**row.detail, "rollback": result}
-        )
+        """The policy, then one alert naming what was found and what the policy did.
+
+        Journaled in between (`acted`, with the policy's result), so a cycle killed after
+        acting alerts without acting twice; a range left `alerted` by an older daemon
+        (which alerted before acting) is acted on without a second alert.
+        """
+        result: dict[str, Any] | None = row.detail.get("rollback")
+        if row.phase in ("bisected", "alerted"):
+            result = self._apply_policy(row, last_good)
+            detail = {**row.detail, "rollback": result}
+            phase: Phase = "done" if row.phase == "alerted" else "acted"
+            self.state.set_range(row.good_sha, row.bad_sha, phase, detail=detail)
+            row = replace(row, phase=phase, detail=detail)
+        if row.phase == "acted":
+            self.alert_range(row, last_good.ref)
+            self.state.set_range(row.good_sha, row.bad_sha, "done", detail=row.detail)
         return result
+
+    def _apply_policy(self, row: RangeRow, last_good: LastGood) -> dict[str, Any] | None:
+        if self.cfg.daemon.policy != "rollback":
+            return None
+        if not may_roll_back(row.status):
+            # Only a verified culprit moves the live configs; anything else is for a human.
+            log.warning(
+                "daemon.rollback.skipped", to=last_good.ref, status=row.status, reason="unverified"
+            )
+            return {"status": "not_rolled_back", "reason": "unverified"}
+        try:
+            result = self._roll_back(last_good.ref)
+            log.info("daemon.rollback", to=last_good.ref, status=result.get("status"))
+        except BisectorError as exc:
+            log.error("daemon.rollback.refused", to=last_good.ref, reason=exc.message)
+            result = {"status": "refused", "reason": exc.message, "to": last_good.ref}
+        return result
+
+    def alert_range(self, row: RangeRow, to_ref: str) -> None:
+        """One alert per range: the finding, the policy's action, the report's link.
+
+        A culprit already alerted about in an earlier range is not alerted again unless
+        the policy tried to move the live configs this time."""
+        result = row.detail.get("rollback")
+        tried = result is not None and result.get("status") not in ("not_rolled_back",)
+        if row.culprit and self.state.culprit_alerted(row.culprit) and not tried:
+            log.info("daemon.alert.duplicate", culprit=row.culprit)
+            return
+        self.seams.alert(self.cfg.daemon.alerts, range_alert(row, self.cfg, to_ref))
 
     def _roll_back(self, to_ref: str) -> dict[str, Any]:
         """The policy's rollback, under the rollback lock (held only for the swap), unless
@@ -324,24 +319,35 @@ class Cycle:
             return self.seams.rollback(self.repo, self.cfg, to_ref, self.control)
 
 
-def _alert_text(doc: RunDocument, good: str, bad: str) -> str:
-    g = doc.good.value if doc.good else None
-    b = doc.bad.value if doc.bad else None
-    values = f" ({g:.3f} → {b:.3f})" if isinstance(g, float) and isinstance(b, float) else ""
-    if doc.culprit:
-        steps = doc.culprits or (doc.culprit,)
-        found = "; ".join(
-            f"culprit {c.commit[:10]} {c.subject!r}"
-            + (f" ({c.share * 100:.0f}% of it)" if len(steps) > 1 and c.share is not None else "")
-            for c in steps
-        )
-    else:
-        rng = doc.range
-        last_good, first_bad = (rng.last_good, rng.first_bad) if rng else (None, None)
-        found = f"inconclusive, first bad within ({str(last_good)[:10]}, {str(first_bad)[:10]}]"
-        if doc.suspect is not None:
-            found += f", suspect {doc.suspect.commit[:10]} {doc.suspect.subject!r} (unverified)"
-    return f"bisector: {doc.metric} regressed between {good} and {bad[:12]}{values}; {found}; report {doc.report}"
+def range_alert(row: RangeRow, cfg: Config, to_ref: str) -> AlertMessage:
+    """The `bisect` alert of a range: finding; action; report link (see `alert_text`)."""
+    result = row.detail.get("rollback")
+    link = report_link(row.detail.get("report"), row.run_id, cfg.daemon.report_url)
+    action = action_text(cfg.daemon.policy, to_ref, result)
+    text = f"{row.detail.get('text')}; {action}" + (f"; report {link}" if link else "")
+    culprits = row.detail.get("culprits") or ([row.culprit] if row.culprit else [])
+    extra = {
+        "run_id": row.run_id,
+        "culprit": row.culprit,
+        "culprits": ",".join(culprits) if culprits else None,
+        "report": link,
+        "action": action,
+        "rollback": None if result is None else str(result.get("status")),
+        "rolled_back_to": (result or {}).get("to")
+        if (result or {}).get("status") in ("applied", "unchanged", "by_guard")
+        else None,
+        "paused": "true" if (result or {}).get("paused") else None,
+        "status": row.status,
+    }
+    # The policy did not act (refused, or an unverified run): a `rollback` alert, whose
+    # reason says why; else a `bisect` alert, whose reason is the run's status.
+    refused = result is not None and result.get("status") in ("refused", "not_rolled_back")
+    return AlertMessage(
+        text=text,
+        step="rollback" if refused else "bisect",
+        reason=str(result.get("reason")) if refused and result else str(row.status),
+        extra={k: str(v) for k, v in extra.items() if v},
+    )
 
 
 def execute(repo: Path, config: Path | None, seams: Seams = Seams()) -> CycleResult:
@@ -349,7 +355,6 @@ def execute(repo: Path, config: Path | None, seams: Seams = Seams()) -> CycleRes
     repo = repo.resolve()
     cfg = load_config(repo, config)
     store = repo / cfg.snapshots.store
-    t0 = time.monotonic()
     with (
         RUNNING,
         DaemonState(store) as state,
@@ -379,7 +384,6 @@ def execute(repo: Path, config: Path | None, seams: Seams = Seams()) -> CycleRes
             log.exception("daemon.cycle.failed", error=type(exc).__name__)
             result = CycleResult("error", detail={"error": f"internal error: {type(exc).__name__}"})
         state.finish_cycle(cycle_id, status, result.outcome, result.to_json())
-    metrics.observe_cycle(result.outcome, time.time(), time.monotonic() - t0)
     log.info("daemon.cycle.end", cycle=cycle_id, **result.to_json())
     return result
 

@@ -4,7 +4,9 @@ APScheduler 3.x runs the cycle by its import path on the cron schedule of
 `daemon.schedule`, with a misfire grace of hours (the library's default of one second
 would silently skip the night's run after a slow start) and coalescing, one at a time.
 SIGTERM/SIGINT stop the scheduler and ask the running cycle to abandon its step; the
-process exits once that cycle has returned.
+process exits once that cycle has returned. With a `guard:` section the guard runs in the
+same process every `guard.interval` (`guarding.GuardLoop`); the same signal stops it after
+its evaluation in progress (and a bisection after a rollback at its next trial boundary).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import bisector.daemon.cycle as cycle
 import bisector.daemon.metrics as metrics
 import bisector.daemon.stop as stop
 from bisector.config import load_config
+from bisector.daemon.guarding import GuardLoop
 from bisector.errors import ConfigError
 from bisector.log import get_logger
 from bisector.store.control import ControlStore
@@ -84,7 +87,7 @@ def _scheduler(repo: Path, config: Path | None, schedule: str, resume_now: bool)
 
 def _serve_metrics(port: int, store: Path) -> Any:
     try:
-        return metrics.serve(port, store / "journal.sqlite")
+        return metrics.serve(port, store)
     except OSError as exc:  # in use, or a privileged port
         raise ConfigError(
             f"daemon.metrics_port {port}: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
@@ -121,14 +124,23 @@ def run_daemon(repo: Path, config: Path | None = None, *, once: bool = False) ->
                     result = cycle.execute(repo, config)
                 return 1 if result.outcome == "error" else 0
             scheduler = _scheduler(repo, config, cfg.daemon.schedule, resume_now)
+            guard = GuardLoop(repo, config, cfg.guard.interval) if cfg.guard else None
             with _on_signals(scheduler):
                 log.info(
                     "daemon.started",
                     schedule=cfg.daemon.schedule,
                     metrics_port=port,
                     resume_now=resume_now,
+                    guard_interval_s=cfg.guard.interval if cfg.guard else None,
                 )
-                scheduler.start()  # blocks until a signal shuts it down
+                if guard is not None:
+                    guard.start()
+                try:
+                    scheduler.start()  # blocks until a signal shuts it down
+                finally:
+                    stop.STOP.set()  # also when the scheduler failed: the guard stops too
+                    if guard is not None:  # its evaluation, then its bisection (if any)
+                        guard.join()
                 with cycle.RUNNING:  # let the running cycle reach a step boundary and return
                     pass
             log.info("daemon.stopped")

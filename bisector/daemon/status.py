@@ -76,7 +76,11 @@ def guard_status(repo: Path, cfg: Config) -> dict[str, Any]:
     with GuardState(repo / cfg.snapshots.store) as state:
         meta = state.meta()
         rows = state.checks()
+        request = state.bisect_request()
     return {
+        "bisect_after_rollback": None
+        if request is None
+        else {"good": request.good, "live": request.live, "requested": _iso(request.requested)},
         "last_evaluation": _iso(meta.last_eval),
         "outcome": meta.outcome,
         "blind_evaluations": meta.blind_streak,
@@ -101,6 +105,12 @@ def guard_lines(g: dict[str, Any]) -> list[str]:
         + (f" at {g['last_evaluation']}" if g["last_evaluation"] else "")
         + (f", blind {g['blind_evaluations']} time(s) in a row" if g["blind_evaluations"] else "")
     ]
+    pending = g.get("bisect_after_rollback")
+    if pending:
+        lines.append(
+            f"  to bisect after the rollback: {pending['good']}..{pending['live'] or 'newest release'}"
+            f" (requested {pending['requested']})"
+        )
     for c in g["checks"]:
         value = "-" if c["value"] is None else f"{c['value']:g}"
         action = f"; last action {c['last_action']} at {c['action_at']}" if c["last_action"] else ""

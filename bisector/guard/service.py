@@ -38,7 +38,8 @@ from bisector.log import get_logger
 from bisector.store.control import ControlStore, journal_path
 from bisector.store.daemon_state import DaemonState
 from bisector.store.guard_state import GuardMeta, GuardState
-from rollback.entry import automatic_rollback, store_lock_path
+from rollback.entry import automatic_rollback, resolve_target, store_lock_path
+from rollback.layout import Layout, read_live_record
 
 log = get_logger("bisector.guard")
 
@@ -178,7 +179,7 @@ class Guardian:
             for o in fresh:
                 state.record_action(o.name, "alerted")
             return ["alerted"]
-        action, what = self._roll_back(control)
+        action, what = self._roll_back(control, state)
         self._alert(
             f"bisector guard: {names} breached; {what}; bisector is paused until `bisector resume`: "
             f"{_values_text(hit)}",
@@ -190,10 +191,14 @@ class Guardian:
             state.record_action(o.name, f"{action}+alerted+paused")
         return [action, "alerted", "paused"]
 
-    def _roll_back(self, control: ControlStore) -> tuple[str, str]:
-        """(action for the journal, words for the alert); errors become words, not exceptions."""
+    def _roll_back(self, control: ControlStore, state: GuardState) -> tuple[str, str]:
+        """(action for the journal, words for the alert); errors become words, not exceptions.
+
+        With `bisect_after_rollback`, an applied rollback also journals the request the
+        daemon bisects on: (the ref rolled back to, the set that was live before)."""
         try:
             ref = self.rollback_ref()
+            live = self._live_label()
             result = automatic_rollback(
                 self.repo,
                 self.cfg,
@@ -208,11 +213,25 @@ class Guardian:
             return "rollback_failed", f"the rollback failed: {exc.message}"
         status = result.status
         if status in ("applied", "unchanged"):
-            return f"rolled_back:{ref}", f"rolled back to {ref} ({status})"
+            what = f"rolled back to {ref} ({status})"
+            if self.guard.bisect_after_rollback:
+                state.request_bisect(ref, live)
+                what += f"; the daemon bisects {ref}..{live or 'the newest release'} next"
+            return f"rolled_back:{ref}", what
         return (
             f"rollback_{status}:{ref}",
             f"the rollback to {ref} ended {status}: {result.reason or ''}".rstrip(": "),
         )
+
+    def _live_label(self) -> str | None:
+        """The label of the set live now (what bisector last wrote), if any."""
+        target = resolve_target(self.repo, self.cfg, None)
+        if target is None:
+            return None
+        layout = Layout.for_target(target)
+        record = read_live_record(layout) if layout.state_dir.is_dir() else None
+        label = None if record is None else record.get("label")
+        return str(label) if label else None
 
     def rollback_ref(self) -> str:
         """`guard.rollback_to`, else the daemon's last known good, else the newest-but-one tag."""

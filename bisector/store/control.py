@@ -122,6 +122,12 @@ class ControlStore(SqliteFile):
         row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM control_rollbacks").fetchone()
         return int(row[0])
 
+    def count_rollbacks(self, status: str) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM control_rollbacks WHERE status=?", (status,)
+        ).fetchone()
+        return int(row[0])
+
     def last_rollback(self) -> RollbackRecord | None:
         found = self.rollbacks(1)
         return found[0] if found else None

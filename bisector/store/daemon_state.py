@@ -9,6 +9,7 @@ cycle killed midway is finished by the next one.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ CREATE TABLE IF NOT EXISTS daemon_last_good (
 );
 CREATE TABLE IF NOT EXISTS daemon_ranges (
   good_sha TEXT NOT NULL, bad_sha TEXT NOT NULL,
-  phase TEXT NOT NULL,             -- bisecting | bisected | alerted | done
+  phase TEXT NOT NULL,             -- bisecting | bisected | acted | alerted | done
   run_id TEXT, status TEXT, culprit TEXT, detail TEXT NOT NULL DEFAULT '{}',
   created REAL NOT NULL, updated REAL NOT NULL,
   PRIMARY KEY (good_sha, bad_sha)
@@ -43,7 +44,9 @@ CREATE TABLE IF NOT EXISTS daemon_tags (
 );
 """
 
-Phase = Literal["bisecting", "bisected", "alerted", "done"]
+# acted: the policy ran (its result in `detail`), the alert is next; alerted: an older
+# daemon's order (alert, then act), still read.
+Phase = Literal["bisecting", "bisected", "acted", "alerted", "done"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,17 @@ class LastGood:
     sha: str
     ref: str
     since: float
+
+
+@dataclass(frozen=True)
+class Totals:
+    outcomes: Mapping[str, int]  # cycles by outcome
+    last_outcome: str | None
+    last_finished: float | None
+    last_duration: float | None
+    culprits: int  # distinct culprit commits named by the daemon's runs
+    trials: int  # trials journaled by the daemon's runs
+    steps: int  # bisection verdicts of the daemon's runs
 
 
 class DaemonState(SqliteFile):
@@ -193,6 +207,52 @@ class DaemonState(SqliteFile):
             (limit,),
         ).fetchall()
         return [RangeRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+
+    # -- totals (the metrics endpoint reads them at every scrape) ----------------------
+
+    def totals(self) -> Totals:
+        """What the daemon did over the journal's whole life (survives restarts)."""
+        db = self._db
+        outcomes = dict(
+            db.execute(
+                "SELECT outcome, COUNT(*) FROM daemon_cycles WHERE outcome IS NOT NULL"
+                " GROUP BY outcome"
+            ).fetchall()
+        )
+        last = db.execute(
+            "SELECT outcome, started, finished FROM daemon_cycles WHERE finished IS NOT NULL"
+            " ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        culprits: set[str] = set()
+        run_ids: set[str] = set()
+        for run_id, culprit, detail in db.execute(
+            "SELECT run_id, culprit, detail FROM daemon_ranges"
+        ).fetchall():
+            if run_id:
+                run_ids.add(run_id)
+            found = json.loads(detail or "{}").get("culprits") or ([culprit] if culprit else [])
+            culprits.update(found)
+        trials = steps = 0
+        marks = ",".join("?" * len(run_ids))
+        try:
+            if run_ids:
+                trials = db.execute(
+                    f"SELECT COUNT(*) FROM trials WHERE run_id IN ({marks})", tuple(run_ids)
+                ).fetchone()[0]
+                steps = db.execute(
+                    f"SELECT COUNT(*) FROM steps WHERE run_id IN ({marks})", tuple(run_ids)
+                ).fetchone()[0]
+        except sqlite3.OperationalError:  # no run journaled in this file yet: no tables
+            pass
+        return Totals(
+            outcomes={str(k): int(v) for k, v in outcomes.items()},
+            last_outcome=None if last is None else last[0],
+            last_finished=None if last is None else last[2],
+            last_duration=None if last is None else last[2] - last[1],
+            culprits=len(culprits),
+            trials=int(trials),
+            steps=int(steps),
+        )
 
     # -- tags -------------------------------------------------------------------------
 

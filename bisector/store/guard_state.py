@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS guard_meta (
   last_eval REAL,
   outcome TEXT
 );
+CREATE TABLE IF NOT EXISTS guard_bisect (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  good TEXT NOT NULL,              -- the ref the guard rolled back to
+  live TEXT,                       -- the label of the set that was live before it
+  requested REAL NOT NULL
+);
 """
 
 
@@ -53,6 +59,15 @@ class GuardMeta:
     blind_alerted: bool = False
     last_eval: float | None = None
     outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class BisectRequest:
+    """`guard.bisect_after_rollback`: the daemon bisects (good, the release that was live)."""
+
+    good: str
+    live: str | None
+    requested: float
 
 
 class GuardState(SqliteFile):
@@ -111,3 +126,24 @@ class GuardState(SqliteFile):
                 " VALUES (1, ?, ?, ?, ?)",
                 (meta.blind_streak, int(meta.blind_alerted), meta.last_eval, meta.outcome),
             )
+
+    def request_bisect(self, good: str, live: str | None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO guard_bisect (id, good, live, requested) VALUES (1, ?, ?, ?)",
+                (good, live, time.time()),
+            )
+
+    def bisect_request(self) -> BisectRequest | None:
+        try:
+            row = self._db.execute(
+                "SELECT good, live, requested FROM guard_bisect WHERE id=1"
+            ).fetchone()
+        except sqlite3.OperationalError:  # see `checks`
+            return None
+        return None if row is None else BisectRequest(row[0], row[1], row[2])
+
+    def clear_bisect(self, requested: float) -> None:
+        """Done with the request made at `requested` (a newer one stays)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM guard_bisect WHERE id=1 AND requested=?", (requested,))

@@ -1,0 +1,123 @@
+"""What the daemon's alerts say: the finding (keys and packages with their values, every
+culprit), what the policy did, and the report's link under `daemon.report_url`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bisector.config import load_config
+from bisector.core.types import Status
+from bisector.daemon.alert_text import action_text, found_text, report_link
+from bisector.daemon.cycle import execute
+from bisector.document import RunDocument
+from bisector.document.findings import Culprit, Dependency, Isolation
+from bisector.errors import ConfigError
+from bisector.testing.sample import SampleSpec, build_sample_repo
+from tests.daemon_support import RELEASES, webhook
+
+
+@pytest.mark.slow
+def test_alert_names_the_key_and_its_values_the_rollback_and_links_the_report(
+    tmp_path: Path,
+) -> None:
+    """A config-key culprit: the webhook gets one alert with key old → new, "rolled back to v2.3.1", the report URL."""
+    with webhook() as hook:
+        extra = (
+            "daemon:\n  schedule: '0 2 1 1 *'\n  metrics_port: 0\n  policy: rollback\n"
+            "  report_url: https://ci.example.org/bisector\n"
+            f"  alerts: [{{webhook: {hook.url!r}, retries: 0}}]\n"
+        )
+        spec = SampleSpec(
+            n_commits=10,
+            culprit=8,
+            kind="config",
+            repeats=(4, 8),
+            releases=RELEASES,
+            extra_yaml=extra,
+        )
+        repo = build_sample_repo(tmp_path / "repo", spec)
+        result = execute(repo.path, None)
+    assert result.outcome == "regression" and result.detail["status"] == "found", result
+    assert len(hook.bodies) == 1, hook.bodies
+    body = hook.bodies[0]
+    run_id = str(result.detail["run_id"])
+    text = str(body["text"])
+    assert body["step"] == "bisect" and body["reason"] == "found"
+    assert repo.culprit[:10] in text
+    assert "config key configs/serving.yaml:batching.pad_to_target false → true" in text
+    assert "rolled back to v2.3.1 (applied)" in text
+    link = f"https://ci.example.org/bisector/{run_id}/report.html"
+    assert text.endswith(f"report {link}") and body["report"] == link
+    assert body["rolled_back_to"] == "v2.3.1" and body["rollback"] == "applied"
+    assert str(tmp_path) not in text  # the link replaces the local path
+    assert (repo.path / ".bisector" / "reports" / run_id / "report.html").is_file()
+
+
+def _doc(culprits: tuple[Culprit, ...], changes: tuple[dict[str, object], ...] = ()) -> RunDocument:
+    return RunDocument(
+        status=Status.FOUND,
+        metric="latency_ms",
+        good=None,
+        bad=None,
+        culprit=culprits[0],
+        culprits=culprits if len(culprits) > 1 else None,
+        isolation=Isolation(kind="mixed", changes=changes),
+    )
+
+
+def _culprit(sha: str, subject: str, **kw: object) -> Culprit:
+    return Culprit(sha * 40, subject, str(kw.pop("kind", "code")), 0.3, 0.99, True, **kw)  # type: ignore[arg-type]
+
+
+def test_found_text_names_each_culprit_package_first_bad_version_and_key_values() -> None:
+    """Two culprits: each is named with its share, its package (old → new, first bad version) and its key (old → new)."""
+    dep = Dependency("fastpad", "1.0.0", "1.3.0", first_bad_version="1.2.0")
+    first = _culprit("a", "Upgrade fastpad", kind="dependency", dependencies=(dep,), share=0.6)
+    second = _culprit(
+        "b", "Tune batching", kind="config", config_keys=("batching.timeout_ms",), share=0.4
+    )
+    change = {
+        "file": "configs/serving.yaml",
+        "key": "batching.timeout_ms",
+        "change": "changed",
+        "from": 5,
+        "to": 50,
+    }
+    text = found_text(_doc((first, second), (change,)))
+    assert text == (
+        "culprit aaaaaaaaaa 'Upgrade fastpad' (60% of it): package fastpad 1.0.0 → 1.3.0 "
+        "(first bad version 1.2.0); culprit bbbbbbbbbb 'Tune batching' (40% of it): "
+        "config key configs/serving.yaml:batching.timeout_ms 5 → 50"
+    )
+
+
+def test_action_text_says_what_the_policy_did_and_why_not() -> None:
+    """Each policy result reads as what happened: rolled back, not rolled back and why, paused."""
+    assert action_text("report", "v1", None) == "not rolled back: daemon.policy is report"
+    assert (
+        action_text("rollback", "v1", {"status": "applied", "to": "v1"})
+        == "rolled back to v1 (applied)"
+    )
+    assert action_text(
+        "rollback", "v1", {"status": "not_rolled_back", "reason": "unverified"}
+    ).startswith("not rolled back: unverified")
+    assert (
+        action_text("rollback", "v1", {"status": "refused", "reason": "bisector is paused"})
+        == "not rolled back to v1: bisector is paused"
+    )
+    restored = action_text("rollback", "v1", {"status": "restored", "paused": True})
+    assert "health check failed" in restored and restored.endswith("paused until `bisector resume`")
+    assert report_link("/r/x/report.html", "x", None) == "/r/x/report.html"
+    assert report_link("/r/x/report.html", "x", "https://ci/b/") == "https://ci/b/x/report.html"
+
+
+def test_report_url_must_be_http(tmp_path: Path) -> None:
+    """`daemon.report_url` that is not an http(s) URL is a config error naming the key."""
+    (tmp_path / "bisector.yaml").write_text(
+        "benchmark: {command: [python, b.py]}\nmetrics: {ms: {direction: lower}}\n"
+        "daemon: {report_url: 'file:///srv/reports'}\n"
+    )
+    with pytest.raises(ConfigError, match="report_url"):
+        load_config(tmp_path)
