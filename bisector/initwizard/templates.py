@@ -90,7 +90,7 @@ def build(device, dtype, seed, seq, vocab):
     def input_builder(batch_size, index):
         gen = torch.Generator().manual_seed(seed * 100_003 + index)
         ids = torch.randint(0, vocab, (batch_size, seq), generator=gen)
-        return {"input_ids": ids.to(device)}
+        return {"input_ids": ids}
 
     return model, input_builder
 '''
