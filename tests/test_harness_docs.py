@@ -14,8 +14,10 @@ import pytest
 
 from bisector.initwizard.templates import HARNESS_FACTORY
 
-from .test_bench_harness import _torch_python_ok  # noqa: F401 (the skipif string reads it)
-from .test_bench_harness import run_bench
+from .test_bench_harness import (
+    _torch_python_ok,  # noqa: F401 (the skipif string reads it)
+    run_bench,
+)
 
 needs_torch = pytest.mark.skipif(
     "not _torch_python_ok()", reason="this interpreter cannot import torch and transformers"

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-
 REFERENCE_OUT_ENV = "BISECTOR_REFERENCE_OUT"  # the names bisector.engine.reference sets
 REFERENCE_IN_ENV = "BISECTOR_REFERENCE_IN"
 
