@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bisector.cli._common import ConfigOpt, RepoOpt, stderr_console
+from bisector.cli._common import RepoOpt, stderr_console
 
 
 def init(
@@ -23,7 +23,12 @@ def init(
         bool, typer.Option("--force", help="Overwrite bisector.yaml and the template.")
     ] = False,
     repo: RepoOpt = Path("."),
-    config: ConfigOpt = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="Where to write the config.", show_default="<repo>/bisector.yaml"
+        ),
+    ] = None,
 ) -> int:
     """Write a commented bisector.yaml for this repository (dependency files, config
     folders and release tags found at HEAD)."""
