@@ -78,8 +78,8 @@ def _make(measurer: Measurer, good: Commit, folder: Path, path: Path) -> None:
     if not result.ok:
         raise BisectorError(
             f"benchmark.reference: auto: the benchmark failed at the good endpoint {good.short} "
-            f"(exit {result.exit_code})",
-            hint=hint,
+            f"({result.reason or f'exit {result.exit_code}'})",
+            hint=f"{hint} ({result.stderr_path.name})",
         )
     if not path.is_file():
         raise BisectorError(
