@@ -17,8 +17,8 @@ from .conftest import ROOT
 DOC = ROOT / "docs" / "getting-started.md"
 WORKDIR = "/tmp/walkthrough"  # the page's folder; the test's own tmp_path stands in for it
 DEMO = f"bisector demo --workdir {WORKDIR}"
-# `bisector demo` builds this repository and then bisects it (tested on its own, in
-# test_run.py); here only the repository is needed, so it is built without the bisection.
+# `bisector demo` builds this repository (the same spec) and then bisects it; the page
+# needs only the repository, so the test builds it without the demo's own bisection.
 BUILD_SAMPLE = (
     "python -c 'import sys; from pathlib import Path; "
     "from bisector.testing.sample import SampleSpec, build_sample_repo; "
@@ -26,7 +26,10 @@ BUILD_SAMPLE = (
 )
 DAEMON = "bisector daemon --once"
 # The test suite may run next to another daemon: no metrics port for this cycle.
-NO_METRICS_PORT = "sed -i 's/^  metrics_port: 9464/  metrics_port: 0/' bisector.yaml"
+NO_METRICS_PORT = (
+    "sed -i 's/^  metrics_port: 9464 /  metrics_port: 0    /' bisector.yaml"
+    " && grep -q '^  metrics_port: 0 ' bisector.yaml"
+)
 
 
 def shell_blocks(text: str) -> list[str]:
