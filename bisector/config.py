@@ -66,6 +66,12 @@ class Benchmark(Strict):
     timeout: Duration = 300.0
     repeats: Repeats = Repeats()
     env: EnvVars = Field(default_factory=dict, description="extra environment variables")
+    # `auto`: the benchmark runs once at the good endpoint with BISECTOR_REFERENCE_OUT set
+    # (it saves its outputs there), then every trial gets BISECTOR_REFERENCE_IN
+    # (bisector/engine/reference.py), so output agreement needs no extra steps.
+    reference: Literal["auto"] | None = Field(
+        None, description="auto: reference outputs made at the good endpoint, passed to every step"
+    )
 
 
 class Metric(Strict):

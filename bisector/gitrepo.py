@@ -153,6 +153,14 @@ class GitRepo:
         inside = [t for t in self.tags() if t.sha in order and t.sha != bad_sha]
         return sorted(inside, key=lambda t: order[t.sha])
 
+    def current_branch(self) -> str | None:
+        """The checked-out branch's short name; None on a detached HEAD."""
+        try:
+            name = self._git.execute(["git", "symbolic-ref", "--quiet", "--short", "HEAD"])
+        except GitCommandError:
+            return None
+        return name.strip() or None
+
     def tags_at(self, sha: str) -> list[str]:
         return [t.name for t in self.tags() if t.sha == sha]
 

@@ -17,7 +17,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from bisector.cli import _cache, _guard, _isolate, _rollback, _run, _runs, _snapshot
+from bisector.cli import _cache, _guard, _init, _isolate, _rollback, _run, _runs, _snapshot
 from bisector.cli._common import state
 from bisector.cli._lines import WholeLines
 from bisector.errors import BisectorError
@@ -62,6 +62,7 @@ def _global(
     configure(json_lines=log_json, verbose=verbose or debug)
 
 
+app.command()(_init.init)
 app.command()(_run.run)
 app.command()(_rollback.rollback)
 app.command()(_rollback.status)

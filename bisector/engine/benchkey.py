@@ -12,7 +12,14 @@ import json
 from bisector.config import Config
 
 
-def bench_key(cfg: Config) -> str:
-    """Identifies the benchmark: trials of the same key are comparable across runs."""
-    payload = {"command": cfg.benchmark.command, "env": cfg.benchmark.env}
+def bench_key(cfg: Config, good_sha: str | None = None) -> str:
+    """Identifies the benchmark: trials of the same key are comparable across runs.
+
+    With `benchmark.reference: auto` the trials' agreement metrics are relative to the
+    reference made at the good endpoint: they are comparable only with trials of runs
+    with the same good endpoint (`good_sha`). Without it the key is what it always was.
+    """
+    payload: dict[str, object] = {"command": cfg.benchmark.command, "env": cfg.benchmark.env}
+    if cfg.benchmark.reference is not None:
+        payload["reference"] = [cfg.benchmark.reference, good_sha]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

@@ -51,6 +51,8 @@ class Measurer:
         self.cfg, self.git, self.journal, self.run_id = cfg, git, journal, run_id
         self.run_dir, self.store, self.bench_key = run_dir, store, bench_key
         self.reuse = reuse_across_runs
+        # What every trial runs; `engine.reference` adds the reference file's variable.
+        self.benchmark = cfg.benchmark
         # Builders read requirement files through the overlay, so synthetic states of
         # isolation (see `add_synthetic`) build like commits.
         self.vcs = OverlayVcs(git)
@@ -130,11 +132,9 @@ class Measurer:
             )
             return TrialStatus.SKIP
         runner = TrialRunner(
-            self.run_dir / _trial_dir(commit.sha), timeout_s=self.cfg.benchmark.timeout
+            self.run_dir / _trial_dir(commit.sha), timeout_s=self.benchmark.timeout
         )
-        result = runner.measure_in(
-            built, self.cfg.benchmark
-        )  # a container when built.launcher is set
+        result = runner.measure_in(built, self.benchmark)  # a container when built.launcher is set
         self.journal.add_trial(
             TrialRow(
                 run_id=self.run_id,

@@ -43,6 +43,8 @@ from bisector.engine.findings import (
     verification_of,
 )
 from bisector.engine.measure import Measurer
+from bisector.engine.preflight import preflight
+from bisector.engine.reference import use_reference
 from bisector.errors import BisectorError
 from bisector.gitrepo import GitRepo
 from bisector.isolate.run import apply_isolation, isolate_commit
@@ -53,6 +55,7 @@ from bisector.ports import (
     Resumed,
     RollingBack,
     VerdictReached,
+    Warned,
     no_progress,
 )
 from bisector.report.files import write_reports
@@ -170,9 +173,11 @@ def run_bisection(
     with parts.open_vcs(repo_path) as git:
         good, bad = git.resolve(req.good), git.resolve(req.bad)
         git.check_range(good, bad)
+        for warning in preflight(git, cfg, builder_name, good, bad):  # before anything is written
+            progress(Warned(warning))
         store = repo_path / cfg.snapshots.store
         snap_api.take(repo_path, cfg, [req.good, req.bad])  # reused when stored
-        bkey = bench_key(cfg)
+        bkey = bench_key(cfg, good.sha)
         key = _run_key(good, bad, metric_name, builder_name, req.all_commits, bkey)
         with RunLock(store), parts.open_journal(store) as journal:  # one run per store at a time
             run, resumed = journal.open_run(
@@ -201,6 +206,7 @@ def run_bisection(
                 reuse_across_runs=not req.fresh,
                 jobs=req.jobs,
             ) as measurer:
+                use_reference(measurer, good)  # benchmark.reference: auto (once per run)
                 ctx = _Ctx(cfg, metric_name, metric, measurer, journal, run.id, progress, git)
                 doc = _hunt(ctx, good, bad, req)
                 keys = () if req.fresh else measurer.keys_read()  # --fresh reads only its own

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+REFERENCE_OUT_ENV = "BISECTOR_REFERENCE_OUT"  # the names bisector.engine.reference sets
+REFERENCE_IN_ENV = "BISECTOR_REFERENCE_IN"
 
 
 class OptionsError(Exception):
@@ -66,6 +70,39 @@ class BenchOptions:
 
 _DTYPES = ("float32", "float16", "bfloat16")
 
+# Said by --help, so a factory can be written without reading the harness's source.
+FACTORY_CONTRACT = """\
+the factory (--factory MODULE:FUNCTION):
+  MODULE is imported from the current folder (the checkout under test). FUNCTION is
+  called with those of these keyword arguments its signature names (all of them when
+  it takes **kwargs):
+    device               torch.device the model must live on (--device)
+    dtype                torch.dtype (--dtype)
+    seed                 int (--seed); torch.manual_seed(seed) is already called
+    attn_implementation  str (--attn)
+    seq                  int, tokens per input row (--seq)
+    vocab                int (--vocab)
+    options              dict of every option of this command
+  It returns (model, input_builder). input_builder(batch_size, index) returns the
+  model's inputs for batch_size requests: a dict of keyword arguments (model(**inputs)),
+  a tensor (model(inputs)) or a tuple (model(*inputs)); the harness moves tensors to
+  the device. It must give the same inputs for the same index (the harness cycles
+  through --rotate indexes; the reference set uses indexes from 10000). It may pad the
+  batch itself, as a serving batcher does: the call is timed whatever it returns,
+  batch_size requests are counted, and the first batch_size rows of the output (its
+  logits, or the output itself) are compared with the reference.
+  Example: docs/harness.md; `bisector init --bench harness` writes one.
+
+reference outputs:
+  --reference-out FILE saves the logits of a fixed input set; --reference-in FILE
+  compares with them (agreement_cosine, agreement_max_abs, top1_agreement). Without
+  either option, the environment variables BISECTOR_REFERENCE_OUT / BISECTOR_REFERENCE_IN
+  are used: bisector sets them with benchmark.reference: auto.
+
+exit codes: 0 measured; 2 invalid options; 125 torch/transformers cannot be imported
+here (the step cannot be tested); 1 any other failure.
+"""
+
 
 def _positive_ints(text: str) -> tuple[int, ...]:
     try:
@@ -86,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bisector.bench",
         description="Benchmark a PyTorch / transformers model; the last stdout line is the "
         "benchmark protocol's JSON object (keys starting with '_' are metadata).",
+        epilog=FACTORY_CONTRACT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--config", metavar="FILE", help="JSON object of option defaults (keys: long option names)"
@@ -238,6 +277,12 @@ def parse_options(argv: Sequence[str] | None = None) -> BenchOptions:
         parser.set_defaults(**_config_defaults(pre.config, parser))
     ns = vars(parser.parse_args(argv))
     ns.pop("config", None)
+    if ns["reference_out"] is None and ns["reference_in"] is None:
+        # benchmark.reference: auto (bisector/engine/reference.py); the command line wins
+        ns["reference_out"] = os.environ.get(REFERENCE_OUT_ENV) or None
+        ns["reference_in"] = (
+            None if ns["reference_out"] else os.environ.get(REFERENCE_IN_ENV) or None
+        )
     ns["batch_sizes"] = tuple(ns["batch_sizes"])
     opts = BenchOptions(**ns)
     _validate(opts)

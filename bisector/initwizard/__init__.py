@@ -1,0 +1,90 @@
+"""`bisector init`: a commented `bisector.yaml` (and a benchmark template) for a repository.
+
+It looks at what is tracked at HEAD (`detect`), renders the config (`render`) and writes
+it with the template `--bench` asked for. It never overwrites a file without `force`,
+and checks everything before writing anything, so a refusal changes nothing on disk.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bisector.config import parse_config
+from bisector.errors import BisectorError
+from bisector.gitrepo import GitRepo
+from bisector.initwizard.detect import Detected, detect
+from bisector.initwizard.render import BenchKind, render_config
+from bisector.initwizard.templates import (
+    HARNESS_FACTORY,
+    HARNESS_FACTORY_FILE,
+    PYTHON_BENCH,
+    PYTHON_BENCH_FILE,
+)
+from bisector.plumbing.atomic import atomic_write_bytes
+
+__all__ = ["BenchKind", "Detected", "InitResult", "init_repository"]
+
+
+@dataclass(frozen=True)
+class InitResult:
+    detected: Detected
+    written: tuple[Path, ...]  # in the order written; the config last
+
+
+def _template(bench: BenchKind | None) -> tuple[str, str] | None:
+    if bench == "python":
+        return PYTHON_BENCH_FILE, PYTHON_BENCH
+    if bench == "harness":
+        return HARNESS_FACTORY_FILE, HARNESS_FACTORY
+    return None
+
+
+def _check_writable(folder: Path) -> None:
+    probe = folder / f".bisector-init-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise BisectorError(
+            f"cannot write in {folder}: {exc.strerror or exc}",
+            hint="run `bisector init` in a repository you can write to, or pass --config FILE",
+        ) from exc
+
+
+def init_repository(
+    repo: Path, *, config: Path | None = None, bench: BenchKind | None = None, force: bool = False
+) -> InitResult:
+    """Write `bisector.yaml` (at `config`, default the repository root) and the template.
+
+    :raises GitError: `repo` is not a git repository.
+    :raises BisectorError: a file exists and `force` is off; a folder cannot be written.
+    """
+    with GitRepo(repo) as git:
+        root = git.root
+        found = detect(git)
+    config_path = config if config is not None else root / "bisector.yaml"
+    files: list[tuple[Path, str]] = []
+    template = _template(bench)
+    if template is not None:
+        files.append((root / template[0], template[1]))
+    text = render_config(found, bench)
+    parse_config(text, str(config_path))  # a bug here must not leave an invalid file behind
+    files.append((config_path, text))
+    existing = [path for path, _ in files if path.exists()]
+    if existing and not force:
+        names = ", ".join(str(p) for p in existing)
+        raise BisectorError(
+            f"{names} already exist{'s' if len(existing) == 1 else ''}; not overwriting",
+            hint="pass --force to replace it (your edits would be lost), or edit it by hand",
+        )
+    for folder in dict.fromkeys(path.parent for path, _ in files):
+        if not folder.is_dir():
+            raise BisectorError(
+                f"no such folder: {folder}", hint="create it, or pass another --config"
+            )
+        _check_writable(folder)
+    for path, content in files:
+        atomic_write_bytes(path, content.encode("utf-8"))
+    return InitResult(found, tuple(path for path, _ in files))
