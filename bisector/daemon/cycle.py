@@ -32,7 +32,7 @@ from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
 from bisector.errors import BisectorError, GitError, RollbackError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
-from bisector.ports import Progress, ProgressEvent
+from bisector.ports import Progress, ProgressEvent, Warned
 from bisector.store.control import ControlStore
 from bisector.store.daemon_state import DaemonState, LastGood, Phase, RangeRow
 from bisector.store.runlock import RunLockedError, run_lock
@@ -210,7 +210,10 @@ class Cycle:
         self.state.set_range(good, bad, "bisecting")
         log.info("daemon.measure", good=last_good.ref, bad=head_label)
 
-        def progress(_event: ProgressEvent) -> None:
+        def progress(event: ProgressEvent) -> None:
+            # The daemon has no terminal: a warning the CLI would print goes to its log.
+            if isinstance(event, Warned):
+                log.warning("daemon.warning", message=event.message)
             stop.check()
 
         request = RunRequest(good=last_good.ref, bad=head.sha, repo=self.repo, config=self.config)
