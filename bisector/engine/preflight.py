@@ -98,7 +98,9 @@ def local_pin_warnings(
             continue  # said above
         have = installed.get(name)
         if have is None or not _same(have, pin):
-            differ.append(f"{name} pinned {pin}, installed {have or 'no'}")
+            differ.append(
+                f"{name} pinned {pin}, " + (f"installed {have}" if have else "not installed")
+            )
     if differ:
         warnings.append(
             f"the installed packages differ from the pins ({_listed(differ)}); the local "
