@@ -265,8 +265,8 @@ def main() -> int:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    base_path = _clean_path()
-    sys.path[:] = base_path
+    base_path = _clean_path()  # each child's sys.path: its own PYTHONPATH, then this
+    sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != _HERE]
     os.chdir("/")  # no relative import can find the repository under test
 
     def fail(error: str) -> int:
