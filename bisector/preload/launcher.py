@@ -71,10 +71,20 @@ class PreloadPool:
         self._locks: dict[str, threading.Lock] = {}
         self._cold: set[str] = set()  # keys whose interpreter cannot import the modules
         self._lock = threading.Lock()
+        self._warned_docker = False
         self.started = 0  # servers started (restarts included), for tests and logs
 
     def launcher(self, built: BuiltEnv) -> TrialLauncher:
-        """The adapter that runs `built`'s trials through its environment's server."""
+        """The adapter that runs `built`'s trials through its environment's server.
+
+        A builder's own launcher (docker: a container per trial) is kept: a container's
+        checkout mount is fixed when it starts, so no server can outlive one commit.
+        """
+        if built.launcher is not None:
+            if not self._warned_docker:
+                self._warned_docker = True
+                log.warning("benchmark.preload is not used with containers: trials start cold")
+            return built.launcher
         pool, env_key = self, built.env_key
 
         def launch(
