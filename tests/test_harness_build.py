@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from .test_bench_harness import _env, needs_torch
+from .test_bench_harness import _env, _torch_python_ok, needs_torch
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["_torch_python_ok"]  # needs_torch's skip condition is evaluated in this module
 
 SCRIPT = """
 import json, torch
