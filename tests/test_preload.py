@@ -242,21 +242,23 @@ TORCH = importlib.util.find_spec("torch") is not None
 
 
 @pytest.mark.skipif(not TORCH, reason="torch is not installed here")
-def test_cuda_is_not_initialised_in_the_server(tmp_path: Path, repo: Path) -> None:
-    """The server imports torch without initialising CUDA, so a forked trial can use the GPU."""
-    import torch
-
-    if not torch.cuda.is_available():
-        pytest.skip("CPU-only torch: no CUDA to initialise (checked on the GPU by gpu_check.sh)")
+def test_torch_is_preloaded_without_initialising_cuda(tmp_path: Path, repo: Path) -> None:
+    """The server imports torch without initialising CUDA (checked before forking), so a
+    forked trial can use torch, and the GPU when there is one."""
     (repo / "gpu.py").write_text(
-        "import json, torch\n"
-        "x = torch.ones(4, device='cuda')\n"
-        "print(json.dumps({'sum': float(x.sum())}))\n"
+        "import json, sys, torch\n"
+        "x = torch.ones(4, device='cuda' if torch.cuda.is_available() else 'cpu')\n"
+        "print(json.dumps({'sum': float(x.sum()), 'preloaded': 'torch' in sys.modules}))\n"
     )
     with PreloadPool(["torch"], repo_root=repo, log_dir=tmp_path / "logs") as pool:
         result = trial(pool, repo, "gpu.py")
         assert result.ok, result.stderr_path.read_text()
+        assert result.metrics["sum"] == (4.0,)
         assert next(iter(pool._servers.values())).ready["cuda_initialized"] is False
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("CPU-only torch: CUDA cannot be initialised at import here (gpu_check.sh)")
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "cuda_at_import.py").write_text("import torch\ntorch.zeros(1).cuda()\n")
     env = {"PYTHONPATH": str(tmp_path / "site")}

@@ -57,27 +57,33 @@ def _clean_path() -> list[str]:
     ]
 
 
-def _under(path: str, roots: list[str]) -> bool:
-    real = os.path.realpath(path)
-    for root in roots:
-        base = os.path.realpath(root)
-        if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
-            return True
-    return False
-
-
 def loaded_under(roots: list[str]) -> list[str]:
-    """Names of loaded modules whose file lies under one of `roots`."""
+    """Names of loaded modules whose file (or package folder) lies under one of `roots`."""
+    bases = [os.path.realpath(root).rstrip(os.sep) + os.sep for root in roots]
     found = []
     for name, module in list(sys.modules.items()):
-        for where in (
-            getattr(module, "__file__", None),
-            *(getattr(module, "__path__", None) or ()),
-        ):
-            if isinstance(where, str) and _under(where, roots):
-                found.append(name)
-                break
+        places = _PLACES.get(name)
+        if places is None or places[0] is not module:
+            places = _PLACES[name] = (module, _module_places(module))
+        if any((place + os.sep).startswith(base) for place in places[1] for base in bases):
+            found.append(name)
     return sorted(found)
+
+
+# Real paths of each loaded module, computed once: checked before every fork, and torch
+# alone loads thousands of modules.
+_PLACES: dict[str, tuple[object, list[str]]] = {}
+
+
+def _module_places(module: object) -> list[str]:
+    try:  # lazy and C modules have odd attributes (torch's `_ClassNamespace` __path__)
+        where: list[object] = [getattr(module, "__file__", None)]
+        package: Any = getattr(module, "__path__", None)
+        if isinstance(package, list) or type(package).__name__ == "_NamespacePath":
+            where += list(package)
+    except Exception:
+        return []
+    return [os.path.realpath(w) for w in where if isinstance(w, str)]
 
 
 def cuda_initialized() -> bool | None:
