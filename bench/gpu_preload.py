@@ -136,7 +136,8 @@ def main() -> int:
     bench = ["-m", "bisector.bench", *model, "--batch-sizes", "8", "--trials-per-process", "20"]
     rows: dict[str, list[dict[str, Any]]] = {"cold": [], "preloaded": []}
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(os.environ.get("OUT") or tmp)
+        work = Path(os.environ["OUT"]) / "preload" if os.environ.get("OUT") else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         t0 = time.time()
         server = Server(args.python, work / "preload-server.log")
         server_s = time.time() - t0
