@@ -254,6 +254,16 @@ def _kill_group(pid: int) -> None:
         pass
 
 
+def _driver_loaded() -> bool | None:
+    """Whether the CUDA driver library is mapped in this process (reported, not refused:
+    a loaded library is not yet an initialised driver); None without procfs."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return "libcuda.so" in maps.read()
+    except OSError:
+        return None
+
+
 def _parse(argv: list[str]) -> tuple[list[str], list[str]]:
     modules: list[str] = []
     roots: list[str] = []
@@ -280,6 +290,10 @@ def main() -> int:
         proto_out.flush()
         return 3
 
+    # `torch.cuda.is_available()` (which libraries call at import) initialises the CUDA
+    # driver unless told to ask NVML, and a driver initialised before fork fails in every
+    # child. Only the server's own environment: each child gets its trial's.
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     import_s: dict[str, float] = {}
     for name in modules:
         start = time.perf_counter()
@@ -300,7 +314,12 @@ def main() -> int:
         )
     server = Server(proto_in, proto_out, base_path, roots)
     server.send(
-        event="ready", pid=os.getpid(), modules=modules, import_s=import_s, cuda_initialized=cuda
+        event="ready",
+        pid=os.getpid(),
+        modules=modules,
+        import_s=import_s,
+        cuda_initialized=cuda,
+        cuda_driver_loaded=_driver_loaded(),
     )
     return server.serve()
 
