@@ -108,6 +108,7 @@ def warm_builds() -> list[tuple[str, float, float]]:
 
     from bisector.harness import _model
 
+    torch.set_num_threads(1)  # as the harness trials here (--threads 1)
     rows = []
     for label, extra in (("tiny llama (2x256)", {}), ("llama 4x1024, vocab 32000", {"wide": 1})):
         opts: dict[str, Any] = dict(

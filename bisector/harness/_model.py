@@ -227,23 +227,37 @@ def _skipped_init(torch: Any, transformers: Any) -> Iterator[None]:
             setattr(owner, name, original)
 
 
+_POOL = 1_000_003  # prime: rows of any width below it are distinct windows of the pool
+
+
 def fill_random(torch: Any, model: Any, seed: int, std: float) -> None:
     """Seeded weights in one pass on the model's device: matrices N(0, std), biases 0,
     other vectors (norm scales) 1 -- the shape of transformers' own init, without its
-    per-module Python. The same seed on the same device gives the same weights."""
-    generators: dict[Any, Any] = {}
+    per-module Python.
+
+    The matrices are filled from one seeded pool of ~1M normal values, read cyclically
+    from where the previous matrix stopped: drawing every weight (1e8 normals on a CPU
+    take seconds) costs several times writing them, and random weights only need to be
+    unstructured enough for non-degenerate logits. The same seed on the same device
+    gives the same weights.
+    """
+    pools: dict[Any, Any] = {}
+    offset = 0
     with torch.no_grad():
         for name, param in model.named_parameters():  # shared (tied) tensors come once
-            if param.dim() >= 2:
-                gen = generators.get(param.device)
-                if gen is None:
-                    gen = generators[param.device] = torch.Generator(param.device)
-                    gen.manual_seed(seed)
-                param.normal_(0.0, std, generator=gen)
-            elif name.endswith("bias"):
-                param.zero_()
-            else:
-                param.fill_(1.0)
+            if param.dim() < 2:
+                param.zero_() if name.endswith("bias") else param.fill_(1.0)
+                continue
+            pool = pools.get(param.device)
+            if pool is None:
+                gen = torch.Generator(param.device).manual_seed(seed)
+                pool = torch.empty(_POOL, device=param.device).normal_(0.0, std, generator=gen)
+                pools[param.device] = pool
+            flat, done = param.view(-1), 0
+            while done < flat.numel():
+                n = min(_POOL - offset, flat.numel() - done)
+                flat[done : done + n].copy_(pool[offset : offset + n])
+                done, offset = done + n, (offset + n) % _POOL
 
 
 def random_token_builder(torch: Any, vocab: int, seq: int, seed: int) -> InputBuilder:
