@@ -157,9 +157,11 @@ class Server:
             ready, _, _ = select.select([control, self.wake_r], [], [], _POLL_S)
             if self.wake_r in ready:
                 os.read(self.wake_r, 4096)
-            if control in ready and not self.proto_in.readline():
-                _kill_group(pid)  # the driver died: the trial goes with it
-                return False
+            if control in ready:
+                line = self.proto_in.readline()
+                if not line or json.loads(line).get("op") == "stop":
+                    _kill_group(pid)  # the driver died or gave up: the trial goes with it
+                    return False
 
     def child(self, request: dict[str, Any]) -> None:
         """Become the trial's `python ARGS...` process; never returns."""

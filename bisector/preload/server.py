@@ -168,8 +168,13 @@ class PreloadServer:
                 "stderr": str(stderr_path),
             }
         )
-        started = self._read(deadline + _REAP_S)
+        try:
+            started = self._read(deadline + _REAP_S)
+        except BaseException:
+            self.kill()  # closing its input makes the server kill the trial it may have forked
+            raise
         if started is None:
+            self.kill()
             raise ServerGone("the server did not start the trial")
         if started.get("event") == "refused":
             raise PreloadError(f"benchmark.preload: {started.get('error')}")
