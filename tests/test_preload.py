@@ -206,6 +206,9 @@ def test_repository_modules_are_never_preloaded(tmp_path: Path, repo: Path) -> N
     with PreloadPool(["sneaky"], repo_root=repo, log_dir=tmp_path / "logs") as sneaky:
         with pytest.raises(PreloadError, match="repo_mod"):
             trial(sneaky, repo, "probe.py", **env)
+    with PreloadPool(["pkg.sub"], repo_root=repo, log_dir=tmp_path / "logs") as named:
+        with pytest.raises(PreloadError, match="pkg.sub is a module of the repository"):
+            trial(named, repo, "probe.py")
     # A checkout outside the repository (another store) holding a preloaded module.
     store = tmp_path / "store"
     store.mkdir()
@@ -217,6 +220,29 @@ def test_repository_modules_are_never_preloaded(tmp_path: Path, repo: Path) -> N
     with PreloadPool(["sneaky_store"], repo_root=repo, log_dir=tmp_path / "logs") as pool:
         with pytest.raises(PreloadError, match="stored"):
             trial(pool, store, "probe.py", **env)
+
+
+def test_the_server_runs_in_the_environments_interpreter(tmp_path: Path, repo: Path) -> None:
+    """A venv's trials are forked from a server run by the venv's own interpreter."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (repo / "where.py").write_text(
+        "import json, sys\nprint(json.dumps({'x': 1, 'prefix': sys.prefix}))\n"
+    )
+    with PreloadPool(["json"], repo_root=repo, log_dir=tmp_path / "logs") as pool:
+        built = BuiltEnv("venv-key", venv / "bin" / "python", repo)
+        result = pool.launcher(built)(
+            [str(built.python), "where.py"],
+            cwd=repo,
+            env=dict(os.environ),
+            timeout_s=30,
+            stdout_path=tmp_path / "o",
+            stderr_path=tmp_path / "e",
+            grace_s=0.5,
+        )
+        assert result.ok, result.stderr_path.read_text()
+        assert Path(json.loads(result.stdout_path.read_text())["prefix"]) == venv
+        assert pool.started == 1
 
 
 def test_an_environment_without_the_modules_runs_cold(tmp_path: Path, repo: Path) -> None:

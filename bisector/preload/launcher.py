@@ -31,7 +31,7 @@ from bisector.engine.runner import classify, run_trial
 from bisector.log import get_logger
 from bisector.plumbing.proc import TOKEN_VAR
 from bisector.ports import BuiltEnv, TrialLauncher, TrialResult
-from bisector.preload.server import PreloadServer, ServerGone
+from bisector.preload.server import PreloadError, PreloadServer, ServerGone
 
 log = get_logger(__name__)
 
@@ -58,6 +58,20 @@ def _inside(path: Path, root: Path) -> bool:
         return path.resolve().is_relative_to(root.resolve())
     except OSError:
         return False
+
+
+def _refuse_repository_entries(modules: Sequence[str], checkout: Path) -> None:
+    """An entry naming a module of the checkout (`pkg`, `src/pkg`) is an error: the server
+    never sees the checkout, so it would otherwise just fail to import it."""
+    for module in modules:
+        top = module.split(".")[0]
+        for base in (checkout, checkout / "src"):
+            if (base / f"{top}.py").is_file() or (base / top).is_dir():
+                raise PreloadError(
+                    f"benchmark.preload: {module} is a module of the repository under test "
+                    f"({base / top}); its code differs per commit and is never preloaded",
+                    hint="list only third-party modules (torch, transformers, ...)",
+                )
 
 
 class PreloadPool:
@@ -162,6 +176,7 @@ class PreloadPool:
     ) -> TrialResult:
         """One trial of `python ARGS` through the server of its environment."""
         python, args = argv[0], list(argv[1:])
+        _refuse_repository_entries(self.modules, cwd)
         started_env = server_environ(env, (self.repo_root, cwd))
         key = self._key(env_key, python, started_env)
         # Only `python -m MOD ...` and `python SCRIPT ...` can be run by the server.
