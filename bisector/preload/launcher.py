@@ -80,6 +80,7 @@ class PreloadPool:
     def __init__(self, modules: Sequence[str], *, repo_root: Path, log_dir: Path) -> None:
         self.modules = tuple(modules)
         self.repo_root = repo_root
+        _refuse_repository_entries(self.modules, repo_root)  # before any trial, and per checkout
         self.log_dir = log_dir
         self._servers: OrderedDict[str, PreloadServer] = OrderedDict()
         self._locks: dict[str, threading.Lock] = {}
