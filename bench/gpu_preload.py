@@ -174,7 +174,8 @@ def main() -> int:
     print(
         f"- preload server: ready in {server_s:.1f} s (once per environment); "
         f"CUDA initialised in the server before forking: {server.ready.get('cuda_initialized')}; "
-        f"CUDA driver library mapped in the server: {server.ready.get('cuda_driver_loaded')}"
+        f"CUDA driver library mapped in the server: {server.ready.get('cuda_driver_loaded')}; "
+        f"native threads in the server at fork: {server.ready.get('native_threads')}"
     )
     print("\n| | cold | preloaded | ratio |\n| --- | --- | --- | --- |")
     for label, key in (

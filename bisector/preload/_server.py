@@ -322,6 +322,11 @@ def main() -> int:
         import_s=import_s,
         cuda_initialized=cuda,
         cuda_driver_loaded=_driver_loaded(),
+        # A fork keeps only the forking thread: native threads started by the imports
+        # (an OpenMP pool) are not in the children. Reported so a bench can watch it.
+        native_threads=len(os.listdir("/proc/self/task"))
+        if os.path.isdir("/proc/self/task")
+        else None,
     )
     return server.serve()
 
