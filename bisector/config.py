@@ -8,6 +8,7 @@ in a config that silently does nothing is worse than a refusal.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,6 +38,15 @@ from bisector.core.types import Direction, MetricRule, Threshold, TrialBudget
 from bisector.errors import ConfigError
 from bisector.log import get_logger
 from bisector.plumbing.yamlload import LimitedLoader, safe_load
+from bisector.ports import PYTHON_NAMES
+
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _check_module_name(name: str) -> str:
+    if not _MODULE_NAME.match(name):
+        raise ValueError(f"not a Python module name: {name[:60]!r}")
+    return name
 
 
 class Repeats(Strict):
@@ -72,6 +82,26 @@ class Benchmark(Strict):
     reference: Literal["auto"] | None = Field(
         None, description="auto: reference outputs made at the good endpoint, passed to every step"
     )
+    preload: list[Annotated[str, AfterValidator(_check_module_name)]] = Field(
+        default_factory=list,
+        description="Python benchmarks: modules imported once per environment in a fork server",
+    )
+
+    @model_validator(mode="after")
+    def _preload_needs_python(self) -> Benchmark:
+        # The server forks a Python interpreter: it can run `python -m MOD` or
+        # `python SCRIPT`, nothing else.
+        if self.preload:
+            head, rest = self.command[0], self.command[1:]
+            runnable = bool(rest) and (
+                not rest[0].startswith("-") or (rest[0] == "-m" and len(rest) > 1)
+            )
+            if head not in PYTHON_NAMES or not runnable:
+                raise ValueError(
+                    "preload needs a Python benchmark: a command of the form "
+                    "[python, SCRIPT, ...] or [python, -m, MODULE, ...]"
+                )
+        return self
 
 
 class Metric(Strict):

@@ -28,6 +28,7 @@ from bisector.errors import BuildError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
 from bisector.ports import TrialStatus
+from bisector.preload import PreloadPool
 from bisector.store.journal import Journal, TrialRow
 
 log = get_logger("bisector.measure")
@@ -64,6 +65,12 @@ class Measurer:
         self._env_keys: dict[str, str] = {}
         self._attached: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        # `benchmark.preload`: one fork server per environment, for this run only.
+        self.preload = (
+            PreloadPool(cfg.benchmark.preload, repo_root=git.root, log_dir=run_dir / "preload")
+            if cfg.benchmark.preload
+            else None
+        )
 
     def __enter__(self) -> Measurer:
         return self
@@ -74,6 +81,8 @@ class Measurer:
         self.close()
 
     def close(self) -> None:
+        if self.preload is not None:
+            self.preload.close()
         self.builder.close()
         self.checkouts.close()
         # Synthetic states' folders go with the worktrees: they are rebuilt from their
@@ -134,7 +143,9 @@ class Measurer:
         runner = TrialRunner(
             self.run_dir / _trial_dir(commit.sha), timeout_s=self.benchmark.timeout
         )
-        result = runner.measure_in(built, self.benchmark)  # a container when built.launcher is set
+        preload = self.preload.launcher(built) if self.preload is not None else None
+        # a container when built.launcher is set; else a fork of the preload server, if any
+        result = runner.measure_in(built, self.benchmark, preload=preload)
         self.journal.add_trial(
             TrialRow(
                 run_id=self.run_id,

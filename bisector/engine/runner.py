@@ -17,7 +17,9 @@ still found and killed after the trial (`run_in_group`: a token in its environme
 bisector as the subreaper of its orphans); the docker builder's container holds it anyway.
 
 A `BuiltEnv` with a `launcher` (the docker builder's `ContainerTrial`) runs its trials
-through it instead of `run_trial`; the outcome is classified the same way (`classify`).
+through it instead of `run_trial`, and so does `benchmark.preload`'s fork server
+(`bisector.preload`) for a host environment; the outcome is classified the same way
+(`classify`).
 
 Output is bounded: only the last `STDOUT_PARSE_BYTES` (1 MiB) of stdout are searched for
 the JSON line, and when a trial ends each log keeps its first and last `LOG_KEEP_BYTES`
@@ -298,16 +300,20 @@ class TrialRunner:
             stderr_path=self.run_dir / f"trial-{n}.err",
         )
 
-    def measure_in(self, built: BuiltEnv, benchmark: Benchmark) -> TrialResult:
+    def measure_in(
+        self, built: BuiltEnv, benchmark: Benchmark, *, preload: TrialLauncher | None = None
+    ) -> TrialResult:
         """`measure_once` of the configured benchmark in a built environment.
 
         The environment is ours, then the builder's variables, then `benchmark.env`.
+        `preload` (`benchmark.preload`'s fork server) launches the trials of a host
+        environment; the builder's own launcher (a container) wins over it.
         """
         return self.measure_once(
             built.command(benchmark.command),
             cwd=built.checkout,
             env=built.environ(benchmark.env),
-            launcher=built.launcher,
+            launcher=built.launcher or preload,
         )
 
     def measure_once(

@@ -20,8 +20,10 @@ import importlib
 import inspect
 import json
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 InputBuilder = Callable[[int, int], Any]
@@ -44,6 +46,7 @@ class Workload:
     source: str
     generates: bool
     pad_token_id: int | None
+    phases: dict[str, float] = field(default_factory=dict)  # build phases, seconds
 
 
 def resolve_dtype(torch: Any, name: str) -> Any:
@@ -125,31 +128,136 @@ def _config_kwargs(transformers: Any, options: dict[str, Any]) -> dict[str, Any]
 
 
 def from_transformers(torch: Any, options: dict[str, Any], device: Any) -> Workload:
+    """A transformers architecture with random weights, built on the device.
+
+    Where the time went (tiny llama on CPU, 3.3 s): ~3.2 s importing the architecture's
+    modeling code (transformers loads it lazily, with torch.distributed, dynamo, ...) and
+    ~50 ms building; on a big model on a GPU, the library's per-module init (one kernel
+    or Python call per tensor, twice: torch's default then transformers') adds seconds.
+    So: the import is its own phase (`import_model_s`, which `benchmark.preload` can
+    cover by listing the modeling module), and the weights, random anyway, skip the
+    library's init and get one seeded fill (`fill_random`): deterministic per seed, so a
+    reference made with this harness still agrees.
+    """
     import transformers
 
     dtype = resolve_dtype(torch, options["dtype"])
+    t0 = time.perf_counter()
     config = transformers.AutoConfig.for_model(
         options["arch"], **_config_kwargs(transformers, options)
     )
-    torch.manual_seed(options["seed"])
+    model_class = _causal_lm_class(transformers, config)
+    imported = time.perf_counter()
     attn = options["attn"]
-    # Built on the device directly (fast random init of a large model); dtype and
-    # attention are pinned so a library's new default is no false regression.
-    with torch.device(device):
+    # Built on the device directly; dtype and attention are pinned so a library's new
+    # default is no false regression.
+    with torch.device(device), _skipped_init(torch, transformers):
         try:
-            model = transformers.AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
-                config, dtype=dtype, attn_implementation=attn
-            )
+            model = model_class._from_config(config, dtype=dtype, attn_implementation=attn)
         except TypeError:  # transformers < 4.56 names it torch_dtype
-            model = transformers.AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
-                config, torch_dtype=dtype, attn_implementation=attn
-            )
+            model = model_class._from_config(config, torch_dtype=dtype, attn_implementation=attn)
     model = model.to(device=device, dtype=dtype).eval()
+    built = time.perf_counter()
+    fill_random(torch, model, options["seed"], getattr(config, "initializer_range", 0.02))
+    filled = time.perf_counter()
     actual = getattr(model.config, "_attn_implementation", attn)
     if actual != attn:
         raise ModelError(f"asked for attn_implementation={attn!r}, the model uses {actual!r}")
     builder = random_token_builder(torch, options["vocab"], options["seq"], options["seed"])
-    return Workload(model, builder, f"transformers {options['arch']}", True, PAD_ID)
+    phases = {
+        "import_model_s": round(imported - t0, 3),
+        "construct_s": round(built - imported, 3),
+        "fill_s": round(filled - built, 3),
+    }
+    return Workload(model, builder, f"transformers {options['arch']}", True, PAD_ID, phases)
+
+
+def _causal_lm_class(transformers: Any, config: Any) -> Any:
+    """The causal-LM class of `config` (importing its modeling module: the slow part)."""
+    try:
+        return transformers.AutoModelForCausalLM._model_mapping[type(config)]
+    except KeyError as exc:
+        raise ModelError(f"{type(config).__name__} has no causal-LM model") from exc
+
+
+_INIT_FUNCTIONS = (
+    "uniform_",
+    "normal_",
+    "trunc_normal_",
+    "constant_",
+    "ones_",
+    "zeros_",
+    "eye_",
+    "dirac_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "orthogonal_",
+    "sparse_",
+)
+
+
+@contextmanager
+def _skipped_init(torch: Any, transformers: Any) -> Iterator[None]:
+    """No weight init while building: torch's `nn.init` functions and transformers'
+    per-module `_init_weights` do nothing (weight tying still happens); the tensors are
+    allocated, not written, and `fill_random` writes them once."""
+    saved: list[tuple[Any, str, Any]] = []
+
+    def keep(tensor: Any, *_args: Any, **_kwargs: Any) -> Any:
+        return tensor
+
+    def skip(*_args: Any, **_kwargs: Any) -> None:
+        return None
+
+    pretrained = transformers.PreTrainedModel
+    for owner, name, stub in (
+        *((torch.nn.init, n, keep) for n in _INIT_FUNCTIONS),
+        (pretrained, "initialize_weights", skip),
+        (pretrained, "_initialize_weights", skip),
+    ):
+        if hasattr(owner, name):
+            saved.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, stub)
+    try:
+        yield
+    finally:
+        for owner, name, original in reversed(saved):
+            setattr(owner, name, original)
+
+
+_POOL = 1_000_003  # prime: rows of any width below it are distinct windows of the pool
+
+
+def fill_random(torch: Any, model: Any, seed: int, std: float) -> None:
+    """Seeded weights in one pass on the model's device: matrices N(0, std), biases 0,
+    other vectors (norm scales) 1 -- the shape of transformers' own init, without its
+    per-module Python.
+
+    The matrices are filled from one seeded pool of ~1M normal values, read cyclically
+    from where the previous matrix stopped: drawing every weight (1e8 normals on a CPU
+    take seconds) costs several times writing them, and random weights only need to be
+    unstructured enough for non-degenerate logits. The same seed on the same device
+    gives the same weights.
+    """
+    pools: dict[Any, Any] = {}
+    offset = 0
+    with torch.no_grad():
+        for name, param in model.named_parameters():  # shared (tied) tensors come once
+            if param.dim() < 2:
+                param.zero_() if name.endswith("bias") else param.fill_(1.0)
+                continue
+            pool = pools.get(param.device)
+            if pool is None:
+                gen = torch.Generator(param.device).manual_seed(seed)
+                pool = torch.empty(_POOL, device=param.device).normal_(0.0, std, generator=gen)
+                pools[param.device] = pool
+            flat, done = param.view(-1), 0
+            while done < flat.numel():
+                n = min(_POOL - offset, flat.numel() - done)
+                flat[done : done + n].copy_(pool[offset : offset + n])
+                done, offset = done + n, (offset + n) % _POOL
 
 
 def random_token_builder(torch: Any, vocab: int, seq: int, seed: int) -> InputBuilder:

@@ -127,6 +127,7 @@ class _Session:
         else:
             self.workload = _model.from_transformers(torch, self.options, self.device)
         self.timings["build_s"] = round(time.perf_counter() - t0, 3)
+        self.timings.update(self.workload.phases)
         log(f"{self.workload.source} on {self.device}, {opts.dtype}, attn={opts.attn}")
 
         self.metrics: dict[str, Any] = {}

@@ -43,6 +43,7 @@ __all__ = [
     "become_subreaper",
     "kill_group",
     "run_in_group",
+    "sweep_escaped",
 ]
 
 log = get_logger(__name__)
@@ -163,6 +164,12 @@ def _sweep(token: str, grace_s: float) -> None:
             time.sleep(_POLL_S)
         if not pids:
             return
+
+
+def sweep_escaped(token: str, grace_s: float = DEFAULT_GRACE_S) -> None:
+    """Kill (and reap, when ours) every process still carrying `token` in its environment:
+    for a caller that starts the group itself (the preload server forks trials)."""
+    _sweep(token, grace_s)
 
 
 def run_in_group(
