@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
@@ -36,13 +37,13 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 from sim_noise import METRIC, MODEL_BY_NAME, MODELS, NoiseModel, SimProbe, sim_commit
 
 from bisector.core.hunt import hunt
-from bisector.core.sampling import EndpointUnmeasurable
+from bisector.core.sampling import CandidateRule, EndpointUnmeasurable
 from bisector.core.types import Direction, MetricRule, Status, Threshold, TrialBudget
 from bisector.ports import ProgressEvent, TrialStarted
 
 RULE = MetricRule(Direction.LOWER, Threshold(0.05, relative=True))
 BUDGET = TrialBudget(3, 15)  # the config's default `repeats`
-RULES = ("pinpoint", "sequential")
+RULES = ("pinpoint", "sequential", "lean")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 TITLE = "## Simulated bisections: error rates and trials (issue 12)"
 
@@ -75,7 +76,11 @@ _COLUMN = {"reproduce": "endpoints", "interleave": "interleave", "verify": "veri
 
 
 def simulate_once(
-    model: NoiseModel, rng: random.Random, *, rule: str = "pinpoint", n_commits: int = 64
+    model: NoiseModel,
+    rng: random.Random,
+    *,
+    rule: CandidateRule = "pinpoint",
+    n_commits: int = 64,
 ) -> Outcome:
     """One bisection of a simulated range, exactly as the pipeline runs it: `core.hunt.hunt`.
 
@@ -92,9 +97,7 @@ def simulate_once(
             probe.phase = _COLUMN.get(event.phase, "candidates")
 
     try:
-        result = hunt(
-            commits, (), probe, METRIC, RULE, BUDGET, progress, sequential=rule == "sequential"
-        )
+        result = hunt(commits, (), probe, METRIC, RULE, BUDGET, progress, candidate_rule=rule)
     except EndpointUnmeasurable:
         return Outcome(
             Status.INCONCLUSIVE,
@@ -156,7 +159,8 @@ def run_task(task: Task) -> list[Outcome]:
         if task.strategy == "naive":
             out.append(naive_once(model, rng, n_commits=task.n_commits))
         else:
-            out.append(simulate_once(model, rng, rule=task.strategy, n_commits=task.n_commits))
+            rule = cast("CandidateRule", task.strategy)
+            out.append(simulate_once(model, rng, rule=rule, n_commits=task.n_commits))
     return out
 
 

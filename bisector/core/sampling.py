@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from bisector.core import judge, sequential
+from bisector.core.sequential import SprtRule
 from bisector.core.types import Commit, MetricRule, TrialBudget, Verdict
 from bisector.errors import BisectorError
 from bisector.ports import TrialStarted, no_progress
@@ -34,10 +35,22 @@ if TYPE_CHECKING:
 
 Side = Literal["good", "bad"]
 
-#: Which rule `Sampler.decide` uses by default: False is the non-parametric rule
-#: (`judge.assess`), True the SPRT with that rule as its guard (`core.sequential`).
-#: bench/simulate.py measures both side by side (bench/RESULTS.md).
+#: The candidate rules of `Sampler.decide`: "pinpoint" is the non-parametric rule
+#: (`judge.assess`), "sequential" the SPRT with that rule as its guard
+#: (`sequential.GUARDED`), "lean" the SPRT that lets one clear process decide, with the
+#: culprit's verification as the non-parametric guard (`sequential.LEAN`; it needs the
+#: hunt's verification and re-bisection, so only `core.hunt` asks for it).
+#: bench/simulate.py measures them side by side (bench/RESULTS.md).
+CandidateRule = Literal["pinpoint", "sequential", "lean"]
+
+#: Which rule `Sampler.decide` uses by default (isolation's states keep it; the hunt
+#: picks its own, `hunt.HUNT_RULE`). False: "pinpoint"; True: "sequential".
 SEQUENTIAL_DEFAULT = False
+
+#: Endpoint processes before the search under the lean rule: 4 a side is the fewest at
+#: which the reproduction test can be significant at `judge.REPRODUCE_ALPHA` (the exact
+#: p of 4 vs 4 reaches 0.029); more only while the difference is not yet significant.
+LEAN_ENDPOINT_PROCESSES = 4
 
 
 def samples_of(trials: Sequence[TrialSamples], metric: str) -> list[list[float]]:
@@ -85,10 +98,31 @@ class Sampler:
         progress: Progress = no_progress,
         *,
         sequential: bool | None = None,
+        candidate_rule: CandidateRule | None = None,
     ) -> None:
         self.probe, self.metric, self.rule, self.repeats = probe, metric, rule, repeats
         self.progress = progress
-        self.sequential = SEQUENTIAL_DEFAULT if sequential is None else sequential
+        if candidate_rule is None:
+            on = SEQUENTIAL_DEFAULT if sequential is None else sequential
+            candidate_rule = "sequential" if on else "pinpoint"
+        self.candidate_rule: CandidateRule = candidate_rule
+        self.escalated = False  # the lean rule after a failed verification (core.hunt)
+
+    @property
+    def sequential(self) -> bool:
+        return self.candidate_rule != "pinpoint"
+
+    def sprt_rule(self) -> SprtRule:
+        """The SPRT's knobs for the current rule (see `core.sequential`)."""
+        if self.candidate_rule == "lean":
+            return sequential.ESCALATED if self.escalated else sequential.LEAN
+        return sequential.GUARDED
+
+    def endpoint_floor(self) -> int:
+        """Processes a side before the search: fewer under the lean rule."""
+        if self.candidate_rule == "lean" and not self.escalated:
+            return LEAN_ENDPOINT_PROCESSES
+        return judge.MIN_ENDPOINT_PROCESSES
 
     def samples(self, commit: Commit) -> list[list[float]]:
         return samples_of(self.probe.trials(commit), self.metric)
@@ -135,7 +169,7 @@ class Sampler:
             n = min(len(gs), len(bs))
             comparison = judge.reproduced(gs, bs, self.rule) if n >= 2 else None
             if comparison is not None and not judge.reproduction_needs_more(
-                comparison, n, self.repeats
+                comparison, n, self.repeats, self.endpoint_floor()
             ):
                 return comparison
             done = min(len(tg), len(tb))
@@ -187,10 +221,11 @@ class Sampler:
             verdict = Verdict.UNCLEAR
             if cs:
                 if self.sequential:
+                    srule = self.sprt_rule()
                     verdict = sequential.decide(
-                        cs, self.samples(good), self.samples(bad), self.rule, self.repeats
+                        cs, self.samples(good), self.samples(bad), self.rule, self.repeats, srule
                     )
-                    more = sequential.needs_more(verdict, len(cs), self.repeats)
+                    more = sequential.needs_more(verdict, len(cs), self.repeats, srule)
                 else:
                     verdict = judge.assess(
                         cs, self.samples(good), self.samples(bad), self.rule

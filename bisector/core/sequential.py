@@ -62,6 +62,35 @@ _MAD_TO_SD = 1.4826  # MAD of a normal sample times this estimates its standard 
 
 
 @dataclass(frozen=True)
+class SprtRule:
+    """The knobs of one sequential rule (see the module docstring and `LEAN`).
+
+    `guard_alpha` None: no non-parametric guard per candidate, only the position guard
+    (the candidate's median in the named endpoint's third); the culprit's verification
+    (`core.hunt`) is then the non-parametric guard. `classic_first`: the non-parametric
+    rule's verdict stands where it has one.
+    """
+
+    alpha: float = SPRT_ALPHA
+    beta: float = SPRT_BETA
+    min_processes: int = MIN_PROCESSES
+    guard_alpha: float | None = GUARD_ALPHA
+    classic_first: bool = True
+
+
+#: The rule of `sequential: True` (measured in bench/RESULTS.md as "sequential").
+GUARDED = SprtRule()
+#: The hunt's default ("lean"): one process decides a candidate when it alone crosses a
+#: boundary at alpha = beta = 0.01 (a process near an endpoint several spreads from the
+#: other). A wrong step costs no false culprit: the culprit is verified against its
+#: parent with the non-parametric test, and a failed verification re-bisects its part
+#: with `ESCALATED` (bisector/core/hunt.py).
+LEAN = SprtRule(alpha=0.01, beta=0.01, min_processes=1, guard_alpha=None, classic_first=False)
+#: After a failed verification: two processes at least, Wald's 0.001 boundaries.
+ESCALATED = SprtRule(min_processes=2, guard_alpha=None, classic_first=False)
+
+
+@dataclass(frozen=True)
 class Evidence:
     """The sequential test's state for one candidate: the summed log-likelihood ratio
     (positive: like bad) against Wald's boundaries, and the spread it was computed with."""
@@ -116,6 +145,7 @@ def evidence(
     bad: Sequence[float],
     alpha: float = SPRT_ALPHA,
     beta: float = SPRT_BETA,
+    min_processes: int = MIN_PROCESSES,
 ) -> Evidence:
     """The SPRT over the candidate's per-process medians (see the module docstring)."""
     lower, upper = boundaries(alpha, beta)
@@ -127,7 +157,7 @@ def evidence(
     # The outliers' density: flat over the endpoints' span and some spreads beyond it.
     flat = share / (abs(mb - mg) + 2 * OUTLIER_SPREADS * spread)
     norm = (1 - share) / (spread * math.sqrt(2 * math.pi))
-    cap = upper / MIN_PROCESSES  # so that no fewer than MIN_PROCESSES can cross
+    cap = upper / min_processes  # so that no fewer than min_processes can cross
     llr = 0.0
     for x in candidate:
         like_bad = norm * math.exp(-0.5 * ((x - mb) / spread) ** 2) + flat
@@ -142,29 +172,51 @@ def decide(
     bad: judge.Samples,
     metric: MetricRule,
     repeats: TrialBudget,
+    rule: SprtRule = GUARDED,
 ) -> Verdict:
     """The non-parametric rule's verdict when it has one (from `repeats.min` processes on,
-    as `judge.needs_more` allows); else GOOD / BAD when the SPRT crossed a boundary and
-    the non-parametric guard agrees; else UNCLEAR. Never a verdict on fewer than
-    `MIN_PROCESSES` processes."""
+    as `judge.needs_more` allows; `rule.classic_first`); else GOOD / BAD when the SPRT
+    crossed a boundary and the guard agrees (the non-parametric rule at
+    `rule.guard_alpha`, or without one the position guard); else UNCLEAR. Never a
+    verdict on fewer than `rule.min_processes` processes."""
     cand = judge.process_medians(candidate)
-    if len(cand) < MIN_PROCESSES:
+    if len(cand) < rule.min_processes:
         return Verdict.UNCLEAR
-    if len(cand) >= repeats.min:
+    if rule.classic_first and len(cand) >= repeats.min:
         classic = judge.assess(candidate, good, bad, metric).verdict
         if classic is not Verdict.UNCLEAR:
             return classic
-    proposal = evidence(cand, judge.process_medians(good), judge.process_medians(bad)).proposal
+    good_m, bad_m = judge.process_medians(good), judge.process_medians(bad)
+    proposal = evidence(cand, good_m, bad_m, rule.alpha, rule.beta, rule.min_processes).proposal
     if proposal is Verdict.UNCLEAR:
         return proposal
-    guard = judge.assess(candidate, good, bad, metric, alpha=GUARD_ALPHA).verdict
+    if rule.guard_alpha is None:
+        return proposal if position_agrees(proposal, cand, good_m, bad_m) else Verdict.UNCLEAR
+    guard = judge.assess(candidate, good, bad, metric, alpha=rule.guard_alpha).verdict
     return proposal if guard is proposal else Verdict.UNCLEAR
 
 
-def needs_more(verdict: Verdict, n_processes: int, repeats: TrialBudget) -> bool:
-    """Take another trial of a candidate? Below `MIN_PROCESSES`; then while unclear and
-    below repeats.max. (`repeats.min` is the floor of the non-parametric rule, which
+def position_agrees(
+    proposal: Verdict, cand: Sequence[float], good: Sequence[float], bad: Sequence[float]
+) -> bool:
+    """The candidate's median lies in the proposed endpoint's third of the way between
+    the endpoints' medians (`judge.GUARD_FRACTION`): a candidate halfway between them (a
+    second regression step) is never called like either."""
+    mg, mb = median(good), median(bad)
+    if mg == mb:
+        return False
+    position = (median(cand) - mg) / (mb - mg)
+    if proposal is Verdict.BAD:
+        return position > 1 - judge.GUARD_FRACTION
+    return position < judge.GUARD_FRACTION
+
+
+def needs_more(
+    verdict: Verdict, n_processes: int, repeats: TrialBudget, rule: SprtRule = GUARDED
+) -> bool:
+    """Take another trial of a candidate? Below `rule.min_processes`; then while unclear
+    and below repeats.max. (`repeats.min` is the floor of the non-parametric rule, which
     cannot decide sooner; this rule can.)"""
-    if n_processes < min(MIN_PROCESSES, repeats.max):
+    if n_processes < min(rule.min_processes, repeats.max):
         return True
     return verdict is Verdict.UNCLEAR and n_processes < repeats.max
