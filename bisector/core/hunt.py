@@ -59,6 +59,9 @@ if TYPE_CHECKING:
 # (a GPU warming up, a neighbour's load) then moves the ends' samples too, and the judge
 # does not read it as a regression.
 INTERLEAVE_EVERY = 3
+# Under the lean rule a candidate costs one or two processes, so one end is re-measured
+# every this many probes (alternating which).
+LEAN_INTERLEAVE_EVERY = 4
 
 #: The hunt's candidate rule when the caller names none (`sampling.CandidateRule`);
 #: bench/simulate.py measured it against the others before it became the default.
@@ -305,10 +308,11 @@ class _Hunter:
     def _interleave(self, lo: int, hi: int) -> None:
         """Every few probes, one more trial of each end of the range, alternating order."""
         self.probes_done += 1
-        if self.probes_done % INTERLEAVE_EVERY:
+        lean = self.sampler.candidate_rule == "lean" and not self.sampler.escalated
+        if self.probes_done % (LEAN_INTERLEAVE_EVERY if lean else INTERLEAVE_EVERY):
             return
         pair: tuple[int, ...] = (lo, hi) if (self.probes_done // INTERLEAVE_EVERY) % 2 else (hi, lo)
-        if self.sampler.candidate_rule == "lean" and not self.sampler.escalated:
+        if lean:
             pair = pair[:1]  # one end at a time: the drift is slow, candidates are cheap
         for index in pair:
             self._take(self.commits[index], "interleave")

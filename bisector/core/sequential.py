@@ -85,7 +85,7 @@ GUARDED = SprtRule()
 #: other). A wrong step costs no false culprit: the culprit is verified against its
 #: parent with the non-parametric test, and a failed verification re-bisects its part
 #: with `ESCALATED` (bisector/core/hunt.py).
-LEAN = SprtRule(alpha=0.01, beta=0.01, min_processes=1, guard_alpha=None, classic_first=False)
+LEAN = SprtRule(alpha=0.02, beta=0.02, min_processes=1, guard_alpha=None, classic_first=False)
 #: After a failed verification: two processes at least, Wald's 0.001 boundaries.
 ESCALATED = SprtRule(min_processes=2, guard_alpha=None, classic_first=False)
 

@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING
 
 from bisector.core import judge
 from bisector.core.sampling import samples_of
-from bisector.core.stats import hodges_lehmann, median
-from bisector.core.types import Commit, Direction, MetricRule, TrialBudget
+from bisector.core.stats import median
+from bisector.core.types import Commit, MetricRule, TrialBudget
 
 if TYPE_CHECKING:
     from bisector.ports import Probe
 
 #: Fresh trials a side, at least, when search trials are reused.
-MIN_FRESH = 3
+MIN_FRESH = 4
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,9 @@ class Found:
 
 
 def fresh_regressed(parent: judge.Samples, culprit: judge.Samples, rule: MetricRule) -> bool:
-    """The fresh trials alone shift the regressed way by at least the threshold."""
-    ps, cs = judge.process_medians(parent), judge.process_medians(culprit)
-    shift = hodges_lehmann(ps, cs) * (1.0 if rule.direction is Direction.LOWER else -1.0)
-    return shift > 0 and shift >= rule.threshold.min_shift(median(ps))
+    """The fresh trials alone show the regression: significant at `judge.REPRODUCE_ALPHA`
+    (4 a side can reach it), in the regressed direction, by at least the threshold."""
+    return judge.compare(parent, culprit, rule, alpha=judge.REPRODUCE_ALPHA).reproduced
 
 
 def verify(
