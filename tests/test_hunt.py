@@ -137,9 +137,7 @@ def test_effect_in_the_wrong_direction_is_never_a_culprit(rule: CandidateRule) -
         if event == PhaseStarted("verify"):
             verifying.append(True)
 
-    result = hunt(
-        COMMITS, [], FakeProbe(level), METRIC, RULE, BUDGET, listen, candidate_rule=rule
-    )
+    result = hunt(COMMITS, [], FakeProbe(level), METRIC, RULE, BUDGET, listen, candidate_rule=rule)
     assert result.status is Status.INCONCLUSIVE and result.culprits == () and result.culprit is None
     suspect = result.suspect
     assert suspect is not None and suspect.index == 13 and not suspect.verified

@@ -1,0 +1,125 @@
+"""The lean rule (core/sequential.LEAN) and the verification that reuses search trials (core/verify.py), over fake probes."""
+
+from __future__ import annotations
+
+from bisector.core import sequential, verify
+from bisector.core.hunt import HUNT_RULE, hunt
+from bisector.core.sampling import LEAN_ENDPOINT_PROCESSES, Sampler
+from bisector.core.types import Status, Verdict
+from bisector.ports import PhaseStarted, ProgressEvent, TrialStarted, VerdictReached, Warned
+from tests.test_hunt import BUDGET, COMMITS, METRIC, RULE, FakeProbe, steps_at
+
+# Endpoints 4 a side, 20 ms and 26 ms, about 1% apart between processes.
+GOOD = [[v] for v in (19.8, 20.0, 20.2, 20.1)]
+BAD = [[v] for v in (25.7, 26.0, 26.2, 25.9)]
+
+
+def test_lean_rule_decides_a_clear_candidate_on_one_process() -> None:
+    """One process on an endpoint, many spreads from the other, decides; halfway does not."""
+    assert sequential.decide([[26.05]], GOOD, BAD, RULE, BUDGET, sequential.LEAN) is Verdict.BAD
+    assert sequential.decide([[20.05]], GOOD, BAD, RULE, BUDGET, sequential.LEAN) is Verdict.GOOD
+    halfway = [[23.0], [23.1], [22.9]]
+    assert sequential.decide(halfway, GOOD, BAD, RULE, BUDGET, sequential.LEAN) is Verdict.UNCLEAR
+    # escalated: never on one process
+    assert (
+        sequential.decide([[26.05]], GOOD, BAD, RULE, BUDGET, sequential.ESCALATED)
+        is Verdict.UNCLEAR
+    )
+    assert not sequential.needs_more(Verdict.BAD, 1, BUDGET, sequential.LEAN)
+    assert sequential.needs_more(Verdict.BAD, 1, BUDGET, sequential.ESCALATED)
+
+
+def test_lean_rule_never_calls_an_outlier_beyond_bad_bad() -> None:
+    """A process far beyond bad (a CPU hog) is not like bad: the position guard and the
+    contaminated likelihood keep it unclear."""
+    assert sequential.decide([[40.0]], GOOD, BAD, RULE, BUDGET, sequential.LEAN) is Verdict.UNCLEAR
+
+
+def test_sampler_stops_a_clear_candidate_after_one_trial() -> None:
+    """The lean sampling loop takes one trial of a clear candidate, four of each endpoint."""
+    probe = FakeProbe(steps_at((13, 1.3)))
+    sampler = Sampler(probe, METRIC, RULE, BUDGET, candidate_rule="lean")
+    sampler.settle_endpoints(COMMITS[0], COMMITS[-1])
+    assert len(probe.trials(COMMITS[0])) == len(probe.trials(COMMITS[-1])) == 4
+    assert LEAN_ENDPOINT_PROCESSES == 4
+    for index, verdict in ((5, Verdict.GOOD), (17, Verdict.BAD)):
+        decision = sampler.decide(COMMITS[index], COMMITS[0], COMMITS[-1], "fine")
+        assert decision.verdict is verdict and decision.trials == 1
+
+
+def test_lean_hunt_is_the_default_and_reuses_search_trials_in_verification() -> None:
+    """A clear step: found and verified on fewer executions than the pinpoint rule, the
+    culprit's search trials counted in its verification beside >= MIN_FRESH fresh ones."""
+    assert HUNT_RULE == "lean"
+    lean_probe, old_probe = FakeProbe(steps_at((13, 1.3))), FakeProbe(steps_at((13, 1.3)))
+    lean = hunt(COMMITS, [], lean_probe, METRIC, RULE, BUDGET)
+    old = hunt(COMMITS, [], old_probe, METRIC, RULE, BUDGET, candidate_rule="pinpoint")
+    assert lean.status is old.status is Status.FOUND
+    assert [f.index for f in lean.culprits] == [13]
+    culprit = lean.culprits[0]
+    assert culprit.verified and culprit.fresh >= verify.MIN_FRESH
+    assert culprit.trials > culprit.fresh  # search trials reused
+    assert lean_probe.executions < 0.75 * old_probe.executions
+
+
+def test_stale_search_trials_alone_never_verify() -> None:
+    """The culprit's search trials were slow (a hog then) but fresh ones match its parent:
+    reused trials cannot carry the verification, so it fails (exit 4, never exit 0)."""
+    probe = FakeProbe(steps_at((13, 1.0)))
+    parent, culprit = COMMITS[12], COMMITS[13]
+    for _ in range(4):  # slow trials of the culprit, taken before verification
+        probe.level = steps_at((13, 1.3))
+        probe.take(culprit)
+    probe.level = steps_at((13, 1.0))
+    found = verify.verify(
+        probe, METRIC, RULE, BUDGET, 13, (parent, culprit), _reproduction(), probe.take, reuse=True
+    )
+    assert not found.verified and found.fresh >= verify.MIN_FRESH
+
+
+def test_a_wrong_direction_candidate_is_never_verified() -> None:
+    """Fresh trials show the candidate faster than its parent: unverified, whatever the reuse."""
+    probe = FakeProbe(lambda i, _n: 18.0 if i == 13 else 20.0)
+    found = verify.verify(
+        probe,
+        METRIC,
+        RULE,
+        BUDGET,
+        13,
+        (COMMITS[12], COMMITS[13]),
+        _reproduction(),
+        probe.take,
+        reuse=True,
+    )
+    assert not found.verified and found.effect is not None and found.effect < 0
+    assert "other direction" in found.note
+
+
+def test_failed_verification_re_bisects_with_the_escalated_rule() -> None:
+    """A good commit whose first process is slow (a hog) misleads one-process decisions; the
+    culprit then fails verification, its part is bisected again with two processes a
+    candidate, and the true step is found and verified."""
+
+    def level(i: int, n: int) -> float:
+        base = 26.0 if i >= 13 else 20.0
+        return 26.0 if i == 10 and n == 0 else base  # commit 10's first process: slow
+
+    events: list[ProgressEvent] = []
+    probe = FakeProbe(level)
+    result = hunt(COMMITS, [], probe, METRIC, RULE, BUDGET, events.append)
+    assert result.status is Status.FOUND and [f.index for f in result.culprits] == [13]
+    assert any(isinstance(e, Warned) and "bisecting its part again" in e.message for e in events)
+    assert sum(e == PhaseStarted("verify") for e in events) == 2
+
+
+def test_clear_case_uses_few_candidate_trials() -> None:
+    """A +30% step over 21 commits: at most two trials a candidate on average."""
+    events: list[ProgressEvent] = []
+    hunt(COMMITS, [], FakeProbe(steps_at((13, 1.3))), METRIC, RULE, BUDGET, events.append)
+    fine = [e for e in events if isinstance(e, TrialStarted) and e.phase == "fine"]
+    probed = [e for e in events if isinstance(e, VerdictReached) and e.phase == "fine"]
+    assert probed and len(fine) <= 2 * len(probed)
+
+
+def _reproduction() -> verify.judge.Comparison:
+    return verify.judge.compare(GOOD, BAD, RULE)
