@@ -1,4 +1,4 @@
-"""The lean rule (core/sequential.LEAN) and the verification that reuses search trials (core/verify.py), over fake probes."""
+"""The lean rule (core/sequential.LEAN) and the verification on fresh trials (core/verify.py), over fake probes."""
 
 from __future__ import annotations
 
@@ -36,20 +36,22 @@ def test_lean_rule_never_calls_an_outlier_beyond_bad_bad() -> None:
 
 
 def test_sampler_stops_a_clear_candidate_after_one_trial() -> None:
-    """The lean sampling loop takes one trial of a clear candidate, four of each endpoint."""
+    """The lean sampling loop takes one trial of a clear candidate, three of each endpoint
+    (a promising difference: 3 vs 3 completely apart by the threshold)."""
     probe = FakeProbe(steps_at((13, 1.3)))
     sampler = Sampler(probe, METRIC, RULE, BUDGET, candidate_rule="lean")
-    sampler.settle_endpoints(COMMITS[0], COMMITS[-1])
-    assert len(probe.trials(COMMITS[0])) == len(probe.trials(COMMITS[-1])) == 4
-    assert LEAN_ENDPOINT_PROCESSES == 4
+    reproduction = sampler.settle_endpoints(COMMITS[0], COMMITS[-1])
+    assert len(probe.trials(COMMITS[0])) == len(probe.trials(COMMITS[-1])) == 3
+    assert LEAN_ENDPOINT_PROCESSES == 3
+    assert sampler.promising(reproduction) and not reproduction.significant
     for index, verdict in ((5, Verdict.GOOD), (17, Verdict.BAD)):
         decision = sampler.decide(COMMITS[index], COMMITS[0], COMMITS[-1], "fine")
         assert decision.verdict is verdict and decision.trials == 1
 
 
-def test_lean_hunt_is_the_default_and_reuses_search_trials_in_verification() -> None:
-    """A clear step: found and verified on fewer executions than the pinpoint rule, the
-    culprit's search trials counted in its verification beside >= MIN_FRESH fresh ones."""
+def test_lean_hunt_is_the_default_and_verifies_on_fresh_trials() -> None:
+    """A clear step: found and verified on fewer executions than the pinpoint rule, its
+    verification on 5 fresh processes a side (none of the search's)."""
     assert HUNT_RULE == "lean"
     lean_probe, old_probe = FakeProbe(steps_at((13, 1.3))), FakeProbe(steps_at((13, 1.3)))
     lean = hunt(COMMITS, [], lean_probe, METRIC, RULE, BUDGET)
@@ -57,14 +59,14 @@ def test_lean_hunt_is_the_default_and_reuses_search_trials_in_verification() -> 
     assert lean.status is old.status is Status.FOUND
     assert [f.index for f in lean.culprits] == [13]
     culprit = lean.culprits[0]
-    assert culprit.verified and culprit.fresh >= verify.MIN_FRESH
-    assert culprit.trials > culprit.fresh  # search trials reused
+    assert culprit.verified and culprit.trials == 5
+    assert len(lean_probe.trials(COMMITS[13])) > 5  # the search measured it too
     assert lean_probe.executions < 0.75 * old_probe.executions
 
 
-def test_stale_search_trials_alone_never_verify() -> None:
-    """The culprit's search trials were slow (a hog then) but fresh ones match its parent:
-    reused trials cannot carry the verification, so it fails (exit 4, never exit 0)."""
+def test_earlier_trials_never_carry_a_verification() -> None:
+    """The culprit's earlier trials were slow (a hog then) but fresh ones match its parent:
+    only fresh trials are compared, so it is not verified (exit 4, never exit 0)."""
     probe = FakeProbe(steps_at((13, 1.0)))
     parent, culprit = COMMITS[12], COMMITS[13]
     for _ in range(4):  # slow trials of the culprit, taken before verification
@@ -72,13 +74,14 @@ def test_stale_search_trials_alone_never_verify() -> None:
         probe.take(culprit)
     probe.level = steps_at((13, 1.0))
     found = verify.verify(
-        probe, METRIC, RULE, BUDGET, 13, (parent, culprit), _reproduction(), probe.take, reuse=True
+        probe, METRIC, RULE, BUDGET, 13, (parent, culprit), _reproduction(), probe.take
     )
-    assert not found.verified and found.fresh >= verify.MIN_FRESH
+    assert not found.verified and found.trials >= 5
+    assert len(probe.trials(culprit)) == 4 + found.trials
 
 
 def test_a_wrong_direction_candidate_is_never_verified() -> None:
-    """Fresh trials show the candidate faster than its parent: unverified, whatever the reuse."""
+    """Fresh trials show the candidate faster than its parent: unverified, exit 4."""
     probe = FakeProbe(lambda i, _n: 18.0 if i == 13 else 20.0)
     found = verify.verify(
         probe,
@@ -89,7 +92,6 @@ def test_a_wrong_direction_candidate_is_never_verified() -> None:
         (COMMITS[12], COMMITS[13]),
         _reproduction(),
         probe.take,
-        reuse=True,
     )
     assert not found.verified and found.effect is not None and found.effect < 0
     assert "other direction" in found.note

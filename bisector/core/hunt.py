@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 INTERLEAVE_EVERY = 3
 # Under the lean rule a candidate costs one or two processes, so one end is re-measured
 # every this many probes (alternating which).
-LEAN_INTERLEAVE_EVERY = 4
+LEAN_INTERLEAVE_EVERY = 6
 
 #: The hunt's candidate rule when the caller names none (`sampling.CandidateRule`);
 #: bench/simulate.py measured it against the others before it became the default.
@@ -186,24 +186,49 @@ class _Hunter:
         for index, verdict in ((0, Verdict.GOOD), (last, Verdict.BAD)):
             self._step("reproduce", index, verdict)
         measured = noise.measure(self.samples(0), self.samples(last))
-        if not reproduction.reproduced:
-            return HuntResult(
-                Status.NOT_REPRODUCED,
-                reproduction,
-                (),
-                None,
-                0,
-                last,
-                (),
-                (),
-                tuple(self.steps),
-                measured,
-            )
+        if not (reproduction.reproduced or self.sampler.promising(reproduction)):
+            return self._not_reproduced(reproduction, measured)
         baseline = median(judge.process_medians(self.samples(0)))
         warning = noise.threshold_warning(measured, self.rule, self.budget, baseline)
         if warning:  # once, before the search: the user may stop and fix the config
             self.progress(Warned(warning))
-        founds, open_parts = self._settle(self._bisect(0, last, tag_indices), reproduction)
+        parts = self._bisect(0, last, tag_indices)
+        settled = reproduction.reproduced
+        if not settled:  # searched on a promising difference (lean): the endpoints now
+            reproduction = judge.reproduced(self.samples(0), self.samples(last), self.rule)
+        founds, open_parts = self._settle(parts, reproduction)
+        if not settled and not reproduction.reproduced and not any(f.verified for f in founds):
+            # Nothing verified stands for the regression: settle the endpoints after all.
+            reproduction = self.sampler.settle_endpoints(
+                self.commits[0], self.commits[-1], provisional=False
+            )
+            if not reproduction.reproduced:
+                measured = noise.measure(self.samples(0), self.samples(last), warning)
+                return self._not_reproduced(reproduction, measured)
+        return self._result(reproduction, founds, open_parts, warning)
+
+    def _not_reproduced(self, reproduction: judge.Comparison, measured: noise.Noise) -> HuntResult:
+        return HuntResult(
+            Status.NOT_REPRODUCED,
+            reproduction,
+            (),
+            None,
+            0,
+            len(self.commits) - 1,
+            (),
+            (),
+            tuple(self.steps),
+            measured,
+        )
+
+    def _result(
+        self,
+        reproduction: judge.Comparison,
+        founds: list[Found],
+        open_parts: list[_Part],
+        warning: str | None,
+    ) -> HuntResult:
+        last = len(self.commits) - 1
         culprits = tuple(f for f in founds if f.verified)
         unverified = [f for f in founds if not f.verified]
         suspect = (
@@ -334,7 +359,7 @@ class _Hunter:
 
     def _verify(self, index: int, reproduction: judge.Comparison) -> Found:
         """Fresh, interleaved trials of the candidate and its parent until the judge settles
-        (`core.verify`; the lean rule reuses the search's trials of the two)."""
+        (`core.verify`)."""
         self.progress(PhaseStarted("verify"))
         return verify(
             self.probe,
@@ -345,5 +370,4 @@ class _Hunter:
             (self.commits[index - 1], self.commits[index]),
             reproduction,
             lambda c: self._take(c, "verify"),
-            reuse=self.sampler.candidate_rule == "lean",
         )

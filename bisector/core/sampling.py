@@ -47,10 +47,15 @@ CandidateRule = Literal["pinpoint", "sequential", "lean"]
 #: picks its own, `hunt.HUNT_RULE`). False: "pinpoint"; True: "sequential".
 SEQUENTIAL_DEFAULT = False
 
-#: Endpoint processes before the search under the lean rule: 4 a side is the fewest at
-#: which the reproduction test can be significant at `judge.REPRODUCE_ALPHA` (the exact
-#: p of 4 vs 4 reaches 0.029); more only while the difference is not yet significant.
-LEAN_ENDPOINT_PROCESSES = 4
+#: Endpoint processes before the search under the lean rule. 3 a side cannot be
+#: significant at `judge.REPRODUCE_ALPHA` (the exact p of 3 vs 3 is 0.1 at best), so the
+#: search starts on a *promising* difference (`Sampler.promising`: 3 vs 3 completely
+#: apart, the regressed way, by the threshold) and the reproduction is settled later:
+#: a verified culprit is a significant regression by itself, and without one the hunt
+#: measures the endpoints on until the reproduction test settles (`core.hunt`).
+#: Otherwise more only while the difference is not yet significant.
+LEAN_ENDPOINT_PROCESSES = 3
+PROMISING_P = 0.1
 
 
 def samples_of(trials: Sequence[TrialSamples], metric: str) -> list[list[float]]:
@@ -127,6 +132,12 @@ class Sampler:
     def samples(self, commit: Commit) -> list[list[float]]:
         return samples_of(self.probe.trials(commit), self.metric)
 
+    def promising(self, comparison: judge.Comparison) -> bool:
+        """Under the lean rule: a difference worth a search before it is significant (see
+        `LEAN_ENDPOINT_PROCESSES`)."""
+        lean = self.candidate_rule == "lean" and not self.escalated
+        return lean and comparison.regressed and comparison.p_value <= PROMISING_P
+
     def _missing(self, trials: Sequence[TrialSamples]) -> bool:
         """`repeats.min` trials (or more) and not one sample of the metric among them."""
         return len(trials) >= self.repeats.min and not samples_of(trials, self.metric)
@@ -144,9 +155,10 @@ class Sampler:
         return f"the benchmark printed {', '.join(printed) or 'no metric'} but not {self.metric}"
 
     def settle_endpoints(
-        self, good: Commit, bad: Commit, phase: str = "reproduce"
+        self, good: Commit, bad: Commit, phase: str = "reproduce", *, provisional: bool = True
     ) -> judge.Comparison:
-        """Measure both endpoints, interleaved, until their difference is settled.
+        """Measure both endpoints, interleaved, until their difference is settled (or,
+        `provisional` and lean, `promising`).
 
         :raises EndpointUnmeasurable: an endpoint is untestable, misses the metric, or
             gave fewer than two processes with samples within its budget.
@@ -168,8 +180,10 @@ class Sampler:
             gs, bs = samples_of(tg, self.metric), samples_of(tb, self.metric)
             n = min(len(gs), len(bs))
             comparison = judge.reproduced(gs, bs, self.rule) if n >= 2 else None
-            if comparison is not None and not judge.reproduction_needs_more(
-                comparison, n, self.repeats, self.endpoint_floor()
+            floor = self.endpoint_floor() if provisional else judge.MIN_ENDPOINT_PROCESSES
+            if comparison is not None and (
+                (provisional and n >= floor and self.promising(comparison))
+                or not judge.reproduction_needs_more(comparison, n, self.repeats, floor)
             ):
                 return comparison
             done = min(len(tg), len(tb))

@@ -76,6 +76,8 @@ class SprtRule:
     min_processes: int = MIN_PROCESSES
     guard_alpha: float | None = GUARD_ALPHA
     classic_first: bool = True
+    widening: float = SMALL_SAMPLE_WIDENING
+    single_fraction: float = judge.GUARD_FRACTION  # the position guard for one process
 
 
 #: The rule of `sequential: True` (measured in bench/RESULTS.md as "sequential").
@@ -85,7 +87,15 @@ GUARDED = SprtRule()
 #: other). A wrong step costs no false culprit: the culprit is verified against its
 #: parent with the non-parametric test, and a failed verification re-bisects its part
 #: with `ESCALATED` (bisector/core/hunt.py).
-LEAN = SprtRule(alpha=0.02, beta=0.02, min_processes=1, guard_alpha=None, classic_first=False)
+LEAN = SprtRule(
+    alpha=0.05,
+    beta=0.05,
+    min_processes=1,
+    guard_alpha=None,
+    classic_first=False,
+    widening=2.0,
+    single_fraction=0.2,
+)
 #: After a failed verification: two processes at least, Wald's 0.001 boundaries.
 ESCALATED = SprtRule(min_processes=2, guard_alpha=None, classic_first=False)
 
@@ -117,7 +127,9 @@ def boundaries(alpha: float = SPRT_ALPHA, beta: float = SPRT_BETA) -> tuple[floa
     return math.log(beta / (1 - alpha)), math.log((1 - beta) / alpha)
 
 
-def pooled_spread(good: Sequence[float], bad: Sequence[float]) -> float:
+def pooled_spread(
+    good: Sequence[float], bad: Sequence[float], widening: float = SMALL_SAMPLE_WIDENING
+) -> float:
     """The between-process spread of the endpoints' per-process medians, robustly: the
     MAD of each about its own median, pooled, scaled to a standard deviation, widened by
     `1 + SMALL_SAMPLE_WIDENING / n` for the n processes it rests on (an estimate from a
@@ -126,7 +138,7 @@ def pooled_spread(good: Sequence[float], bad: Sequence[float]) -> float:
     below `MIN_SPREAD_FRACTION` of the gap between the endpoints' medians."""
     mg, mb = median(good), median(bad)
     deviations = [abs(x - mg) for x in good] + [abs(x - mb) for x in bad]
-    widen = 1 + SMALL_SAMPLE_WIDENING / len(deviations)
+    widen = 1 + widening / len(deviations)
     return max(_MAD_TO_SD * median(deviations) * widen, MIN_SPREAD_FRACTION * abs(mb - mg))
 
 
@@ -146,11 +158,12 @@ def evidence(
     alpha: float = SPRT_ALPHA,
     beta: float = SPRT_BETA,
     min_processes: int = MIN_PROCESSES,
+    widening: float = SMALL_SAMPLE_WIDENING,
 ) -> Evidence:
     """The SPRT over the candidate's per-process medians (see the module docstring)."""
     lower, upper = boundaries(alpha, beta)
     mg, mb = median(good), median(bad)
-    spread = pooled_spread(good, bad)
+    spread = pooled_spread(good, bad, widening)
     if mg == mb or spread <= 0:  # the endpoints do not differ: nothing to decide between
         return Evidence(0.0, upper, lower, spread)
     share = outlier_share(good, bad, spread)
@@ -187,17 +200,25 @@ def decide(
         if classic is not Verdict.UNCLEAR:
             return classic
     good_m, bad_m = judge.process_medians(good), judge.process_medians(bad)
-    proposal = evidence(cand, good_m, bad_m, rule.alpha, rule.beta, rule.min_processes).proposal
+    proposal = evidence(
+        cand, good_m, bad_m, rule.alpha, rule.beta, rule.min_processes, rule.widening
+    ).proposal
     if proposal is Verdict.UNCLEAR:
         return proposal
     if rule.guard_alpha is None:
-        return proposal if position_agrees(proposal, cand, good_m, bad_m) else Verdict.UNCLEAR
+        fraction = rule.single_fraction if len(cand) == 1 else judge.GUARD_FRACTION
+        agrees = position_agrees(proposal, cand, good_m, bad_m, fraction)
+        return proposal if agrees else Verdict.UNCLEAR
     guard = judge.assess(candidate, good, bad, metric, alpha=rule.guard_alpha).verdict
     return proposal if guard is proposal else Verdict.UNCLEAR
 
 
 def position_agrees(
-    proposal: Verdict, cand: Sequence[float], good: Sequence[float], bad: Sequence[float]
+    proposal: Verdict,
+    cand: Sequence[float],
+    good: Sequence[float],
+    bad: Sequence[float],
+    fraction: float = judge.GUARD_FRACTION,
 ) -> bool:
     """The candidate's median lies in the proposed endpoint's third of the way between
     the endpoints' medians (`judge.GUARD_FRACTION`): a candidate halfway between them (a
@@ -207,8 +228,8 @@ def position_agrees(
         return False
     position = (median(cand) - mg) / (mb - mg)
     if proposal is Verdict.BAD:
-        return position > 1 - judge.GUARD_FRACTION
-    return position < judge.GUARD_FRACTION
+        return position > 1 - fraction
+    return position < fraction
 
 
 def needs_more(
