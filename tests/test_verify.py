@@ -125,3 +125,28 @@ def test_clear_case_uses_few_candidate_trials() -> None:
 
 def _reproduction() -> verify.judge.Comparison:
     return verify.judge.compare(GOOD, BAD, RULE)
+
+
+def test_lean_hunt_without_a_regression_is_not_reproduced() -> None:
+    """No step at all, or the bad endpoint faster: exit 3 (not reproduced), no search."""
+    for level in (steps_at(), steps_at((13, 0.8))):
+        events: list[ProgressEvent] = []
+        result = hunt(COMMITS, [], FakeProbe(level), METRIC, RULE, BUDGET, events.append)
+        assert result.status is Status.NOT_REPRODUCED and result.culprits == ()
+        assert not any(isinstance(e, VerdictReached) and e.phase == "fine" for e in events)
+
+
+def test_a_promising_start_without_a_verified_culprit_settles_the_endpoints() -> None:
+    """The endpoints' first 3 processes look apart by chance, nothing verifies: the hunt
+    measures the endpoints on and says not reproduced (exit 3), never found."""
+
+    def level(i: int, n: int) -> float:
+        return 21.5 if i == N_LAST and n < 3 else 20.0  # only bad's first 3 are slow
+
+    result = hunt(COMMITS, [], FakeProbe(level), METRIC, RULE, BUDGET)
+    assert result.status is Status.NOT_REPRODUCED and result.culprits == ()
+    assert not result.reproduction.reproduced
+    assert any(step.phase == "fine" for step in result.steps)  # it did search
+
+
+N_LAST = len(COMMITS) - 1
