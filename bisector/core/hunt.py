@@ -193,18 +193,16 @@ class _Hunter:
         if warning:  # once, before the search: the user may stop and fix the config
             self.progress(Warned(warning))
         parts = self._bisect(0, last, tag_indices)
-        settled = reproduction.reproduced
-        if not settled:  # searched on a promising difference (lean): the endpoints now
-            reproduction = judge.reproduced(self.samples(0), self.samples(last), self.rule)
-        founds, open_parts = self._settle(parts, reproduction)
-        if not settled and not reproduction.reproduced and not any(f.verified for f in founds):
-            # Nothing verified stands for the regression: settle the endpoints after all.
+        if not reproduction.reproduced:
+            # Searched on a promising difference (lean): settle it before any verdict, so
+            # a suspect is never named for a regression the endpoints do not show.
             reproduction = self.sampler.settle_endpoints(
                 self.commits[0], self.commits[-1], provisional=False
             )
             if not reproduction.reproduced:
                 measured = noise.measure(self.samples(0), self.samples(last), warning)
                 return self._not_reproduced(reproduction, measured)
+        founds, open_parts = self._settle(parts, reproduction)
         return self._result(reproduction, founds, open_parts, warning)
 
     def _not_reproduced(self, reproduction: judge.Comparison, measured: noise.Noise) -> HuntResult:
@@ -265,7 +263,8 @@ class _Hunter:
         """Verify each narrowed part. Under the lean rule a failed verification means a
         step of the search may have gone wrong (one process decided it): the rule is
         escalated (`sequential.ESCALATED`, more processes a candidate) and that part is
-        bisected again, once; the trials taken so far all count again."""
+        bisected again, once; the trials taken so far all count again. When that
+        verifies nothing, the first candidate stays as the unverified one."""
         founds: list[Found] = []
         open_parts: list[_Part] = []
         queue = list(parts)
@@ -280,7 +279,12 @@ class _Hunter:
                 continue
             self.sampler.escalated = True
             self.progress(Warned("a culprit failed verification: bisecting its part again"))
-            queue[:0] = self._bisect(*part.ends, [])
+            again, still_open = self._settle(self._bisect(*part.ends, []), reproduction)
+            if any(f.verified for f in again):
+                founds += again
+                open_parts += still_open
+            else:  # nothing better: the first candidate stays, unverified
+                founds.append(found)
         return founds, open_parts
 
     # -- the search ---------------------------------------------------------------------

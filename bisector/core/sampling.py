@@ -123,11 +123,15 @@ class Sampler:
             return sequential.ESCALATED if self.escalated else sequential.LEAN
         return sequential.GUARDED
 
-    def endpoint_floor(self) -> int:
-        """Processes a side before the search: fewer under the lean rule."""
-        if self.candidate_rule == "lean" and not self.escalated:
+    def endpoint_floor(self, provisional: bool = True) -> int:
+        """Processes a side before the endpoints count as measured: fewer under the lean
+        rule (3 for a promising difference, 4 to settle it: the fewest for which the
+        reproduction test can be significant)."""
+        if self.candidate_rule != "lean":
+            return judge.MIN_ENDPOINT_PROCESSES
+        if provisional and not self.escalated:
             return LEAN_ENDPOINT_PROCESSES
-        return judge.MIN_ENDPOINT_PROCESSES
+        return LEAN_ENDPOINT_PROCESSES + 1
 
     def samples(self, commit: Commit) -> list[list[float]]:
         return samples_of(self.probe.trials(commit), self.metric)
@@ -180,7 +184,7 @@ class Sampler:
             gs, bs = samples_of(tg, self.metric), samples_of(tb, self.metric)
             n = min(len(gs), len(bs))
             comparison = judge.reproduced(gs, bs, self.rule) if n >= 2 else None
-            floor = self.endpoint_floor() if provisional else judge.MIN_ENDPOINT_PROCESSES
+            floor = self.endpoint_floor(provisional)
             if comparison is not None and (
                 (provisional and n >= floor and self.promising(comparison))
                 or not judge.reproduction_needs_more(comparison, n, self.repeats, floor)
