@@ -22,9 +22,15 @@ the range holds more than one step. The range is split there and each part bisec
 against its own ends (the split commit is bad for the left part, good for the right),
 recursively, until each part ends in one candidate or an honest range.
 
+**The candidate rule** is `HUNT_RULE` ("lean", `core.sequential.LEAN`) unless the caller
+names another: one clear process can decide a candidate, and the endpoints start at 3 a
+side on a promising difference, settled (4 a side at least) after the search and before
+any verdict. A culprit that then fails verification means the search may have gone
+wrong: the rule is escalated and that part bisected again, once (`_settle`).
+
 **Found means verified.** Each part's candidate is re-measured against its parent with
 fresh, interleaved trials, more while the judge is unclear (at least
-`judge.smallest_workable_repeats`, at most `repeats.max` a side). It is a culprit only
+`judge.smallest_workable_repeats`, at most `repeats.max` a side; `core.verify`). It is a culprit only
 when the regression shows in the regressed direction by at least the threshold at
 `judge.VERIFY_ALPHA`; otherwise it is the `suspect` and the status is INCONCLUSIVE. The
 status is FOUND only when every part ended in a verified culprit.

@@ -34,9 +34,18 @@ position third keeps a candidate halfway between the endpoints (a second regress
 unclear however the ratio wanders. Otherwise the candidate stays UNCLEAR and the sampling
 loop takes another trial, as with the non-parametric rule.
 
+**The lean rule** (`LEAN`, the hunt's default) goes further: Wald's boundaries at 0.05,
+one process may cross (when it alone lies in the named endpoint's fifth of the way, the
+third from two processes on), a spread widened less, and no non-parametric guard per
+candidate. That guard moves to the end: a culprit is only ever named after fresh trials
+verify it against its parent with the non-parametric test (`core.verify`), and a
+failed verification re-bisects the part with `ESCALATED` (`core.hunt`). A wrong step
+costs trials, never a false culprit.
+
 The error rates this buys are measured, not assumed: `bench/simulate.py` runs thousands of
 simulated bisections per noise model (heavy tails, per-process offsets, a cold first
-process, drift, two steps) with both rules side by side; bench/RESULTS.md has the table.
+process, drift, a CPU hog, two steps) with the rules side by side; bench/RESULTS.md has
+the table.
 """
 
 from __future__ import annotations
