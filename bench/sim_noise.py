@@ -38,6 +38,11 @@ class NoiseModel:
     cold_commit: float = 0.0  # extra latency of each commit's first process
     cold_run: float = 0.0  # extra latency of the run's very first process
     drift: float = 0.0  # extra latency per process taken so far in the run
+    # A CPU hog that comes and goes: at each process an episode starts with this chance;
+    # it lasts `hog_length` processes on average, adds its own +5..40% and triples the
+    # spread between processes while it lasts.
+    hog: float = 0.0
+    hog_length: float = 8.0
     steps: tuple[float, ...] = (0.10,)
 
     def positions(self, n: int, rng: random.Random) -> tuple[int, ...]:
@@ -108,6 +113,14 @@ MODELS: tuple[NoiseModel, ...] = (
         busy=0.10,
     ),
     NoiseModel(
+        "cpu-hog",
+        "busy machine: 2% offsets; a hog comes and goes (episodes of ~8 processes, "
+        "each +5..40% and 3x the spread)",
+        within=0.01,
+        between=0.02,
+        hog=0.05,
+    ),
+    NoiseModel(
         "two-steps",
         "3% process offsets; two +10% steps at different commits",
         within=0.005,
@@ -143,6 +156,8 @@ class SimProbe:
         self.taken = 0
         self.phase = "endpoints"
         self.by_phase: dict[str, int] = {}
+        self.hog_left = 0  # processes left in the current hog episode
+        self.hog_extra = 0.0
 
     def take(self, commit: Commit) -> None:
         m, rng = self.model, self.rng
@@ -154,6 +169,13 @@ class SimProbe:
             factor += m.cold_run
         if m.busy and rng.random() < m.busy:
             factor += 0.25
+        if m.hog:
+            if self.hog_left == 0 and rng.random() < m.hog:
+                self.hog_left = 1 + int(rng.expovariate(1 / m.hog_length))
+                self.hog_extra = rng.uniform(0.05, 0.40)
+            if self.hog_left:
+                self.hog_left -= 1
+                factor += self.hog_extra + m.draw(rng, 2 * m.between)
         centre = self.levels[int(commit.sha, 16)] * factor
         got.append(
             SimTrial(

@@ -6,7 +6,10 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import pytest
+
 from bisector.core.hunt import HuntResult, hunt
+from bisector.core.sampling import CandidateRule
 from bisector.core.types import (
     Commit,
     Direction,
@@ -118,8 +121,11 @@ def test_two_steps_are_both_found_each_with_its_share() -> None:
     assert result.culprit is not None and result.culprit.index in (6, 15)
 
 
-def test_effect_in_the_wrong_direction_is_never_a_culprit() -> None:
-    """A candidate that measures faster than its parent on re-measurement is a suspect, exit 4."""
+@pytest.mark.parametrize("rule", ["pinpoint", "sequential"])
+def test_effect_in_the_wrong_direction_is_never_a_culprit(rule: CandidateRule) -> None:
+    """A candidate that measures faster than its parent on re-measurement is a suspect, exit 4.
+
+    (The lean rule re-bisects after a failed verification: tests/test_verify.py.)"""
     verifying: list[bool] = []
 
     def level(i: int, _n: int) -> float:
@@ -131,14 +137,15 @@ def test_effect_in_the_wrong_direction_is_never_a_culprit() -> None:
         if event == PhaseStarted("verify"):
             verifying.append(True)
 
-    result = hunt(COMMITS, [], FakeProbe(level), METRIC, RULE, BUDGET, listen)
+    result = hunt(COMMITS, [], FakeProbe(level), METRIC, RULE, BUDGET, listen, candidate_rule=rule)
     assert result.status is Status.INCONCLUSIVE and result.culprits == () and result.culprit is None
     suspect = result.suspect
     assert suspect is not None and suspect.index == 13 and not suspect.verified
     assert suspect.effect is not None and suspect.effect < 0 and "other direction" in suspect.note
 
 
-def test_regression_that_does_not_reappear_is_an_unverified_suspect() -> None:
+@pytest.mark.parametrize("rule", ["pinpoint", "sequential"])
+def test_regression_that_does_not_reappear_is_an_unverified_suspect(rule: CandidateRule) -> None:
     """When fresh trials of culprit and parent agree, the status is inconclusive with a suspect."""
     verifying: list[bool] = []
 
@@ -150,7 +157,7 @@ def test_regression_that_does_not_reappear_is_an_unverified_suspect() -> None:
             verifying.append(True)
 
     probe = FakeProbe(level)
-    result = hunt(COMMITS, [], probe, METRIC, RULE, BUDGET, listen)
+    result = hunt(COMMITS, [], probe, METRIC, RULE, BUDGET, listen, candidate_rule=rule)
     assert result.status is Status.INCONCLUSIVE and result.culprits == ()
     assert result.suspect is not None and result.suspect.index == 13 and not result.suspect.verified
     assert result.suspect.evidence is not None and not result.suspect.evidence.reproduced

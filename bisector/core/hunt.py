@@ -22,9 +22,15 @@ the range holds more than one step. The range is split there and each part bisec
 against its own ends (the split commit is bad for the left part, good for the right),
 recursively, until each part ends in one candidate or an honest range.
 
+**The candidate rule** is `HUNT_RULE` ("lean", `core.sequential.LEAN`) unless the caller
+names another: one clear process can decide a candidate, and the endpoints start at 3 a
+side on a promising difference, settled (4 a side at least) after the search and before
+any verdict. A culprit that then fails verification means the search may have gone
+wrong: the rule is escalated and that part bisected again, once (`_settle`).
+
 **Found means verified.** Each part's candidate is re-measured against its parent with
 fresh, interleaved trials, more while the judge is unclear (at least
-`judge.smallest_workable_repeats`, at most `repeats.max` a side). It is a culprit only
+`judge.smallest_workable_repeats`, at most `repeats.max` a side; `core.verify`). It is a culprit only
 when the regression shows in the regressed direction by at least the threshold at
 `judge.VERIFY_ALPHA`; otherwise it is the `suspect` and the status is INCONCLUSIVE. The
 status is FOUND only when every part ended in a verified culprit.
@@ -37,10 +43,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bisector.core import judge, noise
-from bisector.core.sampling import Sampler, samples_of
+from bisector.core.sampling import CandidateRule, Sampler
 from bisector.core.search import CoarseFine
 from bisector.core.stats import median
 from bisector.core.types import Commit, MetricRule, Status, TrialBudget, Verdict
+from bisector.core.verify import Found, verify
 from bisector.ports import (
     PhaseStarted,
     ProbeStarted,
@@ -58,22 +65,15 @@ if TYPE_CHECKING:
 # (a GPU warming up, a neighbour's load) then moves the ends' samples too, and the judge
 # does not read it as a regression.
 INTERLEAVE_EVERY = 3
+# Under the lean rule a candidate costs one or two processes, so one end is re-measured
+# every this many probes (alternating which).
+LEAN_INTERLEAVE_EVERY = 6
 
+#: The hunt's candidate rule when the caller names none (`sampling.CandidateRule`);
+#: bench/simulate.py measured it against the others before it became the default.
+HUNT_RULE: CandidateRule = "lean"
 
-@dataclass(frozen=True)
-class Found:
-    """A candidate a part of the range narrowed to, with its verification's evidence."""
-
-    index: int
-    effect: float | None  # relative to the parent's median (fresh trials); None: not re-measured
-    effect_abs: float | None  # in the metric's units
-    share: float | None  # of the endpoints' total shift
-    verified: bool
-    confidence: float
-    p_value: float | None
-    evidence: judge.Comparison | None  # culprit - parent, fresh trials; None: could not re-measure
-    trials: int  # fresh trials per side
-    note: str
+__all__ = ["HUNT_RULE", "INTERLEAVE_EVERY", "Found", "HuntResult", "HuntStep", "hunt"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,7 @@ class _Part:
     first_bad: int
     narrowed: bool
     interior: tuple[int, ...]  # probed but not placed (SKIP or UNCLEAR)
+    ends: tuple[int, int] = (0, 0)  # the (good, bad) ends this part was bisected between
 
 
 def hunt(
@@ -138,13 +139,21 @@ def hunt(
     *,
     prefetch: Callable[[Sequence[Commit]], None] | None = None,
     sequential: bool | None = None,
+    candidate_rule: CandidateRule | None = None,
 ) -> HuntResult:
     """Reproduce, bisect every step, verify (see the module docstring).
 
-    `sequential` picks the candidate rule of `Sampler.decide` (None: its default).
+    `candidate_rule` picks the candidate rule of `Sampler.decide`; `sequential` (older
+    callers) True is "sequential", False "pinpoint"; neither: `HUNT_RULE`.
     """
-    hunter = _Hunter(commits, probe, metric, rule, budget, progress, prefetch, sequential)
+    if candidate_rule is None:
+        candidate_rule = HUNT_RULE if sequential is None else sequential_rule(sequential)
+    hunter = _Hunter(commits, probe, metric, rule, budget, progress, prefetch, candidate_rule)
     return hunter.run(tag_indices)
+
+
+def sequential_rule(on: bool) -> CandidateRule:
+    return "sequential" if on else "pinpoint"
 
 
 class _Hunter:
@@ -157,7 +166,7 @@ class _Hunter:
         budget: TrialBudget,
         progress: Progress,
         prefetch: Callable[[Sequence[Commit]], None] | None,
-        sequential: bool | None = None,
+        candidate_rule: CandidateRule = HUNT_RULE,
     ) -> None:
         if len(commits) < 2:
             raise ValueError("a hunt needs a good and a bad endpoint")
@@ -169,7 +178,7 @@ class _Hunter:
             budget,
         )
         self.progress, self.prefetch = progress, prefetch
-        self.sampler = Sampler(probe, metric, rule, budget, progress, sequential=sequential)
+        self.sampler = Sampler(probe, metric, rule, budget, progress, candidate_rule=candidate_rule)
         self.steps: list[HuntStep] = []
         self.skipped: set[int] = set()  # SKIP: could not be measured
         self.probes_done = 0
@@ -183,26 +192,47 @@ class _Hunter:
         for index, verdict in ((0, Verdict.GOOD), (last, Verdict.BAD)):
             self._step("reproduce", index, verdict)
         measured = noise.measure(self.samples(0), self.samples(last))
-        if not reproduction.reproduced:
-            return HuntResult(
-                Status.NOT_REPRODUCED,
-                reproduction,
-                (),
-                None,
-                0,
-                last,
-                (),
-                (),
-                tuple(self.steps),
-                measured,
-            )
+        if not (reproduction.reproduced or self.sampler.promising(reproduction)):
+            return self._not_reproduced(reproduction, measured)
         baseline = median(judge.process_medians(self.samples(0)))
         warning = noise.threshold_warning(measured, self.rule, self.budget, baseline)
         if warning:  # once, before the search: the user may stop and fix the config
             self.progress(Warned(warning))
         parts = self._bisect(0, last, tag_indices)
-        founds = [self._verify(p.first_bad, reproduction) for p in parts if p.narrowed]
-        open_parts = [p for p in parts if not p.narrowed]
+        if not reproduction.reproduced:
+            # Searched on a promising difference (lean): settle it before any verdict, so
+            # a suspect is never named for a regression the endpoints do not show.
+            reproduction = self.sampler.settle_endpoints(
+                self.commits[0], self.commits[-1], provisional=False
+            )
+            if not reproduction.reproduced:
+                measured = noise.measure(self.samples(0), self.samples(last), warning)
+                return self._not_reproduced(reproduction, measured)
+        founds, open_parts = self._settle(parts, reproduction)
+        return self._result(reproduction, founds, open_parts, warning)
+
+    def _not_reproduced(self, reproduction: judge.Comparison, measured: noise.Noise) -> HuntResult:
+        return HuntResult(
+            Status.NOT_REPRODUCED,
+            reproduction,
+            (),
+            None,
+            0,
+            len(self.commits) - 1,
+            (),
+            (),
+            tuple(self.steps),
+            measured,
+        )
+
+    def _result(
+        self,
+        reproduction: judge.Comparison,
+        founds: list[Found],
+        open_parts: list[_Part],
+        warning: str | None,
+    ) -> HuntResult:
+        last = len(self.commits) - 1
         culprits = tuple(f for f in founds if f.verified)
         unverified = [f for f in founds if not f.verified]
         suspect = (
@@ -233,6 +263,36 @@ class _Hunter:
             measured,
         )
 
+    def _settle(
+        self, parts: list[_Part], reproduction: judge.Comparison
+    ) -> tuple[list[Found], list[_Part]]:
+        """Verify each narrowed part. Under the lean rule a failed verification means a
+        step of the search may have gone wrong (one process decided it): the rule is
+        escalated (`sequential.ESCALATED`, more processes a candidate) and that part is
+        bisected again, once; the trials taken so far all count again. When that
+        verifies nothing, the first candidate stays as the unverified one."""
+        founds: list[Found] = []
+        open_parts: list[_Part] = []
+        queue = list(parts)
+        while queue:
+            part = queue.pop(0)
+            if not part.narrowed:
+                open_parts.append(part)
+                continue
+            found = self._verify(part.first_bad, reproduction)
+            if found.verified or self.sampler.candidate_rule != "lean" or self.sampler.escalated:
+                founds.append(found)
+                continue
+            self.sampler.escalated = True
+            self.progress(Warned("a culprit failed verification: bisecting its part again"))
+            again, still_open = self._settle(self._bisect(*part.ends, []), reproduction)
+            if any(f.verified for f in again):
+                founds += again
+                open_parts += still_open
+            else:  # nothing better: the first candidate stays, unverified
+                founds.append(found)
+        return founds, open_parts
+
     # -- the search ---------------------------------------------------------------------
 
     def _bisect(self, lo: int, hi: int, tag_indices: Sequence[int]) -> list[_Part]:
@@ -261,6 +321,7 @@ class _Hunter:
                 lo + result.first_bad,
                 result.found,
                 tuple(lo + i for i in result.untestable),
+                (lo, hi),
             )
         ]
 
@@ -282,9 +343,12 @@ class _Hunter:
     def _interleave(self, lo: int, hi: int) -> None:
         """Every few probes, one more trial of each end of the range, alternating order."""
         self.probes_done += 1
-        if self.probes_done % INTERLEAVE_EVERY:
+        lean = self.sampler.candidate_rule == "lean" and not self.sampler.escalated
+        if self.probes_done % (LEAN_INTERLEAVE_EVERY if lean else INTERLEAVE_EVERY):
             return
-        pair = (lo, hi) if (self.probes_done // INTERLEAVE_EVERY) % 2 else (hi, lo)
+        pair: tuple[int, ...] = (lo, hi) if (self.probes_done // INTERLEAVE_EVERY) % 2 else (hi, lo)
+        if lean:
+            pair = pair[:1]  # one end at a time: the drift is slow, candidates are cheap
         for index in pair:
             self._take(self.commits[index], "interleave")
 
@@ -304,68 +368,16 @@ class _Hunter:
     # -- verification -------------------------------------------------------------------
 
     def _verify(self, index: int, reproduction: judge.Comparison) -> Found:
-        """Fresh, interleaved trials of the candidate and its parent until the judge settles."""
-        parent, culprit = self.commits[index - 1], self.commits[index]
+        """Fresh, interleaved trials of the candidate and its parent until the judge settles
+        (`core.verify`)."""
         self.progress(PhaseStarted("verify"))
-        base = {c.sha: len(self.probe.trials(c)) for c in (parent, culprit)}
-        floor = max(self.budget.min, judge.smallest_workable_repeats(judge.VERIFY_ALPHA))
-        cap = max(self.budget.max, floor)
-        comp: judge.Comparison | None = None
-        n = 0
-        while True:
-            if self.probe.untestable(parent) or self.probe.untestable(culprit):
-                break
-            fresh = [self.probe.trials(c)[base[c.sha] :] for c in (parent, culprit)]
-            n = min(len(t) for t in fresh)
-            ps, cs = (samples_of(t, self.metric) for t in fresh)
-            if len(ps) >= 2 and len(cs) >= 2:
-                comp = judge.compare(ps, cs, self.rule, alpha=judge.VERIFY_ALPHA)
-                baseline = median(judge.process_medians(ps))
-                if n >= floor and (
-                    comp.reproduced or judge.rules_out_regression(comp, self.rule, baseline)
-                ):
-                    break
-            if n >= cap:
-                break
-            # Alternate which side goes first, so a trend over the pairs hits both alike.
-            for c in (parent, culprit) if n % 2 == 0 else (culprit, parent):
-                self._take(c, "verify")
-        return _found(index, comp, n, reproduction)
-
-
-def _found(
-    index: int, comp: judge.Comparison | None, n: int, reproduction: judge.Comparison
-) -> Found:
-    if comp is None:
-        return Found(
+        return verify(
+            self.probe,
+            self.metric,
+            self.rule,
+            self.budget,
             index,
-            None,
-            None,
-            None,
-            False,
-            0.0,
-            None,
-            None,
-            n,
-            "the culprit or its parent could not be re-measured (unverified)",
+            (self.commits[index - 1], self.commits[index]),
+            reproduction,
+            lambda c: self._take(c, "verify"),
         )
-    verified = comp.reproduced
-    if verified:
-        note = "the regression reappears between parent and culprit in fresh trials"
-    elif comp.significant and comp.improved or comp.effect * reproduction.effect < 0:
-        note = "fresh trials show the change in the other direction: not a culprit (unverified)"
-    else:
-        note = "fresh trials of parent and culprit did not show the regression (unverified)"
-    share = round(comp.effect / reproduction.effect, 3) if reproduction.effect else None
-    return Found(
-        index,
-        comp.relative_effect,
-        comp.effect,
-        share,
-        verified,
-        round(1.0 - comp.p_value, 4),
-        comp.p_value,
-        comp,
-        n,
-        note,
-    )

@@ -209,15 +209,21 @@ def needs_more(verdict: Verdict, n_processes: int, repeats: TrialBudget) -> bool
     return verdict is Verdict.UNCLEAR and n_processes < repeats.max
 
 
-def reproduction_needs_more(comparison: Comparison, n_processes: int, repeats: TrialBudget) -> bool:
+def reproduction_needs_more(
+    comparison: Comparison,
+    n_processes: int,
+    repeats: TrialBudget,
+    floor_processes: int = MIN_ENDPOINT_PROCESSES,
+) -> bool:
     """Take another trial of each endpoint? While not significant and below repeats.max.
 
     `n_processes` is the smaller of the two endpoints' counts. Each endpoint is measured
     at least `MIN_ENDPOINT_PROCESSES` times (within repeats.max) even once settled,
     because every candidate is compared with them. A significant difference in the wrong
-    direction or below the threshold is a settled "not reproduced".
+    direction or below the threshold is a settled "not reproduced". A sequential
+    candidate rule needs fewer (`floor_processes`, see `core.sampling`).
     """
-    floor = min(max(repeats.min, MIN_ENDPOINT_PROCESSES), repeats.max)
+    floor = min(max(repeats.min, floor_processes), repeats.max)
     if n_processes < floor:
         return True
     return not comparison.significant and n_processes < repeats.max

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from bisector.core import judge, sequential
+from bisector.core.sequential import SprtRule
 from bisector.core.types import Commit, MetricRule, TrialBudget, Verdict
 from bisector.errors import BisectorError
 from bisector.ports import TrialStarted, no_progress
@@ -34,10 +35,27 @@ if TYPE_CHECKING:
 
 Side = Literal["good", "bad"]
 
-#: Which rule `Sampler.decide` uses by default: False is the non-parametric rule
-#: (`judge.assess`), True the SPRT with that rule as its guard (`core.sequential`).
-#: bench/simulate.py measures both side by side (bench/RESULTS.md).
+#: The candidate rules of `Sampler.decide`: "pinpoint" is the non-parametric rule
+#: (`judge.assess`), "sequential" the SPRT with that rule as its guard
+#: (`sequential.GUARDED`), "lean" the SPRT that lets one clear process decide, with the
+#: culprit's verification as the non-parametric guard (`sequential.LEAN`; it needs the
+#: hunt's verification and re-bisection, so only `core.hunt` asks for it).
+#: bench/simulate.py measures them side by side (bench/RESULTS.md).
+CandidateRule = Literal["pinpoint", "sequential", "lean"]
+
+#: Which rule `Sampler.decide` uses by default (isolation's states keep it; the hunt
+#: picks its own, `hunt.HUNT_RULE`). False: "pinpoint"; True: "sequential".
 SEQUENTIAL_DEFAULT = False
+
+#: Endpoint processes before the search under the lean rule. 3 a side cannot be
+#: significant at `judge.REPRODUCE_ALPHA` (the exact p of 3 vs 3 is 0.1 at best), so the
+#: search starts on a *promising* difference (`Sampler.promising`: 3 vs 3 completely
+#: apart, the regressed way, by the threshold) and the reproduction is settled later:
+#: a verified culprit is a significant regression by itself, and without one the hunt
+#: measures the endpoints on until the reproduction test settles (`core.hunt`).
+#: Otherwise more only while the difference is not yet significant.
+LEAN_ENDPOINT_PROCESSES = 3
+PROMISING_P = 0.1
 
 
 def samples_of(trials: Sequence[TrialSamples], metric: str) -> list[list[float]]:
@@ -85,13 +103,44 @@ class Sampler:
         progress: Progress = no_progress,
         *,
         sequential: bool | None = None,
+        candidate_rule: CandidateRule | None = None,
     ) -> None:
         self.probe, self.metric, self.rule, self.repeats = probe, metric, rule, repeats
         self.progress = progress
-        self.sequential = SEQUENTIAL_DEFAULT if sequential is None else sequential
+        if candidate_rule is None:
+            on = SEQUENTIAL_DEFAULT if sequential is None else sequential
+            candidate_rule = "sequential" if on else "pinpoint"
+        self.candidate_rule: CandidateRule = candidate_rule
+        self.escalated = False  # the lean rule after a failed verification (core.hunt)
+
+    @property
+    def sequential(self) -> bool:
+        return self.candidate_rule != "pinpoint"
+
+    def sprt_rule(self) -> SprtRule:
+        """The SPRT's knobs for the current rule (see `core.sequential`)."""
+        if self.candidate_rule == "lean":
+            return sequential.ESCALATED if self.escalated else sequential.LEAN
+        return sequential.GUARDED
+
+    def endpoint_floor(self, provisional: bool = True) -> int:
+        """Processes a side before the endpoints count as measured: fewer under the lean
+        rule (3 for a promising difference, 4 to settle it: the fewest for which the
+        reproduction test can be significant)."""
+        if self.candidate_rule != "lean":
+            return judge.MIN_ENDPOINT_PROCESSES
+        if provisional and not self.escalated:
+            return LEAN_ENDPOINT_PROCESSES
+        return LEAN_ENDPOINT_PROCESSES + 1
 
     def samples(self, commit: Commit) -> list[list[float]]:
         return samples_of(self.probe.trials(commit), self.metric)
+
+    def promising(self, comparison: judge.Comparison) -> bool:
+        """Under the lean rule: a difference worth a search before it is significant (see
+        `LEAN_ENDPOINT_PROCESSES`)."""
+        lean = self.candidate_rule == "lean" and not self.escalated
+        return lean and comparison.regressed and comparison.p_value <= PROMISING_P
 
     def _missing(self, trials: Sequence[TrialSamples]) -> bool:
         """`repeats.min` trials (or more) and not one sample of the metric among them."""
@@ -110,9 +159,10 @@ class Sampler:
         return f"the benchmark printed {', '.join(printed) or 'no metric'} but not {self.metric}"
 
     def settle_endpoints(
-        self, good: Commit, bad: Commit, phase: str = "reproduce"
+        self, good: Commit, bad: Commit, phase: str = "reproduce", *, provisional: bool = True
     ) -> judge.Comparison:
-        """Measure both endpoints, interleaved, until their difference is settled.
+        """Measure both endpoints, interleaved, until their difference is settled (or,
+        `provisional` and lean, `promising`).
 
         :raises EndpointUnmeasurable: an endpoint is untestable, misses the metric, or
             gave fewer than two processes with samples within its budget.
@@ -134,8 +184,10 @@ class Sampler:
             gs, bs = samples_of(tg, self.metric), samples_of(tb, self.metric)
             n = min(len(gs), len(bs))
             comparison = judge.reproduced(gs, bs, self.rule) if n >= 2 else None
-            if comparison is not None and not judge.reproduction_needs_more(
-                comparison, n, self.repeats
+            floor = self.endpoint_floor(provisional)
+            if comparison is not None and (
+                (provisional and n >= floor and self.promising(comparison))
+                or not judge.reproduction_needs_more(comparison, n, self.repeats, floor)
             ):
                 return comparison
             done = min(len(tg), len(tb))
@@ -187,10 +239,11 @@ class Sampler:
             verdict = Verdict.UNCLEAR
             if cs:
                 if self.sequential:
+                    srule = self.sprt_rule()
                     verdict = sequential.decide(
-                        cs, self.samples(good), self.samples(bad), self.rule, self.repeats
+                        cs, self.samples(good), self.samples(bad), self.rule, self.repeats, srule
                     )
-                    more = sequential.needs_more(verdict, len(cs), self.repeats)
+                    more = sequential.needs_more(verdict, len(cs), self.repeats, srule)
                 else:
                     verdict = judge.assess(
                         cs, self.samples(good), self.samples(bad), self.rule

@@ -34,9 +34,18 @@ position third keeps a candidate halfway between the endpoints (a second regress
 unclear however the ratio wanders. Otherwise the candidate stays UNCLEAR and the sampling
 loop takes another trial, as with the non-parametric rule.
 
+**The lean rule** (`LEAN`, the hunt's default) goes further: Wald's boundaries at 0.05,
+one process may cross (when it alone lies in the named endpoint's fifth of the way, the
+third from two processes on), a spread widened less, and no non-parametric guard per
+candidate. That guard moves to the end: a culprit is only ever named after fresh trials
+verify it against its parent with the non-parametric test (`core.verify`), and a
+failed verification re-bisects the part with `ESCALATED` (`core.hunt`). A wrong step
+costs trials, never a false culprit.
+
 The error rates this buys are measured, not assumed: `bench/simulate.py` runs thousands of
 simulated bisections per noise model (heavy tails, per-process offsets, a cold first
-process, drift, two steps) with both rules side by side; bench/RESULTS.md has the table.
+process, drift, a CPU hog, two steps) with the rules side by side; bench/RESULTS.md has
+the table.
 """
 
 from __future__ import annotations
@@ -59,6 +68,45 @@ OUTLIER_SPREADS = 4.0  # a process this many spreads from its endpoint is an out
 MIN_OUTLIER_SHARE = 0.02  # assume outliers happen even when the endpoints showed none
 MAX_OUTLIER_SHARE = 0.3
 _MAD_TO_SD = 1.4826  # MAD of a normal sample times this estimates its standard deviation
+
+
+@dataclass(frozen=True)
+class SprtRule:
+    """The knobs of one sequential rule (see the module docstring and `LEAN`).
+
+    `guard_alpha` None: no non-parametric guard per candidate, only the position guard
+    (the candidate's median in the named endpoint's third); the culprit's verification
+    (`core.hunt`) is then the non-parametric guard. `classic_first`: the non-parametric
+    rule's verdict stands where it has one.
+    """
+
+    alpha: float = SPRT_ALPHA
+    beta: float = SPRT_BETA
+    min_processes: int = MIN_PROCESSES
+    guard_alpha: float | None = GUARD_ALPHA
+    classic_first: bool = True
+    widening: float = SMALL_SAMPLE_WIDENING
+    single_fraction: float = judge.GUARD_FRACTION  # the position guard for one process
+
+
+#: The rule of `sequential: True` (measured in bench/RESULTS.md as "sequential").
+GUARDED = SprtRule()
+#: The hunt's default ("lean"): one process decides a candidate when it alone crosses a
+#: boundary at alpha = beta = 0.01 (a process near an endpoint several spreads from the
+#: other). A wrong step costs no false culprit: the culprit is verified against its
+#: parent with the non-parametric test, and a failed verification re-bisects its part
+#: with `ESCALATED` (bisector/core/hunt.py).
+LEAN = SprtRule(
+    alpha=0.05,
+    beta=0.05,
+    min_processes=1,
+    guard_alpha=None,
+    classic_first=False,
+    widening=2.0,
+    single_fraction=0.2,
+)
+#: After a failed verification: two processes at least, Wald's 0.001 boundaries.
+ESCALATED = SprtRule(min_processes=2, guard_alpha=None, classic_first=False)
 
 
 @dataclass(frozen=True)
@@ -88,7 +136,9 @@ def boundaries(alpha: float = SPRT_ALPHA, beta: float = SPRT_BETA) -> tuple[floa
     return math.log(beta / (1 - alpha)), math.log((1 - beta) / alpha)
 
 
-def pooled_spread(good: Sequence[float], bad: Sequence[float]) -> float:
+def pooled_spread(
+    good: Sequence[float], bad: Sequence[float], widening: float = SMALL_SAMPLE_WIDENING
+) -> float:
     """The between-process spread of the endpoints' per-process medians, robustly: the
     MAD of each about its own median, pooled, scaled to a standard deviation, widened by
     `1 + SMALL_SAMPLE_WIDENING / n` for the n processes it rests on (an estimate from a
@@ -97,7 +147,7 @@ def pooled_spread(good: Sequence[float], bad: Sequence[float]) -> float:
     below `MIN_SPREAD_FRACTION` of the gap between the endpoints' medians."""
     mg, mb = median(good), median(bad)
     deviations = [abs(x - mg) for x in good] + [abs(x - mb) for x in bad]
-    widen = 1 + SMALL_SAMPLE_WIDENING / len(deviations)
+    widen = 1 + widening / len(deviations)
     return max(_MAD_TO_SD * median(deviations) * widen, MIN_SPREAD_FRACTION * abs(mb - mg))
 
 
@@ -116,18 +166,20 @@ def evidence(
     bad: Sequence[float],
     alpha: float = SPRT_ALPHA,
     beta: float = SPRT_BETA,
+    min_processes: int = MIN_PROCESSES,
+    widening: float = SMALL_SAMPLE_WIDENING,
 ) -> Evidence:
     """The SPRT over the candidate's per-process medians (see the module docstring)."""
     lower, upper = boundaries(alpha, beta)
     mg, mb = median(good), median(bad)
-    spread = pooled_spread(good, bad)
+    spread = pooled_spread(good, bad, widening)
     if mg == mb or spread <= 0:  # the endpoints do not differ: nothing to decide between
         return Evidence(0.0, upper, lower, spread)
     share = outlier_share(good, bad, spread)
     # The outliers' density: flat over the endpoints' span and some spreads beyond it.
     flat = share / (abs(mb - mg) + 2 * OUTLIER_SPREADS * spread)
     norm = (1 - share) / (spread * math.sqrt(2 * math.pi))
-    cap = upper / MIN_PROCESSES  # so that no fewer than MIN_PROCESSES can cross
+    cap = upper / min_processes  # so that no fewer than min_processes can cross
     llr = 0.0
     for x in candidate:
         like_bad = norm * math.exp(-0.5 * ((x - mb) / spread) ** 2) + flat
@@ -142,29 +194,59 @@ def decide(
     bad: judge.Samples,
     metric: MetricRule,
     repeats: TrialBudget,
+    rule: SprtRule = GUARDED,
 ) -> Verdict:
     """The non-parametric rule's verdict when it has one (from `repeats.min` processes on,
-    as `judge.needs_more` allows); else GOOD / BAD when the SPRT crossed a boundary and
-    the non-parametric guard agrees; else UNCLEAR. Never a verdict on fewer than
-    `MIN_PROCESSES` processes."""
+    as `judge.needs_more` allows; `rule.classic_first`); else GOOD / BAD when the SPRT
+    crossed a boundary and the guard agrees (the non-parametric rule at
+    `rule.guard_alpha`, or without one the position guard); else UNCLEAR. Never a
+    verdict on fewer than `rule.min_processes` processes."""
     cand = judge.process_medians(candidate)
-    if len(cand) < MIN_PROCESSES:
+    if len(cand) < rule.min_processes:
         return Verdict.UNCLEAR
-    if len(cand) >= repeats.min:
+    if rule.classic_first and len(cand) >= repeats.min:
         classic = judge.assess(candidate, good, bad, metric).verdict
         if classic is not Verdict.UNCLEAR:
             return classic
-    proposal = evidence(cand, judge.process_medians(good), judge.process_medians(bad)).proposal
+    good_m, bad_m = judge.process_medians(good), judge.process_medians(bad)
+    proposal = evidence(
+        cand, good_m, bad_m, rule.alpha, rule.beta, rule.min_processes, rule.widening
+    ).proposal
     if proposal is Verdict.UNCLEAR:
         return proposal
-    guard = judge.assess(candidate, good, bad, metric, alpha=GUARD_ALPHA).verdict
+    if rule.guard_alpha is None:
+        fraction = rule.single_fraction if len(cand) == 1 else judge.GUARD_FRACTION
+        agrees = position_agrees(proposal, cand, good_m, bad_m, fraction)
+        return proposal if agrees else Verdict.UNCLEAR
+    guard = judge.assess(candidate, good, bad, metric, alpha=rule.guard_alpha).verdict
     return proposal if guard is proposal else Verdict.UNCLEAR
 
 
-def needs_more(verdict: Verdict, n_processes: int, repeats: TrialBudget) -> bool:
-    """Take another trial of a candidate? Below `MIN_PROCESSES`; then while unclear and
-    below repeats.max. (`repeats.min` is the floor of the non-parametric rule, which
+def position_agrees(
+    proposal: Verdict,
+    cand: Sequence[float],
+    good: Sequence[float],
+    bad: Sequence[float],
+    fraction: float = judge.GUARD_FRACTION,
+) -> bool:
+    """The candidate's median lies in the proposed endpoint's third of the way between
+    the endpoints' medians (`judge.GUARD_FRACTION`): a candidate halfway between them (a
+    second regression step) is never called like either."""
+    mg, mb = median(good), median(bad)
+    if mg == mb:
+        return False
+    position = (median(cand) - mg) / (mb - mg)
+    if proposal is Verdict.BAD:
+        return position > 1 - fraction
+    return position < fraction
+
+
+def needs_more(
+    verdict: Verdict, n_processes: int, repeats: TrialBudget, rule: SprtRule = GUARDED
+) -> bool:
+    """Take another trial of a candidate? Below `rule.min_processes`; then while unclear
+    and below repeats.max. (`repeats.min` is the floor of the non-parametric rule, which
     cannot decide sooner; this rule can.)"""
-    if n_processes < min(MIN_PROCESSES, repeats.max):
+    if n_processes < min(rule.min_processes, repeats.max):
         return True
     return verdict is Verdict.UNCLEAR and n_processes < repeats.max

@@ -1,0 +1,152 @@
+"""The lean rule (core/sequential.LEAN) and the verification on fresh trials (core/verify.py), over fake probes."""
+
+from __future__ import annotations
+
+from bisector.core import sequential, verify
+from bisector.core.hunt import HUNT_RULE, hunt
+from bisector.core.sampling import LEAN_ENDPOINT_PROCESSES, Sampler
+from bisector.core.types import Status, Verdict
+from bisector.ports import PhaseStarted, ProgressEvent, TrialStarted, VerdictReached, Warned
+from tests.test_hunt import BUDGET, COMMITS, METRIC, RULE, FakeProbe, steps_at
+
+# Endpoints 4 a side, 20 ms and 26 ms, about 1% apart between processes.
+GOOD = [[v] for v in (19.8, 20.0, 20.2, 20.1)]
+BAD = [[v] for v in (25.7, 26.0, 26.2, 25.9)]
+
+
+def test_lean_rule_decides_a_clear_candidate_on_one_process() -> None:
+    """One process on an endpoint, many spreads from the other, decides; halfway does not."""
+    assert sequential.decide([[26.05]], GOOD, BAD, RULE, BUDGET, sequential.LEAN) is Verdict.BAD
+    assert sequential.decide([[20.05]], GOOD, BAD, RULE, BUDGET, sequential.LEAN) is Verdict.GOOD
+    halfway = [[23.0], [23.1], [22.9]]
+    assert sequential.decide(halfway, GOOD, BAD, RULE, BUDGET, sequential.LEAN) is Verdict.UNCLEAR
+    # escalated: never on one process
+    assert (
+        sequential.decide([[26.05]], GOOD, BAD, RULE, BUDGET, sequential.ESCALATED)
+        is Verdict.UNCLEAR
+    )
+    assert not sequential.needs_more(Verdict.BAD, 1, BUDGET, sequential.LEAN)
+    assert sequential.needs_more(Verdict.BAD, 1, BUDGET, sequential.ESCALATED)
+
+
+def test_lean_rule_never_calls_an_outlier_beyond_bad_bad() -> None:
+    """A process far beyond bad (a CPU hog) is not like bad: the position guard and the
+    contaminated likelihood keep it unclear."""
+    assert sequential.decide([[40.0]], GOOD, BAD, RULE, BUDGET, sequential.LEAN) is Verdict.UNCLEAR
+
+
+def test_sampler_stops_a_clear_candidate_after_one_trial() -> None:
+    """The lean sampling loop takes one trial of a clear candidate, three of each endpoint
+    (a promising difference: 3 vs 3 completely apart by the threshold)."""
+    probe = FakeProbe(steps_at((13, 1.3)))
+    sampler = Sampler(probe, METRIC, RULE, BUDGET, candidate_rule="lean")
+    reproduction = sampler.settle_endpoints(COMMITS[0], COMMITS[-1])
+    assert len(probe.trials(COMMITS[0])) == len(probe.trials(COMMITS[-1])) == 3
+    assert LEAN_ENDPOINT_PROCESSES == 3
+    assert sampler.promising(reproduction) and not reproduction.significant
+    for index, verdict in ((5, Verdict.GOOD), (17, Verdict.BAD)):
+        decision = sampler.decide(COMMITS[index], COMMITS[0], COMMITS[-1], "fine")
+        assert decision.verdict is verdict and decision.trials == 1
+
+
+def test_lean_hunt_is_the_default_and_verifies_on_fresh_trials() -> None:
+    """A clear step: found and verified on fewer executions than the pinpoint rule, its
+    verification on 5 fresh processes a side (none of the search's)."""
+    assert HUNT_RULE == "lean"
+    lean_probe, old_probe = FakeProbe(steps_at((13, 1.3))), FakeProbe(steps_at((13, 1.3)))
+    lean = hunt(COMMITS, [], lean_probe, METRIC, RULE, BUDGET)
+    old = hunt(COMMITS, [], old_probe, METRIC, RULE, BUDGET, candidate_rule="pinpoint")
+    assert lean.status is old.status is Status.FOUND
+    assert [f.index for f in lean.culprits] == [13]
+    culprit = lean.culprits[0]
+    assert culprit.verified and culprit.trials == 5
+    assert len(lean_probe.trials(COMMITS[13])) > 5  # the search measured it too
+    assert lean_probe.executions < 0.75 * old_probe.executions
+
+
+def test_earlier_trials_never_carry_a_verification() -> None:
+    """The culprit's earlier trials were slow (a hog then) but fresh ones match its parent:
+    only fresh trials are compared, so it is not verified (exit 4, never exit 0)."""
+    probe = FakeProbe(steps_at((13, 1.0)))
+    parent, culprit = COMMITS[12], COMMITS[13]
+    for _ in range(4):  # slow trials of the culprit, taken before verification
+        probe.level = steps_at((13, 1.3))
+        probe.take(culprit)
+    probe.level = steps_at((13, 1.0))
+    found = verify.verify(
+        probe, METRIC, RULE, BUDGET, 13, (parent, culprit), _reproduction(), probe.take
+    )
+    assert not found.verified and found.trials >= 5
+    assert len(probe.trials(culprit)) == 4 + found.trials
+
+
+def test_a_wrong_direction_candidate_is_never_verified() -> None:
+    """Fresh trials show the candidate faster than its parent: unverified, exit 4."""
+    probe = FakeProbe(lambda i, _n: 18.0 if i == 13 else 20.0)
+    found = verify.verify(
+        probe,
+        METRIC,
+        RULE,
+        BUDGET,
+        13,
+        (COMMITS[12], COMMITS[13]),
+        _reproduction(),
+        probe.take,
+    )
+    assert not found.verified and found.effect is not None and found.effect < 0
+    assert "other direction" in found.note
+
+
+def test_failed_verification_re_bisects_with_the_escalated_rule() -> None:
+    """A good commit whose first process is slow (a hog) misleads one-process decisions; the
+    culprit then fails verification, its part is bisected again with two processes a
+    candidate, and the true step is found and verified."""
+
+    def level(i: int, n: int) -> float:
+        base = 26.0 if i >= 13 else 20.0
+        return 26.0 if i == 10 and n == 0 else base  # commit 10's first process: slow
+
+    events: list[ProgressEvent] = []
+    probe = FakeProbe(level)
+    result = hunt(COMMITS, [], probe, METRIC, RULE, BUDGET, events.append)
+    assert result.status is Status.FOUND and [f.index for f in result.culprits] == [13]
+    assert any(isinstance(e, Warned) and "bisecting its part again" in e.message for e in events)
+    assert sum(e == PhaseStarted("verify") for e in events) == 2
+
+
+def test_clear_case_uses_few_candidate_trials() -> None:
+    """A +30% step over 21 commits: at most two trials a candidate on average."""
+    events: list[ProgressEvent] = []
+    hunt(COMMITS, [], FakeProbe(steps_at((13, 1.3))), METRIC, RULE, BUDGET, events.append)
+    fine = [e for e in events if isinstance(e, TrialStarted) and e.phase == "fine"]
+    probed = [e for e in events if isinstance(e, VerdictReached) and e.phase == "fine"]
+    assert probed and len(fine) <= 2 * len(probed)
+
+
+def _reproduction() -> verify.judge.Comparison:
+    return verify.judge.compare(GOOD, BAD, RULE)
+
+
+def test_lean_hunt_without_a_regression_is_not_reproduced() -> None:
+    """No step at all, or the bad endpoint faster: exit 3 (not reproduced), no search."""
+    for level in (steps_at(), steps_at((13, 0.8))):
+        events: list[ProgressEvent] = []
+        result = hunt(COMMITS, [], FakeProbe(level), METRIC, RULE, BUDGET, events.append)
+        assert result.status is Status.NOT_REPRODUCED and result.culprits == ()
+        assert not any(isinstance(e, VerdictReached) and e.phase == "fine" for e in events)
+
+
+def test_a_promising_start_without_a_verified_culprit_settles_the_endpoints() -> None:
+    """The endpoints' first 3 processes look apart by chance, nothing verifies: the hunt
+    measures the endpoints on and says not reproduced (exit 3), never found."""
+
+    def level(i: int, n: int) -> float:
+        return 21.5 if i == N_LAST and n < 3 else 20.0  # only bad's first 3 are slow
+
+    result = hunt(COMMITS, [], FakeProbe(level), METRIC, RULE, BUDGET)
+    assert result.status is Status.NOT_REPRODUCED and result.culprits == ()
+    assert not result.reproduction.reproduced
+    assert any(step.phase == "fine" for step in result.steps)  # it did search
+
+
+N_LAST = len(COMMITS) - 1
