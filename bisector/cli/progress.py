@@ -67,9 +67,8 @@ class ConsoleProgress:
             )
         elif isinstance(event, VerdictReached):
             med = f"{event.median:.3f}" if isinstance(event.median, float) else "–"
-            self._print(
-                f"    {event.label}: {event.verdict.value} after {event.samples} trials (median {med})"
-            )
+            trials = "1 trial" if event.samples == 1 else f"{event.samples} trials"
+            self._print(f"    {event.label}: {event.verdict.value} after {trials} (median {med})")
         elif isinstance(event, RangeNarrowed):
             self.set_range(event.n)
             self._print(f"bisecting {event.n} commits ({event.what})")
