@@ -52,6 +52,7 @@ from bisector.ports import (
 )
 
 if TYPE_CHECKING:
+    from bisector.core.multisect import SearchFactory
     from bisector.ports import Probe, Progress
 
 # Re-measure a range's ends after every this many probed candidates: drift over a long run
@@ -138,12 +139,16 @@ def hunt(
     *,
     prefetch: Callable[[Sequence[Commit]], None] | None = None,
     sequential: bool | None = None,
+    search: SearchFactory | None = None,
 ) -> HuntResult:
     """Reproduce, bisect every step, verify (see the module docstring).
 
     `sequential` picks the candidate rule of `Sampler.decide` (None: its default).
+    `search` makes the search of each part (None: `CoarseFine`, one probe at a time;
+    `multisect.multisection_factory(K)`: K points a round, for K parallel workers).
     """
     hunter = _Hunter(commits, probe, metric, rule, budget, progress, prefetch, sequential)
+    hunter.search = search
     return hunter.run(tag_indices)
 
 
@@ -173,6 +178,7 @@ class _Hunter:
         self.steps: list[HuntStep] = []
         self.skipped: set[int] = set()  # SKIP: could not be measured
         self.probes_done = 0
+        self.search: SearchFactory | None = None
 
     def samples(self, index: int) -> list[list[float]]:
         return self.sampler.samples(self.commits[index])
@@ -237,7 +243,8 @@ class _Hunter:
 
     def _bisect(self, lo: int, hi: int, tag_indices: Sequence[int]) -> list[_Part]:
         """Bisect (lo, hi] against lo (good) and hi (bad); split at a commit in between."""
-        search = CoarseFine(hi - lo + 1, [t - lo for t in tag_indices if lo < t < hi])
+        make = self.search if self.search is not None else CoarseFine
+        search = make(hi - lo + 1, [t - lo for t in tag_indices if lo < t < hi])
         phase = ""
         while (k := search.next_probe()) is not None:
             if search.phase != phase:
@@ -254,6 +261,8 @@ class _Hunter:
                 return self._bisect(lo, index, inner) + self._bisect(index, hi, inner)
             search.record(k, verdict)
             self._interleave(lo, hi)
+        if self.prefetch is not None:  # nothing ahead: speculative work can stop
+            self.prefetch([])
         result = search.result()
         return [
             _Part(

@@ -34,6 +34,7 @@ from bisector.document import (
     Verification,
 )
 from bisector.engine.benchkey import bench_key
+from bisector.engine.executor import choose_measurer
 from bisector.engine.findings import (
     comparison_of,
     culprit_of,
@@ -77,6 +78,8 @@ class RunRequest:
     fresh: bool = False
     report_dir: Path | None = None
     rollback: bool = False
+    executor: str | None = None  # local | ray (None: execution.executor of the config)
+    workers: int | None = None  # trials in flight at once (ray)
 
 
 @dataclass
@@ -166,6 +169,7 @@ def run_bisection(
     metric_name, metric_cfg = cfg.metric(req.metric)
     metric = metric_cfg.rule()
     builder_name = req.builder or cfg.environment.builder
+    open_measurer = choose_measurer(cfg, req.executor, req.workers, parts.open_measurer)
     with parts.open_vcs(repo_path) as git:
         good, bad = git.resolve(req.good), git.resolve(req.bad)
         git.check_range(good, bad)
@@ -188,7 +192,7 @@ def run_bisection(
                 journal.clear_steps(run.id)
                 progress(Resumed(run.id, journal.trial_count(run.id)))
             run_dir = store / "runs" / run.id
-            with parts.open_measurer(
+            with open_measurer(
                 cfg=cfg,
                 git=git,
                 journal=journal,
@@ -272,6 +276,7 @@ def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
             ctx.cfg.benchmark.repeats.budget(),
             journaled,
             prefetch=ctx.measurer.prefetch,
+            search=ctx.measurer.search,
         )
     except EndpointUnmeasurable as exc:
         if not exc.untestable:

@@ -1,0 +1,332 @@
+"""The `ray` executor: the `Probe` of a run whose trials run on a Ray cluster, K at a time.
+
+`RayMeasurer` is the engine's `Measurer` (same journal, same keys, same `trials` view)
+with `take` sending trials to Ray workers (`ray_task.run_trial_task`) instead of running
+them here. It keeps up to `workers` trials in flight:
+
+- the commit `take` was asked for (the judge is waiting on it) goes first;
+- then the commits the hunt just measured that are not candidates (the endpoints while
+  reproducing, parent and culprit while verifying): up to the verify floor of fresh
+  trials each, ahead of the judge asking;
+- then the other points of the multisection round (`prefetch`, `core.multisect`): up to
+  `repeats.min` trials each, so by the time the judge reaches them their trials are in.
+
+Every trial is journaled here, on the driver, the moment it returns, whatever commit it
+belongs to; a resumed run finds them in the journal like the local executor's. A trial
+whose worker died (a killed process, a lost node) is sent again, elsewhere if Ray
+schedules it so; it is not a failure of the commit. A trial of a commit that no longer
+matters (outside the open range after a verdict) is cancelled with
+`ray.cancel(force=True)`; the worker's watchdog then kills the trial's processes.
+
+Trials are kept apart by hardware: the journal key of this executor's trials carries the
+fingerprint of the nodes it runs on (`fingerprint.fairness_key`), so the judge compares a
+candidate only with endpoint trials measured on the same kind of machine; a trial that
+lands on another kind is journaled under its own key and not used by this run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.exceptions
+
+import bisector
+from bisector.config import Config
+from bisector.core import judge
+from bisector.core.multisect import SearchFactory, multisection_factory
+from bisector.core.types import Commit
+from bisector.engine.measure import Measurer
+from bisector.errors import BisectorError
+from bisector.executors.archive import commit_archive, folder_archive
+from bisector.executors.fingerprint import fairness_key
+from bisector.executors.ray_task import fingerprint_task, run_trial_task
+from bisector.log import get_logger
+from bisector.ports import TrialStatus
+from bisector.store.journal import TrialRow
+
+log = get_logger("bisector.ray")
+
+MAX_LOST = 3  # a trial whose worker died this many times is a failed attempt
+MAX_FOREIGN = 20  # trials landing on other hardware before the run gives up
+_TRIAL_FILE = re.compile(r"^trial-(\d+)\.(?:out|err)$")
+
+
+@dataclass
+class _Flight:
+    commit: Commit
+    kind: str  # demand | hot | point
+    attempt: int = 1
+    lost: int = 0
+    first_reason: str = ""
+    cancelled: bool = field(default=False)
+
+
+def _ray_options(resources: dict[str, float], node_type: str | None) -> dict[str, Any]:
+    opts: dict[str, Any] = {"max_retries": 0}
+    custom: dict[str, float] = {}
+    for name, amount in resources.items():
+        if name in ("num_cpus", "num_gpus", "memory"):
+            opts[name] = amount
+        else:
+            custom[name] = amount
+    if node_type:
+        custom[node_type] = max(custom.get(node_type, 0.0), 0.01)
+    if custom:
+        opts["resources"] = custom
+    return opts
+
+
+def connect(address: str) -> bool:
+    """Connect to (or start) Ray; True when this call did, so `close` disconnects."""
+    if ray.is_initialized():
+        return False
+    package = str(Path(bisector.__file__).parent)
+    ray.init(
+        address=None if address == "local" else address,
+        # The code travels with the job: workers need not share our filesystem.
+        runtime_env={"py_modules": [package], "excludes": ["__pycache__"]},
+        log_to_driver=False,
+        include_dashboard=False if address == "local" else None,
+        namespace="bisector",
+    )
+    return True
+
+
+class RayMeasurer(Measurer):
+    def __init__(self, *, workers: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        cfg: Config = kwargs["cfg"]
+        self.workers = max(1, workers)
+        self.search: SearchFactory | None = (
+            multisection_factory(self.workers) if self.workers > 1 else None
+        )
+        opts = cfg.execution.ray
+        self._builder_name: str = kwargs["builder_name"]
+        self._node_type = opts.node_type
+        self._cache_dir = opts.cache_dir
+        budget = cfg.benchmark.repeats.budget()
+        self._point_cap = budget.min
+        self._hot_floor = max(budget.min, judge.smallest_workable_repeats(judge.VERIFY_ALPHA))
+        self._owns = connect(opts.address)
+        options = _ray_options(dict(opts.resources_per_trial), opts.node_type)
+        self._remote = ray.remote(run_trial_task).options(**options)
+        probe = ray.remote(fingerprint_task).options(**options)
+        self.fingerprint: dict[str, str] = ray.get(probe.remote(opts.node_type))
+        self._base_key: str = kwargs["bench_key"]
+        self.bench_key = self._key(self.fingerprint)
+        self._flights: dict[Any, _Flight] = {}
+        self._archives: dict[str, Any] = {}  # sha -> ObjectRef of its tar
+        self._points: list[Commit] = []
+        self._hot: dict[str, tuple[Commit, int]] = {}  # sha -> (commit, trials wanted)
+        self._numbers: dict[str, Any] = {}
+        self.lost_trials = 0
+        self.cancelled_trials = 0
+        self.foreign_trials = 0
+
+    def _key(self, fingerprint: dict[str, str]) -> str:
+        return f"{self._base_key}+fp-{fairness_key(fingerprint)}"
+
+    # -- the Probe -----------------------------------------------------------------
+
+    def take(self, commit: Commit) -> TrialStatus:
+        """One more trial of `commit`, journaled before returning; others fill the workers."""
+        if self.journal.failed_build(commit.sha, self.env_key(commit)) is not None:
+            return TrialStatus.SKIP
+        self._note_hot(commit)
+        while True:
+            if not any(f.commit.sha == commit.sha for f in self._flights.values()):
+                self._submit(commit, "demand")
+            self._fill()
+            ready, _ = ray.wait(list(self._flights), num_returns=1)
+            for ref in ready:
+                landed = self._land(ref)
+                if landed is not None and landed[0] == commit.sha:
+                    return landed[1]
+
+    def prefetch(self, commits: Any) -> None:
+        """The round's points: measured ahead; in-flight trials of moot points are cancelled."""
+        wanted = [c for c in commits if self.journal.failed_build(c.sha, self.env_key(c)) is None]
+        self._points = wanted
+        keep = {c.sha for c in wanted}
+        for ref, flight in list(self._flights.items()):
+            if flight.kind == "point" and flight.commit.sha not in keep:
+                self._cancel(ref)
+
+    def close(self) -> None:
+        for ref in list(self._flights):
+            self._cancel(ref)
+        super().close()
+        if self._owns:
+            ray.shutdown()
+
+    # -- scheduling ----------------------------------------------------------------
+
+    def _note_hot(self, commit: Commit) -> None:
+        if any(p.sha == commit.sha for p in self._points) or commit.sha in self._hot:
+            return
+        self._hot[commit.sha] = (commit, len(self.trials(commit)) + self._hot_floor)
+        while len(self._hot) > 2:
+            self._hot.pop(next(iter(self._hot)))
+
+    def _in_flight(self, sha: str) -> int:
+        return sum(1 for f in self._flights.values() if f.commit.sha == sha)
+
+    def _fill(self) -> None:
+        """Speculative trials for idle workers: hot commits first, then the round's points."""
+        wants = [(c, cap, "hot") for c, cap in self._hot.values()]
+        wants += [(c, self._point_cap, "point") for c in self._points]
+        while len(self._flights) < self.workers:
+            added = False
+            for commit, cap, kind in wants:
+                if len(self._flights) >= self.workers:
+                    break
+                if self.untestable(commit):
+                    continue
+                if len(self.trials(commit)) + self._in_flight(commit.sha) < cap:
+                    self._submit(commit, kind)
+                    added = True
+            if not added:
+                return
+
+    def _archive(self, commit: Commit) -> Any:
+        if commit.sha not in self._archives:
+            synthetic = self._synthetic.get(commit.sha)
+            data = (
+                folder_archive(synthetic)
+                if synthetic is not None
+                else commit_archive(self.git.root, commit.sha)
+            )
+            self._archives[commit.sha] = ray.put(data)
+        return self._archives[commit.sha]
+
+    def _submit(self, commit: Commit, kind: str, flight: _Flight | None = None) -> None:
+        spec = {
+            "sha": commit.sha,
+            "checkout_id": commit.sha.replace("+", "_").replace(":", "-"),
+            "builder": self._builder_name,
+            "environment": self.cfg.environment.model_dump(mode="json"),
+            "command": list(self.cfg.benchmark.command),
+            "env": dict(self.cfg.benchmark.env),
+            "timeout_s": self.cfg.benchmark.timeout,
+            "cache_dir": self._cache_dir,
+            "node_type": self._node_type,
+        }
+        ref = self._remote.remote(spec, self._archive(commit))
+        self._flights[ref] = flight or _Flight(commit, kind)
+
+    def _cancel(self, ref: Any) -> None:
+        flight = self._flights.pop(ref)
+        flight.cancelled = True
+        self.cancelled_trials += 1
+        ray.cancel(ref, force=True)
+        log.info("trial cancelled: no longer matters", commit=flight.commit.short)
+
+    # -- results -------------------------------------------------------------------
+
+    def _land(self, ref: Any) -> tuple[str, TrialStatus] | None:
+        """Journal a finished trial; (sha, status) when it is final, None when sent again."""
+        flight = self._flights.pop(ref)
+        commit = flight.commit
+        try:
+            out: dict[str, Any] = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:  # our code failed on the worker: a bug
+            raise BisectorError(
+                f"a Ray worker failed to run a trial of {commit.short}: {exc}",
+                hint="check that the workers run the same bisector and Python version",
+            ) from None
+        except ray.exceptions.RayError as exc:  # the worker or its node died
+            self.lost_trials += 1
+            flight.lost += 1
+            log.warning(
+                "worker lost mid-trial; sending it again", commit=commit.short, error=str(exc)[:200]
+            )
+            if flight.lost <= MAX_LOST:
+                self._submit(commit, flight.kind, flight)
+                return None
+            out = {
+                "status": TrialStatus.FAILED.value,
+                "reason": "its worker died",
+                "build_failed": False,
+            }
+            out |= {"metrics": {}, "meta": {}, "node": "", "fingerprint": self.fingerprint}
+        key = self.env_key(commit)
+        if out["build_failed"]:
+            path = self._log_path(commit, "build")
+            path.write_bytes(out.get("build_log", b""))
+            self.journal.record_build(commit.sha, key, False, str(path))
+            return commit.sha, TrialStatus.SKIP
+        status = TrialStatus(out["status"])
+        if status is TrialStatus.FAILED and flight.attempt == 1:
+            flight.attempt, flight.first_reason = 2, out.get("reason", "")
+            log.info("trial failed, retrying once", commit=commit.short, reason=flight.first_reason)
+            self._submit(commit, flight.kind, flight)
+            return None
+        reason = out.get("reason", "")
+        if status is TrialStatus.FAILED:
+            status, reason = TrialStatus.SKIP, f"failed twice: {flight.first_reason}; then {reason}"
+        out_path, err_path = self._log_path(commit, "out"), self._log_path(commit, "err")
+        out_path.write_bytes(out.get("stdout", b""))
+        err_path.write_bytes(out.get("stderr", b""))
+        fingerprint = out.get("fingerprint") or {}
+        meta = {**out.get("meta", {}), "_node": out.get("node", ""), "_fingerprint": fingerprint}
+        if reason:
+            meta["_reason"] = reason
+        bench_key = self._key(fingerprint)
+        self.journal.add_trial(
+            TrialRow(
+                run_id=self.run_id,
+                commit_sha=commit.sha,
+                env_key=key,
+                bench_key=bench_key,
+                status=status.value,
+                metrics={k: tuple(v) for k, v in out.get("metrics", {}).items()},
+                meta=meta,
+                exit_code=out.get("exit_code"),
+                duration_s=out.get("duration_s"),
+                log_out=str(out_path),
+                log_err=str(err_path),
+            )
+        )
+        if bench_key != self.bench_key:  # measured on other hardware: kept, not compared
+            self.foreign_trials += 1
+            if self.foreign_trials > MAX_FOREIGN:
+                raise BisectorError(
+                    "trials keep landing on nodes of different hardware",
+                    hint="set execution.ray.node_type to a custom resource of one kind of node",
+                )
+            return None
+        return commit.sha, status
+
+    def _log_path(self, commit: Commit, what: str) -> Path:
+        folder = self.run_dir / commit.sha.split("+")[0][:12]
+        if "+" in commit.sha:
+            folder = folder.with_name(
+                folder.name + "+" + commit.sha.split("+", 1)[1].replace(":", "-")
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        if what == "build":
+            return folder / "build.log"
+        if what == "out":
+            counter = self._numbers.get(str(folder))
+            if counter is None:
+                found = [
+                    int(m.group(1)) for p in folder.iterdir() if (m := _TRIAL_FILE.match(p.name))
+                ]
+                counter = itertools.count(max(found, default=0) + 1)
+                self._numbers[str(folder)] = counter
+            self._current = next(counter)
+        return folder / f"trial-{self._current}.{what}"
+
+
+def open_ray_measurer(workers: int) -> Any:
+    """The pipeline's `OpenMeasurer` for the ray executor with `workers` in flight."""
+
+    def open_measurer(**kwargs: Any) -> RayMeasurer:
+        return RayMeasurer(workers=workers, **kwargs)
+
+    return open_measurer
