@@ -224,7 +224,7 @@ class RayMeasurer(Measurer):
         flight.cancelled = True
         self.cancelled_trials += 1
         ray.cancel(ref, force=True)
-        log.info("trial cancelled: no longer matters", commit=flight.commit.short)
+        log.debug("trial cancelled: no longer matters", commit=flight.commit.short)
 
     # -- results -------------------------------------------------------------------
 
