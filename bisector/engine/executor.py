@@ -19,9 +19,7 @@ M = TypeVar("M")
 EXECUTORS = ("local", "ray")
 
 
-def choose_measurer(
-    cfg: Config, executor: str | None, workers: int | None, default: M
-) -> M:
+def choose_measurer(cfg: Config, executor: str | None, workers: int | None, default: M) -> M:
     """`default` for the local executor; the Ray measurer with K workers for `ray`."""
     name = executor or cfg.execution.executor
     if name not in EXECUTORS:

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import itertools
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ray
 import ray.exceptions
@@ -52,6 +53,7 @@ from bisector.store.journal import TrialRow
 log = get_logger("bisector.ray")
 
 MAX_LOST = 3  # a trial whose worker died this many times is a failed attempt
+FINGERPRINT_TIMEOUT_S = 300.0
 MAX_FOREIGN = 20  # trials landing on other hardware before the run gives up
 _TRIAL_FILE = re.compile(r"^trial-(\d+)\.(?:out|err)$")
 
@@ -79,6 +81,23 @@ def _ray_options(resources: dict[str, float], node_type: str | None) -> dict[str
     if custom:
         opts["resources"] = custom
     return opts
+
+
+def _check_feasible(options: dict[str, Any]) -> None:
+    """Refuse a trial shape the cluster has no room for at all (Ray would wait forever)."""
+    total: dict[str, float] = cast("Any", ray).cluster_resources()  # untyped in ray
+    wanted = {"CPU": options.get("num_cpus", 1), "GPU": options.get("num_gpus", 0)}
+    wanted |= {"memory": options.get("memory", 0), **options.get("resources", {})}
+    short = [
+        f"{k} {v:g} (cluster: {total.get(k, 0):g})"
+        for k, v in wanted.items()
+        if v and total.get(k, 0) < v
+    ]
+    if short:
+        raise BisectorError(
+            "the Ray cluster cannot run one trial: it needs " + ", ".join(short),
+            hint="lower execution.ray.resources_per_trial or add nodes with these resources",
+        )
 
 
 def connect(address: str) -> bool:
@@ -112,11 +131,32 @@ class RayMeasurer(Measurer):
         budget = cfg.benchmark.repeats.budget()
         self._point_cap = budget.min
         self._hot_floor = max(budget.min, judge.smallest_workable_repeats(judge.VERIFY_ALPHA))
-        self._owns = connect(opts.address)
-        options = _ray_options(dict(opts.resources_per_trial), opts.node_type)
-        self._remote = ray.remote(run_trial_task).options(**options)
-        probe = ray.remote(fingerprint_task).options(**options)
-        self.fingerprint: dict[str, str] = ray.get(probe.remote(opts.node_type))
+        # Ray's driver prints the cluster's error messages ("a worker died ...") on stdout,
+        # which is the --json document's: they go to stderr while we hold the connection.
+        self._stdout = sys.stdout
+        sys.stdout = sys.stderr
+        try:
+            self._owns = connect(opts.address)
+        except BaseException:
+            sys.stdout = self._stdout
+            raise
+        try:
+            options = _ray_options(dict(opts.resources_per_trial), opts.node_type)
+            _check_feasible(options)
+            self._remote = ray.remote(run_trial_task).options(**options)
+            probe = ray.remote(fingerprint_task).options(**options)
+            self.fingerprint: dict[str, str] = ray.get(
+                probe.remote(opts.node_type), timeout=FINGERPRINT_TIMEOUT_S
+            )
+        except BaseException as exc:
+            self._disconnect()
+            super().close()
+            if isinstance(exc, ray.exceptions.GetTimeoutError):
+                raise BisectorError(
+                    f"no Ray worker ran the fingerprint probe within {FINGERPRINT_TIMEOUT_S:g}s",
+                    hint="check `ray status`: are the nodes up and the resources free?",
+                ) from None
+            raise
         self._base_key: str = kwargs["bench_key"]
         self.bench_key = self._key(self.fingerprint)
         self._flights: dict[Any, _Flight] = {}
@@ -161,8 +201,12 @@ class RayMeasurer(Measurer):
         for ref in list(self._flights):
             self._cancel(ref)
         super().close()
+        self._disconnect()
+
+    def _disconnect(self) -> None:
         if self._owns:
             ray.shutdown()
+        sys.stdout = self._stdout
 
     # -- scheduling ----------------------------------------------------------------
 

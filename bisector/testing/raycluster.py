@@ -58,7 +58,6 @@ class RayHead:
             "--include-dashboard", "false",
             "--dashboard-port", str(free_port()),
             "--dashboard-agent-listen-port", str(free_port()),
-            "--ray-client-server-port", str(free_port()),
             "--min-worker-port", "0", "--max-worker-port", "0",
             "--disable-usage-stats",
         ]  # fmt: skip
@@ -97,18 +96,25 @@ class RayHead:
                 continue
             if str(self.temp_dir).encode() in cmd:
                 found.append(int(name))
-        return found
+        return [pid for pid in found if not _zombie(pid)]
 
     def stop(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        for sig, wait_s in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 10.0)):
             for pid in self.pids():
                 with contextlib.suppress(OSError):
                     os.kill(pid, sig)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + wait_s
             while self.pids() and time.monotonic() < deadline:
                 time.sleep(0.2)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 BENCH = """\
