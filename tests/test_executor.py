@@ -1,0 +1,100 @@
+"""Choosing the executor: config and flags, Ray optional and imported only when chosen."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bisector.config import parse_config
+from bisector.errors import ConfigError
+from bisector.testing.raycluster import sleep_repo
+
+from .conftest import ROOT, tree_digest
+
+BASE = "benchmark: {command: [python, bench.py]}\nmetrics: {latency_ms: {direction: lower}}\n"
+
+
+def test_local_is_the_default_and_the_ray_section_parses() -> None:
+    """Without `execution:` trials run locally; the ray settings parse into typed values."""
+    assert parse_config(BASE).execution.executor == "local"
+    cfg = parse_config(
+        BASE + "execution:\n  executor: ray\n  workers: 3\n  ray:\n"
+        "    address: ray://head.example:10001\n"
+        "    resources_per_trial: {num_gpus: 1, num_cpus: 2, accelerator_type:H100: 0.01}\n"
+    )
+    assert cfg.execution.workers == 3
+    assert cfg.execution.ray.address == "ray://head.example:10001"
+    assert cfg.execution.ray.resources_per_trial["num_gpus"] == 1
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        "execution: {executor: slurm}",
+        "execution: {workers: 0}",
+        "execution: {ray: {address: 'http://x'}}",
+        "execution: {ray: {resources_per_trial: {num_gpus: -1}}}",
+        "execution: {ray: {adress: auto}}",
+    ],
+)
+def test_bad_execution_settings_are_refused(section: str) -> None:
+    """A bad executor, worker count, address or resource amount is a config error."""
+    with pytest.raises(ConfigError):
+        parse_config(BASE + section + "\n")
+
+
+def _cli(repo: Path, *args: str, pythonpath: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bisector", "run", "--repo", str(repo), "--good", "good"]
+        + ["--bad", "bad", "--config", str(repo.parent / "b.yaml"), *args],
+        env={**os.environ, "PYTHONPATH": pythonpath},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_ray_executor_without_ray_is_one_error_with_the_install_hint(tmp_path: Path) -> None:
+    """`--executor ray` where Ray cannot be imported: error + hint, exit 2, nothing written."""
+    repo = sleep_repo(tmp_path / "repo", 3, 2)
+    (tmp_path / "b.yaml").write_text(BASE)
+    fake = tmp_path / "noray" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named ray')\n")
+    before = tree_digest(repo)
+    proc = _cli(repo, "--executor", "ray", pythonpath=f"{fake.parent}{os.pathsep}{ROOT}")
+    assert proc.returncode == 2, proc.stderr
+    assert "error: the ray executor needs Ray" in proc.stderr
+    assert "hint: pip install 'bisector[ray]'" in proc.stderr
+    assert tree_digest(repo) == before
+
+
+def test_workers_without_the_ray_executor_is_refused(tmp_path: Path) -> None:
+    """`--workers 3` with the local executor says it needs ray, exit 2, nothing written."""
+    repo = sleep_repo(tmp_path / "repo", 3, 2)
+    (tmp_path / "b.yaml").write_text(BASE)
+    before = tree_digest(repo)
+    proc = _cli(repo, "--workers", "3", pythonpath=str(ROOT))
+    assert proc.returncode == 2
+    assert "error: --workers 3 needs the ray executor" in proc.stderr
+    assert tree_digest(repo) == before
+
+
+def test_a_local_run_never_imports_ray() -> None:
+    """The CLI and the pipeline load without ray (start-up time; ray is an optional extra)."""
+    code = (
+        "import sys, bisector.cli, bisector.engine.pipeline, bisector.daemon.cycle\n"
+        "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
