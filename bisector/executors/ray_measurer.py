@@ -8,15 +8,18 @@ them here. It keeps up to `workers` trials in flight:
 - then the commits the hunt just measured that are not candidates (the endpoints while
   reproducing, parent and culprit while verifying): up to the verify floor of fresh
   trials each, ahead of the judge asking;
-- then the other points of the multisection round (`prefetch`, `core.multisect`): up to
-  `repeats.min` trials each, so by the time the judge reaches them their trials are in.
+- then the other points of the multisection round (`prefetch`, `core.multisect`): as many
+  trials each as the judge needed for earlier points (from `repeats.min`, at most the
+  judge's smallest workable count), so by the time the judge reaches them they are in.
 
 Every trial is journaled here, on the driver, the moment it returns, whatever commit it
 belongs to; a resumed run finds them in the journal like the local executor's. A trial
 whose worker died (a killed process, a lost node) is sent again, elsewhere if Ray
 schedules it so; it is not a failure of the commit. A trial of a commit that no longer
-matters (outside the open range after a verdict) is cancelled with
-`ray.cancel(force=True)`; the worker's watchdog then kills the trial's processes.
+matters (outside the open range after a verdict) is cancelled: interrupted first
+(`ray.cancel`: the worker kills the trial's process group and stays up, so no new worker
+process has to start), then `ray.cancel(force=True)` if it has not ended within
+`CANCEL_GRACE_S` (the worker is killed; its watchdog kills the trial's processes).
 
 Trials are kept apart by hardware: the journal key of this executor's trials carries the
 fingerprint of the nodes it runs on (`fingerprint.fairness_key`), so the judge compares a
@@ -29,6 +32,7 @@ from __future__ import annotations
 import itertools
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -54,6 +58,7 @@ log = get_logger("bisector.ray")
 
 MAX_LOST = 3  # a trial whose worker died this many times is a failed attempt
 FINGERPRINT_TIMEOUT_S = 300.0
+CANCEL_GRACE_S = 5.0  # an interrupted trial not ended by then is cancelled by force
 MAX_FOREIGN = 20  # trials landing on other hardware before the run gives up
 _TRIAL_FILE = re.compile(r"^trial-(\d+)\.(?:out|err)$")
 
@@ -130,6 +135,8 @@ class RayMeasurer(Measurer):
         self._cache_dir = opts.cache_dir
         budget = cfg.benchmark.repeats.budget()
         self._point_cap = budget.min
+        # An unclear point may take up to repeats.max: others are not measured that far ahead.
+        self._point_cap_max = max(budget.min, judge.smallest_workable_repeats(judge.CLASSIFY_ALPHA))
         self._hot_floor = max(budget.min, judge.smallest_workable_repeats(judge.VERIFY_ALPHA))
         # Ray's driver prints the cluster's error messages ("a worker died ...") on stdout,
         # which is the --json document's: they go to stderr while we hold the connection.
@@ -160,6 +167,7 @@ class RayMeasurer(Measurer):
         self._base_key: str = kwargs["bench_key"]
         self.bench_key = self._key(self.fingerprint)
         self._flights: dict[Any, _Flight] = {}
+        self._cancelling: dict[Any, float] = {}  # cancelled refs -> when to force
         self._archives: dict[str, Any] = {}  # sha -> ObjectRef of its tar
         self._points: list[Commit] = []
         self._hot: dict[str, tuple[Commit, int]] = {}  # sha -> (commit, trials wanted)
@@ -177,12 +185,17 @@ class RayMeasurer(Measurer):
         """One more trial of `commit`, journaled before returning; others fill the workers."""
         if self.journal.failed_build(commit.sha, self.env_key(commit)) is not None:
             return TrialStatus.SKIP
+        if any(p.sha == commit.sha for p in self._points):
+            # The judge wants more of a point than it had: measure later points that far ahead.
+            wanted = min(len(self.trials(commit)) + 1, self._point_cap_max)
+            self._point_cap = max(self._point_cap, wanted)
         self._note_hot(commit)
         while True:
             if not any(f.commit.sha == commit.sha for f in self._flights.values()):
                 self._submit(commit, "demand")
             self._fill()
-            ready, _ = ray.wait(list(self._flights), num_returns=1)
+            ready, _ = ray.wait(list(self._flights), num_returns=1, timeout=CANCEL_GRACE_S)
+            self._reap_cancelled()
             for ref in ready:
                 landed = self._land(ref)
                 if landed is not None and landed[0] == commit.sha:
@@ -200,6 +213,8 @@ class RayMeasurer(Measurer):
     def close(self) -> None:
         for ref in list(self._flights):
             self._cancel(ref)
+        for ref in self._cancelling:  # the run is over: no grace
+            ray.cancel(ref, force=True)
         super().close()
         self._disconnect()
 
@@ -224,10 +239,10 @@ class RayMeasurer(Measurer):
         """Speculative trials for idle workers: hot commits first, then the round's points."""
         wants = [(c, cap, "hot") for c, cap in self._hot.values()]
         wants += [(c, self._point_cap, "point") for c in self._points]
-        while len(self._flights) < self.workers:
+        while self._busy() < self.workers:
             added = False
             for commit, cap, kind in wants:
-                if len(self._flights) >= self.workers:
+                if self._busy() >= self.workers:
                     break
                 if self.untestable(commit):
                     continue
@@ -263,12 +278,32 @@ class RayMeasurer(Measurer):
         ref = self._remote.remote(spec, self._archive(commit))
         self._flights[ref] = flight or _Flight(commit, kind)
 
+    def _busy(self) -> int:
+        """Workers held: trials in flight and cancelled ones not yet ended."""
+        return len(self._flights) + len(self._cancelling)
+
     def _cancel(self, ref: Any) -> None:
+        """Cancel a trial: interrupted first (the worker kills the trial's process group and
+        stays up for the next trial); forced after `CANCEL_GRACE_S` (the worker process is
+        killed, and its watchdog kills the trial's processes)."""
         flight = self._flights.pop(ref)
         flight.cancelled = True
         self.cancelled_trials += 1
-        ray.cancel(ref, force=True)
+        ray.cancel(ref, force=False)
+        self._cancelling[ref] = time.monotonic() + CANCEL_GRACE_S
         log.debug("trial cancelled: no longer matters", commit=flight.commit.short)
+
+    def _reap_cancelled(self) -> None:
+        if not self._cancelling:
+            return
+        ended, _ = ray.wait(list(self._cancelling), num_returns=len(self._cancelling), timeout=0)
+        for ref in ended:
+            del self._cancelling[ref]
+        now = time.monotonic()
+        for ref, deadline in list(self._cancelling.items()):
+            if now >= deadline:
+                ray.cancel(ref, force=True)
+                del self._cancelling[ref]
 
     # -- results -------------------------------------------------------------------
 

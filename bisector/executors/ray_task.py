@@ -11,8 +11,11 @@ tails, the node and the hardware fingerprint.
 
 from __future__ import annotations
 
+import functools
 import io
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from bisector.builders.base import EnvBuilder
 from bisector.builders.registry import make_builder
 from bisector.config import Environment
 from bisector.core.types import Commit
@@ -61,7 +65,7 @@ def unpack(archive: bytes, dest: Path) -> Path:
     try:
         tmp.rename(dest)
     except OSError:  # another trial on this node unpacked it first
-        subprocess.run(["rm", "-rf", "--", str(tmp)], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
@@ -86,59 +90,78 @@ def _tail(path: Path) -> bytes:
         return b""
 
 
+# Builders by (name, environment, cache folder), kept for the life of the worker process:
+# Ray reuses a worker for many trials, and a builder's facts (installed packages) cost
+# a scan of every distribution to gather.
+_BUILDERS: dict[str, tuple[DirVcs, EnvBuilder]] = {}
+
+
+def _builder(spec: Mapping[str, Any], checkout: Path) -> EnvBuilder:
+    key = json.dumps([spec["builder"], spec["environment"], spec["cache_dir"]], sort_keys=True)
+    if key not in _BUILDERS:
+        vcs = DirVcs(checkout)
+        builder = make_builder(
+            spec["builder"],
+            vcs=cast("Vcs", vcs),  # the builders only read files through it
+            environment=Environment.model_validate(spec["environment"]),
+            store=Path(spec["cache_dir"]) / "store",
+        )
+        _BUILDERS[key] = (vcs, builder)
+    vcs, builder = _BUILDERS[key]
+    vcs.root = checkout  # this trial's files (one trial at a time per worker process)
+    return builder
+
+
 def fingerprint_task(node_type: str | None) -> dict[str, str]:
     """The fingerprint of the node this runs on (placement included)."""
     node, host = node_placement()
+    return _fingerprint(node, host, node_type)
+
+
+@functools.lru_cache(maxsize=8)
+def _fingerprint(node: str, host: str, node_type: str | None) -> dict[str, str]:
+    """Once per worker process: the hardware does not change under it (nvidia-smi is slow)."""
     return local_fingerprint(node, host, node_type)
 
 
 def run_trial_task(spec: Mapping[str, Any], archive: bytes) -> dict[str, Any]:
     """One attempt of one trial (see the module docstring)."""
     node, host = node_placement()
-    fingerprint = local_fingerprint(node, host, spec.get("node_type"))
+    fingerprint = _fingerprint(node, host, spec.get("node_type"))
     cache = Path(spec["cache_dir"])
     commit = Commit(spec["sha"], "", "", "")
     checkout = unpack(archive, cache / "checkouts" / spec["checkout_id"])
-    environment = Environment.model_validate(spec["environment"])
-    builder = make_builder(
-        spec["builder"],
-        vcs=cast("Vcs", DirVcs(checkout)),  # the builders only read files through it
-        environment=environment,
-        store=cache / "store",
-    )
+    builder = _builder(spec, checkout)
     base: dict[str, Any] = {"node": node, "host": host, "fingerprint": fingerprint}
     try:
-        try:
-            built = builder.prepare(commit, checkout)
-        except BuildError as exc:
-            log_path = getattr(exc, "log_path", None)
-            text = _tail(log_path) if log_path else str(exc).encode()
-            return {**base, "build_failed": True, "reason": str(exc), "build_log": text}
-        logs = Path(tempfile.mkdtemp(prefix="trial-", dir=cache))
-        token = uuid.uuid4().hex
-        watchdog = subprocess.Popen(
-            [sys.executable, "-m", "bisector.executors.watchdog", str(os.getpid()), token],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # survives the worker's forced exit
+        built = builder.prepare(commit, checkout)
+    except BuildError as exc:
+        log_path = getattr(exc, "log_path", None)
+        text = _tail(log_path) if log_path else str(exc).encode()
+        return {**base, "build_failed": True, "reason": str(exc), "build_log": text}
+    logs = Path(tempfile.mkdtemp(prefix="trial-", dir=cache))
+    token = uuid.uuid4().hex
+    watchdog = subprocess.Popen(
+        [sys.executable, "-m", "bisector.executors.watchdog", str(os.getpid()), token],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # survives the worker's forced exit
+    )
+    try:
+        result = run_trial(
+            built.command(spec["command"]),
+            cwd=built.checkout,
+            env=built.environ(spec["env"], {TRIAL_VAR: token}),
+            timeout_s=float(spec["timeout_s"]),
+            stdout_path=logs / "out",
+            stderr_path=logs / "err",
         )
-        try:
-            result = run_trial(
-                built.command(spec["command"]),
-                cwd=built.checkout,
-                env=built.environ(spec["env"], {TRIAL_VAR: token}),
-                timeout_s=float(spec["timeout_s"]),
-                stdout_path=logs / "out",
-                stderr_path=logs / "err",
-            )
-        finally:
-            watchdog.kill()
-            watchdog.wait()
-        out, err = _tail(logs / "out"), _tail(logs / "err")
-        subprocess.run(["rm", "-rf", "--", str(logs)], check=False)
     finally:
-        builder.close()
+        watchdog.kill()
+        watchdog.wait()
+    out, err = _tail(logs / "out"), _tail(logs / "err")
+    shutil.rmtree(logs, ignore_errors=True)
     return {
         **base,
         "build_failed": False,
