@@ -23,6 +23,7 @@ adjacent tags, as `search.CoarseFine` does for bisection.
 from __future__ import annotations
 
 import bisect as _bisect
+import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
@@ -146,12 +147,16 @@ class Multisection:
         others = [i for i in self._pending() if i != current]
         if others:
             return (current, *others)
-        ahead: list[int] = [current]
+        branches = []
         for verdict in (Verdict.GOOD, Verdict.BAD):
             trial = self._copy()
             trial.record(current, verdict)
             trial.next_probe()
-            ahead.extend(i for i in trial._pending() if i not in ahead)
+            branches.append(trial._pending())
+        # Alternate the two branches: neither is likelier, so each gets half the idle workers.
+        ahead: list[int] = [current]
+        for pair in itertools.zip_longest(*branches):
+            ahead.extend(i for i in pair if i is not None and i not in ahead)
         return tuple(ahead)
 
     def _copy(self) -> Multisection:

@@ -236,21 +236,23 @@ class RayMeasurer(Measurer):
         return sum(1 for f in self._flights.values() if f.commit.sha == sha)
 
     def _fill(self) -> None:
-        """Speculative trials for idle workers: hot commits first, then the round's points."""
+        """Speculative trials for idle workers, breadth first: the commit with the fewest
+        trials (journaled and in flight) goes next, hot commits before points on a tie."""
         wants = [(c, cap, "hot") for c, cap in self._hot.values()]
         wants += [(c, self._point_cap, "point") for c in self._points]
+        wants = [w for w in wants if not self.untestable(w[0])]
+        counts = {c.sha: len(self.trials(c)) + self._in_flight(c.sha) for c, _cap, _k in wants}
         while self._busy() < self.workers:
-            added = False
-            for commit, cap, kind in wants:
-                if self._busy() >= self.workers:
-                    break
-                if self.untestable(commit):
-                    continue
-                if len(self.trials(commit)) + self._in_flight(commit.sha) < cap:
-                    self._submit(commit, kind)
-                    added = True
-            if not added:
+            open_ = [
+                (counts[c.sha], kind != "hot", n, c, kind)
+                for n, (c, cap, kind) in enumerate(wants)
+                if counts[c.sha] < cap
+            ]
+            if not open_:
                 return
+            _count, _later, _n, commit, kind = min(open_, key=lambda w: w[:3])
+            self._submit(commit, kind)
+            counts[commit.sha] += 1
 
     def _archive(self, commit: Commit) -> Any:
         if commit.sha not in self._archives:
