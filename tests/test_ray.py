@@ -112,6 +112,7 @@ def test_k_workers_find_the_culprit_and_journal_node_and_fingerprint(
     repo = sleep_repo(tmp_path / "repo", N, CULPRIT)
     proc = _bisect(repo, _config(tmp_path / "b.yaml", ray_head, workers))
     assert _culprit_index(proc, repo) == CULPRIT
+    assert "+fp-" in json.loads(proc.stdout)["bench_key"]  # the report reads these trials
     trials = _trials(repo)
     assert trials
     for _sha, key, meta in trials:

@@ -216,7 +216,7 @@ def run_bisection(
                 options=RunOptions(
                     builder=builder_name, all_commits=req.all_commits, jobs=req.jobs
                 ),
-                bench_key=bkey,
+                bench_key=measurer.bench_key,  # the ray executor's carries the fingerprint
             )
             report_dir = req.report_dir or (store / "reports" / run.id)
 

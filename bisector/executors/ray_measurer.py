@@ -29,6 +29,7 @@ lands on another kind is journaled under its own key and not used by this run.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import sys
@@ -211,6 +212,12 @@ class RayMeasurer(Measurer):
                 self._cancel(ref)
 
     def close(self) -> None:
+        # Trials that finished after the last verdict are journaled too (nothing lost).
+        if self._flights:
+            done, _ = ray.wait(list(self._flights), num_returns=len(self._flights), timeout=0)
+            for ref in done:
+                with contextlib.suppress(BisectorError):
+                    self._land(ref)
         for ref in list(self._flights):
             self._cancel(ref)
         for ref in self._cancelling:  # the run is over: no grace
