@@ -104,25 +104,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("workers", [2, 3])
-def test_k_workers_find_the_culprit_and_journal_node_and_fingerprint(
-    ray_head: RayHead, tmp_path: Path, workers: int
-) -> None:
-    """With K workers the run names the planted commit; every trial records its node and fingerprint."""
-    repo = sleep_repo(tmp_path / "repo", N, CULPRIT)
-    proc = _bisect(repo, _config(tmp_path / "b.yaml", ray_head, workers))
-    assert _culprit_index(proc, repo) == CULPRIT
-    assert "+fp-" in json.loads(proc.stdout)["bench_key"]  # the report reads these trials
-    trials = _trials(repo)
-    assert trials
-    for _sha, key, meta in trials:
-        assert "+fp-" in key
-        fingerprint = meta["_fingerprint"]
-        assert isinstance(fingerprint, dict) and fingerprint["cpu"] and meta["_node"]
-    # No benchmark process outlives the run, cancelled or not.
-    assert not [pid for _i, pid in _executions(tmp_path / "trials.log") if _alive(pid)]
-
-
 KILL_HOOK = """\
 import os, signal, time
 marker = pathlib.Path(os.environ["KILL_MARKER"])
@@ -197,24 +178,32 @@ def test_a_killed_driver_resumes_without_repeating_trials(
     assert 0 < len(rerun) < len(after)
 
 
-def test_two_node_types_are_kept_apart(ray_head: RayHead, tmp_path: Path) -> None:
-    """Runs on two node types never compare their trials: each measures its own endpoints."""
+def test_k_2_and_3_find_the_culprit_and_two_node_types_are_kept_apart(
+    ray_head: RayHead, tmp_path: Path
+) -> None:
+    """K = 2 on one node type and K = 3 on another both name the culprit; neither reuses or
+    compares the other's trials; every trial records its node and fingerprint."""
     repo = sleep_repo(tmp_path / "repo", N, CULPRIT)
-    first = _bisect(repo, _config(tmp_path / "a.yaml", ray_head, 3, node_type="type_a"))
+    first = _bisect(repo, _config(tmp_path / "a.yaml", ray_head, 2, node_type="type_a"))
     assert _culprit_index(first, repo) == CULPRIT
+    assert "+fp-" in json.loads(first.stdout)["bench_key"]  # the report reads these trials
     trials_a = _trials(repo)
     log = tmp_path / "trials.log"
     before = len(_executions(log))
     second = _bisect(repo, _config(tmp_path / "b.yaml", ray_head, 3, node_type="type_b"))
     assert _culprit_index(second, repo) == CULPRIT
     trials_b = _trials(repo)[len(trials_a) :]
+    for _sha, _key, meta in trials_a + trials_b:
+        fingerprint = meta["_fingerprint"]
+        assert isinstance(fingerprint, dict) and fingerprint["cpu"] and meta["_node"]
     types = {m["_fingerprint"]["node_type"] for _s, _k, m in trials_a}  # type: ignore[index]
     assert types == {"type_a"}
     assert {m["_fingerprint"]["node_type"] for _s, _k, m in trials_b} == {"type_b"}  # type: ignore[index]
     assert {k for _s, k, _m in trials_a}.isdisjoint({k for _s, k, _m in trials_b})
-    endpoints = {0, N - 1}
     rerun = {i for i, _pid in _executions(log)[before:]}
-    assert endpoints <= rerun  # type_b measured its own endpoints, reused nothing of type_a
+    assert {0, N - 1} <= rerun  # type_b measured its own endpoints, reused nothing of type_a
+    # No benchmark process outlives a run, cancelled or not.
+    assert not [pid for _i, pid in _executions(log) if _alive(pid)]
 
 
 SLOW_HOOK = """\

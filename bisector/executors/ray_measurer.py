@@ -4,10 +4,11 @@
 with `take` sending trials to Ray workers (`ray_task.run_trial_task`) instead of running
 them here. It keeps up to `workers` trials in flight:
 
-- the commit `take` was asked for (the judge is waiting on it) goes first;
+- the commit `take` was asked for (the judge is waiting on it) goes first, as deep as
+  it is expected to need;
 - then the commits the hunt just measured that are not candidates (the endpoints while
   reproducing, parent and culprit while verifying): up to the verify floor of fresh
-  trials each, ahead of the judge asking;
+  trials each, ahead of the judge asking, and as many as the judge asked of the other;
 - then the other points of the multisection round (`prefetch`, `core.multisect`): as many
   trials each as the judge needed for earlier points (from `repeats.min`, at most the
   judge's smallest workable count), so by the time the judge reaches them they are in.
@@ -191,10 +192,16 @@ class RayMeasurer(Measurer):
             wanted = min(len(self.trials(commit)) + 1, self._point_cap_max)
             self._point_cap = max(self._point_cap, wanted)
         self._note_hot(commit)
+        if commit.sha in self._hot:
+            # The judge wants trial n+1 of one side of a pair (the endpoints, parent and
+            # culprit): the other side will want as many, so both are measured that far.
+            wanted = len(self.trials(commit)) + 1
+            for sha, (hot, cap) in list(self._hot.items()):
+                self._hot[sha] = (hot, max(cap, wanted))
         while True:
             if not any(f.commit.sha == commit.sha for f in self._flights.values()):
                 self._submit(commit, "demand")
-            self._fill()
+            self._fill(commit)
             ready, _ = ray.wait(list(self._flights), num_returns=1, timeout=CANCEL_GRACE_S)
             self._reap_cancelled()
             for ref in ready:
@@ -242,24 +249,23 @@ class RayMeasurer(Measurer):
     def _in_flight(self, sha: str) -> int:
         return sum(1 for f in self._flights.values() if f.commit.sha == sha)
 
-    def _fill(self) -> None:
-        """Speculative trials for idle workers, breadth first: the commit with the fewest
-        trials (journaled and in flight) goes next, hot commits before points on a tie."""
+    def _fill(self, waiting: Commit) -> None:
+        """Speculative trials for idle workers, depth first in the order the judge will ask:
+        the commit it waits on, the hot ones, then the round's points in its order. Depth
+        first, a point is decided sooner, and a verdict that makes the later points moot
+        leaves fewer of their trials to cancel."""
         wants = [(c, cap, "hot") for c, cap in self._hot.values()]
         wants += [(c, self._point_cap, "point") for c in self._points]
-        wants = [w for w in wants if not self.untestable(w[0])]
-        counts = {c.sha: len(self.trials(c)) + self._in_flight(c.sha) for c, _cap, _k in wants}
-        while self._busy() < self.workers:
-            open_ = [
-                (counts[c.sha], kind != "hot", n, c, kind)
-                for n, (c, cap, kind) in enumerate(wants)
-                if counts[c.sha] < cap
-            ]
-            if not open_:
+        mine = [w for w in wants if w[0].sha == waiting.sha]
+        wants = mine + [w for w in wants if w[0].sha != waiting.sha]
+        for commit, cap, kind in wants:
+            if self._busy() >= self.workers:
                 return
-            _count, _later, _n, commit, kind = min(open_, key=lambda w: w[:3])
-            self._submit(commit, kind)
-            counts[commit.sha] += 1
+            if self.untestable(commit):
+                continue
+            have = len(self.trials(commit)) + self._in_flight(commit.sha)
+            for _ in range(min(cap - have, self.workers - self._busy())):
+                self._submit(commit, kind)
 
     def _archive(self, commit: Commit) -> Any:
         if commit.sha not in self._archives:
