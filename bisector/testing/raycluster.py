@@ -68,7 +68,9 @@ class RayHead:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its group is ours to stop, and only it
-            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+            # Hermetic: no token auth picked up from a ~/.ray/auth_token another cluster
+            # of the user left (Ray >= 2.5x enables it when that file exists).
+            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"},
         )
         head = cls(f"127.0.0.1:{port}", temp_dir, proc)
         deadline = time.monotonic() + 120
