@@ -31,18 +31,14 @@ lands on another kind is journaled under its own key and not used by this run.
 from __future__ import annotations
 
 import contextlib
-import itertools
-import re
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import ray
 import ray.exceptions
 
-import bisector
 from bisector.config import Config
 from bisector.core import judge
 from bisector.core.multisect import SearchFactory, multisection_factory
@@ -51,6 +47,8 @@ from bisector.engine.measure import Measurer
 from bisector.errors import BisectorError
 from bisector.executors.archive import commit_archive, folder_archive
 from bisector.executors.fingerprint import fairness_key
+from bisector.executors.logs import TrialLogs
+from bisector.executors.ray_setup import check_feasible, connect, ray_options
 from bisector.executors.ray_task import fingerprint_task, run_trial_task
 from bisector.log import get_logger
 from bisector.ports import TrialStatus
@@ -62,7 +60,6 @@ MAX_LOST = 3  # a trial whose worker died this many times is a failed attempt
 FINGERPRINT_TIMEOUT_S = 300.0
 CANCEL_GRACE_S = 5.0  # an interrupted trial not ended by then is cancelled by force
 MAX_FOREIGN = 20  # trials landing on other hardware before the run gives up
-_TRIAL_FILE = re.compile(r"^trial-(\d+)\.(?:out|err)$")
 
 
 @dataclass
@@ -73,54 +70,6 @@ class _Flight:
     lost: int = 0
     first_reason: str = ""
     cancelled: bool = field(default=False)
-
-
-def _ray_options(resources: dict[str, float], node_type: str | None) -> dict[str, Any]:
-    opts: dict[str, Any] = {"max_retries": 0}
-    custom: dict[str, float] = {}
-    for name, amount in resources.items():
-        if name in ("num_cpus", "num_gpus", "memory"):
-            opts[name] = amount
-        else:
-            custom[name] = amount
-    if node_type:
-        custom[node_type] = max(custom.get(node_type, 0.0), 0.01)
-    if custom:
-        opts["resources"] = custom
-    return opts
-
-
-def _check_feasible(options: dict[str, Any]) -> None:
-    """Refuse a trial shape the cluster has no room for at all (Ray would wait forever)."""
-    total: dict[str, float] = cast("Any", ray).cluster_resources()  # untyped in ray
-    wanted = {"CPU": options.get("num_cpus", 1), "GPU": options.get("num_gpus", 0)}
-    wanted |= {"memory": options.get("memory", 0), **options.get("resources", {})}
-    short = [
-        f"{k} {v:g} (cluster: {total.get(k, 0):g})"
-        for k, v in wanted.items()
-        if v and total.get(k, 0) < v
-    ]
-    if short:
-        raise BisectorError(
-            "the Ray cluster cannot run one trial: it needs " + ", ".join(short),
-            hint="lower execution.ray.resources_per_trial or add nodes with these resources",
-        )
-
-
-def connect(address: str) -> bool:
-    """Connect to (or start) Ray; True when this call did, so `close` disconnects."""
-    if ray.is_initialized():
-        return False
-    package = str(Path(bisector.__file__).parent)
-    ray.init(
-        address=None if address == "local" else address,
-        # The code travels with the job: workers need not share our filesystem.
-        runtime_env={"py_modules": [package], "excludes": ["__pycache__"]},
-        log_to_driver=False,
-        include_dashboard=False if address == "local" else None,
-        namespace="bisector",
-    )
-    return True
 
 
 class RayMeasurer(Measurer):
@@ -150,8 +99,8 @@ class RayMeasurer(Measurer):
             sys.stdout = self._stdout
             raise
         try:
-            options = _ray_options(dict(opts.resources_per_trial), opts.node_type)
-            _check_feasible(options)
+            options = ray_options(dict(opts.resources_per_trial), opts.node_type)
+            check_feasible(options)
             self._remote = ray.remote(run_trial_task).options(**options)
             probe = ray.remote(fingerprint_task).options(**options)
             self.fingerprint: dict[str, str] = ray.get(
@@ -173,7 +122,7 @@ class RayMeasurer(Measurer):
         self._archives: dict[str, Any] = {}  # sha -> ObjectRef of its tar
         self._points: list[Commit] = []
         self._hot: dict[str, tuple[Commit, int]] = {}  # sha -> (commit, trials wanted)
-        self._numbers: dict[str, Any] = {}
+        self._logs = TrialLogs(self.run_dir)
         self.lost_trials = 0
         self.cancelled_trials = 0
         self.foreign_trials = 0
@@ -350,7 +299,7 @@ class RayMeasurer(Measurer):
             out |= {"metrics": {}, "meta": {}, "node": "", "fingerprint": self.fingerprint}
         key = self.env_key(commit)
         if out["build_failed"]:
-            path = self._log_path(commit, "build")
+            path = self._logs.path(commit.sha, "build")
             path.write_bytes(out.get("build_log", b""))
             self.journal.record_build(commit.sha, key, False, str(path))
             return commit.sha, TrialStatus.SKIP
@@ -363,7 +312,7 @@ class RayMeasurer(Measurer):
         reason = out.get("reason", "")
         if status is TrialStatus.FAILED:
             status, reason = TrialStatus.SKIP, f"failed twice: {flight.first_reason}; then {reason}"
-        out_path, err_path = self._log_path(commit, "out"), self._log_path(commit, "err")
+        out_path, err_path = self._logs.path(commit.sha, "out"), self._logs.path(commit.sha, "err")
         out_path.write_bytes(out.get("stdout", b""))
         err_path.write_bytes(out.get("stderr", b""))
         fingerprint = out.get("fingerprint") or {}
@@ -395,26 +344,6 @@ class RayMeasurer(Measurer):
                 )
             return None
         return commit.sha, status
-
-    def _log_path(self, commit: Commit, what: str) -> Path:
-        folder = self.run_dir / commit.sha.split("+")[0][:12]
-        if "+" in commit.sha:
-            folder = folder.with_name(
-                folder.name + "+" + commit.sha.split("+", 1)[1].replace(":", "-")
-            )
-        folder.mkdir(parents=True, exist_ok=True)
-        if what == "build":
-            return folder / "build.log"
-        if what == "out":
-            counter = self._numbers.get(str(folder))
-            if counter is None:
-                found = [
-                    int(m.group(1)) for p in folder.iterdir() if (m := _TRIAL_FILE.match(p.name))
-                ]
-                counter = itertools.count(max(found, default=0) + 1)
-                self._numbers[str(folder)] = counter
-            self._current = next(counter)
-        return folder / f"trial-{self._current}.{what}"
 
 
 def open_ray_measurer(workers: int) -> Any:
