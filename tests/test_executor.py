@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,45 @@ def test_the_docker_builder_is_refused_on_ray(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "error: the ray executor does not run the docker builder yet" in proc.stderr
     assert tree_digest(repo) == before
+
+
+def test_the_watchdog_kills_a_trial_whose_worker_died(tmp_path: Path) -> None:
+    """When the worker process dies, every process carrying the trial's token dies too,
+    one that left the process group with setsid() included."""
+    from bisector.executors.watchdog import TRIAL_VAR
+
+    token = "t" + os.urandom(6).hex()
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    escaped = tmp_path / "escaped.pid"
+    trial = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os, sys, time\n"
+         "if os.fork() == 0:\n"
+         "    os.setsid(); open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)\n"
+         "time.sleep(60)\n", str(escaped)],
+        env={**os.environ, TRIAL_VAR: token},
+        start_new_session=True,
+    )  # fmt: skip
+    watchdog = subprocess.Popen(
+        [sys.executable, "-m", "bisector.executors.watchdog", str(worker.pid), token],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    deadline = time.monotonic() + 20
+    while not escaped.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    pid = int(escaped.read_text())
+    assert watchdog.poll() is None  # the worker is alive: the trial is left alone
+    worker.kill()
+    worker.wait()
+    assert watchdog.wait(timeout=20) == 0
+    assert trial.wait(timeout=10) != 0
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # reparented to init, which reaps it
+    state = (
+        Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if Path(f"/proc/{pid}").exists()
+        else "gone"
+    )
+    assert state in ("gone", "Z")
