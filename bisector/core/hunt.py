@@ -260,6 +260,8 @@ class _Hunter:
                 inner = [t for t in tag_indices if lo < t < hi]
                 return self._bisect(lo, index, inner) + self._bisect(index, hi, inner)
             search.record(k, verdict)
+            if self.prefetch is not None:  # known before the interleave: its trials overlap them
+                self.prefetch([self.commits[lo + j] for j in search.candidates_to_prefetch()])
             self._interleave(lo, hi)
         if self.prefetch is not None:  # nothing ahead: speculative work can stop
             self.prefetch([])

@@ -151,9 +151,11 @@ class RayMeasurer(Measurer):
             if not any(f.commit.sha == commit.sha for f in self._flights.values()):
                 self._submit(commit, "demand")
             self._fill(commit)
-            ready, _ = ray.wait(list(self._flights), num_returns=1, timeout=CANCEL_GRACE_S)
+            # Cancelled trials hold their worker until they end: wake up for those too.
+            watched = list(self._flights) + list(self._cancelling)
+            ready, _ = ray.wait(watched, num_returns=1, timeout=CANCEL_GRACE_S)
             self._reap_cancelled()
-            for ref in ready:
+            for ref in (r for r in ready if r in self._flights):
                 landed = self._land(ref)
                 if landed is not None and landed[0] == commit.sha:
                     return landed[1]
