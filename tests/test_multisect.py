@@ -101,17 +101,9 @@ def test_tags_are_multisected_first() -> None:
 
 
 def test_the_hunt_over_a_multisection_finds_and_verifies_the_culprit() -> None:
-    """The pure hunt with K = 3 names the same culprit as with bisection, in fewer rounds."""
+    """The pure hunt with K = 3 names the same culprit as with bisection."""
     probe = FakeProbe(steps_at((13, 1.3)))
-    rounds: list[int] = []
-
-    def factory(n: int, tags: list[int]) -> MultiCoarseFine:
-        search = multisection_factory(3)(n, tags)
-        assert isinstance(search, MultiCoarseFine)
-        rounds.append(0)
-        return search
-
-    result = hunt(COMMITS, [], probe, METRIC, RULE, BUDGET, search=factory)  # type: ignore[arg-type]
+    result = hunt(COMMITS, [], probe, METRIC, RULE, BUDGET, search=multisection_factory(3))
     assert result.status is Status.FOUND
     assert [f.index for f in result.culprits] == [13]
     plain = hunt(COMMITS, [], FakeProbe(steps_at((13, 1.3))), METRIC, RULE, BUDGET)
