@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from bisector.config_execution import Execution
 from bisector.config_guard import Guard, check_http_url
 from bisector.config_values import (
     DEFAULT_CONFIG_NAME,
@@ -188,6 +189,7 @@ class Config(Strict):
     rollback: Rollback = Rollback()
     daemon: Daemon = Daemon()
     guard: Guard | None = None
+    execution: Execution = Execution()
 
     @model_validator(mode="after")
     def _canary_metric(self) -> Config:

@@ -38,6 +38,14 @@ def run(
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Roll the configs back to --good when found.")
     ] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option("--executor", help="local | ray: where trials run (overrides config)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Trials in flight at once (ray executor)."),
+    ] = None,
 ) -> int:
     """Find the first bad commit (and the package or config key inside it)."""
     from bisector.cli._common import ensure_writable_dir
@@ -64,6 +72,8 @@ def run(
         fresh=fresh,
         report_dir=report_dir,
         rollback=rollback,
+        executor=executor,
+        workers=workers,
     )
     outcome = run_bisection(req, ConsoleProgress(console))
     doc = outcome.document

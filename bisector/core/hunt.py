@@ -59,6 +59,7 @@ from bisector.ports import (
 )
 
 if TYPE_CHECKING:
+    from bisector.core.multisect import SearchFactory
     from bisector.ports import Probe, Progress
 
 # Re-measure a range's ends after every this many probed candidates: drift over a long run
@@ -140,15 +141,19 @@ def hunt(
     prefetch: Callable[[Sequence[Commit]], None] | None = None,
     sequential: bool | None = None,
     candidate_rule: CandidateRule | None = None,
+    search: SearchFactory | None = None,
 ) -> HuntResult:
     """Reproduce, bisect every step, verify (see the module docstring).
 
     `candidate_rule` picks the candidate rule of `Sampler.decide`; `sequential` (older
     callers) True is "sequential", False "pinpoint"; neither: `HUNT_RULE`.
+    `search` makes the search of each part (None: `CoarseFine`, one probe at a time;
+    `multisect.multisection_factory(K)`: K points a round, for K parallel workers).
     """
     if candidate_rule is None:
         candidate_rule = HUNT_RULE if sequential is None else sequential_rule(sequential)
     hunter = _Hunter(commits, probe, metric, rule, budget, progress, prefetch, candidate_rule)
+    hunter.search = search
     return hunter.run(tag_indices)
 
 
@@ -182,6 +187,7 @@ class _Hunter:
         self.steps: list[HuntStep] = []
         self.skipped: set[int] = set()  # SKIP: could not be measured
         self.probes_done = 0
+        self.search: SearchFactory | None = None
 
     def samples(self, index: int) -> list[list[float]]:
         return self.sampler.samples(self.commits[index])
@@ -297,7 +303,8 @@ class _Hunter:
 
     def _bisect(self, lo: int, hi: int, tag_indices: Sequence[int]) -> list[_Part]:
         """Bisect (lo, hi] against lo (good) and hi (bad); split at a commit in between."""
-        search = CoarseFine(hi - lo + 1, [t - lo for t in tag_indices if lo < t < hi])
+        make = self.search if self.search is not None else CoarseFine
+        search = make(hi - lo + 1, [t - lo for t in tag_indices if lo < t < hi])
         phase = ""
         while (k := search.next_probe()) is not None:
             if search.phase != phase:
@@ -313,7 +320,11 @@ class _Hunter:
                 inner = [t for t in tag_indices if lo < t < hi]
                 return self._bisect(lo, index, inner) + self._bisect(index, hi, inner)
             search.record(k, verdict)
+            if self.prefetch is not None:  # known before the interleave: its trials overlap them
+                self.prefetch([self.commits[lo + j] for j in search.candidates_to_prefetch()])
             self._interleave(lo, hi)
+        if self.prefetch is not None:  # nothing ahead: speculative work can stop
+            self.prefetch([])
         result = search.result()
         return [
             _Part(

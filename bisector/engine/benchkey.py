@@ -10,6 +10,7 @@ import hashlib
 import json
 
 from bisector.config import Config
+from bisector.core.types import Commit
 
 
 def bench_key(cfg: Config, good_sha: str | None = None) -> str:
@@ -23,3 +24,11 @@ def bench_key(cfg: Config, good_sha: str | None = None) -> str:
     if cfg.benchmark.reference is not None:
         payload["reference"] = [cfg.benchmark.reference, good_sha]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_key(
+    good: Commit, bad: Commit, metric: str, builder: str, all_commits: bool, bkey: str
+) -> str:
+    """The journal's identity of a run: the same request resumes the same run."""
+    raw = "\0".join([good.sha, bad.sha, metric, builder, str(all_commits), bkey])
+    return hashlib.sha256(raw.encode()).hexdigest()

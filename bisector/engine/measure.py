@@ -18,6 +18,7 @@ from types import TracebackType
 from bisector.builders.base import BuiltEnv
 from bisector.builders.registry import make_builder
 from bisector.config import Config
+from bisector.core.multisect import SearchFactory
 from bisector.core.sampling import samples_of
 from bisector.core.types import Commit
 from bisector.engine import envrecord
@@ -35,6 +36,9 @@ log = get_logger("bisector.measure")
 
 
 class Measurer:
+    #: The hunt's search (None: bisection); the ray executor sets a multisection.
+    search: SearchFactory | None = None
+
     def __init__(
         self,
         *,

@@ -9,7 +9,6 @@ without repeating measurements.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -34,7 +33,8 @@ from bisector.document import (
     Step,
     Verification,
 )
-from bisector.engine.benchkey import bench_key
+from bisector.engine.benchkey import bench_key, run_key
+from bisector.engine.executor import choose_measurer
 from bisector.engine.findings import (
     comparison_of,
     culprit_of,
@@ -81,6 +81,8 @@ class RunRequest:
     fresh: bool = False
     report_dir: Path | None = None
     rollback: bool = False
+    executor: str | None = None  # local | ray (None: execution.executor of the config)
+    workers: int | None = None  # trials in flight at once (ray)
 
 
 @dataclass
@@ -89,13 +91,6 @@ class RunOutcome:
     document: RunDocument
     report_path: Path | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _run_key(
-    good: Commit, bad: Commit, metric: str, builder: str, all_commits: bool, bkey: str
-) -> str:
-    raw = "\0".join([good.sha, bad.sha, metric, builder, str(all_commits), bkey])
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 class OpenMeasurer(Protocol):
@@ -170,6 +165,9 @@ def run_bisection(
     metric_name, metric_cfg = cfg.metric(req.metric)
     metric = metric_cfg.rule()
     builder_name = req.builder or cfg.environment.builder
+    open_measurer = choose_measurer(
+        cfg, req.executor, req.workers, parts.open_measurer, builder_name
+    )
     with parts.open_vcs(repo_path) as git:
         good, bad = git.resolve(req.good), git.resolve(req.bad)
         git.check_range(good, bad)
@@ -178,7 +176,7 @@ def run_bisection(
         store = repo_path / cfg.snapshots.store
         snap_api.take(repo_path, cfg, [req.good, req.bad])  # reused when stored
         bkey = bench_key(cfg, good.sha)
-        key = _run_key(good, bad, metric_name, builder_name, req.all_commits, bkey)
+        key = run_key(good, bad, metric_name, builder_name, req.all_commits, bkey)
         with RunLock(store), parts.open_journal(store) as journal:  # one run per store at a time
             run, resumed = journal.open_run(
                 key=key,
@@ -194,7 +192,7 @@ def run_bisection(
                 journal.clear_steps(run.id)
                 progress(Resumed(run.id, journal.trial_count(run.id)))
             run_dir = store / "runs" / run.id
-            with parts.open_measurer(
+            with open_measurer(
                 cfg=cfg,
                 git=git,
                 journal=journal,
@@ -210,7 +208,7 @@ def run_bisection(
                 ctx = _Ctx(cfg, metric_name, metric, measurer, journal, run.id, progress, git)
                 doc = _hunt(ctx, good, bad, req)
                 keys = () if req.fresh else measurer.keys_read()  # --fresh reads only its own
-                reused = journal.reused_trials(run.id, bkey, keys)
+                reused = journal.reused_trials(run.id, measurer.bench_key, keys)
             doc = replace(
                 doc,
                 run_id=run.id,
@@ -219,7 +217,7 @@ def run_bisection(
                 options=RunOptions(
                     builder=builder_name, all_commits=req.all_commits, jobs=req.jobs
                 ),
-                bench_key=bkey,
+                bench_key=measurer.bench_key,  # the ray executor's carries the fingerprint
                 reused=Reuse(sum(reused.values()), builder_name, reused),
             )
             report_dir = req.report_dir or (store / "reports" / run.id)
@@ -237,7 +235,10 @@ def run_bisection(
             )
             journal.finish_run(run.id, doc.status.value, doc.to_json())
     if req.rollback and doc.status is Status.FOUND:
-        doc = replace(doc, rollback=_roll_back_to_good(repo_path, cfg, req.good, progress))
+        # `run --rollback`: the good endpoint's configs back by the rollback package's rules
+        # (atomic, drift-checked, health-checked, alert-and-pause; refused while paused)
+        progress(RollingBack(req.good))
+        doc = replace(doc, rollback=rollback_after_run(repo_path, cfg, req.good))
     return RunOutcome(
         status=doc.status,
         document=doc,
@@ -282,6 +283,7 @@ def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
             ctx.cfg.benchmark.repeats.budget(),
             journaled,
             prefetch=ctx.measurer.prefetch,
+            search=ctx.measurer.search,
         )
     except EndpointUnmeasurable as exc:
         if not exc.untestable:
@@ -386,12 +388,3 @@ def _isolate(
         log.warning("isolation failed", error=str(exc))
         return Isolation.failed(str(exc)), culprit, verification
     return apply_isolation(result, culprit, verification)
-
-
-def _roll_back_to_good(
-    repo_path: Path, cfg: Config, good_ref: str, progress: Progress
-) -> dict[str, Any]:
-    """`run --rollback`: put the good endpoint's configs back (the rollback package's rules:
-    atomic, drift-checked, health-checked, alert-and-pause on failure)."""
-    progress(RollingBack(good_ref))
-    return rollback_after_run(repo_path, cfg, good_ref)  # refused while paused

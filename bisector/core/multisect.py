@@ -1,0 +1,275 @@
+"""Multisection: K probes a round split the open range into K+1 parts, pure.
+
+With K workers a round measures K candidates at once. `split_points` picks them among
+the untested candidates between the last good and the first bad (by count, like
+`search.Bisection`: with K = 1 it is exactly the bisection's lower median), so whatever
+the verdicts, at most a (K+1)-th of the untested range is left: ceil(log_{K+1} n) rounds
+plus one per step around an untestable candidate.
+
+`Multisection` has the stepwise shape of `search.Bisection` (`next_probe`, `record`,
+`candidates_to_prefetch`, `result`, `phase`, `span`), so the pure hunt drives it
+unchanged (`hunt(..., search=multisection_factory(K))`). A round's points are fixed when
+the round starts; `next_probe` hands them out one at a time and `candidates_to_prefetch`
+names all the round's pending points (the current one first): the executor measures them
+in parallel while the judge decides the current one. A verdict can make later points of the round moot (a
+BAD point makes every point above it irrelevant); `moot` says which, so their
+in-flight trials can be cancelled. When one point of a round is left, the prefetch list
+also holds the next round's points after either verdict (built and measured ahead).
+
+`MultiCoarseFine` multisects release tags first, then the commits between the two
+adjacent tags, as `search.CoarseFine` does for bisection.
+"""
+
+from __future__ import annotations
+
+import bisect as _bisect
+import itertools
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
+
+from bisector.core.search import BisectResult, Step
+from bisector.core.types import Verdict
+
+
+class Search(Protocol):
+    """What the hunt reads of a search (`search.CoarseFine` and `MultiCoarseFine` both are)."""
+
+    @property
+    def phase(self) -> str: ...
+
+    @property
+    def span(self) -> int: ...
+
+    def next_probe(self) -> int | None: ...
+
+    def record(self, index: int, verdict: Verdict) -> None: ...
+
+    def candidates_to_prefetch(self) -> tuple[int, ...]: ...
+
+    def result(self) -> BisectResult: ...
+
+
+#: How the hunt makes a search over commits 0..n-1 with release tags at the given indices.
+SearchFactory = Callable[[int, Sequence[int]], Search]
+
+
+def split_points(untested: Sequence[int], k: int) -> tuple[int, ...]:
+    """K of the sorted `untested` indices that split them into K+1 parts of near-equal count."""
+    m = len(untested)
+    if m == 0 or k < 1:
+        return ()
+    k = min(k, m)
+    ranks = sorted({max(1, (j * (m + 1)) // (k + 1)) for j in range(1, k + 1)})
+    return tuple(untested[r - 1] for r in ranks)
+
+
+class Multisection:
+    """A multisection over indices 0..n-1 (0 good, n-1 bad), K points a round."""
+
+    def __init__(self, n: int, k: int) -> None:
+        if n < 2:
+            raise ValueError("a multisection needs a good and a bad endpoint (n >= 2)")
+        if k < 1:
+            raise ValueError("a multisection needs at least one point a round (k >= 1)")
+        self.n, self.k = n, k
+        self._last_good, self._first_bad = 0, n - 1
+        self._untestable: list[int] = []
+        self._steps: list[Step] = []
+        self._round: tuple[int, ...] = ()
+        self.rounds = 0
+
+    def _untested(self) -> list[int]:
+        skip = set(self._untestable)
+        return [i for i in range(self._last_good + 1, self._first_bad) if i not in skip]
+
+    def _pending(self) -> list[int]:
+        done = {s.index for s in self._steps}
+        return [i for i in self._round if self._last_good < i < self._first_bad and i not in done]
+
+    @property
+    def last_good(self) -> int:
+        return self._last_good
+
+    @property
+    def first_bad(self) -> int:
+        return self._first_bad
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return tuple(self._steps)
+
+    def next_probe(self) -> int | None:
+        """The pending point of this round to judge next (a new round when none is left)."""
+        pending = self._pending()
+        if not pending:
+            self._round = split_points(self._untested(), self.k)
+            if not self._round:
+                return None
+            self.rounds += 1
+            pending = list(self._round)
+        return pending[0]
+
+    @property
+    def done(self) -> bool:
+        return self.next_probe() is None
+
+    def moot(self, indices: Iterable[int]) -> tuple[int, ...]:
+        """Those of `indices` outside the open range: no verdict on them can matter now."""
+        return tuple(i for i in indices if not self._last_good < i < self._first_bad)
+
+    def record(self, index: int, verdict: Verdict) -> None:
+        """Take the verdict for `index`, an untested index between last good and first bad.
+
+        :raises ValueError: the index is outside that range or already recorded.
+        """
+        known = _bisect.bisect_left(self._untestable, index)
+        recorded = known < len(self._untestable) and self._untestable[known] == index
+        if not self._last_good < index < self._first_bad or recorded:
+            raise ValueError(
+                f"index {index} is not an untested candidate between "
+                f"{self._last_good} and {self._first_bad}"
+            )
+        if verdict is Verdict.GOOD:
+            self._last_good = index
+        elif verdict is Verdict.BAD:
+            self._first_bad = index
+        else:
+            self._untestable.insert(known, index)
+        self._steps.append(Step(index, verdict))
+
+    def candidates_to_prefetch(self) -> tuple[int, ...]:
+        """The round's pending points, the current one first; with only it left, also the
+        next round's points after either verdict (measured ahead by a parallel executor)."""
+        current = self.next_probe()
+        if current is None:
+            return ()
+        others = [i for i in self._pending() if i != current]
+        if others:
+            return (current, *others)
+        branches = []
+        for verdict in (Verdict.GOOD, Verdict.BAD):
+            trial = self._copy()
+            trial.record(current, verdict)
+            trial.next_probe()
+            branches.append(trial._pending())
+        # Alternate the two branches: neither is likelier, so each gets half the idle workers.
+        ahead: list[int] = [current]
+        for pair in itertools.zip_longest(*branches):
+            ahead.extend(i for i in pair if i is not None and i not in ahead)
+        return tuple(ahead)
+
+    def _copy(self) -> Multisection:
+        twin = Multisection(self.n, self.k)
+        twin._last_good, twin._first_bad = self._last_good, self._first_bad
+        twin._untestable, twin._steps = list(self._untestable), list(self._steps)
+        twin._round, twin.rounds = self._round, self.rounds
+        return twin
+
+    @property
+    def phase(self) -> str:
+        return "fine"
+
+    @property
+    def span(self) -> int:
+        return self.n
+
+    def result(self) -> BisectResult:
+        lo, hi = self._last_good, self._first_bad
+        return BisectResult(
+            lo, hi, tuple(i for i in self._untestable if lo < i < hi), tuple(self._steps)
+        )
+
+
+class MultiCoarseFine:
+    """`Multisection` over release tags first, then over the commits between adjacent tags.
+
+    Indices are commit indices 0..n_commits-1 throughout, like `search.CoarseFine`.
+    """
+
+    def __init__(self, n_commits: int, tag_indices: Iterable[int], k: int) -> None:
+        if n_commits < 2:
+            raise ValueError("a multisection needs a good and a bad endpoint (n >= 2)")
+        self.n_commits, self.k = n_commits, k
+        tags = sorted({t for t in tag_indices if 0 < t < n_commits - 1})
+        self._points: list[int] = [0, *tags, n_commits - 1]
+        self._coarse = Multisection(len(self._points), k)
+        self._fine: Multisection | None = None
+        self._offset = 0
+        self._steps: list[Step] = []
+        self._advance()
+
+    def _advance(self) -> None:
+        if self._fine is not None or not self._coarse.done:
+            return
+        coarse = self._coarse.result()
+        self._offset = self._points[coarse.last_good]
+        self._fine = Multisection(self._points[coarse.first_bad] - self._offset + 1, self.k)
+        for position in coarse.untestable:
+            self._fine.record(self._points[position] - self._offset, Verdict.SKIP)
+
+    @property
+    def rounds(self) -> int:
+        return self._coarse.rounds + (self._fine.rounds if self._fine is not None else 0)
+
+    @property
+    def phase(self) -> str:
+        return "coarse" if self._fine is None else "fine"
+
+    @property
+    def span(self) -> int:
+        return len(self._points) if self._fine is None else self._fine.n
+
+    def _to_commit(self, i: int) -> int:
+        return self._points[i] if self._fine is None else i + self._offset
+
+    def next_probe(self) -> int | None:
+        index = (self._coarse if self._fine is None else self._fine).next_probe()
+        return None if index is None else self._to_commit(index)
+
+    def record(self, index: int, verdict: Verdict) -> None:
+        if self._fine is None:
+            if index not in self._points:
+                raise ValueError(f"index {index} is not a tag of the coarse pass")
+            self._coarse.record(self._points.index(index), verdict)
+        else:
+            self._fine.record(index - self._offset, verdict)
+        self._steps.append(Step(index, verdict))
+        self._advance()
+
+    def candidates_to_prefetch(self) -> tuple[int, ...]:
+        search = self._coarse if self._fine is None else self._fine
+        return tuple(self._to_commit(i) for i in search.candidates_to_prefetch())
+
+    def result(self) -> BisectResult:
+        if self._fine is None:
+            coarse = self._coarse.result()
+            lo, hi = self._points[coarse.last_good], self._points[coarse.first_bad]
+            untestable = tuple(self._points[p] for p in coarse.untestable)
+        else:
+            fine = self._fine.result()
+            lo, hi = fine.last_good + self._offset, fine.first_bad + self._offset
+            untestable = tuple(i + self._offset for i in fine.untestable)
+        return BisectResult(lo, hi, untestable, tuple(self._steps))
+
+
+def multisection_factory(k: int) -> SearchFactory:
+    """The hunt's search with K points a round (`hunt(..., search=...)`)."""
+
+    def make(n_commits: int, tag_indices: Sequence[int]) -> Search:
+        return MultiCoarseFine(n_commits, tag_indices, k)
+
+    return make
+
+
+def rounds_bound(n: int, k: int) -> int:
+    """ceil(log_{K+1} n): the rounds a multisection of n candidates needs without skips."""
+    return max(1, math.ceil(math.log(n) / math.log(k + 1) - 1e-9))
+
+
+def rounds_to_culprit(n: int, k: int, culprit: int) -> tuple[int, BisectResult]:
+    """Rounds a multisection over 0..n-1 takes when `culprit` is the first bad (a fake probe)."""
+    search = Multisection(n, k)
+    while (index := search.next_probe()) is not None:
+        search.record(index, Verdict.BAD if index >= culprit else Verdict.GOOD)
+    return search.rounds, search.result()

@@ -1,0 +1,50 @@
+"""Which executor measures a run's trials: `local` (this machine) or `ray` (a cluster).
+
+`choose_measurer` reads `execution.executor` (or `run --executor`) and returns how the
+run opens its `Probe`. Ray is an optional extra: it is imported only here, only when
+chosen, so a local run pays nothing for it, and a missing install is one `error:` line
+with the install hint before anything is written.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar, cast
+
+from bisector.config import Config
+from bisector.errors import ConfigError
+
+# The pipeline's `OpenMeasurer` (named generically: the pipeline imports this module).
+M = TypeVar("M")
+
+EXECUTORS = ("local", "ray")
+
+
+def choose_measurer(
+    cfg: Config, executor: str | None, workers: int | None, default: M, builder: str = "local"
+) -> M:
+    """`default` for the local executor; the Ray measurer with K workers for `ray`."""
+    name = executor or cfg.execution.executor
+    if name not in EXECUTORS:
+        raise ConfigError(f"unknown executor {name!r}", hint="use local or ray")
+    if name == "local":
+        if workers is not None and workers > 1:
+            raise ConfigError(
+                f"--workers {workers} needs the ray executor",
+                hint="add --executor ray (or execution.executor: ray in bisector.yaml)",
+            )
+        return default
+    if builder == "docker":
+        raise ConfigError(
+            "the ray executor does not run the docker builder yet",
+            hint="use --builder venv or local with --executor ray, or --executor local for docker",
+        )
+    try:
+        import ray  # noqa: F401, PLC0415 (optional; imported only when chosen)
+    except ImportError:
+        raise ConfigError(
+            "the ray executor needs Ray, which is not installed",
+            hint="pip install 'bisector[ray]'",
+        ) from None
+    from bisector.executors.ray_measurer import open_ray_measurer  # noqa: PLC0415 (imports ray)
+
+    return cast("M", open_ray_measurer(workers or cfg.execution.workers))

@@ -1,0 +1,178 @@
+"""What runs on a Ray worker for one trial: unpack, build or reuse the environment, measure.
+
+`run_trial_task(spec)` is plain Python; `ray_measurer` wraps it with `ray.remote`. The
+checkout arrives as a tar archive of the commit (`archive.py`), not from a shared
+filesystem, and is unpacked once per node under `cache_dir/checkouts/<sha>`. The
+environment comes from the configured builder with `cache_dir/store` as its store, so a
+venv is built once per key per node and reused by later trials there. One attempt is
+made (the driver applies the retry rule); the result is a plain dict with both logs'
+tails, the node and the hardware fingerprint.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from bisector.builders.base import EnvBuilder
+from bisector.builders.registry import make_builder
+from bisector.config import Environment
+from bisector.core.types import Commit
+from bisector.engine.runner import run_trial
+from bisector.errors import BuildError
+from bisector.executors.fingerprint import local_fingerprint
+from bisector.executors.watchdog import TRIAL_VAR
+
+if TYPE_CHECKING:
+    from bisector.ports import Vcs
+
+LOG_TAIL_BYTES = 256 * 1024  # per log, sent back to the driver
+
+
+class DirVcs:
+    """The builders' view of a commit's files, read from its unpacked checkout."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def read_file(self, commit: str, path: str) -> bytes | None:  # noqa: ARG002
+        target = (self.root / path).resolve()
+        if not target.is_relative_to(self.root.resolve()) or not target.is_file():
+            return None
+        return target.read_bytes()
+
+
+def unpack(archive: bytes, dest: Path) -> Path:
+    """The checkout at `dest`, unpacked from `archive` unless already there (atomic)."""
+    if dest.is_dir():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tmp, filter="data")
+    try:
+        tmp.rename(dest)
+    except OSError:  # another trial on this node unpacked it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def node_placement() -> tuple[str, str]:
+    """This worker's Ray node id and host name."""
+    try:
+        import ray  # noqa: PLC0415 (only ever called on a Ray worker)
+
+        node = ray.get_runtime_context().get_node_id()
+    except Exception:  # outside Ray: a test calling the function directly
+        node = ""
+    return node, socket.gethostname()
+
+
+def _tail(path: Path) -> bytes:
+    try:
+        with path.open("rb") as f:
+            size = f.seek(0, 2)
+            f.seek(max(0, size - LOG_TAIL_BYTES))
+            return f.read()
+    except OSError:
+        return b""
+
+
+# Builders by (name, environment, cache folder), kept for the life of the worker process:
+# Ray reuses a worker for many trials, and a builder's facts (installed packages) cost
+# a scan of every distribution to gather.
+_BUILDERS: dict[str, tuple[DirVcs, EnvBuilder]] = {}
+
+
+def _builder(spec: Mapping[str, Any], checkout: Path) -> EnvBuilder:
+    key = json.dumps([spec["builder"], spec["environment"], spec["cache_dir"]], sort_keys=True)
+    if key not in _BUILDERS:
+        vcs = DirVcs(checkout)
+        builder = make_builder(
+            spec["builder"],
+            vcs=cast("Vcs", vcs),  # the builders only read files through it
+            environment=Environment.model_validate(spec["environment"]),
+            store=Path(spec["cache_dir"]) / "store",
+        )
+        _BUILDERS[key] = (vcs, builder)
+    vcs, builder = _BUILDERS[key]
+    vcs.root = checkout  # this trial's files (one trial at a time per worker process)
+    return builder
+
+
+def fingerprint_task(node_type: str | None) -> dict[str, str]:
+    """The fingerprint of the node this runs on (placement included)."""
+    node, host = node_placement()
+    return _fingerprint(node, host, node_type)
+
+
+@functools.lru_cache(maxsize=8)
+def _fingerprint(node: str, host: str, node_type: str | None) -> dict[str, str]:
+    """Once per worker process: the hardware does not change under it (nvidia-smi is slow)."""
+    return local_fingerprint(node, host, node_type)
+
+
+def run_trial_task(spec: Mapping[str, Any], archive: bytes) -> dict[str, Any]:
+    """One attempt of one trial (see the module docstring)."""
+    node, host = node_placement()
+    fingerprint = _fingerprint(node, host, spec.get("node_type"))
+    cache = Path(spec["cache_dir"])
+    commit = Commit(spec["sha"], "", "", "")
+    checkout = unpack(archive, cache / "checkouts" / spec["checkout_id"])
+    builder = _builder(spec, checkout)
+    base: dict[str, Any] = {"node": node, "host": host, "fingerprint": fingerprint}
+    try:
+        built = builder.prepare(commit, checkout)
+    except BuildError as exc:
+        log_path = getattr(exc, "log_path", None)
+        text = _tail(log_path) if log_path else str(exc).encode()
+        return {**base, "build_failed": True, "reason": str(exc), "build_log": text}
+    logs = Path(tempfile.mkdtemp(prefix="trial-", dir=cache))
+    token = uuid.uuid4().hex
+    watchdog = subprocess.Popen(
+        [sys.executable, "-m", "bisector.executors.watchdog", str(os.getpid()), token],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # survives the worker's forced exit
+    )
+    try:
+        result = run_trial(
+            built.command(spec["command"]),
+            cwd=built.checkout,
+            env=built.environ(spec["env"], {TRIAL_VAR: token}),
+            timeout_s=float(spec["timeout_s"]),
+            stdout_path=logs / "out",
+            stderr_path=logs / "err",
+        )
+    finally:
+        watchdog.kill()
+        watchdog.wait()
+    out, err = _tail(logs / "out"), _tail(logs / "err")
+    shutil.rmtree(logs, ignore_errors=True)
+    return {
+        **base,
+        "build_failed": False,
+        "env_key": built.env_key,
+        "status": result.status.value,
+        "metrics": {k: list(v) for k, v in result.metrics.items()},
+        "meta": result.meta,
+        "exit_code": result.exit_code,
+        "duration_s": result.duration_s,
+        "reason": result.reason,
+        "timed_out": result.timed_out,
+        "stdout": out,
+        "stderr": err,
+    }

@@ -1,0 +1,77 @@
+"""Kills a trial's processes when the Ray worker running it dies (`ray.cancel(force=True)`).
+
+A forced cancel kills the worker process at once, so the worker cannot kill the trial's
+process group itself (`plumbing.proc.run_in_group` would, on a normal exit or Ctrl-C).
+Before each trial the worker starts this watchdog in a session of its own: it polls the
+worker's pid and, once the worker is gone, kills every process whose environment carries
+the trial's token (`TRIAL_VAR`, inherited through forks and `setsid`), with its group.
+The worker kills the watchdog when the trial ends normally.
+
+    python -m bisector.executors.watchdog WORKER_PID TOKEN
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+
+TRIAL_VAR = "BISECTOR_RAY_TRIAL"
+_POLL_S = 0.1
+
+
+def carrying(token: str) -> list[int]:
+    """Pids of live processes whose environment holds `TRIAL_VAR=token`."""
+    needle = f"{TRIAL_VAR}={token}".encode()
+    found: list[int] = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    found.append(int(name))
+        except OSError:
+            continue
+    return found
+
+
+def kill_carrying(token: str) -> int:
+    """SIGKILL every process (and its group) carrying `token`; how many were found."""
+    pids = carrying(token)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie worker is dead too
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def main(argv: list[str]) -> int:
+    worker, token = int(argv[0]), argv[1]
+    while _alive(worker):
+        time.sleep(_POLL_S)
+    for _ in range(3):  # a fork racing the first sweep is caught by the next
+        kill_carrying(token)
+        time.sleep(_POLL_S)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
