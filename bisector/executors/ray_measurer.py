@@ -85,7 +85,10 @@ class RayMeasurer(Measurer):
         self._node_type = opts.node_type
         self._cache_dir = opts.cache_dir
         budget = cfg.benchmark.repeats.budget()
-        self._point_cap = budget.min
+        # The hunt's default candidate rule (`lean`, docs/judge.md) decides a clear point on
+        # one process: start one trial a point, breadth first over the round, and go deeper
+        # only as the judge asks for more (`take`), so K workers probe K points at once.
+        self._point_cap = 1
         # An unclear point may take up to repeats.max: others are not measured that far ahead.
         self._point_cap_max = max(budget.min, judge.smallest_workable_repeats(judge.CLASSIFY_ALPHA))
         self._hot_floor = max(budget.min, judge.smallest_workable_repeats(judge.VERIFY_ALPHA))
