@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bisector.testing.raycluster import RayHead, sleep_repo
+from bisector.testing.raycluster import RayHead, sleep_repo, wheel_repo
 
 from .conftest import ROOT, run_cli
 
@@ -228,3 +228,29 @@ def test_moot_points_are_cancelled_and_leave_no_process(ray_head: RayHead, tmp_p
     time.sleep(0.5)  # the watchdogs poll every 0.1 s
     assert not [pid for _i, pid in hung if _alive(pid)]
     assert wall < 40  # the hanging trials were not waited for
+
+
+def test_venv_builder_on_workers_builds_each_key_once_per_node(
+    ray_head: RayHead, tmp_path: Path
+) -> None:
+    """With the venv builder, K = 2 workers build each pinned environment once on the node
+    (under execution.ray.cache_dir) and name the commit that upgraded the pin."""
+    repo = wheel_repo(tmp_path / "repo", tmp_path / "wheels", N, CULPRIT)
+    config = _config(tmp_path / "b.yaml", ray_head, 2)
+    cfg = json.loads(config.read_text())
+    cfg["environment"] = {
+        "builder": "venv",
+        "requirements": ["requirements.txt"],
+        "find_links": [str(tmp_path / "wheels")],
+        "no_index": True,
+    }
+    config.write_text(json.dumps(cfg))
+    proc = _bisect(repo, config, "--builder", "venv", "--executor", "ray", "--workers", "2")
+    assert _culprit_index(proc, repo) == CULPRIT
+    trials = _trials(repo)
+    assert len({meta["_node"] for _s, _k, meta in trials}) == 1
+    # Two pins, two environments on the one node, each reused by every later trial there.
+    envs = tmp_path / "cache" / "store" / "envs"
+    built = [p for p in envs.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(built) == 2, sorted(p.name for p in envs.iterdir())
+    assert len(trials) > len(built)
