@@ -23,15 +23,21 @@ NodeType = str | None
 
 
 def run_node_types(
-    node_type: str | None, node_types: Iterable[str], cluster: Mapping[str, float]
+    node_type: str | None,
+    node_types: Iterable[str],
+    cluster: Mapping[str, float],
+    resources: Iterable[str] = (),
 ) -> list[NodeType]:
     """The node types of a run: the one named, the several named, else every accelerator
-    type of the cluster when it has more than one, else one unpinned kind."""
+    type of the cluster when it has more than one (unless the trial's `resources` already
+    ask for one), else one unpinned kind."""
     if node_type:
         return [node_type]
     named = list(node_types)
     if named:
         return list(named)
+    if any(r.startswith(ACCELERATOR_PREFIX) for r in resources):
+        return [None]
     found = sorted(k for k in cluster if k.startswith(ACCELERATOR_PREFIX))
     return list(found) if len(found) > 1 else [None]
 

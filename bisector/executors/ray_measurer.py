@@ -109,7 +109,8 @@ class RayMeasurer(Measurer):
             raise
         try:
             cluster: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
-            self._pins = Pins(run_node_types(opts.node_type, opts.node_types, cluster))
+            shape = opts.resources_per_trial
+            self._pins = Pins(run_node_types(opts.node_type, opts.node_types, cluster, shape))
             self._remotes: dict[NodeType, Any] = {}
             probes = {}
             for node_type in self._pins.types:
