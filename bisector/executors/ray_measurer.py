@@ -17,10 +17,8 @@ Every trial is journaled here, on the driver, the moment it returns, whatever co
 belongs to; a resumed run finds them in the journal like the local executor's. A trial
 whose worker died (a killed process, a lost node) is sent again, elsewhere if Ray
 schedules it so; it is not a failure of the commit. A trial of a commit that no longer
-matters (outside the open range after a verdict) is cancelled: interrupted first
-(`ray.cancel`: the worker kills the trial's process group and stays up, so no new worker
-process has to start), then `ray.cancel(force=True)` if it has not ended within
-`CANCEL_GRACE_S` (the worker is killed; its watchdog kills the trial's processes).
+matters (outside the open range after a verdict) is cancelled: interrupted first, by
+force after `CANCEL_GRACE_S` (`cancels.Cancelling`).
 
 Trials are kept apart by hardware: the journal key of this executor's trials carries the
 fingerprint of the nodes it runs on (`fingerprint.fairness_key`), so the judge compares a
@@ -258,9 +256,10 @@ class RayMeasurer(Measurer):
     # -- scheduling ----------------------------------------------------------------
 
     def _note_hot(self, commit: Commit) -> None:
-        if any(p.sha == commit.sha for p in self._points) or commit.sha in self._hot:
+        on, held = self._pins.type_for(commit.sha), self._hot.get(commit.sha)
+        if any(p.sha == commit.sha for p in self._points) or (held and held[2] == on):
             return
-        on = self._pins.type_for(commit.sha)
+        self._hot.pop(commit.sha, None)  # read on another node type now: measured there
         self._hot[commit.sha] = (commit, len(self.trials(commit)) + self._hot_floor, on)
         while len(self._hot) > 2:
             self._hot.pop(next(iter(self._hot)))
