@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from bisector.config_values import Strict
 
@@ -45,9 +45,22 @@ class RayOptions(Strict):
         min_length=1,
         description="a custom resource naming the node type trials run on (part of the fingerprint)",
     )
+    node_types: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="custom resources naming the node types of one mixed run: each candidate "
+        "is measured on one type, the endpoints on every type (docs/ray.md#mixed-hardware)",
+    )
     cache_dir: str = Field(
         "/tmp/bisector-ray", min_length=1, description="node-local folder for checkouts and venvs"
     )
+
+    @model_validator(mode="after")
+    def _one_or_many(self) -> RayOptions:
+        if self.node_type and self.node_types:
+            raise ValueError("set node_type (one kind of node) or node_types (several), not both")
+        if len(set(self.node_types)) != len(self.node_types):
+            raise ValueError("node_types: each node type once")
+        return self
 
 
 class Execution(Strict):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bisector.testing.raycluster import RayHead, sleep_repo
+from bisector.testing.raycluster import RayHead, sleep_repo, wheel_repo
 
 from .conftest import ROOT, run_cli
 
@@ -228,3 +228,76 @@ def test_moot_points_are_cancelled_and_leave_no_process(ray_head: RayHead, tmp_p
     time.sleep(0.5)  # the watchdogs poll every 0.1 s
     assert not [pid for _i, pid in hung if _alive(pid)]
     assert wall < 40  # the hanging trials were not waited for
+
+
+def test_venv_builder_on_workers_builds_each_key_once_per_node(
+    ray_head: RayHead, tmp_path: Path
+) -> None:
+    """With the venv builder, K = 2 workers build each pinned environment once on the node
+    (under execution.ray.cache_dir) and name the commit that upgraded the pin."""
+    repo = wheel_repo(tmp_path / "repo", tmp_path / "wheels", N, CULPRIT)
+    config = _config(tmp_path / "b.yaml", ray_head, 2)
+    cfg = json.loads(config.read_text())
+    cfg["environment"] = {
+        "builder": "venv",
+        "requirements": ["requirements.txt"],
+        "find_links": [str(tmp_path / "wheels")],
+        "no_index": True,
+    }
+    config.write_text(json.dumps(cfg))
+    proc = _bisect(repo, config, "--builder", "venv", "--executor", "ray", "--workers", "2")
+    assert _culprit_index(proc, repo) == CULPRIT
+    trials = _trials(repo)
+    assert len({meta["_node"] for _s, _k, meta in trials}) == 1
+    # Two pins, two environments on the one node, each reused by every later trial there.
+    envs = tmp_path / "cache" / "store" / "envs"
+    built = [p for p in envs.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(built) == 2, sorted(p.name for p in envs.iterdir())
+    assert len(trials) > len(built)
+
+
+TYPE_B_SLOWER = """\
+if os.environ.get("BISECTOR_NODE_TYPE") == "type_b":
+    level *= 1.3  # the same commit measures slower on type_b, as much as the regression
+"""
+
+
+def test_mixed_node_types_judge_each_candidate_against_endpoints_of_its_own_type(
+    ray_head: RayHead, tmp_path: Path
+) -> None:
+    """Over two node types (type_b 1.3x slower) each candidate is measured on one type and
+    judged against endpoint trials of that type, the endpoints are measured on both, and the
+    culprit is right (compared across types, a good commit on type_b would look bad)."""
+    repo = sleep_repo(tmp_path / "repo", N, CULPRIT, extra={"hook.py": TYPE_B_SLOWER})
+    config = _config(tmp_path / "b.yaml", ray_head, 3)
+    cfg = json.loads(config.read_text())
+    cfg["execution"]["ray"]["node_types"] = ["type_a", "type_b"]
+    config.write_text(json.dumps(cfg))
+    proc = _bisect(repo, config)
+    assert _culprit_index(proc, repo) == CULPRIT
+    assert "failed verification" not in proc.stderr, proc.stderr[-3000:]
+    index = {
+        sha: int(subprocess.run(
+            ["git", "-C", str(repo), "show", f"{sha}:commit.txt"], capture_output=True, text=True
+        ).stdout)
+        for sha in {s for s, _k, _m in _trials(repo)}
+    }  # fmt: skip
+    types: dict[int, set[str]] = {}
+    keys: dict[str, set[str]] = {}
+    for sha, key, meta in _trials(repo):
+        node_type = meta["_fingerprint"]["node_type"]  # type: ignore[index]
+        types.setdefault(index[sha], set()).add(node_type)
+        keys.setdefault(node_type, set()).add(key)
+    assert all(len(k) == 1 for k in keys.values()) and len(keys) == 2  # one fingerprint a type
+    assert types[0] == types[N - 1] == {"type_a", "type_b"}
+    # Every candidate on one type (the culprit's parent is also measured, as the reference of
+    # its verification, on the culprit's type); both types measured candidates.
+    candidates = {i: t for i, t in types.items() if i not in (0, N - 1, CULPRIT - 1)}
+    assert all(len(t) == 1 for t in candidates.values()), types
+    assert set().union(*candidates.values()) == {"type_a", "type_b"}, types
+    assert types[CULPRIT] <= types.get(CULPRIT - 1, set())
+    # Every verdict is the truth (compared across types, type_b's good commits look bad).
+    for step in json.loads(proc.stdout)["steps"]:
+        i = next(i for sha, i in index.items() if sha == step["commit"])
+        if step["verdict"] in ("good", "bad"):
+            assert step["verdict"] == ("bad" if i >= CULPRIT else "good"), step

@@ -175,13 +175,8 @@ class _Hunter:
     ) -> None:
         if len(commits) < 2:
             raise ValueError("a hunt needs a good and a bad endpoint")
-        self.commits, self.probe, self.metric, self.rule, self.budget = (
-            commits,
-            probe,
-            metric,
-            rule,
-            budget,
-        )
+        self.commits, self.probe, self.metric = commits, probe, metric
+        self.rule, self.budget = rule, budget
         self.progress, self.prefetch = progress, prefetch
         self.sampler = Sampler(probe, metric, rule, budget, progress, candidate_rule=candidate_rule)
         self.steps: list[HuntStep] = []
@@ -339,6 +334,7 @@ class _Hunter:
     def _probe(self, index: int, lo: int, hi: int, phase: str) -> tuple[Verdict, bool]:
         """The candidate's verdict against lo and hi, and whether it lies between them."""
         commit = self.commits[index]
+        self._compare(index, lo, hi)
         self.progress(ProbeStarted(phase, commit.short, commit.subject))
         decision = self.sampler.decide(commit, self.commits[lo], self.commits[hi], phase)
         between = False
@@ -363,6 +359,13 @@ class _Hunter:
         for index in pair:
             self._take(self.commits[index], "interleave")
 
+    def _compare(self, candidate: int, *refs: int) -> None:
+        """Before judging a candidate against its references (range ends; the parent in a
+        verification): the probe's `compare(candidate, refs)`, where it has one (the ray
+        executor reads the references on the candidate's kind of machine)."""
+        if (compare := getattr(self.probe, "compare", None)) is not None:
+            compare(self.commits[candidate], [self.commits[i] for i in refs])
+
     def _take(self, commit: Commit, phase: str) -> None:
         self.progress(TrialStarted(phase, commit.short, len(self.probe.trials(commit)) + 1))
         self.probe.take(commit)
@@ -382,6 +385,7 @@ class _Hunter:
         """Fresh, interleaved trials of the candidate and its parent until the judge settles
         (`core.verify`)."""
         self.progress(PhaseStarted("verify"))
+        self._compare(index, index - 1)
         return verify(
             self.probe,
             self.metric,

@@ -2,14 +2,19 @@
 
 `<run dir>/<sha12>/trial-<n>.out|err` (a synthetic state: `<sha12>+<what>`), numbered on
 after the highest number already there, so a resumed run never overwrites a log.
+`TrialLogs.row` writes a returned trial's logs and makes its journal row.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
+
+from bisector.ports import TrialStatus
+from bisector.store.journal import TrialRow
 
 _TRIAL_FILE = re.compile(r"^trial-(\d+)\.(?:out|err)$")
 
@@ -41,3 +46,30 @@ class TrialLogs:
                 self._numbers[folder] = counter
             self._current = next(counter)
         return folder / f"trial-{self._current}.{what}"
+
+    def row(
+        self, out: Mapping[str, Any], *, sha: str, keys: tuple[str, str, str], reason: str
+    ) -> TrialRow:
+        """The journal row of a trial `out` (what `ray_task` returned) of `sha`, its logs
+        written; `keys` are (run id, environment key, benchmark key)."""
+        out_path, err_path = self.path(sha, "out"), self.path(sha, "err")
+        out_path.write_bytes(out.get("stdout", b""))
+        err_path.write_bytes(out.get("stderr", b""))
+        fingerprint = out.get("fingerprint") or {}
+        meta = {**out.get("meta", {}), "_node": out.get("node", ""), "_fingerprint": fingerprint}
+        if reason:
+            meta["_reason"] = reason
+        run_id, env_key, bench_key = keys
+        return TrialRow(
+            run_id=run_id,
+            commit_sha=sha,
+            env_key=env_key,
+            bench_key=bench_key,
+            status=TrialStatus(out["status"]).value,
+            metrics={k: tuple(v) for k, v in out.get("metrics", {}).items()},
+            meta=meta,
+            exit_code=out.get("exit_code"),
+            duration_s=out.get("duration_s"),
+            log_out=str(out_path),
+            log_err=str(err_path),
+        )

@@ -17,22 +17,24 @@ Every trial is journaled here, on the driver, the moment it returns, whatever co
 belongs to; a resumed run finds them in the journal like the local executor's. A trial
 whose worker died (a killed process, a lost node) is sent again, elsewhere if Ray
 schedules it so; it is not a failure of the commit. A trial of a commit that no longer
-matters (outside the open range after a verdict) is cancelled: interrupted first
-(`ray.cancel`: the worker kills the trial's process group and stays up, so no new worker
-process has to start), then `ray.cancel(force=True)` if it has not ended within
-`CANCEL_GRACE_S` (the worker is killed; its watchdog kills the trial's processes).
+matters (outside the open range after a verdict) is cancelled: interrupted first, by
+force after `CANCEL_GRACE_S` (`cancels.Cancelling`).
 
 Trials are kept apart by hardware: the journal key of this executor's trials carries the
 fingerprint of the nodes it runs on (`fingerprint.fairness_key`), so the judge compares a
 candidate only with endpoint trials measured on the same kind of machine; a trial that
-lands on another kind is journaled under its own key and not used by this run.
+lands on another kind is journaled under its own key and not used by this run. Over
+several node types (`node_types.Pins`) each candidate is pinned to one type and the
+references it is judged against are measured on that type too (`compare`, which the
+hunt calls before each comparison), and speculatively on every type the round's points
+are pinned to.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,8 +48,10 @@ from bisector.core.types import Commit
 from bisector.engine.measure import Measurer
 from bisector.errors import BisectorError
 from bisector.executors.archive import commit_archive, folder_archive
+from bisector.executors.cancels import Cancelling
 from bisector.executors.fingerprint import fairness_key
 from bisector.executors.logs import TrialLogs
+from bisector.executors.node_types import NodeType, Pins, run_node_types
 from bisector.executors.ray_setup import check_feasible, connect, ray_options
 from bisector.executors.ray_task import fingerprint_task, run_trial_task
 from bisector.log import get_logger
@@ -66,6 +70,7 @@ MAX_FOREIGN = 20  # trials landing on other hardware before the run gives up
 class _Flight:
     commit: Commit
     kind: str  # demand | hot | point
+    node_type: NodeType = None
     attempt: int = 1
     lost: int = 0
     first_reason: str = ""
@@ -82,7 +87,6 @@ class RayMeasurer(Measurer):
         )
         opts = cfg.execution.ray
         self._builder_name: str = kwargs["builder_name"]
-        self._node_type = opts.node_type
         self._cache_dir = opts.cache_dir
         budget = cfg.benchmark.repeats.budget()
         # The hunt's default candidate rule (`lean`, docs/judge.md) decides a clear point on
@@ -102,13 +106,20 @@ class RayMeasurer(Measurer):
             sys.stdout = self._stdout
             raise
         try:
-            options = ray_options(dict(opts.resources_per_trial), opts.node_type)
-            check_feasible(options)
-            self._remote = ray.remote(run_trial_task).options(**options)
-            probe = ray.remote(fingerprint_task).options(**options)
-            self.fingerprint: dict[str, str] = ray.get(
-                probe.remote(opts.node_type), timeout=FINGERPRINT_TIMEOUT_S
-            )
+            cluster: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+            shape = opts.resources_per_trial
+            self._pins = Pins(run_node_types(opts.node_type, opts.node_types, cluster, shape))
+            self._remotes: dict[NodeType, Any] = {}
+            probes = {}
+            for node_type in self._pins.types:
+                options = ray_options(dict(opts.resources_per_trial), node_type)
+                check_feasible(options)
+                self._remotes[node_type] = ray.remote(run_trial_task).options(**options)
+                probe = ray.remote(fingerprint_task).options(**options)
+                probes[node_type] = probe.remote(node_type)
+            self._fingerprints: dict[NodeType, dict[str, str]] = {
+                t: ray.get(ref, timeout=FINGERPRINT_TIMEOUT_S) for t, ref in probes.items()
+            }
         except BaseException as exc:
             self._disconnect()
             super().close()
@@ -119,12 +130,16 @@ class RayMeasurer(Measurer):
                 ) from None
             raise
         self._base_key: str = kwargs["bench_key"]
-        self.bench_key = self._key(self.fingerprint)
+        self._keys = {t: self._key(fp) for t, fp in self._fingerprints.items()}
+        # The run's own key (its report reads these trials): the first node type's.
+        self.fingerprint = self._fingerprints[self._pins.types[0]]
+        self.bench_key = self._keys[self._pins.types[0]]
+        self._refs: list[Commit] = []
         self._flights: dict[Any, _Flight] = {}
-        self._cancelling: dict[Any, float] = {}  # cancelled refs -> when to force
+        self._cancelling = Cancelling(CANCEL_GRACE_S)
         self._archives: dict[str, Any] = {}  # sha -> ObjectRef of its tar
         self._points: list[Commit] = []
-        self._hot: dict[str, tuple[Commit, int]] = {}  # sha -> (commit, trials wanted)
+        self._hot: dict[str, tuple[Commit, int, NodeType]] = {}  # sha -> (commit, wanted, on)
         self._logs = TrialLogs(self.run_dir)
         self.lost_trials = 0
         self.cancelled_trials = 0
@@ -148,24 +163,72 @@ class RayMeasurer(Measurer):
             # The judge wants trial n+1 of one side of a pair (the endpoints, parent and
             # culprit): the other side will want as many, so both are measured that far.
             wanted = len(self.trials(commit)) + 1
-            for sha, (hot, cap) in list(self._hot.items()):
-                self._hot[sha] = (hot, max(cap, wanted))
+            for sha, (hot, cap, on) in list(self._hot.items()):
+                self._hot[sha] = (hot, max(cap, wanted), on)
+        return self._await(commit, self._pins.type_for(commit.sha))
+
+    def _await(self, commit: Commit, node_type: NodeType) -> TrialStatus:
+        """The next trial of `commit` on `node_type` (sent unless one is in flight)."""
         while True:
-            if not any(f.commit.sha == commit.sha for f in self._flights.values()):
-                self._submit(commit, "demand")
-            self._fill(commit)
+            if not self._in_flight(commit.sha, node_type):
+                self._submit(commit, "demand", node_type)
+            self._fill(commit, node_type)
             # Cancelled trials hold their worker until they end: wake up for those too.
-            watched = list(self._flights) + list(self._cancelling)
+            watched = list(self._flights) + self._cancelling.refs()
             ready, _ = ray.wait(watched, num_returns=1, timeout=CANCEL_GRACE_S)
-            self._reap_cancelled()
+            self._cancelling.reap()
             for ref in (r for r in ready if r in self._flights):
                 landed = self._land(ref)
-                if landed is not None and landed[0] == commit.sha:
-                    return landed[1]
+                if landed is not None and landed[:2] == (commit.sha, node_type):
+                    return landed[2]
+
+    def trials(self, commit: Commit) -> list[TrialRow]:
+        """Journaled trials of `commit` on the node type it is read on now (`Pins`)."""
+        return self._trials_on(commit, self._pins.type_for(commit.sha))
+
+    def _trials_on(self, commit: Commit, node_type: NodeType) -> list[TrialRow]:
+        return self.journal.trials(
+            commit.sha,
+            self.env_key(commit),
+            self._keys[node_type],
+            since_run=None if self.reuse else self.run_id,
+        )
+
+    def compare(self, candidate: Commit | None, refs: Sequence[Commit]) -> None:
+        """The hunt judges `candidate` (None: the endpoints themselves) against `refs` next:
+        read and take the refs' trials on the candidate's node type, measured there first
+        as far as they are on any other type (at most repeats.max), so the judge sees as
+        many of them as a candidate of another type would."""
+        self._pins.refs = frozenset()
+        if candidate is None:
+            self._pins.view = self._pins.types[0]
+        else:
+            self._pins.view = self._pin(candidate)
+        self._pins.refs = frozenset(r.sha for r in refs)
+        self._refs = list(refs)
+        view, cap = self._pins.view, self.cfg.benchmark.repeats.budget().max
+        wanted = {r.sha: self._ref_target(r, cap) for r in refs}
+        for ref in refs:  # all at once, so they run in parallel
+            missing = wanted[ref.sha] - len(self._trials_on(ref, view))
+            for _ in range(missing - self._in_flight(ref.sha, view)):
+                if self.untestable(ref):
+                    break
+                self._submit(ref, "hot", view)
+        for ref in refs:
+            while len(self._trials_on(ref, view)) < wanted[ref.sha] and not self.untestable(ref):
+                self._await(ref, view)
+
+    def _ref_target(self, ref: Commit, cap: int) -> int:
+        return min(cap, max(len(self._trials_on(ref, t)) for t in self._pins.types))
+
+    def _pin(self, commit: Commit) -> NodeType:
+        return self._pins.pin(commit.sha, lambda t: len(self._trials_on(commit, t)))
 
     def prefetch(self, commits: Any) -> None:
         """The round's points: measured ahead; in-flight trials of moot points are cancelled."""
         wanted = [c for c in commits if self.journal.failed_build(c.sha, self.env_key(c)) is None]
+        for commit in wanted:  # in the round's order: new points take the node types in turn
+            self._pin(commit)
         self._points = wanted
         keep = {c.sha for c in wanted}
         for ref, flight in list(self._flights.items()):
@@ -181,8 +244,7 @@ class RayMeasurer(Measurer):
                     self._land(ref)
         for ref in list(self._flights):
             self._cancel(ref)
-        for ref in self._cancelling:  # the run is over: no grace
-            ray.cancel(ref, force=True)
+        self._cancelling.force_all()
         super().close()
         self._disconnect()
 
@@ -194,32 +256,41 @@ class RayMeasurer(Measurer):
     # -- scheduling ----------------------------------------------------------------
 
     def _note_hot(self, commit: Commit) -> None:
-        if any(p.sha == commit.sha for p in self._points) or commit.sha in self._hot:
+        on, held = self._pins.type_for(commit.sha), self._hot.get(commit.sha)
+        if any(p.sha == commit.sha for p in self._points) or (held and held[2] == on):
             return
-        self._hot[commit.sha] = (commit, len(self.trials(commit)) + self._hot_floor)
+        self._hot.pop(commit.sha, None)  # read on another node type now: measured there
+        self._hot[commit.sha] = (commit, len(self.trials(commit)) + self._hot_floor, on)
         while len(self._hot) > 2:
             self._hot.pop(next(iter(self._hot)))
 
-    def _in_flight(self, sha: str) -> int:
-        return sum(1 for f in self._flights.values() if f.commit.sha == sha)
+    def _in_flight(self, sha: str, node_type: NodeType) -> int:
+        return sum(
+            1 for f in self._flights.values() if f.commit.sha == sha and f.node_type == node_type
+        )
 
-    def _fill(self, waiting: Commit) -> None:
+    def _fill(self, waiting: Commit, waiting_on: NodeType) -> None:
         """Speculative trials for idle workers, depth first in the order the judge will ask:
-        the commit it waits on, the hot ones, then the round's points in its order. Depth
-        first, a point is decided sooner, and a verdict that makes the later points moot
-        leaves fewer of their trials to cancel."""
-        wants = [(c, cap, "hot") for c, cap in self._hot.values()]
-        wants += [(c, self._point_cap, "point") for c in self._points]
-        mine = [w for w in wants if w[0].sha == waiting.sha]
-        wants = mine + [w for w in wants if w[0].sha != waiting.sha]
-        for commit, cap, kind in wants:
+        the commit it waits on, the hot ones, the references on the other node types the
+        round's points are pinned to, then the round's points in its order. Depth first, a
+        point is decided sooner, and a verdict that makes the later points moot leaves
+        fewer of their trials to cancel."""
+        wants = [(c, cap, "hot", on) for c, cap, on in self._hot.values()]
+        if self._pins.mixed:
+            cap = self.cfg.benchmark.repeats.budget().max
+            others = {self._pins.pinned(p.sha) for p in self._points} - {self._pins.view}
+            wants += [(r, self._ref_target(r, cap), "hot", t) for t in others for r in self._refs]
+        wants += [(c, self._point_cap, "point", self._pins.pinned(c.sha)) for c in self._points]
+        mine = [w for w in wants if (w[0].sha, w[3]) == (waiting.sha, waiting_on)]
+        wants = mine + [w for w in wants if (w[0].sha, w[3]) != (waiting.sha, waiting_on)]
+        for commit, cap, kind, on in wants:
             if self._busy() >= self.workers:
                 return
             if self.untestable(commit):
                 continue
-            have = len(self.trials(commit)) + self._in_flight(commit.sha)
+            have = len(self._trials_on(commit, on)) + self._in_flight(commit.sha, on)
             for _ in range(min(cap - have, self.workers - self._busy())):
-                self._submit(commit, kind)
+                self._submit(commit, kind, on)
 
     def _archive(self, commit: Commit) -> Any:
         if commit.sha not in self._archives:
@@ -232,7 +303,9 @@ class RayMeasurer(Measurer):
             self._archives[commit.sha] = ray.put(data)
         return self._archives[commit.sha]
 
-    def _submit(self, commit: Commit, kind: str, flight: _Flight | None = None) -> None:
+    def _submit(
+        self, commit: Commit, kind: str, node_type: NodeType, flight: _Flight | None = None
+    ) -> None:
         spec = {
             "sha": commit.sha,
             "checkout_id": commit.sha.replace("+", "_").replace(":", "-"),
@@ -242,42 +315,28 @@ class RayMeasurer(Measurer):
             "env": dict(self.cfg.benchmark.env),
             "timeout_s": self.cfg.benchmark.timeout,
             "cache_dir": self._cache_dir,
-            "node_type": self._node_type,
+            "node_type": node_type,
         }
-        ref = self._remote.remote(spec, self._archive(commit))
-        self._flights[ref] = flight or _Flight(commit, kind)
+        ref = self._remotes[node_type].remote(spec, self._archive(commit))
+        self._flights[ref] = flight or _Flight(commit, kind, node_type)
 
     def _busy(self) -> int:
         """Workers held: trials in flight and cancelled ones not yet ended."""
         return len(self._flights) + len(self._cancelling)
 
     def _cancel(self, ref: Any) -> None:
-        """Cancel a trial: interrupted first (the worker kills the trial's process group and
-        stays up for the next trial); forced after `CANCEL_GRACE_S` (the worker process is
-        killed, and its watchdog kills the trial's processes)."""
+        """Cancel a trial (`cancels.Cancelling`: interrupted, forced after the grace)."""
         flight = self._flights.pop(ref)
         flight.cancelled = True
         self.cancelled_trials += 1
-        ray.cancel(ref, force=False)
-        self._cancelling[ref] = time.monotonic() + CANCEL_GRACE_S
+        self._cancelling.add(ref)
         log.debug("trial cancelled: no longer matters", commit=flight.commit.short)
-
-    def _reap_cancelled(self) -> None:
-        if not self._cancelling:
-            return
-        ended, _ = ray.wait(list(self._cancelling), num_returns=len(self._cancelling), timeout=0)
-        for ref in ended:
-            del self._cancelling[ref]
-        now = time.monotonic()
-        for ref, deadline in list(self._cancelling.items()):
-            if now >= deadline:
-                ray.cancel(ref, force=True)
-                del self._cancelling[ref]
 
     # -- results -------------------------------------------------------------------
 
-    def _land(self, ref: Any) -> tuple[str, TrialStatus] | None:
-        """Journal a finished trial; (sha, status) when it is final, None when sent again."""
+    def _land(self, ref: Any) -> tuple[str, NodeType, TrialStatus] | None:
+        """Journal a finished trial; (sha, node type, status) when it is final, None when
+        sent again."""
         flight = self._flights.pop(ref)
         commit = flight.commit
         try:
@@ -294,53 +353,32 @@ class RayMeasurer(Measurer):
                 "worker lost mid-trial; sending it again", commit=commit.short, error=str(exc)[:200]
             )
             if flight.lost <= MAX_LOST:
-                self._submit(commit, flight.kind, flight)
+                self._submit(commit, flight.kind, flight.node_type, flight)
                 return None
-            out = {
-                "status": TrialStatus.FAILED.value,
-                "reason": "its worker died",
-                "build_failed": False,
-            }
-            out |= {"metrics": {}, "meta": {}, "node": "", "fingerprint": self.fingerprint}
+            out = {"status": TrialStatus.FAILED.value, "reason": "its worker died"}
+            out |= {"build_failed": False, "fingerprint": self._fingerprints[flight.node_type]}
         key = self.env_key(commit)
         if out["build_failed"]:
             path = self._logs.path(commit.sha, "build")
             path.write_bytes(out.get("build_log", b""))
             self.journal.record_build(commit.sha, key, False, str(path))
-            return commit.sha, TrialStatus.SKIP
+            return commit.sha, flight.node_type, TrialStatus.SKIP
         status = TrialStatus(out["status"])
         if status is TrialStatus.FAILED and flight.attempt == 1:
             flight.attempt, flight.first_reason = 2, out.get("reason", "")
             log.info("trial failed, retrying once", commit=commit.short, reason=flight.first_reason)
-            self._submit(commit, flight.kind, flight)
+            self._submit(commit, flight.kind, flight.node_type, flight)
             return None
         reason = out.get("reason", "")
         if status is TrialStatus.FAILED:
             status, reason = TrialStatus.SKIP, f"failed twice: {flight.first_reason}; then {reason}"
-        out_path, err_path = self._logs.path(commit.sha, "out"), self._logs.path(commit.sha, "err")
-        out_path.write_bytes(out.get("stdout", b""))
-        err_path.write_bytes(out.get("stderr", b""))
-        fingerprint = out.get("fingerprint") or {}
-        meta = {**out.get("meta", {}), "_node": out.get("node", ""), "_fingerprint": fingerprint}
-        if reason:
-            meta["_reason"] = reason
-        bench_key = self._key(fingerprint)
-        self.journal.add_trial(
-            TrialRow(
-                run_id=self.run_id,
-                commit_sha=commit.sha,
-                env_key=key,
-                bench_key=bench_key,
-                status=status.value,
-                metrics={k: tuple(v) for k, v in out.get("metrics", {}).items()},
-                meta=meta,
-                exit_code=out.get("exit_code"),
-                duration_s=out.get("duration_s"),
-                log_out=str(out_path),
-                log_err=str(err_path),
-            )
+        bench_key = self._key(out.get("fingerprint") or {})
+        keys = (self.run_id, key, bench_key)
+        row = self._logs.row(
+            {**out, "status": status.value}, sha=commit.sha, keys=keys, reason=reason
         )
-        if bench_key != self.bench_key:  # measured on other hardware: kept, not compared
+        self.journal.add_trial(row)
+        if bench_key != self._keys[flight.node_type]:  # other hardware: kept, not compared
             self.foreign_trials += 1
             if self.foreign_trials > MAX_FOREIGN:
                 raise BisectorError(
@@ -348,7 +386,7 @@ class RayMeasurer(Measurer):
                     hint="set execution.ray.node_type to a custom resource of one kind of node",
                 )
             return None
-        return commit.sha, status
+        return commit.sha, flight.node_type, status
 
 
 def open_ray_measurer(workers: int) -> Any:

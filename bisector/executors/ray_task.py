@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from bisector.ports import Vcs
 
 LOG_TAIL_BYTES = 256 * 1024  # per log, sent back to the driver
+#: The node type a trial was placed on (`execution.ray.node_type(s)`; empty when none),
+#: in the benchmark's environment.
+NODE_TYPE_VAR = "BISECTOR_NODE_TYPE"
 
 
 class DirVcs:
@@ -152,7 +155,9 @@ def run_trial_task(spec: Mapping[str, Any], archive: bytes) -> dict[str, Any]:
         result = run_trial(
             built.command(spec["command"]),
             cwd=built.checkout,
-            env=built.environ(spec["env"], {TRIAL_VAR: token}),
+            env=built.environ(
+                spec["env"], {TRIAL_VAR: token, NODE_TYPE_VAR: spec.get("node_type") or ""}
+            ),
             timeout_s=float(spec["timeout_s"]),
             stdout_path=logs / "out",
             stderr_path=logs / "err",

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bisector.testing import gitutil
+from bisector.testing.wheels import make_wheel
 
 _RAY = Path(sys.executable).with_name("ray")
 
@@ -147,6 +148,34 @@ def sleep_repo(
         }
         if i == 0:
             files |= {"bench.py": BENCH, **(extra or {})}
+        gitutil.commit(
+            repo, files, f"change {i}", tag="good" if i == 0 else "bad" if i == n - 1 else None
+        )
+    return repo
+
+
+WHEEL_BENCH = """\
+import json, os, random, time
+import speedpkg
+time.sleep(float(os.environ.get("SLEEP_S", "0.2")))
+rng = random.Random()
+print(json.dumps({"latency_ms": [speedpkg.LEVEL * (1 + rng.gauss(0, 0.003)) for _ in range(5)]}))
+"""
+
+
+def wheel_repo(path: Path, wheelhouse: Path, n: int, culprit: int) -> Path:
+    """Commits 0..n-1 whose requirements.txt pins `speedpkg` (a local wheel in `wheelhouse`):
+    1.0.0 before `culprit`, 1.1.0 (30% slower) from it on; the benchmark reads its level."""
+    for version, level in (("1.0.0", 20.0), ("1.1.0", 26.0)):
+        make_wheel(wheelhouse, "speedpkg", version, {"speedpkg/__init__.py": f"LEVEL = {level}\n"})
+    repo = gitutil.make_repo(path)
+    for i in range(n):
+        files = {
+            "requirements.txt": f"speedpkg=={'1.1.0' if i >= culprit else '1.0.0'}\n",
+            "commit.txt": f"{i}\n",
+        }
+        if i == 0:
+            files["bench.py"] = WHEEL_BENCH
         gitutil.commit(
             repo, files, f"change {i}", tag="good" if i == 0 else "bad" if i == n - 1 else None
         )
