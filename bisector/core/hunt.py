@@ -279,7 +279,7 @@ class _Hunter:
             if not part.narrowed:
                 open_parts.append(part)
                 continue
-            found = self._verify(part.first_bad, reproduction)
+            found = self._verify(part.first_bad, reproduction, part.ends)
             if found.verified or self.sampler.candidate_rule != "lean" or self.sampler.escalated:
                 founds.append(found)
                 continue
@@ -367,7 +367,9 @@ class _Hunter:
 
     # -- verification -------------------------------------------------------------------
 
-    def _verify(self, index: int, reproduction: judge.Comparison) -> Found:
+    def _verify(
+        self, index: int, reproduction: judge.Comparison, ends: tuple[int, int]
+    ) -> Found:
         """Fresh, interleaved trials of the candidate and its parent until the judge settles
         (`core.verify`)."""
         self.progress(PhaseStarted("verify"))
@@ -380,4 +382,5 @@ class _Hunter:
             (self.commits[index - 1], self.commits[index]),
             reproduction,
             lambda c: self._take(c, "verify"),
+            (self.commits[ends[0]], self.commits[ends[1]]),
         )

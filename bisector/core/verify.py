@@ -37,6 +37,11 @@ from bisector.core.types import Commit, MetricRule, TrialBudget
 if TYPE_CHECKING:
     from bisector.ports import Probe
 
+#: The alpha of `like_ends`: each fresh side against the end it should look like. Looser
+#: than `judge.VERIFY_ALPHA` because it guards the test between the two, which already
+#: held at that alpha; 5 fresh processes against an end's 4 can reach it.
+ENDS_ALPHA = 0.05
+
 
 @dataclass(frozen=True)
 class Found:
@@ -63,14 +68,20 @@ def verify(
     pair: tuple[Commit, Commit],
     reproduction: judge.Comparison,
     take: Callable[[Commit], None],
+    ends: tuple[Commit, Commit] | None = None,
 ) -> Found:
-    """Measure parent and culprit (`pair`) until the judge settles (module docstring)."""
+    """Measure parent and culprit (`pair`) until the judge settles (module docstring).
+
+    `ends`: the (good, bad) ends of the part of the range the culprit was bisected in;
+    when given, the pair must also look like them (`like_ends`).
+    """
     parent, culprit = pair
     start = {c.sha: len(probe.trials(c)) for c in pair}
     floor = max(budget.min, judge.smallest_workable_repeats(judge.VERIFY_ALPHA))
     cap = max(budget.max, floor)
     comp: judge.Comparison | None = None
     n = rounds = 0
+    alike = True
     while True:
         if probe.untestable(parent) or probe.untestable(culprit):
             break
@@ -80,7 +91,10 @@ def verify(
         if len(ps) >= 2 and len(cs) >= 2:
             comp = judge.compare(ps, cs, rule, alpha=judge.VERIFY_ALPHA)
             baseline = median(judge.process_medians(ps))
-            if n >= floor and (comp.reproduced or judge.rules_out_regression(comp, rule, baseline)):
+            alike = ends is None or like_ends(ps, cs, *(_samples(probe, e, metric) for e in ends), rule)
+            if n >= floor and (
+                comp.reproduced and alike or judge.rules_out_regression(comp, rule, baseline)
+            ):
                 break
         if n >= cap:
             break
@@ -91,7 +105,33 @@ def verify(
         for c in order:
             if len(fresh[pair.index(c)]) <= n:
                 take(c)
-    return found(index, comp, n, reproduction)
+    return found(index, comp, n, reproduction, alike)
+
+
+def _samples(probe: Probe, commit: Commit, metric: str) -> list[list[float]]:
+    return samples_of(probe.trials(commit), metric)
+
+
+def like_ends(
+    parent: judge.Samples,
+    culprit: judge.Samples,
+    good: judge.Samples,
+    bad: judge.Samples,
+    rule: MetricRule,
+) -> bool:
+    """The culprit's fresh trials look like the bad end and the parent's like the good one.
+
+    Each significantly, by the threshold, at `ENDS_ALPHA`: the culprit worse than the good
+    end, the parent better than the bad end (the judge's two-endpoint rule without its
+    guard). Two commits at the same level that land apart by chance pass the test between
+    them but not this one: one of them sits with the wrong end. Ends with fewer than two
+    processes cannot tell, and do not block.
+    """
+    if len(good) < 2 or len(bad) < 2:
+        return True
+    as_bad = judge.assess(culprit, good, bad, rule, alpha=ENDS_ALPHA).vs_good
+    as_good = judge.assess(parent, good, bad, rule, alpha=ENDS_ALPHA).vs_bad
+    return as_bad.significant and as_bad.regressed and as_good.significant and as_good.improved
 
 
 def found(
@@ -99,6 +139,7 @@ def found(
     comp: judge.Comparison | None,
     n: int,
     reproduction: judge.Comparison,
+    alike: bool = True,
 ) -> Found:
     """The `Found` of a verification that ended with `comp` on `n` trials a side."""
     if comp is None:
@@ -114,9 +155,14 @@ def found(
             n,
             "the culprit or its parent could not be re-measured (unverified)",
         )
-    verified = comp.reproduced
+    verified = comp.reproduced and alike
     if verified:
         note = "the regression reappears between parent and culprit in fresh trials"
+    elif comp.reproduced:
+        note = (
+            "fresh trials of parent and culprit differ, but not like the range's good and bad "
+            "ends (unverified)"
+        )
     elif comp.significant and comp.improved or comp.effect * reproduction.effect < 0:
         note = "fresh trials show the change in the other direction: not a culprit (unverified)"
     else:
