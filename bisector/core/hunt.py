@@ -367,9 +367,7 @@ class _Hunter:
 
     # -- verification -------------------------------------------------------------------
 
-    def _verify(
-        self, index: int, reproduction: judge.Comparison, ends: tuple[int, int]
-    ) -> Found:
+    def _verify(self, index: int, reproduction: judge.Comparison, ends: tuple[int, int]) -> Found:
         """Fresh, interleaved trials of the candidate and its parent until the judge settles
         (`core.verify`)."""
         self.progress(PhaseStarted("verify"))
