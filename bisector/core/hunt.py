@@ -30,9 +30,11 @@ wrong: the rule is escalated and that part bisected again, once (`_settle`).
 
 **Found means verified.** Each part's candidate is re-measured against its parent with
 fresh, interleaved trials, more while the judge is unclear (at least
-`judge.smallest_workable_repeats`, at most `repeats.max` a side; `core.verify`). It is a culprit only
-when the regression shows in the regressed direction by at least the threshold at
-`judge.VERIFY_ALPHA`; otherwise it is the `suspect` and the status is INCONCLUSIVE. The
+`verify.EARLY_PROCESSES`, at most `repeats.max` a side; `core.verify`). It is a culprit
+only when the regression shows in the regressed direction by at least the threshold at
+`judge.VERIFY_ALPHA` (or wholly apart at 4 a side) *and* the culprit looks like its part's
+bad end and the parent like its good end; otherwise it is the `suspect` and the status is
+INCONCLUSIVE. The
 status is FOUND only when every part ended in a verified culprit.
 """
 
