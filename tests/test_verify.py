@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bisector.core import sequential, verify
+from bisector.core import judge, sequential, verify
 from bisector.core.hunt import HUNT_RULE, hunt
 from bisector.core.sampling import LEAN_ENDPOINT_PROCESSES, Sampler
 from bisector.core.types import Status, Verdict
@@ -123,8 +123,8 @@ def test_clear_case_uses_few_candidate_trials() -> None:
     assert probed and len(fine) <= 2 * len(probed)
 
 
-def _reproduction() -> verify.judge.Comparison:
-    return verify.judge.compare(GOOD, BAD, RULE)
+def _reproduction() -> judge.Comparison:
+    return judge.compare(GOOD, BAD, RULE)
 
 
 def test_lean_hunt_without_a_regression_is_not_reproduced() -> None:
