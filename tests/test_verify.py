@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisector.core import judge, sequential, verify
 from bisector.core.hunt import HUNT_RULE, hunt
 from bisector.core.sampling import LEAN_ENDPOINT_PROCESSES, Sampler
-from bisector.core.types import Status, Verdict
+from bisector.core.types import Status, TrialBudget, Verdict
 from bisector.ports import PhaseStarted, ProgressEvent, TrialStarted, VerdictReached, Warned
 from tests.test_hunt import BUDGET, COMMITS, METRIC, RULE, FakeProbe, steps_at
 
@@ -152,7 +152,9 @@ def test_a_promising_start_without_a_verified_culprit_settles_the_endpoints() ->
 N_LAST = len(COMMITS) - 1
 
 
-def _verify_with_ends(probe: FakeProbe, index: int, *, ends: bool = True) -> verify.Found:
+def _verify_with_ends(
+    probe: FakeProbe, index: int, *, ends: bool = True, budget: TrialBudget = BUDGET
+) -> verify.Found:
     """Verify commit `index` against its parent after 4 trials of each endpoint."""
     for _ in range(4):
         probe.take(COMMITS[0])
@@ -161,7 +163,7 @@ def _verify_with_ends(probe: FakeProbe, index: int, *, ends: bool = True) -> ver
         probe,
         METRIC,
         RULE,
-        BUDGET,
+        budget,
         index,
         (COMMITS[index - 1], COMMITS[index]),
         _reproduction(),
@@ -199,9 +201,12 @@ def test_a_same_level_pair_at_the_bad_end_is_not_verified() -> None:
 
 def test_a_real_step_verifies_like_the_ends() -> None:
     """A true step verifies with the ends' test: at 4 fresh processes a side when wholly
-    apart by the threshold (+30%), at the rank test's 5 when the step is near it (+5.5%)."""
+    apart by the threshold (+30%; never below `repeats.min`), at the rank test's 5 when the
+    step is near it (+5.5%)."""
     wide = _verify_with_ends(FakeProbe(steps_at((13, 1.3))), 13)
     assert wide.verified and wide.trials == 4
+    at_min = _verify_with_ends(FakeProbe(steps_at((13, 1.3))), 13, budget=TrialBudget(6, 12))
+    assert at_min.verified and at_min.trials == 6
     near = _verify_with_ends(FakeProbe(steps_at((13, 1.055))), 13)
     assert near.verified and near.trials == 5
 
