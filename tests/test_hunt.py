@@ -102,7 +102,9 @@ def test_one_step_is_found_and_verified() -> None:
         culprit is not None
         and culprit.verified
         and culprit.p_value is not None
-        and culprit.p_value < 0.01
+        # 4 fresh processes a side wholly apart by the threshold (verify.EARLY_PROCESSES):
+        # the rank test alone says p = 2 / C(8, 4)
+        and culprit.p_value < 0.03
     )
     assert culprit.share is not None and 0.8 < culprit.share < 1.2
     assert (result.last_good, result.first_bad) == (12, 13)

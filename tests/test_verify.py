@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bisector.core import sequential, verify
+from bisector.core import judge, sequential, verify
 from bisector.core.hunt import HUNT_RULE, hunt
 from bisector.core.sampling import LEAN_ENDPOINT_PROCESSES, Sampler
-from bisector.core.types import Status, Verdict
+from bisector.core.types import Status, TrialBudget, Verdict
 from bisector.ports import PhaseStarted, ProgressEvent, TrialStarted, VerdictReached, Warned
 from tests.test_hunt import BUDGET, COMMITS, METRIC, RULE, FakeProbe, steps_at
 
@@ -51,7 +51,7 @@ def test_sampler_stops_a_clear_candidate_after_one_trial() -> None:
 
 def test_lean_hunt_is_the_default_and_verifies_on_fresh_trials() -> None:
     """A clear step: found and verified on fewer executions than the pinpoint rule, its
-    verification on 5 fresh processes a side (none of the search's)."""
+    verification on 4 fresh processes a side (none of the search's), wholly apart."""
     assert HUNT_RULE == "lean"
     lean_probe, old_probe = FakeProbe(steps_at((13, 1.3))), FakeProbe(steps_at((13, 1.3)))
     lean = hunt(COMMITS, [], lean_probe, METRIC, RULE, BUDGET)
@@ -59,8 +59,8 @@ def test_lean_hunt_is_the_default_and_verifies_on_fresh_trials() -> None:
     assert lean.status is old.status is Status.FOUND
     assert [f.index for f in lean.culprits] == [13]
     culprit = lean.culprits[0]
-    assert culprit.verified and culprit.trials == 5
-    assert len(lean_probe.trials(COMMITS[13])) > 5  # the search measured it too
+    assert culprit.verified and culprit.trials == verify.EARLY_PROCESSES == 4
+    assert len(lean_probe.trials(COMMITS[13])) > 4  # the search measured it too
     assert lean_probe.executions < 0.75 * old_probe.executions
 
 
@@ -123,8 +123,8 @@ def test_clear_case_uses_few_candidate_trials() -> None:
     assert probed and len(fine) <= 2 * len(probed)
 
 
-def _reproduction() -> verify.judge.Comparison:
-    return verify.judge.compare(GOOD, BAD, RULE)
+def _reproduction() -> judge.Comparison:
+    return judge.compare(GOOD, BAD, RULE)
 
 
 def test_lean_hunt_without_a_regression_is_not_reproduced() -> None:
@@ -150,3 +150,71 @@ def test_a_promising_start_without_a_verified_culprit_settles_the_endpoints() ->
 
 
 N_LAST = len(COMMITS) - 1
+
+
+def _verify_with_ends(
+    probe: FakeProbe, index: int, *, ends: bool = True, budget: TrialBudget = BUDGET
+) -> verify.Found:
+    """Verify commit `index` against its parent after 4 trials of each endpoint."""
+    for _ in range(4):
+        probe.take(COMMITS[0])
+        probe.take(COMMITS[N_LAST])
+    return verify.verify(
+        probe,
+        METRIC,
+        RULE,
+        budget,
+        index,
+        (COMMITS[index - 1], COMMITS[index]),
+        _reproduction(),
+        probe.take,
+        (COMMITS[0], COMMITS[N_LAST]) if ends else None,
+    )
+
+
+def test_a_same_level_pair_apart_by_chance_is_not_verified() -> None:
+    """Two good-level commits whose fresh trials land apart by the threshold (the parent
+    3% low, the candidate 3.5% high) pass the test between them, but the candidate is not
+    worse than the good end by the threshold: unverified (exit 4), after every trial."""
+
+    def level(i: int, _n: int) -> float:
+        return {12: 19.4, 13: 20.7}.get(i, 26.0 if i >= 14 else 20.0)
+
+    alone = _verify_with_ends(FakeProbe(level), 13, ends=False)
+    assert alone.verified  # the test between the two alone is fooled
+    found = _verify_with_ends(FakeProbe(level), 13)
+    assert not found.verified and found.trials == BUDGET.max
+    assert found.evidence is not None and found.evidence.reproduced
+    assert "good and bad ends" in found.note
+
+
+def test_a_same_level_pair_at_the_bad_end_is_not_verified() -> None:
+    """The mirror: two bad-level commits apart by chance; the parent is not better than
+    the bad end by the threshold, so the candidate is not verified."""
+
+    def level(i: int, _n: int) -> float:
+        return {15: 25.3, 16: 27.0}.get(i, 26.0 if i >= 14 else 20.0)
+
+    assert _verify_with_ends(FakeProbe(level), 16, ends=False).verified
+    assert not _verify_with_ends(FakeProbe(level), 16).verified
+
+
+def test_a_real_step_verifies_like_the_ends() -> None:
+    """A true step verifies with the ends' test: at 4 fresh processes a side when wholly
+    apart by the threshold (+30%; never below `repeats.min`), at the rank test's 5 when the
+    step is near it (+5.5%)."""
+    wide = _verify_with_ends(FakeProbe(steps_at((13, 1.3))), 13)
+    assert wide.verified and wide.trials == 4
+    at_min = _verify_with_ends(FakeProbe(steps_at((13, 1.3))), 13, budget=TrialBudget(6, 12))
+    assert at_min.verified and at_min.trials == 6
+    near = _verify_with_ends(FakeProbe(steps_at((13, 1.055))), 13)
+    assert near.verified and near.trials == 5
+
+
+def test_wholly_apart_needs_the_threshold_between_the_closest_processes() -> None:
+    """4 vs 4 completely apart is not enough: the nearest two must differ by the threshold
+    (5% of 20 ms), in the regressed direction."""
+    parent = [[v] for v in (19.9, 20.0, 20.1, 20.2)]
+    assert verify.wholly_apart(parent, [[v] for v in (21.3, 21.5, 22.0, 23.0)], RULE, 20.0)
+    assert not verify.wholly_apart(parent, [[v] for v in (20.9, 21.5, 22.0, 23.0)], RULE, 20.0)
+    assert not verify.wholly_apart([[v] for v in (21.3, 21.5, 22.0, 23.0)], parent, RULE, 20.0)

@@ -30,9 +30,11 @@ wrong: the rule is escalated and that part bisected again, once (`_settle`).
 
 **Found means verified.** Each part's candidate is re-measured against its parent with
 fresh, interleaved trials, more while the judge is unclear (at least
-`judge.smallest_workable_repeats`, at most `repeats.max` a side; `core.verify`). It is a culprit only
-when the regression shows in the regressed direction by at least the threshold at
-`judge.VERIFY_ALPHA`; otherwise it is the `suspect` and the status is INCONCLUSIVE. The
+`verify.EARLY_PROCESSES`, at most `repeats.max` a side; `core.verify`). It is a culprit
+only when the regression shows in the regressed direction by at least the threshold at
+`judge.VERIFY_ALPHA` (or wholly apart at 4 a side) *and* the culprit looks like its part's
+bad end and the parent like its good end; otherwise it is the `suspect` and the status is
+INCONCLUSIVE. The
 status is FOUND only when every part ended in a verified culprit.
 """
 
@@ -280,7 +282,7 @@ class _Hunter:
             if not part.narrowed:
                 open_parts.append(part)
                 continue
-            found = self._verify(part.first_bad, reproduction)
+            found = self._verify(part.first_bad, reproduction, part.ends)
             if found.verified or self.sampler.candidate_rule != "lean" or self.sampler.escalated:
                 founds.append(found)
                 continue
@@ -381,7 +383,7 @@ class _Hunter:
 
     # -- verification -------------------------------------------------------------------
 
-    def _verify(self, index: int, reproduction: judge.Comparison) -> Found:
+    def _verify(self, index: int, reproduction: judge.Comparison, ends: tuple[int, int]) -> Found:
         """Fresh, interleaved trials of the candidate and its parent until the judge settles
         (`core.verify`)."""
         self.progress(PhaseStarted("verify"))
@@ -395,4 +397,5 @@ class _Hunter:
             (self.commits[index - 1], self.commits[index]),
             reproduction,
             lambda c: self._take(c, "verify"),
+            (self.commits[ends[0]], self.commits[ends[1]]),
         )

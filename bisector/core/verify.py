@@ -1,26 +1,49 @@
 """Verification of a culprit against its parent: found means verified. Pure.
 
-    verify(probe, metric, rule, budget, index, (parent, culprit), reproduction, take)
+    verify(probe, metric, rule, budget, index, (parent, culprit), reproduction, take, ends)
         -> Found
 
 The parent and the culprit are measured with fresh trials, interleaved (the side going
-first alternates, so a trend over the pairs hits both alike), until the non-parametric
-judge (`judge.compare` at `judge.VERIFY_ALPHA`) shows the regression in the regressed
-direction by at least the threshold, or its confidence interval rules one out, or
-`repeats.max` fresh trials a side are spent; at least
-`judge.smallest_workable_repeats(VERIFY_ALPHA)` (5) a side are compared.
+first alternates, so a trend over the pairs hits both alike), until the culprit is
+verified, or the confidence interval of their shift rules a regression out, or
+`repeats.max` fresh trials a side are spent. Verified means both:
+
+- **apart**: the non-parametric judge (`judge.compare` at `judge.VERIFY_ALPHA`) shows the
+  regression between parent and culprit, in the regressed direction, by at least the
+  threshold, on at least `judge.smallest_workable_repeats(VERIFY_ALPHA)` (5) a side; or,
+  earlier, at `EARLY_PROCESSES` (4) a side, every culprit process is worse than every
+  parent process by at least the threshold (`wholly_apart`);
+- **like the ends** (`like_ends`): the culprit's fresh trials are significantly worse
+  than the good end of the part of the range it was bisected in, and the parent's
+  significantly better than its bad end, each by the threshold, at `ENDS_ALPHA`.
+
+**Why the ends too.** A search that went wrong narrows to two commits at the same level,
+and their 5 + 5 fresh processes land completely apart by the threshold by chance (about
+once in 250 such verifications with a 3% spread between processes; under a CPU hog that
+comes and goes, when the episode hits one side more). Simulated (bench/simulate.py, 3,000
+bisections per model) the apart test alone verified a wrong culprit in 3 of 3,000
+`cpu-hog` runs and 1 of 3,000 `two-steps`. Two same-level commits sit together at one
+end, so one of them fails the comparison with the other end: with both tests, 0 of 3,000
+under every model. A true step passes it without extra trials unless a hog shifts the
+fresh trials away from the ends; then more are taken, and if it still fails the culprit
+is unverified (exit 4, which a busy machine should give).
+
+**The early stop** costs the error rate nothing measurable and saves a pair of processes
+where the step is many spreads wide (the usual real case): 4 vs 4 completely apart is
+p = 0.029 for the rank test alone, and demanding the gap between the closest processes
+to be the threshold makes it far rarer for two commits at one level; the ends' test
+guards it as well. A one-sided 4 + 5 test without those guards verified wrong culprits
+(bench/RESULTS.md).
 
 **Nothing from the search is reused.** The search has usually measured the culprit and
 its parent already, and topping those trials up would save about two processes. But the
 search *selected* them: a one-process verdict (the lean rule, `core.sequential.LEAN`) is
 decided by whichever process came, and when the search went wrong at the boundary it is
-exactly those trials that make two commits at the same level look apart. Simulated
-(bench/simulate.py, two-step ranges and a CPU hog), topping up the search's trials
-verified wrong culprits (about 1 bisection in 300), and so did a one-sided test on 4 + 5
-fresh processes (the search goes wrong more often under the lean rule, so the
-verification's own error rate matters more); fresh trials at the two-sided 0.01 did not.
-The search's trials still count for the search, and a verification after a re-bisection
-compares only the trials taken since it started.
+exactly those trials that make two commits at the same level look apart. Simulated,
+topping up the search's trials verified wrong culprits (about 1 bisection in 300). The
+search's trials still count for the search, and a verification after a re-bisection
+compares only the trials taken since it started. The ends' trials are all of theirs:
+they were not selected by the verdict under test.
 """
 
 from __future__ import annotations
@@ -32,10 +55,18 @@ from typing import TYPE_CHECKING
 from bisector.core import judge
 from bisector.core.sampling import samples_of
 from bisector.core.stats import median
-from bisector.core.types import Commit, MetricRule, TrialBudget
+from bisector.core.types import Commit, Direction, MetricRule, TrialBudget
 
 if TYPE_CHECKING:
     from bisector.ports import Probe
+
+#: The alpha of `like_ends`: each fresh side against the end it should look like. Looser
+#: than `judge.VERIFY_ALPHA` because it guards the test between the two, which holds at
+#: that alpha already; 4 fresh processes against an end's 4 can reach it (0.029).
+ENDS_ALPHA = 0.05
+#: Fresh processes a side at which a culprit wholly apart from its parent by the
+#: threshold (and like the ends) is verified without the rank test's 5th (`wholly_apart`).
+EARLY_PROCESSES = 4
 
 
 @dataclass(frozen=True)
@@ -63,14 +94,20 @@ def verify(
     pair: tuple[Commit, Commit],
     reproduction: judge.Comparison,
     take: Callable[[Commit], None],
+    ends: tuple[Commit, Commit] | None = None,
 ) -> Found:
-    """Measure parent and culprit (`pair`) until the judge settles (module docstring)."""
+    """Measure parent and culprit (`pair`) until the judge settles (module docstring).
+
+    `ends`: the (good, bad) ends of the part of the range the culprit was bisected in;
+    when given, the pair must also look like them (`like_ends`).
+    """
     parent, culprit = pair
     start = {c.sha: len(probe.trials(c)) for c in pair}
     floor = max(budget.min, judge.smallest_workable_repeats(judge.VERIFY_ALPHA))
     cap = max(budget.max, floor)
     comp: judge.Comparison | None = None
     n = rounds = 0
+    alike = early = False
     while True:
         if probe.untestable(parent) or probe.untestable(culprit):
             break
@@ -80,7 +117,17 @@ def verify(
         if len(ps) >= 2 and len(cs) >= 2:
             comp = judge.compare(ps, cs, rule, alpha=judge.VERIFY_ALPHA)
             baseline = median(judge.process_medians(ps))
-            if n >= floor and (comp.reproduced or judge.rules_out_regression(comp, rule, baseline)):
+            alike = ends is None or like_ends(ps, cs, *_samples(probe, ends, metric), rule)
+            early = (
+                budget.min <= EARLY_PROCESSES
+                and len(ps) == len(cs) == EARLY_PROCESSES
+                and wholly_apart(ps, cs, rule, baseline)
+            )
+            if early and alike:
+                break
+            if n >= floor and (
+                comp.reproduced and alike or judge.rules_out_regression(comp, rule, baseline)
+            ):
                 break
         if n >= cap:
             break
@@ -91,7 +138,46 @@ def verify(
         for c in order:
             if len(fresh[pair.index(c)]) <= n:
                 take(c)
-    return found(index, comp, n, reproduction)
+    return found(index, comp, n, reproduction, alike, early)
+
+
+def wholly_apart(
+    parent: judge.Samples, culprit: judge.Samples, rule: MetricRule, baseline: float
+) -> bool:
+    """Every culprit process is worse than every parent process by at least the threshold."""
+    sign = 1.0 if rule.direction is Direction.LOWER else -1.0
+    ps = [sign * v for v in judge.process_medians(parent)]
+    cs = [sign * v for v in judge.process_medians(culprit)]
+    return min(cs) - max(ps) >= max(rule.threshold.min_shift(baseline), 0.0) and min(cs) > max(ps)
+
+
+def _samples(
+    probe: Probe, ends: tuple[Commit, Commit], metric: str
+) -> tuple[list[list[float]], list[list[float]]]:
+    good, bad = ends
+    return samples_of(probe.trials(good), metric), samples_of(probe.trials(bad), metric)
+
+
+def like_ends(
+    parent: judge.Samples,
+    culprit: judge.Samples,
+    good: judge.Samples,
+    bad: judge.Samples,
+    rule: MetricRule,
+) -> bool:
+    """The culprit's fresh trials look like the bad end and the parent's like the good one.
+
+    Each significantly, by the threshold, at `ENDS_ALPHA`: the culprit worse than the good
+    end, the parent better than the bad end (the judge's two-endpoint rule without its
+    guard). Two commits at the same level that land apart by chance pass the test between
+    them but not this one: one of them sits with the wrong end. Ends with fewer than two
+    processes cannot tell, and do not block.
+    """
+    if len(good) < 2 or len(bad) < 2:
+        return True
+    as_bad = judge.assess(culprit, good, bad, rule, alpha=ENDS_ALPHA).vs_good
+    as_good = judge.assess(parent, good, bad, rule, alpha=ENDS_ALPHA).vs_bad
+    return as_bad.significant and as_bad.regressed and as_good.significant and as_good.improved
 
 
 def found(
@@ -99,6 +185,8 @@ def found(
     comp: judge.Comparison | None,
     n: int,
     reproduction: judge.Comparison,
+    alike: bool = True,
+    early: bool = False,
 ) -> Found:
     """The `Found` of a verification that ended with `comp` on `n` trials a side."""
     if comp is None:
@@ -114,9 +202,14 @@ def found(
             n,
             "the culprit or its parent could not be re-measured (unverified)",
         )
-    verified = comp.reproduced
+    verified = (comp.reproduced or early) and alike
     if verified:
         note = "the regression reappears between parent and culprit in fresh trials"
+    elif comp.reproduced:
+        note = (
+            "fresh trials of parent and culprit differ, but not like the range's good and bad "
+            "ends (unverified)"
+        )
     elif comp.significant and comp.improved or comp.effect * reproduction.effect < 0:
         note = "fresh trials show the change in the other direction: not a culprit (unverified)"
     else:
