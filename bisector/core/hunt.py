@@ -34,8 +34,7 @@ fresh, interleaved trials, more while the judge is unclear (at least
 only when the regression shows in the regressed direction by at least the threshold at
 `judge.VERIFY_ALPHA` (or wholly apart at 4 a side) *and* the culprit looks like its part's
 bad end and the parent like its good end; otherwise it is the `suspect` and the status is
-INCONCLUSIVE. The
-status is FOUND only when every part ended in a verified culprit.
+INCONCLUSIVE. The status is FOUND only when every part ended in a verified culprit.
 """
 
 from __future__ import annotations
@@ -384,8 +383,7 @@ class _Hunter:
     # -- verification -------------------------------------------------------------------
 
     def _verify(self, index: int, reproduction: judge.Comparison, ends: tuple[int, int]) -> Found:
-        """Fresh, interleaved trials of the candidate and its parent until the judge settles
-        (`core.verify`)."""
+        """Fresh, interleaved trials of candidate and parent until settled (`core.verify`)."""
         self.progress(PhaseStarted("verify"))
         self._compare(index, index - 1)
         return verify(
