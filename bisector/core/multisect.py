@@ -22,13 +22,12 @@ adjacent tags, as `search.CoarseFine` does for bisection.
 
 from __future__ import annotations
 
-import bisect as _bisect
 import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from bisector.core.search import BisectResult, Step
+from bisector.core.search import BisectResult, OpenRange, Step
 from bisector.core.types import Verdict
 
 
@@ -64,18 +63,14 @@ def split_points(untested: Sequence[int], k: int) -> tuple[int, ...]:
     return tuple(untested[r - 1] for r in ranks)
 
 
-class Multisection:
+class Multisection(OpenRange):
     """A multisection over indices 0..n-1 (0 good, n-1 bad), K points a round."""
 
     def __init__(self, n: int, k: int) -> None:
-        if n < 2:
-            raise ValueError("a multisection needs a good and a bad endpoint (n >= 2)")
+        super().__init__(n, "multisection")
         if k < 1:
             raise ValueError("a multisection needs at least one point a round (k >= 1)")
-        self.n, self.k = n, k
-        self._last_good, self._first_bad = 0, n - 1
-        self._untestable: list[int] = []
-        self._steps: list[Step] = []
+        self.k = k
         self._round: tuple[int, ...] = ()
         self.rounds = 0
 
@@ -86,18 +81,6 @@ class Multisection:
     def _pending(self) -> list[int]:
         done = {s.index for s in self._steps}
         return [i for i in self._round if self._last_good < i < self._first_bad and i not in done]
-
-    @property
-    def last_good(self) -> int:
-        return self._last_good
-
-    @property
-    def first_bad(self) -> int:
-        return self._first_bad
-
-    @property
-    def steps(self) -> tuple[Step, ...]:
-        return tuple(self._steps)
 
     def next_probe(self) -> int | None:
         """The pending point of this round to judge next (a new round when none is left)."""
@@ -110,33 +93,9 @@ class Multisection:
             pending = list(self._round)
         return pending[0]
 
-    @property
-    def done(self) -> bool:
-        return self.next_probe() is None
-
     def moot(self, indices: Iterable[int]) -> tuple[int, ...]:
         """Those of `indices` outside the open range: no verdict on them can matter now."""
         return tuple(i for i in indices if not self._last_good < i < self._first_bad)
-
-    def record(self, index: int, verdict: Verdict) -> None:
-        """Take the verdict for `index`, an untested index between last good and first bad.
-
-        :raises ValueError: the index is outside that range or already recorded.
-        """
-        known = _bisect.bisect_left(self._untestable, index)
-        recorded = known < len(self._untestable) and self._untestable[known] == index
-        if not self._last_good < index < self._first_bad or recorded:
-            raise ValueError(
-                f"index {index} is not an untested candidate between "
-                f"{self._last_good} and {self._first_bad}"
-            )
-        if verdict is Verdict.GOOD:
-            self._last_good = index
-        elif verdict is Verdict.BAD:
-            self._first_bad = index
-        else:
-            self._untestable.insert(known, index)
-        self._steps.append(Step(index, verdict))
 
     def candidates_to_prefetch(self) -> tuple[int, ...]:
         """The round's pending points, the current one first; with only it left, also the
@@ -173,12 +132,6 @@ class Multisection:
     @property
     def span(self) -> int:
         return self.n
-
-    def result(self) -> BisectResult:
-        lo, hi = self._last_good, self._first_bad
-        return BisectResult(
-            lo, hi, tuple(i for i in self._untestable if lo < i < hi), tuple(self._steps)
-        )
 
 
 class MultiCoarseFine:

@@ -70,25 +70,19 @@ class BisectResult:
         return self.first_bad == self.last_good + 1
 
 
-class Bisection:
-    """A bisection over indices 0..n-1, advanced one recorded verdict at a time."""
+class OpenRange:
+    """The open range of a search over indices 0..n-1 (0 good, n-1 bad): what a verdict
+    does to it is the same whether one point (`Bisection`) or K points a round
+    (`multisect.Multisection`) are probed; only the choice of the next points differs."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, what: str) -> None:
         if n < 2:
-            raise ValueError("a bisection needs a good and a bad endpoint (n >= 2)")
+            raise ValueError(f"a {what} needs a good and a bad endpoint (n >= 2)")
         self.n = n
         self._last_good = 0
         self._first_bad = n - 1
         self._untestable: list[int] = []  # sorted, so counting a range is a bisection
         self._steps: list[Step] = []
-
-    @classmethod
-    def resume(cls, n: int, steps: Iterable[Step]) -> Bisection:
-        """A fresh bisection with `steps` recorded again, in order."""
-        bisection = cls(n)
-        for step in steps:
-            bisection.record(step.index, step.verdict)
-        return bisection
 
     @property
     def last_good(self) -> int:
@@ -102,34 +96,13 @@ class Bisection:
     def steps(self) -> tuple[Step, ...]:
         return tuple(self._steps)
 
-    def _untested_upto(self, index: int) -> int:
-        """How many untested indices lie in (last_good, index]."""
-        lo = self._last_good
-        skipped = _bisect.bisect_right(self._untestable, index) - _bisect.bisect_right(
-            self._untestable, lo
-        )
-        return index - lo - skipped
+    def next_probe(self) -> int | None:
+        raise NotImplementedError
 
     @property
     def done(self) -> bool:
         """Nothing between last good and first bad is left to test."""
         return self.next_probe() is None
-
-    def next_probe(self) -> int | None:
-        """The index to measure next, or None when the search is over."""
-        total = self._untested_upto(self._first_bad - 1)
-        if total <= 0:
-            return None
-        rank = (total - 1) // 2 + 1  # the lower median, counted from 1
-        # the smallest index with `rank` untested indices up to it is itself untested
-        low, high = self._last_good + 1, self._first_bad - 1
-        while low < high:
-            mid = (low + high) // 2
-            if self._untested_upto(mid) >= rank:
-                high = mid
-            else:
-                low = mid + 1
-        return low
 
     def record(self, index: int, verdict: Verdict) -> None:
         """Take the verdict for `index`, an untested index between last good and first bad.
@@ -151,13 +124,6 @@ class Bisection:
             self._untestable.insert(known, index)
         self._steps.append(Step(index, verdict))
 
-    def candidates_to_prefetch(self) -> tuple[int, ...]:
-        """The next probes after a GOOD and after a BAD verdict on `next_probe()`.
-
-        Build their environments in the background while the current one is measured.
-        """
-        return _next_probes(self, lambda: Bisection.resume(self.n, self._steps))
-
     def result(self) -> BisectResult:
         """The range as it stands (final once `done`; before that the interior may hold
         untested indices as well as the untestable ones)."""
@@ -168,6 +134,52 @@ class Bisection:
             untestable=tuple(i for i in self._untestable if lo < i < hi),
             steps=self.steps,
         )
+
+
+class Bisection(OpenRange):
+    """A bisection over indices 0..n-1, advanced one recorded verdict at a time."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(n, "bisection")
+
+    @classmethod
+    def resume(cls, n: int, steps: Iterable[Step]) -> Bisection:
+        """A fresh bisection with `steps` recorded again, in order."""
+        bisection = cls(n)
+        for step in steps:
+            bisection.record(step.index, step.verdict)
+        return bisection
+
+    def _untested_upto(self, index: int) -> int:
+        """How many untested indices lie in (last_good, index]."""
+        lo = self._last_good
+        skipped = _bisect.bisect_right(self._untestable, index) - _bisect.bisect_right(
+            self._untestable, lo
+        )
+        return index - lo - skipped
+
+    def next_probe(self) -> int | None:
+        """The index to measure next, or None when the search is over."""
+        total = self._untested_upto(self._first_bad - 1)
+        if total <= 0:
+            return None
+        rank = (total - 1) // 2 + 1  # the lower median, counted from 1
+        # the smallest index with `rank` untested indices up to it is itself untested
+        low, high = self._last_good + 1, self._first_bad - 1
+        while low < high:
+            mid = (low + high) // 2
+            if self._untested_upto(mid) >= rank:
+                high = mid
+            else:
+                low = mid + 1
+        return low
+
+    def candidates_to_prefetch(self) -> tuple[int, ...]:
+        """The next probes after a GOOD and after a BAD verdict on `next_probe()`.
+
+        Build their environments in the background while the current one is measured.
+        """
+        return _next_probes(self, lambda: Bisection.resume(self.n, self._steps))
 
 
 class _Stepwise(Protocol):
