@@ -152,6 +152,14 @@ class TrialResult:
     def ok(self) -> bool:
         return self.status is TrialStatus.OK
 
+    @classmethod
+    def failed_to_launch(
+        cls, duration_s: float, stdout_path: Path, stderr_path: Path, reason: str
+    ) -> TrialResult:
+        """A trial the launcher itself could not run (no process, no container): no
+        samples and no exit code; the reason goes to logs and reports."""
+        return cls(TrialStatus.FAILED, {}, {}, None, duration_s, stdout_path, stderr_path, reason)
+
 
 class TrialLauncher(Protocol):
     """Runs one trial somewhere other than a host process (`runner.run_trial`'s signature).

@@ -33,7 +33,7 @@ from docker.models.containers import Container
 from bisector.engine.runner import DEFAULT_GRACE_S, classify
 from bisector.errors import DockerError
 from bisector.log import get_logger
-from bisector.ports import TrialResult, TrialStatus
+from bisector.ports import TrialResult
 
 log = get_logger(__name__)
 
@@ -192,7 +192,12 @@ class ContainerTrial:
                 f"bisector: cannot create the container: {exc}\n", encoding="utf-8"
             )
             stdout_path.write_bytes(b"")
-            return _failed(start, stdout_path, stderr_path, f"cannot create the container: {exc}")
+            return TrialResult.failed_to_launch(
+                time.monotonic() - start,
+                stdout_path,
+                stderr_path,
+                f"cannot create the container: {exc}",
+            )
         try:
             container.start()
             try:
@@ -207,8 +212,11 @@ class ContainerTrial:
                 err.write(f"\nbisector: docker error during the trial: {exc}\n")
             if not stdout_path.exists():
                 stdout_path.write_bytes(b"")
-            return _failed(
-                start, stdout_path, stderr_path, f"docker error: {_first_line(str(exc))}"
+            return TrialResult.failed_to_launch(
+                time.monotonic() - start,
+                stdout_path,
+                stderr_path,
+                f"docker error: {_first_line(str(exc))}",
             )
         finally:
             _remove(container)  # always: success, failure, timeout, Ctrl-C
@@ -220,17 +228,3 @@ class ContainerTrial:
             stdout_path=stdout_path,
             stderr_path=stderr_path,
         )
-
-
-def _failed(start: float, stdout_path: Path, stderr_path: Path, reason: str) -> TrialResult:
-    """A trial that docker itself failed (not the benchmark): no samples, no exit code."""
-    return TrialResult(
-        TrialStatus.FAILED,
-        {},
-        {},
-        None,
-        time.monotonic() - start,
-        stdout_path,
-        stderr_path,
-        reason=reason,
-    )

@@ -180,15 +180,11 @@ def run_trial(
             )
         except OSError as exc:
             err.write(f"bisector: cannot start {argv[0]!r}: {exc}\n".encode())
-            return TrialResult(
-                TrialStatus.FAILED,
-                {},
-                {},
-                None,
+            return TrialResult.failed_to_launch(
                 time.monotonic() - start,
                 stdout_path,
                 stderr_path,
-                reason=f"cannot start {argv[0]!r}: {exc.strerror}",
+                f"cannot start {argv[0]!r}: {exc.strerror}",
             )
     duration = time.monotonic() - start
     return classify(
