@@ -37,12 +37,10 @@ def ensure_writable_dir(path: Path, what: str) -> None:
     A report folder that cannot be written used to fail only after the whole bisection.
     """
     from bisector.errors import BisectorError
+    from bisector.plumbing.atomic import probe_writable
 
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".bisector-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(path, create=True)
     except OSError as exc:
         raise BisectorError(
             f"{what} {path} cannot be written: {exc.strerror or exc}",

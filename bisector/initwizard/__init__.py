@@ -7,7 +7,6 @@ and checks everything before writing anything, so a refusal changes nothing on d
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from bisector.initwizard.templates import (
     PYTHON_BENCH,
     PYTHON_BENCH_FILE,
 )
-from bisector.plumbing.atomic import atomic_write_bytes
+from bisector.plumbing.atomic import atomic_write_bytes, probe_writable
 
 __all__ = ["BenchKind", "Detected", "InitResult", "init_repository"]
 
@@ -42,10 +41,8 @@ def _template(bench: BenchKind | None) -> tuple[str, str] | None:
 
 
 def _check_writable(folder: Path) -> None:
-    probe = folder / f".bisector-init-{os.getpid()}"
     try:
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(folder)
     except OSError as exc:
         raise BisectorError(
             f"cannot write in {folder}: {exc.strerror or exc}",

@@ -93,3 +93,13 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
             os.unlink(tmp_name)
         raise
     fsync_dir(folder)
+
+
+def probe_writable(folder: Path, *, create: bool = False) -> None:
+    """Prove a file can be made in `folder` (made first when `create`), before any work
+    depends on it; raises the OSError for the caller to word."""
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".bisector-write-test-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
