@@ -42,7 +42,7 @@ import ray
 import ray.exceptions
 
 from bisector.config import Config
-from bisector.core import judge
+from bisector.core import judge, verify
 from bisector.core.multisect import SearchFactory, multisection_factory
 from bisector.core.types import Commit
 from bisector.engine.measure import Measurer
@@ -95,7 +95,8 @@ class RayMeasurer(Measurer):
         self._point_cap = 1
         # An unclear point may take up to repeats.max: others are not measured that far ahead.
         self._point_cap_max = max(budget.min, judge.smallest_workable_repeats(judge.CLASSIFY_ALPHA))
-        self._hot_floor = max(budget.min, judge.smallest_workable_repeats(judge.VERIFY_ALPHA))
+        # Fresh trials a side the default rule needs of the endpoints and a verified pair.
+        self._hot_floor = max(budget.min, verify.EARLY_PROCESSES)
         # Ray's driver prints the cluster's error messages ("a worker died ...") on stdout,
         # which is the --json document's: they go to stderr while we hold the connection.
         self._stdout = sys.stdout
