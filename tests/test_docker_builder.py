@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,13 +101,28 @@ def test_interruption_removes_the_container(tiny: tuple[EnvBuilder, BuiltEnv, Pa
     _, built, store = tiny
     main = threading.main_thread().ident
     assert main is not None
-    timer = threading.Timer(3.0, lambda: signal.pthread_kill(main, signal.SIGINT))
-    timer.start()
+    done = threading.Event()
+
+    def interrupt_once_running() -> None:
+        # Ctrl-C while the container runs, however long a loaded machine takes to start it.
+        deadline = time.monotonic() + 60
+        while not done.is_set() and time.monotonic() < deadline:
+            if bisector_containers():
+                time.sleep(0.5)
+                signal.pthread_kill(main, signal.SIGINT)
+                return
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=interrupt_once_running, daemon=True)
+    watcher.start()
     try:
-        with pytest.raises(KeyboardInterrupt):
-            _trial(built, store, "sleep.py", timeout_s=60)
+        result = _trial(built, store / "interrupted", "sleep.py")
+    except KeyboardInterrupt:
+        result = None
     finally:
-        timer.cancel()
+        done.set()
+        watcher.join()
+    assert result is None, f"no Ctrl-C reached the trial: {result.status} {result.reason}"
     assert bisector_containers() == []
 
 

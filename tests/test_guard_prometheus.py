@@ -110,8 +110,10 @@ def test_held_breach_rolls_back_once_and_alerts_once(world: World) -> None:
             time.sleep(0.1)
         took = time.monotonic() - started
         assert read_live(world.demo.target) == GOOD_LIVE
-        # for (5 s) + 2 intervals, plus up to one scrape (1 s) before Prometheus sees it
-        assert took <= 5 + 2 + 1 + 1, took
+        # Target: for (5 s) + 2 intervals + one scrape (bench-like, ~8-9 s on an idle
+        # machine); the bound is loose for a loaded CI machine but still fails a guard
+        # that waits many `for` windows or never acts.
+        assert took <= 3 * 5, took
         time.sleep(4)  # still breached: the guard looks again and again, paused
     finally:
         guard.send_signal(signal.SIGTERM)

@@ -65,14 +65,17 @@ def _repo(tmp_path: Path, escape: bool) -> tuple[Path, Path]:
 
 def _wait_for(path: Path, proc: subprocess.Popen[bytes], within_s: float = 60) -> int:
     deadline = time.monotonic() + within_s
-    while not path.exists():
+    while True:  # the file may exist before its pid is written in full
+        text = path.read_text() if path.exists() else ""
+        if text.strip().isdigit():
+            time.sleep(0.05)  # written, perhaps not flushed: read once more
+            return int(path.read_text())
         if proc.poll() is not None or time.monotonic() > deadline:
             out, err = proc.communicate()
             pytest.fail(
                 f"{path.name} never appeared (exit {proc.returncode}): {err.decode()[-2000:]}"
             )
         time.sleep(0.05)
-    return int(path.read_text())
 
 
 def _gone(pid: int, within_s: float = 10) -> bool:
@@ -150,7 +153,7 @@ def test_sigterm_kills_the_benchmark_and_what_it_daemonized_and_cleans_up(
     repo, state = _repo(tmp_path, escape=True)
     proc = _start_run(repo, started)
     bench = _wait_for(state / "bench.pid", proc)
-    sleeper = int((state / "sleeper.pid").read_text())
+    sleeper = _wait_for(state / "sleeper.pid", proc)  # the benchmark starts it after bench.pid
     assert not _gone(bench, within_s=0.2) and not _gone(sleeper, within_s=0.2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
