@@ -84,7 +84,9 @@ def test_metrics_after_a_restart_are_the_journal_s(tmp_path: Path) -> None:
     finally:
         daemon.send_signal(signal.SIGTERM)
         _out, err = daemon.communicate(timeout=30)
-    assert daemon.returncode == 0, err
+    # SIGTERM may land before the daemon's own handler is in place (its metrics server
+    # starts first): the CLI then dies of the signal, as documented. Either way it stopped.
+    assert daemon.returncode in (0, -signal.SIGTERM), err
     assert last.finished is not None
     assert got[("bisector_daemon_last_cycle_timestamp_seconds", ())] == last.finished
     assert got[("bisector_daemon_last_cycle_duration_seconds", ())] == last.finished - last.started

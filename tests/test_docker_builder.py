@@ -116,7 +116,7 @@ def test_interruption_removes_the_container(tiny: tuple[EnvBuilder, BuiltEnv, Pa
     watcher = threading.Thread(target=interrupt_once_running, daemon=True)
     watcher.start()
     try:
-        result = _trial(built, store / "interrupted", "sleep.py")
+        result = _trial(built, store, "sleep.py")
     except KeyboardInterrupt:
         result = None
     finally:
