@@ -101,27 +101,33 @@ def test_interruption_removes_the_container(tiny: tuple[EnvBuilder, BuiltEnv, Pa
     _, built, store = tiny
     main = threading.main_thread().ident
     assert main is not None
-    done = threading.Event()
+    lock = threading.Lock()  # Ctrl-C is sent only while the trial is still in progress
 
-    def interrupt_once_running() -> None:
+    def interrupt_once_running(done: threading.Event) -> None:
         # Ctrl-C while the container runs, however long a loaded machine takes to start it.
         deadline = time.monotonic() + 60
-        while not done.is_set() and time.monotonic() < deadline:
-            if bisector_containers():
-                time.sleep(0.5)
-                signal.pthread_kill(main, signal.SIGINT)
+        while not done.wait(0.1) and time.monotonic() < deadline:
+            if bisector_containers() and not done.wait(0.5):
+                with lock:
+                    if not done.is_set():
+                        signal.pthread_kill(main, signal.SIGINT)
                 return
-            time.sleep(0.1)
 
-    watcher = threading.Thread(target=interrupt_once_running, daemon=True)
-    watcher.start()
-    try:
-        result = _trial(built, store, "sleep.py")
-    except KeyboardInterrupt:
-        result = None
-    finally:
-        done.set()
-        watcher.join()
+    result = None
+    for _attempt in range(2):  # a trial that ended before its container was seen: once more
+        done = threading.Event()
+        watcher = threading.Thread(target=interrupt_once_running, args=(done,), daemon=True)
+        watcher.start()
+        try:
+            result = _trial(built, store, "sleep.py")
+            with lock:
+                done.set()
+        except KeyboardInterrupt:
+            result = None
+            break
+        finally:
+            done.set()
+            watcher.join()
     assert result is None, f"no Ctrl-C reached the trial: {result.status} {result.reason}"
     assert bisector_containers() == []
 
