@@ -26,6 +26,7 @@ recomputed from the same measurements and no trial is repeated. `Bisection.resum
 
 from __future__ import annotations
 
+import abc
 import bisect as _bisect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ class BisectResult:
         return self.first_bad == self.last_good + 1
 
 
-class OpenRange:
+class OpenRange(abc.ABC):
     """The open range of a search over indices 0..n-1 (0 good, n-1 bad): what a verdict
     does to it is the same whether one point (`Bisection`) or K points a round
     (`multisect.Multisection`) are probed; only the choice of the next points differs."""
@@ -96,8 +97,9 @@ class OpenRange:
     def steps(self) -> tuple[Step, ...]:
         return tuple(self._steps)
 
+    @abc.abstractmethod
     def next_probe(self) -> int | None:
-        raise NotImplementedError
+        """The next index to judge; None when the range is closed (each search's own choice)."""
 
     @property
     def done(self) -> bool:
