@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bisector.testing.raycluster import RayHead
 from bisector.testing.sample import SampleRepo, SampleSpec, build_sample_repo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,3 +59,17 @@ def _remove_docker_images_made_by_tests() -> Iterator[None]:
     from tests.docker_support import remove_images_since
 
     remove_images_since(started)
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
+    """A Ray head with 4 CPUs, 2 fake GPUs and two fake node types (custom resources), one
+    for the session: every test file that runs on Ray shares it (`ray start` is slow)."""
+    head = RayHead.start(
+        tmp_path_factory.mktemp("rayhead"),
+        num_cpus=4,
+        num_gpus=2,
+        resources={"type_a": 8, "type_b": 8},
+    )
+    yield head
+    head.stop()

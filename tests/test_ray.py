@@ -14,7 +14,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,19 +26,6 @@ pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 N, CULPRIT = 12, 8
-
-
-@pytest.fixture(scope="session")
-def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
-    """A Ray head with 4 CPUs, 2 fake GPUs and two fake node types (custom resources)."""
-    head = RayHead.start(
-        tmp_path_factory.mktemp("rayhead"),
-        num_cpus=4,
-        num_gpus=2,
-        resources={"type_a": 8, "type_b": 8},
-    )
-    yield head
-    head.stop()
 
 
 def _config(
