@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -283,7 +285,43 @@ def test_mixed_node_types_judge_each_candidate_against_endpoints_of_its_own_type
     assert set().union(*candidates.values()) == {"type_a", "type_b"}, types
     assert types[CULPRIT] <= types.get(CULPRIT - 1, set())
     # Every verdict is the truth (compared across types, type_b's good commits look bad).
-    for step in json.loads(proc.stdout)["steps"]:
+    doc = json.loads(proc.stdout)
+    for step in doc["steps"]:
         i = next(i for sha, i in index.items() if sha == step["commit"])
         if step["verdict"] in ("good", "bad"):
             assert step["verdict"] == ("bad" if i >= CULPRIT else "good"), step
+        # Each verdict names the type it was judged on: the endpoints' reproduction on the
+        # first, a candidate on its own (the one its trials ran on).
+        on = {"type_a"} if step["phase"] == "reproduce" else types[i]
+        assert step["node_type"] in on, (step, types)
+    _reports_show_every_type(repo, doc, keys)
+
+
+def _reports_show_every_type(repo: Path, doc: dict[str, Any], keys: dict[str, set[str]]) -> None:
+    """The run's reports count and plot the trials of both node types, each marked with it."""
+    with sqlite3.connect(repo / ".bisector" / "journal.sqlite") as db:
+        rows = db.execute("SELECT bench_key FROM trials WHERE run_id=?", (doc["run_id"],))
+        journaled = [key for (key,) in rows]
+    kinds = doc["node_types"]
+    assert [k["node_type"] for k in kinds] == ["type_a", "type_b"]
+    assert {k["node_type"]: {k["bench_key"]} for k in kinds} == keys
+    for kind in kinds:
+        assert kind["trials"] == journaled.count(kind["bench_key"]) > 0, kinds
+        assert kind["fingerprint"]["node_type"] == kind["node_type"] and kind["fingerprint"]["cpu"]
+    assert sum(k["trials"] for k in kinds) == len(journaled) == doc["measurements"]
+    report = Path(doc["report"])
+    stored = json.loads(report.with_name("report.json").read_text())
+    assert stored["node_types"] == kinds and stored["steps"] == doc["steps"]
+    markdown = report.with_name("report.md").read_text()
+    assert "## Node types" in markdown and "| node type |" in markdown
+    html = report.read_text()
+    assert 'id="node-types"' in html
+    plot = html[html.index('id="range-plot"') :]
+    plot = plot[: plot.index("</svg>")]
+    # One mark per trial (all ok here) in its type's group; each type has its own median.
+    groups = re.findall(r'<g id="trials-(\d+)-(\d+)">(.*?)</g>\s*</g>', plot, flags=re.S)
+    assert sum(g.count("<use ") for _i, _k, g in groups) == len(journaled)
+    assert f'data-trials="{len(journaled)}"' in html
+    assert {k for _i, k, _g in groups} == {"0", "1"} and not re.search(r'id="trials-\d+"', plot)
+    assert 'id="median-0-0"' in plot and 'id="median-0-1"' in plot  # the good end, per type
+    assert "trials on type_a" in plot and "trials on type_b" in plot

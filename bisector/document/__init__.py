@@ -21,6 +21,7 @@ from bisector.document.findings import (
     IsolationStep,
     Verification,
 )
+from bisector.document.node_types import NodeTypeTrials
 from bisector.document.run import (
     CulpritCommit,
     Details,
@@ -42,6 +43,7 @@ __all__ = [
     "Endpoint",
     "Isolation",
     "IsolationStep",
+    "NodeTypeTrials",
     "NoiseReport",
     "Range",
     "Reuse",

@@ -14,6 +14,7 @@ from bisector.document.findings import (
     Isolation,
     Verification,
 )
+from bisector.document.node_types import NodeTypeTrials
 
 
 @dataclass(frozen=True)
@@ -114,15 +115,19 @@ class Step:
     samples: int
     median: float | None
     phase: str
+    node_type: str | None = None  # the node type it was judged on (a run over several)
 
     def to_json(self) -> Json:
-        return {
+        out: Json = {
             "commit": self.commit,
             "verdict": self.verdict.value,
             "samples": self.samples,
             "median": self.median,
             "phase": self.phase,
         }
+        if self.node_type is not None:
+            out["node_type"] = self.node_type
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Step:
@@ -132,6 +137,7 @@ class Step:
             int(data.get("samples") or 0),
             opt_float(data.get("median")),
             str(data.get("phase") or ""),
+            None if data.get("node_type") is None else str(data["node_type"]),
         )
 
 
@@ -256,6 +262,7 @@ class RunDocument:
     options: RunOptions | None = None  # None: stored by a version that did not record them
     bench_key: str | None = None  # the benchmark's key its trials are journaled under
     reused: Reuse | None = None  # None: stored by a version that did not count them
+    node_types: tuple[NodeTypeTrials, ...] | None = None  # the ray executor's kinds of machine
 
     def to_json(self) -> Json:
         out: Json = {
@@ -290,6 +297,8 @@ class RunDocument:
             out["bench_key"] = self.bench_key
         if self.reused is not None:
             out["reused"] = self.reused.to_json()
+        if self.node_types is not None:
+            out["node_types"] = [t.to_json() for t in self.node_types]
         return out
 
     @classmethod
@@ -340,4 +349,7 @@ class RunDocument:
             options=None if stored_options is None else RunOptions.from_json(stored_options),
             bench_key=str(data.get("bench_key") or bench_key or "") or None,
             reused=None if reused is None else Reuse.from_json(reused),
+            node_types=tuple(NodeTypeTrials.from_json(t) for t in maps(data["node_types"]))
+            if "node_types" in data
+            else None,
         )

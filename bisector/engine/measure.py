@@ -56,6 +56,8 @@ class Measurer:
         self.cfg, self.git, self.journal, self.run_id = cfg, git, journal, run_id
         self.run_dir, self.store, self.bench_key = run_dir, store, bench_key
         self.reuse = reuse_across_runs
+        # The ray executor's kinds of machine: node type -> (its benchmark key, fingerprint).
+        self.hardware: dict[str | None, tuple[str, dict[str, str]]] = {}
         # What every trial runs; `engine.reference` adds the reference file's variable.
         self.benchmark = cfg.benchmark
         # Builders read requirement files through the overlay, so synthetic states of

@@ -42,6 +42,7 @@ from bisector.engine.findings import (
     noise_report,
     verification_of,
 )
+from bisector.engine.hardware import VerdictTypes, run_keys
 from bisector.engine.measure import Measurer
 from bisector.engine.preflight import preflight
 from bisector.engine.reference import use_reference
@@ -208,7 +209,7 @@ def run_bisection(
                 ctx = _Ctx(cfg, metric_name, metric, measurer, journal, run.id, progress, git)
                 doc = _hunt(ctx, good, bad, req)
                 keys = () if req.fresh else measurer.keys_read()  # --fresh reads only its own
-                reused = journal.reused_trials(run.id, measurer.bench_key, keys)
+                reused, node_types = run_keys(journal, run.id, measurer, keys)
             doc = replace(
                 doc,
                 run_id=run.id,
@@ -219,6 +220,7 @@ def run_bisection(
                 ),
                 bench_key=measurer.bench_key,  # the ray executor's carries the fingerprint
                 reused=Reuse(sum(reused.values()), builder_name, reused),
+                node_types=node_types,  # the ray executor's, each with its trials
             )
             report_dir = req.report_dir or (store / "reports" / run.id)
 
@@ -256,10 +258,13 @@ def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
     tag_idx = sorted(
         {index[t.sha] for t in git.tags_between(good.sha, bad.sha, first_parent=first_parent)}
     )
+    on_type = VerdictTypes(ctx.measurer)  # over several node types: each verdict's
 
     def journaled(event: ProgressEvent) -> None:
         # Every verdict is journaled as it is reached (the daemon's status reads them live).
         if isinstance(event, VerdictReached):
+            if event.commit in index:
+                on_type.note(event.phase, commits[index[event.commit]])
             ctx.journal.add_step(
                 ctx.run_id,
                 event.phase,
@@ -292,7 +297,9 @@ def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
             exc.message, hint=f"see the trial logs under {ctx.measurer.run_dir}"
         ) from None
     steps = tuple(
-        Step(commits[s.index].sha, s.verdict, s.samples, s.median, s.phase) for s in result.steps
+        Step(sha, s.verdict, s.samples, s.median, s.phase, on_type.of(s.phase, sha))
+        for s in result.steps
+        for sha in (commits[s.index].sha,)
     )
     doc = RunDocument(
         status=result.status,

@@ -132,8 +132,8 @@ class RayMeasurer(Measurer):
             raise
         self._base_key: str = kwargs["bench_key"]
         self._keys = {t: self._key(fp) for t, fp in self._fingerprints.items()}
-        # The run's own key (its report reads these trials): the first node type's.
-        self.fingerprint = self._fingerprints[self._pins.types[0]]
+        # The run's key: the first node type's; its reports read every type's (`hardware`).
+        self.hardware = {t: (self._keys[t], self._fingerprints[t]) for t in self._pins.types}
         self.bench_key = self._keys[self._pins.types[0]]
         self._refs: list[Commit] = []
         self._flights: dict[Any, _Flight] = {}

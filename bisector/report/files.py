@@ -49,6 +49,7 @@ EXTRA_KEYS = (
     "options",
     "bench_key",
     "reused",
+    "node_types",
 )
 
 
@@ -120,19 +121,46 @@ def render_markdown(doc: RunDocument) -> str:
         ]
 
     lines += render_isolation(doc.isolation)
+    lines += _node_type_lines(doc)
+    typed = any(step.node_type is not None for step in doc.steps)
     lines += [
         "",
         "## Steps",
         "",
-        "| # | phase | commit | verdict | trials | median |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| # | phase | commit | "
+        + ("node type | " if typed else "")
+        + "verdict | trials | median |",
+        "| --- " * (7 if typed else 6) + "|",
     ]
     for i, step in enumerate(doc.steps, 1):
+        on = f"{code(step.node_type or '–', in_table=True)} | " if typed else ""
         lines.append(
-            f"| {i} | {step.phase} | `{step.commit[:10]}` | {step.verdict.value} | "
+            f"| {i} | {step.phase} | `{step.commit[:10]}` | {on}{step.verdict.value} | "
             f"{step.samples} | {_fmt(step.median)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _node_type_lines(doc: RunDocument) -> list[str]:
+    """The ray executor's kinds of machine, each with its trials (docs/ray.md)."""
+    if not doc.node_types:
+        return []
+    lines = [
+        "",
+        "## Node types",
+        "",
+        "Each candidate was judged only against trials of its own node type.",
+        "",
+        "| node type | GPU | CPU | trials | reused | benchmark key |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for t in doc.node_types:
+        gpu, cpu = t.fingerprint.get("gpu") or "–", t.fingerprint.get("cpu") or "–"
+        lines.append(
+            f"| {code(t.node_type or '(any)', in_table=True)} | {text(gpu)} | {text(cpu)} | "
+            f"{t.trials} | {t.reused} | `{t.bench_key}` |"
+        )
+    return lines
 
 
 def _reuse_lines(doc: RunDocument) -> list[str]:

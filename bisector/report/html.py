@@ -46,6 +46,9 @@ class ReportData:
     diff: Mapping[str, Any] | None = None
     gpu: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     trials: Mapping[str, int] = field(default_factory=dict)  # own / reused trials shown
+    types: tuple[str, ...] = ()  # a run over several node types: their names, in order
+    samples: Mapping[str, int] = field(default_factory=dict)  # role -> samples, every type
+    node_rows: tuple[Mapping[str, Any], ...] = ()  # each node type: trials, endpoint medians
 
 
 def _process_medians(samples: Sequence[Sequence[float]]) -> tuple[float, ...]:
@@ -56,31 +59,44 @@ def _process_medians(samples: Sequence[Sequence[float]]) -> tuple[float, ...]:
     return tuple(out)
 
 
+def run_keys(doc: RunDocument) -> tuple[str, ...]:
+    """The benchmark keys of the run's trials: one a node type on the ray executor."""
+    return tuple(t.bench_key for t in doc.node_types or ()) or (doc.bench_key or "",)
+
+
 def run_trials(
     doc: RunDocument, journal: Journal, commits: Sequence[str]
 ) -> dict[str, list[TrialRow]]:
     """This run's trials of `commits`, in the order taken: its own, and those it reused from
-    earlier runs (`reused`: the same builder and benchmark) on commits it judged. Never
-    another builder's, another benchmark's, or a run's it did not read."""
+    earlier runs (`reused`: the same builder and benchmark) on commits it judged, on every
+    node type of the run. Never another builder's, another benchmark's or hardware's, or a
+    run's it did not read."""
     own = doc.run_id or ""
     judged = {s.commit for s in doc.steps}
     reused = set(doc.reused.runs) if doc.reused is not None else set()
     return {
         sha: [
             t
-            for t in journal.commit_trials(sha, doc.bench_key or "")
+            for t in journal.commit_trials(sha, *run_keys(doc))
             if t.run_id == own or (t.run_id in reused and sha in judged)
         ]
         for sha in dict.fromkeys(commits)
     }
 
 
-def _samples(trials: Mapping[str, Sequence[TrialRow]], sha: str, metric: str) -> list[list[float]]:
+def _samples(
+    trials: Mapping[str, Sequence[TrialRow]], sha: str, metric: str, key: str | None = None
+) -> list[list[float]]:
+    """Per trial, the samples of `metric` (of the trials under `key` only, when given)."""
     return [
         list(t.metrics[metric])
         for t in trials.get(sha, ())
-        if t.status == "ok" and t.metrics.get(metric)
+        if t.status == "ok" and t.metrics.get(metric) and key in (None, t.bench_key)
     ]
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None
 
 
 def _gpu_of(trials: Sequence[TrialRow]) -> Mapping[str, Any] | None:
@@ -125,8 +141,17 @@ def collect(
         ]
     parent = doc.details.culprit_commit.parent if doc.details.culprit_commit else ""
     trials = run_trials(doc, journal, [sha for sha, _ in order] + ([parent] if parent else []))
+    keys = run_keys(doc)
+    # Over several node types each kind of machine is its own series (never pooled).
+    kinds = keys if len(keys) > 1 else (None,)
     points = tuple(
-        RangePoint(i, label, verdicts.get(sha), _process_medians(_samples(trials, sha, metric)))
+        RangePoint(
+            i,
+            label,
+            verdicts.get(sha),
+            tuple(m for key in kinds for m in _process_medians(_samples(trials, sha, metric, key))),
+            tuple(k for k, key in enumerate(kinds) for _ in _samples(trials, sha, metric, key)),
+        )
         for i, (sha, label) in enumerate(order)
     )
     culprit = doc.culprit.commit if doc.culprit else None
@@ -136,10 +161,17 @@ def collect(
     if culprit:
         roles.update({"parent": info.parent if info else "", "culprit": culprit})
     roles["bad"] = bad
+    names = tuple(t.name for t in doc.node_types or ()) if len(keys) > 1 else ("",)
     groups = {
-        role: tuple(x for s in _samples(trials, sha, metric) for x in s)
+        role + (f" ({name})" if name else ""): tuple(
+            x for s in _samples(trials, sha, metric, key) for x in s
+        )
         for role, sha in roles.items()
         if sha
+        for key, name in zip(kinds, names, strict=True)
+    }
+    samples = {
+        role: sum(len(s) for s in _samples(trials, sha, metric)) for role, sha in roles.items()
     }
     gpu = {role: g for role, sha in roles.items() if sha and (g := _gpu_of(trials.get(sha, ())))}
     plotted = [
@@ -150,7 +182,19 @@ def collect(
     ]
     own = sum(1 for t in plotted if t.run_id == doc.run_id)
     counts = {"own": own, "reused": len(plotted) - own}
-    return ReportData(points, culprit_index, groups, diff, gpu, counts)
+    node_rows = tuple(
+        {
+            **t.to_json(),
+            "name": t.name,
+            **{
+                role: _median(_process_medians(_samples(trials, roles[role], metric, t.bench_key)))
+                for role in ("good", "bad")
+            },
+        }
+        for t in doc.node_types or ()
+    )
+    types = names if len(keys) > 1 else ()
+    return ReportData(points, culprit_index, groups, diff, gpu, counts, types, samples, node_rows)
 
 
 def badge(doc: RunDocument) -> tuple[str, str]:
@@ -228,7 +272,7 @@ def render_html(doc: RunDocument, data: ReportData) -> str:
     metric = doc.metric
     images = []
     svg = (
-        range_svg(data.points, metric, data.culprit_index)
+        range_svg(data.points, metric, data.culprit_index, data.types)
         if any(p.medians for p in data.points)
         else None
     )
@@ -244,7 +288,8 @@ def render_html(doc: RunDocument, data: ReportData) -> str:
         verifications=verification_rows(doc),
         diff=data.diff,
         gpu=data.gpu,
-        groups={k: len(v) for k, v in data.groups.items()},
+        groups=data.samples,
+        node_rows=data.node_rows,
     )
 
 

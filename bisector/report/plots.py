@@ -19,12 +19,16 @@ VERDICT_COLOURS = {"good": "#2e7d32", "bad": "#c62828", "skip": "#9e9e9e", "uncl
 
 @dataclass(frozen=True)
 class RangePoint:
-    """One commit of the candidate range, oldest first; `medians` are per-process medians."""
+    """One commit of the candidate range, oldest first; `medians` are per-process medians.
+
+    `kinds`: for a run over several node types, each median's type (an index into the
+    plot's `types`), else empty."""
 
     index: int
     label: str
     verdict: str | None  # None: not tested
     medians: tuple[float, ...]
+    kinds: tuple[int, ...] = ()
 
 
 def _pyplot() -> Any:
@@ -57,17 +61,29 @@ LEGEND_NAMES = {
 NO_VERDICT_COLOUR = "#1565c0"  # measured, but no verdict of the search (the culprit's parent)
 NOT_MEASURED_COLOUR = "#dddddd"
 TRIALS_ID = "trials-"  # SVG group of one commit's trials: `trials-<index>`, one mark per trial
+# Several node types: `trials-<index>-<type>`, one marker shape and x offset a type.
+TYPE_MARKERS = ("o", "^", "s", "D", "v", "P")
+TYPE_COLOUR = "#616161"  # the legend's marks of the node types: shape only, no verdict
 
 
-def range_svg(points: Sequence[RangePoint], metric: str, culprit_index: int | None) -> str:
+def range_svg(
+    points: Sequence[RangePoint],
+    metric: str,
+    culprit_index: int | None,
+    types: Sequence[str] = (),
+) -> str:
     """The metric across the candidate range, as inline SVG: one mark per trial (its
     process median) in the group `trials-<index>`, so a page's points can be counted.
 
-    Every kind of mark drawn is in the legend, and only those drawn.
+    Over several node types (`types`, two or more) each type is its own series, never
+    pooled: the group `trials-<index>-<type>`, a marker shape and an x offset of its own,
+    and its own median mark (`median-<index>-<type>`). Every kind of mark drawn is in the
+    legend, and only those drawn.
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 3.8))
     shown: dict[str, Any] = {}
+    mixed = len(types) > 1
     for p in points:
         if not p.medians:
             ax.axvline(p.index, color=NOT_MEASURED_COLOUR, linewidth=1, zorder=0)
@@ -75,18 +91,33 @@ def range_svg(points: Sequence[RangePoint], metric: str, culprit_index: int | No
             continue
         colour = VERDICT_COLOURS.get(p.verdict or "", NO_VERDICT_COLOUR)
         name = LEGEND_NAMES.get(p.verdict or "", "trials of a commit without a verdict")
-        shown.setdefault(name, ("dot", colour, ""))
-        ax.scatter(
-            [p.index] * len(p.medians),
-            p.medians,
-            s=14,
-            alpha=0.6,
-            color=colour,
-            gid=f"{TRIALS_ID}{p.index}",
+        shown.setdefault(name, ("dot", colour, "o"))
+        kinds = p.kinds if mixed else (0,) * len(p.medians)
+        for k in sorted(set(kinds)):
+            medians = [m for m, kind in zip(p.medians, kinds, strict=True) if kind == k]
+            x = p.index + ((k - (len(types) - 1) / 2) * 0.5 / len(types) if mixed else 0.0)
+            suffix, marker = (
+                (f"{p.index}-{k}", TYPE_MARKERS[k % len(TYPE_MARKERS)])
+                if mixed
+                else (str(p.index), "o")
+            )
+            ax.scatter(
+                [x] * len(medians),
+                medians,
+                s=14,
+                alpha=0.6,
+                color=colour,
+                marker=marker,
+                gid=f"{TRIALS_ID}{suffix}",
+            )
+            mid = sorted(medians)[len(medians) // 2]
+            ax.scatter([x], [mid], s=70, marker="_", color="black", gid=f"median-{suffix}")
+            if mixed:
+                shown.setdefault(f"trials on {types[k]}", ("dot", TYPE_COLOUR, marker))
+        shown.setdefault(
+            "median of a commit's trials" + (" on one node type" if mixed else ""),
+            ("median", "black", ""),
         )
-        mid = sorted(p.medians)[len(p.medians) // 2]
-        ax.scatter([p.index], [mid], s=70, marker="_", color="black", gid=f"median-{p.index}")
-        shown.setdefault("median of a commit's trials", ("median", "black", ""))
     if culprit_index is not None:
         ax.axvline(culprit_index - 0.5, color=VERDICT_COLOURS["bad"], linestyle="--", linewidth=1)
         shown["culprit: first bad commit right of the line"] = (
@@ -104,7 +135,7 @@ def range_svg(points: Sequence[RangePoint], metric: str, culprit_index: int | No
         elif kind == "median":
             ax.scatter([], [], s=70, marker="_", color=colour, label=label)
         else:
-            ax.scatter([], [], color=colour, label=label)
+            ax.scatter([], [], color=colour, marker=style, label=label)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return _svg(fig)

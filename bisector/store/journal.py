@@ -237,11 +237,13 @@ class Journal(SqliteFile):
         rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
         return [_trial(r) for r in rows]
 
-    def commit_trials(self, commit_sha: str, bench_key: str) -> list[TrialRow]:
-        """Every trial of a commit under one benchmark, any environment (for reports)."""
+    def commit_trials(self, commit_sha: str, *bench_keys: str) -> list[TrialRow]:
+        """Every trial of a commit under these benchmark keys (a ray run over several node
+        types has one a type), any environment, in the order taken (for reports)."""
+        marks = ",".join("?" * len(bench_keys))
         rows = self._db.execute(
-            "SELECT * FROM trials WHERE commit_sha=? AND bench_key=? ORDER BY id",
-            (commit_sha, bench_key),
+            f"SELECT * FROM trials WHERE commit_sha=? AND bench_key IN ({marks}) ORDER BY id",
+            (commit_sha, *bench_keys),
         ).fetchall()
         return [_trial(r) for r in rows]
 
@@ -267,10 +269,12 @@ class Journal(SqliteFile):
                 counts[str(other)] = counts.get(str(other), 0) + int(n)
         return counts
 
-    def trial_count(self, run_id: str) -> int:
-        return int(
-            self._db.execute("SELECT COUNT(*) FROM trials WHERE run_id=?", (run_id,)).fetchone()[0]
-        )
+    def trial_count(self, run_id: str, bench_key: str | None = None) -> int:
+        """Trials a run journaled (under `bench_key` only, when given)."""
+        sql, args = "SELECT COUNT(*) FROM trials WHERE run_id=?", [run_id]
+        if bench_key is not None:
+            sql, args = sql + " AND bench_key=?", [run_id, bench_key]
+        return int(self._db.execute(sql, args).fetchone()[0])
 
     # -- steps ----------------------------------------------------------------------
 
