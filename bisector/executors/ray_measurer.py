@@ -237,17 +237,19 @@ class RayMeasurer(Measurer):
                 self._cancel(ref)
 
     def close(self) -> None:
-        # Trials that finished after the last verdict are journaled too (nothing lost).
-        if self._flights:
-            done, _ = ray.wait(list(self._flights), num_returns=len(self._flights), timeout=0)
-            for ref in done:
-                with contextlib.suppress(BisectorError):
-                    self._land(ref)
-        for ref in list(self._flights):
-            self._cancel(ref)
-        self._cancelling.force_all()
-        super().close()
-        self._disconnect()
+        try:  # disconnected however it ends: a daemon's next cycle connects afresh
+            # Trials that finished after the last verdict are journaled too (nothing lost).
+            if self._flights:
+                done, _ = ray.wait(list(self._flights), num_returns=len(self._flights), timeout=0)
+                for ref in done:
+                    with contextlib.suppress(BisectorError):
+                        self._land(ref)
+            for ref in list(self._flights):
+                self._cancel(ref)
+            self._cancelling.force_all()
+            super().close()
+        finally:
+            self._disconnect()
 
     def _disconnect(self) -> None:
         if self._owns:
@@ -266,9 +268,7 @@ class RayMeasurer(Measurer):
             self._hot.pop(next(iter(self._hot)))
 
     def _in_flight(self, sha: str, node_type: NodeType) -> int:
-        return sum(
-            1 for f in self._flights.values() if f.commit.sha == sha and f.node_type == node_type
-        )
+        return sum(f.commit.sha == sha and f.node_type == node_type for f in self._flights.values())
 
     def _fill(self, waiting: Commit, waiting_on: NodeType) -> None:
         """Speculative trials for idle workers, depth first in the order the judge will ask:
