@@ -169,11 +169,28 @@ def variants() -> dict[str, dict[str, Any]]:
         "reused": {"trials": 12, "builder": "venv", "runs": {"20260101-000000-abcdef01": 12}},
     }
     current["culprit"] = current["culprit"] | {"evidence": REPRO, "trials": 6}
+    # A ray run over two node types: each type's trials, each step's type.
+    fingerprint = {"gpu": "", "driver": "", "cuda": "", "cpu": "EPYC"}
+    mixed = copy.deepcopy(current) | {
+        "node_types": [
+            {
+                "node_type": t,
+                "bench_key": f"0123abcd+fp-{t}",
+                "fingerprint": fingerprint | {"node_type": t},
+                "trials": n,
+                "reused": 0,
+            }
+            for t, n in (("type_a", 30), ("type_b", 12))
+        ]
+    }
+    for step, on in zip(mixed["steps"], ("type_a", "type_b"), strict=True):
+        step["node_type"] = on
     return {
         "found": found(),
         "unverified": unverified,
         "inconclusive": inconclusive,
         "current": current,
+        "mixed_ray": mixed,
     }
 
 
@@ -342,3 +359,17 @@ def test_report_of_an_earlier_document_takes_options_and_bench_key_from_the_jour
             assert doc.options == RunOptions("local", True, 3)
             # No trials of its own: the current config's key, as earlier versions did.
             assert doc.bench_key == (key or bench_key(cfg))
+
+
+def test_a_mixed_ray_documents_markdown_lists_each_node_type_and_each_steps_type() -> None:
+    """The Markdown of a run over two node types has a row per type with its trials, and the
+    type each step was judged on; a local run's has neither."""
+    markdown = render_markdown(RunDocument.from_json(variants()["mixed_ray"]))
+    assert "## Node types" in markdown
+    assert "| `type_a` | – | EPYC | 30 | 0 | `0123abcd+fp-type_a` |" in markdown
+    assert "| `type_b` | – | EPYC | 12 | 0 | `0123abcd+fp-type_b` |" in markdown
+    assert "| # | phase | commit | node type | verdict | trials | median |" in markdown
+    assert f"| reproduce | `{GOOD[:10]}` | `type_a` | good |" in markdown
+    assert f"| fine | `{'e' * 10}` | `type_b` | skip |" in markdown
+    local = render_markdown(RunDocument.from_json(variants()["current"]))
+    assert "Node types" not in local and "node type" not in local
