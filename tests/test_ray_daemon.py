@@ -171,7 +171,8 @@ def test_daemon_cycles_bisect_on_ray_and_leave_no_driver_behind(
     with sqlite3.connect(repo / ".bisector" / "journal.sqlite") as db:
         rows = db.execute("SELECT run_id, bench_key, meta FROM trials").fetchall()
         runs = dict(db.execute("SELECT id, status FROM runs").fetchall())
-    assert rows and set(runs.values()) == {"found"} and len(runs) == 2
+    assert set(runs.values()) == {"found"} and len(runs) == 2
+    assert {run for run, _k, _m in rows} == set(runs)  # the second cycle measured on Ray too
     for _run, key, meta in rows:
         facts = json.loads(meta)
         assert "+fp-" in key and facts["_node"] and facts["_fingerprint"]["cpu"], facts
