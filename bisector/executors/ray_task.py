@@ -4,7 +4,8 @@
 checkout arrives as a tar archive of the commit (`archive.py`), not from a shared
 filesystem, and is unpacked once per node under `cache_dir/checkouts/<sha>`. The
 environment comes from the configured builder with `cache_dir/store` as its store, so a
-venv is built once per key per node and reused by later trials there. One attempt is
+venv (or a docker image, `ray_docker`) is built once per key per node and reused by later
+trials there; a docker trial runs in a container, as with the local executor. One attempt is
 made (the driver applies the retry rule); the result is a plain dict with both logs'
 tails, the node and the hardware fingerprint.
 """
@@ -30,7 +31,7 @@ from bisector.builders.base import EnvBuilder
 from bisector.builders.registry import make_builder
 from bisector.config import Environment
 from bisector.core.types import Commit
-from bisector.engine.runner import run_trial
+from bisector.engine.runner import DEFAULT_GRACE_S, run_trial
 from bisector.errors import BuildError
 from bisector.executors.fingerprint import local_fingerprint
 from bisector.executors.watchdog import TRIAL_VAR
@@ -144,15 +145,21 @@ def run_trial_task(spec: Mapping[str, Any], archive: bytes) -> dict[str, Any]:
         return {**base, "build_failed": True, "reason": str(exc), "build_log": text}
     logs = Path(tempfile.mkdtemp(prefix="trial-", dir=cache))
     token = uuid.uuid4().hex
+    launcher, container = built.launcher, None
+    if launcher is not None:  # docker: a container the watchdog can name (`ray_docker`)
+        from bisector.executors.ray_docker import container_name, named_launcher  # noqa: PLC0415
+
+        launcher, container = named_launcher(built, token), container_name(token)
     watchdog = subprocess.Popen(
-        [sys.executable, "-m", "bisector.executors.watchdog", str(os.getpid()), token],
+        [sys.executable, "-m", "bisector.executors.watchdog", str(os.getpid()), token]
+        + ([container] if container else []),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # survives the worker's forced exit
     )
     try:
-        result = run_trial(
+        result = (launcher or run_trial)(
             built.command(spec["command"]),
             cwd=built.checkout,
             env=built.environ(
@@ -161,7 +168,14 @@ def run_trial_task(spec: Mapping[str, Any], archive: bytes) -> dict[str, Any]:
             timeout_s=float(spec["timeout_s"]),
             stdout_path=logs / "out",
             stderr_path=logs / "err",
+            grace_s=DEFAULT_GRACE_S,
         )
+    except BaseException:  # interrupted (`ray.cancel`), maybe before the launcher's clean-up
+        if container is not None:
+            from bisector.executors.ray_docker import remove_container  # noqa: PLC0415
+
+            remove_container(container)
+        raise
     finally:
         watchdog.kill()
         watchdog.wait()

@@ -5,9 +5,11 @@ process group itself (`plumbing.proc.run_in_group` would, on a normal exit or Ct
 Before each trial the worker starts this watchdog in a session of its own: it polls the
 worker's pid and, once the worker is gone, kills every process whose environment carries
 the trial's token (`TRIAL_VAR`, inherited through forks and `setsid`), with its group.
-The worker kills the watchdog when the trial ends normally.
+A trial in a container (the docker builder) is not a child of the worker: the watchdog
+then also removes the container by its name (`ray_docker`). The worker kills the
+watchdog when the trial ends normally.
 
-    python -m bisector.executors.watchdog WORKER_PID TOKEN
+    python -m bisector.executors.watchdog WORKER_PID TOKEN [CONTAINER_NAME]
 """
 
 from __future__ import annotations
@@ -65,10 +67,17 @@ def _alive(pid: int) -> bool:
 
 def main(argv: list[str]) -> int:
     worker, token = int(argv[0]), argv[1]
+    container = argv[2] if len(argv) > 2 else None
     while _alive(worker):
         time.sleep(_POLL_S)
-    for _ in range(3):  # a fork racing the first sweep is caught by the next
+    # A fork racing the first sweep is caught by the next; a container create the daemon
+    # was still doing when the worker died, by one of the later ones.
+    for _ in range(3 if container is None else 10):
         kill_carrying(token)
+        if container is not None:
+            from bisector.executors.ray_docker import remove_container  # noqa: PLC0415 (docker SDK)
+
+            remove_container(container)
         time.sleep(_POLL_S)
     return 0
 
