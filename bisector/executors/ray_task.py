@@ -66,6 +66,9 @@ def unpack(archive: bytes, dest: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(tmp, filter="data")
+    # mkdtemp's 0700 would hide the checkout from a container's user (docker: `nobody`,
+    # through a mount); a git checkout's folder is world-readable.
+    tmp.chmod(0o755)
     try:
         tmp.rename(dest)
     except OSError:  # another trial on this node unpacked it first

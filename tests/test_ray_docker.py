@@ -1,0 +1,293 @@
+"""The docker builder on the ray executor: a real Ray head on 127.0.0.1, the real dockerd,
+the local base image, and a real registry (Debian's `docker-registry`) on 127.0.0.1.
+
+Images are built once per key on the node (its builder's record, `images.jsonl`, and the
+daemon's image list say so), pulled from `environment.docker.registry` instead of built
+when another node pushed them, and no trial container outlives its worker or its driver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from bisector.config import DockerOptions
+from bisector.testing import gitutil
+from bisector.testing.raycluster import RayHead
+from bisector.testing.wheels import make_wheel
+from tests.docker_support import BASE_IMAGE, docker_or_skip
+from tests.registry_support import LocalRegistry
+
+from .conftest import ROOT, run_cli
+
+N, CULPRIT = 8, 5
+
+# Runs as nobody in a container with only loopback: says so in its metadata.
+BENCH = """\
+import json, os, random, socket, time
+import speedpkg
+time.sleep(float(os.environ.get("SLEEP_S", "0.2")))
+rng = random.Random()
+print(json.dumps({"latency_ms": [speedpkg.LEVEL * (1 + rng.gauss(0, 0.003)) for _ in range(5)],
+                  "_uid": os.getuid(), "_ifaces": [n for _, n in socket.if_nameindex()]}))
+"""
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
+    """A Ray head with 3 CPUs (one node), started once for this module."""
+    pytest.importorskip("ray")
+    docker_or_skip()
+    head = RayHead.start(
+        tmp_path_factory.mktemp("rayhead"), num_cpus=3, num_gpus=0, resources={"node_a": 8}
+    )
+    yield head
+    head.stop()
+
+
+def _repo(path: Path, wheels: Path, n: int = N, culprit: int = CULPRIT) -> Path:
+    """Commits 0..n-1 pinning `speedpkg` 1.0.0 (level 20) before `culprit`, 1.1.0 (26) from it."""
+    for version, level in (("1.0.0", 20.0), ("1.1.0", 26.0)):
+        make_wheel(wheels, "speedpkg", version, {"speedpkg/__init__.py": f"LEVEL = {level}\n"})
+    repo = gitutil.make_repo(path)
+    for i in range(n):
+        files = {
+            "requirements.txt": f"speedpkg=={'1.1.0' if i >= culprit else '1.0.0'}\n",
+            "commit.txt": f"{i}\n",
+        }
+        if i == 0:
+            files["bench.py"] = BENCH
+        tag = "good" if i == 0 else "bad" if i == n - 1 else None
+        gitutil.commit(repo, files, f"change {i}", tag=tag)
+    return repo
+
+
+def _config(
+    path: Path, head: RayHead, wheels: Path, cache: Path, *, registry: str | None = None
+) -> Path:
+    docker: dict[str, str] = {"base_image": BASE_IMAGE}
+    if registry:
+        docker["registry"] = registry
+    cfg = {
+        "benchmark": {
+            "command": ["python", "bench.py"],
+            "timeout": "120s",
+            "repeats": {"min": 3, "max": 8},
+            "env": {"SLEEP_S": "0.2"},
+        },
+        "metrics": {"latency_ms": {"direction": "lower"}},
+        "environment": {
+            "builder": "docker",
+            "requirements": ["requirements.txt"],
+            "find_links": [str(wheels)],
+            "no_index": True,
+            "docker": docker,
+        },
+        "execution": {
+            "executor": "ray",
+            "workers": 2,
+            "ray": {
+                "address": head.address,
+                "resources_per_trial": {"num_cpus": 1},
+                "cache_dir": str(cache),
+            },
+        },
+    }
+    path.write_text(json.dumps(cfg))  # JSON is YAML
+    return path
+
+
+def _argv(repo: Path, config: Path) -> list[str]:
+    return ["run", "--repo", str(repo), "--config", str(config), "--good", "good", "--bad", "bad"]
+
+
+def _bisect(repo: Path, config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    argv = [*_argv(repo, config), "--json", "--executor", "ray", "--builder", "docker", *extra]
+    return run_cli(*argv, timeout=400)
+
+
+def _culprit_index(proc: subprocess.CompletedProcess[str], repo: Path) -> int:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sha = json.loads(proc.stdout)["culprit"]["commit"]
+    return int(gitutil.git(repo, "show", f"{sha}:commit.txt"))
+
+
+def _trials(repo: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(environment key, meta) of every journaled trial."""
+    with sqlite3.connect(repo / ".bisector" / "journal.sqlite") as db:
+        rows = db.execute("SELECT env_key, meta FROM trials ORDER BY id").fetchall()
+    return [(key, json.loads(meta)) for key, meta in rows]
+
+
+def _records(cache: Path) -> list[dict[str, Any]]:
+    """The node's builder record: one line per image it obtained (built or pulled)."""
+    path = cache / "store" / "logs" / "build" / "images.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _trial_containers(client: Any) -> list[str]:
+    found = client.containers.list(all=True, filters={"name": "bisector-trial-"})
+    return [c.name for c in found]
+
+
+@pytest.mark.ray
+@pytest.mark.docker
+@pytest.mark.slow
+def test_docker_builder_on_workers_builds_each_key_once_per_node(
+    ray_head: RayHead, tmp_path: Path
+) -> None:
+    """`--executor ray --workers 2 --builder docker` names the pin-upgrade commit; each
+    environment key's image is built once on the node and every trial runs in a container."""
+    client = docker_or_skip()
+    wheels, cache = tmp_path / "wheels", tmp_path / "cache"
+    repo = _repo(tmp_path / "repo", wheels)
+    proc = _bisect(repo, _config(tmp_path / "b.yaml", ray_head, wheels, cache))
+    assert _culprit_index(proc, repo) == CULPRIT
+    trials = _trials(repo)
+    keys = {key for key, _meta in trials}
+    assert len(keys) == 2 and len(trials) > len(keys)
+    # The node's builder built each key once (its record), and the images are on the daemon.
+    records = _records(cache)
+    assert sorted(r["key"] for r in records) == sorted(keys), records
+    assert all(r["how"] == "built" and not r["pushed"] for r in records)
+    tags = {t for image in client.images.list(name="bisector-env") for t in image.tags}
+    assert {f"bisector-env:{k}" for k in keys} <= tags
+    assert not _records(repo / ".bisector")  # the driver only computed the keys
+    # Every trial ran locked in a container (nobody, loopback only), none is left.
+    assert {(m["_uid"], tuple(m["_ifaces"])) for _k, m in trials} == {(65534, ("lo",))}
+    assert _trial_containers(client) == []
+
+
+@pytest.mark.ray
+@pytest.mark.docker
+@pytest.mark.slow
+def test_images_pushed_by_one_node_are_pulled_by_the_next(
+    ray_head: RayHead, tmp_path: Path
+) -> None:
+    """With environment.docker.registry, a node builds and pushes each key's image; a node
+    without the images (fresh cache, images removed) pulls them instead of building."""
+    client = docker_or_skip()
+    registry = LocalRegistry.start_or_skip(tmp_path / "registry")
+    try:
+        prefix = f"{registry.address}/bisector"
+        wheels = tmp_path / "wheels"
+        repo = _repo(tmp_path / "repo", wheels, n=4, culprit=2)
+        first = tmp_path / "cache1"
+        proc = _bisect(repo, _config(tmp_path / "a.yaml", ray_head, wheels, first, registry=prefix))
+        assert _culprit_index(proc, repo) == 2
+        keys = {key for key, _meta in _trials(repo)}
+        assert len(keys) == 2
+        built = _records(first)
+        assert sorted(r["key"] for r in built) == sorted(keys)
+        assert all(r["how"] == "built" and r["pushed"] for r in built), built
+        assert set(registry.tags("bisector/bisector-env")) == keys
+        # Another node: none of the images, an empty cache folder.
+        for key in keys:
+            client.images.remove(f"bisector-env:{key}", force=True)
+        second = tmp_path / "cache2"
+        config = _config(tmp_path / "b.yaml", ray_head, wheels, second, registry=prefix)
+        proc = _bisect(repo, config, "--fresh")
+        assert _culprit_index(proc, repo) == 2
+        pulled = _records(second)
+        assert sorted(r["key"] for r in pulled) == sorted(keys)
+        assert all(r["how"] == "pulled" and not r["pushed"] for r in pulled), pulled
+        log = (second / "store" / "logs" / "build" / f"{sorted(keys)[0]}.log").read_text()
+        assert "# pulled " in log and "docker build" not in log
+        # Only bisector's own name stays on the daemon, not the registry's.
+        tags = {t for image in client.images.list() for t in image.tags}
+        assert not [t for t in tags if t.startswith(registry.address)]
+    finally:
+        registry.stop()
+
+
+@pytest.mark.ray
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_killed_driver_leaves_no_trial_container(ray_head: RayHead, tmp_path: Path) -> None:
+    """Killing the driver while trials run in containers on the workers leaves no container:
+    Ray ends the orphaned tasks' workers and their watchdogs remove the containers."""
+    client = docker_or_skip()
+    wheels, cache = tmp_path / "wheels", tmp_path / "cache"
+    repo = _repo(tmp_path / "repo", wheels, n=4, culprit=2)
+    config = _config(tmp_path / "b.yaml", ray_head, wheels, cache)
+    cfg = json.loads(config.read_text())
+    cfg["benchmark"]["env"]["SLEEP_S"] = "300"  # every trial hangs until it is ended
+    config.write_text(json.dumps(cfg))
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "bisector", *_argv(repo, config)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and driver.poll() is None:
+            running = client.containers.list(filters={"name": "bisector-trial-"})
+            if len(running) >= 2:
+                break
+            time.sleep(0.5)
+        assert driver.poll() is None, "the run ended before it could be killed"
+        assert len(running) >= 2, "no two trial containers ran"
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    deadline = time.monotonic() + 60
+    while _trial_containers(client) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _trial_containers(client) == []
+
+
+@pytest.mark.docker
+def test_the_watchdog_removes_the_container_of_a_dead_worker() -> None:
+    """When the worker process dies, its watchdog removes the trial's container by name."""
+    client = docker_or_skip()
+    token = os.urandom(6).hex()
+    name = f"bisector-trial-{token}"
+    container = client.containers.run(
+        BASE_IMAGE, ["sleep", "120"], name=name, labels={"bisector": "1"}, detach=True
+    )
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    watchdog = subprocess.Popen(
+        [sys.executable, "-m", "bisector.executors.watchdog", str(worker.pid), token, name],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        time.sleep(0.5)
+        assert container.name in _trial_containers(client)  # alive while the worker is
+        worker.kill()
+        worker.wait()
+        assert watchdog.wait(timeout=60) == 0
+        assert name not in _trial_containers(client)
+    finally:
+        worker.kill()
+        watchdog.kill()
+        if name in _trial_containers(client):
+            client.api.remove_container(name, force=True)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["http://127.0.0.1:5000/b", "user:pw@registry.example.org/b", "-x", "a b", "Host/Upper", ""],
+)
+def test_a_registry_that_is_not_an_image_prefix_is_refused(value: str) -> None:
+    """environment.docker.registry refuses a scheme, a login, a leading '-', whitespace and a
+    path docker would not take, without echoing a password."""
+    with pytest.raises(ValidationError) as info:
+        DockerOptions(registry=value)
+    message = info.value.errors()[0]["msg"]  # what `config check` says (the loader's line)
+    assert "registry" in message or "HOST[:PORT]/PATH" in message
+    assert "pw" not in message  # a login is never echoed
+    assert DockerOptions(registry="127.0.0.1:5000/bisector").registry == "127.0.0.1:5000/bisector"
