@@ -19,9 +19,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+REGISTRY_BINARY = "docker-registry"
 
-BINARY = "/usr/bin/docker-registry"
+
+def _binary() -> str | None:
+    """The registry's binary: on PATH, or where Debian's package puts it."""
+    found = shutil.which(REGISTRY_BINARY)
+    return found or (
+        f"/usr/bin/{REGISTRY_BINARY}" if Path("/usr/bin", REGISTRY_BINARY).exists() else None
+    )
 
 
 def _free_port() -> int:
@@ -37,11 +43,14 @@ class LocalRegistry:
     proc: subprocess.Popen[bytes]
     log: Path
 
+    @staticmethod
+    def available() -> bool:
+        return _binary() is not None
+
     @classmethod
-    def start_or_skip(cls, folder: Path) -> LocalRegistry:
-        binary = shutil.which("docker-registry") or (BINARY if Path(BINARY).exists() else None)
-        if binary is None:
-            pytest.skip("no docker-registry binary (apt-get install docker-registry)")
+    def start(cls, folder: Path) -> LocalRegistry:
+        binary = _binary()
+        assert binary is not None, "check LocalRegistry.available() first"
         folder.mkdir(parents=True, exist_ok=True)
         address = f"127.0.0.1:{_free_port()}"
         config = folder / "config.yml"

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from bisector.testing import gitutil
 from bisector.testing.raycluster import RayHead
 from bisector.testing.wheels import make_wheel
 from tests.docker_support import BASE_IMAGE, docker_or_skip
-from tests.registry_support import LocalRegistry
+from tests.registry_support import REGISTRY_BINARY, LocalRegistry
 
 from .conftest import ROOT, run_cli
 
@@ -74,7 +75,7 @@ def _repo(path: Path, wheels: Path, n: int = N, culprit: int = CULPRIT) -> Path:
 
 
 def _config(
-    path: Path, head: RayHead, wheels: Path, cache: Path, *, registry: str | None = None
+    path: Path, head: RayHead, wheels: Path, cache: Path, registry: str | None = None
 ) -> Path:
     docker: dict[str, str] = {"base_image": BASE_IMAGE}
     if registry:
@@ -84,7 +85,7 @@ def _config(
             "command": ["python", "bench.py"],
             "timeout": "120s",
             "repeats": {"min": 3, "max": 8},
-            "env": {"SLEEP_S": "0.2"},
+            "env": {"SLEEP_S": "0.05"},
         },
         "metrics": {"latency_ms": {"direction": "lower"}},
         "environment": {
@@ -143,26 +144,49 @@ def _trial_containers(client: Any) -> list[str]:
     return [c.name for c in found]
 
 
+@dataclass
+class FirstRun:
+    """A K = 2 docker bisection on the workers, pushing to `registry` when there is one."""
+
+    folder: Path
+    repo: Path
+    cache: Path
+    proc: subprocess.CompletedProcess[str]
+    registry: LocalRegistry | None
+
+
+@pytest.fixture(scope="module")
+def first_run(ray_head: RayHead, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
+    """One run for the module's first two tests (a bisection costs ~30 s here): with a real
+    registry when this machine has the `docker-registry` binary, else without."""
+    folder = tmp_path_factory.mktemp("first")
+    registry = LocalRegistry.start(folder / "registry") if LocalRegistry.available() else None
+    try:
+        prefix = f"{registry.address}/bisector" if registry else None
+        repo = _repo(folder / "repo", folder / "wheels")
+        config = _config(folder / "b.yaml", ray_head, folder / "wheels", folder / "cache", prefix)
+        yield FirstRun(folder, repo, folder / "cache", _bisect(repo, config), registry)
+    finally:
+        if registry is not None:
+            registry.stop()
+
+
 @pytest.mark.ray
 @pytest.mark.docker
 @pytest.mark.slow
-def test_docker_builder_on_workers_builds_each_key_once_per_node(
-    ray_head: RayHead, tmp_path: Path
-) -> None:
+def test_docker_builder_on_workers_builds_each_key_once_per_node(first_run: FirstRun) -> None:
     """`--executor ray --workers 2 --builder docker` names the pin-upgrade commit; each
     environment key's image is built once on the node and every trial runs in a container."""
     client = docker_or_skip()
-    wheels, cache = tmp_path / "wheels", tmp_path / "cache"
-    repo = _repo(tmp_path / "repo", wheels)
-    proc = _bisect(repo, _config(tmp_path / "b.yaml", ray_head, wheels, cache))
-    assert _culprit_index(proc, repo) == CULPRIT
+    repo, cache = first_run.repo, first_run.cache
+    assert _culprit_index(first_run.proc, repo) == CULPRIT
     trials = _trials(repo)
     keys = {key for key, _meta in trials}
     assert len(keys) == 2 and len(trials) > len(keys)
     # The node's builder built each key once (its record), and the images are on the daemon.
     records = _records(cache)
     assert sorted(r["key"] for r in records) == sorted(keys), records
-    assert all(r["how"] == "built" and not r["pushed"] for r in records)
+    assert all(r["how"] == "built" for r in records)
     tags = {t for image in client.images.list(name="bisector-env") for t in image.tags}
     assert {f"bisector-env:{k}" for k in keys} <= tags
     assert not _records(repo / ".bisector")  # the driver only computed the keys
@@ -175,52 +199,49 @@ def test_docker_builder_on_workers_builds_each_key_once_per_node(
 @pytest.mark.docker
 @pytest.mark.slow
 def test_images_pushed_by_one_node_are_pulled_by_the_next(
-    ray_head: RayHead, tmp_path: Path
+    ray_head: RayHead, first_run: FirstRun, tmp_path: Path
 ) -> None:
     """With environment.docker.registry, a node builds and pushes each key's image; a node
     without the images (fresh cache, images removed) pulls them instead of building."""
     client = docker_or_skip()
-    registry = LocalRegistry.start_or_skip(tmp_path / "registry")
-    try:
-        prefix = f"{registry.address}/bisector"
-        wheels = tmp_path / "wheels"
-        repo = _repo(tmp_path / "repo", wheels, n=4, culprit=2)
-        first = tmp_path / "cache1"
-        proc = _bisect(repo, _config(tmp_path / "a.yaml", ray_head, wheels, first, registry=prefix))
-        assert _culprit_index(proc, repo) == 2
-        keys = {key for key, _meta in _trials(repo)}
-        assert len(keys) == 2
-        built = _records(first)
-        assert sorted(r["key"] for r in built) == sorted(keys)
-        assert all(r["how"] == "built" and r["pushed"] for r in built), built
-        assert set(registry.tags("bisector/bisector-env")) == keys
-        # Another node: none of the images, an empty cache folder.
-        for key in keys:
-            client.images.remove(f"bisector-env:{key}", force=True)
-        second = tmp_path / "cache2"
-        config = _config(tmp_path / "b.yaml", ray_head, wheels, second, registry=prefix)
-        proc = _bisect(repo, config, "--fresh")
-        assert _culprit_index(proc, repo) == 2
-        pulled = _records(second)
-        assert sorted(r["key"] for r in pulled) == sorted(keys)
-        assert all(r["how"] == "pulled" and not r["pushed"] for r in pulled), pulled
-        log = (second / "store" / "logs" / "build" / f"{sorted(keys)[0]}.log").read_text()
-        assert "# pulled " in log and "docker build" not in log
-        # Only bisector's own name stays on the daemon, not the registry's.
-        tags = {t for image in client.images.list() for t in image.tags}
-        assert not [t for t in tags if t.startswith(registry.address)]
-    finally:
-        registry.stop()
+    registry = first_run.registry
+    if registry is None:
+        pytest.skip(f"no {REGISTRY_BINARY} (apt-get install docker-registry)")
+    keys = {key for key, _meta in _trials(first_run.repo)}
+    built = _records(first_run.cache)
+    assert sorted(r["key"] for r in built) == sorted(keys)
+    assert all(r["how"] == "built" and r["pushed"] for r in built), built
+    assert set(registry.tags("bisector/bisector-env")) == keys
+    # Another node: none of the images, an empty cache folder (and a small range: both keys).
+    for key in keys:
+        client.images.remove(f"bisector-env:{key}", force=True)
+    wheels, cache = first_run.folder / "wheels", tmp_path / "cache"
+    repo = _repo(tmp_path / "repo", wheels, n=2, culprit=1)
+    config = _config(tmp_path / "b.yaml", ray_head, wheels, cache, f"{registry.address}/bisector")
+    proc = _bisect(repo, config)
+    assert _culprit_index(proc, repo) == 1
+    assert {key for key, _meta in _trials(repo)} == keys
+    pulled = _records(cache)
+    assert sorted(r["key"] for r in pulled) == sorted(keys)
+    assert all(r["how"] == "pulled" and not r["pushed"] for r in pulled), pulled
+    log = (cache / "store" / "logs" / "build" / f"{sorted(keys)[0]}.log").read_text()
+    assert "# pulled " in log and "docker build" not in log
+    # Only bisector's own name stays on the daemon, not the registry's.
+    tags = {t for image in client.images.list() for t in image.tags}
+    assert not [t for t in tags if t.startswith(registry.address)]
 
 
 @pytest.mark.ray
 @pytest.mark.docker
 @pytest.mark.slow
-def test_a_killed_driver_leaves_no_trial_container(ray_head: RayHead, tmp_path: Path) -> None:
+def test_a_killed_driver_leaves_no_trial_container(
+    ray_head: RayHead, first_run: FirstRun, tmp_path: Path
+) -> None:
     """Killing the driver while trials run in containers on the workers leaves no container:
     Ray ends the orphaned tasks' workers and their watchdogs remove the containers."""
     client = docker_or_skip()
-    wheels, cache = tmp_path / "wheels", tmp_path / "cache"
+    # The first run's node cache: its images are there already (nothing to build).
+    wheels, cache = first_run.folder / "wheels", first_run.cache
     repo = _repo(tmp_path / "repo", wheels, n=4, culprit=2)
     config = _config(tmp_path / "b.yaml", ray_head, wheels, cache)
     cfg = json.loads(config.read_text())
@@ -252,7 +273,10 @@ def test_a_killed_driver_leaves_no_trial_container(ray_head: RayHead, tmp_path: 
 
 @pytest.mark.docker
 def test_the_watchdog_removes_the_container_of_a_dead_worker() -> None:
-    """When the worker process dies, its watchdog removes the trial's container by name."""
+    """When the worker process dies, its watchdog (detached: not the worker's child, which a
+    Ray worker kills as it exits) removes the trial's container by name."""
+    from bisector.executors.watchdog import spawn, stop
+
     client = docker_or_skip()
     token = os.urandom(6).hex()
     name = f"bisector-trial-{token}"
@@ -260,20 +284,21 @@ def test_the_watchdog_removes_the_container_of_a_dead_worker() -> None:
         BASE_IMAGE, ["sleep", "120"], name=name, labels={"bisector": "1"}, detach=True
     )
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    watchdog = subprocess.Popen(
-        [sys.executable, "-m", "bisector.executors.watchdog", str(worker.pid), token, name],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    watchdog = spawn(worker.pid, token, name)
     try:
+        ppid = int(Path(f"/proc/{watchdog}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert ppid != os.getpid()  # not our child: it outlives our exit
         time.sleep(0.5)
-        assert container.name in _trial_containers(client)  # alive while the worker is
+        assert container.name in _trial_containers(client)  # kept while the worker lives
         worker.kill()
         worker.wait()
-        assert watchdog.wait(timeout=60) == 0
+        deadline = time.monotonic() + 30
+        while name in _trial_containers(client) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert name not in _trial_containers(client)
     finally:
         worker.kill()
-        watchdog.kill()
+        stop(watchdog)
         if name in _trial_containers(client):
             client.api.remove_container(name, force=True)
 

@@ -18,8 +18,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tarfile
 import tempfile
 import uuid
@@ -35,6 +33,8 @@ from bisector.engine.runner import DEFAULT_GRACE_S, run_trial
 from bisector.errors import BuildError
 from bisector.executors.fingerprint import local_fingerprint
 from bisector.executors.watchdog import TRIAL_VAR
+from bisector.executors.watchdog import spawn as spawn_watchdog
+from bisector.executors.watchdog import stop as stop_watchdog
 
 if TYPE_CHECKING:
     from bisector.ports import Vcs
@@ -153,14 +153,7 @@ def run_trial_task(spec: Mapping[str, Any], archive: bytes) -> dict[str, Any]:
         from bisector.executors.ray_docker import container_name, named_launcher  # noqa: PLC0415
 
         launcher, container = named_launcher(built, token), container_name(token)
-    watchdog = subprocess.Popen(
-        [sys.executable, "-m", "bisector.executors.watchdog", str(os.getpid()), token]
-        + ([container] if container else []),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # survives the worker's forced exit
-    )
+    watchdog = spawn_watchdog(os.getpid(), token, container)  # survives the worker's exit
     try:
         result = (launcher or run_trial)(
             built.command(spec["command"]),
@@ -180,8 +173,7 @@ def run_trial_task(spec: Mapping[str, Any], archive: bytes) -> dict[str, Any]:
             remove_container(container)
         raise
     finally:
-        watchdog.kill()
-        watchdog.wait()
+        stop_watchdog(watchdog)
     out, err = _tail(logs / "out"), _tail(logs / "err")
     shutil.rmtree(logs, ignore_errors=True)
     return {
