@@ -32,7 +32,7 @@ from tests.registry_support import REGISTRY_BINARY, LocalRegistry
 
 from .conftest import ROOT, run_cli
 
-N, CULPRIT = 8, 5
+N, CULPRIT = 6, 4
 
 # Runs as nobody in a container with only loopback: says so in its metadata.
 BENCH = """\

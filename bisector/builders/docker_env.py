@@ -214,7 +214,7 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
             self._client.images.get(base)
         except ImageNotFound:
             raise DockerError(
-                f"base image {base!r} is not present on the Docker daemon (bisector never pulls images)",
+                f"base image {base!r} is not present on the Docker daemon (bisector never pulls the base image)",
                 hint=f"make it available first: `docker pull {base}`, `docker load -i FILE`, or "
                 "`docker build -t NAME .`; or set environment.docker.base_image to an image "
                 "listed by `docker images`",

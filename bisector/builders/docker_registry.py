@@ -42,7 +42,8 @@ def _split(reference: str) -> tuple[str, str]:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip()
+    # The daemon's own words ("manifest unknown"), not the SDK's request URL around them.
+    text = str(getattr(exc, "explanation", None) or exc).strip()
     return scrub(text.splitlines()[0] if text else repr(exc))[:300]
 
 
