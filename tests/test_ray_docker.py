@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -269,6 +270,59 @@ def test_a_killed_driver_leaves_no_trial_container(
     while _trial_containers(client) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _trial_containers(client) == []
+
+
+@pytest.mark.ray
+@pytest.mark.docker
+@pytest.mark.slow
+def test_an_interrupted_trial_removes_its_container(first_run: FirstRun) -> None:
+    """A trial interrupted as `ray.cancel` does (KeyboardInterrupt in the worker) removes its
+    container and its watchdog before the interrupt leaves the task."""
+    from bisector.executors.archive import commit_archive
+    from bisector.executors.ray_task import run_trial_task
+
+    client = docker_or_skip()
+    cfg = json.loads((first_run.folder / "b.yaml").read_text())
+    sha = gitutil.git(first_run.repo, "rev-parse", "good").strip()
+    spec = {
+        "sha": sha,
+        "checkout_id": sha,
+        "builder": "docker",
+        "environment": cfg["environment"],
+        "command": cfg["benchmark"]["command"],
+        "env": {"SLEEP_S": "300"},
+        "timeout_s": 120.0,
+        "cache_dir": str(first_run.cache),  # the image is there: nothing to build
+        "node_type": None,
+    }
+    main = threading.main_thread().ident
+    assert main is not None
+    seen: list[str] = []
+
+    def interrupt_once_running() -> None:
+        deadline = time.monotonic() + 60
+        while not seen and time.monotonic() < deadline:
+            seen.extend(c.name for c in client.containers.list(filters={"name": "bisector-trial-"}))
+            time.sleep(0.2)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    watcher = threading.Thread(target=interrupt_once_running, daemon=True)
+    watcher.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_trial_task(spec, commit_archive(first_run.repo, sha))
+    finally:
+        watcher.join()
+        signal.signal(signal.SIGINT, previous)
+    assert seen, "no trial container ran"
+    assert _trial_containers(client) == []
+    token = seen[0].removeprefix("bisector-trial-")
+    time.sleep(0.3)
+    watchdogs = subprocess.run(
+        ["pgrep", "-f", f"bisector.executors.watchdog.*{token}"], capture_output=True
+    )
+    assert watchdogs.stdout == b""
 
 
 @pytest.mark.docker
