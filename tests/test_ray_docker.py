@@ -370,3 +370,19 @@ def test_a_registry_that_is_not_an_image_prefix_is_refused(value: str) -> None:
     assert "registry" in message or "HOST[:PORT]/PATH" in message
     assert "pw" not in message  # a login is never echoed
     assert DockerOptions(registry="127.0.0.1:5000/bisector").registry == "127.0.0.1:5000/bisector"
+
+
+def test_a_bisector_error_on_a_worker_is_said_with_its_hint() -> None:
+    """A DockerError raised on a worker (no daemon there) reaches the driver as that error
+    with its hint, not as a bug report; any other exception stays a bug report."""
+    ray_exceptions = pytest.importorskip("ray.exceptions")
+    from bisector.core.types import Commit
+    from bisector.errors import DockerError
+    from bisector.executors.task_errors import task_failed
+
+    commit = Commit("a" * 40, "", "", "")
+    cause = DockerError("no Docker daemon reachable (refused)", hint="start the daemon")
+    error = task_failed(ray_exceptions.RayTaskError("run_trial_task", "tb", cause), commit)
+    assert "no Docker daemon reachable" in error.message and error.hint == "start the daemon"
+    bug = task_failed(ray_exceptions.RayTaskError("run_trial_task", "tb", KeyError("x")), commit)
+    assert bug.hint is not None and "same bisector" in bug.hint
