@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
-from bisector.config import DockerOptions
 from bisector.testing import gitutil
 from bisector.testing.raycluster import RayHead
 from bisector.testing.wheels import make_wheel
@@ -355,21 +353,6 @@ def test_the_watchdog_removes_the_container_of_a_dead_worker() -> None:
         stop(watchdog)
         if name in _trial_containers(client):
             client.api.remove_container(name, force=True)
-
-
-@pytest.mark.parametrize(
-    "value",
-    ["http://127.0.0.1:5000/b", "user:pw@registry.example.org/b", "-x", "a b", "Host/Upper", ""],
-)
-def test_a_registry_that_is_not_an_image_prefix_is_refused(value: str) -> None:
-    """environment.docker.registry refuses a scheme, a login, a leading '-', whitespace and a
-    path docker would not take, without echoing a password."""
-    with pytest.raises(ValidationError) as info:
-        DockerOptions(registry=value)
-    message = info.value.errors()[0]["msg"]  # what `config check` says (the loader's line)
-    assert "registry" in message or "HOST[:PORT]/PATH" in message
-    assert "pw" not in message  # a login is never echoed
-    assert DockerOptions(registry="127.0.0.1:5000/bisector").registry == "127.0.0.1:5000/bisector"
 
 
 def test_a_bisector_error_on_a_worker_is_said_with_its_hint() -> None:
