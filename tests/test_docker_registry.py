@@ -16,7 +16,10 @@ from pydantic import ValidationError
 
 from bisector.config import DockerOptions
 from bisector.testing import gitutil
+
 from tests.docker_support import BASE_IMAGE, docker_or_skip
+
+from .conftest import run_cli, tree_digest
 
 
 def _records(store: Path) -> list[dict[str, Any]]:
@@ -71,3 +74,26 @@ def test_a_registry_that_is_not_an_image_prefix_is_refused(value: str) -> None:
     assert "registry" in message or "HOST[:PORT]/PATH" in message
     assert "pw" not in message  # a login is never echoed
     assert DockerOptions(registry="127.0.0.1:5000/bisector").registry == "127.0.0.1:5000/bisector"
+
+
+def test_a_registry_with_a_login_stops_the_run_before_anything_is_written(tmp_path: Path) -> None:
+    """`run` with a registry holding a password: one `error:` line naming the key, exit 2,
+    the password never printed, nothing written in the repository."""
+    repo = gitutil.make_repo(tmp_path / "repo")
+    gitutil.commit(repo, {"bench.py": "print(1)\n"}, "one", tag="good")
+    gitutil.commit(repo, {"bench.py": "print(2)\n"}, "two", tag="bad")
+    config = tmp_path / "b.yaml"
+    config.write_text(
+        "benchmark: {command: [python, bench.py]}\n"
+        "metrics: {x: {direction: lower}}\n"
+        "environment:\n  builder: docker\n  docker: {registry: 'me:s3cret@registry.example.org/b'}\n"
+    )
+    before = tree_digest(repo)
+    proc = run_cli(
+        "run", "--repo", str(repo), "--config", str(config), "--good", "good", "--bad", "bad"
+    )
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "environment.docker.registry" in errors[0], proc.stderr
+    assert "s3cret" not in proc.stderr + proc.stdout
+    assert tree_digest(repo) == before
