@@ -16,7 +16,6 @@ from pydantic import ValidationError
 
 from bisector.config import DockerOptions
 from bisector.testing import gitutil
-
 from tests.docker_support import BASE_IMAGE, docker_or_skip
 
 from .conftest import run_cli, tree_digest
