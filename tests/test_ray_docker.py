@@ -156,8 +156,9 @@ class FirstRun:
 
 @pytest.fixture(scope="module")
 def first_run(ray_head: RayHead, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
-    """One run for the module's first two tests (a bisection costs ~30 s here): with a real
-    registry when this machine has the `docker-registry` binary, else without."""
+    """One bisection shared by the module's Ray tests (~45 s on two cores), its node cache
+    then holding both keys' images: with a real registry when this machine has the
+    `docker-registry` binary (the registry test then has something to pull), else without."""
     folder = tmp_path_factory.mktemp("first")
     registry = LocalRegistry.start(folder / "registry") if LocalRegistry.available() else None
     try:
