@@ -32,6 +32,7 @@ from bisector.config_values import (
     Strict,
     ThresholdField,
     _check_cron,
+    check_registry,
     check_rollback_target,
 )
 from bisector.core.judge import CLASSIFY_ALPHA, smallest_workable_repeats
@@ -127,6 +128,9 @@ class DockerOptions(Strict):
     # `mount`: the checkout is mounted read-only into each trial (no image per commit).
     # `layer`: an image per commit with the checkout copied in; implied by `install`.
     code: Literal["mount", "layer"] = "mount"
+    # The ray executor's workers pull `<registry>/bisector-env:<key>` before building it,
+    # and push what they build (docs/ray.md). Credentials: docker's own login.
+    registry: Annotated[str | None, AfterValidator(check_registry)] = None
 
 
 class Environment(Strict):

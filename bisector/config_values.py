@@ -155,6 +155,41 @@ def check_rollback_target(value: str | None) -> str | None:
     return value
 
 
+# A registry and repository path as `docker push` takes it, before the image's own name:
+# `HOST[:PORT]/PATH`, lower-case path components (docker's reference grammar).
+_REGISTRY = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*$"
+)
+
+
+def check_registry(value: str | None) -> str | None:
+    """`environment.docker.registry`: an image prefix, never a URL or a login. A scheme,
+    a user name or password (`user:pw@`), whitespace or a leading '-' (an option to the
+    docker CLI) is refused; credentials stay in docker's own login (`docker login`)."""
+    if value is None:
+        return None
+    if "@" in value:  # not echoed: it may be a password
+        raise ValueError(
+            "the registry holds an '@' (a user name or password?): write HOST[:PORT]/PATH and "
+            "log in with `docker login`"
+        )
+    if "://" in value:
+        raise ValueError(
+            f"{_short(value)} has a scheme; write HOST[:PORT]/PATH, e.g. 127.0.0.1:5000/bisector"
+        )
+    if (
+        not value
+        or value.startswith("-")
+        or any(c.isspace() for c in value)
+        or not _REGISTRY.match(value)
+    ):
+        raise ValueError(
+            f"{_short(value)} is not a registry prefix HOST[:PORT]/PATH (no whitespace, no leading"
+            " '-', lower-case path), e.g. 127.0.0.1:5000/bisector"
+        )
+    return value
+
+
 def _check_cron(schedule: str) -> str:
     # A schedule the scheduler cannot read would only fail when the daemon starts (and
     # never under `--once`): check it wherever the config is read.

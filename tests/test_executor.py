@@ -101,17 +101,6 @@ def test_a_local_run_never_imports_ray() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_the_docker_builder_is_refused_on_ray(tmp_path: Path) -> None:
-    """`--executor ray --builder docker` is refused before anything is written (not supported yet)."""
-    repo = sleep_repo(tmp_path / "repo", 3, 2)
-    (tmp_path / "b.yaml").write_text(BASE)
-    before = tree_digest(repo)
-    proc = _cli(repo, "--executor", "ray", "--builder", "docker", pythonpath=str(ROOT))
-    assert proc.returncode == 2
-    assert "error: the ray executor does not run the docker builder yet" in proc.stderr
-    assert tree_digest(repo) == before
-
-
 def test_the_watchdog_kills_a_trial_whose_worker_died(tmp_path: Path) -> None:
     """When the worker process dies, every process carrying the trial's token dies too,
     one that left the process group with setsid() included."""

@@ -28,7 +28,9 @@ mutating a shared image.
 
 Resolved packages (`pip list`) and runtime facts are read from the image right after the
 build, by running it once, and kept with the image's entry in `<store>/images/` (an LRU
-over `environment.docker.max_images`; evicting an entry removes its image).
+over `environment.docker.max_images`; evicting an entry removes its image). With
+`environment.docker.registry`, an image is pulled before it is built, and pushed once
+built (`docker_registry`); `<store>/logs/build/images.jsonl` records which it was.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from bisector.builders.docker_images import (
     ImageCache,
     stream_build,
 )
+from bisector.builders.docker_registry import Registry, record
 from bisector.builders.docker_run import (
     CONTAINER_CHECKOUT,
     LABEL,
@@ -163,6 +166,9 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
                 lock=self._lock,
             )
         self._base_checked = False
+        self._registry = (
+            Registry(self._client, self._options.registry) if self._options.registry else None
+        )
 
     # -- keys -----------------------------------------------------------------------
 
@@ -208,7 +214,7 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
             self._client.images.get(base)
         except ImageNotFound:
             raise DockerError(
-                f"base image {base!r} is not present on the Docker daemon (bisector never pulls images)",
+                f"base image {base!r} is not present on the Docker daemon (bisector never pulls the base image)",
                 hint=f"make it available first: `docker pull {base}`, `docker load -i FILE`, or "
                 "`docker build -t NAME .`; or set environment.docker.base_image to an image "
                 "listed by `docker images`",
@@ -274,37 +280,40 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
         return pip_args
 
     def _build(self, key: str, recipe: _Recipe) -> CachedEnv:
-        self._check_base_image()
         self._cache.remove_folder(key)  # leftovers of an interrupted build
         self._logs.mkdir(parents=True, exist_ok=True)
         log_path = self._logs / f"{key}.log"
+        registry = self._registry
+        with log_path.open("w", encoding="utf-8") as out:
+            pulled = registry is not None and registry.pull(image_tag(key), out)
+            if not pulled:
+                self._build_image(key, recipe, log_path, out)
+            image = self._inspect(key, log_path, out)
+            pushed = registry is not None and not pulled and registry.push(image_tag(key), out)
+        how = "pulled" if pulled else "built"
+        image.save(self._cache.path(key), image=image_tag(key), how=how)
+        record(self._logs, image=image_tag(key), key=key, how=how, pushed=pushed)
+        return image
+
+    def _build_image(self, key: str, recipe: _Recipe, log_path: Path, out: Any) -> None:
+        """`docker build` of `key`'s image, its log to `out`. :raises BuildError: it failed."""
+        self._check_base_image()
         started = time.monotonic()
         log.info("building image", image=image_tag(key))
-        with (
-            tempfile.TemporaryDirectory(prefix="bisector-ctx-") as ctx,
-            log_path.open("w", encoding="utf-8") as out,
-        ):
+        with tempfile.TemporaryDirectory(prefix="bisector-ctx-") as ctx:
             pip_args = self._context(Path(ctx), key, recipe.reqs, recipe.dockerfile)
             out.write(f"# docker build {image_tag(key)} from {self._options.base_image}\n")
             out.write((Path(ctx) / "Dockerfile").read_text(encoding="utf-8") + "\n")
             out.flush()
             error = self._stream_build(Path(ctx), key, pip_args, out)
-            if error is not None:
-                out.write(f"[build failed] {error}\n")
-                raise BuildError(
-                    f"building {image_tag(key)} failed: {error}",
-                    hint=f"see the build log {log_path}",
-                    log_path=log_path,
-                )
-            image = self._inspect(key, log_path, out)
-        image.save(self._cache.path(key), image=image_tag(key))
-        log.info(
-            "image built",
-            image=image_tag(key),
-            packages=len(image.packages),
-            seconds=round(time.monotonic() - started, 2),
-        )
-        return image
+        if error is not None:
+            out.write(f"[build failed] {error}\n")
+            raise BuildError(
+                f"building {image_tag(key)} failed: {error}",
+                hint=f"see the build log {log_path}",
+                log_path=log_path,
+            )
+        log.info("image built", image=image_tag(key), seconds=round(time.monotonic() - started, 2))
 
     def _stream_build(self, ctx: Path, key: str, pip_args: list[str], out: Any) -> str | None:
         """Run the build, streaming its log to `out`; the error message, None on success."""

@@ -155,12 +155,15 @@ class ContainerTrial:
 
     `mount`: the host checkout (`cwd`) is mounted read-only at `/bisector/checkout`; False
     when the image holds the checkout already (the docker builder's code layer).
+    `name`: the container's name, so another process can remove it (`docker rm -f NAME`)
+    when this one dies mid-trial (the ray executor's watchdog); None: docker picks one.
     """
 
     client: docker.DockerClient = field(compare=False, repr=False)
     image: str
     options: ContainerOptions
     mount: bool = True
+    name: str | None = None
 
     def __call__(
         self,
@@ -185,6 +188,7 @@ class ContainerTrial:
                 working_dir=CONTAINER_CHECKOUT,
                 environment=dict(env),
                 volumes=volumes,
+                name=self.name,
                 **self.options.create_kwargs(),
             )
         except (APIError, requests.RequestException) as exc:

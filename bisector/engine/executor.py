@@ -19,9 +19,7 @@ M = TypeVar("M")
 EXECUTORS = ("local", "ray")
 
 
-def choose_measurer(
-    cfg: Config, executor: str | None, workers: int | None, default: M, builder: str = "local"
-) -> M:
+def choose_measurer(cfg: Config, executor: str | None, workers: int | None, default: M) -> M:
     """`default` for the local executor; the Ray measurer with K workers for `ray`."""
     name = executor or cfg.execution.executor
     if name not in EXECUTORS:
@@ -33,11 +31,6 @@ def choose_measurer(
                 hint="add --executor ray (or execution.executor: ray in bisector.yaml)",
             )
         return default
-    if builder == "docker":
-        raise ConfigError(
-            "the ray executor does not run the docker builder yet",
-            hint="use --builder venv or local with --executor ray, or --executor local for docker",
-        )
     try:
         import ray  # noqa: F401, PLC0415 (optional; imported only when chosen)
     except ImportError:

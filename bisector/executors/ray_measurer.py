@@ -54,6 +54,7 @@ from bisector.executors.logs import TrialLogs
 from bisector.executors.node_types import NodeType, Pins, run_node_types
 from bisector.executors.ray_setup import check_feasible, connect, ray_options
 from bisector.executors.ray_task import fingerprint_task, run_trial_task
+from bisector.executors.task_errors import task_failed
 from bisector.log import get_logger
 from bisector.ports import TrialStatus
 from bisector.store.journal import TrialRow
@@ -342,11 +343,8 @@ class RayMeasurer(Measurer):
         commit = flight.commit
         try:
             out: dict[str, Any] = ray.get(ref)
-        except ray.exceptions.RayTaskError as exc:  # our code failed on the worker: a bug
-            raise BisectorError(
-                f"a Ray worker failed to run a trial of {commit.short}: {exc}",
-                hint="check that the workers run the same bisector and Python version",
-            ) from None
+        except ray.exceptions.RayTaskError as exc:  # raised on the worker (`task_errors`)
+            raise task_failed(exc, commit) from None
         except ray.exceptions.RayError as exc:  # the worker or its node died
             self.lost_trials += 1
             flight.lost += 1

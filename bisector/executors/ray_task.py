@@ -4,7 +4,8 @@
 checkout arrives as a tar archive of the commit (`archive.py`), not from a shared
 filesystem, and is unpacked once per node under `cache_dir/checkouts/<sha>`. The
 environment comes from the configured builder with `cache_dir/store` as its store, so a
-venv is built once per key per node and reused by later trials there. One attempt is
+venv (or a docker image, `ray_docker`) is built once per key per node and reused by later
+trials there; a docker trial runs in a container, as with the local executor. One attempt is
 made (the driver applies the retry rule); the result is a plain dict with both logs'
 tails, the node and the hardware fingerprint.
 """
@@ -17,8 +18,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tarfile
 import tempfile
 import uuid
@@ -30,10 +29,12 @@ from bisector.builders.base import EnvBuilder
 from bisector.builders.registry import make_builder
 from bisector.config import Environment
 from bisector.core.types import Commit
-from bisector.engine.runner import run_trial
+from bisector.engine.runner import DEFAULT_GRACE_S, run_trial
 from bisector.errors import BuildError
 from bisector.executors.fingerprint import local_fingerprint
 from bisector.executors.watchdog import TRIAL_VAR
+from bisector.executors.watchdog import spawn as spawn_watchdog
+from bisector.executors.watchdog import stop as stop_watchdog
 
 if TYPE_CHECKING:
     from bisector.ports import Vcs
@@ -65,6 +66,9 @@ def unpack(archive: bytes, dest: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(tmp, filter="data")
+    # mkdtemp's 0700 would hide the checkout from a container's user (docker: `nobody`,
+    # through a mount); a git checkout's folder is world-readable.
+    tmp.chmod(0o755)
     try:
         tmp.rename(dest)
     except OSError:  # another trial on this node unpacked it first
@@ -144,15 +148,14 @@ def run_trial_task(spec: Mapping[str, Any], archive: bytes) -> dict[str, Any]:
         return {**base, "build_failed": True, "reason": str(exc), "build_log": text}
     logs = Path(tempfile.mkdtemp(prefix="trial-", dir=cache))
     token = uuid.uuid4().hex
-    watchdog = subprocess.Popen(
-        [sys.executable, "-m", "bisector.executors.watchdog", str(os.getpid()), token],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # survives the worker's forced exit
-    )
+    launcher, container = built.launcher, None
+    if launcher is not None:  # docker: a container the watchdog can name (`ray_docker`)
+        from bisector.executors.ray_docker import container_name, named_launcher  # noqa: PLC0415
+
+        launcher, container = named_launcher(built, token), container_name(token)
+    watchdog = spawn_watchdog(os.getpid(), token, container)  # survives the worker's exit
     try:
-        result = run_trial(
+        result = (launcher or run_trial)(
             built.command(spec["command"]),
             cwd=built.checkout,
             env=built.environ(
@@ -161,10 +164,16 @@ def run_trial_task(spec: Mapping[str, Any], archive: bytes) -> dict[str, Any]:
             timeout_s=float(spec["timeout_s"]),
             stdout_path=logs / "out",
             stderr_path=logs / "err",
+            grace_s=DEFAULT_GRACE_S,
         )
+    except BaseException:  # interrupted (`ray.cancel`), maybe before the launcher's clean-up
+        if container is not None:
+            from bisector.executors.ray_docker import remove_container  # noqa: PLC0415
+
+            remove_container(container)
+        raise
     finally:
-        watchdog.kill()
-        watchdog.wait()
+        stop_watchdog(watchdog)
     out, err = _tail(logs / "out"), _tail(logs / "err")
     shutil.rmtree(logs, ignore_errors=True)
     return {

@@ -5,9 +5,15 @@ process group itself (`plumbing.proc.run_in_group` would, on a normal exit or Ct
 Before each trial the worker starts this watchdog in a session of its own: it polls the
 worker's pid and, once the worker is gone, kills every process whose environment carries
 the trial's token (`TRIAL_VAR`, inherited through forks and `setsid`), with its group.
-The worker kills the watchdog when the trial ends normally.
+A trial in a container (the docker builder) is not a child of the worker: the watchdog
+then also removes the container by its name (`ray_docker`). The worker kills the
+watchdog when the trial ends normally.
 
-    python -m bisector.executors.watchdog WORKER_PID TOKEN
+The watchdog is detached (`spawn`: forked once more, so init is its parent): a Ray worker
+that exits on its own terms (its owner, the driver, died) kills its child processes
+first, and a watchdog among them would die before it could act.
+
+    python -m bisector.executors.watchdog [--detach] WORKER_PID TOKEN [CONTAINER_NAME]
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -63,12 +70,50 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def spawn(worker: int, token: str, container: str | None = None) -> int:
+    """Start the watchdog of `worker`'s trial, detached, in a session of its own; its pid."""
+    argv = [sys.executable, "-m", __name__, "--detach", str(worker), token]
+    done = subprocess.run(
+        argv + ([container] if container else []),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        timeout=60,
+        check=True,
+    )
+    return int(done.stdout.split()[0])
+
+
+def stop(pid: int) -> None:
+    """End the watchdog `pid` (the trial ended normally). Alive until the worker dies, and
+    the worker calls this, so the pid is still the watchdog's."""
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--detach":  # `spawn`: the parent says the child's pid and exits
+        argv = argv[1:]
+        child = os.fork()
+        if child:
+            print(child, flush=True)
+            os._exit(0)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)  # the spawner reads until every writer is gone
+        os.close(devnull)
     worker, token = int(argv[0]), argv[1]
+    container = argv[2] if len(argv) > 2 else None
     while _alive(worker):
         time.sleep(_POLL_S)
-    for _ in range(3):  # a fork racing the first sweep is caught by the next
+    # A fork racing the first sweep is caught by the next; a container create the daemon
+    # was still doing when the worker died, by one of the later ones.
+    for _ in range(3 if container is None else 10):
         kill_carrying(token)
+        if container is not None:
+            from bisector.executors.ray_docker import remove_container  # noqa: PLC0415 (docker SDK)
+
+            remove_container(container)
         time.sleep(_POLL_S)
     return 0
 
