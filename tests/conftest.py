@@ -65,6 +65,7 @@ def _remove_docker_images_made_by_tests() -> Iterator[None]:
 def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
     """A Ray head with 4 CPUs, 2 fake GPUs and two fake node types (custom resources), one
     for the session: every test file that runs on Ray shares it (`ray start` is slow)."""
+    pytest.importorskip("ray")
     head = RayHead.start(
         tmp_path_factory.mktemp("rayhead"),
         num_cpus=4,

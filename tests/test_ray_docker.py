@@ -44,18 +44,6 @@ print(json.dumps({"latency_ms": [speedpkg.LEVEL * (1 + rng.gauss(0, 0.003)) for 
 """
 
 
-@pytest.fixture(scope="module")
-def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
-    """A Ray head with 3 CPUs (one node), started once for this module."""
-    pytest.importorskip("ray")
-    docker_or_skip()
-    head = RayHead.start(
-        tmp_path_factory.mktemp("rayhead"), num_cpus=3, num_gpus=0, resources={"node_a": 8}
-    )
-    yield head
-    head.stop()
-
-
 def _repo(path: Path, wheels: Path, n: int = N, culprit: int = CULPRIT) -> Path:
     """Commits 0..n-1 pinning `speedpkg` 1.0.0 (level 20) before `culprit`, 1.1.0 (26) from it."""
     for version, level in (("1.0.0", 20.0), ("1.1.0", 26.0)):
@@ -159,6 +147,8 @@ def first_run(ray_head: RayHead, tmp_path_factory: pytest.TempPathFactory) -> It
     """One bisection shared by the module's Ray tests (~45 s on two cores), its node cache
     then holding both keys' images: with a real registry when this machine has the
     `docker-registry` binary (the registry test then has something to pull), else without."""
+    pytest.importorskip("ray")
+    docker_or_skip()
     folder = tmp_path_factory.mktemp("first")
     registry = LocalRegistry.start(folder / "registry") if LocalRegistry.available() else None
     try:
