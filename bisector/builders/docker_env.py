@@ -31,6 +31,11 @@ build, by running it once, and kept with the image's entry in `<store>/images/` 
 over `environment.docker.max_images`; evicting an entry removes its image). With
 `environment.docker.registry`, an image is pulled before it is built, and pushed once
 built (`docker_registry`); `<store>/logs/build/images.jsonl` records which it was.
+
+The daemon is reached only when an image is looked up, built or run (`LazyClient`): a key
+is read from git objects alone, so the ray executor's driver, which only computes keys,
+needs no daemon. Where trials run here, `registry.require_here` checks the daemon before
+anything is written.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ from bisector.builders.docker_run import (
     SESSION_LABEL,
     ContainerOptions,
     ContainerTrial,
-    connect,
+    LazyClient,
     run_captured,
     sweep,
 )
@@ -135,7 +140,8 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
         client: docker.DockerClient | None = None,
     ) -> None:
         self._options: DockerOptions = environment.docker
-        self._client = client or connect()
+        # Connected on the first build or run, not here: keys need no daemon (`LazyClient`).
+        self._client = LazyClient(client)
         super().__init__(
             vcs,
             environment,
@@ -382,6 +388,8 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
 
     def close(self) -> None:
         super().close()
+        if not self._client.connected:  # it never built or ran anything: nothing to sweep
+            return
         try:
             left = sweep(self._client, {SESSION_LABEL: self._session})
         except (APIError, DockerException, requests.RequestException) as exc:

@@ -1,7 +1,8 @@
 """Talking to the Docker daemon, and running one benchmark trial in a container.
 
 `connect` turns the SDK's connection failures into a `DockerError` with a hint (no daemon,
-permission denied on the socket). `ContainerTrial` is the docker builder's `TrialLauncher`:
+permission denied on the socket); `LazyClient` connects so only on its first call to the
+daemon (the docker builder's: computing keys needs none). `ContainerTrial` is the docker builder's `TrialLauncher`:
 the checkout is mounted read-only at `/bisector/checkout` (the working directory), unless
 the image holds it already (the code layer), `/tmp`
 is a tmpfs (and `HOME`), the network is `none` unless configured, GPUs are passed as device
@@ -19,6 +20,7 @@ interruption between create and the `try` could still leave.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +68,42 @@ def connect() -> docker.DockerClient:
             f"no Docker daemon reachable ({_first_line(text)})", hint=_START_HINT
         ) from exc
     return client
+
+
+class LazyClient(docker.DockerClient):  # type: ignore[misc]  # the SDK is untyped
+    """A `DockerClient` that connects (`connect`) on its first call to the daemon, not when made.
+
+    Why: the docker builder computes environment keys from git objects alone, and the ray
+    executor's driver makes one only for that (the workers build and run); that machine
+    (a laptop, a CI box) often has no daemon. Every call of the SDK's high-level client,
+    its collections (`images`, `containers`) included, goes through `api`, so connecting
+    there covers them all. `DockerClient.__init__` is not called: it would connect.
+
+    `client`: an already connected client to wrap (tests).
+    """
+
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self._connecting = threading.Lock()
+        self._api: Any = client.api if client is not None else None
+
+    @property
+    def api(self) -> Any:
+        """The low-level client. :raises DockerError: no daemon reachable (first call)."""
+        with self._connecting:
+            if self._api is None:
+                self._api = connect().api
+            return self._api
+
+    @property
+    def connected(self) -> bool:
+        with self._connecting:
+            return self._api is not None
+
+    def close(self) -> None:
+        with self._connecting:
+            api, self._api = self._api, None
+        if api is not None:
+            api.close()
 
 
 def _first_line(text: str) -> str:

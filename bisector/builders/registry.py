@@ -1,6 +1,8 @@
 """The builder table: each environment builder by the name `environment.builder` gives.
 
 `docker` is imported on first use, so the docker SDK is only loaded when it is chosen.
+A builder connects to what it builds with (the Docker daemon) only when it first builds or
+runs; `require_here` checks it up front where trials build and run on this machine.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from bisector.config import Environment
 from bisector.errors import ConfigError
 from bisector.ports import Vcs
 
-__all__ = ["BUILDERS", "BuilderFactory", "make_builder"]
+__all__ = ["BUILDERS", "BuilderFactory", "make_builder", "require_here"]
 
 
 class BuilderFactory(Protocol):
@@ -54,3 +56,15 @@ def make_builder(
     if jobs is None:
         return factory(vcs, environment, store)
     return factory(vcs, environment, store, max_workers=max(1, jobs))
+
+
+def require_here(name: str) -> None:
+    """Check that builder `name` can build and run on this machine, before a run writes
+    anything (the local executor; the ray executor's driver only computes keys).
+
+    :raises DockerError: `docker` with no reachable daemon (or no access to its socket).
+    """
+    if name == "docker":
+        from bisector.builders.docker_run import connect
+
+        connect().close()

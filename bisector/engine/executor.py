@@ -3,13 +3,16 @@
 `choose_measurer` reads `execution.executor` (or `run --executor`) and returns how the
 run opens its `Probe`. Ray is an optional extra: it is imported only here, only when
 chosen, so a local run pays nothing for it, and a missing install is one `error:` line
-with the install hint before anything is written.
+with the install hint before anything is written. The local executor builds and runs
+here, so what its builder needs here (the docker builder: a reachable daemon) is checked
+now too; the ray executor's driver only computes environment keys and needs none of it.
 """
 
 from __future__ import annotations
 
 from typing import TypeVar, cast
 
+from bisector.builders.registry import require_here
 from bisector.config import Config
 from bisector.errors import ConfigError
 
@@ -19,8 +22,14 @@ M = TypeVar("M")
 EXECUTORS = ("local", "ray")
 
 
-def choose_measurer(cfg: Config, executor: str | None, workers: int | None, default: M) -> M:
-    """`default` for the local executor; the Ray measurer with K workers for `ray`."""
+def choose_measurer(
+    cfg: Config, executor: str | None, workers: int | None, default: M, *, builder: str
+) -> M:
+    """`default` for the local executor; the Ray measurer with K workers for `ray`.
+
+    :raises BisectorError: a bad choice, no Ray for `ray`, or (`local`) what `builder`
+        needs on this machine missing (`require_here`: no Docker daemon reachable).
+    """
     name = executor or cfg.execution.executor
     if name not in EXECUTORS:
         raise ConfigError(f"unknown executor {name!r}", hint="use local or ray")
@@ -30,6 +39,7 @@ def choose_measurer(cfg: Config, executor: str | None, workers: int | None, defa
                 f"--workers {workers} needs the ray executor",
                 hint="add --executor ray (or execution.executor: ray in bisector.yaml)",
             )
+        require_here(builder)
         return default
     try:
         import ray  # noqa: F401, PLC0415 (optional; imported only when chosen)

@@ -166,7 +166,9 @@ def run_bisection(
     metric_name, metric_cfg = cfg.metric(req.metric)
     metric = metric_cfg.rule()
     builder_name = req.builder or cfg.environment.builder
-    open_measurer = choose_measurer(cfg, req.executor, req.workers, parts.open_measurer)
+    open_measurer = choose_measurer(
+        cfg, req.executor, req.workers, parts.open_measurer, builder=builder_name
+    )
     with parts.open_vcs(repo_path) as git:
         good, bad = git.resolve(req.good), git.resolve(req.bad)
         git.check_range(good, bad)

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from bisector.builders.registry import require_here
 from bisector.builders.requirements import read_requirements
 from bisector.config import Config, load_config
 from bisector.core.types import Commit, MetricRule
@@ -172,6 +173,7 @@ def isolate_files(
     repo_path = repo.resolve()
     cfg = load_config(repo_path, config)
     metric_name, metric_cfg = cfg.metric(metric)
+    require_here(cfg.environment.builder)  # its trials run here: no daemon is said now
 
     with GitRepo(repo_path) as git:
         head = git.resolve("HEAD")
