@@ -135,6 +135,28 @@ def test_unreachable_daemon_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
     assert info.value.hint is not None and "DOCKER_HOST" in info.value.hint
 
 
+def test_the_key_needs_no_daemon_and_is_the_built_images_key(
+    tiny: tuple[EnvBuilder, BuiltEnv, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With DOCKER_HOST naming no daemon the builder still computes the environment key, the
+    same as the image's built through the real daemon; only building reaches for the daemon."""
+    _, built, store = tiny
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    git = GitRepo(store.parent / "repo")
+    environment = Environment(builder="docker", docker=DockerOptions(base_image=BASE_IMAGE))
+    builder = make_builder("docker", vcs=git, environment=environment, store=tmp_path / "store")
+    try:
+        commit = git.resolve("HEAD")
+        assert builder.env_key(commit) == built.env_key
+        with Checkouts(git, tmp_path / "store") as checkouts, pytest.raises(DockerError) as info:
+            builder.prepare(commit, checkouts.get(commit))
+        assert "no Docker daemon reachable" in str(info.value)
+        assert info.value.hint is not None and "DOCKER_HOST" in info.value.hint
+    finally:
+        builder.close()  # never connected: nothing to sweep, and no error for it
+        git.close()
+
+
 def test_missing_base_image_without_registry_is_a_clear_error(tmp_path: Path) -> None:
     """A base image that is neither local nor pullable stops the run with a DockerError."""
     docker_or_skip()

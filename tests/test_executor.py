@@ -85,6 +85,29 @@ def test_workers_without_the_ray_executor_is_refused(tmp_path: Path) -> None:
     assert tree_digest(repo) == before
 
 
+def test_local_docker_run_without_a_daemon_is_one_error_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    """`--builder docker` on the local executor with no daemon reachable: one error line and
+    its hint, exit 2, before anything is written (the ray executor's driver needs none)."""
+    repo = sleep_repo(tmp_path / "repo", 3, 2)
+    (tmp_path / "b.yaml").write_text(BASE)
+    before = tree_digest(repo)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bisector", "run", "--repo", str(repo), "--good", "good"]
+        + ["--bad", "bad", "--config", str(tmp_path / "b.yaml"), "--builder", "docker"],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "DOCKER_HOST": "unix:///nonexistent/d.sock"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: no Docker daemon reachable"), lines
+    assert lines[1].startswith("hint: ") and "DOCKER_HOST" in lines[1]
+    assert tree_digest(repo) == before
+
+
 def test_a_local_run_never_imports_ray() -> None:
     """The CLI and the pipeline load without ray (start-up time; ray is an optional extra)."""
     code = (

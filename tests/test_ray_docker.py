@@ -32,6 +32,7 @@ from tests.registry_support import REGISTRY_BINARY, LocalRegistry
 from .conftest import ROOT, run_cli
 
 N, CULPRIT = 6, 4
+NO_DAEMON = "unix:///nonexistent/docker.sock"  # a DOCKER_HOST that reaches no daemon
 
 # Runs as nobody in a container with only loopback: says so in its metadata.
 BENCH = """\
@@ -182,6 +183,37 @@ def test_docker_builder_on_workers_builds_each_key_once_per_node(first_run: Firs
     assert not _records(repo / ".bisector")  # the driver only computed the keys
     # Every trial ran locked in a container (nobody, loopback only), none is left.
     assert {(m["_uid"], tuple(m["_ifaces"])) for _k, m in trials} == {(65534, ("lo",))}
+    assert _trial_containers(client) == []
+
+
+@pytest.mark.ray
+@pytest.mark.docker
+@pytest.mark.slow
+def test_the_driver_needs_no_docker_daemon(
+    ray_head: RayHead, first_run: FirstRun, tmp_path: Path
+) -> None:
+    """A driver whose DOCKER_HOST names no daemon bisects with the docker builder: it only
+    computes the keys (the same as the workers' images'), the workers build and run on theirs."""
+    client = docker_or_skip()
+    wheels, cache = first_run.folder / "wheels", first_run.cache
+    built_before = _records(cache)
+    repo = _repo(tmp_path / "repo", wheels, n=3, culprit=2)
+    config = _config(tmp_path / "b.yaml", ray_head, wheels, cache)  # the images are there
+    argv = [*_argv(repo, config), "--json", "--executor", "ray", "--builder", "docker"]
+    # Only the driver's environment: the head's workers were started with the normal one.
+    driver_env = {**os.environ, "PYTHONPATH": str(ROOT), "DOCKER_HOST": NO_DAEMON}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bisector", *argv],
+        env=driver_env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert _culprit_index(proc, repo) == 2
+    keys = {key for key, _meta in _trials(repo)}
+    assert keys == {key for key, _meta in _trials(first_run.repo)}  # both pins' images
+    assert _records(cache) == built_before  # reused on the node: nothing built again
+    assert not _records(repo / ".bisector")  # the driver built nothing
     assert _trial_containers(client) == []
 
 
