@@ -32,10 +32,8 @@ over `environment.docker.max_images`; evicting an entry removes its image). With
 `environment.docker.registry`, an image is pulled before it is built, and pushed once
 built (`docker_registry`); `<store>/logs/build/images.jsonl` records which it was.
 
-The daemon is reached only when an image is looked up, built or run (`LazyClient`): a key
-is read from git objects alone, so the ray executor's driver, which only computes keys,
-needs no daemon. Where trials run here, `registry.require_here` checks the daemon before
-anything is written.
+The daemon is reached only to look up, build or run an image (`LazyClient`): keys come from
+git objects alone, so the ray executor's driver, which only computes keys, needs none.
 """
 
 from __future__ import annotations
