@@ -109,6 +109,8 @@ def _render_run(console: Any, doc: RunDocument) -> None:
             _render_culprit(console, s, "suspect", doc)
             if s.note:
                 console.print(f"  {s.note}")
+        for note in doc.details.notes or ():  # e.g. the endpoints' noise (core.nullcheck)
+            console.print(f"  {note}")
     elif doc.culprit is not None:
         # every regression step of the range, by commit order; the largest is `culprit`
         for c in doc.culprits or (doc.culprit,):

@@ -43,7 +43,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bisector.core import judge, noise
+from bisector.core import judge, noise, nullcheck
+from bisector.core.outcome import HuntResult, HuntStep
 from bisector.core.sampling import CandidateRule, Sampler
 from bisector.core.search import CoarseFine
 from bisector.core.stats import median
@@ -76,47 +77,6 @@ LEAN_INTERLEAVE_EVERY = 6
 HUNT_RULE: CandidateRule = "lean"
 
 __all__ = ["HUNT_RULE", "INTERLEAVE_EVERY", "Found", "HuntResult", "HuntStep", "hunt"]
-
-
-@dataclass(frozen=True)
-class HuntStep:
-    """One verdict of the hunt, in the order it was decided (`index` into `commits`)."""
-
-    phase: str
-    index: int
-    verdict: Verdict
-    samples: int
-    median: float | None
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class HuntResult:
-    """What the hunt decided. Indices are into `commits`.
-
-    `culprits` are the verified ones, by index; `suspect` the largest unverified candidate
-    (INCONCLUSIVE). `last_good`/`first_bad` bound the part that is not resolved, else the
-    suspect, else the largest culprit. `untestable` could not be measured; `unclear` were
-    measured but could not be placed.
-    """
-
-    status: Status
-    reproduction: judge.Comparison
-    culprits: tuple[Found, ...]
-    suspect: Found | None
-    last_good: int
-    first_bad: int
-    untestable: tuple[int, ...]
-    unclear: tuple[int, ...]
-    steps: tuple[HuntStep, ...]
-    noise: noise.Noise
-
-    @property
-    def culprit(self) -> Found | None:
-        """The largest culprit (the contract's `culprit`), when the status is FOUND."""
-        if self.status is not Status.FOUND or not self.culprits:
-            return None
-        return max(self.culprits, key=lambda f: f.share or 0.0)
 
 
 @dataclass(frozen=True)
@@ -195,7 +155,10 @@ class _Hunter:
             self._step("reproduce", index, verdict)
         measured = noise.measure(self.samples(0), self.samples(last))
         if not (reproduction.reproduced or self.sampler.promising(reproduction)):
-            return self._not_reproduced(reproduction, measured)
+            null = self._null_check()
+            if not null.reproduction.reproduced:
+                return self._no_regression(null)
+            reproduction = null.reproduction
         baseline = median(judge.process_medians(self.samples(0)))
         warning = noise.threshold_warning(measured, self.rule, self.budget, baseline)
         if warning:  # once, before the search: the user may stop and fix the config
@@ -208,23 +171,36 @@ class _Hunter:
                 self.commits[0], self.commits[-1], provisional=False
             )
             if not reproduction.reproduced:
-                measured = noise.measure(self.samples(0), self.samples(last), warning)
-                return self._not_reproduced(reproduction, measured)
+                null = self._null_check()
+                if not null.reproduction.reproduced:
+                    return self._no_regression(null)
+                reproduction = null.reproduction
         founds, open_parts = self._settle(parts, reproduction)
         return self._result(reproduction, founds, open_parts, warning)
 
-    def _not_reproduced(self, reproduction: judge.Comparison, measured: noise.Noise) -> HuntResult:
+    def _null_check(self) -> nullcheck.NullCheck:
+        """Not reproduced: measure the endpoints on until a regression is ruled out or
+        `repeats.max` is spent (`core.nullcheck`)."""
+        ends = (self.commits[0], self.commits[-1])
+        take = lambda c: self._take(c, "reproduce")  # noqa: E731
+        return nullcheck.settle_null(self.probe, self.metric, self.rule, self.budget, ends, take)
+
+    def _no_regression(self, null: nullcheck.NullCheck) -> HuntResult:
+        """NOT_REPRODUCED when the endpoints rule a regression of the threshold out, else
+        INCONCLUSIVE over the whole range, with the reason and the noise's suggestion."""
+        last = len(self.commits) - 1
+        good, bad = self.samples(0), self.samples(last)
+        baseline = median(judge.process_medians(good))
+        warning = noise.threshold_warning(
+            noise.measure(good, bad), self.rule, self.budget, baseline
+        )
+        status, why = Status.NOT_REPRODUCED, ""
+        if not null.rules_out:
+            status, why = Status.INCONCLUSIVE, nullcheck.reason(null, self.rule, warning)
+        measured = noise.measure(good, bad, warning)
+        steps = tuple(self.steps)
         return HuntResult(
-            Status.NOT_REPRODUCED,
-            reproduction,
-            (),
-            None,
-            0,
-            len(self.commits) - 1,
-            (),
-            (),
-            tuple(self.steps),
-            measured,
+            status, null.reproduction, (), None, 0, last, (), (), steps, measured, why
         )
 
     def _result(
