@@ -150,17 +150,13 @@ HIDDEN_STEP = NoiseModel(
 
 def null_of(model: NoiseModel) -> NoiseModel:
     """The model's noise over a range with no step at all (`null:<name>`)."""
-    return replace(
-        model, name=f"null:{model.name}", description=f"{model.name}, no step", steps=()
-    )
+    return replace(model, name=f"null:{model.name}", description=f"{model.name}, no step", steps=())
 
 
 #: A true null under each noise model (the no-regression control is one already).
 NULL_MODELS: tuple[NoiseModel, ...] = tuple(null_of(m) for m in MODELS if m.steps)
 
-MODEL_BY_NAME: Mapping[str, NoiseModel] = {
-    m.name: m for m in (*MODELS, HIDDEN_STEP, *NULL_MODELS)
-}
+MODEL_BY_NAME: Mapping[str, NoiseModel] = {m.name: m for m in (*MODELS, HIDDEN_STEP, *NULL_MODELS)}
 
 
 @dataclass(frozen=True)

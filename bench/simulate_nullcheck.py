@@ -51,7 +51,7 @@ def table(before: dict[str, list[Outcome]], after: dict[str, list[Outcome]]) -> 
         old, n = before[m], len(got)
         null = got[0].control
 
-        def rate(outs: list[Outcome], status: Status) -> str:
+        def rate(outs: list[Outcome], status: Status, n: int = n) -> str:
             return _pct(sum(o.status is status for o in outs), n)
 
         wrong = sum(o.wrong_exit0 for o in got)
