@@ -59,7 +59,7 @@ def test_lean_hunt_is_the_default_and_verifies_on_fresh_trials() -> None:
     assert lean.status is old.status is Status.FOUND
     assert [f.index for f in lean.culprits] == [13]
     culprit = lean.culprits[0]
-    assert culprit.verified and culprit.trials == verify.EARLY_PROCESSES == 4
+    assert culprit.verified and culprit.trials == BUDGET.min == 4  # never below repeats.min
     assert len(lean_probe.trials(COMMITS[13])) > 4  # the search measured it too
     assert lean_probe.executions < 0.75 * old_probe.executions
 
@@ -153,10 +153,15 @@ N_LAST = len(COMMITS) - 1
 
 
 def _verify_with_ends(
-    probe: FakeProbe, index: int, *, ends: bool = True, budget: TrialBudget = BUDGET
+    probe: FakeProbe,
+    index: int,
+    *,
+    ends: bool = True,
+    budget: TrialBudget = BUDGET,
+    end_trials: int = 4,
 ) -> verify.Found:
-    """Verify commit `index` against its parent after 4 trials of each endpoint."""
-    for _ in range(4):
+    """Verify commit `index` against its parent after `end_trials` of each endpoint."""
+    for _ in range(end_trials):
         probe.take(COMMITS[0])
         probe.take(COMMITS[N_LAST])
     return verify.verify(
@@ -209,6 +214,18 @@ def test_a_real_step_verifies_like_the_ends() -> None:
     assert at_min.verified and at_min.trials == 6
     near = _verify_with_ends(FakeProbe(steps_at((13, 1.055))), 13)
     assert near.verified and near.trials == 5
+
+
+def test_a_wide_step_verifies_on_three_fresh_processes_when_repeats_min_allows() -> None:
+    """With `repeats.min: 3` a +30% step wholly apart from its parent, and wholly apart from
+    the ends' 4 processes (p = 0.057 < `EARLY_ENDS_ALPHA`), verifies on 3 a side; against
+    ends of 3 (p = 0.1 at best; 4 against 3 is 0.057 > `ENDS_ALPHA`) the rank test's 5."""
+    three = TrialBudget(3, 12)
+    assert verify.EARLY_PROCESSES == 3
+    wide = _verify_with_ends(FakeProbe(steps_at((13, 1.3))), 13, budget=three)
+    assert wide.verified and wide.trials == 3 and wide.p_value is not None
+    thin = _verify_with_ends(FakeProbe(steps_at((13, 1.3))), 13, budget=three, end_trials=3)
+    assert thin.verified and thin.trials == 5
 
 
 def test_wholly_apart_needs_the_threshold_between_the_closest_processes() -> None:

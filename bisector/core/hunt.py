@@ -32,7 +32,7 @@ wrong: the rule is escalated and that part bisected again, once (`_settle`).
 fresh, interleaved trials, more while the judge is unclear (at least
 `verify.EARLY_PROCESSES`, at most `repeats.max` a side; `core.verify`). It is a culprit
 only when the regression shows in the regressed direction by at least the threshold at
-`judge.VERIFY_ALPHA` (or wholly apart at 4 a side) *and* the culprit looks like its part's
+`judge.VERIFY_ALPHA` (or wholly apart from 3 a side) *and* the culprit looks like its part's
 bad end and the parent like its good end; otherwise it is the `suspect` and the status is
 INCONCLUSIVE. The status is FOUND only when every part ended in a verified culprit.
 """
@@ -75,6 +75,11 @@ LEAN_INTERLEAVE_EVERY = 6
 #: The hunt's candidate rule when the caller names none (`sampling.CandidateRule`);
 #: bench/simulate.py measured it against the others before it became the default.
 HUNT_RULE: CandidateRule = "lean"
+#: Settle a promising reproduction before verifying (True), or only when a part ends
+#: unverified (False). False saves the endpoints' 4th trial but costs the verification
+#: more (its ends' test cannot pass against 3 end processes) and, simulated, verified
+#: wrong culprits (bench/simulate_cost.py `early3+verify-first`, bench/RESULTS.md).
+SETTLE_BEFORE_VERIFY = True
 
 __all__ = ["HUNT_RULE", "INTERLEAVE_EVERY", "Found", "HuntResult", "HuntStep", "hunt"]
 
@@ -164,19 +169,30 @@ class _Hunter:
         if warning:  # once, before the search: the user may stop and fix the config
             self.progress(Warned(warning))
         parts = self._bisect(0, last, tag_indices)
-        if not reproduction.reproduced:
+        if not reproduction.reproduced and SETTLE_BEFORE_VERIFY:
             # Searched on a promising difference (lean): settle it before any verdict, so
             # a suspect is never named for a regression the endpoints do not show.
-            reproduction = self.sampler.settle_endpoints(
-                self.commits[0], self.commits[-1], provisional=False
-            )
-            if not reproduction.reproduced:
-                null = self._null_check()
-                if not null.reproduction.reproduced:
-                    return self._no_regression(null)
-                reproduction = null.reproduction
+            settled = self._settle_endpoints()
+            if isinstance(settled, HuntResult):
+                return settled
+            reproduction = settled
         founds, open_parts = self._settle(parts, reproduction)
+        if not reproduction.reproduced and (open_parts or not all(f.verified for f in founds)):
+            settled = self._settle_endpoints()
+            if isinstance(settled, HuntResult):
+                return settled
+            reproduction = settled
         return self._result(reproduction, founds, open_parts, warning)
+
+    def _settle_endpoints(self) -> judge.Comparison | HuntResult:
+        """The reproduction settled on more endpoint trials, or the hunt's end without one."""
+        reproduction = self.sampler.settle_endpoints(
+            self.commits[0], self.commits[-1], provisional=False
+        )
+        if reproduction.reproduced:
+            return reproduction
+        null = self._null_check()
+        return null.reproduction if null.reproduction.reproduced else self._no_regression(null)
 
     def _null_check(self) -> nullcheck.NullCheck:
         """Not reproduced: measure the endpoints on until a regression is ruled out or
