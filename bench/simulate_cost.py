@@ -18,6 +18,7 @@ import importlib
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,30 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 from sim_noise import MODELS
 from simulate import Outcome, _pct, _upper95, run_all
 
+from bisector.core.sequential import LEAN
 from bisector.core.types import Status
 
 #: name -> {"module.CONSTANT": value}
 VARIANTS: dict[str, dict[str, Any]] = {
+    # an unclear candidate gets the range's ends measured as often as itself
+    "early3+ends-top-up-3": {
+        "bisector.core.verify.EARLY_PROCESSES": 3,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 3,
+    },
+    "early3+ends-top-up-4": {
+        "bisector.core.verify.EARLY_PROCESSES": 3,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 4,
+    },
+    # the lean rule's one-process verdicts, looser: a single process decides in the named
+    # endpoint's third (not fifth), or Wald's boundaries at 0.1 (not 0.05)
+    "early3+single-third": {
+        "bisector.core.verify.EARLY_PROCESSES": 3,
+        "bisector.core.sequential.LEAN": replace(LEAN, single_fraction=1 / 3),
+    },
+    "early3+wald-0.1": {
+        "bisector.core.verify.EARLY_PROCESSES": 3,
+        "bisector.core.sequential.LEAN": replace(LEAN, alpha=0.1, beta=0.1),
+    },
     "default": {},
     "early4": {"bisector.core.verify.EARLY_PROCESSES": 4},
     "early3": {"bisector.core.verify.EARLY_PROCESSES": 3},

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bisector.core import judge, sequential, verify
+import pytest
+
+from bisector.core import judge, sampling, sequential, verify
 from bisector.core.hunt import HUNT_RULE, hunt
 from bisector.core.sampling import LEAN_ENDPOINT_PROCESSES, Sampler
 from bisector.core.types import Status, TrialBudget, Verdict
@@ -235,3 +237,38 @@ def test_wholly_apart_needs_the_threshold_between_the_closest_processes() -> Non
     assert verify.wholly_apart(parent, [[v] for v in (21.3, 21.5, 22.0, 23.0)], RULE, 20.0)
     assert not verify.wholly_apart(parent, [[v] for v in (20.9, 21.5, 22.0, 23.0)], RULE, 20.0)
     assert not verify.wholly_apart([[v] for v in (21.3, 21.5, 22.0, 23.0)], parent, RULE, 20.0)
+
+
+def test_an_unclear_candidate_has_the_ends_measured_as_often_as_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The good end's 3 first processes came out 17.5% low: a good-level candidate looks
+    a third of the way to bad and stays unclear; topping the ends up (to 6 at most, in the
+    `interleave` phase) places it GOOD within 6 processes (not 12)."""
+
+    def level(i: int, n: int) -> float:
+        if i == 0:
+            return 16.5 if n < 3 else 20.0
+        return 26.0 if i >= 13 else 20.0
+
+    def decide(top_up: int) -> tuple[Verdict, FakeProbe, list[ProgressEvent]]:
+        monkeypatch.setattr(sampling, "ENDS_TOP_UP_AFTER", top_up)
+        probe, events = FakeProbe(level), []
+        sampler = Sampler(
+            probe, METRIC, RULE, TrialBudget(3, 12), events.append, candidate_rule="lean"
+        )
+        for _ in range(3):
+            probe.take(COMMITS[0])
+            probe.take(COMMITS[N_LAST])
+        return (
+            sampler.decide(COMMITS[5], COMMITS[0], COMMITS[N_LAST], "fine").verdict,
+            probe,
+            events,
+        )
+
+    without, probe, _ = decide(0)
+    assert without is Verdict.UNCLEAR and len(probe.trials(COMMITS[5])) == 12
+    verdict, probe, events = decide(3)
+    assert verdict is Verdict.GOOD and len(probe.trials(COMMITS[5])) <= 6
+    assert 3 < len(probe.trials(COMMITS[0])) <= 6
+    assert any(isinstance(e, TrialStarted) and e.phase == "interleave" for e in events)

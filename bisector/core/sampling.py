@@ -6,7 +6,9 @@ Two loops over a `Probe`, shared by the bisection (`engine.pipeline`) and isolat
 - `settle_endpoints` measures both endpoints, interleaved, until the judge is settled
   about their difference (`judge.reproduced` / `judge.reproduction_needs_more`);
 - `decide` measures a candidate until the judge decides it against the endpoints
-  (`judge.assess` / `judge.needs_more`) or its budget is spent.
+  (`judge.assess` / `judge.needs_more`) or its budget is spent; under the lean rule an
+  unclear candidate has the endpoints measured as often as itself first
+  (`ENDS_TOP_UP_AFTER`).
 
 **The budget counts trials, not samples.** A trial can succeed without the configured
 metric (the benchmark prints `latency` while the config asks for `latency_ms`); counting
@@ -56,6 +58,15 @@ SEQUENTIAL_DEFAULT = False
 #: Otherwise more only while the difference is not yet significant.
 LEAN_ENDPOINT_PROCESSES = 3
 PROMISING_P = 0.1
+#: Under the lean rule, a candidate still unclear after this many processes has the range's
+#: ends measured as often as itself (one more of the end with fewer, before each of its
+#: next processes): 3 end processes a side give a rough picture of where good and bad lie,
+#: and a candidate at the level of an unlucky end stays unclear to `repeats.max` otherwise.
+#: Simulated (bench/simulate_cost.py `early3+ends-top-up-3`, 2,000 bisections a model):
+#: wrong exit 0 still 0, fewer executions and more often right under every model but the
+#: CPU hog (bench/RESULTS.md). 0: never. The ends are topped up to `judge.MIN_ENDPOINT_PROCESSES` a side at most: a
+#: candidate between two steps stays unclear however well the ends are known.
+ENDS_TOP_UP_AFTER = 3
 
 
 def samples_of(trials: Sequence[TrialSamples], metric: str) -> list[list[float]]:
@@ -255,4 +266,17 @@ class Sampler:
                 if not cs:
                     return Decision(Verdict.SKIP, len(trials), 0, self.missing_reason(trials))
                 return Decision(verdict, len(trials), len(cs))
-            self._take(commit, phase, len(trials) + 1)
+            if not self._top_up_ends(len(cs), good, bad):
+                self._take(commit, phase, len(trials) + 1)
+
+    def _top_up_ends(self, processes: int, good: Commit, bad: Commit) -> bool:
+        """One more trial of the end with fewer, when the lean rule's candidate is unclear
+        after `ENDS_TOP_UP_AFTER` processes and has more than it (see there)."""
+        lean = self.candidate_rule == "lean" and not self.escalated
+        if not (lean and ENDS_TOP_UP_AFTER and processes >= ENDS_TOP_UP_AFTER):
+            return False
+        n, end = min(((len(self.probe.trials(c)), c) for c in (good, bad)), key=lambda e: e[0])
+        if n >= min(processes, judge.MIN_ENDPOINT_PROCESSES, self.repeats.max):
+            return False
+        self._take(end, "interleave", n + 1)
+        return True
