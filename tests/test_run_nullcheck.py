@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,18 +12,23 @@ from bisector.core.types import Status
 from bisector.engine.pipeline import RunRequest, run_bisection
 from bisector.testing.sample import SampleRepo
 
+from .conftest import run_cli
+
 
 @pytest.mark.slow
 def test_endpoints_too_noisy_to_rule_out_a_regression_exit_4(
     make_sample: Callable[..., SampleRepo], tmp_path: Path
 ) -> None:
-    """A +15% step under 50% noise (seeded): inconclusive over the whole range, with the reason."""
+    """A +15% step under 50% noise (seeded): exit 4 over the whole range, the reason in the JSON and on stderr."""
     sample = make_sample(
         n_commits=12, culprit=7, slowdown=0.15, noise=0.5, seed_file=str(tmp_path / "seed")
     )
-    outcome = run_bisection(RunRequest(good="v2.3.0", bad="v2.4.0", repo=sample.path))
-    doc = outcome.document.to_json()
-    assert outcome.status is Status.INCONCLUSIVE and outcome.status.exit_code == 4
+    done = run_cli(
+        "run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path)
+    )
+    assert done.returncode == 4, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["status"] == "inconclusive"
     assert doc["culprit"] is None and doc["culprits"] == [] and doc["suspect"] is None
     assert (
         doc["details"]["reproduction"]["regressed"] is False
@@ -33,6 +39,7 @@ def test_endpoints_too_noisy_to_rule_out_a_regression_exit_4(
     assert doc["noise"]["warning"] and doc["noise"]["warning"] in note
     assert doc["range"]["last_good"] == doc["good"]["commit"]
     assert doc["range"]["first_bad"] == doc["bad"]["commit"]
+    assert "cannot rule out a regression of the threshold 5%" in done.stderr
 
 
 @pytest.mark.slow
