@@ -47,21 +47,35 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "early3+single-third": {
         "bisector.core.verify.EARLY_PROCESSES": 3,
         "bisector.core.sequential.LEAN": replace(LEAN, single_fraction=1 / 3),
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
     },
     "early3+wald-0.1": {
         "bisector.core.verify.EARLY_PROCESSES": 3,
         "bisector.core.sequential.LEAN": replace(LEAN, alpha=0.1, beta=0.1),
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
     },
     "default": {},
-    "early4": {"bisector.core.verify.EARLY_PROCESSES": 4},
-    "early3": {"bisector.core.verify.EARLY_PROCESSES": 3},
+    "early4": {
+        "bisector.core.verify.EARLY_PROCESSES": 4,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
+    },
+    "early3": {
+        "bisector.core.verify.EARLY_PROCESSES": 3,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
+    },
+    "early4+ends-top-up-3": {
+        "bisector.core.verify.EARLY_PROCESSES": 4,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 3,
+    },
     "early4+verify-first": {
         "bisector.core.verify.EARLY_PROCESSES": 4,
         "bisector.core.hunt.SETTLE_BEFORE_VERIFY": False,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
     },
     "early3+verify-first": {
         "bisector.core.verify.EARLY_PROCESSES": 3,
         "bisector.core.hunt.SETTLE_BEFORE_VERIFY": False,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
     },
 }
 

@@ -244,7 +244,8 @@ def test_an_unclear_candidate_has_the_ends_measured_as_often_as_itself(
 ) -> None:
     """The good end's 3 first processes came out 17.5% low: a good-level candidate looks
     a third of the way to bad and stays unclear; topping the ends up (to 6 at most, in the
-    `interleave` phase) places it GOOD within 6 processes (not 12)."""
+    `interleave` phase; `ENDS_TOP_UP_AFTER`, off by default) places it GOOD within 6 processes
+    (not 12)."""
 
     def level(i: int, n: int) -> float:
         if i == 0:

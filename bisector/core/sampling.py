@@ -6,9 +6,7 @@ Two loops over a `Probe`, shared by the bisection (`engine.pipeline`) and isolat
 - `settle_endpoints` measures both endpoints, interleaved, until the judge is settled
   about their difference (`judge.reproduced` / `judge.reproduction_needs_more`);
 - `decide` measures a candidate until the judge decides it against the endpoints
-  (`judge.assess` / `judge.needs_more`) or its budget is spent; under the lean rule an
-  unclear candidate has the endpoints measured as often as itself first
-  (`ENDS_TOP_UP_AFTER`).
+  (`judge.assess` / `judge.needs_more`) or its budget is spent.
 
 **The budget counts trials, not samples.** A trial can succeed without the configured
 metric (the benchmark prints `latency` while the config asks for `latency_ms`); counting
@@ -58,15 +56,15 @@ SEQUENTIAL_DEFAULT = False
 #: Otherwise more only while the difference is not yet significant.
 LEAN_ENDPOINT_PROCESSES = 3
 PROMISING_P = 0.1
-#: Under the lean rule, a candidate still unclear after this many processes has the range's
-#: ends measured as often as itself (one more of the end with fewer, before each of its
-#: next processes): 3 end processes a side give a rough picture of where good and bad lie,
-#: and a candidate at the level of an unlucky end stays unclear to `repeats.max` otherwise.
-#: Simulated (bench/simulate_cost.py `early3+ends-top-up-3`, 2,000 bisections a model):
-#: wrong exit 0 still 0, fewer executions and more often right under every model but the
-#: CPU hog (bench/RESULTS.md). 0: never. The ends are topped up to `judge.MIN_ENDPOINT_PROCESSES` a side at most: a
-#: candidate between two steps stays unclear however well the ends are known.
-ENDS_TOP_UP_AFTER = 3
+#: Under the lean rule, a candidate still unclear after this many processes could have the
+#: range's ends measured as often as itself first (one more of the end with fewer, before
+#: each of its next processes, to `judge.MIN_ENDPOINT_PROCESSES` a side at most): 3 end
+#: processes a side give a rough picture of where good and bad lie. 0: never (the
+#: default). Simulated (bench/simulate_cost.py `early3+ends-top-up-3`, 2,000 bisections a
+#: model) it was cheaper and more often right without a hog, but it verified a wrong
+#: culprit once under a frequent hog (`hog-hides-step`, where it also cost 15 executions
+#: more): a verdict outranks the cost, so it stays off (bench/RESULTS.md).
+ENDS_TOP_UP_AFTER = 0
 
 
 def samples_of(trials: Sequence[TrialSamples], metric: str) -> list[list[float]]:
