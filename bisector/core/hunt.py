@@ -16,6 +16,10 @@ answers the hunt takes the same trials and returns the same result, so a simulat
 call it thousands of times. `EndpointUnmeasurable` (from `core.sampling`) propagates when
 an endpoint cannot be measured or lacks the metric.
 
+**Not reproduced** (exit 3) only when the endpoints rule out a regression of the threshold
+(`core.nullcheck`, measuring them on to `repeats.max`); otherwise INCONCLUSIVE over the
+whole range with the reason (`HuntResult.reason`).
+
 **Every step of a range.** A candidate that is significantly worse than its range's good
 end *and* significantly better than its bad end (`judge.Assessment.between`) shows that
 the range holds more than one step. The range is split there and each part bisected
