@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bisector.core.types import Commit
 
@@ -136,7 +136,27 @@ MODELS: tuple[NoiseModel, ...] = (
     ),
 )
 
-MODEL_BY_NAME: Mapping[str, NoiseModel] = {m.name: m for m in MODELS}
+#: A step the noise hides at the endpoints (issue 12, a real busy machine): a CPU hog that
+#: comes and goes three times as often as `cpu-hog`'s, so most runs have an episode on
+#: one endpoint's processes and not the other's.
+HIDDEN_STEP = NoiseModel(
+    "hog-hides-step",
+    "a +10% step under a hog 3x as frequent as cpu-hog's (episodes start at 15% of processes)",
+    within=0.01,
+    between=0.02,
+    hog=0.15,
+)
+
+
+def null_of(model: NoiseModel) -> NoiseModel:
+    """The model's noise over a range with no step at all (`null:<name>`)."""
+    return replace(model, name=f"null:{model.name}", description=f"{model.name}, no step", steps=())
+
+
+#: A true null under each noise model (the no-regression control is one already).
+NULL_MODELS: tuple[NoiseModel, ...] = tuple(null_of(m) for m in MODELS if m.steps)
+
+MODEL_BY_NAME: Mapping[str, NoiseModel] = {m.name: m for m in (*MODELS, HIDDEN_STEP, *NULL_MODELS)}
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,22 @@ def test_hodges_lehmann_critical_value_matches_scipys_exact_distribution() -> No
             assert p_below <= 0.025 < p_at, (n, m, k)
 
 
+def test_equivalence_bound_critical_value_matches_scipys_exact_distribution() -> None:
+    """At 90% (the equivalence check's one-sided 95% bound, core.nullcheck) k is where
+    scipy's exact P(U <= k) passes 5% (as the code computes it: 3 vs 3's 1/20 is just above)."""
+    half = (1 - 0.90) / 2
+    for n in range(3, 16):
+        for m in range(3, 16):
+            k = stats._critical_u(n, m, 0.90)
+            below, at = _with_u(n, m, max(k - 1, 0)), _with_u(n, m, k)
+            p_at = scipy_stats.mannwhitneyu(*at, alternative="less", method="exact").pvalue
+            if k == 0:
+                assert p_at > half, (n, m)
+                continue
+            p_below = scipy_stats.mannwhitneyu(*below, alternative="less", method="exact").pvalue
+            assert p_below <= half < p_at, (n, m, k)
+
+
 def test_u_distribution_matches_scipys_exact_cdf() -> None:
     """The counted null distribution of U gives scipy's exact one-sided p-values."""
     rng = random.Random(8)

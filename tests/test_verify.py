@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bisector.core import judge, sequential, verify
+import pytest
+
+from bisector.core import judge, sampling, sequential, verify
 from bisector.core.hunt import HUNT_RULE, hunt
 from bisector.core.sampling import LEAN_ENDPOINT_PROCESSES, Sampler
 from bisector.core.types import Status, TrialBudget, Verdict
@@ -59,7 +61,7 @@ def test_lean_hunt_is_the_default_and_verifies_on_fresh_trials() -> None:
     assert lean.status is old.status is Status.FOUND
     assert [f.index for f in lean.culprits] == [13]
     culprit = lean.culprits[0]
-    assert culprit.verified and culprit.trials == verify.EARLY_PROCESSES == 4
+    assert culprit.verified and culprit.trials == BUDGET.min == 4  # never below repeats.min
     assert len(lean_probe.trials(COMMITS[13])) > 4  # the search measured it too
     assert lean_probe.executions < 0.75 * old_probe.executions
 
@@ -153,10 +155,15 @@ N_LAST = len(COMMITS) - 1
 
 
 def _verify_with_ends(
-    probe: FakeProbe, index: int, *, ends: bool = True, budget: TrialBudget = BUDGET
+    probe: FakeProbe,
+    index: int,
+    *,
+    ends: bool = True,
+    budget: TrialBudget = BUDGET,
+    end_trials: int = 4,
 ) -> verify.Found:
-    """Verify commit `index` against its parent after 4 trials of each endpoint."""
-    for _ in range(4):
+    """Verify commit `index` against its parent after `end_trials` of each endpoint."""
+    for _ in range(end_trials):
         probe.take(COMMITS[0])
         probe.take(COMMITS[N_LAST])
     return verify.verify(
@@ -211,6 +218,18 @@ def test_a_real_step_verifies_like_the_ends() -> None:
     assert near.verified and near.trials == 5
 
 
+def test_a_wide_step_verifies_on_three_fresh_processes_when_repeats_min_allows() -> None:
+    """With `repeats.min: 3` a +30% step wholly apart from its parent, and wholly apart from
+    the ends' 4 processes (p = 0.057 < `EARLY_ENDS_ALPHA`), verifies on 3 a side; against
+    ends of 3 (p = 0.1 at best; 4 against 3 is 0.057 > `ENDS_ALPHA`) the rank test's 5."""
+    three = TrialBudget(3, 12)
+    assert verify.EARLY_PROCESSES == 3
+    wide = _verify_with_ends(FakeProbe(steps_at((13, 1.3))), 13, budget=three)
+    assert wide.verified and wide.trials == 3 and wide.p_value is not None
+    thin = _verify_with_ends(FakeProbe(steps_at((13, 1.3))), 13, budget=three, end_trials=3)
+    assert thin.verified and thin.trials == 5
+
+
 def test_wholly_apart_needs_the_threshold_between_the_closest_processes() -> None:
     """4 vs 4 completely apart is not enough: the nearest two must differ by the threshold
     (5% of 20 ms), in the regressed direction."""
@@ -218,3 +237,39 @@ def test_wholly_apart_needs_the_threshold_between_the_closest_processes() -> Non
     assert verify.wholly_apart(parent, [[v] for v in (21.3, 21.5, 22.0, 23.0)], RULE, 20.0)
     assert not verify.wholly_apart(parent, [[v] for v in (20.9, 21.5, 22.0, 23.0)], RULE, 20.0)
     assert not verify.wholly_apart([[v] for v in (21.3, 21.5, 22.0, 23.0)], parent, RULE, 20.0)
+
+
+def test_an_unclear_candidate_has_the_ends_measured_as_often_as_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The good end's 3 first processes came out 17.5% low: a good-level candidate looks
+    a third of the way to bad and stays unclear; topping the ends up (to 6 at most, in the
+    `interleave` phase; `ENDS_TOP_UP_AFTER`, off by default) places it GOOD within 6 processes
+    (not 12)."""
+
+    def level(i: int, n: int) -> float:
+        if i == 0:
+            return 16.5 if n < 3 else 20.0
+        return 26.0 if i >= 13 else 20.0
+
+    def decide(top_up: int) -> tuple[Verdict, FakeProbe, list[ProgressEvent]]:
+        monkeypatch.setattr(sampling, "ENDS_TOP_UP_AFTER", top_up)
+        probe, events = FakeProbe(level), []
+        sampler = Sampler(
+            probe, METRIC, RULE, TrialBudget(3, 12), events.append, candidate_rule="lean"
+        )
+        for _ in range(3):
+            probe.take(COMMITS[0])
+            probe.take(COMMITS[N_LAST])
+        return (
+            sampler.decide(COMMITS[5], COMMITS[0], COMMITS[N_LAST], "fine").verdict,
+            probe,
+            events,
+        )
+
+    without, probe, _ = decide(0)
+    assert without is Verdict.UNCLEAR and len(probe.trials(COMMITS[5])) == 12
+    verdict, probe, events = decide(3)
+    assert verdict is Verdict.GOOD and len(probe.trials(COMMITS[5])) <= 6
+    assert 3 < len(probe.trials(COMMITS[0])) <= 6
+    assert any(isinstance(e, TrialStarted) and e.phase == "interleave" for e in events)

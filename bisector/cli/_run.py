@@ -90,7 +90,9 @@ def _render_run(console: Any, doc: RunDocument) -> None:
         f"{doc.metric}: good {good.ref} = {_value(good.value)}, bad {bad.ref} = {_value(bad.value)}"
     )
     if doc.status is Status.NOT_REPRODUCED:
-        console.print("not reproduced: the endpoints are not significantly different (exit 3)")
+        console.print(
+            "not reproduced: the endpoints rule out a regression of the threshold (exit 3)"
+        )
     elif doc.status is Status.INCONCLUSIVE:
         rng = doc.range
         assert rng is not None
@@ -109,6 +111,8 @@ def _render_run(console: Any, doc: RunDocument) -> None:
             _render_culprit(console, s, "suspect", doc)
             if s.note:
                 console.print(f"  {s.note}")
+        for note in doc.details.notes or ():  # e.g. the endpoints' noise (core.nullcheck)
+            console.print(f"  {note}")
     elif doc.culprit is not None:
         # every regression step of the range, by commit order; the largest is `culprit`
         for c in doc.culprits or (doc.culprit,):

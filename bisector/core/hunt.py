@@ -16,6 +16,10 @@ answers the hunt takes the same trials and returns the same result, so a simulat
 call it thousands of times. `EndpointUnmeasurable` (from `core.sampling`) propagates when
 an endpoint cannot be measured or lacks the metric.
 
+**Not reproduced** (exit 3) only when the endpoints rule out a regression of the threshold
+(`core.nullcheck`, measuring them on to `repeats.max`); otherwise INCONCLUSIVE over the
+whole range with the reason (`HuntResult.reason`).
+
 **Every step of a range.** A candidate that is significantly worse than its range's good
 end *and* significantly better than its bad end (`judge.Assessment.between`) shows that
 the range holds more than one step. The range is split there and each part bisected
@@ -32,7 +36,7 @@ wrong: the rule is escalated and that part bisected again, once (`_settle`).
 fresh, interleaved trials, more while the judge is unclear (at least
 `verify.EARLY_PROCESSES`, at most `repeats.max` a side; `core.verify`). It is a culprit
 only when the regression shows in the regressed direction by at least the threshold at
-`judge.VERIFY_ALPHA` (or wholly apart at 4 a side) *and* the culprit looks like its part's
+`judge.VERIFY_ALPHA` (or wholly apart from 3 a side) *and* the culprit looks like its part's
 bad end and the parent like its good end; otherwise it is the `suspect` and the status is
 INCONCLUSIVE. The status is FOUND only when every part ended in a verified culprit.
 """
@@ -43,7 +47,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bisector.core import judge, noise
+from bisector.core import judge, noise, nullcheck
+from bisector.core.outcome import HuntResult, HuntStep
 from bisector.core.sampling import CandidateRule, Sampler
 from bisector.core.search import CoarseFine
 from bisector.core.stats import median
@@ -74,49 +79,13 @@ LEAN_INTERLEAVE_EVERY = 6
 #: The hunt's candidate rule when the caller names none (`sampling.CandidateRule`);
 #: bench/simulate.py measured it against the others before it became the default.
 HUNT_RULE: CandidateRule = "lean"
+#: Settle a promising reproduction before verifying (True), or only when a part ends
+#: unverified (False). False saves the endpoints' 4th trial but costs the verification
+#: more (its ends' test cannot pass against 3 end processes) and, simulated, verified
+#: wrong culprits (bench/simulate_cost.py `early3+verify-first`, bench/RESULTS.md).
+SETTLE_BEFORE_VERIFY = True
 
 __all__ = ["HUNT_RULE", "INTERLEAVE_EVERY", "Found", "HuntResult", "HuntStep", "hunt"]
-
-
-@dataclass(frozen=True)
-class HuntStep:
-    """One verdict of the hunt, in the order it was decided (`index` into `commits`)."""
-
-    phase: str
-    index: int
-    verdict: Verdict
-    samples: int
-    median: float | None
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class HuntResult:
-    """What the hunt decided. Indices are into `commits`.
-
-    `culprits` are the verified ones, by index; `suspect` the largest unverified candidate
-    (INCONCLUSIVE). `last_good`/`first_bad` bound the part that is not resolved, else the
-    suspect, else the largest culprit. `untestable` could not be measured; `unclear` were
-    measured but could not be placed.
-    """
-
-    status: Status
-    reproduction: judge.Comparison
-    culprits: tuple[Found, ...]
-    suspect: Found | None
-    last_good: int
-    first_bad: int
-    untestable: tuple[int, ...]
-    unclear: tuple[int, ...]
-    steps: tuple[HuntStep, ...]
-    noise: noise.Noise
-
-    @property
-    def culprit(self) -> Found | None:
-        """The largest culprit (the contract's `culprit`), when the status is FOUND."""
-        if self.status is not Status.FOUND or not self.culprits:
-            return None
-        return max(self.culprits, key=lambda f: f.share or 0.0)
 
 
 @dataclass(frozen=True)
@@ -195,36 +164,63 @@ class _Hunter:
             self._step("reproduce", index, verdict)
         measured = noise.measure(self.samples(0), self.samples(last))
         if not (reproduction.reproduced or self.sampler.promising(reproduction)):
-            return self._not_reproduced(reproduction, measured)
+            null = self._null_check()
+            if not null.reproduction.reproduced:
+                return self._no_regression(null)
+            reproduction = null.reproduction
         baseline = median(judge.process_medians(self.samples(0)))
         warning = noise.threshold_warning(measured, self.rule, self.budget, baseline)
         if warning:  # once, before the search: the user may stop and fix the config
             self.progress(Warned(warning))
         parts = self._bisect(0, last, tag_indices)
-        if not reproduction.reproduced:
+        if not reproduction.reproduced and SETTLE_BEFORE_VERIFY:
             # Searched on a promising difference (lean): settle it before any verdict, so
             # a suspect is never named for a regression the endpoints do not show.
-            reproduction = self.sampler.settle_endpoints(
-                self.commits[0], self.commits[-1], provisional=False
-            )
-            if not reproduction.reproduced:
-                measured = noise.measure(self.samples(0), self.samples(last), warning)
-                return self._not_reproduced(reproduction, measured)
+            settled = self._settle_endpoints()
+            if isinstance(settled, HuntResult):
+                return settled
+            reproduction = settled
         founds, open_parts = self._settle(parts, reproduction)
+        if not reproduction.reproduced and (open_parts or not all(f.verified for f in founds)):
+            settled = self._settle_endpoints()
+            if isinstance(settled, HuntResult):
+                return settled
+            reproduction = settled
         return self._result(reproduction, founds, open_parts, warning)
 
-    def _not_reproduced(self, reproduction: judge.Comparison, measured: noise.Noise) -> HuntResult:
+    def _settle_endpoints(self) -> judge.Comparison | HuntResult:
+        """The reproduction settled on more endpoint trials, or the hunt's end without one."""
+        reproduction = self.sampler.settle_endpoints(
+            self.commits[0], self.commits[-1], provisional=False
+        )
+        if reproduction.reproduced:
+            return reproduction
+        null = self._null_check()
+        return null.reproduction if null.reproduction.reproduced else self._no_regression(null)
+
+    def _null_check(self) -> nullcheck.NullCheck:
+        """Not reproduced: measure the endpoints on until a regression is ruled out or
+        `repeats.max` is spent (`core.nullcheck`)."""
+        ends = (self.commits[0], self.commits[-1])
+        take = lambda c: self._take(c, "reproduce")  # noqa: E731
+        return nullcheck.settle_null(self.probe, self.metric, self.rule, self.budget, ends, take)
+
+    def _no_regression(self, null: nullcheck.NullCheck) -> HuntResult:
+        """NOT_REPRODUCED when the endpoints rule a regression of the threshold out, else
+        INCONCLUSIVE over the whole range, with the reason and the noise's suggestion."""
+        last = len(self.commits) - 1
+        good, bad = self.samples(0), self.samples(last)
+        baseline = median(judge.process_medians(good))
+        warning = noise.threshold_warning(
+            noise.measure(good, bad), self.rule, self.budget, baseline
+        )
+        status, why = Status.NOT_REPRODUCED, ""
+        if not null.rules_out:
+            status, why = Status.INCONCLUSIVE, nullcheck.reason(null, self.rule, warning)
+        measured = noise.measure(good, bad, warning)
+        steps = tuple(self.steps)
         return HuntResult(
-            Status.NOT_REPRODUCED,
-            reproduction,
-            (),
-            None,
-            0,
-            len(self.commits) - 1,
-            (),
-            (),
-            tuple(self.steps),
-            measured,
+            status, null.reproduction, (), None, 0, last, (), (), steps, measured, why
         )
 
     def _result(

@@ -56,6 +56,15 @@ SEQUENTIAL_DEFAULT = False
 #: Otherwise more only while the difference is not yet significant.
 LEAN_ENDPOINT_PROCESSES = 3
 PROMISING_P = 0.1
+#: Under the lean rule, a candidate still unclear after this many processes could have the
+#: range's ends measured as often as itself first (one more of the end with fewer, before
+#: each of its next processes, to `judge.MIN_ENDPOINT_PROCESSES` a side at most): 3 end
+#: processes a side give a rough picture of where good and bad lie. 0: never (the
+#: default). Simulated (bench/simulate_cost.py `early3+ends-top-up-3`, 2,000 bisections a
+#: model) it was cheaper and more often right without a hog, but it verified a wrong
+#: culprit once under a frequent hog (`hog-hides-step`, where it also cost 15 executions
+#: more): a verdict outranks the cost, so it stays off (bench/RESULTS.md).
+ENDS_TOP_UP_AFTER = 0
 
 
 def samples_of(trials: Sequence[TrialSamples], metric: str) -> list[list[float]]:
@@ -255,4 +264,17 @@ class Sampler:
                 if not cs:
                     return Decision(Verdict.SKIP, len(trials), 0, self.missing_reason(trials))
                 return Decision(verdict, len(trials), len(cs))
-            self._take(commit, phase, len(trials) + 1)
+            if not self._top_up_ends(len(cs), good, bad):
+                self._take(commit, phase, len(trials) + 1)
+
+    def _top_up_ends(self, processes: int, good: Commit, bad: Commit) -> bool:
+        """One more trial of the end with fewer, when the lean rule's candidate is unclear
+        after `ENDS_TOP_UP_AFTER` processes and has more than it (see there)."""
+        lean = self.candidate_rule == "lean" and not self.escalated
+        if not (lean and ENDS_TOP_UP_AFTER and processes >= ENDS_TOP_UP_AFTER):
+            return False
+        n, end = min(((len(self.probe.trials(c)), c) for c in (good, bad)), key=lambda e: e[0])
+        if n >= min(processes, judge.MIN_ENDPOINT_PROCESSES, self.repeats.max):
+            return False
+        self._take(end, "interleave", n + 1)
+        return True

@@ -11,8 +11,8 @@ verified, or the confidence interval of their shift rules a regression out, or
 - **apart**: the non-parametric judge (`judge.compare` at `judge.VERIFY_ALPHA`) shows the
   regression between parent and culprit, in the regressed direction, by at least the
   threshold, on at least `judge.smallest_workable_repeats(VERIFY_ALPHA)` (5) a side; or,
-  earlier, at `EARLY_PROCESSES` (4) a side, every culprit process is worse than every
-  parent process by at least the threshold (`wholly_apart`);
+  earlier, from `EARLY_PROCESSES` (3) a side (never below `repeats.min`), every culprit
+  process is worse than every parent process by at least the threshold (`wholly_apart`);
 - **like the ends** (`like_ends`): the culprit's fresh trials are significantly worse
   than the good end of the part of the range it was bisected in, and the parent's
   significantly better than its bad end, each by the threshold, at `ENDS_ALPHA`.
@@ -28,12 +28,15 @@ under every model. A true step passes it without extra trials unless a hog shift
 fresh trials away from the ends; then more are taken, and if it still fails the culprit
 is unverified (exit 4, which a busy machine should give).
 
-**The early stop** costs the error rate nothing measurable and saves a pair of processes
-where the step is many spreads wide (the usual real case): 4 vs 4 completely apart is
-p = 0.029 for the rank test alone, and demanding the gap between the closest processes
-to be the threshold makes it far rarer for two commits at one level; the ends' test
-guards it as well. A one-sided 4 + 5 test without those guards verified wrong culprits
-(bench/RESULTS.md).
+**The early stop** costs the error rate nothing measurable and saves two pairs of
+processes where the step is many spreads wide (the usual real case): 3 vs 3 completely
+apart is p = 0.1 for the rank test alone (4 vs 4: 0.029), and demanding the gap between
+the closest processes to be the threshold makes it far rarer for two commits at one
+level; the ends' test guards it as well, at 3 a side by asking the fresh processes to lie
+wholly apart from the end's (`EARLY_ENDS_ALPHA`). Simulated on the same 2,000 seeds per
+model (bench/simulate_cost.py), stopping from 3 instead of 4 a side kept wrong exit 0 at
+0 under every model and saved 1.9 executions a bisection (`normal`). A one-sided 4 + 5
+test without those guards verified wrong culprits (bench/RESULTS.md).
 
 **Nothing from the search is reused.** The search has usually measured the culprit and
 its parent already, and topping those trials up would save about two processes. But the
@@ -64,9 +67,13 @@ if TYPE_CHECKING:
 #: than `judge.VERIFY_ALPHA` because it guards the test between the two, which holds at
 #: that alpha already; 4 fresh processes against an end's 4 can reach it (0.029).
 ENDS_ALPHA = 0.05
-#: Fresh processes a side at which a culprit wholly apart from its parent by the
-#: threshold (and like the ends) is verified without the rank test's 5th (`wholly_apart`).
-EARLY_PROCESSES = 4
+#: Fresh processes a side from which a culprit wholly apart from its parent by the
+#: threshold (and like the ends) is verified without the rank test's 5th (`wholly_apart`),
+#: when `repeats.min` allows that few.
+EARLY_PROCESSES = 3
+#: The ends' alpha at an early stop on 3 fresh processes: 3 against an end's 4 cannot go
+#: below p = 2 / C(7, 3) = 0.057, so this asks them to lie wholly apart from that end.
+EARLY_ENDS_ALPHA = 0.06
 
 
 @dataclass(frozen=True)
@@ -119,10 +126,12 @@ def verify(
             baseline = median(judge.process_medians(ps))
             alike = ends is None or like_ends(ps, cs, *_samples(probe, ends, metric), rule)
             early = (
-                budget.min <= EARLY_PROCESSES
-                and len(ps) == len(cs) == EARLY_PROCESSES
+                budget.min <= len(ps) == len(cs)
+                and EARLY_PROCESSES <= len(ps) < floor
                 and wholly_apart(ps, cs, rule, baseline)
             )
+            if early and len(ps) < 4 and ends is not None:  # see EARLY_ENDS_ALPHA
+                alike = like_ends(ps, cs, *_samples(probe, ends, metric), rule, EARLY_ENDS_ALPHA)
             if early and alike:
                 break
             if n >= floor and (
@@ -164,6 +173,7 @@ def like_ends(
     good: judge.Samples,
     bad: judge.Samples,
     rule: MetricRule,
+    alpha: float = ENDS_ALPHA,
 ) -> bool:
     """The culprit's fresh trials look like the bad end and the parent's like the good one.
 
@@ -175,8 +185,8 @@ def like_ends(
     """
     if len(good) < 2 or len(bad) < 2:
         return True
-    as_bad = judge.assess(culprit, good, bad, rule, alpha=ENDS_ALPHA).vs_good
-    as_good = judge.assess(parent, good, bad, rule, alpha=ENDS_ALPHA).vs_bad
+    as_bad = judge.assess(culprit, good, bad, rule, alpha=alpha).vs_good
+    as_good = judge.assess(parent, good, bad, rule, alpha=alpha).vs_bad
     return as_bad.significant and as_bad.regressed and as_good.significant and as_good.improved
 
 

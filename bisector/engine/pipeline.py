@@ -309,7 +309,11 @@ def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
         culprits=(),
         steps=steps,
         noise=noise_report(result.noise),
-        details=Details(reproduction=comparison_of(result.reproduction)),
+        details=Details(
+            reproduction=comparison_of(result.reproduction),
+            # why the status is what it is, when the fields do not say it (core.nullcheck)
+            notes=(result.reason,) if result.reason else None,
+        ),
     )
     if result.status is Status.NOT_REPRODUCED:
         return doc

@@ -51,6 +51,9 @@ class SampleSpec:
         "one"  # with kind="config": + server.port, logging.format
     )
     effect_flag: str = ""  # a file path; while it holds "off" the benchmark reports the good cost
+    # a file path: the benchmark's noise is seeded by a count kept there (one more per
+    # process), so a test's noisy run takes the same trials every time ("" = unseeded)
+    seed_file: str = ""
     deps_file: Literal["requirements", "pyproject"] = "requirements"  # where the pins are declared:
     # requirements.txt, or pyproject.toml's [project].dependencies (with comments, one per line)
     second_step: int = 0  # a second code regression at this commit index (0: none), after `culprit`
@@ -220,6 +223,7 @@ def bisector_yaml(spec: SampleSpec, root: Path, wheelhouse: Path | None) -> str:
         f"    SAMPLE_NOISE: {spec.noise!r}\n"
         f"    SAMPLE_SAMPLES: {spec.samples_per_process!r}\n"
         + (f"    SAMPLE_EFFECT_FLAG: {spec.effect_flag!r}\n" if spec.effect_flag else "")
+        + (f"    SAMPLE_SEED_FILE: {spec.seed_file!r}\n" if spec.seed_file else "")
         + "metrics:\n"
         "  latency_ms: {direction: lower, threshold: 5%}\n"
         "  accuracy: {direction: higher, threshold: 0.01}\n"

@@ -1,0 +1,148 @@
+"""Simulated: fewer executions per bisection, at what error rate? (issue 12, item B)
+
+Runs the lean hunt of bench/simulate.py (threshold 5%, repeats {min: 3, max: 15}, 64
+commits, one +10% step) under every noise model with candidate changes to the rules,
+side by side on the same seeds, and reports per model: wrong exit 0 (with its 95% upper
+bound), right, inconclusive, executions (trials) and their phases, and the two-step
+range's executions over a one-step range's with the same noise (`two-steps` /
+`process-offsets`). A variant is a set of module constants of `bisector.core` patched
+for the run (bench-only; the default is what the code has).
+
+    python bench/simulate_cost.py --runs 2000 --variants default,early3
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+
+from sim_noise import MODELS
+from simulate import Outcome, _pct, _upper95, run_all
+
+from bisector.core.sequential import LEAN
+from bisector.core.types import Status
+
+#: name -> {"module.CONSTANT": value}
+VARIANTS: dict[str, dict[str, Any]] = {
+    # an unclear candidate gets the range's ends measured as often as itself
+    "early3+ends-top-up-3": {
+        "bisector.core.verify.EARLY_PROCESSES": 3,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 3,
+    },
+    "early3+ends-top-up-4": {
+        "bisector.core.verify.EARLY_PROCESSES": 3,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 4,
+    },
+    # the lean rule's one-process verdicts, looser: a single process decides in the named
+    # endpoint's third (not fifth), or Wald's boundaries at 0.1 (not 0.05)
+    "early3+single-third": {
+        "bisector.core.verify.EARLY_PROCESSES": 3,
+        "bisector.core.sequential.LEAN": replace(LEAN, single_fraction=1 / 3),
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
+    },
+    "early3+wald-0.1": {
+        "bisector.core.verify.EARLY_PROCESSES": 3,
+        "bisector.core.sequential.LEAN": replace(LEAN, alpha=0.1, beta=0.1),
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
+    },
+    "default": {},
+    "early4": {
+        "bisector.core.verify.EARLY_PROCESSES": 4,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
+    },
+    "early3": {
+        "bisector.core.verify.EARLY_PROCESSES": 3,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
+    },
+    "early4+ends-top-up-3": {
+        "bisector.core.verify.EARLY_PROCESSES": 4,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 3,
+    },
+    "early4+verify-first": {
+        "bisector.core.verify.EARLY_PROCESSES": 4,
+        "bisector.core.hunt.SETTLE_BEFORE_VERIFY": False,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
+    },
+    "early3+verify-first": {
+        "bisector.core.verify.EARLY_PROCESSES": 3,
+        "bisector.core.hunt.SETTLE_BEFORE_VERIFY": False,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
+    },
+}
+
+
+def _patched(variant: str) -> list[tuple[Any, str, Any]]:
+    saved = []
+    for path, value in VARIANTS[variant].items():
+        module_name, attr = path.rsplit(".", 1)
+        module = importlib.import_module(module_name)
+        saved.append((module, attr, getattr(module, attr)))
+        setattr(module, attr, value)
+    return saved
+
+
+def run_variant(variant: str, models: Sequence[str], runs: int) -> dict[str, list[Outcome]]:
+    saved = _patched(variant)
+    try:
+        got = run_all(models, ["lean"], runs, 64, jobs=1)
+    finally:
+        for module, attr, value in saved:
+            setattr(module, attr, value)
+    return {m: got[(m, "lean")] for m in models}
+
+
+def rows(variant: str, got: dict[str, list[Outcome]]) -> list[str]:
+    out = []
+    for m, outs in got.items():
+        n = len(outs)
+        wrong = sum(o.wrong_exit0 for o in outs)
+        mean = sum(o.trials for o in outs) / n
+        phase = {
+            k: sum(dict(o.by_phase).get(k, 0) for o in outs) / n
+            for k in ("endpoints", "interleave", "candidates", "verify")
+        }
+        out.append(
+            f"| {variant} | {m} | {n} | {_pct(sum(o.right for o in outs), n)} | "
+            f"{wrong} ({_pct(wrong, n)}, <= {100 * _upper95(wrong, n):.2f}%) | "
+            f"{_pct(sum(o.status is Status.INCONCLUSIVE for o in outs), n)} | {mean:.1f} | "
+            f"{phase['endpoints'] + phase['interleave']:.1f} | {phase['candidates']:.1f} | "
+            f"{phase['verify']:.1f} |"
+        )
+    two, one = got.get("two-steps"), got.get("process-offsets")
+    if two and one:
+        ratio = (sum(o.trials for o in two) / len(two)) / (sum(o.trials for o in one) / len(one))
+        out.append(f"| {variant} | two-steps / process-offsets | | | | | {ratio:.2f}x | | | |")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--runs", type=int, default=2000)
+    p.add_argument("--variants", default="default")
+    p.add_argument("--models", default=",".join(m.name for m in MODELS))
+    args = p.parse_args(argv)
+    models = [m for m in args.models.split(",") if m]
+    print(
+        "| variant | model | runs | right | wrong exit 0 (95% bound) | inconclusive | trials | "
+        "endpoints+interleave | candidates | verify |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for variant in args.variants.split(","):
+        t0 = time.monotonic()
+        for row in rows(variant, run_variant(variant, models, args.runs)):
+            print(row, flush=True)
+        print(f"<!-- {variant}: {time.monotonic() - t0:.0f} s -->", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
