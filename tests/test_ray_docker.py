@@ -24,8 +24,7 @@ from typing import Any
 import pytest
 
 from bisector.testing import gitutil
-from bisector.testing.raycluster import RayHead
-from bisector.testing.wheels import make_wheel
+from bisector.testing.raycluster import RayHead, wheel_repo
 from tests.docker_support import BASE_IMAGE, docker_or_skip
 from tests.registry_support import REGISTRY_BINARY, LocalRegistry
 
@@ -47,19 +46,7 @@ print(json.dumps({"latency_ms": [speedpkg.LEVEL * (1 + rng.gauss(0, 0.003)) for 
 
 def _repo(path: Path, wheels: Path, n: int = N, culprit: int = CULPRIT) -> Path:
     """Commits 0..n-1 pinning `speedpkg` 1.0.0 (level 20) before `culprit`, 1.1.0 (26) from it."""
-    for version, level in (("1.0.0", 20.0), ("1.1.0", 26.0)):
-        make_wheel(wheels, "speedpkg", version, {"speedpkg/__init__.py": f"LEVEL = {level}\n"})
-    repo = gitutil.make_repo(path)
-    for i in range(n):
-        files = {
-            "requirements.txt": f"speedpkg=={'1.1.0' if i >= culprit else '1.0.0'}\n",
-            "commit.txt": f"{i}\n",
-        }
-        if i == 0:
-            files["bench.py"] = BENCH
-        tag = "good" if i == 0 else "bad" if i == n - 1 else None
-        gitutil.commit(repo, files, f"change {i}", tag=tag)
-    return repo
+    return wheel_repo(path, wheels, n, culprit, bench=BENCH)
 
 
 def _config(

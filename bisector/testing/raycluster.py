@@ -163,9 +163,12 @@ print(json.dumps({"latency_ms": [speedpkg.LEVEL * (1 + rng.gauss(0, 0.003)) for 
 """
 
 
-def wheel_repo(path: Path, wheelhouse: Path, n: int, culprit: int) -> Path:
+def wheel_repo(
+    path: Path, wheelhouse: Path, n: int, culprit: int, bench: str = WHEEL_BENCH
+) -> Path:
     """Commits 0..n-1 whose requirements.txt pins `speedpkg` (a local wheel in `wheelhouse`):
-    1.0.0 before `culprit`, 1.1.0 (30% slower) from it on; the benchmark reads its level."""
+    1.0.0 before `culprit`, 1.1.0 (30% slower) from it on; the benchmark (`bench`, printing
+    `latency_ms` from the package's level) reads its level."""
     for version, level in (("1.0.0", 20.0), ("1.1.0", 26.0)):
         make_wheel(wheelhouse, "speedpkg", version, {"speedpkg/__init__.py": f"LEVEL = {level}\n"})
     repo = gitutil.make_repo(path)
@@ -175,7 +178,7 @@ def wheel_repo(path: Path, wheelhouse: Path, n: int, culprit: int) -> Path:
             "commit.txt": f"{i}\n",
         }
         if i == 0:
-            files["bench.py"] = WHEEL_BENCH
+            files["bench.py"] = bench
         gitutil.commit(
             repo, files, f"change {i}", tag="good" if i == 0 else "bad" if i == n - 1 else None
         )
