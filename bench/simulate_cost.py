@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from sim_noise import MODELS
+from sim_noise import HIDDEN_STEP, MODELS, NULL_MODELS
 from simulate import Outcome, _pct, _upper95, run_all
 
 from bisector.core.sequential import LEAN
@@ -35,44 +35,60 @@ from bisector.core.types import Status
 VARIANTS: dict[str, dict[str, Any]] = {
     # an unclear candidate gets the range's ends measured as often as itself
     "early3+ends-top-up-3": {
+        "bisector.core.hunt.VERIFY_AT_3": False,
         "bisector.core.verify.EARLY_PROCESSES": 3,
         "bisector.core.sampling.ENDS_TOP_UP_AFTER": 3,
     },
     "early3+ends-top-up-4": {
+        "bisector.core.hunt.VERIFY_AT_3": False,
         "bisector.core.verify.EARLY_PROCESSES": 3,
         "bisector.core.sampling.ENDS_TOP_UP_AFTER": 4,
     },
     # the lean rule's one-process verdicts, looser: a single process decides in the named
     # endpoint's third (not fifth), or Wald's boundaries at 0.1 (not 0.05)
     "early3+single-third": {
+        "bisector.core.hunt.VERIFY_AT_3": False,
         "bisector.core.verify.EARLY_PROCESSES": 3,
         "bisector.core.sequential.LEAN": replace(LEAN, single_fraction=1 / 3),
         "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
     },
     "early3+wald-0.1": {
+        "bisector.core.hunt.VERIFY_AT_3": False,
         "bisector.core.verify.EARLY_PROCESSES": 3,
         "bisector.core.sequential.LEAN": replace(LEAN, alpha=0.1, beta=0.1),
         "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
     },
     "default": {},
     "early4": {
+        "bisector.core.hunt.VERIFY_AT_3": False,
         "bisector.core.verify.EARLY_PROCESSES": 4,
         "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
     },
     "early3": {
         "bisector.core.verify.EARLY_PROCESSES": 3,
         "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
+        "bisector.core.hunt.VERIFY_AT_3": False,
+    },
+    # verify before settling the endpoints when they lie wholly apart at 3 a side; every
+    # culprit verified: the reproduction stands at 3 + 3 (no 4th endpoint trial)
+    "early3+verify-at-3": {
+        "bisector.core.verify.EARLY_PROCESSES": 3,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
+        "bisector.core.hunt.VERIFY_AT_3": True,
     },
     "early4+ends-top-up-3": {
+        "bisector.core.hunt.VERIFY_AT_3": False,
         "bisector.core.verify.EARLY_PROCESSES": 4,
         "bisector.core.sampling.ENDS_TOP_UP_AFTER": 3,
     },
     "early4+verify-first": {
+        "bisector.core.hunt.VERIFY_AT_3": False,
         "bisector.core.verify.EARLY_PROCESSES": 4,
         "bisector.core.hunt.SETTLE_BEFORE_VERIFY": False,
         "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
     },
     "early3+verify-first": {
+        "bisector.core.hunt.VERIFY_AT_3": False,
         "bisector.core.verify.EARLY_PROCESSES": 3,
         "bisector.core.hunt.SETTLE_BEFORE_VERIFY": False,
         "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
@@ -113,14 +129,15 @@ def rows(variant: str, got: dict[str, list[Outcome]]) -> list[str]:
         out.append(
             f"| {variant} | {m} | {n} | {_pct(sum(o.right for o in outs), n)} | "
             f"{wrong} ({_pct(wrong, n)}, <= {100 * _upper95(wrong, n):.2f}%) | "
-            f"{_pct(sum(o.status is Status.INCONCLUSIVE for o in outs), n)} | {mean:.1f} | "
+            f"{_pct(sum(o.status is Status.INCONCLUSIVE for o in outs), n)} | "
+            f"{_pct(sum(o.status is Status.NOT_REPRODUCED for o in outs), n)} | {mean:.1f} | "
             f"{phase['endpoints'] + phase['interleave']:.1f} | {phase['candidates']:.1f} | "
             f"{phase['verify']:.1f} |"
         )
     two, one = got.get("two-steps"), got.get("process-offsets")
     if two and one:
         ratio = (sum(o.trials for o in two) / len(two)) / (sum(o.trials for o in one) / len(one))
-        out.append(f"| {variant} | two-steps / process-offsets | | | | | {ratio:.2f}x | | | |")
+        out.append(f"| {variant} | two-steps / process-offsets | | | | | | {ratio:.2f}x | | | |")
     return out
 
 
@@ -129,13 +146,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=2000)
     p.add_argument("--variants", default="default")
     p.add_argument("--models", default=",".join(m.name for m in MODELS))
+    p.add_argument(
+        "--all-models",
+        action="store_true",
+        help="every model, `hog-hides-step` and the null models (bench/simulate_nullcheck.py)",
+    )
     args = p.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
+    if args.all_models:
+        models = [m.name for m in (*MODELS, HIDDEN_STEP, *NULL_MODELS)]
     print(
-        "| variant | model | runs | right | wrong exit 0 (95% bound) | inconclusive | trials | "
+        "| variant | model | runs | right | wrong exit 0 (95% bound) | inconclusive | "
+        "not reproduced | trials | "
         "endpoints+interleave | candidates | verify |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for variant in args.variants.split(","):
         t0 = time.monotonic()
         for row in rows(variant, run_variant(variant, models, args.runs)):

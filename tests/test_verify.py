@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bisector.core import hunt as hunt_module
 from bisector.core import judge, sampling, sequential, verify
-from bisector.core.hunt import HUNT_RULE, hunt
+from bisector.core.hunt import HUNT_RULE, HuntResult, hunt
 from bisector.core.sampling import LEAN_ENDPOINT_PROCESSES, Sampler
 from bisector.core.types import Status, TrialBudget, Verdict
 from bisector.ports import PhaseStarted, ProgressEvent, TrialStarted, VerdictReached, Warned
@@ -273,3 +274,38 @@ def test_an_unclear_candidate_has_the_ends_measured_as_often_as_itself(
     assert verdict is Verdict.GOOD and len(probe.trials(COMMITS[5])) <= 6
     assert 3 < len(probe.trials(COMMITS[0])) <= 6
     assert any(isinstance(e, TrialStarted) and e.phase == "interleave" for e in events)
+
+
+def test_thin_ends_apart_asks_every_process_past_the_ends_by_the_threshold() -> None:
+    """Against ends of 3 processes the early ends' test is "wholly apart by the threshold"
+    from each end; ends of 4 are left to the rank test (`like_ends`)."""
+    good, bad = GOOD[:3], BAD[:3]
+    parent, culprit = [[v] for v in (20.0, 20.1, 19.9)], [[v] for v in (26.1, 25.8, 26.0)]
+    assert verify.thin_ends_apart(parent, culprit, good, bad, RULE)
+    near_good = [[v] for v in (26.1, 25.8, 20.9)]  # one culprit process within 5% of good
+    assert not verify.thin_ends_apart(parent, near_good, good, bad, RULE)
+    assert not verify.thin_ends_apart(parent, culprit, GOOD, BAD, RULE)
+    assert verify.ends_apart(good, bad, RULE) and not verify.ends_apart(bad, good, RULE)
+
+
+def test_verify_at_3_keeps_the_reproduction_at_three_a_side_when_it_verifies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With `hunt.VERIFY_AT_3` (off by default: simulated, it verified wrong culprits) a
+    clear step is found without the endpoints' 4th trial; without it they are settled."""
+    three = TrialBudget(3, 12)
+
+    def run(on: bool) -> tuple[HuntResult, FakeProbe]:
+        monkeypatch.setattr(hunt_module, "VERIFY_AT_3", on)
+        probe = FakeProbe(steps_at((13, 1.3)))
+        return hunt(COMMITS, [], probe, METRIC, RULE, three), probe
+
+    assert not hunt_module.VERIFY_AT_3
+    early, probe = run(True)
+    assert early.status is Status.FOUND and [f.index for f in early.culprits] == [13]
+    assert not early.reproduction.significant  # 3 + 3: promising, carried by the culprit
+    assert min(len(probe.trials(COMMITS[i])) for i in (0, N_LAST)) == 3
+    settled, old_probe = run(False)
+    assert settled.status is Status.FOUND and settled.reproduction.reproduced
+    assert min(len(old_probe.trials(COMMITS[i])) for i in (0, N_LAST)) >= 4
+    assert probe.executions < old_probe.executions

@@ -44,16 +44,15 @@ INCONCLUSIVE. The status is FOUND only when every part ended in a verified culpr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bisector.core import judge, noise, nullcheck
-from bisector.core.outcome import HuntResult, HuntStep
+from bisector.core.outcome import HuntResult, HuntStep, Part, conclude
 from bisector.core.sampling import CandidateRule, Sampler
 from bisector.core.search import CoarseFine
 from bisector.core.stats import median
 from bisector.core.types import Commit, MetricRule, Status, TrialBudget, Verdict
-from bisector.core.verify import Found, verify
+from bisector.core.verify import Found, ends_apart, verify
 from bisector.ports import (
     PhaseStarted,
     ProbeStarted,
@@ -84,19 +83,14 @@ HUNT_RULE: CandidateRule = "lean"
 #: more (its ends' test cannot pass against 3 end processes) and, simulated, verified
 #: wrong culprits (bench/simulate_cost.py `early3+verify-first`, bench/RESULTS.md).
 SETTLE_BEFORE_VERIFY = True
+#: Verify before settling when the ends' 3 processes a side lie wholly apart by the
+#: threshold; every culprit verified: the reproduction stands at 3 + 3 (`_verify_first`).
+#: Off: simulated (bench/simulate_cost.py `early3+verify-at-3`, 2,000 bisections a model)
+#: it saved 0.6 executions (`normal`) but verified a wrong culprit once under
+#: `busy-machine` and once under `hog-hides-step` (bench/RESULTS.md).
+VERIFY_AT_3 = False
 
 __all__ = ["HUNT_RULE", "INTERLEAVE_EVERY", "Found", "HuntResult", "HuntStep", "hunt"]
-
-
-@dataclass(frozen=True)
-class _Part:
-    """How one part of the range ended: narrowed to `first_bad`, or an open range."""
-
-    last_good: int
-    first_bad: int
-    narrowed: bool
-    interior: tuple[int, ...]  # probed but not placed (SKIP or UNCLEAR)
-    ends: tuple[int, int] = (0, 0)  # the (good, bad) ends this part was bisected between
 
 
 def hunt(
@@ -153,6 +147,7 @@ class _Hunter:
         self.skipped: set[int] = set()  # SKIP: could not be measured
         self.probes_done = 0
         self.search: SearchFactory | None = None
+        self.resume: dict[int, dict[str, int]] = {}  # verifications begun by _verify_first
 
     def samples(self, index: int) -> list[list[float]]:
         return self.sampler.samples(self.commits[index])
@@ -173,6 +168,12 @@ class _Hunter:
         if warning:  # once, before the search: the user may stop and fix the config
             self.progress(Warned(warning))
         parts = self._bisect(0, last, tag_indices)
+        if (
+            not reproduction.reproduced
+            and VERIFY_AT_3
+            and (early := self._verify_first(parts, reproduction))
+        ):
+            return self._result(reproduction, early, [], warning)
         if not reproduction.reproduced and SETTLE_BEFORE_VERIFY:
             # Searched on a promising difference (lean): settle it before any verdict, so
             # a suspect is never named for a regression the endpoints do not show.
@@ -187,6 +188,23 @@ class _Hunter:
                 return settled
             reproduction = settled
         return self._result(reproduction, founds, open_parts, warning)
+
+    def _verify_first(self, parts: list[Part], reproduction: judge.Comparison) -> list[Found]:
+        """Before settling a promising reproduction: when its ends lie wholly apart by the
+        threshold, verify each part's candidate; all verified carry the evidence the
+        settle would add (`VERIFY_AT_3`). Else [], and the verification after the settle
+        resumes these fresh trials."""
+        good, bad = self.samples(0), self.samples(len(self.commits) - 1)
+        if not (parts and all(p.narrowed for p in parts) and ends_apart(good, bad, self.rule)):
+            return []
+        founds: list[Found] = []
+        for part in parts:
+            pair = (self.commits[part.first_bad - 1], self.commits[part.first_bad])
+            self.resume[part.first_bad] = {c.sha: len(self.probe.trials(c)) for c in pair}
+            founds.append(self._verify(part.first_bad, reproduction, part.ends, keep=True))
+            if not founds[-1].verified:
+                return []
+        return founds
 
     def _settle_endpoints(self) -> judge.Comparison | HuntResult:
         """The reproduction settled on more endpoint trials, or the hunt's end without one."""
@@ -227,50 +245,22 @@ class _Hunter:
         self,
         reproduction: judge.Comparison,
         founds: list[Found],
-        open_parts: list[_Part],
+        open_parts: list[Part],
         warning: str | None,
     ) -> HuntResult:
-        last = len(self.commits) - 1
-        culprits = tuple(f for f in founds if f.verified)
-        unverified = [f for f in founds if not f.verified]
-        suspect = (
-            max(unverified, key=lambda f: f.share if f.share is not None else -1.0)
-            if unverified
-            else None
-        )
-        status = (
-            Status.FOUND if culprits and not unverified and not open_parts else Status.INCONCLUSIVE
-        )
-        if open_parts:
-            lo, hi = open_parts[0].last_good, open_parts[0].first_bad
-        else:
-            named = suspect or max(culprits, key=lambda f: f.share or 0.0)
-            lo, hi = named.index - 1, named.index
-        interior = sorted(i for p in open_parts for i in p.interior)
-        measured = noise.measure(self.samples(0), self.samples(last), warning)
-        return HuntResult(
-            status,
-            reproduction,
-            culprits,
-            suspect,
-            lo,
-            hi,
-            tuple(i for i in interior if i in self.skipped),
-            tuple(i for i in interior if i not in self.skipped),
-            tuple(self.steps),
-            measured,
-        )
+        measured = noise.measure(self.samples(0), self.samples(len(self.commits) - 1), warning)
+        return conclude(reproduction, founds, open_parts, self.skipped, tuple(self.steps), measured)
 
     def _settle(
-        self, parts: list[_Part], reproduction: judge.Comparison
-    ) -> tuple[list[Found], list[_Part]]:
+        self, parts: list[Part], reproduction: judge.Comparison
+    ) -> tuple[list[Found], list[Part]]:
         """Verify each narrowed part. Under the lean rule a failed verification means a
         step of the search may have gone wrong (one process decided it): the rule is
         escalated (`sequential.ESCALATED`, more processes a candidate) and that part is
         bisected again, once; the trials taken so far all count again. When that
         verifies nothing, the first candidate stays as the unverified one."""
         founds: list[Found] = []
-        open_parts: list[_Part] = []
+        open_parts: list[Part] = []
         queue = list(parts)
         while queue:
             part = queue.pop(0)
@@ -293,7 +283,7 @@ class _Hunter:
 
     # -- the search ---------------------------------------------------------------------
 
-    def _bisect(self, lo: int, hi: int, tag_indices: Sequence[int]) -> list[_Part]:
+    def _bisect(self, lo: int, hi: int, tag_indices: Sequence[int]) -> list[Part]:
         """Bisect (lo, hi] against lo (good) and hi (bad); split at a commit in between."""
         make = self.search if self.search is not None else CoarseFine
         search = make(hi - lo + 1, [t - lo for t in tag_indices if lo < t < hi])
@@ -319,7 +309,7 @@ class _Hunter:
             self.prefetch([])
         result = search.result()
         return [
-            _Part(
+            Part(
                 lo + result.last_good,
                 lo + result.first_bad,
                 result.found,
@@ -378,10 +368,14 @@ class _Hunter:
 
     # -- verification -------------------------------------------------------------------
 
-    def _verify(self, index: int, reproduction: judge.Comparison, ends: tuple[int, int]) -> Found:
-        """Fresh, interleaved trials of candidate and parent until settled (`core.verify`)."""
+    def _verify(
+        self, index: int, reproduction: judge.Comparison, ends: tuple[int, int], keep: bool = False
+    ) -> Found:
+        """Fresh, interleaved trials of candidate and parent until settled (`core.verify`);
+        resumed when `_verify_first` began it (`keep`: for a later resume)."""
         self.progress(PhaseStarted("verify"))
         self._compare(index, index - 1)
+        start = self.resume.get(index) if keep else self.resume.pop(index, None)
         return verify(
             self.probe,
             self.metric,
@@ -392,4 +386,6 @@ class _Hunter:
             reproduction,
             lambda c: self._take(c, "verify"),
             (self.commits[ends[0]], self.commits[ends[1]]),
+            start,
+            thin_ends=keep,
         )

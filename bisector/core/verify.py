@@ -51,7 +51,7 @@ they were not selected by the verdict under test.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -74,6 +74,10 @@ EARLY_PROCESSES = 3
 #: The ends' alpha at an early stop on 3 fresh processes: 3 against an end's 4 cannot go
 #: below p = 2 / C(7, 3) = 0.057, so this asks them to lie wholly apart from that end.
 EARLY_ENDS_ALPHA = 0.06
+#: Ends this thin (3 processes a side: the lean rule's endpoints before they are settled)
+#: are checked by `thin_ends_apart` at an early stop, when the caller asks (`thin_ends`;
+#: only `hunt.VERIFY_AT_3`, which is off: it verified wrong culprits, bench/RESULTS.md).
+THIN_ENDS = 3
 
 
 @dataclass(frozen=True)
@@ -102,14 +106,19 @@ def verify(
     reproduction: judge.Comparison,
     take: Callable[[Commit], None],
     ends: tuple[Commit, Commit] | None = None,
+    start: Mapping[str, int] | None = None,
+    thin_ends: bool = False,
 ) -> Found:
     """Measure parent and culprit (`pair`) until the judge settles (module docstring).
 
     `ends`: the (good, bad) ends of the part of the range the culprit was bisected in;
-    when given, the pair must also look like them (`like_ends`).
+    when given, the pair must also look like them (`like_ends`). `start`: each commit's
+    (by sha) trials before the fresh ones, to resume a verification (default: now).
+    `thin_ends`: an early stop may pass the ends' test by `thin_ends_apart` (ends of 3).
     """
     parent, culprit = pair
-    start = {c.sha: len(probe.trials(c)) for c in pair}
+    if start is None:
+        start = {c.sha: len(probe.trials(c)) for c in pair}
     floor = max(budget.min, judge.smallest_workable_repeats(judge.VERIFY_ALPHA))
     cap = max(budget.max, floor)
     comp: judge.Comparison | None = None
@@ -132,6 +141,8 @@ def verify(
             )
             if early and len(ps) < 4 and ends is not None:  # see EARLY_ENDS_ALPHA
                 alike = like_ends(ps, cs, *_samples(probe, ends, metric), rule, EARLY_ENDS_ALPHA)
+                if thin_ends and not alike:
+                    alike = thin_ends_apart(ps, cs, *_samples(probe, ends, metric), rule)
             if early and alike:
                 break
             if n >= floor and (
@@ -158,6 +169,30 @@ def wholly_apart(
     ps = [sign * v for v in judge.process_medians(parent)]
     cs = [sign * v for v in judge.process_medians(culprit)]
     return min(cs) - max(ps) >= max(rule.threshold.min_shift(baseline), 0.0) and min(cs) > max(ps)
+
+
+def ends_apart(good: judge.Samples, bad: judge.Samples, rule: MetricRule) -> bool:
+    """Every bad-end process is worse than every good-end process by the threshold."""
+    if len(good) < 2 or len(bad) < 2:
+        return False
+    return wholly_apart(good, bad, rule, median(judge.process_medians(good)))
+
+
+def thin_ends_apart(
+    parent: judge.Samples,
+    culprit: judge.Samples,
+    good: judge.Samples,
+    bad: judge.Samples,
+    rule: MetricRule,
+) -> bool:
+    """`like_ends` for an early stop against ends of 3 processes (`THIN_ENDS`), which no
+    rank test at `EARLY_ENDS_ALPHA` can pass (3 vs 3: p = 0.1): every culprit process is
+    worse than every good-end process, and every parent process better than every bad-end
+    process, each by the threshold. Ends of 4 or more processes use `like_ends`."""
+    if not (2 <= min(len(good), len(bad)) <= THIN_ENDS):
+        return False
+    baseline = median(judge.process_medians(good))
+    return wholly_apart(good, culprit, rule, baseline) and wholly_apart(parent, bad, rule, baseline)
 
 
 def _samples(
