@@ -5,13 +5,26 @@ Pure conversions, kept apart from the pipeline so it reads as the order of a run
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from bisector.core import judge
 from bisector.core.hunt import Found
 from bisector.core.noise import Noise
 from bisector.core.types import Commit
-from bisector.document import Comparison, Culprit, NoiseReport, Verification
+from bisector.document import Comparison, Culprit, NoiseReport, RunDocument, Verification
+
+
+def with_suspect(doc: RunDocument, commit: Commit, suspect: Found) -> RunDocument:
+    """`doc` naming the unverified candidate as its `suspect`, with the evidence it has."""
+    return replace(
+        doc,
+        verification=verification_of(suspect),
+        suspect=replace(
+            culprit_of(commit, suspect),
+            evidence=None if suspect.evidence is None else comparison_of(suspect.evidence),
+            note=suspect.note,
+        ),
+    )
 
 
 def culprit_of(commit: Commit, found: Found) -> Culprit:

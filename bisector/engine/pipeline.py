@@ -41,6 +41,7 @@ from bisector.engine.findings import (
     median_of,
     noise_report,
     verification_of,
+    with_suspect,
 )
 from bisector.engine.hardware import VerdictTypes, run_keys
 from bisector.engine.measure import Measurer
@@ -355,16 +356,7 @@ def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
             ),
         )
     if (suspect := result.suspect) is not None:
-        commit = commits[suspect.index]
-        doc = replace(
-            doc,
-            verification=verification_of(suspect),
-            suspect=replace(
-                culprit_of(commit, suspect),
-                evidence=None if suspect.evidence is None else comparison_of(suspect.evidence),
-                note=suspect.note,
-            ),
-        )
+        doc = with_suspect(doc, commits[suspect.index], suspect)
     if result.status is Status.INCONCLUSIVE:
         candidates = tuple(
             commits[i].sha for i in range(result.last_good + 1, result.first_bad + 1)
