@@ -164,3 +164,30 @@ def test_the_watchdog_kills_a_trial_whose_worker_died(tmp_path: Path) -> None:
         else "gone"
     )
     assert state in ("gone", "Z")
+
+
+def test_a_worker_that_is_a_subreaper_does_not_adopt_its_detached_watchdog() -> None:
+    """A worker that already ran a trial is a child subreaper (`plumbing.proc`); its
+    detached watchdog must still not become its child (Ray kills a worker's children as
+    the worker exits), and the worker stays a subreaper afterwards."""
+    script = (
+        "import ctypes, os, sys\n"
+        "from bisector.plumbing.proc import become_subreaper\n"
+        "from bisector.executors.watchdog import spawn, stop\n"
+        "assert become_subreaper()\n"
+        "pid = spawn(os.getpid(), 'tok' + os.urandom(4).hex())\n"
+        "ppid = int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+        "flag = ctypes.c_int(0)\n"
+        "ctypes.CDLL(None).prctl(37, ctypes.byref(flag), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER\n"
+        "stop(pid)\n"
+        "print(ppid != os.getpid(), flag.value)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "1"]

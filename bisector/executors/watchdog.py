@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from bisector.plumbing.proc import orphans_not_ours
+
 TRIAL_VAR = "BISECTOR_RAY_TRIAL"
 _POLL_S = 0.1
 
@@ -73,15 +75,18 @@ def _alive(pid: int) -> bool:
 def spawn(worker: int, token: str, container: str | None = None) -> int:
     """Start the watchdog of `worker`'s trial, detached, in a session of its own; its pid."""
     argv = [sys.executable, "-m", __name__, "--detach", str(worker), token]
-    done = subprocess.run(
-        argv + ([container] if container else []),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        timeout=60,
-        check=True,
-    )
+    # A worker that ran a trial is a subreaper (`plumbing.proc`): the detached watchdog
+    # would be adopted by it, and die with its children, unless orphans skip it now.
+    with orphans_not_ours():
+        done = subprocess.run(
+            argv + ([container] if container else []),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            timeout=60,
+            check=True,
+        )
     return int(done.stdout.split()[0])
 
 

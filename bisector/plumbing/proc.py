@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -41,6 +41,7 @@ __all__ = [
     "TOKEN_VAR",
     "GroupRun",
     "become_subreaper",
+    "orphans_not_ours",
     "kill_group",
     "run_in_group",
     "sweep_escaped",
@@ -95,18 +96,38 @@ def kill_group(proc: subprocess.Popen[bytes], grace_s: float = DEFAULT_GRACE_S) 
         log.warning("process did not die", pid=proc.pid)
 
 
+def _set_subreaper(on: bool) -> bool:
+    """prctl(PR_SET_CHILD_SUBREAPER, on) on Linux; whether it took."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0)
+    except (OSError, AttributeError):  # no libc prctl: the sweep still kills, PID 1 reaps
+        return False
+
+
 def become_subreaper() -> bool:
     """Make this process the reaper of its descendants' orphans (Linux; once). Whether it is."""
     global _subreaper
     if _subreaper is None:
-        _subreaper = False
-        if sys.platform.startswith("linux"):
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-            except (OSError, AttributeError):  # no libc prctl: the sweep still kills, PID 1 reaps
-                _subreaper = False
+        _subreaper = _set_subreaper(True)
     return _subreaper
+
+
+@contextlib.contextmanager
+def orphans_not_ours() -> Iterator[None]:
+    """While inside, orphans of our descendants go to init (or a subreaper above us), not
+    to us. For a process that detaches on purpose (double fork) to outlive us: as our
+    adoptee it would be our child again, and killed with our children."""
+    ours = _subreaper is True
+    if ours:
+        _set_subreaper(False)
+    try:
+        yield
+    finally:
+        if ours:
+            _set_subreaper(True)
 
 
 def _state(pid: int) -> str | None:
