@@ -114,14 +114,7 @@ def test_a_local_run_never_imports_ray() -> None:
         "import sys, bisector.cli, bisector.engine.pipeline, bisector.daemon.cycle\n"
         "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
+    _python(code)
 
 
 def test_the_watchdog_kills_a_trial_whose_worker_died(tmp_path: Path) -> None:
@@ -182,12 +175,17 @@ def test_a_worker_that_is_a_subreaper_does_not_adopt_its_detached_watchdog() -> 
         "stop(pid)\n"
         "print(ppid != os.getpid(), flag.value)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
+    assert _python(script).split() == ["True", "1"]
+
+
+def _python(code: str) -> str:
+    """What `python -c code` (this checkout's bisector importable) prints; it must exit 0."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "1"]
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
