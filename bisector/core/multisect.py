@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from bisector.core.search import BisectResult, OpenRange, Step
+from bisector.core.search import BisectResult, CoarseFine, OpenRange
 from bisector.core.types import Verdict
 
 
@@ -134,76 +134,29 @@ class Multisection(OpenRange):
         return self.n
 
 
-class MultiCoarseFine:
-    """`Multisection` over release tags first, then over the commits between adjacent tags.
+class MultiCoarseFine(CoarseFine):
+    """`Multisection` over release tags first, then over the commits between adjacent tags:
+    `search.CoarseFine` with K points a round in each pass.
 
     Indices are commit indices 0..n_commits-1 throughout, like `search.CoarseFine`.
     """
 
     def __init__(self, n_commits: int, tag_indices: Iterable[int], k: int) -> None:
-        if n_commits < 2:
-            raise ValueError("a multisection needs a good and a bad endpoint (n >= 2)")
-        self.n_commits, self.k = n_commits, k
-        tags = sorted({t for t in tag_indices if 0 < t < n_commits - 1})
-        self._points: list[int] = [0, *tags, n_commits - 1]
-        self._coarse = Multisection(len(self._points), k)
-        self._fine: Multisection | None = None
-        self._offset = 0
-        self._steps: list[Step] = []
-        self._advance()
+        self.k = k
+        super().__init__(n_commits, tag_indices, lambda n: Multisection(n, k))
 
-    def _advance(self) -> None:
-        if self._fine is not None or not self._coarse.done:
-            return
-        coarse = self._coarse.result()
-        self._offset = self._points[coarse.last_good]
-        self._fine = Multisection(self._points[coarse.first_bad] - self._offset + 1, self.k)
-        for position in coarse.untestable:
-            self._fine.record(self._points[position] - self._offset, Verdict.SKIP)
+    def _passes(self) -> list[Multisection]:
+        made = [self._coarse] if self._fine is None else [self._coarse, self._fine]
+        return [p for p in made if isinstance(p, Multisection)]
 
     @property
     def rounds(self) -> int:
-        return self._coarse.rounds + (self._fine.rounds if self._fine is not None else 0)
-
-    @property
-    def phase(self) -> str:
-        return "coarse" if self._fine is None else "fine"
-
-    @property
-    def span(self) -> int:
-        return len(self._points) if self._fine is None else self._fine.n
-
-    def _to_commit(self, i: int) -> int:
-        return self._points[i] if self._fine is None else i + self._offset
-
-    def next_probe(self) -> int | None:
-        index = (self._coarse if self._fine is None else self._fine).next_probe()
-        return None if index is None else self._to_commit(index)
-
-    def record(self, index: int, verdict: Verdict) -> None:
-        if self._fine is None:
-            if index not in self._points:
-                raise ValueError(f"index {index} is not a tag of the coarse pass")
-            self._coarse.record(self._points.index(index), verdict)
-        else:
-            self._fine.record(index - self._offset, verdict)
-        self._steps.append(Step(index, verdict))
-        self._advance()
+        return sum(p.rounds for p in self._passes())
 
     def candidates_to_prefetch(self) -> tuple[int, ...]:
-        search = self._coarse if self._fine is None else self._fine
+        """The current pass's next round's points (`Multisection.candidates_to_prefetch`)."""
+        search = self._passes()[-1]
         return tuple(self._to_commit(i) for i in search.candidates_to_prefetch())
-
-    def result(self) -> BisectResult:
-        if self._fine is None:
-            coarse = self._coarse.result()
-            lo, hi = self._points[coarse.last_good], self._points[coarse.first_bad]
-            untestable = tuple(self._points[p] for p in coarse.untestable)
-        else:
-            fine = self._fine.result()
-            lo, hi = fine.last_good + self._offset, fine.first_bad + self._offset
-            untestable = tuple(i + self._offset for i in fine.untestable)
-        return BisectResult(lo, hi, untestable, tuple(self._steps))
 
 
 def multisection_factory(k: int) -> SearchFactory:

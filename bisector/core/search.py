@@ -222,14 +222,22 @@ class CoarseFine:
     tag found untestable in the coarse pass is not probed again in the fine pass.
     """
 
-    def __init__(self, n_commits: int, tag_indices: Iterable[int]) -> None:
+    def __init__(
+        self,
+        n_commits: int,
+        tag_indices: Iterable[int],
+        search: Callable[[int], OpenRange] = Bisection,
+    ) -> None:
+        """`search`: the search of each pass over n candidates (one point a probe by
+        default; `multisect.MultiCoarseFine` passes K points a round)."""
         if n_commits < 2:
             raise ValueError("a bisection needs a good and a bad endpoint (n >= 2)")
         self.n_commits = n_commits
         tags = sorted({t for t in tag_indices if 0 < t < n_commits - 1})
         self._points: Sequence[int] = [0, *tags, n_commits - 1]
-        self._coarse = Bisection(len(self._points))
-        self._fine: Bisection | None = None
+        self._search = search
+        self._coarse = search(len(self._points))
+        self._fine: OpenRange | None = None
         self._offset = 0
         self._steps: list[Step] = []
         self._advance()
@@ -240,9 +248,13 @@ class CoarseFine:
             return
         coarse = self._coarse.result()
         self._offset = self._points[coarse.last_good]
-        self._fine = Bisection(self._points[coarse.first_bad] - self._offset + 1)
+        self._fine = self._search(self._points[coarse.first_bad] - self._offset + 1)
         for position in coarse.untestable:  # already known: do not measure again
             self._fine.record(self._points[position] - self._offset, Verdict.SKIP)
+
+    def _to_commit(self, i: int) -> int:
+        """Index `i` of the current pass as a commit index."""
+        return self._points[i] if self._fine is None else i + self._offset
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -260,11 +272,8 @@ class CoarseFine:
         return len(self._points) if self._fine is None else self._fine.n
 
     def next_probe(self) -> int | None:
-        if self._fine is None:
-            position = self._coarse.next_probe()
-            return None if position is None else self._points[position]
-        index = self._fine.next_probe()
-        return None if index is None else index + self._offset
+        index = (self._coarse if self._fine is None else self._fine).next_probe()
+        return None if index is None else self._to_commit(index)
 
     @property
     def done(self) -> bool:
@@ -285,7 +294,7 @@ class CoarseFine:
         """The next probes after a GOOD and after a BAD verdict on `next_probe()`."""
 
         def replay() -> CoarseFine:
-            trial = CoarseFine(self.n_commits, self._points[1:-1])
+            trial = CoarseFine(self.n_commits, self._points[1:-1], self._search)
             for step in self._steps:
                 trial.record(step.index, step.verdict)
             return trial
