@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,14 +141,20 @@ def sleep_repo(
     path: Path, n: int, culprit: int, *, factor: float = 1.3, extra: dict[str, str] | None = None
 ) -> Path:
     """Commits 0..n-1 (tagged good at 0, bad at n-1); latency x`factor` from `culprit` on."""
+    first = {"bench.py": BENCH, **(extra or {})}
+    return _tagged_repo(
+        path, n, first, lambda i: {"level.txt": f"{20.0 * (factor if i >= culprit else 1.0)}\n"}
+    )
+
+
+def _tagged_repo(
+    path: Path, n: int, first: dict[str, str], files_of: Callable[[int], dict[str, str]]
+) -> Path:
+    """Commits 0..n-1 of `files_of(i)` and `commit.txt` (`first` added to commit 0), tagged
+    good at 0 and bad at n-1."""
     repo = gitutil.make_repo(path)
     for i in range(n):
-        files = {
-            "level.txt": f"{20.0 * (factor if i >= culprit else 1.0)}\n",
-            "commit.txt": f"{i}\n",
-        }
-        if i == 0:
-            files |= {"bench.py": BENCH, **(extra or {})}
+        files = {**files_of(i), "commit.txt": f"{i}\n", **(first if i == 0 else {})}
         gitutil.commit(
             repo, files, f"change {i}", tag="good" if i == 0 else "bad" if i == n - 1 else None
         )
@@ -171,15 +178,9 @@ def wheel_repo(
     `latency_ms` from the package's level) reads its level."""
     for version, level in (("1.0.0", 20.0), ("1.1.0", 26.0)):
         make_wheel(wheelhouse, "speedpkg", version, {"speedpkg/__init__.py": f"LEVEL = {level}\n"})
-    repo = gitutil.make_repo(path)
-    for i in range(n):
-        files = {
-            "requirements.txt": f"speedpkg=={'1.1.0' if i >= culprit else '1.0.0'}\n",
-            "commit.txt": f"{i}\n",
-        }
-        if i == 0:
-            files["bench.py"] = bench
-        gitutil.commit(
-            repo, files, f"change {i}", tag="good" if i == 0 else "bad" if i == n - 1 else None
-        )
-    return repo
+    return _tagged_repo(
+        path,
+        n,
+        {"bench.py": bench},
+        lambda i: {"requirements.txt": f"speedpkg=={'1.1.0' if i >= culprit else '1.0.0'}\n"},
+    )
