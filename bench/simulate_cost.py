@@ -28,71 +28,56 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 from sim_noise import HIDDEN_STEP, MODELS, NULL_MODELS
 from simulate import Outcome, _pct, _upper95, run_all
 
-from bisector.core.sequential import LEAN
+from bisector.core.sequential import LEAN, SprtRule
 from bisector.core.types import Status
 
-#: name -> {"module.CONSTANT": value}
+#: The lean rule before issue 12's last change: one process decided only in the named
+#: endpoint's fifth.
+FIFTH = replace(LEAN, single_fraction=0.2)
+
+
+def _rules(
+    early: int = 3,
+    top_up: int = 0,
+    lean: SprtRule = FIFTH,
+    verify_at_3: bool = False,
+    settle_first: bool = True,
+) -> dict[str, Any]:
+    """Every knob a variant sets, so a variant means the same whatever the defaults are."""
+    return {
+        "bisector.core.verify.EARLY_PROCESSES": early,
+        "bisector.core.sampling.ENDS_TOP_UP_AFTER": top_up,
+        "bisector.core.sequential.LEAN": lean,
+        "bisector.core.hunt.VERIFY_AT_3": verify_at_3,
+        "bisector.core.hunt.SETTLE_BEFORE_VERIFY": settle_first,
+    }
+
+
+THIRD = replace(FIFTH, single_fraction=1 / 3)
+
+#: name -> {"module.CONSTANT": value}; "default" is whatever the code has now.
 VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "early4": _rules(early=4),
+    # issue 12 before its last change: verification from 3 a side, one process decides
+    # in the named endpoint's fifth, the ends never topped up
+    "early3": _rules(),
     # an unclear candidate gets the range's ends measured as often as itself
-    "early3+ends-top-up-3": {
-        "bisector.core.hunt.VERIFY_AT_3": False,
-        "bisector.core.verify.EARLY_PROCESSES": 3,
-        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 3,
-    },
-    "early3+ends-top-up-4": {
-        "bisector.core.hunt.VERIFY_AT_3": False,
-        "bisector.core.verify.EARLY_PROCESSES": 3,
-        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 4,
-    },
+    "early3+ends-top-up-3": _rules(top_up=3),
+    "early3+ends-top-up-4": _rules(top_up=4),
+    "early4+ends-top-up-3": _rules(early=4, top_up=3),
     # the lean rule's one-process verdicts, looser: a single process decides in the named
     # endpoint's third (not fifth), or Wald's boundaries at 0.1 (not 0.05)
-    "early3+single-third": {
-        "bisector.core.hunt.VERIFY_AT_3": False,
-        "bisector.core.verify.EARLY_PROCESSES": 3,
-        "bisector.core.sequential.LEAN": replace(LEAN, single_fraction=1 / 3),
-        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
-    },
-    "early3+wald-0.1": {
-        "bisector.core.hunt.VERIFY_AT_3": False,
-        "bisector.core.verify.EARLY_PROCESSES": 3,
-        "bisector.core.sequential.LEAN": replace(LEAN, alpha=0.1, beta=0.1),
-        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
-    },
-    "default": {},
-    "early4": {
-        "bisector.core.hunt.VERIFY_AT_3": False,
-        "bisector.core.verify.EARLY_PROCESSES": 4,
-        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
-    },
-    "early3": {
-        "bisector.core.verify.EARLY_PROCESSES": 3,
-        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
-        "bisector.core.hunt.VERIFY_AT_3": False,
-    },
+    "early3+single-third": _rules(lean=THIRD),
+    "early3+wald-0.1": _rules(lean=replace(FIFTH, alpha=0.1, beta=0.1)),
+    # both of the two that cut the most: the default since issue 12's last change
+    "trimmed": _rules(top_up=3, lean=THIRD),
     # verify before settling the endpoints when they lie wholly apart at 3 a side; every
     # culprit verified: the reproduction stands at 3 + 3 (no 4th endpoint trial)
-    "early3+verify-at-3": {
-        "bisector.core.verify.EARLY_PROCESSES": 3,
-        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
-        "bisector.core.hunt.VERIFY_AT_3": True,
-    },
-    "early4+ends-top-up-3": {
-        "bisector.core.hunt.VERIFY_AT_3": False,
-        "bisector.core.verify.EARLY_PROCESSES": 4,
-        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 3,
-    },
-    "early4+verify-first": {
-        "bisector.core.hunt.VERIFY_AT_3": False,
-        "bisector.core.verify.EARLY_PROCESSES": 4,
-        "bisector.core.hunt.SETTLE_BEFORE_VERIFY": False,
-        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
-    },
-    "early3+verify-first": {
-        "bisector.core.hunt.VERIFY_AT_3": False,
-        "bisector.core.verify.EARLY_PROCESSES": 3,
-        "bisector.core.hunt.SETTLE_BEFORE_VERIFY": False,
-        "bisector.core.sampling.ENDS_TOP_UP_AFTER": 0,
-    },
+    "early3+verify-at-3": _rules(verify_at_3=True),
+    "trimmed+verify-at-3": _rules(top_up=3, lean=THIRD, verify_at_3=True),
+    "early4+verify-first": _rules(early=4, settle_first=False),
+    "early3+verify-first": _rules(settle_first=False),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bisector.core import hunt as hunt_module
@@ -30,6 +32,23 @@ def test_lean_rule_decides_a_clear_candidate_on_one_process() -> None:
     )
     assert not sequential.needs_more(Verdict.BAD, 1, BUDGET, sequential.LEAN)
     assert sequential.needs_more(Verdict.BAD, 1, BUDGET, sequential.ESCALATED)
+
+
+def test_one_process_decides_in_the_named_endpoints_third() -> None:
+    """Positions run from the good end's median (20.05) to the bad end's (25.95). One
+    process a quarter of the way from an end decides (under the old fifth it took a
+    second), one 40% of the way from bad does not."""
+    quarter_from_bad = 25.95 - 0.25 * (25.95 - 20.05)
+    assert sequential.LEAN.single_fraction == judge.GUARD_FRACTION == 1 / 3
+    lean = sequential.LEAN
+    fifth = dataclasses.replace(lean, single_fraction=0.2)
+    one = [[quarter_from_bad]]
+    assert sequential.decide(one, GOOD, BAD, RULE, BUDGET, lean) is Verdict.BAD
+    assert sequential.decide(one, GOOD, BAD, RULE, BUDGET, fifth) is Verdict.UNCLEAR
+    near_good = [[20.05 + 0.25 * (25.95 - 20.05)]]
+    assert sequential.decide(near_good, GOOD, BAD, RULE, BUDGET, lean) is Verdict.GOOD
+    forty = [[25.95 - 0.4 * (25.95 - 20.05)]]
+    assert sequential.decide(forty, GOOD, BAD, RULE, BUDGET, lean) is Verdict.UNCLEAR
 
 
 def test_lean_rule_never_calls_an_outlier_beyond_bad_bad() -> None:
@@ -245,7 +264,7 @@ def test_an_unclear_candidate_has_the_ends_measured_as_often_as_itself(
 ) -> None:
     """The good end's 3 first processes came out 17.5% low: a good-level candidate looks
     a third of the way to bad and stays unclear; topping the ends up (to 6 at most, in the
-    `interleave` phase; `ENDS_TOP_UP_AFTER`, off by default) places it GOOD within 6 processes
+    `interleave` phase; `ENDS_TOP_UP_AFTER`, 3 by default) places it GOOD within 6 processes
     (not 12)."""
 
     def level(i: int, n: int) -> float:
@@ -268,6 +287,7 @@ def test_an_unclear_candidate_has_the_ends_measured_as_often_as_itself(
             events,
         )
 
+    assert sampling.ENDS_TOP_UP_AFTER == 3
     without, probe, _ = decide(0)
     assert without is Verdict.UNCLEAR and len(probe.trials(COMMITS[5])) == 12
     verdict, probe, events = decide(3)

@@ -56,15 +56,16 @@ SEQUENTIAL_DEFAULT = False
 #: Otherwise more only while the difference is not yet significant.
 LEAN_ENDPOINT_PROCESSES = 3
 PROMISING_P = 0.1
-#: Under the lean rule, a candidate still unclear after this many processes could have the
+#: Under the lean rule, a candidate still unclear after this many processes has the
 #: range's ends measured as often as itself first (one more of the end with fewer, before
 #: each of its next processes, to `judge.MIN_ENDPOINT_PROCESSES` a side at most): 3 end
-#: processes a side give a rough picture of where good and bad lie. 0: never (the
-#: default). Simulated (bench/simulate_cost.py `early3+ends-top-up-3`, 2,000 bisections a
-#: model) it was cheaper and more often right without a hog, but it verified a wrong
-#: culprit once under a frequent hog (`hog-hides-step`, where it also cost 15 executions
-#: more): a verdict outranks the cost, so it stays off (bench/RESULTS.md).
-ENDS_TOP_UP_AFTER = 0
+#: processes a side give a rough picture of where good and bad lie, and a good-level
+#: candidate measured against a good end whose 3 processes drew high looks "between" and
+#: was measured to `repeats.max` (the 256-commit 10%-step case of bench/RESULTS.md: two
+#: candidates at 12 processes each). 0: never. Simulated (bench/simulate_cost.py, 20,000
+#: bisections a model) it is cheaper and more often right under every model without a
+#: hog, and costs more executions under one; wrong exit 0 stays <= 0.1% everywhere.
+ENDS_TOP_UP_AFTER = 3
 
 
 def samples_of(trials: Sequence[TrialSamples], metric: str) -> list[list[float]]:
