@@ -44,3 +44,26 @@ def test_quick_run_writes_its_section_and_keeps_the_others(tmp_path: Path) -> No
     assert "## other\n\nkept" in text and text.count(sim.TITLE) == 1
     assert "| normal | sequential | 3 |" in text and "| normal | pinpoint | 3 |" in text
     assert "| normal | lean | 3 |" in text
+
+
+def test_every_cost_variant_names_real_knobs_and_the_default_is_trimmed() -> None:
+    """bench/simulate_cost.py: each variant patches constants that exist (a renamed knob
+    fails here, not in a 20-minute run), restores them, and `trimmed` is what the code
+    does by default (the same executions on the same seeds)."""
+    bench = str(_SCRIPT.parent)
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    _load()  # simulate_cost imports it by name
+    import simulate_cost  # type: ignore[import-not-found]
+
+    from bisector.core import sampling, sequential
+
+    before = (sampling.ENDS_TOP_UP_AFTER, sequential.LEAN)
+    for name in simulate_cost.VARIANTS:
+        for module, attr, value in simulate_cost._patched(name):
+            setattr(module, attr, value)
+    assert (sampling.ENDS_TOP_UP_AFTER, sequential.LEAN) == before
+    runs = {v: simulate_cost.run_variant(v, ["two-steps"], 4) for v in ("default", "trimmed")}
+    assert [o.trials for o in runs["default"]["two-steps"]] == [
+        o.trials for o in runs["trimmed"]["two-steps"]
+    ]
