@@ -75,6 +75,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # verify before settling the endpoints when they lie wholly apart at 3 a side; every
     # culprit verified: the reproduction stands at 3 + 3 (no 4th endpoint trial)
     "early3+verify-at-3": _rules(verify_at_3=True),
+    "trimmed+wald-0.1": _rules(top_up=3, lean=replace(THIRD, alpha=0.1, beta=0.1)),
     "trimmed+verify-at-3": _rules(top_up=3, lean=THIRD, verify_at_3=True),
     "early4+verify-first": _rules(early=4, settle_first=False),
     "early3+verify-first": _rules(settle_first=False),
