@@ -67,3 +67,24 @@ def test_every_cost_variant_names_real_knobs_and_the_default_is_trimmed() -> Non
     assert [o.trials for o in runs["default"]["two-steps"]] == [
         o.trials for o in runs["trimmed"]["two-steps"]
     ]
+
+
+def test_bench_cases_run_with_the_sample_benchmarks_noise_and_restore_it() -> None:
+    """bench/simulate_bench_cases.py: a case runs through the hunt with 10 samples a
+    process and repeats.max 12, counts git bisect run's executions as compare_git_bisect
+    saw them, and leaves the simulator's settings as they were."""
+    bench = str(_SCRIPT.parent)
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    _load()
+    import simulate_bench_cases as cases  # type: ignore[import-not-found]
+
+    def settings() -> tuple[int, object]:  # the modules the script patches, as it sees them
+        return cases.sim_noise.SAMPLES_PER_TRIAL, cases.simulate.BUDGET
+
+    before = settings()
+    outs = cases.run_case("default", 32, 0.3, 3)
+    assert len(outs) == 3 and all(o.trials >= 8 for o in outs)
+    assert settings() == before and before[0] != cases.SAMPLES
+    assert [cases.git_executions(n) for n in (64, 256, 1024)] == [7, 9, 11]
+    assert cases.row("c", "default", 32, outs).startswith("| c | default | 3 |")
