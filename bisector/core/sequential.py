@@ -95,10 +95,10 @@ GUARDED = SprtRule()
 #: The hunt's default ("lean"): one process decides a candidate when it alone crosses a
 #: boundary at alpha = beta = 0.05 and lies in the named endpoint's third of the way (the
 #: position guard of two processes and more; it was a fifth for one process until issue
-#: 12's last change: the third lets one process decide about 1.5x as often on a 15% step
-#: with a 3% spread). A wrong step is caught by the culprit's verification against its
-#: parent, and a failed verification re-bisects its part with `ESCALATED`
-#: (bisector/core/hunt.py); the wrong exit 0s left are measured in bench/RESULTS.md.
+#: 12's last change: the third is cheaper and more often right in simulation,
+#: bench/RESULTS.md "Trimmed rules"). A wrong step is caught by the culprit's
+#: verification against its parent, and a failed verification re-bisects its part with
+#: `ESCALATED` (bisector/core/hunt.py); the wrong exit 0s left are measured there too.
 LEAN = SprtRule(
     alpha=0.05,
     beta=0.05,
