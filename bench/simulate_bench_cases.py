@@ -53,10 +53,8 @@ def git_executions(n_commits: int) -> int:
 
 
 def run_case(variant: str, n_commits: int, step: float, runs: int) -> list[simulate.Outcome]:
-    saved = simulate_cost._patched(variant)
-    old = sim_noise.SAMPLES_PER_TRIAL, simulate.BUDGET
-    sim_noise.SAMPLES_PER_TRIAL, simulate.BUDGET = SAMPLES, BUDGET
-    try:
+    noise = [(sim_noise, "SAMPLES_PER_TRIAL", SAMPLES), (simulate, "BUDGET", BUDGET)]
+    with simulate_cost.patched([*simulate_cost.knobs(variant), *noise]):
         model = bench_model(step)
         return [
             simulate.simulate_once(
@@ -67,10 +65,6 @@ def run_case(variant: str, n_commits: int, step: float, runs: int) -> list[simul
             )
             for i in range(runs)
         ]
-    finally:
-        sim_noise.SAMPLES_PER_TRIAL, simulate.BUDGET = old
-        for module, attr, value in saved:
-            setattr(module, attr, value)
 
 
 def row(name: str, variant: str, n_commits: int, outs: Sequence[simulate.Outcome]) -> str:

@@ -17,7 +17,8 @@ import argparse
 import importlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -82,23 +83,31 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _patched(variant: str) -> list[tuple[Any, str, Any]]:
-    saved = []
+def knobs(variant: str) -> list[tuple[Any, str, Any]]:
+    """The variant's settings as (module, attribute, value)."""
+    out = []
     for path, value in VARIANTS[variant].items():
         module_name, attr = path.rsplit(".", 1)
-        module = importlib.import_module(module_name)
-        saved.append((module, attr, getattr(module, attr)))
-        setattr(module, attr, value)
-    return saved
+        out.append((importlib.import_module(module_name), attr, value))
+    return out
 
 
-def run_variant(variant: str, models: Sequence[str], runs: int) -> dict[str, list[Outcome]]:
-    saved = _patched(variant)
+@contextmanager
+def patched(settings: Sequence[tuple[Any, str, Any]]) -> Iterator[None]:
+    """Each module attribute set for the block, the old values back after it."""
+    saved = [(module, attr, getattr(module, attr)) for module, attr, _ in settings]
     try:
-        got = run_all(models, ["lean"], runs, 64, jobs=1)
+        for module, attr, value in settings:
+            setattr(module, attr, value)
+        yield
     finally:
         for module, attr, value in saved:
             setattr(module, attr, value)
+
+
+def run_variant(variant: str, models: Sequence[str], runs: int) -> dict[str, list[Outcome]]:
+    with patched(knobs(variant)):
+        got = run_all(models, ["lean"], runs, 64, jobs=1)
     return {m: got[(m, "lean")] for m in models}
 
 

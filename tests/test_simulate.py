@@ -60,8 +60,8 @@ def test_every_cost_variant_names_real_knobs_and_the_default_is_trimmed() -> Non
 
     before = (sampling.ENDS_TOP_UP_AFTER, sequential.LEAN)
     for name in simulate_cost.VARIANTS:
-        for module, attr, value in simulate_cost._patched(name):
-            setattr(module, attr, value)
+        with simulate_cost.patched(simulate_cost.knobs(name)):
+            pass
     assert (sampling.ENDS_TOP_UP_AFTER, sequential.LEAN) == before
     runs = {v: simulate_cost.run_variant(v, ["two-steps"], 4) for v in ("default", "trimmed")}
     assert [o.trials for o in runs["default"]["two-steps"]] == [
