@@ -43,9 +43,19 @@ def _rules(
     lean: SprtRule = FIFTH,
     verify_at_3: bool = False,
     settle_first: bool = True,
+    posterior: bool = False,
+    epsilon: float = 0.1,
+    cap: float = 4.0,
+    separated_from: int | None = None,
+    interleave: int = 8,
 ) -> dict[str, Any]:
     """Every knob a variant sets, so a variant means the same whatever the defaults are."""
     return {
+        "bisector.core.hunt.POSTERIOR_SEARCH": posterior,
+        "bisector.core.posterior.EPSILON": epsilon,
+        "bisector.core.partsearch.PROCESS_CAP": cap,
+        "bisector.core.verify.SEPARATED_FROM": separated_from,
+        "bisector.core.hunt.POSTERIOR_INTERLEAVE_EVERY": interleave,
         "bisector.core.verify.EARLY_PROCESSES": early,
         "bisector.core.sampling.ENDS_TOP_UP_AFTER": top_up,
         "bisector.core.sequential.LEAN": lean,
@@ -79,6 +89,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "trimmed+wald-0.1": _rules(top_up=3, lean=replace(THIRD, alpha=0.1, beta=0.1)),
     "trimmed+verify-at-3": _rules(top_up=3, lean=THIRD, verify_at_3=True),
     "early4+verify-first": _rules(early=4, settle_first=False),
+    # probabilistic bisection (core.posterior) instead of deciding candidate by candidate
+    "posterior": _rules(top_up=3, lean=THIRD, posterior=True),
+    # and a culprit verified from 3 a side when every culprit process is worse than every
+    # parent process and their shift is at least the threshold (not each pair by it)
+    "posterior+separated": _rules(top_up=3, lean=THIRD, posterior=True, separated_from=3),
+    "trimmed+separated": _rules(top_up=3, lean=THIRD, separated_from=3),
+    "posterior+separated-4": _rules(top_up=3, lean=THIRD, posterior=True, separated_from=4),
+    "posterior+eps-0.2": _rules(top_up=3, lean=THIRD, posterior=True, epsilon=0.2),
     "early3+verify-first": _rules(settle_first=False),
 }
 

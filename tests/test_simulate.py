@@ -46,9 +46,9 @@ def test_quick_run_writes_its_section_and_keeps_the_others(tmp_path: Path) -> No
     assert "| normal | lean | 3 |" in text
 
 
-def test_every_cost_variant_names_real_knobs_and_the_default_is_trimmed() -> None:
+def test_every_cost_variant_names_real_knobs_and_the_default_is_posterior() -> None:
     """bench/simulate_cost.py: each variant patches constants that exist (a renamed knob
-    fails here, not in a 20-minute run), restores them, and `trimmed` is what the code
+    fails here, not in a 20-minute run), restores them, and `posterior` is what the code
     does by default (the same executions on the same seeds)."""
     bench = str(_SCRIPT.parent)
     if bench not in sys.path:
@@ -63,9 +63,9 @@ def test_every_cost_variant_names_real_knobs_and_the_default_is_trimmed() -> Non
         with simulate_cost.patched(simulate_cost.knobs(name)):
             pass
     assert (sampling.ENDS_TOP_UP_AFTER, sequential.LEAN) == before
-    runs = {v: simulate_cost.run_variant(v, ["two-steps"], 4) for v in ("default", "trimmed")}
+    runs = {v: simulate_cost.run_variant(v, ["two-steps"], 4) for v in ("default", "posterior")}
     assert [o.trials for o in runs["default"]["two-steps"]] == [
-        o.trials for o in runs["trimmed"]["two-steps"]
+        o.trials for o in runs["posterior"]["two-steps"]
     ]
 
 

@@ -120,13 +120,14 @@ def test_a_wrong_direction_candidate_is_never_verified() -> None:
 
 
 def test_failed_verification_re_bisects_with_the_escalated_rule() -> None:
-    """A good commit whose first process is slow (a hog) misleads one-process decisions; the
-    culprit then fails verification, its part is bisected again with two processes a
-    candidate, and the true step is found and verified."""
+    """A good commit whose first two processes are slow (a hog) misleads the search; the
+    culprit then fails verification, its part is searched on to the escalated posterior
+    (`posterior.ESCALATED_EPSILON`, the fresh trials counting too), and the true step is
+    found and verified."""
 
     def level(i: int, n: int) -> float:
         base = 26.0 if i >= 13 else 20.0
-        return 26.0 if i == 10 and n == 0 else base  # commit 10's first process: slow
+        return 26.0 if i == 10 and n < 2 else base  # commit 10's first processes: slow
 
     events: list[ProgressEvent] = []
     probe = FakeProbe(level)

@@ -46,8 +46,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from bisector.core import judge, noise, nullcheck
+from bisector.core import judge, noise, nullcheck, posterior
 from bisector.core.outcome import HuntResult, HuntStep, Part, conclude
+from bisector.core.partsearch import PartSearch, Placed
 from bisector.core.sampling import CandidateRule, Sampler
 from bisector.core.search import CoarseFine
 from bisector.core.stats import median
@@ -89,6 +90,15 @@ SETTLE_BEFORE_VERIFY = True
 #: it saved 0.6 executions (`normal`) but verified a wrong culprit once under
 #: `busy-machine` and once under `hog-hides-step` (bench/RESULTS.md).
 VERIFY_AT_3 = False
+
+#: Search a part without release tags inside by probabilistic bisection under the lean
+#: rule (`core.partsearch`: one process at a time, each moving a posterior over the first
+#: bad commit) instead of deciding candidate by candidate (`search.CoarseFine`).
+#: Simulated side by side: bench/simulate_cost.py `posterior` against `trimmed`.
+POSTERIOR_SEARCH = True
+#: Under the posterior search one end of the part is re-measured every this many
+#: processes (alternating which); a candidate costs one process there, not one or two.
+POSTERIOR_INTERLEAVE_EVERY = 8
 
 __all__ = ["HUNT_RULE", "INTERLEAVE_EVERY", "Found", "HuntResult", "HuntStep", "hunt"]
 
@@ -285,6 +295,14 @@ class _Hunter:
 
     def _bisect(self, lo: int, hi: int, tag_indices: Sequence[int]) -> list[Part]:
         """Bisect (lo, hi] against lo (good) and hi (bad); split at a commit in between."""
+        lean = self.sampler.candidate_rule == "lean"
+        if (
+            POSTERIOR_SEARCH
+            and lean
+            and self.search is None
+            and not any(lo < t < hi for t in tag_indices)
+        ):
+            return self._bisect_posterior(lo, hi)
         make = self.search if self.search is not None else CoarseFine
         search = make(hi - lo + 1, [t - lo for t in tag_indices if lo < t < hi])
         phase = ""
@@ -317,6 +335,55 @@ class _Hunter:
                 (lo, hi),
             )
         ]
+
+    def _bisect_posterior(self, lo: int, hi: int) -> list[Part]:
+        """Search (lo, hi] one process at a time by its posterior (`core.partsearch`);
+        split at a commit in between, as `_bisect` does."""
+        epsilon = posterior.ESCALATED_EPSILON if self.sampler.escalated else posterior.EPSILON
+        part = self.commits[lo : hi + 1]
+        search = PartSearch(part, self.sampler, self.rule, self.budget, epsilon)
+        self.progress(RangeNarrowed(search.n, "commits"))
+        processes = 0
+        while processes < search.cap and (j := search.next()) is not None:
+            commit = part[j]
+            if self.prefetch is not None:
+                self.prefetch([part[k] for k in search.ahead(j)])
+            self._compare(lo + j, lo, hi)
+            self.progress(ProbeStarted("fine", commit.short, commit.subject))
+            had = len(self.samples(lo + j))
+            if not self.sampler.top_up_ends(had, part[0], part[-1]):
+                self._take(commit, "fine")
+            processes += 1
+            placed = search.measured(j)
+            if placed is Placed.SPLIT:
+                self._part_steps(lo, search, but=j)
+                self._step("split", lo + j, Verdict.UNCLEAR)
+                return self._bisect(lo, lo + j, []) + self._bisect(lo + j, hi, [])
+            if processes % POSTERIOR_INTERLEAVE_EVERY == 0:
+                turn = processes // POSTERIOR_INTERLEAVE_EVERY
+                self._take(part[0] if turn % 2 else part[-1], "interleave")
+        if self.prefetch is not None:  # nothing ahead: speculative work can stop
+            self.prefetch([])
+        found = self._part_steps(lo, search)
+        return [
+            Part(
+                lo + found.last_good,
+                lo + found.first_bad,
+                found.narrowed,
+                tuple(lo + i for i in found.interior),
+                (lo, hi),
+            )
+        ]
+
+    def _part_steps(self, lo: int, search: PartSearch, but: int | None = None) -> Part:
+        """Record where the posterior placed each commit it measured (all but `but`), and
+        return the part as it stands (offsets into it)."""
+        part, steps = search.result()
+        self.skipped.update(lo + j for j in search.skipped)
+        for j, verdict, reason in steps:
+            if j != but:
+                self._step("fine", lo + j, verdict, reason)
+        return part
 
     def _probe(self, index: int, lo: int, hi: int, phase: str) -> tuple[Verdict, bool]:
         """The candidate's verdict against lo and hi, and whether it lies between them."""

@@ -152,7 +152,7 @@ class Sampler:
         lean = self.candidate_rule == "lean" and not self.escalated
         return lean and comparison.regressed and comparison.p_value <= PROMISING_P
 
-    def _missing(self, trials: Sequence[TrialSamples]) -> bool:
+    def missing(self, trials: Sequence[TrialSamples]) -> bool:
         """`repeats.min` trials (or more) and not one sample of the metric among them."""
         return len(trials) >= self.repeats.min and not samples_of(trials, self.metric)
 
@@ -189,7 +189,7 @@ class Sampler:
                     )
             tg, tb = self.probe.trials(good), self.probe.trials(bad)
             for (side, commit), trials in zip(sides, (tg, tb), strict=True):
-                if self._missing(trials):
+                if self.missing(trials):
                     raise self._no_metric(side, commit, trials)
             gs, bs = samples_of(tg, self.metric), samples_of(tb, self.metric)
             n = min(len(gs), len(bs))
@@ -243,7 +243,7 @@ class Sampler:
             trials = self.probe.trials(commit)
             if self.probe.untestable(commit):
                 return Decision(Verdict.SKIP, len(trials), len(samples_of(trials, self.metric)))
-            if self._missing(trials):
+            if self.missing(trials):
                 return Decision(Verdict.SKIP, len(trials), 0, self.missing_reason(trials))
             cs = samples_of(trials, self.metric)
             verdict = Verdict.UNCLEAR
@@ -265,10 +265,10 @@ class Sampler:
                 if not cs:
                     return Decision(Verdict.SKIP, len(trials), 0, self.missing_reason(trials))
                 return Decision(verdict, len(trials), len(cs))
-            if not self._top_up_ends(len(cs), good, bad):
+            if not self.top_up_ends(len(cs), good, bad):
                 self._take(commit, phase, len(trials) + 1)
 
-    def _top_up_ends(self, processes: int, good: Commit, bad: Commit) -> bool:
+    def top_up_ends(self, processes: int, good: Commit, bad: Commit) -> bool:
         """One more trial of the end with fewer, when the lean rule's candidate is unclear
         after `ENDS_TOP_UP_AFTER` processes and has more than it (see there)."""
         lean = self.candidate_rule == "lean" and not self.escalated

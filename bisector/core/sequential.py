@@ -173,21 +173,35 @@ def evidence(
 ) -> Evidence:
     """The SPRT over the candidate's per-process medians (see the module docstring)."""
     lower, upper = boundaries(alpha, beta)
-    mg, mb = median(good), median(bad)
     spread = pooled_spread(good, bad, widening)
+    cap = upper / min_processes  # so that no fewer than min_processes can cross
+    llr = sum(process_llrs(candidate, good, bad, spread, cap))
+    return Evidence(llr, upper, lower, spread)
+
+
+def process_llrs(
+    candidate: Sequence[float],
+    good: Sequence[float],
+    bad: Sequence[float],
+    spread: float,
+    cap: float,
+) -> list[float]:
+    """Each process's log-likelihood ratio "like bad" over "like good" (the module
+    docstring's contaminated normal model), clipped to +-`cap`; all 0 when the endpoints do
+    not differ."""
+    mg, mb = median(good), median(bad)
     if mg == mb or spread <= 0:  # the endpoints do not differ: nothing to decide between
-        return Evidence(0.0, upper, lower, spread)
+        return [0.0] * len(candidate)
     share = outlier_share(good, bad, spread)
     # The outliers' density: flat over the endpoints' span and some spreads beyond it.
     flat = share / (abs(mb - mg) + 2 * OUTLIER_SPREADS * spread)
     norm = (1 - share) / (spread * math.sqrt(2 * math.pi))
-    cap = upper / min_processes  # so that no fewer than min_processes can cross
-    llr = 0.0
+    out = []
     for x in candidate:
         like_bad = norm * math.exp(-0.5 * ((x - mb) / spread) ** 2) + flat
         like_good = norm * math.exp(-0.5 * ((x - mg) / spread) ** 2) + flat
-        llr += max(-cap, min(cap, math.log(like_bad / like_good)))
-    return Evidence(llr, upper, lower, spread)
+        out.append(max(-cap, min(cap, math.log(like_bad / like_good))))
+    return out
 
 
 def decide(

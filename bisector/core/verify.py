@@ -71,6 +71,10 @@ ENDS_ALPHA = 0.05
 #: threshold (and like the ends) is verified without the rank test's 5th (`wholly_apart`),
 #: when `repeats.min` allows that few.
 EARLY_PROCESSES = 3
+#: From this many fresh processes a side (None: never), a culprit wholly apart from its
+#: parent by any amount, with a shift (Hodges-Lehmann) of at least the threshold, stops as
+#: early as `wholly_apart` does. bench/simulate_cost.py `posterior+separated-4`.
+SEPARATED_FROM: int | None = None
 #: The ends' alpha at an early stop on 3 fresh processes: 3 against an end's 4 cannot go
 #: below p = 2 / C(7, 3) = 0.057, so this asks them to lie wholly apart from that end.
 EARLY_ENDS_ALPHA = 0.06
@@ -137,7 +141,13 @@ def verify(
             early = (
                 budget.min <= len(ps) == len(cs)
                 and EARLY_PROCESSES <= len(ps) < floor
-                and wholly_apart(ps, cs, rule, baseline)
+                and (
+                    wholly_apart(ps, cs, rule, baseline)
+                    or SEPARATED_FROM is not None
+                    and len(ps) >= SEPARATED_FROM
+                    and separated(ps, cs, rule)
+                    and comp.regressed
+                )
             )
             if early and len(ps) < 4 and ends is not None:  # see EARLY_ENDS_ALPHA
                 alike = like_ends(ps, cs, *_samples(probe, ends, metric), rule, EARLY_ENDS_ALPHA)
@@ -159,6 +169,14 @@ def verify(
             if len(fresh[pair.index(c)]) <= n:
                 take(c)
     return found(index, comp, n, reproduction, alike, early)
+
+
+def separated(parent: judge.Samples, culprit: judge.Samples, rule: MetricRule) -> bool:
+    """Every culprit process is worse than every parent process (by any amount)."""
+    sign = 1.0 if rule.direction is Direction.LOWER else -1.0
+    ps = [sign * v for v in judge.process_medians(parent)]
+    cs = [sign * v for v in judge.process_medians(culprit)]
+    return min(cs) > max(ps)
 
 
 def wholly_apart(

@@ -1,0 +1,170 @@
+"""The posterior search of one part of a range: what to measure next, and what it showed.
+
+`core.posterior` is the arithmetic (a posterior over the first bad commit from each
+process's log-likelihood ratio); this is the state of one part's search over the probe's
+trials, which `core.hunt` drives one process at a time:
+
+    search = PartSearch(commits[lo : hi + 1], sampler, rule, budget, epsilon)
+    while (j := search.next()) is not None:
+        ... take one trial of commits[lo + j] ...
+        if search.measured(j) is Placed.SPLIT: split the part at j
+    part, steps = search.result()
+
+Offsets are into the part: 0 is its good end, n - 1 its bad end.
+
+**A commit halfway between the ends.** The posterior assumes one step, so a commit at a
+second step's level moves it hardly at all, and Horstein's rule would keep probing around
+it. A commit whose processes (two or more) lie in the middle third between the ends'
+medians is therefore *pinned*: measured on until it leaves that third, shows that it lies
+significantly between the ends (`judge.Assessment.between`: the part is split there, as
+the candidate-by-candidate search does), or its budget (`repeats.max` trials) is spent;
+then it cannot be placed and merges its two positions (an unclear commit). Commits that
+could not be measured (untestable, or `repeats.min` trials without the metric) are merged
+the same way, as SKIP.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bisector.core import judge, posterior, sequential
+from bisector.core.outcome import Part
+from bisector.core.sampling import Sampler
+from bisector.core.types import Commit, MetricRule, TrialBudget, Verdict
+
+#: No process moves the posterior by more than this log-likelihood ratio (a factor of 55),
+#: so one wild process never settles a position alone against ten to one.
+PROCESS_CAP = 4.0
+#: The ends' spread is widened by 1 + this / their processes (`sequential.pooled_spread`),
+#: as the lean rule's.
+WIDENING = sequential.LEAN.widening
+
+
+class Placed(enum.Enum):
+    """What one more process of a commit did to the search."""
+
+    MOVED = "moved"  # the posterior moved; go on
+    SKIP = "skip"  # the commit cannot be measured
+    SPLIT = "split"  # the commit lies between the ends: split the part there
+
+
+@dataclass
+class PartSearch:
+    """The posterior search of one part (see the module docstring)."""
+
+    commits: Sequence[Commit]  # the part, its good end first and its bad end last
+    sampler: Sampler
+    rule: MetricRule
+    budget: TrialBudget
+    epsilon: float = posterior.EPSILON
+    order: list[int] = field(default_factory=list)  # measured, in the order first measured
+    blocked: set[int] = field(default_factory=set)  # cannot be placed: merges its positions
+    spent: set[int] = field(default_factory=set)  # at `repeats.max` trials: not measured again
+    skipped: set[int] = field(default_factory=set)  # could not be measured (SKIP)
+    reasons: dict[int, str] = field(default_factory=dict)  # why SKIP, when we know
+    pinned: int | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.commits)
+
+    @property
+    def cap(self) -> int:
+        """Processes after which the search stops whatever the posterior says: a safety net
+        (every commit is spent by then at the latest on a pathological probe)."""
+        return self.budget.max * (max(1, self.n - 2).bit_length() + 1)
+
+    def _medians(self, offset: int) -> list[float]:
+        return judge.process_medians(self.sampler.samples(self.commits[offset]))
+
+    def llrs(self) -> dict[int, float]:
+        """Each measured commit's summed log-likelihood ratio against the part's ends."""
+        good, bad = self._medians(0), self._medians(self.n - 1)
+        spread = sequential.pooled_spread(good, bad, WIDENING)
+        return {
+            j: sum(sequential.process_llrs(self._medians(j), good, bad, spread, PROCESS_CAP))
+            for j in self.order
+        }
+
+    def middle(self, j: int) -> bool:
+        """Commit j's processes (two or more) lie in the middle third between the ends."""
+        cand = self._medians(j)
+        if len(cand) < 2:
+            return False
+        good, bad = self._medians(0), self._medians(self.n - 1)
+        return not (
+            sequential.position_agrees(Verdict.GOOD, cand, good, bad)
+            or sequential.position_agrees(Verdict.BAD, cand, good, bad)
+        )
+
+    def next(self) -> int | None:
+        """The offset to measure next: the pinned commit, else the posterior's median
+        (`posterior.next_probe`); None when the posterior is settled."""
+        if self.pinned is not None:
+            return self.pinned
+        return posterior.next_probe(self.n, self.llrs(), self.blocked | self.spent, self.epsilon)
+
+    def ahead(self, j: int) -> list[int]:
+        """The offsets measured after j if its next process looks clearly bad, or good
+        (their environments can be built meanwhile)."""
+        ratios, out = self.llrs(), []
+        for sign in (1.0, -1.0):
+            what_if = dict(ratios)
+            what_if[j] = what_if.get(j, 0.0) + sign * PROCESS_CAP
+            k = posterior.next_probe(self.n, what_if, self.blocked | self.spent, self.epsilon)
+            if k is not None and k not in out:
+                out.append(k)
+        return out
+
+    def measured(self, j: int) -> Placed:
+        """Take note of commit j's trials after one more was taken (see the module docstring)."""
+        if j not in self.order:
+            self.order.append(j)
+        commit, probe = self.commits[j], self.sampler.probe
+        trials = probe.trials(commit)
+        if probe.untestable(commit) or self.sampler.missing(trials):
+            self.blocked.add(j)
+            self.skipped.add(j)
+            if not probe.untestable(commit):
+                self.reasons[j] = self.sampler.missing_reason(trials)
+            self.pinned = None
+            return Placed.SKIP
+        if len(trials) >= self.budget.max:
+            self.spent.add(j)
+        middle = self.middle(j)
+        if middle and len(self._medians(j)) >= 3 and self._between(j):
+            self.pinned = None
+            return Placed.SPLIT
+        if middle and j in self.spent:
+            self.blocked.add(j)
+        self.pinned = j if middle and j not in self.spent else None
+        return Placed.MOVED
+
+    def _between(self, j: int) -> bool:
+        samples = self.sampler.samples
+        ends = samples(self.commits[0]), samples(self.commits[-1])
+        return judge.assess(samples(self.commits[j]), *ends, self.rule).between
+
+    def result(self) -> tuple[Part, list[tuple[int, Verdict, str]]]:
+        """The part as the posterior leaves it (`lo` = 0: the caller offsets it) and one
+        step per measured commit, in the order first measured: GOOD before the block the
+        posterior settled on, BAD from its last position on, SKIP or UNCLEAR when it could
+        not be placed. Narrowed only when settled on one position."""
+        ratios = self.llrs()
+        block = posterior.settled(self.n, ratios, self.blocked, self.epsilon)
+        narrowed = block is not None and block.first == block.last
+        if block is None:
+            block = posterior.best_block(self.n, ratios, self.blocked)
+        steps = []
+        for j in self.order:
+            if j in self.skipped:
+                verdict = Verdict.SKIP
+            elif j in self.blocked or block.first <= j < block.last:
+                verdict = Verdict.UNCLEAR
+            else:
+                verdict = Verdict.GOOD if j < block.first else Verdict.BAD
+            steps.append((j, verdict, self.reasons.get(j, "")))
+        interior = tuple(j for j in sorted(self.blocked) if block.first <= j < block.last)
+        return Part(block.first - 1, block.last, narrowed, interior, (0, self.n - 1)), steps

@@ -1,0 +1,123 @@
+"""Probabilistic bisection: a posterior over where the first bad commit is. Pure.
+
+The lean rule (`core.sequential.LEAN`) decides each candidate before it moves on: a
+candidate whose first process is not clear enough gets a second, and a wrong step is only
+undone by a failed verification and a second search of the whole part. Horstein's noisy
+binary search (and "Flake-Aware Culprit Finding", ICST 2023) keeps instead a posterior over
+the position of the first bad commit and reuses every process: each one multiplies the
+posterior by its likelihood ratio, the next process goes to the posterior's median, and
+the search ends when one position holds `1 - epsilon` of it. A process that was not clear
+only moves the posterior part of the way; the search goes on where the posterior says, and
+returns to that commit only if later processes point back at it.
+
+**The model.** Positions k = 1..n-1 of a part with indices 0..n-1 (0 its good end, n-1 its
+bad end): "the first bad commit is k" means commits < k are like good and commits >= k like
+bad. A process of commit j contributes its log-likelihood ratio L ("like bad" over "like
+good", `sequential.process_llrs`: normal about the ends' medians with their pooled spread,
+contaminated by outliers, capped) to every position k <= j. With a uniform prior,
+log P(k) = sum of L_j over the measured j >= k, up to a constant.
+
+**Commits that cannot be placed.** A commit that could not be measured (a build failure,
+exit 125, no metric), or one measured `repeats.max` times without being placed (the hunter's
+`exhausted`), cannot tell position j from j + 1. Such positions are merged into a block, and
+the search ends when one *block* holds `1 - epsilon`: a block of one position is a culprit,
+a longer one an honest range whose interior are those commits (as `search.Bisection`
+reports SKIP and UNCLEAR).
+
+Nothing here measures: `next_probe` and `result` read the log-likelihood ratios the caller
+keeps (`core.hunt` computes them from the probe's trials), so a resumed run, whose trials
+come back from the journal, starts where the killed one stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+#: Stop when one block of positions holds this much less than all of the posterior. The
+#: culprit's verification (`core.verify`) is the guard: a search that stopped wrong costs a
+#: failed verification, and the part is searched on at `ESCALATED_EPSILON`.
+EPSILON = 0.1
+ESCALATED_EPSILON = 0.001
+
+
+@dataclass(frozen=True)
+class Block:
+    """Positions first..last (inclusive) that the measurable commits cannot tell apart;
+    `mass` is their share of the posterior."""
+
+    first: int
+    last: int
+    mass: float
+
+
+def log_posterior(n: int, llr: Mapping[int, float]) -> list[float]:
+    """log P(first bad = k) for k = 1..n-1 (item k - 1), up to a constant: the sum of the
+    log-likelihood ratios of the interior commits j >= k (uniform prior)."""
+    if n < 2:
+        raise ValueError("a part needs a good and a bad end (n >= 2)")
+    out = [0.0] * (n - 1)
+    total = 0.0
+    for k in range(n - 2, 0, -1):  # position n-1 has no interior commit at or after it
+        total += llr.get(k, 0.0)
+        out[k - 1] = total
+    return out
+
+
+def posterior(n: int, llr: Mapping[int, float]) -> list[float]:
+    """P(first bad = k) for k = 1..n-1 (item k - 1), normalised."""
+    logs = log_posterior(n, llr)
+    top = max(logs)
+    weights = [math.exp(v - top) for v in logs]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def blocks(n: int, llr: Mapping[int, float], blocked: Collection[int]) -> list[Block]:
+    """The posterior over blocks: positions k and k + 1 are one block when commit k is
+    `blocked` (it cannot be placed, so nothing tells them apart)."""
+    probs = posterior(n, llr)
+    out: list[Block] = []
+    first, mass = 1, 0.0
+    for k in range(1, n):
+        mass += probs[k - 1]
+        if k == n - 1 or k not in blocked:
+            out.append(Block(first, k, mass))
+            first, mass = k + 1, 0.0
+    return out
+
+
+def settled(
+    n: int, llr: Mapping[int, float], blocked: Collection[int], epsilon: float = EPSILON
+) -> Block | None:
+    """The block holding at least `1 - epsilon` of the posterior, when one does."""
+    best = max(blocks(n, llr, blocked), key=lambda b: b.mass)
+    return best if best.mass >= 1 - epsilon else None
+
+
+def next_probe(
+    n: int, llr: Mapping[int, float], blocked: Collection[int], epsilon: float = EPSILON
+) -> int | None:
+    """The interior commit to measure next: the one whose "is it bad?" splits the
+    posterior most evenly (Horstein's median rule), among those not `blocked`; None when
+    the search is settled or nothing is left to measure."""
+    if settled(n, llr, blocked, epsilon) is not None:
+        return None
+    probs = posterior(n, llr)
+    best: int | None = None
+    best_gap = 2.0
+    below = 0.0  # P(first bad <= j)
+    for j in range(1, n - 1):
+        below += probs[j - 1]
+        if j in blocked:
+            continue
+        gap = abs(below - 0.5)
+        if gap < best_gap:
+            best, best_gap = j, gap
+    return best
+
+
+def best_block(n: int, llr: Mapping[int, float], blocked: Collection[int]) -> Block:
+    """The block with the most posterior (where the search stands when it must stop)."""
+    return max(blocks(n, llr, blocked), key=lambda b: b.mass)
