@@ -48,6 +48,7 @@ def _rules(
     cap: float = 4.0,
     separated_from: int | None = None,
     interleave: int = 8,
+    likely_from: int | None = None,
 ) -> dict[str, Any]:
     """Every knob a variant sets, so a variant means the same whatever the defaults are."""
     return {
@@ -55,6 +56,7 @@ def _rules(
         "bisector.core.posterior.EPSILON": epsilon,
         "bisector.core.partsearch.PROCESS_CAP": cap,
         "bisector.core.verify.SEPARATED_FROM": separated_from,
+        "bisector.core.verify.LIKELY_FROM": likely_from,
         "bisector.core.hunt.POSTERIOR_INTERLEAVE_EVERY": interleave,
         "bisector.core.verify.EARLY_PROCESSES": early,
         "bisector.core.sampling.ENDS_TOP_UP_AFTER": top_up,
@@ -97,6 +99,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "trimmed+separated": _rules(top_up=3, lean=THIRD, separated_from=3),
     "posterior+separated-4": _rules(top_up=3, lean=THIRD, posterior=True, separated_from=4),
     "posterior+eps-0.2": _rules(top_up=3, lean=THIRD, posterior=True, epsilon=0.2),
+    "posterior+likely-3": _rules(top_up=3, lean=THIRD, posterior=True, likely_from=3),
     "early3+verify-first": _rules(settle_first=False),
 }
 

@@ -40,6 +40,9 @@ PROCESS_CAP = 4.0
 #: The ends' spread is widened by 1 + this / their processes (`sequential.pooled_spread`),
 #: as the lean rule's.
 WIDENING = sequential.LEAN.widening
+#: A commit is pinned (measured on) once this many of its processes lie, by their median,
+#: in the middle third between the ends.
+PIN_FROM = 2
 
 
 class Placed(enum.Enum):
@@ -91,7 +94,7 @@ class PartSearch:
     def middle(self, j: int) -> bool:
         """Commit j's processes (two or more) lie in the middle third between the ends."""
         cand = self._medians(j)
-        if len(cand) < 2:
+        if len(cand) < PIN_FROM:
             return False
         good, bad = self._medians(0), self._medians(self.n - 1)
         return not (

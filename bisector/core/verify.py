@@ -55,7 +55,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bisector.core import judge
+from bisector.core import judge, sequential
 from bisector.core.sampling import samples_of
 from bisector.core.stats import median
 from bisector.core.types import Commit, Direction, MetricRule, TrialBudget
@@ -75,6 +75,13 @@ EARLY_PROCESSES = 3
 #: parent by any amount, with a shift (Hodges-Lehmann) of at least the threshold, stops as
 #: early as `wholly_apart` does. bench/simulate_cost.py `posterior+separated-4`.
 SEPARATED_FROM: int | None = None
+#: From this many fresh processes a side (None: never), a culprit wholly apart from its
+#: parent by any amount, with a shift of at least the threshold, stops early when the
+#: fresh processes are also *likely* where they should be (`likely`): the culprit's
+#: summed log-likelihood ratio against the ends at least `LIKELY_LLR` towards "like bad",
+#: the parent's as far towards "like good". bench/simulate_cost.py `posterior+likely-3`.
+LIKELY_FROM: int | None = None
+LIKELY_LLR = 2.944  # log(19): Wald's boundary at 0.05
 #: The ends' alpha at an early stop on 3 fresh processes: 3 against an end's 4 cannot go
 #: below p = 2 / C(7, 3) = 0.057, so this asks them to lie wholly apart from that end.
 EARLY_ENDS_ALPHA = 0.06
@@ -147,6 +154,12 @@ def verify(
                     and len(ps) >= SEPARATED_FROM
                     and separated(ps, cs, rule)
                     and comp.regressed
+                    or LIKELY_FROM is not None
+                    and ends is not None
+                    and len(ps) >= LIKELY_FROM
+                    and separated(ps, cs, rule)
+                    and comp.regressed
+                    and likely(ps, cs, *_samples(probe, ends, metric))
                 )
             )
             if early and len(ps) < 4 and ends is not None:  # see EARLY_ENDS_ALPHA
@@ -177,6 +190,22 @@ def separated(parent: judge.Samples, culprit: judge.Samples, rule: MetricRule) -
     ps = [sign * v for v in judge.process_medians(parent)]
     cs = [sign * v for v in judge.process_medians(culprit)]
     return min(cs) > max(ps)
+
+
+def likely(
+    parent: judge.Samples, culprit: judge.Samples, good: judge.Samples, bad: judge.Samples
+) -> bool:
+    """The culprit's processes together at least `LIKELY_LLR` towards "like the bad end"
+    and the parent's as far towards "like the good end" (`sequential.process_llrs`, the
+    lean rule's model of the ends, each process capped as the posterior search caps it)."""
+    if len(good) < 2 or len(bad) < 2:
+        return False
+    g, b = judge.process_medians(good), judge.process_medians(bad)
+    spread = sequential.pooled_spread(g, b, sequential.LEAN.widening)
+    cap = 4.0
+    up = sum(sequential.process_llrs(judge.process_medians(culprit), g, b, spread, cap))
+    down = sum(sequential.process_llrs(judge.process_medians(parent), g, b, spread, cap))
+    return up >= LIKELY_LLR and down <= -LIKELY_LLR
 
 
 def wholly_apart(
