@@ -82,6 +82,7 @@ def simulate_once(
     *,
     rule: CandidateRule = "pinpoint",
     n_commits: int = 64,
+    tags: Sequence[int] = (),
 ) -> Outcome:
     """One bisection of a simulated range, exactly as the pipeline runs it: `core.hunt.hunt`.
 
@@ -98,7 +99,7 @@ def simulate_once(
             probe.phase = _COLUMN.get(event.phase, "candidates")
 
     try:
-        result = hunt(commits, (), probe, METRIC, RULE, BUDGET, progress, candidate_rule=rule)
+        result = hunt(commits, tags, probe, METRIC, RULE, BUDGET, progress, candidate_rule=rule)
     except EndpointUnmeasurable:
         return Outcome(
             Status.INCONCLUSIVE,

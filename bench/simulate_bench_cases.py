@@ -11,6 +11,8 @@ rule sets can be compared on the cases the <= 3x target is about:
   2.5% (`SampleSpec`'s sim mode as compare_git_bisect configures it);
 - each case's size and step (`compare_git_bisect.make_case`, seed 1), threshold 5%,
   repeats {min: 3, max: 12} as in that bench;
+- release tags at the quarters of the range, as the sample repositories have them
+  (v2.3.1-v2.3.3 between v2.3.0 and v2.4.0): the hunt probes them first (coarse);
 - `git bisect run`'s executions: one calibration run and ceil(log2 n) steps (what it
   took there: 7 at 64 commits, 9 at 256, 11-12 at 1024).
 
@@ -48,6 +50,11 @@ def bench_model(step: float) -> NoiseModel:
     )
 
 
+def quarter_tags(n_commits: int) -> list[int]:
+    """Release tags at the quarters, as in the sample repositories."""
+    return [n_commits * k // 4 for k in (1, 2, 3)]
+
+
 def git_executions(n_commits: int) -> int:
     return 1 + math.ceil(math.log2(n_commits))
 
@@ -62,6 +69,7 @@ def run_case(variant: str, n_commits: int, step: float, runs: int) -> list[simul
                 random.Random(f"bench:{n_commits}:{step}:{i}"),
                 rule="lean",
                 n_commits=n_commits,
+                tags=quarter_tags(n_commits),
             )
             for i in range(runs)
         ]

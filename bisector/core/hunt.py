@@ -296,13 +296,8 @@ class _Hunter:
     def _bisect(self, lo: int, hi: int, tag_indices: Sequence[int]) -> list[Part]:
         """Bisect (lo, hi] against lo (good) and hi (bad); split at a commit in between."""
         lean = self.sampler.candidate_rule == "lean"
-        if (
-            POSTERIOR_SEARCH
-            and lean
-            and self.search is None
-            and not any(lo < t < hi for t in tag_indices)
-        ):
-            return self._bisect_posterior(lo, hi)
+        if POSTERIOR_SEARCH and lean and self.search is None:
+            return self._bisect_posterior(lo, hi, tag_indices)
         make = self.search if self.search is not None else CoarseFine
         search = make(hi - lo + 1, [t - lo for t in tag_indices if lo < t < hi])
         phase = ""
@@ -336,29 +331,34 @@ class _Hunter:
             )
         ]
 
-    def _bisect_posterior(self, lo: int, hi: int) -> list[Part]:
-        """Search (lo, hi] one process at a time by its posterior (`core.partsearch`);
-        split at a commit in between, as `_bisect` does."""
+    def _bisect_posterior(self, lo: int, hi: int, tag_indices: Sequence[int]) -> list[Part]:
+        """Search (lo, hi] one process at a time by its posterior (`core.partsearch`),
+        release tags first; split at a commit in between, as `_bisect` does."""
         epsilon = posterior.ESCALATED_EPSILON if self.sampler.escalated else posterior.EPSILON
         part = self.commits[lo : hi + 1]
+        inner = [t for t in tag_indices if lo < t < hi]
         search = PartSearch(part, self.sampler, self.rule, self.budget, epsilon)
-        self.progress(RangeNarrowed(search.n, "commits"))
-        processes = 0
+        search.tags = tuple(t - lo for t in sorted(set(inner)))
+        phase, processes = "", 0
         while processes < search.cap and (j := search.next()) is not None:
+            if search.phase != phase:
+                phase = search.phase
+                what = "release tags" if phase == "coarse" else "commits"
+                self.progress(RangeNarrowed(search.span, what))
             commit = part[j]
             if self.prefetch is not None:
                 self.prefetch([part[k] for k in search.ahead(j)])
             self._compare(lo + j, lo, hi)
-            self.progress(ProbeStarted("fine", commit.short, commit.subject))
+            self.progress(ProbeStarted(phase, commit.short, commit.subject))
             had = len(self.samples(lo + j))
             if not self.sampler.top_up_ends(had, part[0], part[-1]):
-                self._take(commit, "fine")
+                self._take(commit, phase)
             processes += 1
             placed = search.measured(j)
             if placed is Placed.SPLIT:
                 self._part_steps(lo, search, but=j)
                 self._step("split", lo + j, Verdict.UNCLEAR)
-                return self._bisect(lo, lo + j, []) + self._bisect(lo + j, hi, [])
+                return self._bisect(lo, lo + j, inner) + self._bisect(lo + j, hi, inner)
             if processes % POSTERIOR_INTERLEAVE_EVERY == 0:
                 turn = processes // POSTERIOR_INTERLEAVE_EVERY
                 self._take(part[0] if turn % 2 else part[-1], "interleave")
@@ -380,9 +380,9 @@ class _Hunter:
         return the part as it stands (offsets into it)."""
         part, steps = search.result()
         self.skipped.update(lo + j for j in search.skipped)
-        for j, verdict, reason in steps:
-            if j != but:
-                self._step("fine", lo + j, verdict, reason)
+        for step in steps:
+            if step.offset != but:
+                self._step(step.phase, lo + step.offset, step.verdict, step.reason)
         return part
 
     def _probe(self, index: int, lo: int, hi: int, phase: str) -> tuple[Verdict, bool]:

@@ -12,6 +12,12 @@ trials, which `core.hunt` drives one process at a time:
 
 Offsets are into the part: 0 is its good end, n - 1 its bad end.
 
+**Release tags first.** With release tags inside the part (`tags`), the search first
+probes only them (**coarse**), each by the same posterior, until the posterior holds
+`1 - epsilon` between two adjacent tags; then every commit (**fine**), the posterior
+going on from where the tags left it. Every commit is judged against the part's ends,
+as in the candidate-by-candidate search.
+
 **A commit halfway between the ends.** The posterior assumes one step, so a commit at a
 second step's level moves it hardly at all, and Horstein's rule would keep probing around
 it. A commit whose processes (two or more) lie in the middle third between the ends'
@@ -45,6 +51,16 @@ WIDENING = sequential.LEAN.widening
 PIN_FROM = 2
 
 
+@dataclass(frozen=True)
+class Step:
+    """Where the search placed a commit it measured (`PartSearch.result`)."""
+
+    offset: int
+    phase: str  # coarse (a release tag) or fine
+    verdict: Verdict
+    reason: str = ""
+
+
 class Placed(enum.Enum):
     """What one more process of a commit did to the search."""
 
@@ -68,10 +84,43 @@ class PartSearch:
     skipped: set[int] = field(default_factory=set)  # could not be measured (SKIP)
     reasons: dict[int, str] = field(default_factory=dict)  # why SKIP, when we know
     pinned: int | None = None
+    tags: tuple[int, ...] = ()  # release tags inside the part: probed first (coarse)
+    between_tags: tuple[int, int] | None = None  # where the coarse pass ended
 
     @property
     def n(self) -> int:
         return len(self.commits)
+
+    @property
+    def phase(self) -> str:
+        """`coarse` while probing release tags only, then `fine`."""
+        if self.between_tags is not None or not self.tags:
+            return "fine"
+        points = [0, *self.tags, self.n - 1]
+        ratios = self.llrs()
+        for a, b in zip(points, points[1:], strict=False):
+            if posterior.interval_mass(self.n, ratios, a, b) >= 1 - self.epsilon:
+                self.between_tags = (a, b)
+                return "fine"
+        if all(t in self.blocked or t in self.spent for t in self.tags):
+            self.between_tags = (0, self.n - 1)
+            return "fine"
+        return "coarse"
+
+    @property
+    def span(self) -> int:
+        """How many commits (ends included) the current pass searches."""
+        if self.phase == "coarse":
+            return len(self.tags) + 2
+        a, b = self.between_tags or (0, self.n - 1)
+        return b - a + 1
+
+    def _excluded(self) -> set[int]:
+        """Not to be probed now: spent commits, and in a coarse pass all but the tags."""
+        if self.phase == "fine":
+            return set(self.spent)
+        tags = set(self.tags)
+        return self.spent | {j for j in range(1, self.n - 1) if j not in tags}
 
     @property
     def cap(self) -> int:
@@ -107,16 +156,18 @@ class PartSearch:
         (`posterior.next_probe`); None when the posterior is settled."""
         if self.pinned is not None:
             return self.pinned
-        return posterior.next_probe(self.n, self.llrs(), self.blocked | self.spent, self.epsilon)
+        return posterior.next_probe(
+            self.n, self.llrs(), self.blocked, self.epsilon, self._excluded()
+        )
 
     def ahead(self, j: int) -> list[int]:
         """The offsets measured after j if its next process looks clearly bad, or good
         (their environments can be built meanwhile)."""
-        ratios, out = self.llrs(), []
+        ratios, out, excluded = self.llrs(), [], self._excluded()
         for sign in (1.0, -1.0):
             what_if = dict(ratios)
             what_if[j] = what_if.get(j, 0.0) + sign * PROCESS_CAP
-            k = posterior.next_probe(self.n, what_if, self.blocked | self.spent, self.epsilon)
+            k = posterior.next_probe(self.n, what_if, self.blocked, self.epsilon, excluded)
             if k is not None and k not in out:
                 out.append(k)
         return out
@@ -150,7 +201,7 @@ class PartSearch:
         ends = samples(self.commits[0]), samples(self.commits[-1])
         return judge.assess(samples(self.commits[j]), *ends, self.rule).between
 
-    def result(self) -> tuple[Part, list[tuple[int, Verdict, str]]]:
+    def result(self) -> tuple[Part, list[Step]]:
         """The part as the posterior leaves it (`lo` = 0: the caller offsets it) and one
         step per measured commit, in the order first measured: GOOD before the block the
         posterior settled on, BAD from its last position on, SKIP or UNCLEAR when it could
@@ -168,6 +219,7 @@ class PartSearch:
                 verdict = Verdict.UNCLEAR
             else:
                 verdict = Verdict.GOOD if j < block.first else Verdict.BAD
-            steps.append((j, verdict, self.reasons.get(j, "")))
+            phase = "coarse" if j in self.tags else "fine"
+            steps.append(Step(j, phase, verdict, self.reasons.get(j, "")))
         interior = tuple(j for j in sorted(self.blocked) if block.first <= j < block.last)
         return Part(block.first - 1, block.last, narrowed, interior, (0, self.n - 1)), steps

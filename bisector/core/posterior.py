@@ -97,11 +97,16 @@ def settled(
 
 
 def next_probe(
-    n: int, llr: Mapping[int, float], blocked: Collection[int], epsilon: float = EPSILON
+    n: int,
+    llr: Mapping[int, float],
+    blocked: Collection[int],
+    epsilon: float = EPSILON,
+    excluded: Collection[int] = (),
 ) -> int | None:
     """The interior commit to measure next: the one whose "is it bad?" splits the
-    posterior most evenly (Horstein's median rule), among those not `blocked`; None when
-    the search is settled or nothing is left to measure."""
+    posterior most evenly (Horstein's median rule), among those neither `blocked` nor
+    `excluded` (spent, or not a release tag in a coarse pass); None when the search is
+    settled or nothing is left to measure."""
     if settled(n, llr, blocked, epsilon) is not None:
         return None
     probs = posterior(n, llr)
@@ -110,12 +115,18 @@ def next_probe(
     below = 0.0  # P(first bad <= j)
     for j in range(1, n - 1):
         below += probs[j - 1]
-        if j in blocked:
+        if j in blocked or j in excluded:
             continue
         gap = abs(below - 0.5)
         if gap < best_gap:
             best, best_gap = j, gap
     return best
+
+
+def interval_mass(n: int, llr: Mapping[int, float], after: int, upto: int) -> float:
+    """P(after < first bad <= upto): the posterior between two commits (two release tags)."""
+    probs = posterior(n, llr)
+    return sum(probs[k - 1] for k in range(max(after + 1, 1), min(upto, n - 1) + 1))
 
 
 def best_block(n: int, llr: Mapping[int, float], blocked: Collection[int]) -> Block:
