@@ -13,7 +13,7 @@ from bisector.core import hunt as hunt_module
 from bisector.core import posterior
 from bisector.core.hunt import hunt
 from bisector.core.types import Status, Verdict
-from bisector.ports import PhaseStarted, ProbeStarted, ProgressEvent, Warned
+from bisector.ports import PhaseStarted, ProbeStarted, ProgressEvent, RangeNarrowed, Warned
 from tests.test_hunt import BUDGET, COMMITS, METRIC, RULE, FakeProbe, steps_at
 
 
@@ -112,13 +112,27 @@ def test_a_clear_step_costs_about_one_process_a_halving() -> None:
 def test_without_the_posterior_the_lean_hunt_decides_candidate_by_candidate(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`POSTERIOR_SEARCH` off (and with release tags inside a part, or K workers, always):
-    the candidate-by-candidate search finds and verifies the same step."""
+    """`POSTERIOR_SEARCH` off (and with K workers, always): the candidate-by-candidate
+    search finds and verifies the same step."""
     monkeypatch.setattr(hunt_module, "POSTERIOR_SEARCH", False)
     result = hunt(COMMITS, [], FakeProbe(steps_at((13, 1.3))), METRIC, RULE, BUDGET)
     assert result.status is Status.FOUND and [f.index for f in result.culprits] == [13]
-    monkeypatch.setattr(hunt_module, "POSTERIOR_SEARCH", True)
+
+
+def test_release_tags_are_probed_first_by_the_same_posterior() -> None:
+    """Tags at 5, 10 and 15: the search probes only them until the posterior holds 90%
+    between two adjacent ones (10 and 15: "release tags", 5 positions), then the commits
+    (`fine`); both passes show in the progress and the steps."""
     events: list[ProgressEvent] = []
-    tagged = hunt(COMMITS, [7], FakeProbe(steps_at((13, 1.3))), METRIC, RULE, BUDGET, events.append)
-    assert tagged.status is Status.FOUND and [f.index for f in tagged.culprits] == [13]
-    assert any(s.phase == "coarse" for s in tagged.steps)
+    probe = FakeProbe(steps_at((13, 1.3)))
+    result = hunt(COMMITS, [5, 10, 15], probe, METRIC, RULE, BUDGET, events.append)
+    assert result.status is Status.FOUND and [f.index for f in result.culprits] == [13]
+    probed = [e for e in events if isinstance(e, ProbeStarted)]
+    coarse = [e.commit for e in probed if e.phase == "coarse"]
+    assert coarse and set(coarse) <= {COMMITS[t].short for t in (5, 10, 15)}
+    assert probed[: len(coarse)] == [e for e in probed if e.phase == "coarse"]
+    narrowed = [e for e in events if isinstance(e, RangeNarrowed)]
+    assert [n.what for n in narrowed] == ["release tags", "commits"]
+    assert narrowed[0].n == 5 and narrowed[1].n == 6  # tags 10..15 and the commits between
+    phases = {s.index: s.phase for s in result.steps}
+    assert {phases[i] for i in (5, 10, 15) if i in phases} == {"coarse"}
