@@ -57,7 +57,7 @@ def _rules(
         "bisector.core.partsearch.PROCESS_CAP": cap,
         "bisector.core.verify.SEPARATED_FROM": separated_from,
         "bisector.core.verify.LIKELY_FROM": likely_from,
-        "bisector.core.hunt.POSTERIOR_INTERLEAVE_EVERY": interleave,
+        "bisector.core.partsearch.INTERLEAVE_EVERY": interleave,
         "bisector.core.verify.EARLY_PROCESSES": early,
         "bisector.core.sampling.ENDS_TOP_UP_AFTER": top_up,
         "bisector.core.sequential.LEAN": lean,

@@ -330,3 +330,35 @@ def test_verify_at_3_keeps_the_reproduction_at_three_a_side_when_it_verifies(
     assert settled.status is Status.FOUND and settled.reproduction.reproduced
     assert min(len(old_probe.trials(COMMITS[i])) for i in (0, N_LAST)) >= 4
     assert probe.executions < old_probe.executions
+
+
+def test_likely_asks_each_fresh_side_to_sit_with_its_own_end() -> None:
+    """`verify.likely`: culprit processes at the bad end's level and parent processes at
+    the good end's pass; a parent drawn low but still nearer the bad end (two commits of
+    the bad level apart by chance) does not, however apart the pair is."""
+    culprit = [[v] for v in (25.8, 26.1, 25.9)]
+    assert verify.likely([[v] for v in (20.1, 19.9, 20.2)], culprit, GOOD, BAD)
+    assert not verify.likely([[v] for v in (23.6, 23.9, 23.7)], culprit, GOOD, BAD)
+    assert not verify.likely([[v] for v in (20.1, 19.9, 20.2)], [[23.0]] * 3, GOOD, BAD)
+    assert not verify.likely([[20.0]] * 3, culprit, GOOD[:1], BAD)
+
+
+def test_an_early_stop_by_likelihood_when_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`LIKELY_FROM` 3: a +10% step whose nearest fresh processes are closer than the
+    threshold (not `wholly_apart`) but apart, shifted by more than it, and each side
+    likely at its own end, verifies on 3 a side; off, it takes the rank test's 5."""
+
+    def level(i: int, n: int) -> float:
+        if i == 12 and n >= 0:  # the parent's fresh processes: one drawn high
+            return (20.0, 20.9, 19.9, 20.0, 20.1)[n % 5]
+        if i == 13:
+            return (22.0, 21.9, 22.1, 22.0, 21.9)[n % 5]
+        return 22.0 if i > 13 else 20.0
+
+    three = TrialBudget(3, 12)
+    monkeypatch.setattr(verify, "LIKELY_FROM", None)
+    off = _verify_with_ends(FakeProbe(level), 13, budget=three)
+    assert off.verified and off.trials == 5
+    monkeypatch.setattr(verify, "LIKELY_FROM", 3)
+    on = _verify_with_ends(FakeProbe(level), 13, budget=three)
+    assert on.verified and on.trials == 3

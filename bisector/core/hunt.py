@@ -46,9 +46,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from bisector.core import judge, noise, nullcheck, posterior
+from bisector.core import judge, noise, nullcheck
 from bisector.core.outcome import HuntResult, HuntStep, Part, conclude
-from bisector.core.partsearch import PartSearch, Placed
+from bisector.core.partsearch import search_part
 from bisector.core.sampling import CandidateRule, Sampler
 from bisector.core.search import CoarseFine
 from bisector.core.stats import median
@@ -91,14 +91,9 @@ SETTLE_BEFORE_VERIFY = True
 #: `busy-machine` and once under `hog-hides-step` (bench/RESULTS.md).
 VERIFY_AT_3 = False
 
-#: Search a part without release tags inside by probabilistic bisection under the lean
-#: rule (`core.partsearch`: one process at a time, each moving a posterior over the first
-#: bad commit) instead of deciding candidate by candidate (`search.CoarseFine`).
-#: Simulated side by side: bench/simulate_cost.py `posterior` against `trimmed`.
+#: Under the lean rule, search each part by its posterior over the first bad commit, one
+#: process at a time (`core.partsearch`; bench/simulate_cost.py `posterior` vs `trimmed`).
 POSTERIOR_SEARCH = True
-#: Under the posterior search one end of the part is re-measured every this many
-#: processes (alternating which); a candidate costs one process there, not one or two.
-POSTERIOR_INTERLEAVE_EVERY = 8
 
 __all__ = ["HUNT_RULE", "INTERLEAVE_EVERY", "Found", "HuntResult", "HuntStep", "hunt"]
 
@@ -166,7 +161,7 @@ class _Hunter:
         last = len(self.commits) - 1
         reproduction = self.sampler.settle_endpoints(self.commits[0], self.commits[-1])
         for index, verdict in ((0, Verdict.GOOD), (last, Verdict.BAD)):
-            self._step("reproduce", index, verdict)
+            self.step("reproduce", index, verdict)
         measured = noise.measure(self.samples(0), self.samples(last))
         if not (reproduction.reproduced or self.sampler.promising(reproduction)):
             null = self._null_check()
@@ -177,7 +172,7 @@ class _Hunter:
         warning = noise.threshold_warning(measured, self.rule, self.budget, baseline)
         if warning:  # once, before the search: the user may stop and fix the config
             self.progress(Warned(warning))
-        parts = self._bisect(0, last, tag_indices)
+        parts = self.bisect(0, last, tag_indices)
         if (
             not reproduction.reproduced
             and VERIFY_AT_3
@@ -230,7 +225,7 @@ class _Hunter:
         """Not reproduced: measure the endpoints on until a regression is ruled out or
         `repeats.max` is spent (`core.nullcheck`)."""
         ends = (self.commits[0], self.commits[-1])
-        take = lambda c: self._take(c, "reproduce")  # noqa: E731
+        take = lambda c: self.take(c, "reproduce")  # noqa: E731
         return nullcheck.settle_null(self.probe, self.metric, self.rule, self.budget, ends, take)
 
     def _no_regression(self, null: nullcheck.NullCheck) -> HuntResult:
@@ -283,7 +278,7 @@ class _Hunter:
                 continue
             self.sampler.escalated = True
             self.progress(Warned("a culprit failed verification: bisecting its part again"))
-            again, still_open = self._settle(self._bisect(*part.ends, []), reproduction)
+            again, still_open = self._settle(self.bisect(*part.ends, []), reproduction)
             if any(f.verified for f in again):
                 founds += again
                 open_parts += still_open
@@ -293,11 +288,11 @@ class _Hunter:
 
     # -- the search ---------------------------------------------------------------------
 
-    def _bisect(self, lo: int, hi: int, tag_indices: Sequence[int]) -> list[Part]:
+    def bisect(self, lo: int, hi: int, tag_indices: Sequence[int]) -> list[Part]:
         """Bisect (lo, hi] against lo (good) and hi (bad); split at a commit in between."""
         lean = self.sampler.candidate_rule == "lean"
         if POSTERIOR_SEARCH and lean and self.search is None:
-            return self._bisect_posterior(lo, hi, tag_indices)
+            return search_part(self, lo, hi, tag_indices)
         make = self.search if self.search is not None else CoarseFine
         search = make(hi - lo + 1, [t - lo for t in tag_indices if lo < t < hi])
         phase = ""
@@ -313,7 +308,7 @@ class _Hunter:
             verdict, between = self._probe(index, lo, hi, phase)
             if between:
                 inner = [t for t in tag_indices if lo < t < hi]
-                return self._bisect(lo, index, inner) + self._bisect(index, hi, inner)
+                return self.bisect(lo, index, inner) + self.bisect(index, hi, inner)
             search.record(k, verdict)
             if self.prefetch is not None:  # known before the interleave: its trials overlap them
                 self.prefetch([self.commits[lo + j] for j in search.candidates_to_prefetch()])
@@ -331,64 +326,10 @@ class _Hunter:
             )
         ]
 
-    def _bisect_posterior(self, lo: int, hi: int, tag_indices: Sequence[int]) -> list[Part]:
-        """Search (lo, hi] one process at a time by its posterior (`core.partsearch`),
-        release tags first; split at a commit in between, as `_bisect` does."""
-        epsilon = posterior.ESCALATED_EPSILON if self.sampler.escalated else posterior.EPSILON
-        part = self.commits[lo : hi + 1]
-        inner = [t for t in tag_indices if lo < t < hi]
-        search = PartSearch(part, self.sampler, self.rule, self.budget, epsilon)
-        search.tags = tuple(t - lo for t in sorted(set(inner)))
-        phase, processes = "", 0
-        while processes < search.cap and (j := search.next()) is not None:
-            if search.phase != phase:
-                phase = search.phase
-                what = "release tags" if phase == "coarse" else "commits"
-                self.progress(RangeNarrowed(search.span, what))
-            commit = part[j]
-            if self.prefetch is not None:
-                self.prefetch([part[k] for k in search.ahead(j)])
-            self._compare(lo + j, lo, hi)
-            self.progress(ProbeStarted(phase, commit.short, commit.subject))
-            had = len(self.samples(lo + j))
-            if not self.sampler.top_up_ends(had, part[0], part[-1]):
-                self._take(commit, phase)
-            processes += 1
-            placed = search.measured(j)
-            if placed is Placed.SPLIT:
-                self._part_steps(lo, search, but=j)
-                self._step("split", lo + j, Verdict.UNCLEAR)
-                return self._bisect(lo, lo + j, inner) + self._bisect(lo + j, hi, inner)
-            if processes % POSTERIOR_INTERLEAVE_EVERY == 0:
-                turn = processes // POSTERIOR_INTERLEAVE_EVERY
-                self._take(part[0] if turn % 2 else part[-1], "interleave")
-        if self.prefetch is not None:  # nothing ahead: speculative work can stop
-            self.prefetch([])
-        found = self._part_steps(lo, search)
-        return [
-            Part(
-                lo + found.last_good,
-                lo + found.first_bad,
-                found.narrowed,
-                tuple(lo + i for i in found.interior),
-                (lo, hi),
-            )
-        ]
-
-    def _part_steps(self, lo: int, search: PartSearch, but: int | None = None) -> Part:
-        """Record where the posterior placed each commit it measured (all but `but`), and
-        return the part as it stands (offsets into it)."""
-        part, steps = search.result()
-        self.skipped.update(lo + j for j in search.skipped)
-        for step in steps:
-            if step.offset != but:
-                self._step(step.phase, lo + step.offset, step.verdict, step.reason)
-        return part
-
     def _probe(self, index: int, lo: int, hi: int, phase: str) -> tuple[Verdict, bool]:
         """The candidate's verdict against lo and hi, and whether it lies between them."""
         commit = self.commits[index]
-        self._compare(index, lo, hi)
+        self.compare(index, lo, hi)
         self.progress(ProbeStarted(phase, commit.short, commit.subject))
         decision = self.sampler.decide(commit, self.commits[lo], self.commits[hi], phase)
         between = False
@@ -398,7 +339,7 @@ class _Hunter:
             between = judge.assess(
                 self.samples(index), self.samples(lo), self.samples(hi), self.rule
             ).between
-        self._step("split" if between else phase, index, decision.verdict, decision.reason)
+        self.step("split" if between else phase, index, decision.verdict, decision.reason)
         return decision.verdict, between
 
     def _interleave(self, lo: int, hi: int) -> None:
@@ -411,20 +352,20 @@ class _Hunter:
         if lean:
             pair = pair[:1]  # one end at a time: the drift is slow, candidates are cheap
         for index in pair:
-            self._take(self.commits[index], "interleave")
+            self.take(self.commits[index], "interleave")
 
-    def _compare(self, candidate: int, *refs: int) -> None:
+    def compare(self, candidate: int, *refs: int) -> None:
         """Before judging a candidate against its references (range ends; the parent in a
         verification): the probe's `compare(candidate, refs)`, where it has one (the ray
         executor reads the references on the candidate's kind of machine)."""
         if (compare := getattr(self.probe, "compare", None)) is not None:
             compare(self.commits[candidate], [self.commits[i] for i in refs])
 
-    def _take(self, commit: Commit, phase: str) -> None:
+    def take(self, commit: Commit, phase: str) -> None:
         self.progress(TrialStarted(phase, commit.short, len(self.probe.trials(commit)) + 1))
         self.probe.take(commit)
 
-    def _step(self, phase: str, index: int, verdict: Verdict, reason: str = "") -> None:
+    def step(self, phase: str, index: int, verdict: Verdict, reason: str = "") -> None:
         commit = self.commits[index]
         samples = self.samples(index)
         mid = median(judge.process_medians(samples)) if samples else None
@@ -441,7 +382,7 @@ class _Hunter:
         """Fresh, interleaved trials of candidate and parent until settled (`core.verify`);
         resumed when `_verify_first` began it (`keep`: for a later resume)."""
         self.progress(PhaseStarted("verify"))
-        self._compare(index, index - 1)
+        self.compare(index, index - 1)
         start = self.resume.get(index) if keep else self.resume.pop(index, None)
         return verify(
             self.probe,
@@ -451,7 +392,7 @@ class _Hunter:
             index,
             (self.commits[index - 1], self.commits[index]),
             reproduction,
-            lambda c: self._take(c, "verify"),
+            lambda c: self.take(c, "verify"),
             (self.commits[ends[0]], self.commits[ends[1]]),
             start,
             thin_ends=keep,

@@ -4,11 +4,11 @@
 process's log-likelihood ratio); this is the state of one part's search over the probe's
 trials, which `core.hunt` drives one process at a time:
 
-    search = PartSearch(commits[lo : hi + 1], sampler, rule, budget, epsilon)
-    while (j := search.next()) is not None:
-        ... take one trial of commits[lo + j] ...
-        if search.measured(j) is Placed.SPLIT: split the part at j
-    part, steps = search.result()
+    search_part(hunter, lo, hi, tag_indices) -> list[Part]
+
+drives it: `PartSearch.next` names the commit, one trial of it is taken,
+`PartSearch.measured` says whether to go on or split the part there, and
+`PartSearch.result` is where the posterior leaves the part.
 
 Offsets are into the part: 0 is its good end, n - 1 its bad end.
 
@@ -32,13 +32,15 @@ the same way, as SKIP.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bisector.core import judge, posterior, sequential
 from bisector.core.outcome import Part
 from bisector.core.sampling import Sampler
 from bisector.core.types import Commit, MetricRule, TrialBudget, Verdict
+from bisector.ports import ProbeStarted, Progress, RangeNarrowed
 
 #: No process moves the posterior by more than this log-likelihood ratio (a factor of 55),
 #: so one wild process never settles a position alone against ten to one.
@@ -46,6 +48,9 @@ PROCESS_CAP = 4.0
 #: The ends' spread is widened by 1 + this / their processes (`sequential.pooled_spread`),
 #: as the lean rule's.
 WIDENING = sequential.LEAN.widening
+#: One end of the part is re-measured every this many processes (alternating which), so
+#: drift moves the ends too; a candidate costs one process here, not one or two.
+INTERLEAVE_EVERY = 8
 #: A commit is pinned (measured on) once this many of its processes lie, by their median,
 #: in the middle third between the ends.
 PIN_FROM = 2
@@ -223,3 +228,72 @@ class PartSearch:
             steps.append(Step(j, phase, verdict, self.reasons.get(j, "")))
         interior = tuple(j for j in sorted(self.blocked) if block.first <= j < block.last)
         return Part(block.first - 1, block.last, narrowed, interior, (0, self.n - 1)), steps
+
+
+class Hunter(Protocol):
+    """What the posterior search needs of the hunt (`core.hunt`)."""
+
+    commits: Sequence[Commit]
+    sampler: Sampler
+    rule: MetricRule
+    budget: TrialBudget
+    progress: Progress
+    prefetch: Callable[[Sequence[Commit]], None] | None
+    skipped: set[int]
+
+    def take(self, commit: Commit, phase: str) -> None: ...
+
+    def compare(self, candidate: int, *refs: int) -> None: ...
+
+    def step(self, phase: str, index: int, verdict: Verdict, reason: str = "") -> None: ...
+
+    def bisect(self, lo: int, hi: int, tag_indices: Sequence[int]) -> list[Part]: ...
+
+
+def search_part(hunter: Hunter, lo: int, hi: int, tag_indices: Sequence[int]) -> list[Part]:
+    """Search (lo, hi] of `hunter.commits` one process at a time by its posterior, release
+    tags first; at a commit significantly between the ends, `hunter.bisect` each side."""
+    escalated = hunter.sampler.escalated
+    epsilon = posterior.ESCALATED_EPSILON if escalated else posterior.EPSILON
+    part = hunter.commits[lo : hi + 1]
+    inner = [t for t in tag_indices if lo < t < hi]
+    search = PartSearch(part, hunter.sampler, hunter.rule, hunter.budget, epsilon)
+    search.tags = tuple(t - lo for t in sorted(set(inner)))
+    phase, processes = "", 0
+    while processes < search.cap and (j := search.next()) is not None:
+        if search.phase != phase:
+            phase = search.phase
+            what = "release tags" if phase == "coarse" else "commits"
+            hunter.progress(RangeNarrowed(search.span, what))
+        commit = part[j]
+        if hunter.prefetch is not None:
+            hunter.prefetch([part[k] for k in search.ahead(j)])
+        hunter.compare(lo + j, lo, hi)
+        hunter.progress(ProbeStarted(phase, commit.short, commit.subject))
+        had = len(hunter.sampler.samples(commit))
+        if not hunter.sampler.top_up_ends(had, part[0], part[-1]):
+            hunter.take(commit, phase)
+        processes += 1
+        if search.measured(j) is Placed.SPLIT:
+            _record(hunter, lo, search, but=j)
+            hunter.step("split", lo + j, Verdict.UNCLEAR)
+            return hunter.bisect(lo, lo + j, inner) + hunter.bisect(lo + j, hi, inner)
+        if processes % INTERLEAVE_EVERY == 0:
+            turn = processes // INTERLEAVE_EVERY
+            hunter.take(part[0] if turn % 2 else part[-1], "interleave")
+    if hunter.prefetch is not None:  # nothing ahead: speculative work can stop
+        hunter.prefetch([])
+    found = _record(hunter, lo, search)
+    interior = tuple(lo + i for i in found.interior)
+    return [Part(lo + found.last_good, lo + found.first_bad, found.narrowed, interior, (lo, hi))]
+
+
+def _record(hunter: Hunter, lo: int, search: PartSearch, but: int | None = None) -> Part:
+    """Record where the posterior placed each commit it measured (all but `but`) as the
+    hunt's steps, and return the part as it stands (offsets into it)."""
+    part, steps = search.result()
+    hunter.skipped.update(lo + j for j in search.skipped)
+    for step in steps:
+        if step.offset != but:
+            hunter.step(step.phase, lo + step.offset, step.verdict, step.reason)
+    return part
