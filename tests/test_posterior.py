@@ -13,7 +13,14 @@ from bisector.core import hunt as hunt_module
 from bisector.core import posterior
 from bisector.core.hunt import hunt
 from bisector.core.types import Status, Verdict
-from bisector.ports import PhaseStarted, ProbeStarted, ProgressEvent, RangeNarrowed, Warned
+from bisector.ports import (
+    PhaseStarted,
+    ProbeStarted,
+    ProgressEvent,
+    RangeNarrowed,
+    TrialStarted,
+    Warned,
+)
 from tests.test_hunt import BUDGET, COMMITS, METRIC, RULE, FakeProbe, steps_at
 
 
@@ -136,3 +143,17 @@ def test_release_tags_are_probed_first_by_the_same_posterior() -> None:
     assert narrowed[0].n == 5 and narrowed[1].n == 6  # tags 10..15 and the commits between
     phases = {s.index: s.phase for s in result.steps}
     assert {phases[i] for i in (5, 10, 15) if i in phases} == {"coarse"}
+
+
+def test_a_resumed_hunt_starts_where_the_journaled_trials_leave_the_posterior() -> None:
+    """A second hunt over the same probe (a killed run resumed: its trials come back from
+    the journal) takes no search process at all: the posterior is settled by the trials
+    already there; only the verification takes fresh ones."""
+    probe = FakeProbe(steps_at((13, 1.3)))
+    first = hunt(COMMITS, [], probe, METRIC, RULE, BUDGET)
+    assert first.status is Status.FOUND
+    events: list[ProgressEvent] = []
+    again = hunt(COMMITS, [], probe, METRIC, RULE, BUDGET, events.append)
+    assert again.status is Status.FOUND and [f.index for f in again.culprits] == [13]
+    phases = [e.phase for e in events if isinstance(e, TrialStarted)]
+    assert phases and set(phases) == {"verify"}

@@ -177,6 +177,28 @@ class PartSearch:
                 out.append(k)
         return out
 
+    def resume(self) -> None:
+        """Count every trial the part's commits already have (a resumed run's journal,
+        an earlier run of the same benchmark, the search a failed verification sends back
+        here): the posterior starts where they leave it. Nothing is pinned or split on
+        them; the next process of a commit decides that."""
+        probe = self.sampler.probe
+        for j in range(1, self.n - 1):
+            commit = self.commits[j]
+            if not (probe.trials(commit) or probe.untestable(commit)):
+                continue
+            self.order.append(j)
+            trials = probe.trials(commit)
+            if probe.untestable(commit) or self.sampler.missing(trials):
+                self.blocked.add(j)
+                self.skipped.add(j)
+                if not probe.untestable(commit):
+                    self.reasons[j] = self.sampler.missing_reason(trials)
+            elif len(trials) >= self.budget.max:
+                self.spent.add(j)
+                if self.middle(j):
+                    self.blocked.add(j)
+
     def measured(self, j: int) -> Placed:
         """Take note of commit j's trials after one more was taken (see the module docstring)."""
         if j not in self.order:
@@ -259,6 +281,7 @@ def search_part(hunter: Hunter, lo: int, hi: int, tag_indices: Sequence[int]) ->
     inner = [t for t in tag_indices if lo < t < hi]
     search = PartSearch(part, hunter.sampler, hunter.rule, hunter.budget, epsilon)
     search.tags = tuple(t - lo for t in sorted(set(inner)))
+    search.resume()
     phase, processes = "", 0
     while processes < search.cap and (j := search.next()) is not None:
         if search.phase != phase:
