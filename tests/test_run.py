@@ -53,9 +53,14 @@ def test_json_contract_names_planted_code_culprit(make_sample: Callable[..., Sam
 
 
 @pytest.mark.slow
-def test_no_regression_is_not_reproduced(make_sample: Callable[..., SampleRepo]) -> None:
-    """Without a real shift the run stops with exit 3 and names no culprit."""
-    sample = make_sample(n_commits=10, culprit=5, slowdown=0.0)
+def test_no_regression_is_not_reproduced(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path
+) -> None:
+    """Without a real shift the run stops with exit 3 and names no culprit. The noise is
+    seeded (`seed_file`): unseeded, about 1 run in 100 of such a range ends exit 4 instead
+    (a difference that looked promising at 3 + 3 endpoint processes and was never ruled
+    out: `null:process-offsets` in bench/RESULTS.md), which is honest but not this test."""
+    sample = make_sample(n_commits=10, culprit=5, slowdown=0.0, seed_file=str(tmp_path / "seed"))
     done = run_cli(
         "run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path)
     )
