@@ -88,3 +88,18 @@ def test_bench_cases_run_with_the_sample_benchmarks_noise_and_restore_it() -> No
     assert settings() == before and before[0] != cases.SAMPLES
     assert [cases.git_executions(n) for n in (64, 256, 1024)] == [7, 9, 11]
     assert cases.row("c", "default", 32, outs).startswith("| c | default | 3 |")
+
+
+def test_the_posterior_oracle_places_a_wide_step_in_about_log2_n_processes() -> None:
+    """bench/posterior_oracle.py: with the true model and a gap of 8 spreads, every
+    process is as clear as the cap allows, so the search takes about log2(n) processes
+    (a few more to reach 90%) and places the step right."""
+    bench = str(_SCRIPT.parent)
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    import posterior_oracle  # type: ignore[import-not-found]
+
+    rng = random.Random("oracle-test")
+    got = [posterior_oracle.search_once(64, 8.0, rng) for _ in range(50)]
+    assert all(ok for _, ok in got)
+    assert all(6 <= n <= 12 for n, _ in got)
