@@ -188,31 +188,31 @@ class PartSearch:
             if not (probe.trials(commit) or probe.untestable(commit)):
                 continue
             self.order.append(j)
-            trials = probe.trials(commit)
-            if probe.untestable(commit) or self.sampler.missing(trials):
-                self.blocked.add(j)
-                self.skipped.add(j)
-                if not probe.untestable(commit):
-                    self.reasons[j] = self.sampler.missing_reason(trials)
-            elif len(trials) >= self.budget.max:
+            if not self._unmeasurable(j) and len(probe.trials(commit)) >= self.budget.max:
                 self.spent.add(j)
                 if self.middle(j):
                     self.blocked.add(j)
+
+    def _unmeasurable(self, j: int) -> bool:
+        """Commit j is untestable or lacks the metric: SKIP, its two positions merged."""
+        commit, probe = self.commits[j], self.sampler.probe
+        trials = probe.trials(commit)
+        if not (probe.untestable(commit) or self.sampler.missing(trials)):
+            return False
+        self.blocked.add(j)
+        self.skipped.add(j)
+        if not probe.untestable(commit):
+            self.reasons[j] = self.sampler.missing_reason(trials)
+        return True
 
     def measured(self, j: int) -> Placed:
         """Take note of commit j's trials after one more was taken (see the module docstring)."""
         if j not in self.order:
             self.order.append(j)
-        commit, probe = self.commits[j], self.sampler.probe
-        trials = probe.trials(commit)
-        if probe.untestable(commit) or self.sampler.missing(trials):
-            self.blocked.add(j)
-            self.skipped.add(j)
-            if not probe.untestable(commit):
-                self.reasons[j] = self.sampler.missing_reason(trials)
+        if self._unmeasurable(j):
             self.pinned = None
             return Placed.SKIP
-        if len(trials) >= self.budget.max:
+        if len(self.sampler.probe.trials(self.commits[j])) >= self.budget.max:
             self.spent.add(j)
         middle = self.middle(j)
         if middle and len(self._medians(j)) >= 3 and self._between(j):
