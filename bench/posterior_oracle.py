@@ -1,7 +1,7 @@
 """How many processes a posterior search needs when it knows the truth about the noise.
 
 The search of `bisector/core/posterior.py` (Horstein's rule, the same per-process cap as
-`core.partsearch.PROCESS_CAP`, stopping at `posterior.EPSILON`) with the exact model: the
+`posterior.PROCESS_CAP`, stopping at `posterior.EPSILON`) with the exact model: the
 two levels a gap of G process spreads apart, the spread known, no endpoint measured. It is
 the floor that the hunt's search (which estimates the levels and the spread from the
 ends' processes) can approach, not a rule bisector runs; bench/RESULTS.md, "Probabilistic
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bisector.core import partsearch, posterior
+from bisector.core import posterior
 
 
 def search_once(n: int, gap: float, rng: random.Random) -> tuple[int, bool]:
@@ -32,7 +32,7 @@ def search_once(n: int, gap: float, rng: random.Random) -> tuple[int, bool]:
     while (j := posterior.next_probe(n, llr, set())) is not None:
         x = rng.gauss(gap if j >= first_bad else 0.0, 1.0)
         ratio = gap * (x - gap / 2)  # log N(x; gap, 1) / N(x; 0, 1)
-        cap = partsearch.PROCESS_CAP
+        cap = posterior.PROCESS_CAP
         llr[j] = llr.get(j, 0.0) + max(-cap, min(cap, ratio))
         processes += 1
     return processes, posterior.best_block(n, llr, set()).first == first_bad

@@ -54,7 +54,7 @@ def _rules(
     return {
         "bisector.core.hunt.POSTERIOR_SEARCH": posterior,
         "bisector.core.posterior.EPSILON": epsilon,
-        "bisector.core.partsearch.PROCESS_CAP": cap,
+        "bisector.core.posterior.PROCESS_CAP": cap,
         "bisector.core.verify.SEPARATED_FROM": separated_from,
         "bisector.core.verify.LIKELY_FROM": likely_from,
         "bisector.core.partsearch.INTERLEAVE_EVERY": interleave,

@@ -42,9 +42,6 @@ from bisector.core.sampling import Sampler
 from bisector.core.types import Commit, MetricRule, TrialBudget, Verdict
 from bisector.ports import ProbeStarted, Progress, RangeNarrowed
 
-#: No process moves the posterior by more than this log-likelihood ratio (a factor of 55),
-#: so one wild process never settles a position alone against ten to one.
-PROCESS_CAP = 4.0
 #: The ends' spread is widened by 1 + this / their processes (`sequential.pooled_spread`),
 #: as the lean rule's.
 WIDENING = sequential.LEAN.widening
@@ -130,7 +127,7 @@ class PartSearch:
     @property
     def cap(self) -> int:
         """Processes after which the search stops whatever the posterior says: a safety net
-        (every commit is spent by then at the latest on a pathological probe)."""
+        for a pathological probe (`repeats.max` for each halving of the part, and one more)."""
         return self.budget.max * (max(1, self.n - 2).bit_length() + 1)
 
     def _medians(self, offset: int) -> list[float]:
@@ -141,7 +138,9 @@ class PartSearch:
         good, bad = self._medians(0), self._medians(self.n - 1)
         spread = sequential.pooled_spread(good, bad, WIDENING)
         return {
-            j: sum(sequential.process_llrs(self._medians(j), good, bad, spread, PROCESS_CAP))
+            j: sum(
+                sequential.process_llrs(self._medians(j), good, bad, spread, posterior.PROCESS_CAP)
+            )
             for j in self.order
         }
 
@@ -171,7 +170,7 @@ class PartSearch:
         ratios, out, excluded = self.llrs(), [], self._excluded()
         for sign in (1.0, -1.0):
             what_if = dict(ratios)
-            what_if[j] = what_if.get(j, 0.0) + sign * PROCESS_CAP
+            what_if[j] = what_if.get(j, 0.0) + sign * posterior.PROCESS_CAP
             k = posterior.next_probe(self.n, what_if, self.blocked, self.epsilon, excluded)
             if k is not None and k not in out:
                 out.append(k)

@@ -18,21 +18,21 @@ contaminated by outliers, capped) to every position k <= j. With a uniform prior
 log P(k) = sum of L_j over the measured j >= k, up to a constant.
 
 **Commits that cannot be placed.** A commit that could not be measured (a build failure,
-exit 125, no metric), or one measured `repeats.max` times without being placed (the hunter's
-`exhausted`), cannot tell position j from j + 1. Such positions are merged into a block, and
+exit 125, no metric), or one measured `repeats.max` times without being placed
+(`core.partsearch` calls both *blocked*), cannot tell position j from j + 1. Such positions are merged into a block, and
 the search ends when one *block* holds `1 - epsilon`: a block of one position is a culprit,
 a longer one an honest range whose interior are those commits (as `search.Bisection`
 reports SKIP and UNCLEAR).
 
 Nothing here measures: `next_probe` and `result` read the log-likelihood ratios the caller
-keeps (`core.hunt` computes them from the probe's trials), so a resumed run, whose trials
-come back from the journal, starts where the killed one stopped.
+keeps (`core.partsearch` computes them from the probe's trials), so a resumed run, whose
+trials come back from the journal, starts where the killed one stopped.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 #: Stop when one block of positions holds this much less than all of the posterior. The
@@ -40,6 +40,9 @@ from dataclasses import dataclass
 #: failed verification, and the part is searched on at `ESCALATED_EPSILON`.
 EPSILON = 0.1
 ESCALATED_EPSILON = 0.001
+#: No process moves the posterior by more than this log-likelihood ratio (a factor of 55),
+#: so one wild process never settles a position alone against ten to one.
+PROCESS_CAP = 4.0
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,11 @@ def posterior(n: int, llr: Mapping[int, float]) -> list[float]:
 def blocks(n: int, llr: Mapping[int, float], blocked: Collection[int]) -> list[Block]:
     """The posterior over blocks: positions k and k + 1 are one block when commit k is
     `blocked` (it cannot be placed, so nothing tells them apart)."""
-    probs = posterior(n, llr)
+    return _blocks(posterior(n, llr), blocked)
+
+
+def _blocks(probs: Sequence[float], blocked: Collection[int]) -> list[Block]:
+    n = len(probs) + 1
     out: list[Block] = []
     first, mass = 1, 0.0
     for k in range(1, n):
@@ -88,11 +95,16 @@ def blocks(n: int, llr: Mapping[int, float], blocked: Collection[int]) -> list[B
     return out
 
 
+def best_block(n: int, llr: Mapping[int, float], blocked: Collection[int]) -> Block:
+    """The block with the most posterior (where the search stands when it must stop)."""
+    return max(blocks(n, llr, blocked), key=lambda b: b.mass)
+
+
 def settled(
     n: int, llr: Mapping[int, float], blocked: Collection[int], epsilon: float = EPSILON
 ) -> Block | None:
     """The block holding at least `1 - epsilon` of the posterior, when one does."""
-    best = max(blocks(n, llr, blocked), key=lambda b: b.mass)
+    best = best_block(n, llr, blocked)
     return best if best.mass >= 1 - epsilon else None
 
 
@@ -107,9 +119,9 @@ def next_probe(
     posterior most evenly (Horstein's median rule), among those neither `blocked` nor
     `excluded` (spent, or not a release tag in a coarse pass); None when the search is
     settled or nothing is left to measure."""
-    if settled(n, llr, blocked, epsilon) is not None:
-        return None
     probs = posterior(n, llr)
+    if max(b.mass for b in _blocks(probs, blocked)) >= 1 - epsilon:
+        return None
     best: int | None = None
     best_gap = 2.0
     below = 0.0  # P(first bad <= j)
@@ -127,8 +139,3 @@ def interval_mass(n: int, llr: Mapping[int, float], after: int, upto: int) -> fl
     """P(after < first bad <= upto): the posterior between two commits (two release tags)."""
     probs = posterior(n, llr)
     return sum(probs[k - 1] for k in range(max(after + 1, 1), min(upto, n - 1) + 1))
-
-
-def best_block(n: int, llr: Mapping[int, float], blocked: Collection[int]) -> Block:
-    """The block with the most posterior (where the search stands when it must stop)."""
-    return max(blocks(n, llr, blocked), key=lambda b: b.mass)

@@ -55,7 +55,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bisector.core import judge, sequential
+from bisector.core import judge, posterior, sequential
 from bisector.core.sampling import samples_of
 from bisector.core.stats import median
 from bisector.core.types import Commit, Direction, MetricRule, TrialBudget
@@ -153,16 +153,15 @@ def verify(
                 and EARLY_PROCESSES <= len(ps) < floor
                 and (
                     wholly_apart(ps, cs, rule, baseline)
-                    or SEPARATED_FROM is not None
-                    and len(ps) >= SEPARATED_FROM
-                    and separated(ps, cs, rule)
-                    and comp.regressed
-                    or LIKELY_FROM is not None
-                    and ends is not None
-                    and len(ps) >= LIKELY_FROM
-                    and separated(ps, cs, rule)
-                    and comp.regressed
-                    and likely(ps, cs, *_samples(probe, ends, metric))
+                    or _apart_by_rank(ps, cs, rule, comp)
+                    and (
+                        SEPARATED_FROM is not None
+                        and len(ps) >= SEPARATED_FROM
+                        or LIKELY_FROM is not None
+                        and ends is not None
+                        and len(ps) >= LIKELY_FROM
+                        and likely(ps, cs, *_samples(probe, ends, metric))
+                    )
                 )
             )
             if early and len(ps) < 4 and ends is not None:  # see EARLY_ENDS_ALPHA
@@ -187,12 +186,20 @@ def verify(
     return found(index, comp, n, reproduction, alike, early)
 
 
-def separated(parent: judge.Samples, culprit: judge.Samples, rule: MetricRule) -> bool:
-    """Every culprit process is worse than every parent process (by any amount)."""
+def _apart_by_rank(
+    parent: judge.Samples, culprit: judge.Samples, rule: MetricRule, comp: judge.Comparison
+) -> bool:
+    """Every culprit process worse than every parent process (by any amount), and the
+    shift at least the threshold (the early stops of `SEPARATED_FROM` and `LIKELY_FROM`)."""
+    return _gap(parent, culprit, rule) > 0 and comp.regressed
+
+
+def _gap(parent: judge.Samples, culprit: judge.Samples, rule: MetricRule) -> float:
+    """How much the best culprit process is worse than the worst parent process."""
     sign = 1.0 if rule.direction is Direction.LOWER else -1.0
     ps = [sign * v for v in judge.process_medians(parent)]
     cs = [sign * v for v in judge.process_medians(culprit)]
-    return min(cs) > max(ps)
+    return min(cs) - max(ps)
 
 
 def likely(
@@ -205,7 +212,7 @@ def likely(
         return False
     g, b = judge.process_medians(good), judge.process_medians(bad)
     spread = sequential.pooled_spread(g, b, sequential.LEAN.widening)
-    cap = 4.0
+    cap = posterior.PROCESS_CAP
     up = sum(sequential.process_llrs(judge.process_medians(culprit), g, b, spread, cap))
     down = sum(sequential.process_llrs(judge.process_medians(parent), g, b, spread, cap))
     return up >= LIKELY_LLR and down <= -LIKELY_LLR
@@ -215,10 +222,8 @@ def wholly_apart(
     parent: judge.Samples, culprit: judge.Samples, rule: MetricRule, baseline: float
 ) -> bool:
     """Every culprit process is worse than every parent process by at least the threshold."""
-    sign = 1.0 if rule.direction is Direction.LOWER else -1.0
-    ps = [sign * v for v in judge.process_medians(parent)]
-    cs = [sign * v for v in judge.process_medians(culprit)]
-    return min(cs) - max(ps) >= max(rule.threshold.min_shift(baseline), 0.0) and min(cs) > max(ps)
+    gap = _gap(parent, culprit, rule)
+    return gap >= max(rule.threshold.min_shift(baseline), 0.0) and gap > 0
 
 
 def ends_apart(good: judge.Samples, bad: judge.Samples, rule: MetricRule) -> bool:
