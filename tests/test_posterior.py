@@ -83,9 +83,10 @@ def test_a_commit_that_cannot_be_placed_merges_its_two_positions() -> None:
     assert posterior.next_probe(10, {2: -1.0, 4: 1.0}, {3}) != 3
 
 
-def test_one_misleading_process_is_outweighed_without_a_second_search() -> None:
+def test_one_misleading_process_is_outweighed_without_an_escalated_search() -> None:
     """Commit 10's first process is slow (a hog): the posterior moves towards it, later
-    processes move it back, and the first verification is of the true step (13)."""
+    processes (the search's, or a verification's fresh ones, which then gives up) move it
+    back, and the true step (13) is verified without the escalated search."""
 
     def level(i: int, n: int) -> float:
         base = 26.0 if i >= 13 else 20.0
@@ -94,7 +95,7 @@ def test_one_misleading_process_is_outweighed_without_a_second_search() -> None:
     events: list[ProgressEvent] = []
     result = hunt(COMMITS, [], FakeProbe(level), METRIC, RULE, BUDGET, events.append)
     assert result.status is Status.FOUND and [f.index for f in result.culprits] == [13]
-    assert sum(e == PhaseStarted("verify") for e in events) == 1
+    assert sum(e == PhaseStarted("verify") for e in events) <= 2
     assert not any(isinstance(e, Warned) for e in events)
     # commit 10 was measured again after its misleading first process
     assert sum(isinstance(e, ProbeStarted) and e.commit == COMMITS[10].short for e in events) >= 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 
@@ -119,19 +120,36 @@ def test_a_wrong_direction_candidate_is_never_verified() -> None:
     assert "other direction" in found.note
 
 
-def test_failed_verification_re_bisects_with_the_escalated_rule() -> None:
-    """A good commit whose first two processes are slow (a hog) misleads the search; the
-    culprit then fails verification, its part is searched on to the escalated posterior
-    (`posterior.ESCALATED_EPSILON`, the fresh trials counting too), and the true step is
-    found and verified."""
+def _slow_first_two(i: int, n: int) -> float:
+    base = 26.0 if i >= 13 else 20.0
+    return 26.0 if i == 10 and n < 2 else base  # commit 10's first processes: slow
 
-    def level(i: int, n: int) -> float:
-        base = 26.0 if i >= 13 else 20.0
-        return 26.0 if i == 10 and n < 2 else base  # commit 10's first processes: slow
 
+def test_a_verification_whose_fresh_trials_move_the_posterior_away_is_given_up() -> None:
+    """A good commit whose first two processes are slow (a hog) misleads the search, which
+    hands it to the verification at half the posterior; its fresh trials are like good,
+    the posterior leaves it (`verify.ABANDON_BELOW`), the verification is given up and the
+    part searched on at the same rule, every trial counting: the true step is verified,
+    without the escalated search."""
     events: list[ProgressEvent] = []
-    probe = FakeProbe(level)
-    result = hunt(COMMITS, [], probe, METRIC, RULE, BUDGET, events.append)
+    result = hunt(COMMITS, [], FakeProbe(_slow_first_two), METRIC, RULE, BUDGET, events.append)
+    assert result.status is Status.FOUND and [f.index for f in result.culprits] == [13]
+    assert not any(isinstance(e, Warned) for e in events)
+    assert sum(e == PhaseStarted("verify") for e in events) == 2
+    verified = [e for e in events if isinstance(e, TrialStarted) and e.phase == "verify"]
+    assert {e.commit for e in verified} >= {COMMITS[10].short, COMMITS[12].short}
+
+
+def test_failed_verification_re_bisects_with_the_escalated_rule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without searching on after a given-up verification (`hunt.SEARCH_ROUNDS` 0), the
+    culprit the hog misled the search to fails verification; its part is searched on to
+    the escalated posterior (`posterior.ESCALATED_EPSILON`, the fresh trials counting too),
+    and the true step is found and verified."""
+    monkeypatch.setattr(hunt_module, "SEARCH_ROUNDS", 0)
+    events: list[ProgressEvent] = []
+    result = hunt(COMMITS, [], FakeProbe(_slow_first_two), METRIC, RULE, BUDGET, events.append)
     assert result.status is Status.FOUND and [f.index for f in result.culprits] == [13]
     assert any(isinstance(e, Warned) and "bisecting its part again" in e.message for e in events)
     assert sum(e == PhaseStarted("verify") for e in events) == 2
@@ -182,6 +200,7 @@ def _verify_with_ends(
     ends: bool = True,
     budget: TrialBudget = BUDGET,
     end_trials: int = 4,
+    standing: Callable[[], float] | None = None,
 ) -> verify.Found:
     """Verify commit `index` against its parent after `end_trials` of each endpoint."""
     for _ in range(end_trials):
@@ -197,7 +216,42 @@ def _verify_with_ends(
         _reproduction(),
         probe.take,
         (COMMITS[0], COMMITS[N_LAST]) if ends else None,
+        standing=standing,
     )
+
+
+def test_a_verification_reads_the_posterior_after_each_fresh_pair() -> None:
+    """With the posterior search's `standing`: a true +30% step verifies as before while its
+    position holds 90%; while it holds less (the search places the step elsewhere) the
+    same fresh trials do not verify it, up to `repeats.max`; below a fifth the
+    verification is given up at once (`abandoned`, for the hunt to search on)."""
+    reads: list[int] = []
+
+    def holds(mass: float) -> Callable[[], float]:
+        return lambda: reads.append(1) or mass
+
+    step = steps_at((13, 1.3))
+    sure = _verify_with_ends(FakeProbe(step), 13, standing=holds(0.95))
+    assert sure.verified and sure.trials == 4 and not sure.abandoned and reads
+    unsure = _verify_with_ends(FakeProbe(step), 13, standing=holds(0.6))
+    assert not unsure.verified and not unsure.abandoned and unsure.trials == BUDGET.max
+    assert "does not place the step" in unsure.note
+    gone = _verify_with_ends(FakeProbe(step), 13, standing=holds(0.1))
+    assert gone.abandoned and not gone.verified and gone.trials == 2 and gone.split_at is None
+    assert "search went on" in gone.note
+
+
+def test_a_pair_between_the_ends_is_given_up_where_the_part_splits() -> None:
+    """Two steps (+15% at 10, +15% more at 16): parent and candidate 12 and 13 both sit
+    halfway. Their fresh trials lie significantly between the part's ends (the judge's
+    alpha, `judge.assess`), so with the
+    posterior search the verification is given up with `split_at` (the candidate, 13),
+    and the hunt splits the part there; without it (other rules) it is not verified."""
+    level = steps_at((10, 1.15), (16, 1.15))
+    gone = _verify_with_ends(FakeProbe(level), 13, standing=lambda: 0.5, end_trials=6)
+    assert gone.abandoned and not gone.verified and gone.split_at == 13
+    assert gone.trials == 4  # 4 against the ends' 6: p = 2 / C(10, 4) < 0.01
+    assert not _verify_with_ends(FakeProbe(level), 13, end_trials=6).verified
 
 
 def test_a_same_level_pair_apart_by_chance_is_not_verified() -> None:

@@ -26,19 +26,18 @@ the range holds more than one step. The range is split there and each part bisec
 against its own ends (the split commit is bad for the left part, good for the right),
 recursively, until each part ends in one candidate or an honest range.
 
-**The candidate rule** is `HUNT_RULE` ("lean", `core.sequential.LEAN`) unless the caller
-names another: one clear process can decide a candidate, and the endpoints start at 3 a
-side on a promising difference, settled (4 a side at least) after the search and before
-any verdict. A culprit that then fails verification means the search may have gone
-wrong: the rule is escalated and that part bisected again, once (`_settle`).
+**The candidate rule** is `HUNT_RULE` ("lean") unless the caller names another; the
+endpoints start at 3 a side on a promising difference, settled (4 a side at least) after
+the search. Under it each part is searched by its posterior (`core.partsearch`) until one
+position holds half of it; the verification's fresh trials then move the posterior too.
+A verification the posterior leaves (`Found.abandoned`) sends the part back to the search
+(`SEARCH_ROUNDS`); one that fails escalates the rule and searches the part again, once.
 
-**Found means verified.** Each part's candidate is re-measured against its parent with
-fresh, interleaved trials, more while the judge is unclear (at least
-`verify.EARLY_PROCESSES`, at most `repeats.max` a side; `core.verify`). It is a culprit
-only when the regression shows in the regressed direction by at least the threshold at
-`judge.VERIFY_ALPHA` (or wholly apart from 3 a side) *and* the culprit looks like its part's
-bad end and the parent like its good end; otherwise it is the `suspect` and the status is
-INCONCLUSIVE. The status is FOUND only when every part ended in a verified culprit.
+**Found means verified** (`core.verify`): fresh, interleaved trials of candidate and
+parent show the regression by at least the threshold (`judge.VERIFY_ALPHA`, or wholly
+apart from 3 a side), the culprit like its part's bad end and the parent like its good
+end, and (posterior search) the culprit's position holds 90%; otherwise it is the
+`suspect`, INCONCLUSIVE. FOUND only when every part ended in a verified culprit.
 """
 
 from __future__ import annotations
@@ -48,7 +47,7 @@ from typing import TYPE_CHECKING
 
 from bisector.core import judge, noise, nullcheck
 from bisector.core.outcome import HuntResult, HuntStep, Part, conclude
-from bisector.core.partsearch import search_part
+from bisector.core.partsearch import search_on, search_part, standing
 from bisector.core.sampling import CandidateRule, Sampler
 from bisector.core.search import CoarseFine
 from bisector.core.stats import median
@@ -80,20 +79,18 @@ LEAN_INTERLEAVE_EVERY = 6
 #: bench/simulate.py measured it against the others before it became the default.
 HUNT_RULE: CandidateRule = "lean"
 #: Settle a promising reproduction before verifying (True), or only when a part ends
-#: unverified (False). False saves the endpoints' 4th trial but costs the verification
-#: more (its ends' test cannot pass against 3 end processes) and, simulated, verified
-#: wrong culprits (bench/simulate_cost.py `early3+verify-first`, bench/RESULTS.md).
+#: unverified (False: verified wrong culprits, bench/simulate_cost.py `early3+verify-first`).
 SETTLE_BEFORE_VERIFY = True
 #: Verify before settling when the ends' 3 processes a side lie wholly apart by the
-#: threshold; every culprit verified: the reproduction stands at 3 + 3 (`_verify_first`).
-#: Off: simulated (bench/simulate_cost.py `early3+verify-at-3`, 2,000 bisections a model)
-#: it saved 0.6 executions (`normal`) but verified a wrong culprit once under
-#: `busy-machine` and once under `hog-hides-step` (bench/RESULTS.md).
+#: threshold (`_verify_first`). Off: it verified wrong culprits (`early3+verify-at-3`).
 VERIFY_AT_3 = False
 
 #: Under the lean rule, search each part by its posterior over the first bad commit, one
 #: process at a time (`core.partsearch`; bench/simulate_cost.py `posterior` vs `trimmed`).
 POSTERIOR_SEARCH = True
+#: A verification given up because its fresh trials moved the posterior away
+#: (`Found.abandoned`) sends its part back to the search at most this often.
+SEARCH_ROUNDS = 3
 
 __all__ = ["HUNT_RULE", "INTERLEAVE_EVERY", "Found", "HuntResult", "HuntStep", "hunt"]
 
@@ -153,6 +150,7 @@ class _Hunter:
         self.probes_done = 0
         self.search: SearchFactory | None = None
         self.resume: dict[int, dict[str, int]] = {}  # verifications begun by _verify_first
+        self.rounds: dict[tuple[int, int], int] = {}  # searches again after an abandoned verify
 
     def samples(self, index: int) -> list[list[float]]:
         return self.sampler.samples(self.commits[index])
@@ -195,10 +193,8 @@ class _Hunter:
         return self._result(reproduction, founds, open_parts, warning)
 
     def _verify_first(self, parts: list[Part], reproduction: judge.Comparison) -> list[Found]:
-        """Before settling a promising reproduction: when its ends lie wholly apart by the
-        threshold, verify each part's candidate; all verified carry the evidence the
-        settle would add (`VERIFY_AT_3`). Else [], and the verification after the settle
-        resumes these fresh trials."""
+        """`VERIFY_AT_3`: verify each part before settling ends wholly apart by the threshold;
+        [] unless all verified (the verification after the settle resumes these trials)."""
         good, bad = self.samples(0), self.samples(len(self.commits) - 1)
         if not (parts and all(p.narrowed for p in parts) and ends_apart(good, bad, self.rule)):
             return []
@@ -259,11 +255,9 @@ class _Hunter:
     def _settle(
         self, parts: list[Part], reproduction: judge.Comparison
     ) -> tuple[list[Found], list[Part]]:
-        """Verify each narrowed part. Under the lean rule a failed verification means a
-        step of the search may have gone wrong (one process decided it): the rule is
-        escalated (`sequential.ESCALATED`, more processes a candidate) and that part is
-        bisected again, once; the trials taken so far all count again. When that
-        verifies nothing, the first candidate stays as the unverified one."""
+        """Verify each narrowed part; one given up is searched on (`search_on`). Under the
+        lean rule a failed one escalates the rule and bisects its part again, once, every
+        trial counting; when that verifies nothing, the first stays, unverified."""
         founds: list[Found] = []
         open_parts: list[Part] = []
         queue = list(parts)
@@ -273,6 +267,10 @@ class _Hunter:
                 open_parts.append(part)
                 continue
             found = self._verify(part.first_bad, reproduction, part.ends)
+            if found.abandoned and self.rounds.get(part.ends, 0) < SEARCH_ROUNDS:
+                self.rounds[part.ends] = self.rounds.get(part.ends, 0) + 1
+                queue[:0] = search_on(self, part.ends, found.split_at)
+                continue
             if found.verified or self.sampler.candidate_rule != "lean" or self.sampler.escalated:
                 founds.append(found)
                 continue
@@ -345,7 +343,7 @@ class _Hunter:
     def _interleave(self, lo: int, hi: int) -> None:
         """Every few probes, one more trial of each end of the range, alternating order."""
         self.probes_done += 1
-        lean = self.sampler.candidate_rule == "lean" and not self.sampler.escalated
+        lean = self.sampler.lean_now
         if self.probes_done % (LEAN_INTERLEAVE_EVERY if lean else INTERLEAVE_EVERY):
             return
         pair: tuple[int, ...] = (lo, hi) if (self.probes_done // INTERLEAVE_EVERY) % 2 else (hi, lo)
@@ -379,8 +377,7 @@ class _Hunter:
     def _verify(
         self, index: int, reproduction: judge.Comparison, ends: tuple[int, int], keep: bool = False
     ) -> Found:
-        """Fresh, interleaved trials of candidate and parent until settled (`core.verify`);
-        resumed when `_verify_first` began it (`keep`: for a later resume)."""
+        """Verify `index` (`core.verify`); resumed when `_verify_first` began it (`keep`)."""
         self.progress(PhaseStarted("verify"))
         self.compare(index, index - 1)
         start = self.resume.get(index) if keep else self.resume.pop(index, None)
@@ -396,4 +393,8 @@ class _Hunter:
             (self.commits[ends[0]], self.commits[ends[1]]),
             start,
             thin_ends=keep,
+            standing=standing(self, ends, index) if self._posterior() else None,
         )
+
+    def _posterior(self) -> bool:
+        return POSTERIOR_SEARCH and self.search is None and self.sampler.lean_now

@@ -275,7 +275,7 @@ def search_part(hunter: Hunter, lo: int, hi: int, tag_indices: Sequence[int]) ->
     """Search (lo, hi] of `hunter.commits` one process at a time by its posterior, release
     tags first; at a commit significantly between the ends, `hunter.bisect` each side."""
     escalated = hunter.sampler.escalated
-    epsilon = posterior.ESCALATED_EPSILON if escalated else posterior.EPSILON
+    epsilon = posterior.ESCALATED_EPSILON if escalated else posterior.HANDOVER_EPSILON
     part = hunter.commits[lo : hi + 1]
     inner = [t for t in tag_indices if lo < t < hi]
     search = PartSearch(part, hunter.sampler, hunter.rule, hunter.budget, epsilon)
@@ -319,3 +319,29 @@ def _record(hunter: Hunter, lo: int, search: PartSearch, but: int | None = None)
         if step.offset != but:
             hunter.step(step.phase, lo + step.offset, step.verdict, step.reason)
     return part
+
+
+def standing(hunter: Hunter, ends: tuple[int, int], first_bad: int) -> Callable[[], float]:
+    """For `core.verify`: the posterior mass of `first_bad` (of the block holding it) as
+    the first bad commit of the part `ends`, from every trial its commits have when it is
+    called (after each fresh pair: the verification's own trials count)."""
+    lo, hi = ends
+
+    def mass() -> float:
+        part = hunter.commits[lo : hi + 1]
+        search = PartSearch(part, hunter.sampler, hunter.rule, hunter.budget)
+        search.resume()
+        k = first_bad - lo
+        blocks = posterior.blocks(search.n, search.llrs(), search.blocked)
+        return next((b.mass for b in blocks if b.first <= k <= b.last), 0.0)
+
+    return mass
+
+
+def search_on(hunter: Hunter, ends: tuple[int, int], split_at: int | None) -> list[Part]:
+    """After a verification was given up (`verify.Found.abandoned`): search the part again,
+    every trial counting, or each side of the commit between its ends (`split_at`)."""
+    lo, hi = ends
+    if split_at is None:
+        return hunter.bisect(lo, hi, [])
+    return [*hunter.bisect(lo, split_at, []), *hunter.bisect(split_at, hi, [])]

@@ -35,10 +35,15 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-#: Stop when one block of positions holds this much less than all of the posterior. The
-#: culprit's verification (`core.verify`) is the guard: a search that stopped wrong costs a
-#: failed verification, and the part is searched on at `ESCALATED_EPSILON`.
+#: A culprit is verified only while one position holds this much less than all of the
+#: posterior (`core.verify`'s `standing`): 90%, from every trial, the verification's too.
 EPSILON = 0.1
+#: The search hands its top position to the verification when it holds this much less than
+#: all of the posterior (half of it): the verification's fresh trials of parent and culprit
+#: are where the search would measure next anyway, so they settle the posterior too, and
+#: the last search processes are not spent twice (bench/RESULTS.md "Handing over at half").
+HANDOVER_EPSILON = 0.5
+#: After a failed verification (`core.hunt`), the part is searched on to this.
 ESCALATED_EPSILON = 0.001
 #: No process moves the posterior by more than this log-likelihood ratio (a factor of 55),
 #: so one wild process never settles a position alone against ten to one.

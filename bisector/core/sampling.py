@@ -146,11 +146,15 @@ class Sampler:
     def samples(self, commit: Commit) -> list[list[float]]:
         return samples_of(self.probe.trials(commit), self.metric)
 
+    @property
+    def lean_now(self) -> bool:
+        """The lean rule, not escalated (one clear process decides)."""
+        return self.candidate_rule == "lean" and not self.escalated
+
     def promising(self, comparison: judge.Comparison) -> bool:
         """Under the lean rule: a difference worth a search before it is significant (see
         `LEAN_ENDPOINT_PROCESSES`)."""
-        lean = self.candidate_rule == "lean" and not self.escalated
-        return lean and comparison.regressed and comparison.p_value <= PROMISING_P
+        return self.lean_now and comparison.regressed and comparison.p_value <= PROMISING_P
 
     def missing(self, trials: Sequence[TrialSamples]) -> bool:
         """`repeats.min` trials (or more) and not one sample of the metric among them."""
@@ -271,8 +275,7 @@ class Sampler:
     def top_up_ends(self, processes: int, good: Commit, bad: Commit) -> bool:
         """One more trial of the end with fewer, when the lean rule's candidate is unclear
         after `ENDS_TOP_UP_AFTER` processes and has more than it (see there)."""
-        lean = self.candidate_rule == "lean" and not self.escalated
-        if not (lean and ENDS_TOP_UP_AFTER and processes >= ENDS_TOP_UP_AFTER):
+        if not (self.lean_now and ENDS_TOP_UP_AFTER and processes >= ENDS_TOP_UP_AFTER):
             return False
         n, end = min(((len(self.probe.trials(c)), c) for c in (good, bad)), key=lambda e: e[0])
         if n >= min(processes, judge.MIN_ENDPOINT_PROCESSES, self.repeats.max):

@@ -51,6 +51,7 @@ they were not selected by the verdict under test.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -92,6 +93,11 @@ EARLY_ENDS_ALPHA = 0.06
 #: are checked by `thin_ends_apart` at an early stop, when the caller asks (`thin_ends`;
 #: only `hunt.VERIFY_AT_3`, which is off: it verified wrong culprits, bench/RESULTS.md).
 THIN_ENDS = 3
+#: With the posterior search's `standing`: verified only while the culprit's position holds
+#: 90% of the posterior (from every trial), and given up (`Found.abandoned`: the part is
+#: searched on) once it holds less than a fifth.
+CONFIRM_MASS = 1 - posterior.EPSILON
+ABANDON_BELOW = 0.2
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,8 @@ class Found:
     evidence: judge.Comparison | None  # culprit - parent, fresh trials; None: could not re-measure
     trials: int  # fresh trials per side (the fewer of the two)
     note: str
+    abandoned: bool = False  # the posterior moved away during it: search the part on
+    split_at: int | None = None  # abandoned at a commit between the part's ends: split there
 
 
 def verify(
@@ -122,6 +130,7 @@ def verify(
     ends: tuple[Commit, Commit] | None = None,
     start: Mapping[str, int] | None = None,
     thin_ends: bool = False,
+    standing: Callable[[], float] | None = None,
 ) -> Found:
     """Measure parent and culprit (`pair`) until the judge settles (module docstring).
 
@@ -129,6 +138,8 @@ def verify(
     when given, the pair must also look like them (`like_ends`). `start`: each commit's
     (by sha) trials before the fresh ones, to resume a verification (default: now).
     `thin_ends`: an early stop may pass the ends' test by `thin_ends_apart` (ends of 3).
+    `standing`: the posterior search's mass at the culprit's position, read after each
+    fresh pair (`CONFIRM_MASS`, `ABANDON_BELOW`); None: no posterior (other rules).
     """
     parent, culprit = pair
     if start is None:
@@ -137,7 +148,9 @@ def verify(
     cap = max(budget.max, floor)
     comp: judge.Comparison | None = None
     n = rounds = 0
-    alike = early = False
+    alike = early = abandoned = False
+    placed = True
+    split_at: int | None = None
     while True:
         if probe.untestable(parent) or probe.untestable(culprit):
             break
@@ -168,10 +181,20 @@ def verify(
                 alike = like_ends(ps, cs, *_samples(probe, ends, metric), rule, EARLY_ENDS_ALPHA)
                 if thin_ends and not alike:
                     alike = thin_ends_apart(ps, cs, *_samples(probe, ends, metric), rule)
-            if early and alike:
+            mass = 1.0 if standing is None else standing()
+            placed = mass >= CONFIRM_MASS
+            if standing is not None:
+                split_at = _between(ps, cs, probe, ends, rule, metric, index)
+                if split_at is not None or mass < ABANDON_BELOW:
+                    abandoned = True
+                    break
+            if early and alike and placed:
                 break
             if n >= floor and (
-                comp.reproduced and alike or judge.rules_out_regression(comp, rule, baseline)
+                comp.reproduced
+                and alike
+                and placed
+                or judge.rules_out_regression(comp, rule, baseline)
             ):
                 break
         if n >= cap:
@@ -183,7 +206,29 @@ def verify(
         for c in order:
             if len(fresh[pair.index(c)]) <= n:
                 take(c)
-    return found(index, comp, n, reproduction, alike, early)
+    out = found(index, comp, n, reproduction, alike, early, placed, abandoned)
+    return dataclasses.replace(out, split_at=split_at) if split_at is not None else out
+
+
+def _between(
+    parent: judge.Samples,
+    culprit: judge.Samples,
+    probe: Probe,
+    ends: tuple[Commit, Commit] | None,
+    rule: MetricRule,
+    metric: str,
+    index: int,
+) -> int | None:
+    """The culprit's (`index`) or its parent's index when its fresh trials lie
+    significantly between the part's ends: the part holds a second step, and is split
+    there (as the posterior search splits at such a commit, `core.partsearch`)."""
+    if ends is None:
+        return None
+    good, bad = _samples(probe, ends, metric)
+    for at, side in ((index, culprit), (index - 1, parent)):
+        if judge.assess(side, good, bad, rule).between:
+            return at
+    return None
 
 
 def _apart_by_rank(
@@ -287,6 +332,8 @@ def found(
     reproduction: judge.Comparison,
     alike: bool = True,
     early: bool = False,
+    placed: bool = True,
+    abandoned: bool = False,
 ) -> Found:
     """The `Found` of a verification that ended with `comp` on `n` trials a side."""
     if comp is None:
@@ -302,9 +349,16 @@ def found(
             n,
             "the culprit or its parent could not be re-measured (unverified)",
         )
-    verified = (comp.reproduced or early) and alike
+    verified = (comp.reproduced or early) and alike and placed and not abandoned
     if verified:
         note = "the regression reappears between parent and culprit in fresh trials"
+    elif abandoned:
+        note = "fresh trials placed the step elsewhere: the search went on (unverified)"
+    elif (comp.reproduced or early) and alike:
+        note = (
+            "fresh trials show the regression, but the search does not place the step at "
+            f"this commit with {CONFIRM_MASS:.0%} (unverified)"
+        )
     elif comp.reproduced:
         note = (
             "fresh trials of parent and culprit differ, but not like the range's good and bad "
@@ -326,4 +380,5 @@ def found(
         comp,
         n,
         note,
+        abandoned,
     )
