@@ -255,9 +255,8 @@ class _Hunter:
     def _settle(
         self, parts: list[Part], reproduction: judge.Comparison
     ) -> tuple[list[Found], list[Part]]:
-        """Verify each narrowed part; one given up is searched on (`search_on`). Under the
-        lean rule a failed one escalates the rule and bisects its part again, once, every
-        trial counting; when that verifies nothing, the first stays, unverified."""
+        """Verify each narrowed part; search on where one is given up (`search_on`), or
+        escalated once where one fails (lean); verified nothing more: the first stays."""
         founds: list[Found] = []
         open_parts: list[Part] = []
         queue = list(parts)
@@ -269,14 +268,15 @@ class _Hunter:
             found = self._verify(part.first_bad, reproduction, part.ends)
             if found.abandoned and self.rounds.get(part.ends, 0) < SEARCH_ROUNDS:
                 self.rounds[part.ends] = self.rounds.get(part.ends, 0) + 1
-                queue[:0] = search_on(self, part.ends, found.split_at)
-                continue
-            if found.verified or self.sampler.candidate_rule != "lean" or self.sampler.escalated:
+                parts_again = search_on(self, part.ends, found.split_at)
+            elif not found.verified and self.sampler.lean_now:
+                self.sampler.escalated = True
+                self.progress(Warned("a culprit failed verification: bisecting its part again"))
+                parts_again = self.bisect(*part.ends, [])
+            else:
                 founds.append(found)
                 continue
-            self.sampler.escalated = True
-            self.progress(Warned("a culprit failed verification: bisecting its part again"))
-            again, still_open = self._settle(self.bisect(*part.ends, []), reproduction)
+            again, still_open = self._settle(parts_again, reproduction)
             if any(f.verified for f in again):
                 founds += again
                 open_parts += still_open

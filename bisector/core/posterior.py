@@ -110,7 +110,13 @@ def settled(
 ) -> Block | None:
     """The block holding at least `1 - epsilon` of the posterior, when one does."""
     best = best_block(n, llr, blocked)
-    return best if best.mass >= 1 - epsilon else None
+    return best if _holds(best, epsilon) else None
+
+
+def _holds(block: Block, epsilon: float) -> bool:
+    """One position settles at `1 - epsilon` (a verification follows); a merged block, an
+    honest range that nothing verifies, at `1 - EPSILON` at least."""
+    return block.mass >= 1 - (epsilon if block.first == block.last else min(epsilon, EPSILON))
 
 
 def next_probe(
@@ -125,7 +131,7 @@ def next_probe(
     `excluded` (spent, or not a release tag in a coarse pass); None when the search is
     settled or nothing is left to measure."""
     probs = posterior(n, llr)
-    if max(b.mass for b in _blocks(probs, blocked)) >= 1 - epsilon:
+    if any(_holds(b, epsilon) for b in _blocks(probs, blocked)):
         return None
     best: int | None = None
     best_gap = 2.0
