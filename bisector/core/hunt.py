@@ -67,9 +67,8 @@ if TYPE_CHECKING:
     from bisector.core.multisect import SearchFactory
     from bisector.ports import Probe, Progress
 
-# Re-measure a range's ends after every this many probed candidates: drift over a long run
-# (a GPU warming up, a neighbour's load) then moves the ends' samples too, and the judge
-# does not read it as a regression.
+# Re-measure a range's ends after every this many probed candidates: drift (a GPU warming
+# up, a neighbour's load) then moves the ends too, and is not read as a regression.
 INTERLEAVE_EVERY = 3
 # Under the lean rule a candidate costs one or two processes, so one end is re-measured
 # every this many probes (alternating which).
@@ -394,6 +393,7 @@ class _Hunter:
             start,
             thin_ends=keep,
             standing=standing(self, ends, index) if self._posterior() else None,
+            shortcuts=not self.sampler.escalated and ends not in self.rounds,
         )
 
     def _posterior(self) -> bool:

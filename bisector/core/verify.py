@@ -131,6 +131,7 @@ def verify(
     start: Mapping[str, int] | None = None,
     thin_ends: bool = False,
     standing: Callable[[], float] | None = None,
+    shortcuts: bool = True,
 ) -> Found:
     """Measure parent and culprit (`pair`) until the judge settles (module docstring).
 
@@ -140,6 +141,8 @@ def verify(
     `thin_ends`: an early stop may pass the ends' test by `thin_ends_apart` (ends of 3).
     `standing`: the posterior search's mass at the culprit's position, read after each
     fresh pair (`CONFIRM_MASS`, `ABANDON_BELOW`); None: no posterior (other rules).
+    `shortcuts`: the early stops below the rank test's 5 a side are allowed (False: the
+    part's search already misled a verification, so a noisy part gets no shortcut).
     """
     parent, culprit = pair
     if start is None:
@@ -162,7 +165,8 @@ def verify(
             baseline = median(judge.process_medians(ps))
             alike = ends is None or like_ends(ps, cs, *_samples(probe, ends, metric), rule)
             early = (
-                budget.min <= len(ps) == len(cs)
+                shortcuts
+                and budget.min <= len(ps) == len(cs)
                 and EARLY_PROCESSES <= len(ps) < floor
                 and (
                     wholly_apart(ps, cs, rule, baseline)
