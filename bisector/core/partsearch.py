@@ -8,7 +8,10 @@ trials, which `core.hunt` drives one process at a time:
 
 drives it: `PartSearch.next` names the commit, one trial of it is taken,
 `PartSearch.measured` says whether to go on or split the part there, and
-`PartSearch.result` is where the posterior leaves the part.
+`PartSearch.result` is where the posterior leaves the part (one position holding half
+of it: `posterior.HANDOVER_EPSILON`). The verification then reads the posterior from
+every trial after each fresh pair (`standing`), and a verification given up sends the
+part back here (`search_on`).
 
 Offsets are into the part: 0 is its good end, n - 1 its bad end.
 

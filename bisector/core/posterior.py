@@ -6,9 +6,10 @@ undone by a failed verification and a second search of the whole part. Horstein'
 binary search (and "Flake-Aware Culprit Finding", ICST 2023) keeps instead a posterior over
 the position of the first bad commit and reuses every process: each one multiplies the
 posterior by its likelihood ratio, the next process goes to the posterior's median, and
-the search ends when one position holds `1 - epsilon` of it. A process that was not clear
-only moves the posterior part of the way; the search goes on where the posterior says, and
-returns to that commit only if later processes point back at it.
+the search ends when one position holds `1 - epsilon` of it (half, `HANDOVER_EPSILON`:
+the verification's fresh trials then settle it, `core.verify`). A process that was not
+clear only moves the posterior part of the way; the search goes on where the posterior
+says, and returns to that commit only if later processes point back at it.
 
 **The model.** Positions k = 1..n-1 of a part with indices 0..n-1 (0 its good end, n-1 its
 bad end): "the first bad commit is k" means commits < k are like good and commits >= k like

@@ -17,6 +17,14 @@ verified, or the confidence interval of their shift rules a regression out, or
   than the good end of the part of the range it was bisected in, and the parent's
   significantly better than its bad end, each by the threshold, at `ENDS_ALPHA`.
 
+With the posterior search (`standing`), also **placed**: the culprit's position holds
+`CONFIRM_MASS` of the posterior from every trial, these fresh ones too. The search hands
+over at half of it, so the verification is where the search ends: when its fresh trials
+move the posterior away (below `ABANDON_BELOW`), or the pair lies between the part's ends
+(a second step: `Found.split_at`), it is given up (`Found.abandoned`) and the hunt searches
+the part on (`partsearch.search_on`). Its later verifications get no early stop
+(`shortcuts`).
+
 **Why the ends too.** A search that went wrong narrows to two commits at the same level,
 and their 5 + 5 fresh processes land completely apart by the threshold by chance (about
 once in 250 such verifications with a 3% spread between processes; under a CPU hog that
