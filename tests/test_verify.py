@@ -416,3 +416,28 @@ def test_an_early_stop_by_likelihood_when_switched_on(monkeypatch: pytest.Monkey
     monkeypatch.setattr(verify, "LIKELY_FROM", 3)
     on = _verify_with_ends(FakeProbe(level), 13, budget=three)
     assert on.verified and on.trials == 3
+
+
+def test_like_ends_refuses_a_pair_halfway_between_the_ends() -> None:
+    """Two commits between two steps (23 and 24.2 ms between ends of 20 and 26 ms) are
+    each past the end they should not look like; the culprit is also significantly
+    better than the bad end, by the threshold: halfway, so not like the ends, while a
+    true step's pair (20 and 26) is."""
+    rule = RULE
+    parent = [[v] for v in (22.9, 23.0, 23.1, 23.05, 22.95)]
+    culprit = [[v] for v in (24.1, 24.2, 24.3, 24.25, 24.15)]
+    assert not verify.like_ends(parent, culprit, GOOD, BAD, rule)
+    step_parent = [[v] for v in (19.9, 20.0, 20.1, 20.05, 19.95)]
+    step_culprit = [[v] for v in (25.9, 26.0, 26.1, 26.05, 25.95)]
+    assert verify.like_ends(step_parent, step_culprit, GOOD, BAD, rule)
+
+
+def test_a_pair_halfway_is_measured_on_though_the_posterior_left_it() -> None:
+    """The one-step posterior cannot place commits between two steps, so its mass there
+    may fall below a fifth; a pair halfway between the ends is not given up for that
+    (`between.halfway`) but measured on until it lies significantly between them."""
+    level = steps_at((10, 1.15), (16, 1.15))
+    found = _verify_with_ends(FakeProbe(level), 13, standing=lambda: 0.05, end_trials=6)
+    assert found.abandoned and found.split_at == 13 and found.trials == 4
+    far = _verify_with_ends(FakeProbe(steps_at((13, 1.3))), 13, standing=lambda: 0.05)
+    assert far.abandoned and far.split_at is None and far.trials == 2

@@ -152,11 +152,7 @@ class PartSearch:
         cand = self._medians(j)
         if len(cand) < PIN_FROM:
             return False
-        good, bad = self._medians(0), self._medians(self.n - 1)
-        return not (
-            sequential.position_agrees(Verdict.GOOD, cand, good, bad)
-            or sequential.position_agrees(Verdict.BAD, cand, good, bad)
-        )
+        return sequential.in_middle(cand, self._medians(0), self._medians(self.n - 1))
 
     def next(self) -> int | None:
         """The offset to measure next: the pinned commit, else the posterior's median

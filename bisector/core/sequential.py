@@ -257,6 +257,15 @@ def position_agrees(
     return position < fraction
 
 
+def in_middle(cand: Sequence[float], good: Sequence[float], bad: Sequence[float]) -> bool:
+    """The candidate's median lies in neither endpoint's third (`position_agrees`): halfway
+    between the ends, where a second regression step would put it."""
+    return not (
+        position_agrees(Verdict.GOOD, cand, good, bad)
+        or position_agrees(Verdict.BAD, cand, good, bad)
+    )
+
+
 def needs_more(
     verdict: Verdict, n_processes: int, repeats: TrialBudget, rule: SprtRule = GUARDED
 ) -> bool:

@@ -64,7 +64,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bisector.core import judge, posterior, sequential
+from bisector.core import between, judge, posterior, sequential
 from bisector.core.sampling import samples_of
 from bisector.core.stats import median
 from bisector.core.types import Commit, Direction, MetricRule, TrialBudget
@@ -195,9 +195,11 @@ def verify(
                     alike = thin_ends_apart(ps, cs, *_samples(probe, ends, metric), rule)
             mass = 1.0 if standing is None else standing()
             placed = mass >= CONFIRM_MASS
-            if standing is not None:
-                split_at = _between(ps, cs, probe, ends, rule, metric, index)
-                if split_at is not None or mass < ABANDON_BELOW:
+            if standing is not None and ends is not None:
+                good, bad = _samples(probe, ends, metric)
+                split_at = between.split_point(ps, cs, good, bad, rule, index)
+                lost = mass < ABANDON_BELOW and not between.halfway(ps, cs, good, bad)
+                if split_at is not None or lost:
                     abandoned = True
                     break
             if early and alike and placed:
@@ -220,27 +222,6 @@ def verify(
                 take(c)
     out = found(index, comp, n, reproduction, alike, early, placed, abandoned)
     return dataclasses.replace(out, split_at=split_at) if split_at is not None else out
-
-
-def _between(
-    parent: judge.Samples,
-    culprit: judge.Samples,
-    probe: Probe,
-    ends: tuple[Commit, Commit] | None,
-    rule: MetricRule,
-    metric: str,
-    index: int,
-) -> int | None:
-    """The culprit's (`index`) or its parent's index when its fresh trials lie
-    significantly between the part's ends: the part holds a second step, and is split
-    there (as the posterior search splits at such a commit, `core.partsearch`)."""
-    if ends is None:
-        return None
-    good, bad = _samples(probe, ends, metric)
-    for at, side in ((index, culprit), (index - 1, parent)):
-        if judge.assess(side, good, bad, rule).between:
-            return at
-    return None
 
 
 def _apart_by_rank(
@@ -332,9 +313,15 @@ def like_ends(
     """
     if len(good) < 2 or len(bad) < 2:
         return True
-    as_bad = judge.assess(culprit, good, bad, rule, alpha=alpha).vs_good
-    as_good = judge.assess(parent, good, bad, rule, alpha=alpha).vs_bad
-    return as_bad.significant and as_bad.regressed and as_good.significant and as_good.improved
+    c = judge.assess(culprit, good, bad, rule, alpha=alpha)
+    p = judge.assess(parent, good, bad, rule, alpha=alpha)
+    worse = c.vs_good.significant and c.vs_good.regressed
+    better = p.vs_bad.significant and p.vs_bad.improved
+    # ...and neither sits significantly past its own end towards the other (halfway: a
+    # pair between two steps is worse than the good end and better than the bad one)
+    halfway = c.vs_bad.significant and c.vs_bad.improved
+    halfway = halfway or p.vs_good.significant and p.vs_good.regressed
+    return worse and better and not halfway
 
 
 def found(
