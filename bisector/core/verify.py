@@ -3,8 +3,10 @@
     verify(probe, metric, rule, budget, index, (parent, culprit), reproduction, take, ends)
         -> Found
 
-The parent and the culprit are measured with fresh trials, interleaved (the side going
-first alternates, so a trend over the pairs hits both alike), until the culprit is
+The parent and the culprit are measured with fresh trials, strictly alternating (parent,
+culprit, parent, culprit: a burst of load, a CPU hog that comes and goes, cannot hit one
+side's processes without the other's between them; a slow trend adds one process's worth
+of drift to the culprit, far below any threshold), until the culprit is
 verified, or the confidence interval of their shift rules a regression out, or
 `repeats.max` fresh trials a side are spent. Verified means both:
 
@@ -158,7 +160,7 @@ def verify(
     floor = max(budget.min, judge.smallest_workable_repeats(judge.VERIFY_ALPHA))
     cap = max(budget.max, floor)
     comp: judge.Comparison | None = None
-    n = rounds = 0
+    n = 0
     alike = early = abandoned = False
     placed = True
     split_at: int | None = None
@@ -213,11 +215,9 @@ def verify(
                 break
         if n >= cap:
             break
-        # One more of each, the side going first alternating; a side behind (a failed
-        # trial) catches up first.
-        order = pair if rounds % 2 == 0 else (culprit, parent)
-        rounds += 1
-        for c in order:
+        # One more of each, parent first: never two of one side in a row (see the module
+        # docstring); a side behind (a failed trial) catches up first.
+        for c in pair:
             if len(fresh[pair.index(c)]) <= n:
                 take(c)
     out = found(index, comp, n, reproduction, alike, early, placed, abandoned)
