@@ -317,10 +317,15 @@ def like_ends(
     p = judge.assess(parent, good, bad, rule, alpha=alpha)
     worse = c.vs_good.significant and c.vs_good.regressed
     better = p.vs_bad.significant and p.vs_bad.improved
-    # ...and neither sits significantly past its own end towards the other (halfway: a
-    # pair between two steps is worse than the good end and better than the bad one)
+    # ...and neither sits halfway: in the middle third between the ends *and*
+    # significantly past its own end towards the other (a pair between two steps). The
+    # middle third alone would veto a true culprit whose few fresh processes drew low, the
+    # test alone one whose bad end drew high (simulated: 0.3% of 30%-step bisections).
+    g, b = judge.process_medians(good), judge.process_medians(bad)
     halfway = c.vs_bad.significant and c.vs_bad.improved
-    halfway = halfway or p.vs_good.significant and p.vs_good.regressed
+    halfway = halfway and sequential.in_middle(judge.process_medians(culprit), g, b)
+    past = p.vs_good.significant and p.vs_good.regressed
+    halfway = halfway or past and sequential.in_middle(judge.process_medians(parent), g, b)
     return worse and better and not halfway
 
 
