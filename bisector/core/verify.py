@@ -221,7 +221,10 @@ def verify(
             if len(fresh[pair.index(c)]) <= n:
                 take(c)
     out = found(index, comp, n, reproduction, alike, early, placed, abandoned)
-    return dataclasses.replace(out, split_at=split_at) if split_at is not None else out
+    if split_at is None:
+        return out
+    note = "fresh trials lie between the part's ends (a second step): split there (unverified)"
+    return dataclasses.replace(out, split_at=split_at, note=note)
 
 
 def _apart_by_rank(
