@@ -41,34 +41,30 @@ def _rules(
     early: int = 3,
     top_up: int = 0,
     lean: SprtRule = FIFTH,
-    verify_at_3: bool = False,
     settle_first: bool = True,
     posterior: bool = False,
     epsilon: float = 0.1,
     cap: float = 4.0,
-    separated_from: int | None = None,
     interleave: int = 8,
-    likely_from: int | None = None,
 ) -> dict[str, Any]:
     """Every knob a variant sets, so a variant means the same whatever the defaults are."""
     return {
         "bisector.core.hunt.POSTERIOR_SEARCH": posterior,
         "bisector.core.posterior.EPSILON": epsilon,
         "bisector.core.posterior.PROCESS_CAP": cap,
-        "bisector.core.verify.SEPARATED_FROM": separated_from,
-        "bisector.core.verify.LIKELY_FROM": likely_from,
         "bisector.core.partsearch.INTERLEAVE_EVERY": interleave,
         "bisector.core.verify.EARLY_PROCESSES": early,
         "bisector.core.sampling.ENDS_TOP_UP_AFTER": top_up,
         "bisector.core.sequential.LEAN": lean,
-        "bisector.core.hunt.VERIFY_AT_3": verify_at_3,
         "bisector.core.hunt.SETTLE_BEFORE_VERIFY": settle_first,
     }
 
 
 THIRD = replace(FIFTH, single_fraction=1 / 3)
 
-#: name -> {"module.CONSTANT": value}; "default" is whatever the code has now.
+#: name -> {"module.CONSTANT": value}; "default" is whatever the code has now. The rejected
+#: variants whose knobs are gone from the code (`verify-at-3`, `separated`, `separated-4`,
+#: `likely-3`; bench/RESULTS.md has what they measured) run at commit d9d51dd.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "early4": _rules(early=4),
@@ -85,21 +81,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "early3+wald-0.1": _rules(lean=replace(FIFTH, alpha=0.1, beta=0.1)),
     # both of the two that cut the most: the default since issue 12's last change
     "trimmed": _rules(top_up=3, lean=THIRD),
-    # verify before settling the endpoints when they lie wholly apart at 3 a side; every
-    # culprit verified: the reproduction stands at 3 + 3 (no 4th endpoint trial)
-    "early3+verify-at-3": _rules(verify_at_3=True),
     "trimmed+wald-0.1": _rules(top_up=3, lean=replace(THIRD, alpha=0.1, beta=0.1)),
-    "trimmed+verify-at-3": _rules(top_up=3, lean=THIRD, verify_at_3=True),
     "early4+verify-first": _rules(early=4, settle_first=False),
     # probabilistic bisection (core.posterior) instead of deciding candidate by candidate
     "posterior": _rules(top_up=3, lean=THIRD, posterior=True),
-    # and a culprit verified from 3 a side when every culprit process is worse than every
-    # parent process and their shift is at least the threshold (not each pair by it)
-    "posterior+separated": _rules(top_up=3, lean=THIRD, posterior=True, separated_from=3),
-    "trimmed+separated": _rules(top_up=3, lean=THIRD, separated_from=3),
-    "posterior+separated-4": _rules(top_up=3, lean=THIRD, posterior=True, separated_from=4),
     "posterior+eps-0.2": _rules(top_up=3, lean=THIRD, posterior=True, epsilon=0.2),
-    "posterior+likely-3": _rules(top_up=3, lean=THIRD, posterior=True, likely_from=3),
     "early3+verify-first": _rules(settle_first=False),
 }
 
@@ -109,7 +95,10 @@ def knobs(variant: str) -> list[tuple[Any, str, Any]]:
     out = []
     for path, value in VARIANTS[variant].items():
         module_name, attr = path.rsplit(".", 1)
-        out.append((importlib.import_module(module_name), attr, value))
+        module = importlib.import_module(module_name)
+        if not hasattr(module, attr):  # a knob removed from the code would patch nothing
+            raise SystemExit(f"error: variant {variant!r}: {path} is not in the code")
+        out.append((module, attr, value))
     return out
 
 

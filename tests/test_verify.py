@@ -9,7 +9,7 @@ import pytest
 
 from bisector.core import hunt as hunt_module
 from bisector.core import judge, sampling, sequential, verify
-from bisector.core.hunt import HUNT_RULE, HuntResult, hunt
+from bisector.core.hunt import HUNT_RULE, hunt
 from bisector.core.sampling import LEAN_ENDPOINT_PROCESSES, Sampler
 from bisector.core.types import Status, TrialBudget, Verdict
 from bisector.ports import PhaseStarted, ProgressEvent, TrialStarted, VerdictReached, Warned
@@ -349,73 +349,6 @@ def test_an_unclear_candidate_has_the_ends_measured_as_often_as_itself(
     assert verdict is Verdict.GOOD and len(probe.trials(COMMITS[5])) <= 6
     assert 3 < len(probe.trials(COMMITS[0])) <= 6
     assert any(isinstance(e, TrialStarted) and e.phase == "interleave" for e in events)
-
-
-def test_thin_ends_apart_asks_every_process_past_the_ends_by_the_threshold() -> None:
-    """Against ends of 3 processes the early ends' test is "wholly apart by the threshold"
-    from each end; ends of 4 are left to the rank test (`like_ends`)."""
-    good, bad = GOOD[:3], BAD[:3]
-    parent, culprit = [[v] for v in (20.0, 20.1, 19.9)], [[v] for v in (26.1, 25.8, 26.0)]
-    assert verify.thin_ends_apart(parent, culprit, good, bad, RULE)
-    near_good = [[v] for v in (26.1, 25.8, 20.9)]  # one culprit process within 5% of good
-    assert not verify.thin_ends_apart(parent, near_good, good, bad, RULE)
-    assert not verify.thin_ends_apart(parent, culprit, GOOD, BAD, RULE)
-    assert verify.ends_apart(good, bad, RULE) and not verify.ends_apart(bad, good, RULE)
-
-
-def test_verify_at_3_keeps_the_reproduction_at_three_a_side_when_it_verifies(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """With `hunt.VERIFY_AT_3` (off by default: simulated, it verified wrong culprits) a
-    clear step is found without the endpoints' 4th trial; without it they are settled."""
-    three = TrialBudget(3, 12)
-
-    def run(on: bool) -> tuple[HuntResult, FakeProbe]:
-        monkeypatch.setattr(hunt_module, "VERIFY_AT_3", on)
-        probe = FakeProbe(steps_at((13, 1.3)))
-        return hunt(COMMITS, [], probe, METRIC, RULE, three), probe
-
-    assert not hunt_module.VERIFY_AT_3
-    early, probe = run(True)
-    assert early.status is Status.FOUND and [f.index for f in early.culprits] == [13]
-    assert not early.reproduction.significant  # 3 + 3: promising, carried by the culprit
-    assert min(len(probe.trials(COMMITS[i])) for i in (0, N_LAST)) == 3
-    settled, old_probe = run(False)
-    assert settled.status is Status.FOUND and settled.reproduction.reproduced
-    assert min(len(old_probe.trials(COMMITS[i])) for i in (0, N_LAST)) >= 4
-    assert probe.executions < old_probe.executions
-
-
-def test_likely_asks_each_fresh_side_to_sit_with_its_own_end() -> None:
-    """`verify.likely`: culprit processes at the bad end's level and parent processes at
-    the good end's pass; a parent drawn low but still nearer the bad end (two commits of
-    the bad level apart by chance) does not, however apart the pair is."""
-    culprit = [[v] for v in (25.8, 26.1, 25.9)]
-    assert verify.likely([[v] for v in (20.1, 19.9, 20.2)], culprit, GOOD, BAD)
-    assert not verify.likely([[v] for v in (23.6, 23.9, 23.7)], culprit, GOOD, BAD)
-    assert not verify.likely([[v] for v in (20.1, 19.9, 20.2)], [[23.0]] * 3, GOOD, BAD)
-    assert not verify.likely([[20.0]] * 3, culprit, GOOD[:1], BAD)
-
-
-def test_an_early_stop_by_likelihood_when_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`LIKELY_FROM` 3: a +10% step whose nearest fresh processes are closer than the
-    threshold (not `wholly_apart`) but apart, shifted by more than it, and each side
-    likely at its own end, verifies on 3 a side; off, it takes the rank test's 5."""
-
-    def level(i: int, n: int) -> float:
-        if i == 12 and n >= 0:  # the parent's fresh processes: one drawn high
-            return (20.0, 21.1, 19.9, 20.0, 20.1)[n % 5]
-        if i == 13:
-            return (22.0, 21.9, 22.1, 22.0, 21.9)[n % 5]
-        return 22.0 if i > 13 else 20.0
-
-    three = TrialBudget(3, 12)
-    monkeypatch.setattr(verify, "LIKELY_FROM", None)
-    off = _verify_with_ends(FakeProbe(level), 13, budget=three)
-    assert off.verified and off.trials == 5
-    monkeypatch.setattr(verify, "LIKELY_FROM", 3)
-    on = _verify_with_ends(FakeProbe(level), 13, budget=three)
-    assert on.verified and on.trials == 3
 
 
 def test_like_ends_refuses_a_pair_halfway_between_the_ends() -> None:

@@ -52,7 +52,7 @@ from bisector.core.sampling import CandidateRule, Sampler
 from bisector.core.search import CoarseFine
 from bisector.core.stats import median
 from bisector.core.types import Commit, MetricRule, Status, TrialBudget, Verdict
-from bisector.core.verify import Found, ends_apart, verify
+from bisector.core.verify import Found, verify
 from bisector.ports import (
     PhaseStarted,
     ProbeStarted,
@@ -80,9 +80,6 @@ HUNT_RULE: CandidateRule = "lean"
 #: Settle a promising reproduction before verifying (True), or only when a part ends
 #: unverified (False: verified wrong culprits, bench/simulate_cost.py `early3+verify-first`).
 SETTLE_BEFORE_VERIFY = True
-#: Verify before settling when the ends' 3 processes a side lie wholly apart by the
-#: threshold (`_verify_first`). Off: it verified wrong culprits (`early3+verify-at-3`).
-VERIFY_AT_3 = False
 
 #: Under the lean rule, search each part by its posterior over the first bad commit, one
 #: process at a time (`core.partsearch`; bench/simulate_cost.py `posterior` vs `trimmed`).
@@ -148,7 +145,6 @@ class _Hunter:
         self.skipped: set[int] = set()  # SKIP: could not be measured
         self.probes_done = 0
         self.search: SearchFactory | None = None
-        self.resume: dict[int, dict[str, int]] = {}  # verifications begun by _verify_first
         self.rounds: dict[tuple[int, int], int] = {}  # searches again after an abandoned verify
 
     def samples(self, index: int) -> list[list[float]]:
@@ -170,12 +166,6 @@ class _Hunter:
         if warning:  # once, before the search: the user may stop and fix the config
             self.progress(Warned(warning))
         parts = self.bisect(0, last, tag_indices)
-        if (
-            not reproduction.reproduced
-            and VERIFY_AT_3
-            and (early := self._verify_first(parts, reproduction))
-        ):
-            return self._result(reproduction, early, [], warning)
         if not reproduction.reproduced and SETTLE_BEFORE_VERIFY:
             # Searched on a promising difference (lean): settle it before any verdict, so
             # a suspect is never named for a regression the endpoints do not show.
@@ -190,21 +180,6 @@ class _Hunter:
                 return settled
             reproduction = settled
         return self._result(reproduction, founds, open_parts, warning)
-
-    def _verify_first(self, parts: list[Part], reproduction: judge.Comparison) -> list[Found]:
-        """`VERIFY_AT_3`: verify each part before settling ends wholly apart by the threshold;
-        [] unless all verified (the verification after the settle resumes these trials)."""
-        good, bad = self.samples(0), self.samples(len(self.commits) - 1)
-        if not (parts and all(p.narrowed for p in parts) and ends_apart(good, bad, self.rule)):
-            return []
-        founds: list[Found] = []
-        for part in parts:
-            pair = (self.commits[part.first_bad - 1], self.commits[part.first_bad])
-            self.resume[part.first_bad] = {c.sha: len(self.probe.trials(c)) for c in pair}
-            founds.append(self._verify(part.first_bad, reproduction, part.ends, keep=True))
-            if not founds[-1].verified:
-                return []
-        return founds
 
     def _settle_endpoints(self) -> judge.Comparison | HuntResult:
         """The reproduction settled on more endpoint trials, or the hunt's end without one."""
@@ -373,13 +348,10 @@ class _Hunter:
 
     # -- verification -------------------------------------------------------------------
 
-    def _verify(
-        self, index: int, reproduction: judge.Comparison, ends: tuple[int, int], keep: bool = False
-    ) -> Found:
-        """Verify `index` (`core.verify`); resumed when `_verify_first` began it (`keep`)."""
+    def _verify(self, index: int, reproduction: judge.Comparison, ends: tuple[int, int]) -> Found:
+        """Verify `index` against its parent (`core.verify`), like the ends of its part."""
         self.progress(PhaseStarted("verify"))
         self.compare(index, index - 1)
-        start = self.resume.get(index) if keep else self.resume.pop(index, None)
         return verify(
             self.probe,
             self.metric,
@@ -390,8 +362,6 @@ class _Hunter:
             reproduction,
             lambda c: self.take(c, "verify"),
             (self.commits[ends[0]], self.commits[ends[1]]),
-            start,
-            thin_ends=keep,
             standing=standing(self, ends, index) if self._posterior() else None,
             shortcuts=not self.sampler.escalated and ends not in self.rounds,
         )

@@ -62,7 +62,7 @@ they were not selected by the verdict under test.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -82,27 +82,9 @@ ENDS_ALPHA = 0.05
 #: threshold (and like the ends) is verified without the rank test's 5th (`wholly_apart`),
 #: when `repeats.min` allows that few.
 EARLY_PROCESSES = 3
-#: From this many fresh processes a side (None: never), a culprit wholly apart from its
-#: parent by any amount, with a shift (Hodges-Lehmann) of at least the threshold, stops as
-#: early as `wholly_apart` does. Off: bench/simulate_cost.py `posterior+separated-4` saved
-#: about one execution and was not pursued after its stricter form (`LIKELY_FROM`) failed.
-SEPARATED_FROM: int | None = None
-#: From this many fresh processes a side (None: never), a culprit wholly apart from its
-#: parent by any amount, with a shift of at least the threshold, stops early when the
-#: fresh processes are also *likely* where they should be (`likely`): the culprit's
-#: summed log-likelihood ratio against the ends at least `LIKELY_LLR` towards "like bad",
-#: the parent's as far towards "like good". Off: simulated (`posterior+likely-3`, 20,000
-#: bisections a model) it saved up to 2.6 executions but verified more wrong culprits
-#: (`hog-hides-step` 17 in 20,000 against 10; one over a range without a regression).
-LIKELY_FROM: int | None = None
-LIKELY_LLR = 2.944  # log(19): Wald's boundary at 0.05
 #: The ends' alpha at an early stop on 3 fresh processes: 3 against an end's 4 cannot go
 #: below p = 2 / C(7, 3) = 0.057, so this asks them to lie wholly apart from that end.
 EARLY_ENDS_ALPHA = 0.06
-#: Ends this thin (3 processes a side: the lean rule's endpoints before they are settled)
-#: are checked by `thin_ends_apart` at an early stop, when the caller asks (`thin_ends`;
-#: only `hunt.VERIFY_AT_3`, which is off: it verified wrong culprits, bench/RESULTS.md).
-THIN_ENDS = 3
 #: With the posterior search's `standing`: verified only while the culprit's position holds
 #: 90% of the posterior (from every trial), and given up (`Found.abandoned`: the part is
 #: searched on) once it holds less than a fifth.
@@ -138,25 +120,20 @@ def verify(
     reproduction: judge.Comparison,
     take: Callable[[Commit], None],
     ends: tuple[Commit, Commit] | None = None,
-    start: Mapping[str, int] | None = None,
-    thin_ends: bool = False,
     standing: Callable[[], float] | None = None,
     shortcuts: bool = True,
 ) -> Found:
     """Measure parent and culprit (`pair`) until the judge settles (module docstring).
 
     `ends`: the (good, bad) ends of the part of the range the culprit was bisected in;
-    when given, the pair must also look like them (`like_ends`). `start`: each commit's
-    (by sha) trials before the fresh ones, to resume a verification (default: now).
-    `thin_ends`: an early stop may pass the ends' test by `thin_ends_apart` (ends of 3).
+    when given, the pair must also look like them (`like_ends`).
     `standing`: the posterior search's mass at the culprit's position, read after each
     fresh pair (`CONFIRM_MASS`, `ABANDON_BELOW`); None: no posterior (other rules).
     `shortcuts`: the early stops below the rank test's 5 a side are allowed (False: the
     part's search already misled a verification, so a noisy part gets no shortcut).
     """
     parent, culprit = pair
-    if start is None:
-        start = {c.sha: len(probe.trials(c)) for c in pair}
+    start = {c.sha: len(probe.trials(c)) for c in pair}  # the trials before the fresh ones
     floor = max(budget.min, judge.smallest_workable_repeats(judge.VERIFY_ALPHA))
     cap = max(budget.max, floor)
     comp: judge.Comparison | None = None
@@ -178,23 +155,10 @@ def verify(
                 shortcuts
                 and budget.min <= len(ps) == len(cs)
                 and EARLY_PROCESSES <= len(ps) < floor
-                and (
-                    wholly_apart(ps, cs, rule, baseline)
-                    or _apart_by_rank(ps, cs, rule, comp)
-                    and (
-                        SEPARATED_FROM is not None
-                        and len(ps) >= SEPARATED_FROM
-                        or LIKELY_FROM is not None
-                        and ends is not None
-                        and len(ps) >= LIKELY_FROM
-                        and likely(ps, cs, *_samples(probe, ends, metric))
-                    )
-                )
+                and wholly_apart(ps, cs, rule, baseline)
             )
             if early and len(ps) < 4 and ends is not None:  # see EARLY_ENDS_ALPHA
                 alike = like_ends(ps, cs, *_samples(probe, ends, metric), rule, EARLY_ENDS_ALPHA)
-                if thin_ends and not alike:
-                    alike = thin_ends_apart(ps, cs, *_samples(probe, ends, metric), rule)
             mass = 1.0 if standing is None else standing()
             placed = mass >= CONFIRM_MASS
             if standing is not None and ends is not None:
@@ -227,14 +191,6 @@ def verify(
     return dataclasses.replace(out, split_at=split_at, note=note)
 
 
-def _apart_by_rank(
-    parent: judge.Samples, culprit: judge.Samples, rule: MetricRule, comp: judge.Comparison
-) -> bool:
-    """Every culprit process worse than every parent process (by any amount), and the
-    shift at least the threshold (the early stops of `SEPARATED_FROM` and `LIKELY_FROM`)."""
-    return _gap(parent, culprit, rule) > 0 and comp.regressed
-
-
 def _gap(parent: judge.Samples, culprit: judge.Samples, rule: MetricRule) -> float:
     """How much the best culprit process is worse than the worst parent process."""
     sign = 1.0 if rule.direction is Direction.LOWER else -1.0
@@ -243,52 +199,12 @@ def _gap(parent: judge.Samples, culprit: judge.Samples, rule: MetricRule) -> flo
     return min(cs) - max(ps)
 
 
-def likely(
-    parent: judge.Samples, culprit: judge.Samples, good: judge.Samples, bad: judge.Samples
-) -> bool:
-    """The culprit's processes together at least `LIKELY_LLR` towards "like the bad end"
-    and the parent's as far towards "like the good end" (`sequential.process_llrs`, the
-    lean rule's model of the ends, each process capped as the posterior search caps it)."""
-    if len(good) < 2 or len(bad) < 2:
-        return False
-    g, b = judge.process_medians(good), judge.process_medians(bad)
-    spread = sequential.pooled_spread(g, b, sequential.LEAN.widening)
-    cap = posterior.PROCESS_CAP
-    up = sum(sequential.process_llrs(judge.process_medians(culprit), g, b, spread, cap))
-    down = sum(sequential.process_llrs(judge.process_medians(parent), g, b, spread, cap))
-    return up >= LIKELY_LLR and down <= -LIKELY_LLR
-
-
 def wholly_apart(
     parent: judge.Samples, culprit: judge.Samples, rule: MetricRule, baseline: float
 ) -> bool:
     """Every culprit process is worse than every parent process by at least the threshold."""
     gap = _gap(parent, culprit, rule)
     return gap >= max(rule.threshold.min_shift(baseline), 0.0) and gap > 0
-
-
-def ends_apart(good: judge.Samples, bad: judge.Samples, rule: MetricRule) -> bool:
-    """Every bad-end process is worse than every good-end process by the threshold."""
-    if len(good) < 2 or len(bad) < 2:
-        return False
-    return wholly_apart(good, bad, rule, median(judge.process_medians(good)))
-
-
-def thin_ends_apart(
-    parent: judge.Samples,
-    culprit: judge.Samples,
-    good: judge.Samples,
-    bad: judge.Samples,
-    rule: MetricRule,
-) -> bool:
-    """`like_ends` for an early stop against ends of 3 processes (`THIN_ENDS`), which no
-    rank test at `EARLY_ENDS_ALPHA` can pass (3 vs 3: p = 0.1): every culprit process is
-    worse than every good-end process, and every parent process better than every bad-end
-    process, each by the threshold. Ends of 4 or more processes use `like_ends`."""
-    if not (2 <= min(len(good), len(bad)) <= THIN_ENDS):
-        return False
-    baseline = median(judge.process_medians(good))
-    return wholly_apart(good, culprit, rule, baseline) and wholly_apart(parent, bad, rule, baseline)
 
 
 def _samples(
