@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import random
 
-from bisector.core import nullcheck
+from bisector.core import judge, noise, nullcheck
+from bisector.core.hunt import hunt
+from bisector.core.stats import median
 from bisector.core.types import Direction, MetricRule, Status, Threshold, TrialBudget
 from bisector.ports import ProgressEvent, TrialStarted
 from tests.test_hunt import BUDGET, COMMITS, METRIC, RULE, FakeProbe, run, steps_at
@@ -45,6 +47,27 @@ def test_quiet_range_without_a_regression_is_still_not_reproduced() -> None:
     result = run(FakeProbe(steps_at()))
     assert result.status is Status.NOT_REPRODUCED and result.status.exit_code == 3
     assert result.reason == ""
+
+
+def test_not_reproduced_carries_no_noise_warning() -> None:
+    """3% process noise, no step, repeats.max 6: before the verdict the power rule says a
+    5% threshold is below what 6 trials can show, but the endpoints did rule a regression
+    of 5% out (NOT_REPRODUCED), so the document does not contradict its own verdict."""
+    rng = random.Random(0)
+    budget = TrialBudget(3, 6)
+
+    def level(_i: int, _n: int) -> float:
+        return 20.0 * (1 + rng.gauss(0, 0.03))
+
+    probe = FakeProbe(level, seed=0)
+    result = hunt(COMMITS, [], probe, METRIC, RULE, budget)
+    good, bad = (
+        [list(t.metrics[METRIC]) for t in probe.trials(c)] for c in (COMMITS[0], COMMITS[-1])
+    )
+    baseline = median(judge.process_medians(good))
+    said = noise.threshold_warning(noise.measure(good, bad), RULE, budget, baseline)
+    assert said is not None and "6 + 6 processes" in said  # the rule alone would warn
+    assert result.status is Status.NOT_REPRODUCED and result.noise.warning is None
 
 
 def test_a_small_significant_change_below_the_threshold_is_not_reproduced() -> None:

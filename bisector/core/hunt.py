@@ -210,6 +210,8 @@ class _Hunter:
         status, why = Status.NOT_REPRODUCED, ""
         if not null.rules_out:
             status, why = Status.INCONCLUSIVE, nullcheck.reason(null, self.rule, warning)
+        else:  # the endpoints did rule it out: the noise allowed a verdict after all
+            warning = None
         measured = noise.measure(good, bad, warning)
         steps = tuple(self.steps)
         return HuntResult(

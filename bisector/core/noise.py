@@ -112,6 +112,7 @@ def threshold_warning(
     shown = f"{raise_to * 100:g}%" if rule.threshold.relative else f"{raise_to * abs(baseline):.3g}"
     return (
         f"the threshold {rule.threshold} is below what this noise allows within repeats.max "
-        f"{repeats.max} (between-process spread {cv * 100:.1f}% at the endpoints): "
+        f"{repeats.max} (between-process spread {cv * 100:.1f}% at the endpoints, "
+        f"{noise.good.processes} + {noise.bad.processes} processes): "
         f"{fix}, or set the threshold to {shown}"
     )
