@@ -9,7 +9,7 @@ in a config that silently does nothing is worse than a refusal.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -235,6 +235,22 @@ class _LineLoader(LimitedLoader):
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    # A key given twice is refused, not resolved "last one wins" as PyYAML does: a second
+    # `benchmark:` further down would silently replace the first. Merge keys (`<<`) may
+    # still be overridden by the mapping's own keys, as YAML means them to.
+    seen: set[Any] = set()
+    for key_node, _value_node in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, Hashable) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"found duplicate key {key!r}",
+                key_node.start_mark,
+            )
+        seen.add(key)
     mapping = loader.construct_mapping(node, deep=True)
     lines: dict[Any, int] = {}
     for key_node, _value_node in node.value:

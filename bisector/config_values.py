@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Annotated
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -18,7 +19,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
 )
 
 from bisector.core.types import Threshold
@@ -206,3 +209,19 @@ class Strict(BaseModel):
     """The base of every config model: unknown keys refused, values frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML's `true` is not a number, but pydantic would read it as 1: `repeats: {min:
+        true}` would run with one trial a side instead of saying what is wrong."""
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _numeric(field.annotation):
+            raise ValueError(f"expected a number, not {str(value).lower()}")
+        return value
+
+
+def _numeric(annotation: Any) -> bool:
+    """An int or float field (also `int | None`)."""
+    union = get_origin(annotation) in (Union, types.UnionType)
+    return any(a in (int, float) for a in (get_args(annotation) if union else (annotation,)))

@@ -104,6 +104,20 @@ def test_thresholds() -> None:
         ("benchmark: [oops\n", "bisector.yaml:2: malformed YAML"),
         ("- just\n- a list\n", "expected a mapping"),
         ("metrics: {a: {direction: lower}}\n", "benchmark: required key is missing"),
+        # a key given twice: the second would silently win
+        (
+            GOOD + "benchmark:\n  command: [other]\n",
+            "bisector.yaml:26: malformed YAML: found duplicate key 'benchmark'",
+        ),
+        (
+            GOOD.replace("  timeout: 5m", "  timeout: 5m\n  timeout: 1h"),
+            "bisector.yaml:4: malformed YAML: found duplicate key 'timeout'",
+        ),
+        # YAML's true is not a number (pydantic would read it as 1)
+        (
+            GOOD.replace("{min: 3, max: 15}", "{min: true, max: 15}"),
+            "bisector.yaml:4: benchmark.repeats.min: expected a number, not true",
+        ),
     ],
 )
 def test_errors_name_file_line_and_key(text: str, fragment: str) -> None:
@@ -111,6 +125,15 @@ def test_errors_name_file_line_and_key(text: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(text, "bisector.yaml")
     assert fragment in str(info.value)
+
+
+def test_a_merge_key_may_still_be_overridden() -> None:
+    """`<<: *defaults` then the mapping's own key is YAML's override, not a duplicate."""
+    text = GOOD.replace(
+        "benchmark:\n  command:", "benchmark:\n  <<: {timeout: 1h, command: [x]}\n  command:"
+    )
+    cfg = parse_config(text, "bisector.yaml")
+    assert cfg.benchmark.command == ["python", "bench.py"] and cfg.benchmark.timeout == 300.0
 
 
 def test_missing_config_file_has_a_hint(tmp_path: Path) -> None:
