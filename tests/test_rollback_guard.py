@@ -96,6 +96,97 @@ def test_resolved_targets_covering_repository_or_store_are_refused(
     }
 
 
+def _listing(root: Path) -> dict[str, str]:
+    """Every entry under `root`, links not followed: folders, symlinks with their text and
+    files with their bytes, so a refused rollback that created or swapped anything shows."""
+    found: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                found[rel] = f"link -> {os.readlink(path)}"
+            elif path.is_dir():
+                found[rel] = "folder"
+            else:
+                found[rel] = f"file {path.read_bytes()!r}"
+    return found
+
+
+# What QA hit: a folder of the store (emptied by the next `run --fresh`, live set and all),
+# a folder tracked in git (shown deleted by `git status`), a link whose folder is in the
+# repository, and a path not made yet whose folder is in the repository.
+_INSIDE = {
+    "store folder": (".bisector/worktrees", "inside the bisector store"),
+    "tracked folder": ("configs", "inside the repository"),
+    "link into the repository": ("{tmp}/srv-link", "inside the repository"),
+    "missing path under the repository": ("new/live", "inside the repository"),
+}
+
+
+@pytest.mark.parametrize("case", list(_INSIDE))
+def test_targets_inside_the_repository_or_store_are_refused_and_touch_nothing(
+    demo: Demo, tmp_path: Path, case: str
+) -> None:
+    """A target inside the store or the work tree (tracked, linked into or not made yet) is exit 2, one `error:` line, nothing changed."""
+    (demo.repo / ".bisector" / "worktrees").mkdir(parents=True)
+    (tmp_path / "srv-link").symlink_to(demo.repo / "configs")
+    text, says = _INSIDE[case]
+    text = text.format(tmp=tmp_path)
+    _write_target(demo, json.dumps(text))  # relative to the repository, as bisector.yaml is
+    before = _listing(tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    runs = [  # --target is relative to the current folder; so is --repo
+        run_cli("rollback", "--to", "v2.3.1", "--target", text, "--yes", cwd=demo.repo),
+        run_cli("rollback", "--to", "v2.3.1", "--target", text, "--dry-run", cwd=demo.repo),
+        run_cli("rollback", "--to", "v2.3.1", "--repo", "../repo", "--yes", cwd=outside),
+    ]
+    outside.rmdir()
+    for done in runs:
+        _assert_error(done, says, "refusing to replace it", "outside the repository")
+        assert [line for line in done.stderr.splitlines() if line.startswith("error:")] == [
+            done.stderr.splitlines()[0]
+        ], done.stderr
+    assert _listing(tmp_path) == before
+    assert git(demo.repo, "status", "--porcelain", "--untracked-files=no") == ""
+    _assert_repo_intact(demo)
+
+
+def test_the_daemons_policy_rollback_refuses_a_target_inside_the_repository(demo: Demo) -> None:
+    """The daemon's policy (and the guard, through the same call) refuses `rollback.target: configs` before touching it."""
+    from bisector.config import load_config
+    from bisector.daemon.policy import roll_back_to
+    from bisector.errors import RollbackError
+    from bisector.store.control import ControlStore
+
+    _write_target(demo, "configs")
+    cfg = load_config(demo.repo, None)
+    with ControlStore.for_repo(demo.repo, cfg.snapshots.store) as control:
+        before = _listing(demo.repo.parent)
+        with pytest.raises(RollbackError, match="is inside the repository"):
+            roll_back_to(demo.repo, cfg, "v2.3.1", control)
+        assert _listing(demo.repo.parent) == before
+        assert control.last_rollback() is None  # no journal entry either
+
+
+def test_targets_outside_both_still_roll_back(demo: Demo, tmp_path: Path) -> None:
+    """Beside the repository (a name it prefixes) and a link to a folder outside both: applied."""
+    (demo.repo / ".bisector").mkdir()
+    beside = tmp_path / "repo-live"  # "repo" is a string prefix of it, not a folder above it
+    real = tmp_path / "srv" / "real"
+    real.mkdir(parents=True)
+    link = tmp_path / "srv" / "live-link"
+    link.symlink_to(real)
+    for target in (beside, link):
+        done = run_cli(
+            "rollback", "--to", "v2.3.1", "--target", str(target), "--yes", cwd=demo.repo
+        )
+        assert done.returncode == 0, done.stderr
+        assert (target / "model.yaml").read_bytes() == GOOD["configs/model.yaml"]
+    assert git(demo.repo, "status", "--porcelain", "--untracked-files=no") == ""
+
+
 def test_targets_that_are_not_folders_are_refused_with_their_type(
     demo: Demo, tmp_path: Path
 ) -> None:
