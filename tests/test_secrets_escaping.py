@@ -18,7 +18,7 @@ from bisector.plumbing.escape import markdown_code, markdown_text, slack_text
 from bisector.report.files import render_markdown
 
 from .conftest import run_cli
-from .test_document import found
+from .test_document import found, steps_found
 
 TOKEN = "ghp_s3cr3tT0ken"
 REMOTE = f"https://bot:{TOKEN}@127.0.0.1:9/org/repo.git"
@@ -66,6 +66,20 @@ def test_the_markdown_report_escapes_subjects_and_keys() -> None:
         markdown_text("[docs](https://evil) ![t](https://t)")
         == "\\[docs\\]\\(https://evil\\) \\!\\[t\\]\\(https://t\\)"
     )
+
+
+def test_the_markdown_report_sends_no_control_characters_or_links_from_any_subject() -> None:
+    """`cat report.md` must not run a terminal escape from a commit subject (ESC, CSI),
+    and the steps table and the suspect escape their subjects like the culprit's."""
+    hostile = "fix\x1b]8;;https://evil\x07[docs](https://evil)\x9b2J\x1b[31mred"
+    data = steps_found()
+    data["culprits"][0]["subject"] = hostile
+    data["culprits"].append(data["culprits"][0] | {"commit": "e" * 40})
+    data["suspect"]["subject"] = hostile
+    md = render_markdown(RunDocument.from_json(data))
+    assert not any(ord(ch) < 0x20 and ch not in "\n\t" or 0x7F <= ord(ch) <= 0x9F for ch in md)
+    assert "[docs](https://evil)" not in md and md.count("\\\\x1b\\[31mred") == 3
+    assert markdown_code("a\x1bb") == "`a\\x1bb`" and slack_text("\x07") == "\\x07"
 
 
 def test_url_credentials_are_scrubbed_from_every_log_value(

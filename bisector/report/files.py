@@ -232,7 +232,7 @@ def _steps_found_lines(doc: RunDocument) -> list[str]:
     ]
     for c in found:
         share = "–" if c.share is None else f"{c.share * 100:.0f}%"
-        lines.append(f"| `{c.commit[:10]}` | {c.subject} | {c.kind} | {_pct(c.effect)} | {share} |")
+        lines.append(f"| `{c.commit[:10]}` | {text(c.subject)} | {c.kind} | {_pct(c.effect)} | {share} |")
     return lines
 
 
@@ -244,7 +244,7 @@ def _suspect_lines(suspect: Culprit | None) -> list[str]:
         "",
         "### Suspect (**unverified**)",
         "",
-        f"`{suspect.commit[:10]}` **{suspect.subject}**: effect {_pct(suspect.effect)} against its parent in fresh "
+        f"`{suspect.commit[:10]}` **{text(suspect.subject)}**: effect {_pct(suspect.effect)} against its parent in fresh "
         f"trials, p = {_fmt(evidence and evidence.p_value, 4)}. {suspect.note or ''}".rstrip(),
     ]
 
