@@ -232,7 +232,9 @@ def _steps_found_lines(doc: RunDocument) -> list[str]:
     ]
     for c in found:
         share = "–" if c.share is None else f"{c.share * 100:.0f}%"
-        lines.append(f"| `{c.commit[:10]}` | {text(c.subject)} | {c.kind} | {_pct(c.effect)} | {share} |")
+        lines.append(
+            f"| `{c.commit[:10]}` | {text(c.subject)} | {c.kind} | {_pct(c.effect)} | {share} |"
+        )
     return lines
 
 
