@@ -185,3 +185,16 @@ def test_once_with_rollback_policy_rolls_configs_back(tmp_path: Path) -> None:
     assert status["last_rollback"]["status"] == "applied"
     assert status["daemon"]["last_cycle"]["outcome"] == "already_handled"
     assert status["daemon"]["ranges"][0]["culprit"] == repo.culprit
+
+
+def test_status_says_in_words_that_no_set_was_written_yet() -> None:
+    """Before the first rollback the target holds no set of bisector's: said, not `None`."""
+    from bisector.daemon.status import status_lines
+
+    target = {"path": "/srv/live", "kind": "folder", "drift": [], "rollback_running": False}
+    daemon = {"running": False, "last_good": None, "cycles": [], "ranges": []}
+    doc = {"recovered": None, "paused": False, "last_rollback": None, "daemon": daemon}
+    lines = status_lines(doc | {"target": target | {"live": None}})
+    assert "target: /srv/live (folder), live set: none written by bisector yet" in lines
+    lines = status_lines(doc | {"target": target | {"live": "v2.3.1"}})
+    assert "target: /srv/live (folder), live set: v2.3.1" in lines

@@ -69,6 +69,7 @@ def test_progress_never_passes_its_estimate_nor_says_eta_0s() -> None:
     for i in range(9):  # instant steps: reused trials
         progress(ProbeStarted("fine", f"{i:010d}", "a subject"))
     lines = buf.getvalue().splitlines()
+    assert lines[0] == "bisecting 6 commits between known ends"  # 8 with the two ends
     steps = [re.match(r"\[step (\d+)(?:/~(\d+))?\]", line) for line in lines[1:]]
     assert all(m is not None for m in steps), lines
     shown = [(int(m[1]), m[2]) for m in steps if m is not None]

@@ -166,7 +166,8 @@ def _reuse_line(reused: Reuse) -> str:
         return f"reused no trials from the journal (builder {reused.builder})"
     runs = ", ".join(reused.runs)
     return (
-        f"reused {reused.trials} trials from the journal (builder {reused.builder}, "
+        f"reused {reused.trials} trial{'' if reused.trials == 1 else 's'} from the journal "
+        f"(builder {reused.builder}, "
         f"same benchmark; runs {runs})"
     )
 

@@ -71,4 +71,6 @@ class ConsoleProgress:
             self._print(f"    {event.label}: {event.verdict.value} after {trials} (median {med})")
         elif isinstance(event, RangeNarrowed):
             self.set_range(event.n)
-            self._print(f"bisecting {event.n} commits ({event.what})")
+            inside = max(event.n - 2, 0)  # the span counts its two ends, known already
+            what = event.what.removesuffix("s") if inside == 1 else event.what
+            self._print(f"bisecting {inside} {what} between known ends")

@@ -137,7 +137,8 @@ def status_lines(doc: dict[str, Any]) -> list[str]:
         )
     live = doc.get("target")
     if live is not None:
-        lines.append(f"target: {live['path']} ({live['kind']}), live set: {live['live']}")
+        shown = live["live"] if live["live"] is not None else "none written by bisector yet"
+        lines.append(f"target: {live['path']} ({live['kind']}), live set: {shown}")
         if live["rollback_running"]:
             lines.append("a rollback is running now")
         if live["drift"]:
