@@ -40,7 +40,11 @@ def describe(result: RollbackResult) -> list[str]:
     for change in result.plan.changes:
         lines.append(f"  {_SIGN[change.kind]} {change.path}")
         for key in change.keys:
-            lines.append(f"      {key.key}: {_value(key.before)} -> {_value(key.after)}")
+            # A key one side lacks is `(absent)`, as `run` prints it: `null` would read as
+            # YAML's null, a value the file could hold.
+            before = "(absent)" if key.kind == "added" else _value(key.before)
+            after = "(absent)" if key.kind == "removed" else _value(key.after)
+            lines.append(f"      {key.key}: {before} -> {after}")
         if change.unparsed:
             lines.append("      (not parseable as YAML: keys not shown)")
     if result.plan.empty:

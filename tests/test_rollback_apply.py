@@ -71,6 +71,22 @@ def test_plan_lists_files_and_dotted_keys() -> None:
     assert ("a.yaml", "x.z", "removed") in keys
 
 
+def test_the_plan_shows_a_key_one_side_lacks_as_absent_and_a_null_as_null() -> None:
+    """`handmade: 1 -> (absent)`: `null` is kept for a key whose value is YAML's null."""
+    from pathlib import Path as P
+
+    from rollback.render import describe
+    from rollback.service import RollbackResult
+
+    plan = make_plan(
+        {"a.yaml": b"handmade: 1\nkept: 1\nnew_null: 1\n"},
+        {"a.yaml": b"kept: 2\nadded: x\nnew_null: null\n"},
+    )
+    lines = describe(RollbackResult("dry_run", P("/srv/live"), "v2.3.1", plan))
+    assert "      handmade: 1 -> (absent)" in lines and "      added: (absent) -> x" in lines
+    assert "      new_null: 1 -> null" in lines and "      kept: 1 -> 2" in lines
+
+
 def test_apply_switches_whole_set_and_is_clean(demo: Demo) -> None:
     """Applying one tag then the other leaves exactly that tag's files live, nothing else."""
     _apply(demo, "v2.4.0")
