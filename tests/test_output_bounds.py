@@ -94,3 +94,24 @@ def test_journal_keeps_at_most_64_kib_of_metadata_per_trial(tmp_path: Path) -> N
         sizes = [n for (n,) in db.execute("SELECT length(meta) FROM trials")]
     assert sizes and max(sizes) <= META_LIMIT_BYTES
     assert json.loads(json.dumps(meta))  # still one JSON object
+
+
+def test_a_run_id_is_safe_as_a_folder_name_whatever_its_key(tmp_path: Path) -> None:
+    """An isolation run's key starts with `isolate:`; its id (the name of `runs/<id>/`)
+    carries no colon, while a run's key (a digest) still gives the id its first 8."""
+    with Journal(tmp_path / "store") as journal:
+        ids = []
+        for key in ("isolate:config:abc:def", "0123abcd" + "e" * 56):
+            run, _ = journal.open_run(
+                key=key,
+                good_ref="config:good",
+                bad_ref="config:bad",
+                good_sha="a" * 40,
+                bad_sha="a" * 40,
+                metric="latency_ms",
+                options={},
+                fresh=False,
+            )
+            ids.append(run.id)
+    assert all(":" not in i and "/" not in i for i in ids), ids
+    assert ids[1].endswith("-0123abcd") and not ids[0].endswith("isolate")
