@@ -1,5 +1,7 @@
 """`bisector runs`: the runs recorded in the journal, newest first (id, range, status, culprit).
 
+A run that ended in an error (`error`) is listed with why, a killed one as `running`.
+
 The ids it prints are what `bisector report RUN_ID` takes (or `report latest`, the newest
 finished one). Read-only: a store without a journal lists nothing and creates nothing.
 """
@@ -41,6 +43,8 @@ def runs(
     for r in rows:
         culprit = r["culprit"]
         named = "–" if culprit is None else f"{culprit['commit'][:10]} {culprit['subject']!r}"
+        if r["error"]:
+            named += f"  ({r['error']})"
         console.print(
             f"{r['run_id']}  {r['started']}  {r['good']}..{r['bad']}  {r['metric']}  {r['builder']}  "
             f"{r['status']}  {named}"
@@ -74,4 +78,5 @@ def _row(run: Any) -> dict[str, Any]:
         "measurements": doc.get("measurements"),
         "reused_trials": None if reused is None else reused.get("trials"),
         "report": doc.get("report"),
+        "error": run.error,
     }

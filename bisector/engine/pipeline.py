@@ -173,8 +173,9 @@ def run_bisection(
     with parts.open_vcs(repo_path) as git:
         good, bad = git.resolve(req.good), git.resolve(req.bad)
         git.check_range(good, bad)
-        for warning in preflight(git, cfg, builder_name, good, bad):  # before anything is written
-            progress(Warned(warning))
+        rollback_in = repo_path if req.rollback else None  # its target is checked now too
+        for warning in preflight(git, cfg, builder_name, good, bad, rollback_in=rollback_in):
+            progress(Warned(warning))  # before anything is written
         store = repo_path / cfg.snapshots.store
         snap_api.take(repo_path, cfg, [req.good, req.bad])  # reused when stored
         bkey = bench_key(cfg, good.sha)
@@ -208,7 +209,11 @@ def run_bisection(
             ) as measurer:
                 use_reference(measurer, good)  # benchmark.reference: auto (once per run)
                 ctx = _Ctx(cfg, metric_name, metric, measurer, journal, run.id, progress, git)
-                doc = _hunt(ctx, good, bad, req)
+                try:
+                    doc = _hunt(ctx, good, bad, req)
+                except EndpointUnmeasurable as exc:  # ended: not resumed, failures not replayed
+                    journal.fail_run(run.id, exc.message, retry=(good.sha, bad.sha))
+                    raise _endpoint_error(exc, measurer.run_dir) from None
                 keys = () if req.fresh else measurer.keys_read()  # --fresh reads only its own
                 reused, node_types = run_keys(journal, run.id, measurer, keys)
             doc = replace(
@@ -279,24 +284,17 @@ def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
                 log.warning("candidate untestable", commit=event.label, reason=event.reason)
         ctx.progress(event)
 
-    try:
-        result = hunt(
-            commits,
-            tag_idx,
-            ctx.measurer,
-            ctx.metric_name,
-            ctx.metric,
-            ctx.cfg.benchmark.repeats.budget(),
-            journaled,
-            prefetch=ctx.measurer.prefetch,
-            search=ctx.measurer.search,
-        )
-    except EndpointUnmeasurable as exc:
-        if not exc.untestable:
-            raise
-        raise BisectorError(
-            exc.message, hint=f"see the trial logs under {ctx.measurer.run_dir}"
-        ) from None
+    result = hunt(  # raises EndpointUnmeasurable (see `run_bisection`)
+        commits,
+        tag_idx,
+        ctx.measurer,
+        ctx.metric_name,
+        ctx.metric,
+        ctx.cfg.benchmark.repeats.budget(),
+        journaled,
+        prefetch=ctx.measurer.prefetch,
+        search=ctx.measurer.search,
+    )
     steps = tuple(
         Step(sha, s.verdict, s.samples, s.median, s.phase, on_type.of(s.phase, sha))
         for s in result.steps
@@ -363,6 +361,14 @@ def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
         )
         doc = replace(doc, details=replace(doc.details, candidates=candidates))
     return doc
+
+
+def _endpoint_error(exc: EndpointUnmeasurable, run_dir: Path) -> BisectorError:
+    """An endpoint that cannot be measured: where the logs are; the same command retries."""
+    if not exc.untestable:
+        return exc  # the benchmark ran but lacks the metric: its own hint says what to set
+    hint = f"see the trial logs under {run_dir}; once the cause is fixed, the same command"
+    return BisectorError(exc.message, hint=hint + " measures the endpoints again")
 
 
 def _isolate(

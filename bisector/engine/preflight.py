@@ -11,6 +11,7 @@ snapshots read them (`environment.requirements` and the dependency files at the 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.utils import canonicalize_name
@@ -20,25 +21,64 @@ from bisector.builders.local import current_packages
 from bisector.config import Config
 from bisector.core.types import Commit
 from bisector.engine.reference import check_reference
+from bisector.errors import ConfigError, RollbackError
 from bisector.gitrepo import GitRepo
+from rollback.entry import resolve_target
 from snapshots.deps import auto_detect, read_declared
 from snapshots.manifest import DeclaredDependency
 
-__all__ = ["local_pin_warnings", "pins_at", "preflight"]
+__all__ = ["check_run_rollback", "local_pin_warnings", "pins_at", "preflight"]
 
 SHOWN = 4  # packages named in a warning; the rest are counted
 
 
-def preflight(git: GitRepo, cfg: Config, builder_name: str, good: Commit, bad: Commit) -> list[str]:
+def preflight(
+    git: GitRepo,
+    cfg: Config,
+    builder_name: str,
+    good: Commit,
+    bad: Commit,
+    *,
+    rollback_in: Path | None = None,
+) -> list[str]:
     """Warnings to say before measuring (`warning:` lines).
 
-    :raises BisectorError: a setting this builder cannot honour (`check_reference`).
+    `rollback_in`: the repository whose `rollback.target` `run --rollback` writes once
+    the run is `found`; the target is checked now, not after the whole bisection.
+
+    :raises BisectorError: a setting this builder cannot honour (`check_reference`), or
+        `run --rollback` without a target it may write (`check_run_rollback`).
     """
     check_reference(cfg.benchmark.reference, builder_name)
+    if rollback_in is not None:
+        check_run_rollback(rollback_in, cfg)
     if builder_name != "local":
         return []
     installed = {str(canonicalize_name(name)): version for name, version in current_packages()}
     return local_pin_warnings(pins_at(git, cfg, good), pins_at(git, cfg, bad), installed)
+
+
+def check_run_rollback(repo: Path, cfg: Config) -> None:
+    """`run --rollback` rolls `rollback.target` back, and `run` has no `--target`.
+
+    :raises ConfigError: `rollback.target` is not set.
+    :raises RollbackError: it names a folder no rollback may write (`resolve_target`).
+    """
+    try:
+        target = resolve_target(repo, cfg, None)
+    except RollbackError as exc:  # its hint names `bisector rollback`'s --target too
+        raise RollbackError(
+            exc.message,
+            hint="point rollback.target in bisector.yaml at the live config folder of the "
+            "service, outside the repository",
+        ) from None
+    if target is None:
+        raise ConfigError(
+            "run --rollback needs rollback.target, which the config does not set",
+            hint="set rollback.target in bisector.yaml to the folder whose configs are rolled "
+            "back, or run without --rollback and roll back afterwards with "
+            "`bisector rollback --to REF --target DIR`",
+        )
 
 
 def _applies(dep: DeclaredDependency) -> bool:

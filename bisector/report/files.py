@@ -286,6 +286,12 @@ def stored_document(journal: Journal, run_id: str, cfg: Config) -> RunDocument:
     its own from the current config, as those versions did.
     """
     row = journal.run(run_id)
+    if row.errored:
+        raise StoreError(
+            f"run {run_id} ended in an error: {row.error or 'unknown'}",
+            hint="fix the cause, then run the same `bisector run` again: it starts a new run "
+            "(`bisector runs` lists it)",
+        )
     if row.result is None:
         raise StoreError(
             f"run {run_id} has not finished", hint="run the same `bisector run` again to resume it"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,13 +20,15 @@ from typing import Any
 
 from bisector.errors import StoreError
 from bisector.store.base import SqliteFile
+from bisector.store.trialmeta import META_LIMIT_BYTES as META_LIMIT_BYTES
+from bisector.store.trialmeta import bounded_meta
 
 JOURNAL_NAME = "journal.sqlite"
-# A trial's metadata (its JSON line's non-metric keys) is kept up to this size; beyond it
-# the keys that do not fit are dropped and `_truncated` says how much (30 MB of keys per trial
-# once grew a journal to 1.6 GB).
-META_LIMIT_BYTES = 64 * 1024
-TRUNCATED_KEY = "_truncated"
+# A run that ended in an error (an endpoint that cannot be measured) is never resumed, and
+# its failed trials are not read again (their cause may be fixed); its good ones are.
+RUN_ERROR = "error"
+_ERRORED = f"SELECT id FROM runs WHERE status='{RUN_ERROR}'"
+_READABLE = f" AND NOT (trials.status<>'ok' AND trials.run_id IN ({_ERRORED}))"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -37,7 +40,8 @@ CREATE TABLE IF NOT EXISTS runs (
     options TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'running',
     result TEXT,
-    created REAL NOT NULL, finished REAL
+    created REAL NOT NULL, finished REAL,
+    error TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_key ON runs(key);
 CREATE TABLE IF NOT EXISTS trials (
@@ -100,6 +104,11 @@ class RunRow:
     result: Mapping[str, Any] | None
     created: float
     finished: float | None
+    error: str | None = None  # why it ended, when its status is `RUN_ERROR`
+
+    @property
+    def errored(self) -> bool:  # `RUN_ERROR`: no document, never resumed
+        return self.status == RUN_ERROR
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,11 @@ class Journal(SqliteFile):
         store.mkdir(parents=True, exist_ok=True)
         super().__init__(store / JOURNAL_NAME)
 
+    def migrate(self, db: sqlite3.Connection) -> None:
+        """Journals written before runs could end in an error lack `runs.error`."""
+        if "error" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:
+            db.execute("ALTER TABLE runs ADD COLUMN error TEXT")
+
     # -- runs -----------------------------------------------------------------------
 
     def open_run(
@@ -138,7 +152,8 @@ class Journal(SqliteFile):
         options: Mapping[str, Any],
         fresh: bool,
     ) -> tuple[RunRow, bool]:
-        """The unfinished run with this key (resumed), or a new one. Returns (run, resumed)."""
+        """The unfinished (`running`: killed) run with this key (resumed), or a new one (one
+        that ended in an error is not resumed). Returns (run, resumed)."""
         with self._tx() as db:
             if not fresh:
                 row = db.execute(
@@ -182,6 +197,16 @@ class Journal(SqliteFile):
                 (status, json.dumps(dict(result), default=str), time.time(), run_id),
             )
 
+    def fail_run(self, run_id: str, error: str, retry: Iterable[str] = ()) -> None:
+        """End a run in an error (`RUN_ERROR`); its failed trials and the failed builds of the
+        commits in `retry` are not read again (the next run measures those commits afresh)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET status=?, error=?, finished=? WHERE id=?",
+                (RUN_ERROR, error, time.time(), run_id),
+            )
+            db.executemany("DELETE FROM builds WHERE commit_sha=? AND ok=0", [(s,) for s in retry])
+
     def run(self, run_id: str) -> RunRow:
         row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
@@ -218,7 +243,7 @@ class Journal(SqliteFile):
                     trial.bench_key,
                     trial.status,
                     json.dumps({k: list(v) for k, v in trial.metrics.items()}),
-                    _bounded_meta(trial.meta),
+                    bounded_meta(trial.meta),
                     trial.exit_code,
                     trial.duration_s,
                     trial.log_out,
@@ -230,8 +255,9 @@ class Journal(SqliteFile):
     def trials(
         self, commit_sha: str, env_key: str, bench_key: str, *, since_run: str | None = None
     ) -> list[TrialRow]:
-        """Trials of the triple in the order taken; `since_run` limits them to one run's."""
-        sql = "SELECT * FROM trials WHERE commit_sha=? AND env_key=? AND bench_key=?"
+        """Trials of the triple in the order taken (less the failed ones of runs that ended in
+        an error, see `fail_run`); `since_run` limits them to one run's."""
+        sql = "SELECT * FROM trials WHERE commit_sha=? AND env_key=? AND bench_key=?" + _READABLE
         args: tuple[Any, ...] = (commit_sha, env_key, bench_key)
         if since_run is not None:
             sql += " AND run_id=?"
@@ -265,7 +291,7 @@ class Journal(SqliteFile):
         for sha, env_key in pairs:
             for other, n in self._db.execute(
                 "SELECT run_id, COUNT(*) FROM trials WHERE commit_sha=? AND env_key=?"
-                " AND bench_key=? AND run_id<>? GROUP BY run_id",
+                " AND bench_key=? AND run_id<>?" + _READABLE + " GROUP BY run_id",
                 (sha, env_key, bench_key, run_id),
             ):
                 counts[str(other)] = counts.get(str(other), 0) + int(n)
@@ -341,24 +367,6 @@ class Journal(SqliteFile):
         return str(row[1] or "")
 
 
-def _bounded_meta(meta: Mapping[str, Any], limit: int = META_LIMIT_BYTES) -> str:
-    """`meta` as JSON of at most `limit` bytes: whole keys, in their order, that fit, and a
-    `_truncated` note of what was dropped."""
-    text = json.dumps(dict(meta), default=str)
-    if len(text.encode()) <= limit:
-        return text
-    kept: dict[str, Any] = {}
-    used = 2 + 200  # the braces, and room for the note
-    for key, value in meta.items():
-        item = len(json.dumps({key: value}, default=str).encode())
-        if used + item > limit:
-            continue  # too big: later, smaller keys (`_gpu`) may still fit
-        kept[key] = value
-        used += item
-    kept[TRUNCATED_KEY] = {"bytes": len(text.encode()), "keys": len(meta), "kept_keys": len(kept)}
-    return json.dumps(kept, default=str)
-
-
 def _run(row: tuple[Any, ...]) -> RunRow:
     return RunRow(
         id=row[0],
@@ -373,6 +381,7 @@ def _run(row: tuple[Any, ...]) -> RunRow:
         result=json.loads(row[9]) if row[9] else None,
         created=row[10],
         finished=row[11],
+        error=row[12] if len(row) > 12 else None,  # a file opened read-only may predate it
     )
 
 
