@@ -77,8 +77,11 @@ def test_rollback_without_a_target_is_refused_before_measuring(tmp_path: Path) -
 def test_rollback_target_that_no_rollback_may_write_is_refused_before_measuring(
     tmp_path: Path,
 ) -> None:
-    """A `rollback.target` that exists and is not a folder is refused up front too."""
-    repo = _repo(tmp_path, [sys.executable, "bench.py"], extra="rollback:\n  target: a.txt\n")
+    """A `rollback.target` that exists and is not a folder is refused up front too (one
+    outside the repository: inside it, any target is refused, tests/test_rollback_guard.py)."""
+    (tmp_path / "a.txt").write_text("not a folder\n")
+    target = f"rollback:\n  target: {tmp_path / 'a.txt'}\n"
+    repo = _repo(tmp_path, [sys.executable, "bench.py"], extra=target)
     code, _, err = _run(repo, "--rollback")
     assert code == 2, err
     error, hint = _error_lines(err)

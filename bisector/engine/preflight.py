@@ -69,8 +69,8 @@ def check_run_rollback(repo: Path, cfg: Config) -> None:
     except RollbackError as exc:  # its hint names `bisector rollback`'s --target too
         raise RollbackError(
             exc.message,
-            hint="point rollback.target in bisector.yaml at the live config folder of the "
-            "service, outside the repository",
+            hint="point rollback.target in bisector.yaml at the live config folder the "
+            "service reads, outside the repository and the bisector store",
         ) from None
     if target is None:
         raise ConfigError(

@@ -8,9 +8,7 @@ order they were decided; a resumed run recomputes them from the same trials.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -20,6 +18,7 @@ from typing import Any
 
 from bisector.errors import StoreError
 from bisector.store.base import SqliteFile
+from bisector.store.runid import new_run_id
 from bisector.store.trialmeta import META_LIMIT_BYTES as META_LIMIT_BYTES
 from bisector.store.trialmeta import bounded_meta
 
@@ -167,11 +166,9 @@ class Journal(SqliteFile):
                     "UPDATE runs SET status='abandoned' WHERE key=? AND status='running'", (key,)
                 )
             now = time.time()
-            run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + "-" + _id_suffix(key)
-            n = db.execute("SELECT COUNT(*) FROM runs WHERE id LIKE ?", (run_id + "%",)).fetchone()[
-                0
-            ]
-            if n:
+            run_id = new_run_id(key, now)
+            same = db.execute("SELECT COUNT(*) FROM runs WHERE id LIKE ?", (run_id + "%",))
+            if n := same.fetchone()[0]:
                 run_id += f"-{n}"
             db.execute(
                 "INSERT INTO runs (id, key, good_ref, bad_ref, good_sha, bad_sha, metric, options, created)"
@@ -399,14 +396,4 @@ def _trial(row: tuple[Any, ...]) -> TrialRow:
         duration_s=row[9],
         log_out=row[10],
         log_err=row[11],
-    )
-
-
-def _id_suffix(key: str) -> str:
-    """The run id's last part: the key's first 8 characters when they are hex (a run's key
-    starts with a digest), else 8 of the key's sha256: an isolation run's key starts with
-    `isolate:`, and a colon in a run id ends up in folder names (`runs/<id>/`)."""
-    head = key[:8]
-    return (
-        head if re.fullmatch(r"[0-9a-f]{8}", head) else hashlib.sha256(key.encode()).hexdigest()[:8]
     )
