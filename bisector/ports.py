@@ -36,7 +36,7 @@ class Vcs(Protocol):
     root: Path
 
     def resolve(self, ref: str) -> Commit:
-        """:raises RefError: unsafe ref (starts with '-', odd characters) or not a commit."""
+        """:raises RefError: an unsafe ref (see `gitrepo.validate_ref`) or not a commit."""
         ...
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...

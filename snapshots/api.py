@@ -10,6 +10,7 @@ commit (and keeps it), and reuses a stored one otherwise.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -143,7 +144,7 @@ def _lookup(store: Store, repo_path: Path, ref_or_id: str) -> str:
     if mid is None:
         raise StoreError(
             f"no snapshot of {ref_or_id} ({commit.short}) in {store.root}",
-            hint=f"take it first: bisector snapshot take {ref_or_id}",
+            hint=f"take it first: bisector snapshot take {shlex.quote(ref_or_id)}",
         )
     return mid
 

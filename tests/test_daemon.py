@@ -15,9 +15,12 @@ import pytest
 from prometheus_client import generate_latest
 
 from bisector.daemon import metrics
-from bisector.daemon.cycle import execute
+from bisector.daemon.cycle import execute, initial_last_good, label_of
+from bisector.gitrepo import GitRepo
 from bisector.store.control import ControlStore
 from bisector.store.daemon_state import DaemonState
+from bisector.testing import gitutil
+from bisector.testing.sample import SampleRepo
 from tests.conftest import ROOT, run_cli, tree_digest
 from tests.daemon_support import hide_release, publish_release, released_repo, webhook
 
@@ -198,3 +201,48 @@ def test_status_says_in_words_that_no_set_was_written_yet() -> None:
     assert "target: /srv/live (folder), live set: none written by bisector yet" in lines
     lines = status_lines(doc | {"target": target | {"live": "v2.3.1"}})
     assert "target: /srv/live (folder), live set: v2.3.1" in lines
+
+
+def _odd_tags(repo: SampleRepo) -> str:
+    """Tags git allows beside the releases: two that bisector takes (`v1.0,x`, `ünï`) and
+    two it refuses, as a fetch could bring them (`-rc` on the head, `-old` on v2.3.0).
+    Returns the head."""
+    head = gitutil.git(repo.path, "rev-parse", "HEAD")
+    gitutil.git(repo.path, "tag", "v1.0,x")
+    gitutil.git(repo.path, "tag", "ünï")
+    gitutil.git(repo.path, "update-ref", "refs/tags/-rc", "HEAD")
+    gitutil.git(repo.path, "update-ref", "refs/tags/-old", f"{repo.tags['v2.3.0']}")
+    return head
+
+
+def test_a_tag_bisector_refuses_is_skipped_and_the_cycle_completes(tmp_path: Path) -> None:
+    """`daemon --once` with a tag named `-rc` in the repository: one warning naming it, the
+    other new tags (`v1.0,x`, `ünï` among them) are snapshotted, exit 0."""
+    repo = released_repo(tmp_path / "repo", webhook_url=None)
+    hide_release(repo)
+    head = _odd_tags(repo)
+    with DaemonState(repo.path / ".bisector") as state:
+        state.set_last_good(head, "v2.3.1")  # nothing to measure: the cycle is the tags
+    done = run_cli("daemon", "--once", "--repo", str(repo.path), timeout=300)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    skipped = [e for e in events if e["event"] == "daemon.tag_skipped"]
+    assert sorted(e["tag"] for e in skipped) == ["-old", "-rc"], done.stderr
+    assert [e["outcome"] for e in events if e["event"] == "daemon.cycle.end"] == ["up_to_date"]
+    assert not [e for e in events if e["event"] == "daemon.cycle.error"], done.stderr
+    with DaemonState(repo.path / ".bisector") as state:
+        assert set(state.snapshotted_tags()) == {"v2.3.0", "v2.3.1", "v1.0,x", "ünï"}
+
+
+def test_a_refused_tag_is_never_the_last_good_nor_a_label(tmp_path: Path) -> None:
+    """`-old` sorts first on v2.3.0's commit, yet the first baseline is `v2.3.0`; a commit
+    whose only tag is refused is labelled by its sha."""
+    repo = released_repo(tmp_path / "repo", webhook_url=None)
+    hide_release(repo)
+    _odd_tags(repo)
+    lone = repo.commits[1]
+    gitutil.git(repo.path, "update-ref", "refs/tags/-lone", lone)
+    with GitRepo(repo.path) as git:
+        good = initial_last_good(git, git.resolve("HEAD"))
+        assert good is not None and good.ref == "v2.3.0"
+        assert label_of(git, git.resolve(lone)) == lone

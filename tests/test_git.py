@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,22 +11,141 @@ import pytest
 
 from bisector.errors import GitError, RefError
 from bisector.gitrepo import GitRepo, validate_ref
+from bisector.testing import gitutil
 from bisector.testing.sample import SampleRepo
 
 from .conftest import run_cli
 
+REFUSED = [
+    "--upload-pack=x",
+    "-x",
+    "",
+    "a b",
+    "v1..v2",
+    "a..b",
+    "x\n",
+    "x\r",
+    "x\x1b[31m",
+    "x\u2028y",
+    "foo.lock",
+    "v1/foo.lock/x",
+    "@{",
+    "v1@{",
+    "v1^{",
+    "HEAD~x",
+    "~1",
+    "x/",
+    "/x",
+    "a//b",
+    "x.",
+    ".x",
+    "a/.b",
+    "x?",
+    "x*",
+    "x[1]",
+    "x\\y",
+    "a" * 256,
+]
 
-@pytest.mark.parametrize("ref", ["--upload-pack=x", "-x", "", "a b", "v1..v2", "x;rm", "$(id)"])
+
+@pytest.mark.parametrize("ref", REFUSED, ids=repr)
 def test_unsafe_refs_are_refused_before_git(ref: str) -> None:
-    """Refs that git could read as options, or with odd characters, never reach git."""
+    """Refs that git could read as options, with control characters, or that git itself
+    would refuse as names, never reach git."""
     with pytest.raises(RefError):
         validate_ref(ref)
 
 
-@pytest.mark.parametrize("ref", ["v2.3.1", "main", "HEAD~3", "abc123", "release/2.4", "v2.4.0^"])
+def test_an_empty_ref_is_called_empty() -> None:
+    """'' is refused as empty, not as an option."""
+    with pytest.raises(RefError, match="the ref is empty") as info:
+        validate_ref("")
+    assert "'-'" not in info.value.message
+
+
+ACCEPTED = [
+    "v2.3.1",
+    "main",
+    "HEAD~3",
+    "abc123",
+    "release/2.4",
+    "v2.4.0^",
+    "HEAD^2~3",
+    "HEAD^{commit}",
+    "HEAD@{1}",
+    "@{-1}",
+    "main@{upstream}",
+    "@",
+    "@~2",
+    ":/fix",
+    "v1.0,x",
+    "ünï",
+    "ünï~1",
+    "x;rm",  # harmless: refs go to git as one argv item, never through a shell
+    "$(id)",
+    "a@b",
+    "v1.lock.x",
+]
+
+
+@pytest.mark.parametrize("ref", ACCEPTED)
 def test_ordinary_refs_pass(ref: str) -> None:
-    """Tags, branches, ancestry suffixes and shas are accepted."""
+    """Tags, branches, ancestry suffixes, reflog forms, shas and any name git allows."""
     assert validate_ref(ref) == ref
+
+
+# Names (no rev suffix, no leading '-', no control character) on which bisector and
+# `git check-ref-format --allow-onelevel` must agree.
+NAMES = [
+    *["v1.0,x", "ünï", "a.b", "a/b/c", "x.y.lock", "x.lock", "a/x.lock/b", ".a", "a/.b"],
+    *["a.", "a/", "/a", "a//b", "a..b", "a b", "a?", "a*", "a[", "a\\b", "@", "a@{b"],
+    *["a@b", "{}", "a{b}", "é/ü", "\u200b", "x;rm", "$(id)", "<script>", "a'b", 'a"b'],
+]
+
+
+@pytest.mark.parametrize("name", NAMES, ids=repr)
+def test_names_agree_with_git_check_ref_format(name: str) -> None:
+    """Every name git accepts is accepted; every name git refuses is refused ('@' aside:
+    git refuses it as a name, bisector takes it as HEAD)."""
+    done = subprocess.run(
+        ["git", "check-ref-format", "--allow-onelevel", name], capture_output=True, check=False
+    )
+    try:
+        validate_ref(name)
+    except RefError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == (done.returncode == 0 or name == "@")
+
+
+def test_tags_with_a_comma_or_non_ascii_letters_resolve(
+    make_sample: Callable[..., SampleRepo],
+) -> None:
+    """`git tag 'v1.0,x'` and `git tag ünï` are refs like any other, in the adapter and in
+    `snapshot show`."""
+    sample = make_sample(n_commits=4, culprit=2)
+    head = gitutil.git(sample.path, "rev-parse", "HEAD")
+    for tag in ("v1.0,x", "ünï"):
+        gitutil.git(sample.path, "tag", tag)
+        with GitRepo(sample.path) as repo:
+            assert repo.resolve(tag).sha == head
+            assert repo.resolve(f"{tag}~1").sha == sample.commits[-2]
+        taken = run_cli("snapshot", "take", tag, "--repo", str(sample.path), timeout=120)
+        assert taken.returncode == 0, taken.stderr
+        shown = run_cli("snapshot", "show", tag, "--repo", str(sample.path), "--json")
+        assert shown.returncode == 0, shown.stderr
+        snap = json.loads(shown.stdout)
+        assert snap["commit"] == head and tag in snap["tags"]
+
+
+def test_an_empty_good_ref_says_it_is_empty(make_sample: Callable[..., SampleRepo]) -> None:
+    """`run --good ''`: one `error:` line saying the ref is empty, exit 2."""
+    sample = make_sample(n_commits=4, culprit=2)
+    done = run_cli("run", "--good", "", "--bad", "v2.4.0", "--repo", str(sample.path))
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: invalid ref '': the ref is empty"], done.stderr
 
 
 def test_ranges_tags_and_files(make_sample: Callable[..., SampleRepo]) -> None:

@@ -25,12 +25,12 @@ from typing import Any
 import bisector.daemon.stop as stop
 from bisector.alerts import AlertMessage, Delivery, send_alert
 from bisector.config import Alert, Config, load_config
-from bisector.core.types import Commit, Status
+from bisector.core.types import Commit, Status, Tag
 from bisector.daemon.alert_text import action_text, culprits_of, finding_text, report_link
 from bisector.daemon.policy import may_roll_back, roll_back_to
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
-from bisector.errors import BisectorError, GitError, RollbackError
-from bisector.gitrepo import GitRepo
+from bisector.errors import BisectorError, GitError, RefError, RollbackError
+from bisector.gitrepo import GitRepo, is_valid_ref, validate_ref
 from bisector.log import get_logger
 from bisector.ports import Progress, ProgressEvent, Warned
 from bisector.store.control import ControlStore
@@ -105,14 +105,38 @@ class CycleResult:
         }
 
 
+def release_tags(git: GitRepo) -> list[Tag]:
+    """The repository's tags (oldest first) that can be used as refs.
+
+    A tag git allows but bisector refuses (one starting with '-', one with a control
+    character, a name over 255 characters) is skipped with one warning naming it, so a
+    single odd tag cannot fail every cycle.
+    """
+    usable: list[Tag] = []
+    for tag in git.tags():
+        try:
+            validate_ref(tag.name)
+        except RefError as exc:
+            log.warning("daemon.tag_skipped", tag=tag.name, reason=exc.message)
+            continue
+        usable.append(tag)
+    return usable
+
+
 def label_of(git: GitRepo, commit: Commit) -> str:
-    tags = git.tags_at(commit.sha)
+    tags = [name for name in git.tags_at(commit.sha) if is_valid_ref(name)]
     return tags[-1] if tags else commit.sha
 
 
-def initial_last_good(git: GitRepo, head: Commit) -> LastGood | None:
-    """The newest-but-one release tag reachable from `head` (or the only one, if not head)."""
-    reachable = [t for t in git.tags() if t.sha == head.sha or git.is_ancestor(t.sha, head.sha)]
+def initial_last_good(
+    git: GitRepo, head: Commit, tags: Sequence[Tag] | None = None
+) -> LastGood | None:
+    """The newest-but-one release tag reachable from `head` (or the only one, if not head).
+
+    `tags`: the usable tags (`release_tags`); listed here when not given.
+    """
+    listed = release_tags(git) if tags is None else tags
+    reachable = [t for t in listed if t.sha == head.sha or git.is_ancestor(t.sha, head.sha)]
     distinct: list[tuple[str, str]] = []
     for t in reachable:  # oldest first; one entry per commit
         if not distinct or distinct[-1][1] != t.sha:
@@ -152,14 +176,15 @@ class Cycle:
             stop.check()
             self.seams.fetch(self.repo, d.remote)
         with GitRepo(self.repo) as git:
-            new_tags = self._snapshot_new_tags(git)
+            tags = release_tags(git)
+            new_tags = self._snapshot_new_tags(tags)
             head = git.resolve(f"{d.remote}/{d.branch}" if d.remote else d.branch)
             last_good = self.state.last_good()
             if last_good is not None and not git.is_ancestor(last_good.sha, head.sha):
                 log.warning("daemon.last_good_not_ancestor", last_good=last_good.sha, head=head.sha)
                 last_good = None
             if last_good is None:
-                last_good = initial_last_good(git, head)
+                last_good = initial_last_good(git, head, tags)
                 if last_good is None:
                     log.warning(
                         "daemon.no_baseline", head=head.sha, hint="tag a release below the head"
@@ -193,9 +218,9 @@ class Cycle:
             rollback=rollback,
         )
 
-    def _snapshot_new_tags(self, git: GitRepo) -> tuple[str, ...]:
+    def _snapshot_new_tags(self, tags: Sequence[Tag]) -> tuple[str, ...]:
         known = self.state.snapshotted_tags()
-        new = {t.name: t.sha for t in git.tags() if known.get(t.name) != t.sha}
+        new = {t.name: t.sha for t in tags if known.get(t.name) != t.sha}
         if new:
             stop.check()
             self.seams.snapshot(self.repo, self.cfg, list(new))

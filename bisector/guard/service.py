@@ -31,7 +31,7 @@ from typing import Any
 from bisector.alerts import AlertMessage, send_alert
 from bisector.config import Config
 from bisector.errors import BisectorError, ConfigError, RollbackError
-from bisector.gitrepo import GitRepo
+from bisector.gitrepo import GitRepo, is_valid_ref
 from bisector.guard.evaluate import CheckOutcome, blind, breached, evaluate_all, inconclusive
 from bisector.guard.prometheus import Prometheus
 from bisector.log import get_logger
@@ -243,6 +243,9 @@ class Guardian:
             return good.ref
         distinct: list[tuple[str, str]] = []
         for tag in GitRepo(self.repo).tags():  # oldest first; one entry per commit
+            if not is_valid_ref(tag.name):
+                log.warning("guard.tag_skipped", tag=tag.name)
+                continue
             if not distinct or distinct[-1][1] != tag.sha:
                 distinct.append((tag.name, tag.sha))
         if len(distinct) < 2:
