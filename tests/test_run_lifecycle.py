@@ -1,4 +1,4 @@
-"""Runs that never collide, never orphan: the run lock, SIGTERM, leftover worktrees."""
+"""Runs that never collide, never orphan: the run lock, SIGTERM, Ctrl-C, leftover worktrees."""
 
 from __future__ import annotations
 
@@ -165,6 +165,34 @@ def test_sigterm_kills_the_benchmark_and_what_it_daemonized_and_cleans_up(
     listed = gitutil.git(repo, "worktree", "list", "--porcelain")
     assert listed.count("worktree ") == 1, listed
     # The lock went with the process: a new run is not refused.
+    with RunLock(repo / ".bisector"):
+        pass
+
+
+def test_sigint_says_interrupted_once_kills_the_benchmark_and_cleans_up(
+    tmp_path: Path,
+    started: list[subprocess.Popen[bytes]],
+) -> None:
+    """Ctrl-C mid-trial: exit 130 with exactly one `error: interrupted` line, and the same
+    clean-up as SIGTERM (the benchmark, its setsid'd sleeper and the worktrees are gone)."""
+    repo, state = _repo(tmp_path, escape=True)
+    proc = _start_run(repo, started)
+    bench = _wait_for(state / "bench.pid", proc)
+    sleeper = _wait_for(state / "sleeper.pid", proc)
+    assert not _gone(bench, within_s=0.2) and not _gone(sleeper, within_s=0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    text = err.decode()
+    assert proc.returncode == 130, text
+    assert [line for line in text.splitlines() if line.startswith("error:")] == [
+        "error: interrupted"
+    ], text
+    assert "Traceback" not in text
+    assert _gone(bench) and _gone(sleeper)
+    worktrees = repo / ".bisector" / "worktrees"
+    assert not worktrees.exists() or list(worktrees.iterdir()) == []
+    listed = gitutil.git(repo, "worktree", "list", "--porcelain")
+    assert listed.count("worktree ") == 1, listed
     with RunLock(repo / ".bisector"):
         pass
 

@@ -117,6 +117,28 @@ def _die_of_sigterm() -> NoReturn:
     sys.exit(143)  # pragma: no cover - not reached: the signal ends us first
 
 
+_sigint = {"received": False}  # the same for Ctrl-C, which typer would end silently
+
+
+def _on_sigint(_signum: int, _frame: FrameType | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # one unwinding, one `error: interrupted`
+    _sigint["received"] = True
+    raise KeyboardInterrupt
+
+
+def _die_of_sigint() -> NoReturn:
+    sys.stderr.write("error: interrupted\n")
+    sys.exit(130)
+
+
+def _die_if_signalled() -> None:
+    """After SIGTERM or Ctrl-C, whatever the command returned or raised on the way out."""
+    if _sigterm["received"]:
+        _die_of_sigterm()
+    if _sigint["received"]:
+        _die_of_sigint()
+
+
 def _os_message(exc: OSError | sqlite3.DatabaseError) -> str:
     if isinstance(exc, sqlite3.DatabaseError):
         return f"the store's database cannot be used: {exc}"
@@ -140,29 +162,37 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI with whole-line stderr (`_lines.WholeLines`), put back on the way out."""
     original = sys.stderr
     sys.stderr = WholeLines(original)
+    on_sigint = signal.getsignal(signal.SIGINT)
+    _sigint["received"] = False
     try:
         _main(argv)
     finally:
         sys.stderr.flush()
         sys.stderr = original
+        if not _sigint["received"]:  # called in-process (tests): Ctrl-C as it was
+            signal.signal(signal.SIGINT, on_sigint)
 
 
 def _main(argv: list[str] | None) -> NoReturn:
     # Commands that must finish a step first (a rollback's apply, the daemon) install
     # their own handler for that time and put this one back.
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # Ctrl-C: typer turns KeyboardInterrupt into a silent `return 130`, so note it here.
+    # A SIGINT ignored from the start (`nohup`, a background job) stays ignored.
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         rv = app(args=argv, prog_name="bisector", standalone_mode=False)
     except typer.Exit as exc:
-        if _sigterm["received"]:
-            _die_of_sigterm()
+        _die_if_signalled()
         sys.exit(exc.exit_code)
     except Terminated:
         _die_of_sigterm()
     except (typer.Abort, KeyboardInterrupt):
-        sys.stderr.write("error: interrupted\n")
-        sys.exit(130)
+        _die_if_signalled()
+        _die_of_sigint()
     except BisectorError as exc:
+        _die_if_signalled()  # an error raised while unwinding from a signal
         if state["debug"]:
             import traceback
 
@@ -170,6 +200,7 @@ def _main(argv: list[str] | None) -> NoReturn:
         _print_error(exc)
         sys.exit(exc.exit_code)
     except (OSError, sqlite3.DatabaseError) as exc:
+        _die_if_signalled()
         # The machine, not bisector: a path that cannot be read or written, a full disk,
         # a port in use, a damaged database file. Bad input (exit 2) with what the OS said.
         if state["debug"]:
@@ -179,6 +210,7 @@ def _main(argv: list[str] | None) -> NoReturn:
         _print_error(BisectorError(_os_message(exc), hint=_os_hint(exc)))
         sys.exit(2)
     except Exception as exc:
+        _die_if_signalled()
         show = getattr(exc, "show", None)
         if callable(show):  # a usage error of the argument parser: bad input, exit 2
             show()
@@ -190,6 +222,5 @@ def _main(argv: list[str] | None) -> NoReturn:
         sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc}\n")
         sys.stderr.write("hint: run again with --debug for the traceback\n")
         sys.exit(1)
-    if _sigterm["received"]:
-        _die_of_sigterm()
+    _die_if_signalled()
     sys.exit(rv if isinstance(rv, int) else 0)
