@@ -15,7 +15,8 @@ import pytest
 from prometheus_client import generate_latest
 
 from bisector.daemon import metrics
-from bisector.daemon.cycle import execute, initial_last_good, label_of
+from bisector.daemon.cycle import execute
+from bisector.daemon.tags import initial_last_good, label_of
 from bisector.gitrepo import GitRepo
 from bisector.store.control import ControlStore
 from bisector.store.daemon_state import DaemonState

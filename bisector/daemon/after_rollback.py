@@ -27,7 +27,8 @@ from bisector.alerts import AlertMessage
 from bisector.config import Config, load_config
 from bisector.core.types import Commit, Status
 from bisector.daemon.alert_text import report_link
-from bisector.daemon.cycle import Cycle, CycleResult, Seams, label_of
+from bisector.daemon.cycle import Cycle, CycleResult, Seams
+from bisector.daemon.tags import label_of
 from bisector.errors import BisectorError, GitError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,9 +27,10 @@ from bisector.config import Alert, Config, load_config
 from bisector.core.types import Commit, Status, Tag
 from bisector.daemon.alert_text import action_text, culprits_of, finding_text, report_link
 from bisector.daemon.policy import may_roll_back, roll_back_to
+from bisector.daemon.tags import initial_last_good, label_of, release_tags
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
-from bisector.errors import BisectorError, GitError, RefError, RollbackError
-from bisector.gitrepo import GitRepo, is_valid_ref, validate_ref
+from bisector.errors import BisectorError, GitError, RollbackError
+from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
 from bisector.ports import Progress, ProgressEvent, Warned
 from bisector.store.control import ControlStore
@@ -103,51 +103,6 @@ class CycleResult:
             "new_tags": list(self.new_tags),
             **self.detail,
         }
-
-
-def release_tags(git: GitRepo) -> list[Tag]:
-    """The repository's tags (oldest first) that can be used as refs.
-
-    A tag git allows but bisector refuses (one starting with '-', one with a control
-    character, a name over 255 characters) is skipped with one warning naming it, so a
-    single odd tag cannot fail every cycle.
-    """
-    usable: list[Tag] = []
-    for tag in git.tags():
-        try:
-            validate_ref(tag.name)
-        except RefError as exc:
-            log.warning("daemon.tag_skipped", tag=tag.name, reason=exc.message)
-            continue
-        usable.append(tag)
-    return usable
-
-
-def label_of(git: GitRepo, commit: Commit) -> str:
-    tags = [name for name in git.tags_at(commit.sha) if is_valid_ref(name)]
-    return tags[-1] if tags else commit.sha
-
-
-def initial_last_good(
-    git: GitRepo, head: Commit, tags: Sequence[Tag] | None = None
-) -> LastGood | None:
-    """The newest-but-one release tag reachable from `head` (or the only one, if not head).
-
-    `tags`: the usable tags (`release_tags`); listed here when not given.
-    """
-    listed = release_tags(git) if tags is None else tags
-    reachable = [t for t in listed if t.sha == head.sha or git.is_ancestor(t.sha, head.sha)]
-    distinct: list[tuple[str, str]] = []
-    for t in reachable:  # oldest first; one entry per commit
-        if not distinct or distinct[-1][1] != t.sha:
-            distinct.append((t.name, t.sha))
-    if len(distinct) >= 2:
-        name, sha = distinct[-2]
-    elif len(distinct) == 1 and distinct[0][1] != head.sha:
-        name, sha = distinct[0]
-    else:
-        return None
-    return LastGood(sha, name, time.time())
 
 
 class Cycle:
