@@ -282,3 +282,10 @@ def test_a_metrics_port_in_use_is_exit_2(sample: SampleRepo, busy_port: int) -> 
     done = run_cli("daemon", "--once", "--repo", str(sample.path), timeout=60)
     _assert_refused(done)
     assert "daemon.metrics_port" in done.stderr
+
+
+@pytest.mark.parametrize("args", [("-h",), ("run", "-h"), ("snapshot", "show", "-h")])
+def test_dash_h_is_help_everywhere(args: tuple[str, ...]) -> None:
+    """`-h` prints the same help as `--help` (it was `No such option: -h`)."""
+    short, long = run_cli(*args), run_cli(*args[:-1], "--help")
+    assert short.returncode == 0 and short.stdout == long.stdout and "Usage:" in short.stdout

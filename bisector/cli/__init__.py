@@ -36,6 +36,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
 )
 snapshot_app = typer.Typer(
     help="Capture, list, show and diff release snapshots.", no_args_is_help=True
