@@ -18,8 +18,9 @@ from rich.console import Console
 from bisector.cli._lines import WholeLines
 from bisector.cli._run import _render_run
 from bisector.cli.progress import ConsoleProgress
+from bisector.core.types import Verdict
 from bisector.document import RunDocument
-from bisector.ports import ProbeStarted, RangeNarrowed
+from bisector.ports import ProbeStarted, RangeNarrowed, VerdictReached
 from bisector.report.html import ReportData, badge, render_html
 from tests.test_document import CULPRIT, PARENT, found
 
@@ -77,6 +78,23 @@ def test_progress_never_passes_its_estimate_nor_says_eta_0s() -> None:
     assert all(n is None or k <= int(n) for k, n in shown), lines
     assert any(n is None for _, n in shown) and any(n is not None for _, n in shown)
     assert not any("ETA 0s" in line for line in lines), lines
+    progress(RangeNarrowed(8, "commits"))  # a part of a split range: no estimate again
+    progress(ProbeStarted("fine", "0000000010", "a subject"))
+    assert buf.getvalue().splitlines()[-1].startswith("[step 10] fine:")
+
+
+def test_progress_says_a_split_commit_lies_between_the_ends() -> None:
+    """A split is not shown as `unclear`: it names the second step it shows."""
+    buf = io.StringIO()
+    progress = ConsoleProgress(Console(file=buf, width=300))
+    progress(VerdictReached("split", "a" * 40, "aaaaaaaaaa", Verdict.UNCLEAR, 5, 23.1))
+    progress(VerdictReached("fine", "b" * 40, "bbbbbbbbbb", Verdict.UNCLEAR, 5, 23.1))
+    split, unclear = buf.getvalue().splitlines()
+    assert split == (
+        "    aaaaaaaaaa: between the ends (a second regression step): each side is bisected "
+        "after 5 trials (median 23.100)"
+    )
+    assert unclear == "    bbbbbbbbbb: unclear after 5 trials (median 23.100)"
 
 
 def test_badge_says_what_the_status_says() -> None:

@@ -34,6 +34,8 @@ class ConsoleProgress:
         self._console.print(text, markup=False, highlight=False)
 
     def set_range(self, n_candidates: int) -> None:
+        if self.expected and self.step > self.expected:
+            return  # past one estimate (a part of a split range, say): `[step k]` from now on
         self.expected = self.step + max(1, math.ceil(math.log2(max(2, n_candidates)))) + 1
 
     def step_label(self) -> str:
@@ -68,7 +70,10 @@ class ConsoleProgress:
         elif isinstance(event, VerdictReached):
             med = f"{event.median:.3f}" if isinstance(event.median, float) else "–"
             trials = "1 trial" if event.samples == 1 else f"{event.samples} trials"
-            self._print(f"    {event.label}: {event.verdict.value} after {trials} (median {med})")
+            said = event.verdict.value
+            if event.phase == "split":  # not "unclear": it shows a second step
+                said = "between the ends (a second regression step): each side is bisected"
+            self._print(f"    {event.label}: {said} after {trials} (median {med})")
         elif isinstance(event, RangeNarrowed):
             self.set_range(event.n)
             inside = max(event.n - 2, 0)  # the span counts its two ends, known already
