@@ -122,9 +122,12 @@ def test_runs_lists_id_range_status_and_culprit(
         assert row["reused_trials"] == doc["reused"]["trials"]
     human = run_cli("runs", "--repo", str(sample.path))
     assert human.returncode == 0, human.stderr
-    for doc, _ in runs:
+    first = runs[0][0]
+    good, bad = first["good"]["commit"][:10], first["bad"]["commit"][:10]
+    for doc, _ in runs:  # each ref with the commit it meant
         assert re.search(
-            rf"^{doc['run_id']}  \S+  v2\.3\.0\.\.v2\.4\.0  latency_ms  \w+  found  {sample.culprit[:10]} ",
+            rf"^{doc['run_id']}  \S+  v2\.3\.0 \({good}\)\.\.v2\.4\.0 \({bad}\)  latency_ms  \w+  "
+            rf"found  {sample.culprit[:10]} ",
             human.stderr,
             flags=re.M,
         ), human.stderr

@@ -46,11 +46,20 @@ def runs(
         if r["error"]:
             named += f"  ({r['error']})"
         console.print(
-            f"{r['run_id']}  {r['started']}  {r['good']}..{r['bad']}  {r['metric']}  {r['builder']}  "
+            f"{r['run_id']}  {r['started']}  {_ref(r['good'], r['good_commit'])}.."
+            f"{_ref(r['bad'], r['bad_commit'])}  {r['metric']}  {r['builder']}  "
             f"{r['status']}  {named}"
         )
     console.print("`bisector report RUN_ID` (or `report latest`) prints a run's report")
     return 0
+
+
+def _ref(ref: str, sha: str | None) -> str:
+    """The ref as typed and the commit it meant then: `HEAD~1` or a branch means another
+    commit tomorrow (a commit id typed as the ref is shown once)."""
+    if not sha or sha.startswith(ref):
+        return ref
+    return f"{ref} ({sha[:10]})"
 
 
 def _row(run: Any) -> dict[str, Any]:
