@@ -95,6 +95,11 @@ def test_progress_says_a_split_commit_lies_between_the_ends() -> None:
         "after 5 trials (median 23.100)"
     )
     assert unclear == "    bbbbbbbbbb: unclear after 5 trials (median 23.100)"
+    progress(VerdictReached("reproduce", "c" * 40, "cccccccccc", Verdict.BAD, 15, 20.0))
+    # the --bad endpoint of a run that did not reproduce is not "bad"
+    assert buf.getvalue().splitlines()[-1] == (
+        "    cccccccccc: bad endpoint measured after 15 trials (median 20.000)"
+    )
 
 
 def test_badge_says_what_the_status_says() -> None:
