@@ -159,12 +159,17 @@ def test_sigterm_kills_the_benchmark_and_what_it_daemonized_and_cleans_up(
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGTERM, err.decode()
     assert "error: terminated" in err.decode() and "Traceback" not in err.decode()
+    _assert_cleaned_up(repo, bench, sleeper)
+
+
+def _assert_cleaned_up(repo: Path, bench: int, sleeper: int) -> None:
+    """After a signal: the benchmark and its setsid'd sleeper gone, no worktree left, and
+    the lock went with the process (a new run is not refused)."""
     assert _gone(bench) and _gone(sleeper)
     worktrees = repo / ".bisector" / "worktrees"
     assert not worktrees.exists() or list(worktrees.iterdir()) == []
     listed = gitutil.git(repo, "worktree", "list", "--porcelain")
     assert listed.count("worktree ") == 1, listed
-    # The lock went with the process: a new run is not refused.
     with RunLock(repo / ".bisector"):
         pass
 
@@ -188,13 +193,7 @@ def test_sigint_says_interrupted_once_kills_the_benchmark_and_cleans_up(
         "error: interrupted"
     ], text
     assert "Traceback" not in text
-    assert _gone(bench) and _gone(sleeper)
-    worktrees = repo / ".bisector" / "worktrees"
-    assert not worktrees.exists() or list(worktrees.iterdir()) == []
-    listed = gitutil.git(repo, "worktree", "list", "--porcelain")
-    assert listed.count("worktree ") == 1, listed
-    with RunLock(repo / ".bisector"):
-        pass
+    _assert_cleaned_up(repo, bench, sleeper)
 
 
 def test_the_run_lock_names_its_holder_and_is_reentrant_in_one_process(tmp_path: Path) -> None:
