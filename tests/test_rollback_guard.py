@@ -128,7 +128,7 @@ _INSIDE = {
 def test_targets_inside_the_repository_or_store_are_refused_and_touch_nothing(
     demo: Demo, tmp_path: Path, case: str
 ) -> None:
-    """A target inside the store or the work tree (tracked, linked into or not made yet) is exit 2, one `error:` line, nothing changed."""
+    """A target inside the store or the work tree (tracked, linked into or not made yet) is exit 2, one `error:` line, nothing changed; `config check` says so too."""
     (demo.repo / ".bisector" / "worktrees").mkdir(parents=True)
     (tmp_path / "srv-link").symlink_to(demo.repo / "configs")
     text, says = _INSIDE[case]
@@ -141,6 +141,7 @@ def test_targets_inside_the_repository_or_store_are_refused_and_touch_nothing(
         run_cli("rollback", "--to", "v2.3.1", "--target", text, "--yes", cwd=demo.repo),
         run_cli("rollback", "--to", "v2.3.1", "--target", text, "--dry-run", cwd=demo.repo),
         run_cli("rollback", "--to", "v2.3.1", "--repo", "../repo", "--yes", cwd=outside),
+        run_cli("config", "check", "--repo", "../repo", cwd=outside),  # said before any rollback
     ]
     outside.rmdir()
     for done in runs:
@@ -184,6 +185,9 @@ def test_targets_outside_both_still_roll_back(demo: Demo, tmp_path: Path) -> Non
         )
         assert done.returncode == 0, done.stderr
         assert (target / "model.yaml").read_bytes() == GOOD["configs/model.yaml"]
+        _write_target(demo, json.dumps(str(target)))
+        checked = run_cli("config", "check", cwd=demo.repo)
+        assert checked.returncode == 0 and checked.stderr.endswith(": ok\n"), checked.stderr
     assert git(demo.repo, "status", "--porcelain", "--untracked-files=no") == ""
 
 

@@ -163,8 +163,12 @@ def config_schema() -> int:
 def config_check(repo: RepoOpt = Path("."), config: ConfigOpt = None) -> int:
     """Validate bisector.yaml."""
     from bisector.config import find_config, load_config
+    from rollback.entry import resolve_target
 
     cfg = load_config(repo, config, warn=False)
+    # A target no rollback may write (the repository, the store, a file) is refused here,
+    # not first in an emergency `rollback` or after a whole `run --rollback`.
+    resolve_target(repo, cfg, None)
     console = stderr_console()
     for warning in cfg.warnings():
         console.print(f"warning: {warning}")
