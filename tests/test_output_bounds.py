@@ -56,7 +56,7 @@ def test_only_the_last_mebibyte_of_stdout_is_parsed(tmp_path: Path) -> None:
         """,
     )
     assert result.status is TrialStatus.FAILED  # type: ignore[attr-defined]
-    assert result.reason == "no JSON object line on stdout (only its last 1 MiB are read)"  # type: ignore[attr-defined]
+    assert result.reason == "printed no JSON line (only its last 1 MiB are read)"  # type: ignore[attr-defined]
 
 
 def test_journal_keeps_at_most_64_kib_of_metadata_per_trial(tmp_path: Path) -> None:

@@ -103,12 +103,18 @@ def test_exit_codes_are_classified_as_for_a_process(pool: PreloadPool, repo: Pat
     an uncaught exception exits 1 with its traceback on stderr, a signal is a negative code."""
     assert trial(pool, repo, "probe.py", "125").status is TrialStatus.SKIP
     failed = trial(pool, repo, "probe.py", "3")
-    assert (failed.status, failed.exit_code, failed.reason) == (TrialStatus.FAILED, 3, "exit 3")
+    assert (failed.status, failed.exit_code, failed.reason) == (
+        TrialStatus.FAILED,
+        3,
+        "exited 3: to stderr",
+    )
     (repo / "boom.py").write_text("raise RuntimeError('boom')\n")
     boom = trial(pool, repo, "boom.py")
     assert boom.exit_code == 1 and "RuntimeError: boom" in boom.stderr_path.read_text()
+    assert boom.reason == "exited 1: RuntimeError: boom"  # the traceback's last line
     (repo / "killed.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
-    assert trial(pool, repo, "killed.py").exit_code == -signal.SIGKILL
+    killed = trial(pool, repo, "killed.py")
+    assert (killed.exit_code, killed.reason) == (-signal.SIGKILL, "was killed by SIGKILL")
     assert trial(pool, repo, "probe.py").status is TrialStatus.OK
     assert pool.started == 1  # every trial above went through the one server
 

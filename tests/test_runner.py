@@ -108,7 +108,8 @@ def test_failure_is_retried_once_then_skipped(tmp_path: Path) -> None:
     )
     assert counter.read_text() == "xx"
     assert result.status is TrialStatus.SKIP and result.attempts == 2
-    assert "exit 1" in result.reason
+    assert result.reason == "failed twice: exited 1: boom; then exited 1: boom"
+    assert result.meta == {"_reason": "exited 1: boom", "_attempts": 2}  # journaled
     assert result.earlier[0].stderr_path.read_text() == "boom\n"
     assert result.stderr_path.name == "trial-2.err"
 
@@ -139,15 +140,15 @@ def test_failure_then_success_is_a_measurement(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        ("print('no json here')", "no JSON"),
-        ('print(\'{"name": "x"}\')', "no numeric metric"),
+        ("print('no json here')", "printed no JSON line"),
+        ('print(\'{"name": "x"}\')', 'printed no numeric metric: name was not a number ("x")'),
     ],
 )
 def test_exit_0_without_metrics_is_a_failed_trial(tmp_path: Path, body: str, reason: str) -> None:
     """Exit 0 without a usable metrics line is a failure, not a measurement."""
     argv = _script(tmp_path, body + "\n")
     result = TrialRunner(tmp_path / "run", timeout_s=20).trial(argv, cwd=tmp_path, env=os.environ)
-    assert result.status is TrialStatus.FAILED and reason in result.reason
+    assert result.status is TrialStatus.FAILED and result.reason == reason
 
 
 def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:

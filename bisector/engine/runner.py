@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bisector.config import Benchmark
+from bisector.engine import trialreason
 from bisector.log import get_logger
 from bisector.plumbing.proc import (
     DEFAULT_GRACE_S as DEFAULT_GRACE_S,  # re-exported for the builders
@@ -184,7 +185,7 @@ def run_trial(
                 time.monotonic() - start,
                 stdout_path,
                 stderr_path,
-                f"cannot start {argv[0]!r}: {exc.strerror}",
+                f"could not start {argv[0]!r}: {exc.strerror}",
             )
     duration = time.monotonic() - start
     return classify(
@@ -232,23 +233,23 @@ def classify(
             timed_out=timed_out,
         )
 
+    # Each reason reads after "the last" (`trialreason`): "exited 1: RuntimeError: boom".
     if timed_out:
         return result(TrialStatus.FAILED, f"timed out after {timeout_s:g}s")
-    if code == SKIP_EXIT_CODE:
-        return result(TrialStatus.SKIP, "exit 125: the benchmark says this commit is untestable")
-    if code != 0:
-        return result(TrialStatus.FAILED, f"exit {code}")
+    if code is None or code != 0:
+        status = TrialStatus.SKIP if code == SKIP_EXIT_CODE else TrialStatus.FAILED
+        return result(status, trialreason.exited(code, stderr_path))
     stdout, cut = read_tail(stdout_path)
     parsed = parse_output(stdout)
     if parsed is None:
         return result(
             TrialStatus.FAILED,
-            "no JSON object line on stdout"
+            "printed no JSON line"
             + (f" (only its last {STDOUT_PARSE_BYTES >> 20} MiB are read)" if cut else ""),
         )
     metrics, meta = parsed
     if not metrics:
-        return result(TrialStatus.FAILED, "the JSON line holds no numeric metric", meta=meta)
+        return result(TrialStatus.FAILED, trialreason.no_metric(meta), meta=meta)
     return result(TrialStatus.OK, metrics=metrics, meta=meta)
 
 
@@ -320,14 +321,17 @@ class TrialRunner:
         env: Mapping[str, str],
         launcher: TrialLauncher | None = None,
     ) -> TrialResult:
-        """One measurement: a failed trial is retried once, a second failure is a SKIP."""
+        """One measurement: a failed trial is retried once, a second failure is a SKIP.
+
+        One that is not ok carries its reason in its metadata (`trialreason.noted`).
+        """
         first = self.trial(argv, cwd=cwd, env=env, launcher=launcher)
         if first.status is not TrialStatus.FAILED:
-            return first
+            return trialreason.noted(first)
         log.info("trial failed, retrying once", reason=first.reason, log=str(first.stderr_path))
         second = self.trial(argv, cwd=cwd, env=env, launcher=launcher)
         if second.status is not TrialStatus.FAILED:
-            return _with_history(second, first)
+            return trialreason.noted(_with_history(second, first))
         log.warning(
             "trial failed twice: candidate untestable",
             reason=second.reason,
@@ -344,7 +348,7 @@ class TrialRunner:
             reason=f"failed twice: {first.reason}; then {second.reason}",
             timed_out=second.timed_out,
         )
-        return _with_history(skipped, first)
+        return trialreason.noted(_with_history(skipped, first), second.reason)
 
 
 def _with_history(result: TrialResult, earlier: TrialResult) -> TrialResult:

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from bisector.engine.trialreason import ATTEMPTS_KEY, REASON_KEY
 from bisector.ports import TrialStatus
 from bisector.store.journal import TrialRow
 
@@ -48,17 +49,20 @@ class TrialLogs:
         return folder / f"trial-{self._current}.{what}"
 
     def row(
-        self, out: Mapping[str, Any], *, sha: str, keys: tuple[str, str, str], reason: str
+        self, out: Mapping[str, Any], *, sha: str, keys: tuple[str, str, str], attempts: int = 1
     ) -> TrialRow:
         """The journal row of a trial `out` (what `ray_task` returned) of `sha`, its logs
-        written; `keys` are (run id, environment key, benchmark key)."""
+        written; `keys` are (run id, environment key, benchmark key). One that is not ok
+        keeps its reason and, retried, its `attempts` (`engine.trialreason`)."""
         out_path, err_path = self.path(sha, "out"), self.path(sha, "err")
         out_path.write_bytes(out.get("stdout", b""))
         err_path.write_bytes(out.get("stderr", b""))
         fingerprint = out.get("fingerprint") or {}
         meta = {**out.get("meta", {}), "_node": out.get("node", ""), "_fingerprint": fingerprint}
-        if reason:
-            meta["_reason"] = reason
+        if out["status"] != TrialStatus.OK.value:
+            meta[REASON_KEY] = out.get("reason") or "failed"
+            if attempts > 1:
+                meta[ATTEMPTS_KEY] = attempts
         run_id, env_key, bench_key = keys
         return TrialRow(
             run_id=run_id,

@@ -368,13 +368,12 @@ class RayMeasurer(Measurer):
             log.info("trial failed, retrying once", commit=commit.short, reason=flight.first_reason)
             self._submit(commit, flight.kind, flight.node_type, flight)
             return None
-        reason = out.get("reason", "")
-        if status is TrialStatus.FAILED:
-            status, reason = TrialStatus.SKIP, f"failed twice: {flight.first_reason}; then {reason}"
+        if status is TrialStatus.FAILED:  # failed twice: journaled with the second's reason
+            status = TrialStatus.SKIP
         bench_key = self._key(out.get("fingerprint") or {})
         keys = (self.run_id, key, bench_key)
         row = self._logs.row(
-            {**out, "status": status.value}, sha=commit.sha, keys=keys, reason=reason
+            {**out, "status": status.value}, sha=commit.sha, keys=keys, attempts=flight.attempt
         )
         self.journal.add_trial(row)
         if bench_key != self._keys[flight.node_type]:  # other hardware: kept, not compared

@@ -1,0 +1,179 @@
+"""Why a trial failed, in words an on-call engineer can act on.
+
+`classify` (`engine.runner`) words each failed trial's reason so that it reads after "the
+last": "timed out after 30s", "exited 1: RuntimeError: boom", "printed no JSON line",
+"printed no numeric metric: latency_ms was NaN". A trial that is not ok is journaled with
+it (`REASON_KEY`) and, when a failure was retried, how many processes it took
+(`ATTEMPTS_KEY`), so the `error:` line of an endpoint that cannot be measured says why
+(`endpoint_error`), in a resumed run or a later `runs` too.
+
+What comes from the benchmark (its last stderr line, a key, a value) is trimmed to one
+line and its control characters are written out (`plumbing.escape.visible`): it is
+printed on a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from bisector.core.sampling import EndpointUnmeasurable
+from bisector.core.types import Commit
+from bisector.errors import BisectorError
+from bisector.plumbing.escape import visible
+from bisector.ports import TrialResult
+from bisector.store.journal import Journal
+
+REASON_KEY = "_reason"  # the journaled metadata of a trial that is not ok
+ATTEMPTS_KEY = "_attempts"  # processes it took: 2 when a failure was retried
+UNTESTABLE = "(the benchmark says it cannot test this commit)"
+LINE_CHARS = 200
+_TAIL_BYTES = 8192
+
+
+def shown(text: str, limit: int = LINE_CHARS) -> str:
+    """`text` on one line, control characters escaped, at most about `limit` characters."""
+    text = visible(" ".join(text.split("\n")).strip())
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def last_line(path: Path) -> str:
+    """The last non-blank line of a log (its end only is read), ready to print; "" if none."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, f.seek(0, 2) - _TAIL_BYTES))
+            tail = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line for line in tail.splitlines() if line.strip()]
+    return shown(lines[-1]) if lines else ""
+
+
+def exited(code: int | None, stderr_path: Path | None = None) -> str:
+    """A process that exited non-zero (or was killed by a signal), with its last stderr line."""
+    if code is None:
+        what = "ended without an exit code"
+    elif code < 0:
+        try:
+            what = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            what = f"was killed by signal {-code}"
+    else:
+        what = f"exited {code}" + (f" {UNTESTABLE}" if code == 125 else "")
+    line = last_line(stderr_path) if stderr_path is not None else ""
+    return f"{what}: {line}" if line else what
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _what(value: object) -> str:
+    """What a value that is not a metric was: `NaN`, `an empty list`, `not a number ("fast")`."""
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, float) and math.isinf(value):
+        return "infinite"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "too large a number"
+    if value == []:
+        return "an empty list"
+    if isinstance(value, list):
+        bad = next((v for v in value if not _is_number(v)), None)
+        return f"a list holding {_what(bad)}"
+    return f"not a number ({shown(json.dumps(value), 60)})"
+
+
+def no_metric(meta: Mapping[str, Any]) -> str:
+    """Why a JSON line gave no metric: the first key that is not metadata and why its value
+    is not one (`latency_ms was NaN`), or that there was none."""
+    keys = [k for k in meta if not k.startswith("_")]
+    if not keys:
+        return "printed a JSON line with no metric in it"
+    why = f"{shown(keys[0], 60)} was {_what(meta[keys[0]])}"
+    more = f" (and {len(keys) - 1} more keys that are not numbers)" if len(keys) > 1 else ""
+    return f"printed no numeric metric: {why}{more}"
+
+
+class _Trial(Protocol):
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def meta(self) -> Mapping[str, Any]: ...
+
+    @property
+    def exit_code(self) -> int | None: ...
+
+
+def noted(result: TrialResult, last_reason: str = "") -> TrialResult:
+    """`result` with its reason (`last_reason`: that of its last process) and its attempts
+    in the metadata the journal keeps, unless it is ok."""
+    if result.ok:
+        return result
+    note: dict[str, Any] = {REASON_KEY: last_reason or result.reason}
+    if result.attempts > 1:
+        note[ATTEMPTS_KEY] = result.attempts
+    return replace(result, meta={**result.meta, **note})
+
+
+def trials_failed(trials: Sequence[_Trial]) -> str:
+    """`2 of 2 trials failed, the last exited 1: ...` for journaled trials; "" if none failed."""
+    failed = [t for t in trials if not t.ok]
+    if not failed:
+        return ""
+    last = failed[-1]
+    reason = str(last.meta.get(REASON_KEY) or "") or exited(last.exit_code)  # journaled before
+    n = sum(_attempts(t) for t in failed)
+    total = n + len(trials) - len(failed)
+    if total == 1:
+        return f"its one trial {reason}"
+    return f"{n} of {total} trials failed, the last {reason}"
+
+
+def _attempts(trial: _Trial) -> int:
+    value = trial.meta.get(ATTEMPTS_KEY, 1)
+    return value if isinstance(value, int) and value > 0 else 1
+
+
+class _Measurer(Protocol):
+    journal: Journal
+
+    def env_key(self, commit: Commit) -> str: ...
+
+    def trials(self, commit: Commit) -> Sequence[_Trial]: ...
+
+
+def endpoint_error(
+    exc: EndpointUnmeasurable, measurer: _Measurer, refs: Mapping[str, str], run_dir: Path
+) -> BisectorError:
+    """The error of an endpoint that cannot be measured: which (`refs`: sha -> the ref the
+    user gave), why (its build, or its last failed trial), where the logs are.
+
+    An endpoint that lacks the metric keeps its own message and hint (what to set).
+    """
+    if not exc.untestable:
+        return exc
+    commit = exc.commit
+    ref = refs.get(commit.sha, "")
+    named = f"{shown(ref, 60)} ({commit.short})" if ref and not commit.sha.startswith(ref) else ""
+    build_log = measurer.journal.failed_build(commit.sha, measurer.env_key(commit))
+    if build_log is not None:
+        why = "its environment did not build" + (f" (log: {build_log})" if build_log else "")
+    else:
+        why = trials_failed(measurer.trials(commit))
+    message = f"the {exc.side} endpoint {named or commit.short} could not be measured"
+    hint = f"see the trial logs under {run_dir}; once the cause is fixed, the same command"
+    return BisectorError(
+        f"{message}: {why}" if why else message, hint=hint + " measures the endpoints again"
+    )
