@@ -107,11 +107,15 @@ def test_an_endpoint_that_failed_is_measured_again_once_fixed(tmp_path: Path) ->
     assert code == 2 and out == "", err
     error, hint = err.strip().splitlines()[-2:]  # after the trials' log lines
     assert hint.startswith("hint: ")
-    assert error.startswith("error: the good endpoint ") and "cannot be measured" in error
+    short = gitutil.git(repo, "rev-parse", "v1.0^{commit}")[:10]
+    assert error == (
+        f"error: the good endpoint v1.0 ({short}) could not be measured: 2 of 2 trials failed, "
+        f"the last could not start '{program}': No such file or directory"
+    )
     assert "trial logs" in hint and "--fresh" not in hint  # the same command is enough
     (first,) = _runs(repo)
     assert first["status"] == RUN_ERROR and first["status"] != "running"
-    assert "cannot be measured" in str(first["error"])
+    assert first["error"] == error.removeprefix("error: ")  # `runs` says why too
     human = run_cli("runs", "--repo", str(repo))
     assert f"{first['run_id']}  " in human.stderr and "  error  " in human.stderr
     report = run_cli("report", str(first["run_id"]), "--repo", str(repo))
@@ -125,7 +129,7 @@ def test_an_endpoint_that_failed_is_measured_again_once_fixed(tmp_path: Path) ->
     program.chmod(program.stat().st_mode | stat.S_IXUSR)
     code, out, err = _run(repo)
     assert code == 3, err  # the same time at both ends: not reproduced
-    assert "resuming run" not in err and "cannot be measured" not in err
+    assert "resuming run" not in err and "could not be measured" not in err
     doc = json.loads(out)
     assert doc["run_id"] != first["run_id"]
     # the endpoints' verdicts rest on the new trials only: none of the failed ones

@@ -47,6 +47,7 @@ from bisector.engine.hardware import VerdictTypes, run_keys
 from bisector.engine.measure import Measurer
 from bisector.engine.preflight import preflight
 from bisector.engine.reference import use_reference
+from bisector.engine.trialreason import endpoint_error
 from bisector.errors import BisectorError
 from bisector.gitrepo import GitRepo
 from bisector.isolate.run import apply_isolation, isolate_commit
@@ -212,8 +213,10 @@ def run_bisection(
                 try:
                     doc = _hunt(ctx, good, bad, req)
                 except EndpointUnmeasurable as exc:  # ended: not resumed, failures not replayed
-                    journal.fail_run(run.id, exc.message, retry=(good.sha, bad.sha))
-                    raise _endpoint_error(exc, measurer.run_dir) from None
+                    refs = {good.sha: req.good, bad.sha: req.bad}
+                    error = endpoint_error(exc, measurer, refs, measurer.run_dir)
+                    journal.fail_run(run.id, error.message, retry=(good.sha, bad.sha))
+                    raise error from None
                 keys = () if req.fresh else measurer.keys_read()  # --fresh reads only its own
                 reused, node_types = run_keys(journal, run.id, measurer, keys)
             doc = replace(
@@ -361,14 +364,6 @@ def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
         )
         doc = replace(doc, details=replace(doc.details, candidates=candidates))
     return doc
-
-
-def _endpoint_error(exc: EndpointUnmeasurable, run_dir: Path) -> BisectorError:
-    """An endpoint that cannot be measured: where the logs are; the same command retries."""
-    if not exc.untestable:
-        return exc  # the benchmark ran but lacks the metric: its own hint says what to set
-    hint = f"see the trial logs under {run_dir}; once the cause is fixed, the same command"
-    return BisectorError(exc.message, hint=hint + " measures the endpoints again")
 
 
 def _isolate(

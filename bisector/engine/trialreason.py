@@ -50,7 +50,7 @@ def last_line(path: Path) -> str:
             tail = f.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-    lines = [line for line in tail.splitlines() if line.strip()]
+    lines = [line for line in tail.split("\n") if line.strip()]  # a "\r" is shown, not split
     return shown(lines[-1]) if lines else ""
 
 
@@ -173,7 +173,9 @@ def endpoint_error(
     else:
         why = trials_failed(measurer.trials(commit))
     message = f"the {exc.side} endpoint {named or commit.short} could not be measured"
-    hint = f"see the trial logs under {run_dir}; once the cause is fixed, the same command"
+    logs = run_dir / commit.sha[:12]  # its trials' folder (`measure._trial_dir`)
+    logs = logs if build_log is None and logs.is_dir() else run_dir
+    hint = f"see the trial logs under {logs}; once the cause is fixed, the same command"
     return BisectorError(
         f"{message}: {why}" if why else message, hint=hint + " measures the endpoints again"
     )
