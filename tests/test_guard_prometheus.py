@@ -192,6 +192,24 @@ def test_prometheus_stopped_is_blind_and_never_acts(world: World) -> None:
     assert doc["guard"]["blind_evaluations"] == 3
 
 
+def test_a_full_window_is_counted_whatever_the_clock_reads_below_a_millisecond(
+    world: World,
+) -> None:
+    """`now` of x.1686 is not asked as x.169 (a step after now, dropped): 6 steps of a 5 s window at 1 s."""
+    from bisector.guard.evaluate import evaluate_check
+    from bisector.guard.prometheus import Prometheus
+
+    guard = load_config(world.demo.repo).guard
+    assert guard is not None
+    check = next(c for c in guard.checks if c.name == "p99_latency")
+    prom = Prometheus(guard.prometheus, guard.timeout)
+    world.prom.wait_for_samples("svc_latency_seconds", 8)
+    second = float(int(time.time()) - 1)  # its whole window scraped already
+    for fraction in (0.1686, 0.1684, 0.9996, 0.0):
+        outcome = evaluate_check(prom, guard, check, second + fraction)
+        assert (outcome.state, outcome.samples) == ("ok", 6), (fraction, outcome)
+
+
 def test_rollback_whose_health_check_fails_puts_the_previous_set_back_and_pauses(
     world: World,
 ) -> None:

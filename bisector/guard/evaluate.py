@@ -6,6 +6,7 @@ modules; a query that fails makes that check blind and nothing else.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,7 +38,18 @@ class CheckOutcome:
         }
 
 
+def query_time(now: float) -> float:
+    """`now` down to whole milliseconds, the resolution Prometheus keeps a query's times at.
+
+    The adapter writes times with 3 decimals, so an `end` of 12.3456 is asked as 12.346:
+    the newest step came back *after* `now` and was not counted, and a held breach waited
+    (seconds, until the clock's phase moved) for a window it could not fill.
+    """
+    return math.floor(now * 1000) / 1000
+
+
 def evaluate_check(prom: Prometheus, guard: Guard, check: GuardCheck, now: float) -> CheckOutcome:
+    now = query_time(now)
     result = prom.range(check.query, now - check.for_, now, guard.interval)
     if isinstance(result, Blind):
         return CheckOutcome(check.name, CheckState.BLIND.value, None, result.reason)
@@ -66,6 +78,7 @@ def evaluate_canary(prom: Prometheus, cfg: Config, now: float) -> CheckOutcome |
     if guard is None or guard.canary is None:
         return None
     canary = guard.canary
+    now = query_time(now)
     start = now - canary.window
     base = _values(prom, canary.baseline, start, now, guard.interval)
     can = _values(prom, canary.canary, start, now, guard.interval)
