@@ -174,8 +174,9 @@ def run_bisection(
     with parts.open_vcs(repo_path) as git:
         good, bad = git.resolve(req.good), git.resolve(req.bad)
         git.check_range(good, bad)
-        rollback_in = repo_path if req.rollback else None  # its target is checked now too
-        for warning in preflight(git, cfg, builder_name, good, bad, rollback_in=rollback_in):
+        roll = repo_path if req.rollback else None  # its target is checked now too
+        refs = (req.good, req.bad)  # named by errors (the benchmark's files at each)
+        for warning in preflight(git, cfg, builder_name, good, bad, rollback_in=roll, refs=refs):
             progress(Warned(warning))  # before anything is written
         store = repo_path / cfg.snapshots.store
         snap_api.take(repo_path, cfg, [req.good, req.bad])  # reused when stored

@@ -20,6 +20,7 @@ from packaging.version import InvalidVersion, Version
 from bisector.builders.local import current_packages
 from bisector.config import Config
 from bisector.core.types import Commit
+from bisector.engine.benchfiles import check_benchmark_files, endpoint_label
 from bisector.engine.reference import check_reference
 from bisector.errors import ConfigError, RollbackError
 from bisector.gitrepo import GitRepo
@@ -40,15 +41,26 @@ def preflight(
     bad: Commit,
     *,
     rollback_in: Path | None = None,
+    refs: tuple[str, str] | None = None,
 ) -> list[str]:
     """Warnings to say before measuring (`warning:` lines).
 
     `rollback_in`: the repository whose `rollback.target` `run --rollback` writes once
     the run is `found`; the target is checked now, not after the whole bisection.
+    `refs`: the endpoints as the user named them, for messages.
 
-    :raises BisectorError: a setting this builder cannot honour (`check_reference`), or
-        `run --rollback` without a target it may write (`check_run_rollback`).
+    :raises BisectorError: a file of the working tree the benchmark names is missing at
+        an endpoint, where every builder runs it in the commit's checkout
+        (`check_benchmark_files`); a setting this builder cannot honour
+        (`check_reference`); `run --rollback` without a target it may write
+        (`check_run_rollback`).
     """
+    good_ref, bad_ref = refs if refs is not None else (good.short, bad.short)
+    endpoints = [
+        (endpoint_label("good", good_ref, good), good),
+        (endpoint_label("bad", bad_ref, bad), bad),
+    ]
+    check_benchmark_files(git, cfg.benchmark.command, endpoints)
     check_reference(cfg.benchmark.reference, builder_name)
     if rollback_in is not None:
         check_run_rollback(rollback_in, cfg)

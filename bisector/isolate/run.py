@@ -23,6 +23,7 @@ from bisector.config import Config, load_config
 from bisector.core.types import Commit, MetricRule
 from bisector.document import Culprit, Dependency, Verification
 from bisector.document import Isolation as IsolationSection
+from bisector.engine.benchfiles import check_benchmark_files
 from bisector.engine.benchkey import bench_key
 from bisector.engine.measure import Measurer
 from bisector.errors import ConfigError
@@ -176,7 +177,8 @@ def isolate_files(
     require_here(cfg.environment.builder)  # its trials run here: no daemon is said now
 
     with GitRepo(repo_path) as git:
-        head = git.resolve("HEAD")
+        head = git.resolve("HEAD")  # measured in checkouts of it: the benchmark must be there
+        check_benchmark_files(git, cfg.benchmark.command, [(f"HEAD ({head.short})", head)])
         store = repo_path / cfg.snapshots.store
         digest = hashlib.sha256(
             repr((sorted(good.items()), sorted(bad.items()))).encode()
