@@ -161,8 +161,11 @@ def config_schema() -> int:
 
 
 def config_check(repo: RepoOpt = Path("."), config: ConfigOpt = None) -> int:
-    """Validate bisector.yaml."""
+    """Validate bisector.yaml (and that HEAD has the files the benchmark names)."""
     from bisector.config import find_config, load_config
+    from bisector.engine.benchfiles import uncommitted_warnings
+    from bisector.errors import GitError
+    from bisector.gitrepo import GitRepo
     from rollback.entry import resolve_target
 
     cfg = load_config(repo, config, warn=False)
@@ -170,7 +173,13 @@ def config_check(repo: RepoOpt = Path("."), config: ConfigOpt = None) -> int:
     # not first in an emergency `rollback` or after a whole `run --rollback`.
     resolve_target(repo, cfg, None)
     console = stderr_console()
-    for warning in cfg.warnings():
+    warnings = list(cfg.warnings())
+    try:
+        with GitRepo(repo.resolve()) as git:
+            warnings += uncommitted_warnings(git, cfg.benchmark.command)
+    except GitError:  # not a repository, or no commit yet: the YAML alone is checked
+        pass
+    for warning in warnings:
         console.print(f"warning: {warning}")
     console.print(f"{find_config(repo, config)}: ok")
     return 0
