@@ -52,6 +52,14 @@ def init(
     found = result.detected
     for path in result.written:
         console.print(f"wrote {path}")
+    if result.ignored is not None:
+        gitignore, line = result.ignored
+        console.print(f"added {line} (the store) to {gitignore}")
+    if result.template is not None:
+        console.print(
+            f"note: commit {result.template} before bisecting: each commit is measured in its "
+            "own checkout, so both endpoints must have it (`bisector run` refuses otherwise)"
+        )
     console.print(
         f"  dependency files: {', '.join(found.dependency_files) or 'none'}; "
         f"config globs: {', '.join(found.config_globs) or 'none'}; "

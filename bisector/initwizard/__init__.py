@@ -1,7 +1,7 @@
 """`bisector init`: a commented `bisector.yaml` (and a benchmark template) for a repository.
 
 It looks at what is tracked at HEAD (`detect`), renders the config (`render`) and writes
-it with the template `--bench` asked for. It never overwrites a file without `force`,
+it with the template `--bench` asked for, and the store's line in `.gitignore`. It never overwrites a file without `force`,
 and checks everything before writing anything, so a refusal changes nothing on disk.
 """
 
@@ -14,6 +14,7 @@ from bisector.config import parse_config
 from bisector.errors import BisectorError
 from bisector.gitrepo import GitRepo
 from bisector.initwizard.detect import Detected, detect
+from bisector.initwizard.gitignore import GITIGNORE, with_store_ignored
 from bisector.initwizard.render import BenchKind, render_config
 from bisector.initwizard.templates import (
     HARNESS_FACTORY,
@@ -30,6 +31,8 @@ __all__ = ["BenchKind", "Detected", "InitResult", "init_repository"]
 class InitResult:
     detected: Detected
     written: tuple[Path, ...]  # in the order written; the config last
+    template: Path | None = None  # the benchmark template: to be committed before a run
+    ignored: tuple[Path, str] | None = None  # the .gitignore and the line added to it
 
 
 def _template(bench: BenchKind | None) -> tuple[str, str] | None:
@@ -67,15 +70,18 @@ def init_repository(
     if template is not None:
         files.append((root / template[0], template[1]))
     text = render_config(found, bench)
-    parse_config(text, str(config_path))  # a bug here must not leave an invalid file behind
+    cfg = parse_config(text, str(config_path))  # a bug must not leave an invalid file behind
     files.append((config_path, text))
     existing = [path for path, _ in files if path.exists()]
+    ignore = with_store_ignored(root, cfg.snapshots.store)  # kept: existing lines, once
     if existing and not force:
         names = ", ".join(str(p) for p in existing)
         raise BisectorError(
             f"{names} already exist{'s' if len(existing) == 1 else ''}; not overwriting",
             hint="pass --force to replace it (your edits would be lost), or edit it by hand",
         )
+    if ignore is not None:
+        files.insert(-1, (root / GITIGNORE, ignore[0]))  # the config is still written last
     for folder in dict.fromkeys(path.parent for path, _ in files):
         if not folder.is_dir():
             raise BisectorError(
@@ -83,5 +89,11 @@ def init_repository(
             )
         _check_writable(folder)
     for path, content in files:
-        atomic_write_bytes(path, content.encode("utf-8"))
-    return InitResult(found, tuple(path for path, _ in files))
+        atomic_write_bytes(path, content.encode("utf-8", "surrogateescape"))
+    gitignore = root / GITIGNORE
+    return InitResult(
+        found,
+        tuple(path for path, _ in files if path != gitignore),
+        template=None if template is None else root / template[0],
+        ignored=None if ignore is None else (gitignore, ignore[1]),
+    )

@@ -33,7 +33,7 @@ def benchmark_command(found: Detected, bench: BenchKind | None) -> list[str]:
 def _header(found: Detected) -> list[str]:
     lines = [
         "# bisector.yaml, written by `bisector init`; every key: docs/config.md.",
-        "# `bisector config check` validates it; add the store (.bisector/) to .gitignore.",
+        "# `bisector config check` validates it; the store (.bisector/) belongs in .gitignore.",
     ]
     tags = found.release_tags
     if tags:
