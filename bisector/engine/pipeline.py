@@ -175,8 +175,8 @@ def run_bisection(
         good, bad = git.resolve(req.good), git.resolve(req.bad)
         git.check_range(good, bad)
         roll = repo_path if req.rollback else None  # its target is checked now too
-        refs = (req.good, req.bad)  # named by errors (the benchmark's files at each)
-        for warning in preflight(git, cfg, builder_name, good, bad, rollback_in=roll, refs=refs):
+        named = (req.good, req.bad)  # as errors name them (the benchmark's files at each)
+        for warning in preflight(git, cfg, builder_name, good, bad, rollback_in=roll, refs=named):
             progress(Warned(warning))  # before anything is written
         store = repo_path / cfg.snapshots.store
         snap_api.take(repo_path, cfg, [req.good, req.bad])  # reused when stored
