@@ -1,8 +1,9 @@
 """`bisector init`: a commented `bisector.yaml` (and a benchmark template) for a repository.
 
 It looks at what is tracked at HEAD (`detect`), renders the config (`render`) and writes
-it with the template `--bench` asked for, and the store's line in `.gitignore`. It never overwrites a file without `force`,
-and checks everything before writing anything, so a refusal changes nothing on disk.
+it with the template `--bench` asked for, and the store's line in `.gitignore`. It never
+overwrites a file without `force`, and checks everything before writing anything, so a
+refusal changes nothing on disk.
 """
 
 from __future__ import annotations
