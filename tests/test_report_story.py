@@ -80,7 +80,7 @@ def test_progress_never_passes_its_estimate_nor_says_eta_0s() -> None:
     assert not any("ETA 0s" in line for line in lines), lines
     progress(RangeNarrowed(8, "commits"))  # a part of a split range: no estimate again
     progress(ProbeStarted("fine", "0000000010", "a subject"))
-    assert buf.getvalue().splitlines()[-1].startswith("[step 10] fine:")
+    assert buf.getvalue().splitlines()[-1].startswith("[step 10] commit:")
 
 
 def test_progress_says_a_split_commit_lies_between_the_ends() -> None:
@@ -161,7 +161,7 @@ def test_stderr_lines_from_threads_never_mix() -> None:
 
     def progress() -> None:
         for i in range(300):
-            for piece in ("[step ", str(i), "] fine: ", "0123456789", " subject", "\n"):
+            for piece in ("[step ", str(i), "] commit: ", "0123456789", " subject", "\n"):
                 lines.write(piece)
                 time.sleep(0)  # a writer doing I/O between pieces lets the other thread in
 
@@ -182,6 +182,6 @@ def test_stderr_lines_from_threads_never_mix() -> None:
         sys.setswitchinterval(interval)
     written = target.getvalue().splitlines()
     assert len(written) == 600
-    step = re.compile(r"\[step \d+\] fine: 0123456789 subject")
+    step = re.compile(r"\[step \d+\] commit: 0123456789 subject")
     log = re.compile(r"2026-12-04T00:00:00Z \[info     \] environment built key=venv-\d+")
     assert all(step.fullmatch(w) or log.fullmatch(w) for w in written), written

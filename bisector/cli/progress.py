@@ -21,6 +21,11 @@ from bisector.ports import (
 )
 
 
+# The search's phases in words a reader takes for what is measured, not for a verdict
+# ("fine: a2efa3dcb9" read as "a2efa3dcb9 is fine"); other phases are shown as they are.
+_PHASE_SHOWN = {"coarse": "release tag", "fine": "commit"}
+
+
 class ConsoleProgress:
     def __init__(self, console: Any, expected_steps: int | None = None) -> None:
         self._console = console
@@ -65,7 +70,8 @@ class ConsoleProgress:
         elif isinstance(event, ProbeStarted):
             self.step += 1
             self._print(
-                f"{self.step_label()} {event.phase}: {event.commit} {event.subject[:60]}{self.eta()}"
+                f"{self.step_label()} {_PHASE_SHOWN.get(event.phase, event.phase)}: "
+                f"{event.commit} {event.subject[:60]}{self.eta()}"
             )
         elif isinstance(event, VerdictReached):
             med = f"{event.median:.3f}" if isinstance(event.median, float) else "–"
