@@ -101,7 +101,10 @@ def test_human_output_off_a_terminal_is_not_wrapped(
     doc, err = runs[0]
     assert f"report: {doc['report']}  (run {doc['run_id']})\n" in err
     steps = [line for line in err.splitlines() if line.startswith("[step ")]
-    assert steps and all(re.match(r"\[step \d+(/~\d+)?\] \w+: [0-9a-f]{10} ", s) for s in steps)
+    assert steps and all(
+        re.match(r"\[step \d+(/~\d+)?\] (commit|release tag|verify): [0-9a-f]{10} ", s)
+        for s in steps
+    )
     culprit = doc["culprit"]["subject"]
     assert any(line.startswith("culprit: ") and culprit in line for line in err.splitlines())
 
