@@ -148,6 +148,19 @@ HIDDEN_STEP = NoiseModel(
 )
 
 
+#: Two steps whose middle level lies in the good end's third (+10%, then +40% more: the
+#: middle is 18% of the way): the one-step search places the commits between them with
+#: the good end, and only the check beside a verified culprit (`core.residual`) finds the
+#: first step (QA, 2026-12-05: a +80% step missed with exit 0).
+UNEVEN_STEPS = NoiseModel(
+    "uneven-steps",
+    "3% process offsets; a +10% step, then a +40% one (the middle in the good end's third)",
+    within=0.005,
+    between=0.03,
+    steps=(0.10, 0.40),
+)
+
+
 def null_of(model: NoiseModel) -> NoiseModel:
     """The model's noise over a range with no step at all (`null:<name>`)."""
     return replace(model, name=f"null:{model.name}", description=f"{model.name}, no step", steps=())
@@ -156,7 +169,9 @@ def null_of(model: NoiseModel) -> NoiseModel:
 #: A true null under each noise model (the no-regression control is one already).
 NULL_MODELS: tuple[NoiseModel, ...] = tuple(null_of(m) for m in MODELS if m.steps)
 
-MODEL_BY_NAME: Mapping[str, NoiseModel] = {m.name: m for m in (*MODELS, HIDDEN_STEP, *NULL_MODELS)}
+MODEL_BY_NAME: Mapping[str, NoiseModel] = {
+    m.name: m for m in (*MODELS, HIDDEN_STEP, UNEVEN_STEPS, *NULL_MODELS)
+}
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,12 @@ class Outcome:
     wrong_exit0_today: bool  # a wrong culprit the pipeline would have named with exit 0
     trials: int
     by_phase: tuple[tuple[str, int], ...]
+    complete: bool = True  # every true step is among the named culprits and suspect
+
+    @property
+    def missed_exit0(self) -> bool:
+        """Exit 0 with a true step not named (a range with several steps)."""
+        return self.status is Status.FOUND and not self.complete
 
     @property
     def wrong_exit0(self) -> bool:
@@ -125,6 +131,7 @@ def simulate_once(
         wrong_today,
         probe.taken,
         tuple(sorted(probe.by_phase.items())),
+        complete=set(positions) <= set(named),
     )
 
 

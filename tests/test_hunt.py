@@ -123,6 +123,35 @@ def test_two_steps_are_both_found_each_with_its_share() -> None:
     assert result.culprit is not None and result.culprit.index in (6, 15)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_a_first_step_near_the_good_end_is_found_beside_the_second(seed: int) -> None:
+    """+80% at 6, then 40/18 at 15: the commits at 18 lie in the good end's third, the
+    search places them good and 15 verifies against its parent; the check beside it
+    (`core.residual`) still names 6, so exit 0 never hides a step of +80%."""
+    from bisector.core import residual
+
+    probe = FakeProbe(steps_at((6, 1.8), (15, 40 / 18)), seed=seed)
+    result = run(probe)
+    assert result.status is Status.FOUND
+    assert [f.index for f in result.culprits] == [6, 15]
+    assert all(f.verified for f in result.culprits)
+    assert residual.CHECK_BESIDE  # ...and without it, the first step is missed:
+    residual.CHECK_BESIDE = False
+    try:
+        without = run(FakeProbe(steps_at((6, 1.8), (15, 40 / 18)), seed=seed))
+    finally:
+        residual.CHECK_BESIDE = True
+    assert [f.index for f in without.culprits] == [15]
+
+
+def test_a_lone_step_is_not_split_by_the_check_beside_it() -> None:
+    """One +30% step: nothing beside the verified culprit differs from its end; one culprit."""
+    result = run(FakeProbe(steps_at((9, 1.3))))
+    assert result.status is Status.FOUND
+    assert [f.index for f in result.culprits] == [9]
+    assert not any(s.phase == "split" for s in result.steps)
+
+
 @pytest.mark.parametrize("rule", ["pinpoint", "sequential"])
 def test_effect_in_the_wrong_direction_is_never_a_culprit(rule: CandidateRule) -> None:
     """A candidate that measures faster than its parent on re-measurement is a suspect, exit 4.

@@ -67,6 +67,33 @@ def test_two_regression_steps_are_both_named_and_verified(
 
 
 @pytest.mark.slow
+def test_a_first_step_near_the_good_end_is_named_too(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path
+) -> None:
+    """+30% at one commit, then 2.5x later: the commits between sit 13% of the way from
+    good to bad, where the search places them good. Both culprits, or no exit 0 (QA: the
+    first step was missed with exit 0 before `core.residual`)."""
+    sample = make_sample(
+        n_commits=20,
+        culprit=6,
+        slowdown=0.3,
+        second_step=15,
+        second_slowdown=1.5,
+        noise=0.03,
+        seed_file=str(tmp_path / "seed"),
+    )
+    done = run_cli(
+        "run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path)
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert [c["commit"] for c in doc["culprits"]] == [sample.culprit, sample.second_culprit]
+    assert all(c["verified"] for c in doc["culprits"])
+    assert doc["culprit"]["commit"] == sample.second_culprit  # the largest
+    assert "between the ends (a second regression step)" in done.stderr
+
+
+@pytest.mark.slow
 def test_effect_in_the_wrong_direction_is_never_a_culprit(
     make_sample: Callable[..., SampleRepo], tmp_path: Path
 ) -> None:

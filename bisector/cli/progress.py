@@ -20,7 +20,6 @@ from bisector.ports import (
     Warned,
 )
 
-
 # The search's phases in words a reader takes for what is measured, not for a verdict
 # ("fine: a2efa3dcb9" read as "a2efa3dcb9 is fine"); other phases are shown as they are.
 _PHASE_SHOWN = {"coarse": "release tag", "fine": "commit"}

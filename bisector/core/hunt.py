@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 from bisector.core import judge, noise, nullcheck
 from bisector.core.outcome import HuntResult, HuntStep, Part, conclude
 from bisector.core.partsearch import search_on, search_part, standing
+from bisector.core.residual import residual_parts
 from bisector.core.sampling import CandidateRule, Sampler
 from bisector.core.search import CoarseFine
 from bisector.core.stats import median
@@ -251,6 +252,8 @@ class _Hunter:
                 parts_again = self.bisect(*part.ends, [])
             else:
                 founds.append(found)
+                if found.verified:  # a second step beside it that the search placed wrong
+                    queue += residual_parts(self, part.ends, found.index)
                 continue
             again, still_open = self._settle(parts_again, reproduction)
             if any(f.verified for f in again):

@@ -78,7 +78,7 @@ def conclude(
     """The hunt's result from its verified parts and its open ones: FOUND only when every
     part ended in a verified culprit; the range is the first open part's, else the
     suspect's, else the largest culprit's."""
-    culprits = tuple(f for f in founds if f.verified)
+    culprits = tuple(sorted((f for f in founds if f.verified), key=lambda f: f.index))
     unverified = [f for f in founds if not f.verified]
     suspect = (
         max(unverified, key=lambda f: f.share if f.share is not None else -1.0)
@@ -91,7 +91,7 @@ def conclude(
     else:
         named = suspect or max(culprits, key=lambda f: f.share or 0.0)
         lo, hi = named.index - 1, named.index
-    interior = sorted(i for p in open_parts for i in p.interior)
+    interior = sorted(i for p in open_parts for i in p.interior)  # by commit, as culprits
     return HuntResult(
         status,
         reproduction,
