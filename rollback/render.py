@@ -1,17 +1,28 @@
-"""Human-readable lines for a rollback result (the CLI prints them on stderr)."""
+"""Human-readable lines for a rollback result (the CLI prints them on stderr).
+
+The plan is what a person confirms before a rollback, and its paths, keys and values come
+from the repository: every line goes through `visible` (no terminal escape sequence, no
+bidi override reaches the terminal), and a key or value is kept on its line (`\\n`).
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from bisector.plumbing.escape import visible
 from rollback.service import RollbackResult
 
 _SIGN = {"added": "+", "removed": "-", "changed": "~"}
 
 
 def _value(v: Any) -> str:
-    return json.dumps(v, default=str) if not isinstance(v, str) else v
+    return json.dumps(v, default=str) if not isinstance(v, str) else _one_line(v)
+
+
+def _one_line(text: str) -> str:
+    """`text` on one line: a line break in a key or value cannot start a line of the plan."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 _OUTPUT_LINES = 20  # of the health check's output (itself capped when it is read)
@@ -44,7 +55,7 @@ def describe(result: RollbackResult) -> list[str]:
             # YAML's null, a value the file could hold.
             before = "(absent)" if key.kind == "added" else _value(key.before)
             after = "(absent)" if key.kind == "removed" else _value(key.after)
-            lines.append(f"      {key.key}: {before} -> {after}")
+            lines.append(f"      {_one_line(key.key)}: {before} -> {after}")
         if change.unparsed:
             lines.append("      (not parseable as YAML: keys not shown)")
     if result.plan.empty:
@@ -61,4 +72,4 @@ def describe(result: RollbackResult) -> list[str]:
     if result.paused:
         lines.append("bisector is PAUSED; lift it with `bisector resume`")
     lines.append(f"took {result.seconds:.3f}s")
-    return lines
+    return [visible(line) for line in lines]

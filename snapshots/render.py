@@ -1,4 +1,9 @@
-"""Rich renderables for snapshots and diffs (the CLI prints them on stderr)."""
+"""Rich renderables for snapshots and diffs (the CLI prints them on stderr).
+
+Subjects, tags, paths, config keys and values, package names come from the repository:
+each goes through `visible` (`_row`, `_text`), so no terminal escape sequence and no bidi
+override reaches the terminal.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from bisector.plumbing.escape import visible
 from snapshots.diff import Risk, SnapshotDiff
 from snapshots.manifest import Snapshot
 
@@ -22,13 +28,25 @@ def _value(v: Any) -> str:
     return "" if v is None else json.dumps(v) if not isinstance(v, str) else v
 
 
+def _row(table: Table, *cells: str | Text) -> None:
+    """`table.add_row` with each text cell made `visible`."""
+    table.add_row(*(_text(c) if isinstance(c, Text) else visible(c) for c in cells))
+
+
+def _text(text: str | Text, style: str = "") -> Text:
+    if isinstance(text, Text):
+        return Text(visible(text.plain), style=text.style)
+    return Text(visible(text), style=style)
+
+
 def snapshots_table(snaps: Sequence[Snapshot], title: str = "snapshots") -> Table:
     t = Table(title=title)
     for col in ("id", "commit", "tags", "date", "configs", "deps", "envs", "subject"):
         t.add_column(col)
     for s in snaps:
         m = s.manifest
-        t.add_row(
+        _row(
+            t,
             s.id[:12],
             m.commit[:10],
             ", ".join(m.tags),
@@ -43,7 +61,7 @@ def snapshots_table(snaps: Sequence[Snapshot], title: str = "snapshots") -> Tabl
 
 def snapshot_renderable(s: Snapshot) -> RenderableType:
     m = s.manifest
-    head = Text(
+    head = _text(
         f"snapshot {s.id}\ncommit   {m.commit}\ntags     {', '.join(m.tags) or '-'}\n"
         f"date     {m.date}\nsubject  {m.subject}\ntaken    {s.created}"
     )
@@ -51,13 +69,14 @@ def snapshot_renderable(s: Snapshot) -> RenderableType:
     for col in ("path", "object", "bytes", "note"):
         configs.add_column(col)
     for c in m.configs:
-        configs.add_row(c.path, c.object[:12], str(c.size), c.parse_error or "")
+        _row(configs, c.path, c.object[:12], str(c.size), c.parse_error or "")
     deps = Table(title="declared dependencies")
     for col in ("name", "specifier", "version", "source", "marker"):
         deps.add_column(col)
     for d in m.dependencies:
         name = d.name + (f"[{','.join(d.extras)}]" if d.extras else "")
-        deps.add_row(
+        _row(
+            deps,
             name,
             d.specifier,
             d.version or "",
@@ -66,31 +85,31 @@ def snapshot_renderable(s: Snapshot) -> RenderableType:
         )
     parts: list[RenderableType] = [head, configs, deps]
     for key, rec in s.environments.items():
-        env = Table(title=f"environment {key} (newest)")
+        env = Table(title=visible(f"environment {key} (newest)"))
         env.add_column("package")
         env.add_column("version")
         for p in rec.resolved:
-            env.add_row(p.name, p.version)
+            _row(env, p.name, p.version)
         facts = {k: v for k, v in rec.runtime.model_dump(exclude={"extra"}).items() if v}
         facts.update(rec.runtime.extra)
-        parts += [env, Text("runtime  " + ", ".join(f"{k}={v}" for k, v in facts.items()))]
+        parts += [env, _text("runtime  " + ", ".join(f"{k}={v}" for k, v in facts.items()))]
     if m.notes:
-        parts.append(Text("notes:\n" + "\n".join(f"  {n}" for n in m.notes)))
+        parts.append(_text("notes:\n" + "\n".join(f"  {n}" for n in m.notes)))
     return Group(*parts)
 
 
 def diff_renderable(d: SnapshotDiff) -> RenderableType:
     title = f"{d.a.ref} ({d.a.commit[:10]}) -> {d.b.ref} ({d.b.commit[:10]})"
     if d.empty:
-        return Text(f"{title}: no config or dependency changes")
-    parts: list[RenderableType] = [Text(title, style="bold")]
+        return _text(f"{title}: no config or dependency changes")
+    parts: list[RenderableType] = [_text(title, style="bold")]
     if d.configs:
         t = Table(title="config changes")
         for col in ("file", "key", "change", "old", "new", "risk"):
             t.add_column(col, overflow="fold")
         for c in d.configs:
             new = _value(c.new) + (f"  ({c.note})" if c.note else "")
-            t.add_row(c.file, c.key or "(file)", c.change, _value(c.old), new, c.risk.value)
+            _row(t, c.file, c.key or "(file)", c.change, _value(c.old), new, c.risk.value)
         parts.append(t)
     for label, changes in (
         ("packages (declared)", d.packages),
@@ -103,7 +122,8 @@ def diff_renderable(d: SnapshotDiff) -> RenderableType:
             t.add_column(col)
         for p in changes:
             name = f"{p.name} [{p.env}]" if p.env else p.name
-            t.add_row(
+            _row(
+                t,
                 name,
                 p.change,
                 p.old or "",
@@ -116,7 +136,8 @@ def diff_renderable(d: SnapshotDiff) -> RenderableType:
         for col in ("env", "fact", "from", "to", "risk"):
             t.add_column(col)
         for r in d.runtime:
-            t.add_row(
+            _row(
+                t,
                 r.env,
                 r.fact,
                 r.old or "",

@@ -1,7 +1,9 @@
 """Human progress on stderr: step k of about n, the candidate, trials, an ETA.
 
 A `Progress` (bisector.ports): the pipeline hands it typed events and stays free of
-rendering; tests pass their own or none.
+rendering; tests pass their own or none. Every line goes through `visible`: a subject, a
+tag or a warning quoting the repository must not send a terminal escape sequence or a
+bidi override to the terminal.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import math
 import time
 from typing import Any
 
+from bisector.plumbing.escape import visible
 from bisector.ports import (
     ProbeStarted,
     ProgressEvent,
@@ -35,7 +38,7 @@ class ConsoleProgress:
 
     def _print(self, text: str) -> None:
         # markup off: "[step 1/~5]" and commit subjects are text, not rich markup
-        self._console.print(text, markup=False, highlight=False)
+        self._console.print(visible(text), markup=False, highlight=False)
 
     def set_range(self, n_candidates: int) -> None:
         if self.expected and self.step > self.expected:

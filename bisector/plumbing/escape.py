@@ -6,23 +6,42 @@ pings everyone and `<https://evil|docs>` is a disguised link; in a Markdown repo
 keep the text readable and only take the meaning out of the characters. Control
 characters (an ESC that starts a terminal escape sequence, a carriage return that hides
 what came before it) are shown as `\\x1b`, not sent: a report or an alert is read in a
-terminal too (`cat report.md`).
+terminal too (`cat report.md`). So are Unicode format characters, shown as `\\u202e`
+(as Python's `repr` shows them): a RIGHT-TO-LEFT OVERRIDE makes `fix\\u202etxt.exe` read
+as `fixexe.txt`, and zero-width ones hide text.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 __all__ = ["markdown_code", "markdown_text", "slack_text", "visible"]
 
-# C0 controls but tab, DEL and the C1 controls (U+0080-U+009F: a terminal reads U+009B as
-# an escape sequence's start, like ESC [).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Candidates: anything but tab, newline and printable ASCII; `_shown` decides.
+_SUSPECT = re.compile(r"[^\t\n\x20-\x7e]")
+# Format characters that are kept: the zero-width (non-)joiners shape emoji sequences and
+# many scripts, and reorder nothing.
+_KEPT_FORMAT = frozenset("\u200c\u200d")
+
+
+def _shown(ch: str) -> str:
+    code = ord(ch)
+    # C0 controls, DEL and the C1 controls (U+0080-U+009F: a terminal reads U+009B as an
+    # escape sequence's start, like ESC [).
+    if code < 0x20 or 0x7F <= code <= 0x9F:
+        return f"\\x{code:02x}"
+    # Format characters (Cf): the bidi controls U+200E/F, U+202A-U+202E, U+2066-U+2069,
+    # U+061C, zero-width ones, the BOM, tag characters.
+    if unicodedata.category(ch) == "Cf" and ch not in _KEPT_FORMAT:
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    return ch
 
 
 def visible(text: str) -> str:
-    """`text` with every control character but tab and newline written out as `\\xNN`."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """`text` with every control character but tab and newline written out as `\\xNN`, and
+    every Unicode format character (bidi overrides, zero-width ones) as `\\uNNNN`."""
+    return _SUSPECT.sub(lambda m: _shown(m.group()), text)
 
 
 def slack_text(text: str) -> str:

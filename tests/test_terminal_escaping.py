@@ -1,0 +1,99 @@
+"""Repository text reaches the terminal inert: no ESC, BEL or bidi override from a commit
+subject, a config key or value, on any human output path (progress, `snapshot diff`, the
+rollback plan, the Markdown report)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from bisector.cli.progress import ConsoleProgress
+from bisector.core.types import Verdict
+from bisector.document import RunDocument
+from bisector.plumbing.escape import visible
+from bisector.ports import ProbeStarted, VerdictReached, Warned
+from bisector.report.files import render_markdown
+from bisector.testing.gitutil import commit, make_repo
+from tests.rollback_support import run_cli
+from tests.test_document import found
+
+TITLE = "\x1b]0;PWNED\x07"  # sets the terminal's title
+CLEAR = "\x1b[2J"  # clears the screen
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE
+
+
+def _assert_inert(out: str) -> None:
+    assert "\x1b" not in out and "\x07" not in out and RLO not in out, out
+
+
+def test_visible_writes_controls_and_format_characters_out() -> None:
+    """Controls as `\\xNN`, format characters (bidi, zero-width) as `\\uNNNN`; text kept."""
+    assert visible(f"a{TITLE}b") == "a\\x1b]0;PWNED\\x07b"
+    assert visible(f"x{RLO}y\u2066z\u200e\u200b\ufeff") == "x\\u202ey\\u2066z\\u200e\\u200b\\ufeff"
+    assert visible("\U000e0041") == "\\U000e0041"  # a tag character
+    assert visible("ünï 中文 👩\u200d💻\ttab\n") == "ünï 中文 👩\u200d💻\ttab\n"
+
+
+def test_progress_lines_escape_subjects_labels_and_warnings() -> None:
+    """`[step k/~n] commit: <sha> <subject>` shows a hostile subject written out."""
+    buf = io.StringIO()
+    progress = ConsoleProgress(Console(file=buf, width=300))
+    progress(ProbeStarted("fine", "a1b2c3d4e5", f"bad {TITLE} x{RLO}y{CLEAR}"))
+    progress(VerdictReached("fine", "b" * 40, f"v2{RLO}", Verdict.BAD, 3, 1.0))
+    progress(Warned(f"subject {TITLE} quoted"))
+    out = buf.getvalue()
+    _assert_inert(out)
+    step, verdict, warned = out.splitlines()
+    assert step.startswith("[step 1] commit: a1b2c3d4e5 bad \\x1b]0;PWNED\\x07 x\\u202ey\\x1b[2J")
+    assert verdict.startswith("    v2\\u202e: bad after 3 trials")
+    assert warned == "warning: subject \\x1b]0;PWNED\\x07 quoted"
+
+
+def _hostile_repo(base: Path) -> Path:
+    """Tags v1 and v2 whose configs/serving.yaml differ in a hostile key and value (YAML
+    refuses a raw ESC, but writes one from `\\e` in double quotes)."""
+    repo = make_repo(base / "repo")
+    key = '"evil\\e]0;PWNED\\a\\u202ekey"'
+    commit(repo, {"configs/serving.yaml": f"{key}: 1\nplain: a\n"}, "v1", "v1")
+    value = '"x\\e[2J\\u202ey"'
+    commit(repo, {"configs/serving.yaml": f"{key}: 2\nplain: {value}\n"}, "v2", "v2")
+    (repo / "bisector.yaml").write_text(
+        "benchmark:\n  command: [python, bench.py]\n"
+        "metrics:\n  latency_ms: {direction: lower}\n"
+        f"rollback:\n  target: {base / 'srv' / 'configs'}\n"
+    )
+    return repo
+
+
+@pytest.fixture(scope="module")
+def hostile_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _hostile_repo(tmp_path_factory.mktemp("hostile"))
+
+
+def test_snapshot_diff_escapes_config_keys_and_values(hostile_repo: Path) -> None:
+    done = run_cli("snapshot", "diff", "v1", "v2", cwd=hostile_repo, env={"COLUMNS": "300"})
+    assert done.returncode == 0, done.stderr
+    _assert_inert(done.stdout + done.stderr)
+    assert "evil\\x1b\\]0;PWNED\\x07\\u202ekey" in done.stderr
+    assert "x\\x1b[2J\\u202ey" in done.stderr
+
+
+def test_the_rollback_plan_escapes_config_keys_and_values(hostile_repo: Path) -> None:
+    """The plan a person confirms before a rollback shows hostile text written out."""
+    done = run_cli("rollback", "--to", "v2", "--dry-run", cwd=hostile_repo)
+    assert done.returncode == 0, done.stderr
+    _assert_inert(done.stdout + done.stderr)
+    assert "plan (dry run, nothing changed)" in done.stderr
+    assert "evil\\x1b\\]0;PWNED\\x07\\u202ekey: (absent) -> 2" in done.stderr
+    assert "plain: (absent) -> x\\x1b[2J\\u202ey" in done.stderr
+
+
+def test_the_markdown_report_writes_a_bidi_override_out_like_the_culprit_line() -> None:
+    data = found()
+    data["culprit"]["subject"] = f"fix{RLO}txt.exe {TITLE}"
+    md = render_markdown(RunDocument.from_json(data))
+    _assert_inert(md)
+    assert "fix\\\\u202etxt.exe" in md and "\\\\x1b\\]0;PWNED\\\\x07" in md
