@@ -37,9 +37,10 @@ _LOG_FORMAT = _FIELD.join(["%H", "%P", "%an <%ae>", "%cI", "%s"]) + _RECORD
 
 
 def _control(ch: str) -> bool:
-    """A control character: C0, DEL, C1, a line or paragraph separator, or a surrogate (a
-    byte that was not UTF-8)."""
-    return unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp")
+    """A control character: C0, DEL, C1, a line or paragraph separator, a surrogate (a
+    byte that was not UTF-8), or a format character (a bidi override such as U+202E that
+    shows `v2.2` followed by text reversed, a zero-width space)."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
 
 
 def _name_problem(name: str) -> str | None:
@@ -101,7 +102,10 @@ def validate_ref(ref: str) -> str:
             hint="pass a tag, branch or commit id, e.g. --good v2.3.1",
         )
     if any(_control(ch) for ch in ref):
-        problem: str | None = "a ref cannot contain control characters or line breaks"
+        problem: str | None = (
+            "a ref cannot contain control characters, line breaks or Unicode format "
+            "characters (bidi overrides, zero-width spaces)"
+        )
     elif len(ref) > _MAX_REF:
         problem = f"a ref is at most {_MAX_REF} characters"
     else:

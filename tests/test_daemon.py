@@ -206,11 +206,12 @@ def test_status_says_in_words_that_no_set_was_written_yet() -> None:
 
 def _odd_tags(repo: SampleRepo) -> str:
     """Tags git allows beside the releases: two that bisector takes (`v1.0,x`, `ünï`) and
-    two it refuses, as a fetch could bring them (`-rc` on the head, `-old` on v2.3.0).
-    Returns the head."""
+    three it refuses, as a fetch could bring them (`-rc` and `v2.2<U+202E>`, a bidi
+    override, on the head, `-old` on v2.3.0). Returns the head."""
     head = gitutil.git(repo.path, "rev-parse", "HEAD")
     gitutil.git(repo.path, "tag", "v1.0,x")
     gitutil.git(repo.path, "tag", "ünï")
+    gitutil.git(repo.path, "tag", "v2.2\u202e")
     gitutil.git(repo.path, "update-ref", "refs/tags/-rc", "HEAD")
     gitutil.git(repo.path, "update-ref", "refs/tags/-old", f"{repo.tags['v2.3.0']}")
     return head
@@ -228,7 +229,8 @@ def test_a_tag_bisector_refuses_is_skipped_and_the_cycle_completes(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     skipped = [e for e in events if e["event"] == "daemon.tag_skipped"]
-    assert sorted(e["tag"] for e in skipped) == ["-old", "-rc"], done.stderr
+    assert sorted(e["tag"] for e in skipped) == ["-old", "-rc", "v2.2\u202e"], done.stderr
+    assert "\u202e" not in done.stderr  # JSON lines write it out
     assert [e["outcome"] for e in events if e["event"] == "daemon.cycle.end"] == ["up_to_date"]
     assert not [e for e in events if e["event"] == "daemon.cycle.error"], done.stderr
     with DaemonState(repo.path / ".bisector") as state:

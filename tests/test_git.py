@@ -27,6 +27,11 @@ REFUSED = [
     "x\r",
     "x\x1b[31m",
     "x\u2028y",
+    "v2.2\u202e",  # RIGHT-TO-LEFT OVERRIDE: format characters (Cf) too
+    "x\u2066y",
+    "x\u200ey",
+    "x\u200by",
+    "x\ufeff",
     "foo.lock",
     "v1/foo.lock/x",
     "@{",
@@ -94,12 +99,12 @@ def test_ordinary_refs_pass(ref: str) -> None:
     assert validate_ref(ref) == ref
 
 
-# Names (no rev suffix, no leading '-', no control character) on which bisector and
+# Names (no rev suffix, no leading '-', no control or format character) on which bisector and
 # `git check-ref-format --allow-onelevel` must agree.
 NAMES = [
     *["v1.0,x", "ünï", "a.b", "a/b/c", "x.y.lock", "x.lock", "a/x.lock/b", ".a", "a/.b"],
     *["a.", "a/", "/a", "a//b", "a..b", "a b", "a?", "a*", "a[", "a\\b", "@", "a@{b"],
-    *["a@b", "{}", "a{b}", "é/ü", "\u200b", "x;rm", "$(id)", "<script>", "a'b", 'a"b'],
+    *["a@b", "{}", "a{b}", "é/ü", "x;rm", "$(id)", "<script>", "a'b", 'a"b'],
 ]
 
 
@@ -137,6 +142,23 @@ def test_tags_with_a_comma_or_non_ascii_letters_resolve(
         assert shown.returncode == 0, shown.stderr
         snap = json.loads(shown.stdout)
         assert snap["commit"] == head and tag in snap["tags"]
+
+
+def test_a_tag_with_a_bidi_override_is_refused_like_a_control_character(
+    make_sample: Callable[..., SampleRepo],
+) -> None:
+    """git allows the tag `v2.2<U+202E>`; `snapshot show` of it is one `error:` line, exit 2,
+    which writes the character out."""
+    sample = make_sample(n_commits=4, culprit=2)
+    gitutil.git(sample.path, "tag", "v2.2\u202e")
+    done = run_cli("snapshot", "show", "v2.2\u202e", "--repo", str(sample.path))
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: invalid ref 'v2.2\\u202e': a ref cannot contain control characters, line "
+        "breaks or Unicode format characters (bidi overrides, zero-width spaces)"
+    ], done.stderr
+    assert "\u202e" not in done.stderr
 
 
 def test_an_empty_good_ref_says_it_is_empty(make_sample: Callable[..., SampleRepo]) -> None:
