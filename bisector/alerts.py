@@ -2,11 +2,14 @@
 
 Shared by rollback and the daemon. The webhook URL is a secret (Slack's carries the
 token in its path), so it is never logged or put in an error message: events name the
-alert by its index in `daemon.alerts` only.
+alert by its index in `daemon.alerts` only. Credentials in the URL
+(`https://user:token@host/hook`) are sent as HTTP basic auth: urllib cannot open a URL
+with userinfo, so they are taken out of it and put in an `Authorization` header.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.error
@@ -59,12 +62,29 @@ Poster = Callable[[str, bytes, float], int]
 
 
 def _post(url: str, body: bytes, timeout: float) -> int:
+    url, authorization = split_userinfo(url)
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json"}
     )
+    if authorization is not None:
+        # Not sent on to wherever a redirect points.
+        request.add_unredirected_header("Authorization", authorization)
     with urllib.request.urlopen(request, timeout=timeout) as response:
         status: int = response.status
         return status
+
+
+def split_userinfo(url: str) -> tuple[str, str | None]:
+    """`url` without its `user:password@`, and those as a basic `Authorization` value
+    (user and password percent-decoded); `(url, None)` for a URL without userinfo."""
+    parts = urllib.parse.urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+    token = base64.b64encode(pair.encode()).decode("ascii")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
 
 
 def _check_scheme(url: str) -> bool:

@@ -17,15 +17,17 @@ RELEASES = ("v2.3.0", "v2.3.1", "v2.4.0")
 
 
 class Webhook:
-    """A real HTTP server that records the JSON bodies POSTed to it."""
+    """A real HTTP server that records the JSON bodies POSTed to it, and their headers."""
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
+                outer.headers.append(dict(self.headers))
                 outer.bodies.append(json.loads(self.rfile.read(length)))
                 self.send_response(200)
                 self.end_headers()

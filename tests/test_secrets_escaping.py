@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from bisector.plumbing.escape import markdown_code, markdown_text, slack_text
 from bisector.report.files import render_markdown
 
 from .conftest import run_cli
+from .daemon_support import webhook
 from .test_document import found, steps_found
 
 TOKEN = "ghp_s3cr3tT0ken"
@@ -138,3 +140,26 @@ def test_daemon_remote_credentials_reach_neither_stderr_nor_the_store(tmp_path: 
     for path in (sample.path / ".bisector").rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_webhook_userinfo_is_sent_as_basic_auth_and_never_logged(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`http://user:token@host/hook`: the body arrives at the real server with
+    `Authorization: Basic` (user and password percent-decoded), and neither the alert's
+    log lines, its delivery nor its body carry the password."""
+    configure(json_lines=True)
+    password = "t0k@n:s3cr3t"  # in the URL as t0k%40n%3As3cr3t
+    with webhook() as hook:
+        url = hook.url.replace("http://", "http://bot%2Bci:t0k%40n%3As3cr3t@")
+        message = AlertMessage(text=f"alert via {url}", step="bisect", reason="r")
+        deliveries = send_alert([Alert(webhook=url, retries=0)], message)
+    assert [(d.ok, d.detail) for d in deliveries] == [(True, "HTTP 200")]
+    assert len(hook.bodies) == 1 and hook.bodies[0]["step"] == "bisect"
+    expected = base64.b64encode(f"bot+ci:{password}".encode()).decode()
+    assert hook.headers[0]["Authorization"] == f"Basic {expected}"
+    err = capsys.readouterr().err
+    assert "alert.delivery" in err
+    for leaked in ("t0k%40n", "s3cr3t", expected):
+        assert leaked not in err and leaked not in json.dumps(hook.bodies[0]), leaked
+    configure()
