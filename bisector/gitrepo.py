@@ -198,6 +198,11 @@ class GitRepo:
             raise GitError(f"git merge-base failed: {exc.status}") from exc
         return True
 
+    def topo_order(self, head: str) -> list[str]:
+        """The ids of the commits reachable from `head`, newest first: every commit before
+        its parents (`rev-list --topo-order`), whatever their dates say."""
+        return self._run("rev-list", "--topo-order", "--end-of-options", head, "--").split()
+
     def check_range(self, good: Commit, bad: Commit) -> None:
         """`good` must be a strict ancestor of `bad`."""
         if good.sha == bad.sha:

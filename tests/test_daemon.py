@@ -249,3 +249,30 @@ def test_a_refused_tag_is_never_the_last_good_nor_a_label(tmp_path: Path) -> Non
         good = initial_last_good(git, git.resolve("HEAD"))
         assert good is not None and good.ref == "v2.3.0"
         assert label_of(git, git.resolve(lone)) == lone
+
+
+def test_the_first_baseline_follows_ancestry_when_every_date_ties(tmp_path: Path) -> None:
+    """All commits and tags made within one second: v1.0, v1.1 (and `ünï` beside it, made
+    later), v2.0, a commit after it. The newest-but-one release is v1.1, not `ünï`."""
+    repo = gitutil.make_repo(tmp_path / "repo")
+    same = {"GIT_AUTHOR_DATE": "@1704067200 +0000", "GIT_COMMITTER_DATE": "@1704067200 +0000"}
+
+    def commit(name: str, *tags: str) -> None:
+        (repo / "f.txt").write_text(name)
+        gitutil.git(repo, "add", "-A", env=same)
+        gitutil.git(repo, "commit", "-q", "-m", name, env=same)
+        for tag in tags:
+            gitutil.git(repo, "tag", "-a", "-m", tag, tag, env=same)
+
+    commit("one", "v1.0")
+    commit("two", "v1.1", "ünï")
+    commit("three", "v2.0")
+    commit("four")
+    with GitRepo(repo) as git:
+        v11 = git.resolve("v1.1").sha
+        for head in ("HEAD", "v2.0"):
+            good = initial_last_good(git, git.resolve(head))
+            assert good is not None and (good.ref, good.sha) == ("v1.1", v11), head
+        good = initial_last_good(git, git.resolve("v1.1"))
+        assert good is not None and good.ref == "v1.0"
+        assert label_of(git, git.resolve("v1.1")) == "v1.1"

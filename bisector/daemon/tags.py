@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 
@@ -12,6 +13,9 @@ from bisector.log import get_logger
 from bisector.store.daemon_state import LastGood
 
 log = get_logger("bisector.daemon")
+
+# A release's name: `v2.4.0`, `2.4`, `v3.0.0-rc1`.
+_VERSION = re.compile(r"[vV]?(\d+(?:\.\d+)*)(?:[-+.][0-9A-Za-z.+-]*)?")
 
 
 def release_tags(git: GitRepo) -> list[Tag]:
@@ -34,7 +38,19 @@ def release_tags(git: GitRepo) -> list[Tag]:
 
 def label_of(git: GitRepo, commit: Commit) -> str:
     tags = [name for name in git.tags_at(commit.sha) if is_valid_ref(name)]
-    return tags[-1] if tags else commit.sha
+    return preferred(tags) if tags else commit.sha
+
+
+def _version(name: str) -> tuple[int, ...] | None:
+    m = _VERSION.fullmatch(name)
+    return None if m is None else tuple(int(part) for part in m[1].split("."))
+
+
+def preferred(names: Sequence[str]) -> str:
+    """Of several tags on one commit, the one that looks like a version (the highest),
+    else the last one."""
+    versions = [(v, n) for n in names if (v := _version(n)) is not None]
+    return max(versions)[1] if versions else names[-1]
 
 
 def initial_last_good(
@@ -42,18 +58,22 @@ def initial_last_good(
 ) -> LastGood | None:
     """The newest-but-one release tag reachable from `head` (or the only one, if not head).
 
+    Newest by ancestry (`rev-list --topo-order`), not by date: commits made within one
+    second tie on dates. "Newest-but-one" is the newest tagged commit before the newest
+    tagged one; of several tags on that commit, the one that looks like a version.
     `tags`: the usable tags (`release_tags`); listed here when not given.
     """
     listed = release_tags(git) if tags is None else tags
-    reachable = [t for t in listed if t.sha == head.sha or git.is_ancestor(t.sha, head.sha)]
-    distinct: list[tuple[str, str]] = []
-    for t in reachable:  # oldest first; one entry per commit
-        if not distinct or distinct[-1][1] != t.sha:
-            distinct.append((t.name, t.sha))
-    if len(distinct) >= 2:
-        name, sha = distinct[-2]
-    elif len(distinct) == 1 and distinct[0][1] != head.sha:
-        name, sha = distinct[0]
+    position = {sha: i for i, sha in enumerate(git.topo_order(head.sha))}  # 0: head
+    by_commit: dict[str, list[str]] = {}
+    for t in listed:  # oldest created first, so `preferred` falls back to the newest
+        if t.sha in position:
+            by_commit.setdefault(t.sha, []).append(t.name)
+    newest_first = sorted(by_commit, key=lambda sha: position[sha])
+    if len(newest_first) >= 2:
+        sha = newest_first[1]
+    elif len(newest_first) == 1 and newest_first[0] != head.sha:
+        sha = newest_first[0]
     else:
         return None
-    return LastGood(sha, name, time.time())
+    return LastGood(sha, preferred(by_commit[sha]), time.time())
