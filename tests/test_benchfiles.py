@@ -132,7 +132,8 @@ def test_isolation_on_head_refuses_an_untracked_script(tmp_path: Path) -> None:
     """`bisector deps` measures HEAD's checkouts: the script must be in HEAD."""
     repo = _repo(tmp_path, ["python", "bench.py"], {"requirements.txt": "x==1\n"})
     (repo / "bisector.yaml").write_text(
-        _config(["python", "bench.py"]) + "environment: {requirements: [requirements.txt]}\n"
+        _config(["python", "bench.py"])
+        + "environment: {builder: venv, requirements: [requirements.txt]}\n"
     )
     (repo / "bench.py").write_text(BENCH)
     (tmp_path / "good.txt").write_text("x==1\n")

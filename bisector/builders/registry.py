@@ -17,7 +17,13 @@ from bisector.config import Environment
 from bisector.errors import ConfigError
 from bisector.ports import Vcs
 
-__all__ = ["BUILDERS", "BuilderFactory", "make_builder", "require_here"]
+__all__ = [
+    "BUILDERS",
+    "BuilderFactory",
+    "isolates_dependencies",
+    "make_builder",
+    "require_here",
+]
 
 
 class BuilderFactory(Protocol):
@@ -56,6 +62,13 @@ def make_builder(
     if jobs is None:
         return factory(vcs, environment, store)
     return factory(vcs, environment, store, max_workers=max(1, jobs))
+
+
+def isolates_dependencies(name: str) -> bool:
+    """Whether builder `name` installs each state's own dependencies (venv, docker); the
+    local builder runs everything in this Python's packages. Unknown names say True: they
+    are refused where the builder is made."""
+    return bool(getattr(BUILDERS.get(name), "isolates_dependencies", True))
 
 
 def require_here(name: str) -> None:

@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from bisector.cli._common import ConfigOpt, JsonOpt, RepoOpt, emit_json, stderr_console
+from bisector.cli._common import (
+    ConfigOpt,
+    JsonOpt,
+    RepoOpt,
+    check_builder,
+    emit_json,
+    stderr_console,
+)
 
 BuilderOpt = Annotated[
     str | None, typer.Option("--builder", help="local|venv|docker (default: the config's).")
@@ -23,6 +30,8 @@ def cache_list(
     """List cached environments (venv folders, docker images)."""
     from bisector.builders.cachecmd import list_cache
     from bisector.config import load_config
+
+    check_builder(builder)
 
     entries = list_cache(repo, load_config(repo, config), builder=builder)
     if json_out:
@@ -56,6 +65,8 @@ def cache_prune(
     """Remove cached environments beyond the configured size (least recently used first)."""
     from bisector.builders.cachecmd import prune_cache
     from bisector.config import load_config
+
+    check_builder(builder)
 
     removed = prune_cache(
         repo, load_config(repo, config), builder=builder, keep=keep, orphans=orphans

@@ -48,6 +48,17 @@ def ensure_writable_dir(path: Path, what: str) -> None:
         ) from exc
 
 
+BUILDER_NAMES = ("local", "venv", "docker")
+
+
+def check_builder(builder: str | None) -> None:
+    """Refuse a `--builder` this tool has no builder for (exit 2), before anything else."""
+    if builder is not None and builder not in BUILDER_NAMES:
+        from bisector.errors import ConfigError
+
+        raise ConfigError(f"unknown builder {builder!r}", hint="use local, venv or docker")
+
+
 def stderr_console() -> Any:
     """The console every command prints to (stderr).
 

@@ -48,15 +48,12 @@ def run(
     ] = None,
 ) -> int:
     """Find the first bad commit (and the package or config key inside it)."""
-    from bisector.cli._common import ensure_writable_dir
+    from bisector.cli._common import check_builder, ensure_writable_dir
     from bisector.cli.progress import ConsoleProgress
     from bisector.engine.pipeline import RunRequest, run_bisection
     from bisector.report.files import contract_view
 
-    if builder is not None and builder not in ("local", "venv", "docker"):
-        from bisector.errors import ConfigError
-
-        raise ConfigError(f"unknown builder {builder!r}", hint="use local, venv or docker")
+    check_builder(builder)
     if report_dir is not None:
         ensure_writable_dir(report_dir, "--report-dir")
     console = stderr_console()

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bisector.builders.registry import require_here
+from bisector.builders.registry import isolates_dependencies, require_here
 from bisector.builders.requirements import read_requirements
 from bisector.config import Config, load_config
 from bisector.core.types import Commit, MetricRule
@@ -152,6 +152,20 @@ def checkout_path(path: str) -> str:
     return path
 
 
+def check_installs_dependencies(cfg: Config, paths: set[str], what: str) -> None:
+    """Refuse (before anything is measured or written) a standalone isolation whose sides
+    are dependency files when the builder does not install them: the local builder would
+    measure both sides in the same packages and report "not reproduced" for nothing."""
+    builder = cfg.environment.builder
+    if paths & set(cfg.environment.requirements) and not isolates_dependencies(builder):
+        raise ConfigError(
+            f"bisector {what} needs a builder that installs dependencies; "
+            f"environment.builder is {builder}",
+            hint="set environment.builder: venv (or docker) in bisector.yaml; the "
+            f"{builder} builder runs every side in this Python's installed packages",
+        )
+
+
 def isolate_files(
     *,
     repo: Path,
@@ -174,6 +188,7 @@ def isolate_files(
     repo_path = repo.resolve()
     cfg = load_config(repo_path, config)
     metric_name, metric_cfg = cfg.metric(metric)
+    check_installs_dependencies(cfg, {*good, *bad}, what)
     require_here(cfg.environment.builder)  # its trials run here: no daemon is said now
 
     with GitRepo(repo_path) as git:
