@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from dataclasses import fields as dataclass_fields
 from typing import Literal
 
 from bisector.errors import RollbackError
@@ -25,7 +27,14 @@ from bisector.log import get_logger
 from bisector.plumbing.atomic import atomic_write_bytes, fsync_dir
 from rollback.apply import collect_garbage, discard_leftovers, switch, unlink_live
 from rollback.checkpoints import point
-from rollback.layout import Layout, live_state, read_manifest, write_live_record
+from rollback.layout import (
+    Layout,
+    is_gen_name,
+    json_kind,
+    live_state,
+    read_manifest,
+    write_live_record,
+)
 
 log = get_logger("bisector.rollback")
 
@@ -73,18 +82,47 @@ def write_intent(layout: Layout, intent: Intent, *, step: str) -> None:
     point(step)
 
 
+def _intent_problem(doc: object) -> str | None:
+    """What makes `doc` no intent (None: it is one)."""
+    if not isinstance(doc, dict):
+        return f"{json_kind(doc)}, not a JSON object"
+    fields = {f.name for f in dataclass_fields(Intent)}
+    if unknown := sorted(set(doc) - fields):
+        return f"unknown field {unknown[0]!r}"
+    checks: dict[str, Callable[[object], bool]] = {
+        "op": lambda v: isinstance(v, str),
+        "phase": lambda v: v in ("apply", "commit", "undo"),
+        "to_gen": is_gen_name,
+        "to_label": lambda v: isinstance(v, str),
+        "from_gen": lambda v: v is None or is_gen_name(v),
+        "health_check": lambda v: isinstance(v, bool),
+        "pause_on_failure": lambda v: isinstance(v, bool),
+        "reason": lambda v: v is None or isinstance(v, str),
+    }
+    for name, ok in checks.items():
+        if name not in doc and name != "reason":
+            return f"no {name!r}"
+        if name in doc and not ok(doc[name]):
+            return f"{name!r} is {json.dumps(doc[name])[:60]}"
+    return None
+
+
 def read_intent(layout: Layout) -> Intent | None:
     try:
         doc = json.loads(layout.intent_path.read_bytes())
-        return Intent(**doc)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
+        problem: str | None = str(exc)
+    else:
+        problem = _intent_problem(doc)
+    if problem is not None:
         # Written by atomic rename, so this is not a torn write but outside damage.
         raise RollbackError(
-            f"the rollback journal {layout.intent_path} is unreadable: {exc}",
+            f"the rollback journal {layout.intent_path} is unreadable: {problem}",
             hint="check the live folder by hand, then delete the journal file",
-        ) from exc
+        )
+    return Intent(**doc)
 
 
 def clear_intent(layout: Layout) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,23 +169,77 @@ def write_manifest(
     atomic_write_bytes(layout.manifest_path(gen), json.dumps(doc, indent=1).encode())
 
 
-def read_manifest(layout: Layout, gen: str) -> dict[str, Any] | None:
+LIVE_RECORD_HINT = (
+    "delete it: bisector then takes the live folder as it stands (the next rollback "
+    "adopts it; edits made since the last rollback are not flagged as drift)"
+)
+MANIFEST_HINT = (
+    "delete it, then roll back with --force: without a manifest every live file counts as edited"
+)
+_GEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def is_gen_name(value: object) -> bool:
+    """A generation name that stays inside `sets/` (no `/`, `..` or hidden name)."""
+    return isinstance(value, str) and _GEN.fullmatch(value) is not None
+
+
+def json_kind(doc: object) -> str:
+    """How a JSON value reads in an error: `a list`, `a number`, ..."""
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "true/false"}
+    return "null" if doc is None else kinds.get(type(doc), "a number")
+
+
+def _read_object(path: Path, hint: str) -> dict[str, Any] | None:
+    """A JSON object from `path` (None when absent); anything else is a RollbackError."""
     try:
-        doc: dict[str, Any] = json.loads(layout.manifest_path(gen).read_bytes())
+        doc = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise RollbackError(f"unreadable manifest {layout.manifest_path(gen)}: {exc}") from exc
+        raise RollbackError(f"unreadable record {path}: {exc}", hint=hint) from exc
+    if not isinstance(doc, dict):
+        raise RollbackError(
+            f"unreadable record {path}: {json_kind(doc)}, not a JSON object", hint=hint
+        )
+    return doc
+
+
+def _check_strings(path: Path, doc: dict[str, Any], names: tuple[str, ...], hint: str) -> None:
+    for name in names:
+        if name not in doc:
+            raise RollbackError(f"unreadable record {path}: no {name!r}", hint=hint)
+        value = doc[name]
+        if not isinstance(value, str) or (name == "gen" and not is_gen_name(value)):
+            raise RollbackError(
+                f"unreadable record {path}: {name!r} is {json_kind(value)} "
+                f"({json.dumps(value)[:60]}), not a {'generation name' if name == 'gen' else 'string'}",
+                hint=hint,
+            )
+
+
+def read_manifest(layout: Layout, gen: str) -> dict[str, Any] | None:
+    path = layout.manifest_path(gen)
+    doc = _read_object(path, MANIFEST_HINT)
+    if doc is None:
+        return None
+    _check_strings(path, doc, ("set_id", "label"), MANIFEST_HINT)
+    files = doc.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise RollbackError(
+            f"unreadable record {path}: 'files' is {json_kind(files)}, "
+            "not an object of file hashes",
+            hint=MANIFEST_HINT,
+        )
     return doc
 
 
 def read_live_record(layout: Layout) -> dict[str, Any] | None:
-    try:
-        doc: dict[str, Any] = json.loads(layout.live_record_path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise RollbackError(f"unreadable record {layout.live_record_path}: {exc}") from exc
+    """`live.json`: {gen, set_id, label}, each a string (None when absent)."""
+    path = layout.live_record_path
+    doc = _read_object(path, LIVE_RECORD_HINT)
+    if doc is not None:
+        _check_strings(path, doc, ("gen", "set_id", "label"), LIVE_RECORD_HINT)
     return doc
 
 
