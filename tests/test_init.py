@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from bisector.config import load_config
 from bisector.engine.runner import parse_output
@@ -145,3 +148,61 @@ def test_init_bad_input_is_one_error_line_and_changes_nothing(tmp_path: Path) ->
     proc = run_cli("init", "--repo", str(repo), "--bench", "python", "--config", "/proc/x.yaml")
     assert proc.returncode == 2
     assert tree_digest(repo) == before  # the template was not written either
+
+
+def _entries(repo: Path) -> dict[str, str]:
+    """Every entry of the repository's top folder (not .git): file bytes, link text, or dir."""
+    shown = {}
+    for p in sorted(repo.iterdir()):
+        if p.name == ".git":
+            continue
+        if p.is_symlink():
+            shown[p.name] = f"-> {os.readlink(p)}"
+        elif p.is_dir():
+            shown[p.name] = "dir"
+        else:
+            shown[p.name] = p.read_text()
+    return shown
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [("bisector.yaml", ()), (PYTHON_BENCH_FILE, ("--bench", "python"))],
+)
+@pytest.mark.parametrize("force", [(), ("--force",)], ids=["plain", "force"])
+def test_init_refuses_a_folder_in_the_way_and_writes_nothing(
+    tmp_path: Path, name: str, args: tuple[str, ...], force: tuple[str, ...]
+) -> None:
+    """A folder where a file goes is named (not a temporary file); no .gitignore either."""
+    repo = _service(tmp_path)
+    (repo / name).mkdir()
+    before = _entries(repo)
+    proc = run_cli("init", "--repo", str(repo), *args, *force)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["error", "hint"], proc.stderr
+    assert lines[0] == f"error: {repo / name} is a folder; not writing it (nothing was written)"
+    assert ".tmp" not in proc.stderr
+    assert _entries(repo) == before
+    assert not (repo / ".gitignore").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [("bisector.yaml", ()), (PYTHON_BENCH_FILE, ("--bench", "python"))],
+)
+def test_init_counts_a_dangling_symlink_as_existing(
+    tmp_path: Path, name: str, args: tuple[str, ...]
+) -> None:
+    """Refused without --force (the link is kept); --force replaces it with the file."""
+    repo = _service(tmp_path)
+    (repo / name).symlink_to(tmp_path / "nonexistent")
+    before = _entries(repo)
+    proc = run_cli("init", "--repo", str(repo), *args)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: {repo / name} (a symlink to ")
+    assert "already exists; not overwriting" in proc.stderr and "hint: " in proc.stderr
+    assert _entries(repo) == before
+    proc = run_cli("init", "--repo", str(repo), *args, "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert (repo / name).is_file() and not (repo / name).is_symlink()

@@ -8,6 +8,8 @@ refusal changes nothing on disk.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,29 @@ def _check_writable(folder: Path) -> None:
         ) from exc
 
 
+def _check_not_in_the_way(path: Path) -> None:
+    """A destination that is a folder (or a device, a socket, ...) is never replaced, even
+    with --force: refused before anything is written."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise BisectorError(f"cannot check {path}: {exc.strerror or exc}") from exc
+    if path.is_dir() or not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        what = "a folder" if path.is_dir() else "something other than a file"
+        raise BisectorError(
+            f"{path} is {what}; not writing it (nothing was written)",
+            hint="move it out of the way, or pass --config FILE to write the config elsewhere",
+        )
+
+
+def _shown(path: Path) -> str:
+    if path.is_symlink() and not path.exists():
+        return f"{path} (a symlink to {os.readlink(path)}, which does not exist)"
+    return str(path)
+
+
 def init_repository(
     repo: Path, *, config: Path | None = None, bench: BenchKind | None = None, force: bool = False
 ) -> InitResult:
@@ -73,10 +98,13 @@ def init_repository(
     text = render_config(found, bench)
     cfg = parse_config(text, str(config_path))  # a bug must not leave an invalid file behind
     files.append((config_path, text))
-    existing = [path for path, _ in files if path.exists()]
+    for path, _ in files:
+        _check_not_in_the_way(path)
+    # lexists: a dangling symlink exists too (writing would silently replace the link)
+    existing = [path for path, _ in files if os.path.lexists(path)]
     ignore = with_store_ignored(root, cfg.snapshots.store)  # kept: existing lines, once
     if existing and not force:
-        names = ", ".join(str(p) for p in existing)
+        names = ", ".join(_shown(p) for p in existing)
         raise BisectorError(
             f"{names} already exist{'s' if len(existing) == 1 else ''}; not overwriting",
             hint="pass --force to replace it (your edits would be lost), or edit it by hand",
@@ -90,7 +118,10 @@ def init_repository(
             )
         _check_writable(folder)
     for path, content in files:
-        atomic_write_bytes(path, content.encode("utf-8", "surrogateescape"))
+        try:
+            atomic_write_bytes(path, content.encode("utf-8", "surrogateescape"))
+        except OSError as exc:  # named by its destination, not the temporary file
+            raise BisectorError(f"cannot write {path}: {exc.strerror or exc}") from exc
     gitignore = root / GITIGNORE
     return InitResult(
         found,
