@@ -25,7 +25,6 @@ from bisector.config_execution import Execution
 from bisector.config_guard import Guard, check_http_url
 from bisector.config_values import (
     DEFAULT_CONFIG_NAME,
-    MAX_REPEATS,
     Argv,
     Duration,
     EnvVars,
@@ -36,7 +35,7 @@ from bisector.config_values import (
     check_rollback_target,
 )
 from bisector.core.judge import CLASSIFY_ALPHA, smallest_workable_repeats
-from bisector.core.types import Direction, MetricRule, Threshold, TrialBudget
+from bisector.core.types import MAX_REPEATS, Direction, MetricRule, Threshold, TrialBudget
 from bisector.errors import ConfigError
 from bisector.log import get_logger
 from bisector.plumbing.yamlload import LimitedLoader, safe_load

@@ -31,7 +31,6 @@ DEFAULT_CONFIG_NAME = "bisector.yaml"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 MAX_DURATION_S = 366 * 24 * 3600.0
-MAX_REPEATS = 10_000  # trials per commit; more would never finish, not measure better
 
 
 def parse_duration(value: object) -> float:

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 from bisector.core import judge, noise, nullcheck
 from bisector.core.hunt import hunt
 from bisector.core.stats import median
-from bisector.core.types import Direction, MetricRule, Status, Threshold, TrialBudget
+from bisector.core.types import (
+    MAX_REPEATS,
+    Direction,
+    MetricRule,
+    Status,
+    Threshold,
+    TrialBudget,
+)
 from bisector.ports import ProgressEvent, TrialStarted
 from tests.test_hunt import BUDGET, COMMITS, METRIC, RULE, FakeProbe, run, steps_at
 
@@ -111,3 +119,28 @@ def test_settle_null_stops_at_repeats_max_and_says_it_could_not_rule_out() -> No
     assert not check.rules_out and check.worst >= 0.05 and check.processes == 8
     assert "up to" in nullcheck.reason(check, RULE, None)
     assert "raise repeats.max" in nullcheck.reason(check, RULE, None)
+
+
+def _warning(cv: float, threshold: float, repeats_max: int) -> str | None:
+    side = noise.EndpointNoise(cv, 0.0, 0.0, 6)
+    rule = MetricRule(Direction.LOWER, Threshold(threshold, relative=True))
+    return noise.threshold_warning(noise.Noise(side, side), rule, TrialBudget(3, repeats_max), 20.0)
+
+
+def test_the_noise_warning_suggests_a_repeats_max_the_config_accepts() -> None:
+    """Within the maximum: both remedies. Above it (83850 and the like): the threshold only."""
+    said = _warning(0.05, 0.05, 15)
+    assert said is not None and "raise repeats.max to 24, or set the threshold to" in said
+    said = _warning(0.5, 0.01, 15)
+    assert said is not None
+    assert "raise repeats.max" not in said
+    needed = math.ceil(2 * (noise.Z_DETECT * 0.5 / 0.01) ** 2)
+    assert needed > MAX_REPEATS
+    assert said.endswith(
+        f"processes): set the threshold to 62.5% (repeats.max would need {needed}, "
+        f"above its maximum {MAX_REPEATS})"
+    )
+    # just below the maximum is still suggested
+    cv = 0.01 * math.sqrt(MAX_REPEATS / 2) / noise.Z_DETECT * 0.999
+    found = re.search(r"raise repeats\.max to (\d+), or", _warning(cv, 0.01, 15) or "")
+    assert found is not None and 0.99 * MAX_REPEATS < int(found[1]) <= MAX_REPEATS

@@ -22,7 +22,7 @@ import statistics
 from dataclasses import dataclass
 
 from bisector.core.judge import Samples, process_medians
-from bisector.core.types import MetricRule, TrialBudget
+from bisector.core.types import MAX_REPEATS, MetricRule, TrialBudget
 
 # A shift of Z_DETECT process standard errors is seen at alpha 0.01 (two-sided, 2.58)
 # with about 80% power (0.84): the usual sample-size rule, which the rank tests come
@@ -97,7 +97,9 @@ def threshold_warning(
 ) -> str | None:
     """A sentence when the threshold is below what the noise allows within repeats.max.
 
-    Names the `repeats.max` that would do and the threshold that would with today's repeats.
+    Names the `repeats.max` that would do and the threshold that would with today's repeats;
+    only the threshold when that `repeats.max` is above what the config accepts
+    (`MAX_REPEATS`): suggesting it would only be refused.
     """
     cv = noise.between_process_cv
     if cv <= 0 or not baseline:
@@ -107,12 +109,15 @@ def threshold_warning(
     if threshold >= seen:
         return None
     needed = math.ceil(2 * (Z_DETECT * cv / threshold) ** 2) if threshold > 0 else None
-    fix = f"raise repeats.max to {needed}" if needed is not None else "set a threshold above 0"
     raise_to = math.ceil(seen * 200) / 200  # up to the next half percent
     shown = f"{raise_to * 100:g}%" if rule.threshold.relative else f"{raise_to * abs(baseline):.3g}"
+    if needed is not None and needed > MAX_REPEATS:  # no repeats.max config accepts would do
+        fix = f"set the threshold to {shown} (repeats.max would need {needed}, above its maximum {MAX_REPEATS})"
+    else:
+        more = f"raise repeats.max to {needed}" if needed is not None else "set a threshold above 0"
+        fix = f"{more}, or set the threshold to {shown}"
     return (
         f"the threshold {rule.threshold} is below what this noise allows within repeats.max "
         f"{repeats.max} (between-process spread {cv * 100:.1f}% at the endpoints, "
-        f"{noise.good.processes} + {noise.bad.processes} processes): "
-        f"{fix}, or set the threshold to {shown}"
+        f"{noise.good.processes} + {noise.bad.processes} processes): {fix}"
     )

@@ -84,6 +84,11 @@ class MetricRule:
     threshold: Threshold = Threshold(0.05, relative=True)
 
 
+MAX_REPEATS = (
+    10_000  # trials per commit (`repeats.max`); more would never finish, not measure better
+)
+
+
 @dataclass(frozen=True)
 class TrialBudget:
     """`benchmark.repeats`: trials of one commit, at least `min`, at most `max`."""
