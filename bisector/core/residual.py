@@ -11,13 +11,15 @@ So after a culprit is verified, each side of it is compared with its part's end 
 side: the parent with the good end, the culprit with the bad end, on every trial they
 have. Where one is shifted the regressed way by at least the threshold (the
 Hodges-Lehmann estimate, significant or not: a 10% first step under 3% process spread is
-rarely significant on 4 + 4 processes), the two are measured on as a range's endpoints
-are (`Sampler.settle_endpoints`, up to `repeats.max`), and a reproduced regression makes
-that side a part of its own, bisected and verified like any other. A side that does not
-reproduce costs those trials and changes nothing, so a lone step's verdict is not given
-up on one noisy estimate. Simulated (bench/RESULTS.md, 1,000 bisections a model), a
-step was missed with exit 0 in 100% of `uneven-steps` runs and 7.8% of `two-steps` runs
-without this check, 2.1% of each with it, at +0.1 executions or less on one-step ranges.
+rarely significant on 4 + 4 processes), the two are measured on and tested at two looks
+(`_second_step`); a regression shown there makes that side a part of its own, bisected
+and verified like any other. A side that does not show one costs those trials and
+changes nothing, so a lone step's verdict is not given up on one noisy estimate (a test
+repeated after every pair, as the endpoints' settling does, split lone steps: 0.7% of the
+64-commit bench case ended exit 4). Simulated (bench/RESULTS.md, 1,000 bisections a
+model), a step was missed with exit 0 in 100% of `uneven-steps` runs and 7.8% of
+`two-steps` runs without this check, 2.1% and 2.3% with it; one-step ranges cost the
+same, within 0.2 executions (0.6 under `cpu-hog`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ from __future__ import annotations
 from bisector.core import judge
 from bisector.core.outcome import Part
 from bisector.core.partsearch import Hunter
-from bisector.core.sampling import EndpointUnmeasurable
-from bisector.core.types import Verdict
+from bisector.core.types import Commit, MetricRule, Verdict
 
+#: The confirming test's alpha, at each of its two looks: half the verification's, so the
+#: two together keep its error rate (`judge.VERIFY_ALPHA`).
+CONFIRM_ALPHA = judge.VERIFY_ALPHA / 2
+#: Processes a side at the first look: 5 + 5 wholly apart is p = 0.004.
+FIRST_LOOK = 5
 #: Check beside each verified culprit (False: the search's placement stands; measured
 #: against it in bench/simulate_cost.py, variant `no-residual`).
 CHECK_BESIDE = True
@@ -42,19 +48,38 @@ def residual_parts(hunter: Hunter, ends: tuple[int, int], culprit: int) -> list[
     if not CHECK_BESIDE:
         return parts
     for good, bad, between in ((lo, culprit - 1, culprit - 1), (culprit, hi, culprit)):
-        if bad <= good:  # the culprit's parent is the good end, or it is the bad end
-            continue
-        g, b = hunter.commits[good], hunter.commits[bad]
-        gs, bs = hunter.sampler.samples(g), hunter.sampler.samples(b)
-        if min(len(gs), len(bs)) < 2:
-            continue
-        if not judge.compare(gs, bs, hunter.rule).regressed:  # the estimate alone: see above
-            continue
-        try:
-            settled = hunter.sampler.settle_endpoints(g, b, "verify", provisional=False)
-        except EndpointUnmeasurable:  # a side stopped giving the metric: nothing to split on
-            continue
-        if settled.reproduced:
+        if bad > good and _second_step(hunter, hunter.commits[good], hunter.commits[bad]):
             hunter.step("split", between, Verdict.UNCLEAR)
             parts += hunter.bisect(good, bad, [])
     return parts
+
+
+def _second_step(hunter: Hunter, good: Commit, bad: Commit) -> bool:
+    """Does `bad` regress from `good` by the threshold? Suspected on the estimate from the
+    trials they have; then shown at `CONFIRM_ALPHA` at `FIRST_LOOK` processes a side, or,
+    while the estimate still says so, at `repeats.max`: two looks, not one after every pair
+    (a test repeated until it passes would pass beside a lone step too)."""
+    sampler, rule, budget = hunter.sampler, hunter.rule, hunter.budget
+    if not _regressed(sampler.samples(good), sampler.samples(bad), rule, None):
+        return False
+    for look in dict.fromkeys((min(max(FIRST_LOOK, budget.min), budget.max), budget.max)):
+        for commit in (good, bad) * look:  # alternating, up to `look` trials each
+            probe = sampler.probe
+            if len(probe.trials(commit)) < look and not probe.untestable(commit):
+                hunter.take(commit, "verify")
+        gs, bs = sampler.samples(good), sampler.samples(bad)
+        if _regressed(gs, bs, rule, CONFIRM_ALPHA):
+            return True
+        if not _regressed(gs, bs, rule, None):  # the estimate no longer says so
+            return False
+    return False
+
+
+def _regressed(
+    good: judge.Samples, bad: judge.Samples, rule: MetricRule, alpha: float | None
+) -> bool:
+    """`bad` worse than `good` by the threshold: shown at `alpha`, or estimated (None)."""
+    if min(len(good), len(bad)) < 2:
+        return False
+    comparison = judge.compare(good, bad, rule, alpha=alpha or judge.REPRODUCE_ALPHA)
+    return comparison.reproduced if alpha is not None else comparison.regressed
