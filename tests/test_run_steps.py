@@ -30,19 +30,17 @@ def _flip_at_verify(flag: Path, word: str, then: Progress = no_progress) -> Prog
     return progress
 
 
-@pytest.mark.slow
-def test_two_regression_steps_are_both_named_and_verified(
-    make_sample: Callable[..., SampleRepo], tmp_path: Path
-) -> None:
-    """+15% at one commit and +15% more later: exit 0, both culprits by commit order, shares
-    adding up. The noise is seeded (`seed_file`): each share comes from a verification that
-    may stop at 3 fresh processes a side, so unseeded their sum strayed past 1.3 once in CI."""
+def _two_steps_found(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path, first: float, second: float
+) -> tuple[SampleRepo, str, dict[str, Any]]:
+    """A 20-commit sample with steps at 6 (`first`) and 15 (`second`, relative to the level
+    after the first), seeded noise; `run --json` on it must exit 0 naming both, in order."""
     sample = make_sample(
         n_commits=20,
         culprit=6,
-        slowdown=0.15,
+        slowdown=first,
         second_step=15,
-        second_slowdown=0.15,
+        second_slowdown=second,
         noise=0.03,
         seed_file=str(tmp_path / "seed"),
     )
@@ -54,13 +52,24 @@ def test_two_regression_steps_are_both_named_and_verified(
     assert doc["status"] == "found"
     assert [c["commit"] for c in doc["culprits"]] == [sample.culprit, sample.second_culprit]
     assert all(c["verified"] and c["kind"] == "code" for c in doc["culprits"])
+    return sample, done.stderr, doc
+
+
+@pytest.mark.slow
+def test_two_regression_steps_are_both_named_and_verified(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path
+) -> None:
+    """+15% at one commit and +15% more later: exit 0, both culprits by commit order, shares
+    adding up. The noise is seeded (`seed_file`): each share comes from a verification that
+    may stop at 3 fresh processes a side, so unseeded their sum strayed past 1.3 once in CI."""
+    sample, stderr, doc = _two_steps_found(make_sample, tmp_path, 0.15, 0.15)
     assert 0.7 < sum(c["share"] for c in doc["culprits"]) < 1.3
     assert (
         doc["culprit"]["commit"] in (sample.culprit, sample.second_culprit)
         and doc["suspect"] is None
     )
     assert set(doc["noise"]) >= {"between_process_cv", "within_process_cv", "endpoint_drift"}
-    assert done.stderr.count("culprit:") == 2
+    assert stderr.count("culprit:") == 2
     markdown = Path(doc["report"]).with_name("report.md").read_text()
     assert "Every regression step" in markdown and sample.second_culprit[:10] in markdown
     assert "Every regression step" in Path(doc["report"]).read_text()
@@ -73,24 +82,9 @@ def test_a_first_step_near_the_good_end_is_named_too(
     """+30% at one commit, then 2.5x later: the commits between sit 13% of the way from
     good to bad, where the search places them good. Both culprits, or no exit 0 (QA: the
     first step was missed with exit 0 before `core.residual`)."""
-    sample = make_sample(
-        n_commits=20,
-        culprit=6,
-        slowdown=0.3,
-        second_step=15,
-        second_slowdown=1.5,
-        noise=0.03,
-        seed_file=str(tmp_path / "seed"),
-    )
-    done = run_cli(
-        "run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path)
-    )
-    assert done.returncode == 0, done.stderr
-    doc = json.loads(done.stdout)
-    assert [c["commit"] for c in doc["culprits"]] == [sample.culprit, sample.second_culprit]
-    assert all(c["verified"] for c in doc["culprits"])
+    sample, stderr, doc = _two_steps_found(make_sample, tmp_path, 0.3, 1.5)
     assert doc["culprit"]["commit"] == sample.second_culprit  # the largest
-    assert "between the ends (a second regression step)" in done.stderr
+    assert "between the ends (a second regression step)" in stderr
 
 
 @pytest.mark.slow
