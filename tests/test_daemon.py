@@ -276,3 +276,12 @@ def test_the_first_baseline_follows_ancestry_when_every_date_ties(tmp_path: Path
         good = initial_last_good(git, git.resolve("v1.1"))
         assert good is not None and good.ref == "v1.0"
         assert label_of(git, git.resolve("v1.1")) == "v1.1"
+    # The guard's fallback (no rollback_to, no last known good) is the same release.
+    from bisector.config import parse_config
+    from bisector.guard.service import Guardian
+
+    cfg = parse_config(
+        "benchmark: {command: [python, b.py]}\nmetrics: {latency_ms: {direction: lower}}\n"
+        "guard: {prometheus: 'http://127.0.0.1:9', checks: [{name: p99, query: up, max: 1}]}\n"
+    )
+    assert Guardian(repo, cfg).rollback_ref() == "v1.1"

@@ -53,27 +53,40 @@ def preferred(names: Sequence[str]) -> str:
     return max(versions)[1] if versions else names[-1]
 
 
+def _tagged_newest_first(
+    git: GitRepo, head: Commit, tags: Sequence[Tag]
+) -> tuple[list[str], dict[str, list[str]]]:
+    """The tagged commits reachable from `head`, newest first by ancestry, and their tags."""
+    position = {sha: i for i, sha in enumerate(git.topo_order(head.sha))}  # 0: head
+    by_commit: dict[str, list[str]] = {}
+    for t in tags:  # oldest created first, so `preferred` falls back to the newest
+        if t.sha in position:
+            by_commit.setdefault(t.sha, []).append(t.name)
+    return sorted(by_commit, key=lambda sha: position[sha]), by_commit
+
+
+def newest_but_one(git: GitRepo, head: Commit, tags: Sequence[Tag] | None = None) -> str | None:
+    """The release before the newest one reachable from `head`: of the tagged commits
+    newest first by ancestry, the second, named by `preferred`; None with fewer than two.
+
+    By ancestry (`rev-list --topo-order`), not by date: commits made within one second
+    tie on dates. `tags`: the usable tags (`release_tags`); listed here when not given.
+    """
+    shas, by_commit = _tagged_newest_first(git, head, release_tags(git) if tags is None else tags)
+    return preferred(by_commit[shas[1]]) if len(shas) >= 2 else None
+
+
 def initial_last_good(
     git: GitRepo, head: Commit, tags: Sequence[Tag] | None = None
 ) -> LastGood | None:
-    """The newest-but-one release tag reachable from `head` (or the only one, if not head).
-
-    Newest by ancestry (`rev-list --topo-order`), not by date: commits made within one
-    second tie on dates. "Newest-but-one" is the newest tagged commit before the newest
-    tagged one; of several tags on that commit, the one that looks like a version.
-    `tags`: the usable tags (`release_tags`); listed here when not given.
-    """
+    """The newest-but-one release tag reachable from `head` (`newest_but_one`), or the
+    only one, if it is not head."""
     listed = release_tags(git) if tags is None else tags
-    position = {sha: i for i, sha in enumerate(git.topo_order(head.sha))}  # 0: head
-    by_commit: dict[str, list[str]] = {}
-    for t in listed:  # oldest created first, so `preferred` falls back to the newest
-        if t.sha in position:
-            by_commit.setdefault(t.sha, []).append(t.name)
-    newest_first = sorted(by_commit, key=lambda sha: position[sha])
-    if len(newest_first) >= 2:
-        sha = newest_first[1]
-    elif len(newest_first) == 1 and newest_first[0] != head.sha:
-        sha = newest_first[0]
+    shas, by_commit = _tagged_newest_first(git, head, listed)
+    if len(shas) >= 2:
+        sha = shas[1]
+    elif len(shas) == 1 and shas[0] != head.sha:
+        sha = shas[0]
     else:
         return None
     return LastGood(sha, preferred(by_commit[sha]), time.time())

@@ -30,8 +30,9 @@ from typing import Any
 
 from bisector.alerts import AlertMessage, send_alert
 from bisector.config import Config
+from bisector.daemon.tags import newest_but_one
 from bisector.errors import BisectorError, ConfigError, RollbackError
-from bisector.gitrepo import GitRepo, is_valid_ref
+from bisector.gitrepo import GitRepo
 from bisector.guard.evaluate import CheckOutcome, blind, breached, evaluate_all, inconclusive
 from bisector.guard.prometheus import Prometheus
 from bisector.log import get_logger
@@ -241,19 +242,14 @@ class Guardian:
             good = daemon.last_good()
         if good is not None:
             return good.ref
-        distinct: list[tuple[str, str]] = []
-        for tag in GitRepo(self.repo).tags():  # oldest first; one entry per commit
-            if not is_valid_ref(tag.name):
-                log.warning("guard.tag_skipped", tag=tag.name)
-                continue
-            if not distinct or distinct[-1][1] != tag.sha:
-                distinct.append((tag.name, tag.sha))
-        if len(distinct) < 2:
+        with GitRepo(self.repo) as git:  # the release before the newest, by ancestry
+            ref = newest_but_one(git, git.resolve("HEAD"))
+        if ref is None:
             raise RollbackError(
-                "no release to roll back to (fewer than two release tags)",
+                "no release to roll back to (fewer than two release tags reachable from HEAD)",
                 hint="set guard.rollback_to",
             )
-        return distinct[-2][0]
+        return ref
 
     def _alert(self, text: str, reason: str, outcomes: Sequence[CheckOutcome]) -> None:
         values = json.dumps({o.name: {"state": o.state, "value": o.value} for o in outcomes})
