@@ -16,8 +16,8 @@ from prometheus_client import generate_latest
 
 from bisector.daemon import metrics
 from bisector.daemon.cycle import execute
-from bisector.daemon.tags import initial_last_good, label_of
 from bisector.gitrepo import GitRepo
+from bisector.releases import initial_last_good, label_of
 from bisector.store.control import ControlStore
 from bisector.store.daemon_state import DaemonState
 from bisector.testing import gitutil

@@ -28,10 +28,10 @@ from bisector.config import Config, load_config
 from bisector.core.types import Commit, Status
 from bisector.daemon.alert_text import report_link
 from bisector.daemon.cycle import Cycle, CycleResult, Seams
-from bisector.daemon.tags import label_of
 from bisector.errors import BisectorError, GitError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
+from bisector.releases import label_of
 from bisector.store.control import ControlStore
 from bisector.store.daemon_state import DaemonState, LastGood, RangeRow
 from bisector.store.guard_state import BisectRequest, GuardState

@@ -27,12 +27,12 @@ from bisector.config import Alert, Config, load_config
 from bisector.core.types import Commit, Status, Tag
 from bisector.daemon.alert_text import action_text, culprits_of, finding_text, report_link
 from bisector.daemon.policy import may_roll_back, roll_back_to
-from bisector.daemon.tags import initial_last_good, label_of, release_tags
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
 from bisector.errors import BisectorError, GitError, RollbackError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
 from bisector.ports import Progress, ProgressEvent, Warned
+from bisector.releases import initial_last_good, label_of, release_tags
 from bisector.store.control import ControlStore
 from bisector.store.daemon_state import DaemonState, LastGood, Phase, RangeRow
 from bisector.store.runlock import RunLockedError, run_lock

@@ -30,12 +30,12 @@ from typing import Any
 
 from bisector.alerts import AlertMessage, send_alert
 from bisector.config import Config
-from bisector.daemon.tags import newest_but_one
 from bisector.errors import BisectorError, ConfigError, RollbackError
 from bisector.gitrepo import GitRepo
 from bisector.guard.evaluate import CheckOutcome, blind, breached, evaluate_all, inconclusive
 from bisector.guard.prometheus import Prometheus
 from bisector.log import get_logger
+from bisector.releases import newest_but_one
 from bisector.store.control import ControlStore, journal_path
 from bisector.store.daemon_state import DaemonState
 from bisector.store.guard_state import GuardMeta, GuardState

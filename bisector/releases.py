@@ -1,4 +1,5 @@
-"""Which tags the daemon can use as refs: release tags, its labels, its first baseline."""
+"""Which tags are releases: usable as refs, their labels, the newest-but-one by ancestry
+(the daemon's first baseline, the guard's fallback rollback)."""
 
 from __future__ import annotations
 
