@@ -150,6 +150,18 @@ def test_network_host_warns_in_config_check(tmp_path: Path) -> None:
     assert "warning:" in done.stderr and "network" in done.stderr
 
 
+def test_demo_never_replaces_a_symlink(tmp_path: Path) -> None:
+    """`demo --workdir X` where X/serving-demo links to another demo's folder: exit 2 naming it, both kept."""
+    other = tmp_path / "other" / "serving-demo"
+    (other / ".git").mkdir(parents=True)
+    (other / ".git" / "bisector-demo").write_text("made by `bisector demo`")
+    (tmp_path / "serving-demo").symlink_to(other)
+    done = run_cli("demo", "--workdir", str(tmp_path), timeout=60)
+    _assert_refused(done)
+    assert "is a symlink; refusing to replace it" in done.stderr
+    assert (tmp_path / "serving-demo").is_symlink() and (other / ".git" / "bisector-demo").is_file()
+
+
 def test_demo_never_replaces_a_folder_it_did_not_make(tmp_path: Path) -> None:
     """`demo --workdir X` refuses when X/serving-demo exists and was not made by the demo; the folder is kept."""
     mine = tmp_path / "serving-demo"

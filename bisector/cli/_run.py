@@ -226,12 +226,15 @@ DEMO_MARK = "bisector-demo"  # in .git/, so the sample's own tree stays clean
 
 
 def _check_demo_folder(path: Path) -> None:
-    """The demo replaces its folder: only one it made itself (marked), never a user's."""
-    if path.exists() and not (path / ".git" / DEMO_MARK).is_file():
+    """The demo replaces its folder: only one it made itself (marked), never a user's, nor
+    a symlink (to another demo, say: replacing it would remove what it points to)."""
+    link = path.is_symlink()
+    if link or path.exists() and not (path / ".git" / DEMO_MARK).is_file():
         from bisector.errors import BisectorError
 
+        what = "is a symlink" if link else "exists and was not made by `bisector demo`"
         raise BisectorError(
-            f"{path} exists and was not made by `bisector demo`; refusing to replace it",
+            f"{path} {what}; refusing to replace it",
             hint="pass another --workdir, or move that folder away",
         )
 
