@@ -172,7 +172,11 @@ class Store:
                 fsync_dir(path.parent.parent)
             atomic_write_bytes(path, data, mode=0o444)
         except OSError as exc:
-            raise StoreError(f"cannot write snapshot object {path}: {exc}") from exc
+            raise StoreError(
+                f"cannot write snapshot object {path}: {exc.strerror or exc}",
+                hint="the store (snapshots.store in bisector.yaml) must be a folder bisector may "
+                "write; move what is in the way, or point snapshots.store elsewhere",
+            ) from exc
         return oid
 
     def get_object(self, oid: str, what: str, *, commit: str | None = None) -> bytes:

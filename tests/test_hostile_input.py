@@ -301,3 +301,19 @@ def test_dash_h_is_help_everywhere(args: tuple[str, ...]) -> None:
     """`-h` prints the same help as `--help` (it was `No such option: -h`)."""
     short, long = run_cli(*args), run_cli(*args[:-1], "--help")
     assert short.returncode == 0 and short.stdout == long.stdout and "Usage:" in short.stdout
+
+
+def test_a_store_that_is_a_file_is_refused_with_a_hint(tmp_path: Path) -> None:
+    """`.bisector` is a file: `snapshot take` exits 2 with one error and a hint naming snapshots.store."""
+    from bisector.testing.gitutil import commit_all, make_repo
+
+    repo = make_repo(tmp_path / "repo")
+    (repo / "configs").mkdir()
+    (repo / "configs" / "a.yaml").write_text("a: 1\n")
+    (repo / "bisector.yaml").write_text(BASE + "snapshots: {configs: ['configs/*.yaml']}\n")
+    commit_all(repo, "init")
+    (repo / ".bisector").write_text("in the way\n")
+    done = run_cli("snapshot", "take", "HEAD", "--repo", str(repo), timeout=60)
+    _assert_refused(done)
+    assert "hint:" in done.stderr and "snapshots.store" in done.stderr
+    assert (repo / ".bisector").read_text() == "in the way\n"
