@@ -90,6 +90,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # no check beside a verified culprit for a second step the search placed with an end
     # (`core.residual`)
     "no-residual": {"bisector.core.residual.CHECK_BESIDE": False},
+    "suspect-full": {"bisector.core.residual.SUSPECT_FRACTION": 1.0},
 }
 
 
