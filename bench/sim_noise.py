@@ -161,6 +161,25 @@ UNEVEN_STEPS = NoiseModel(
 )
 
 
+#: A step the other way inside the range (QA, 2026-12-05): an improvement of 30%, then a
+#: regression that ends 10% above the good end; and a regression of 30% that a later
+#: improvement takes back to 10% above the good end.
+IMPROVEMENT_FIRST = NoiseModel(
+    "improvement-first",
+    "3% process offsets; -30%, then +57% (10% above the good end)",
+    within=0.005,
+    between=0.03,
+    steps=(-0.30, 1.1 / 0.7 - 1),
+)
+OVERSHOOT = NoiseModel(
+    "overshoot",
+    "3% process offsets; +30%, then -15% (10% above the good end)",
+    within=0.005,
+    between=0.03,
+    steps=(0.30, 1.1 / 1.3 - 1),
+)
+
+
 def null_of(model: NoiseModel) -> NoiseModel:
     """The model's noise over a range with no step at all (`null:<name>`)."""
     return replace(model, name=f"null:{model.name}", description=f"{model.name}, no step", steps=())
@@ -170,7 +189,8 @@ def null_of(model: NoiseModel) -> NoiseModel:
 NULL_MODELS: tuple[NoiseModel, ...] = tuple(null_of(m) for m in MODELS if m.steps)
 
 MODEL_BY_NAME: Mapping[str, NoiseModel] = {
-    m.name: m for m in (*MODELS, HIDDEN_STEP, UNEVEN_STEPS, *NULL_MODELS)
+    m.name: m
+    for m in (*MODELS, HIDDEN_STEP, UNEVEN_STEPS, IMPROVEMENT_FIRST, OVERSHOOT, *NULL_MODELS)
 }
 
 

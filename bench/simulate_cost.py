@@ -91,6 +91,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # (`core.residual`)
     "no-residual": {"bisector.core.residual.CHECK_BESIDE": False},
     "suspect-full": {"bisector.core.residual.SUSPECT_FRACTION": 1.0},
+    # a process beyond the good end read as it is (the contaminated normal alone), or one
+    # beyond either end moved to that end
+    "beyond-none": {"bisector.core.sequential.BEYOND_ENDS": ()},
+    "beyond-both": {"bisector.core.sequential.BEYOND_ENDS": ("good", "bad")},
 }
 
 

@@ -144,6 +144,17 @@ def test_a_first_step_near_the_good_end_is_found_beside_the_second(seed: int) ->
     assert [f.index for f in without.culprits] == [15]
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_an_improvement_before_the_regression_is_not_a_culprit(seed: int) -> None:
+    """20 -> 10 at 6 (twice as fast), then 10 -> 24 at 15: the commits at 10 are better than
+    the good end, so they count as good (`sequential.BEYOND_ENDS`), and 15 is the culprit.
+    Read as they were (like neither end), they were never placed: exit 4 with commit 6,
+    the improvement, as the range's first bad (QA)."""
+    result = run(FakeProbe(steps_at((6, 0.5), (15, 2.4)), seed=seed))
+    assert result.status is Status.FOUND
+    assert [f.index for f in result.culprits] == [15] and result.culprits[0].verified
+
+
 def test_a_lone_step_is_not_split_by_the_check_beside_it() -> None:
     """One +30% step: nothing beside the verified culprit differs from its end; one culprit."""
     result = run(FakeProbe(steps_at((9, 1.3))))
@@ -197,7 +208,8 @@ def test_regression_that_does_not_reappear_is_an_unverified_suspect(rule: Candid
 
 
 def test_untestable_and_unclear_are_told_apart() -> None:
-    """A commit that cannot be measured is untestable; one that measures all over is unclear."""
+    """A commit that cannot be measured is untestable; one that measures all over is never
+    called a culprit nor untestable: the true step after it stays an unverified suspect."""
     untestable = run(FakeProbe(steps_at((13, 1.3)), untestable_at={12}))
     assert untestable.status is Status.INCONCLUSIVE and untestable.suspect is None
     assert (untestable.last_good, untestable.first_bad) == (11, 13)
@@ -209,10 +221,13 @@ def test_untestable_and_unclear_are_told_apart() -> None:
             return (14.0, 32.0)[n % 2]
         return 26.0 if i >= 13 else 20.0
 
+    # Its processes better than the good end count as good (`sequential.BEYOND_ENDS`), so
+    # the search places it before the step; as the parent of 13 it is too erratic for 13
+    # to verify against.
     unclear = run(FakeProbe(erratic))
-    assert unclear.status is Status.INCONCLUSIVE
-    assert (unclear.last_good, unclear.first_bad) == (11, 13)
-    assert unclear.unclear == (12,) and unclear.untestable == ()
+    assert unclear.status is Status.INCONCLUSIVE and unclear.culprits == ()
+    assert (unclear.last_good, unclear.first_bad) == (12, 13) and unclear.untestable == ()
+    assert unclear.suspect is not None and unclear.suspect.index == 13
 
 
 def test_same_probe_answers_give_the_same_hunt() -> None:
