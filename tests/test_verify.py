@@ -374,3 +374,11 @@ def test_a_pair_halfway_is_measured_on_though_the_posterior_left_it() -> None:
     assert found.abandoned and found.split_at == 13 and found.trials == 4
     far = _verify_with_ends(FakeProbe(steps_at((13, 1.3))), 13, standing=lambda: 0.05)
     assert far.abandoned and far.split_at is None and far.trials == 2
+
+
+def test_a_parent_at_zero_has_no_relative_effect() -> None:
+    """0 -> 5: the shift is 5, its relative size undefined: `effect` is None, not +0%."""
+    parent, culprit = [[0.0, 0.0, 0.0]] * 5, [[5.0, 5.1, 4.9]] * 5
+    comp = judge.compare(parent, culprit, RULE, alpha=judge.VERIFY_ALPHA)
+    out = verify.found(7, comp, 5, comp)
+    assert out.verified and out.effect is None and out.effect_abs == comp.effect > 4.9

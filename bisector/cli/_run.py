@@ -125,9 +125,15 @@ def _render_run(console: Any, doc: RunDocument) -> None:
 def _render_culprit(console: Any, c: Culprit, label: str, doc: RunDocument) -> None:
     verified = "" if c.verified else " [UNVERIFIED]"
     share = "" if c.share is None else f", share {c.share * 100:.0f}%"
+    if c.effect is not None:
+        effect = f"{c.effect * 100:+.1f}%"
+    elif c.evidence is not None:  # a parent at 0: no relative effect, the shift itself
+        effect = f"{c.evidence.effect:+g} from a parent at 0"
+    else:
+        effect = "not re-measured"
     console.print(
         f"{label}: {c.commit[:10]} {c.subject!r} ({c.kind}, effect "
-        f"{(c.effect or 0) * 100:+.1f}%{share}, confidence {c.confidence:.3f}){verified}"
+        f"{effect}{share}, confidence {c.confidence:.3f}){verified}"
     )
     for d in c.dependencies:
         first_bad = "" if not d.first_bad_version else f", first bad version {d.first_bad_version}"

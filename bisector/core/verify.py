@@ -292,9 +292,11 @@ def found(
     else:
         note = "fresh trials of parent and culprit did not show the regression (unverified)"
     share = round(comp.effect / reproduction.effect, 3) if reproduction.effect else None
+    # A parent whose median is 0 has no relative effect (the judge writes 0.0 for it).
+    relative = None if comp.relative_effect == 0.0 and comp.effect != 0.0 else comp.relative_effect
     return Found(
         index,
-        comp.relative_effect,
+        relative,
         comp.effect,
         share,
         verified,
