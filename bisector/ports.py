@@ -334,6 +334,10 @@ class VerdictReached:
     reason: str = ""  # why SKIP, when it is
 
 
+#: `RangeNarrowed.what` of isolation inside a culprit commit: `n` counts the changes.
+ISOLATING = "changes inside the culprit"
+
+
 @dataclass(frozen=True)
 class RangeNarrowed:
     """The search starts over `n` candidates (`what`: release tags, commits, changes)."""

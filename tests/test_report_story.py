@@ -83,6 +83,21 @@ def test_progress_never_passes_its_estimate_nor_says_eta_0s() -> None:
     assert buf.getvalue().splitlines()[-1].startswith("[step 10] commit:")
 
 
+def test_progress_counts_the_changes_isolation_splits() -> None:
+    """Isolation's `n` counts the changes themselves (no ends among them): 'isolating 2
+    changes inside the culprit', not 'bisecting 0 changes ... between known ends'."""
+    from bisector.ports import ISOLATING
+
+    buf = io.StringIO()
+    progress = ConsoleProgress(Console(file=buf, width=300))
+    progress(RangeNarrowed(2, ISOLATING))
+    progress(RangeNarrowed(1, ISOLATING))
+    assert buf.getvalue().splitlines() == [
+        "isolating 2 changes inside the culprit",
+        "isolating 1 change inside the culprit",
+    ]
+
+
 def test_progress_says_a_split_commit_lies_between_the_ends() -> None:
     """A split is not shown as `unclear`: it names the second step it shows."""
     buf = io.StringIO()

@@ -11,6 +11,7 @@ import typer
 from bisector.cli._common import ConfigOpt, JsonOpt, RepoOpt, emit_json, stderr_console
 from bisector.core.types import Status
 from bisector.document import Culprit, Reuse, RunDocument
+from bisector.plumbing.escape import visible
 
 
 def run(
@@ -114,6 +115,9 @@ def _render_run(console: Any, doc: RunDocument) -> None:
         # every regression step of the range, by commit order; the largest is `culprit`
         for c in doc.culprits or (doc.culprit,):
             _render_culprit(console, c, "culprit", doc)
+    iso = doc.isolation
+    for note in iso.notes if iso is not None else ():  # what isolation could not split
+        console.print(f"  note: {visible(note)}")
     if (reused := doc.reused) is not None:
         console.print(_reuse_line(reused))
     rb = doc.rollback

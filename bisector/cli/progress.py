@@ -14,6 +14,7 @@ from typing import Any
 
 from bisector.plumbing.escape import visible
 from bisector.ports import (
+    ISOLATING,
     ProbeStarted,
     ProgressEvent,
     RangeNarrowed,
@@ -84,6 +85,11 @@ class ConsoleProgress:
             elif event.phase == "reproduce":  # the role given on the command line, no verdict
                 said = f"{said} endpoint measured"
             self._print(f"    {event.label}: {said} after {trials} (median {med})")
+        elif isinstance(event, RangeNarrowed) and event.what == ISOLATING:
+            self.set_range(event.n)  # the changes themselves: no ends among them
+            self._print(
+                f"isolating {event.n} change{'' if event.n == 1 else 's'} inside the culprit"
+            )
         elif isinstance(event, RangeNarrowed):
             self.set_range(event.n)
             inside = max(event.n - 2, 0)  # the span counts its two ends, known already

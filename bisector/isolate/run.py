@@ -33,7 +33,7 @@ from bisector.isolate.index_versions import index_versions
 from bisector.isolate.plan import Isolation, isolate
 from bisector.isolate.states import MeasuredStates, Side, local_versions
 from bisector.log import get_logger
-from bisector.ports import PhaseStarted, Progress, RangeNarrowed, no_progress
+from bisector.ports import ISOLATING, PhaseStarted, Progress, RangeNarrowed, no_progress
 from bisector.store.journal import Journal
 from bisector.store.runlock import RunLock
 from snapshots.configs import match_globs
@@ -120,7 +120,7 @@ def isolate_commit(
         bad=Side(culprit, {**bad[0], **bad[1]}, culprit),
     )
     probe.ensure_references()
-    progress(RangeNarrowed(len(changes), "changes inside the culprit"))
+    progress(RangeNarrowed(len(changes), ISOLATING))
     result = isolate(
         changes,
         probe,
