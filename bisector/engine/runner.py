@@ -30,7 +30,6 @@ cannot fill the store trial after trial.
 from __future__ import annotations
 
 import json
-import math
 import re
 import threading
 import time
@@ -85,16 +84,6 @@ def cap_log(path: Path, keep: int = LOG_KEEP_BYTES) -> int:
     return cut
 
 
-def _as_number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # a 401-digit integer: not a measurement, kept as metadata
-        return None
-    return number if math.isfinite(number) else None
-
-
 MAX_META_DEPTH = 32  # metadata deeper than this is replaced: it is journaled and rendered
 
 
@@ -116,11 +105,11 @@ def _depth(value: object) -> int:
 
 def _as_samples(value: object) -> tuple[float, ...] | None:
     """A number or a non-empty list of numbers; anything else is not a metric."""
-    single = _as_number(value)
+    single = trialreason.as_number(value)
     if single is not None:
         return (single,)
     if isinstance(value, list) and value:
-        numbers = [_as_number(v) for v in value]
+        numbers = [trialreason.as_number(v) for v in value]
         if all(n is not None for n in numbers):
             return tuple(n for n in numbers if n is not None)
     return None

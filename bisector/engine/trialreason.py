@@ -69,13 +69,15 @@ def exited(code: int | None, stderr_path: Path | None = None) -> str:
     return f"{what}: {line}" if line else what
 
 
-def _is_number(value: object) -> bool:
+def as_number(value: object) -> float | None:
+    """`value` as a measurement: a finite int or float (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
+        return None
     try:
-        return math.isfinite(float(value))
-    except OverflowError:
-        return False
+        number = float(value)
+    except OverflowError:  # a 401-digit integer: not a measurement, kept as metadata
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _what(value: object) -> str:
@@ -89,7 +91,7 @@ def _what(value: object) -> str:
     if value == []:
         return "an empty list"
     if isinstance(value, list):
-        bad = next((v for v in value if not _is_number(v)), None)
+        bad = next((v for v in value if as_number(v) is None), None)
         return f"a list holding {_what(bad)}"
     return f"not a number ({shown(json.dumps(value), 60)})"
 
