@@ -55,12 +55,12 @@ class Outcome:
 
     status: Status
     culprit: int | None
-    is_step: bool  # the culprit (found or not) is a true regression step
+    is_step: bool  # every commit named (culprits, suspect) is a true regression step
     control: bool  # the range has no regression at all
     wrong_exit0_today: bool  # a wrong culprit the pipeline would have named with exit 0
     trials: int
     by_phase: tuple[tuple[str, int], ...]
-    complete: bool = True  # every true step is among the named culprits and suspect
+    complete: bool = True  # every true regression step is among the named culprits and suspect
 
     @property
     def missed_exit0(self) -> bool:
@@ -120,7 +120,8 @@ def simulate_once(
     if result.suspect is not None:
         named.append(result.suspect.index)
     top = result.culprit or result.suspect
-    all_steps = bool(named) and all(i in positions for i in named)
+    worse = regressions(model, positions)
+    all_steps = bool(named) and all(i in worse for i in named)
     # The pipeline before "found means verified" exited 0 on whatever the search named.
     wrong_today = bool(named) and not all_steps
     return Outcome(
@@ -131,8 +132,14 @@ def simulate_once(
         wrong_today,
         probe.taken,
         tuple(sorted(probe.by_phase.items())),
-        complete=set(positions) <= set(named),
+        complete=set(worse) <= set(named),
     )
+
+
+def regressions(model: NoiseModel, positions: Sequence[int]) -> list[int]:
+    """The steps that make the metric worse (an improvement inside the range is a step,
+    but no culprit should name it)."""
+    return [at for at, step in zip(positions, model.steps, strict=True) if step > 0]
 
 
 def naive_once(model: NoiseModel, rng: random.Random, *, n_commits: int = 64) -> Outcome:

@@ -95,6 +95,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # beyond either end moved to that end
     "beyond-none": {"bisector.core.sequential.BEYOND_ENDS": ()},
     "beyond-both": {"bisector.core.sequential.BEYOND_ENDS": ("good", "bad")},
+    # a commit whose every process lies beyond the bad end read for nothing, as before
+    # (`partsearch.BEYOND_SPLIT`)
+    "no-beyond-split": {"bisector.core.partsearch.BEYOND_SPLIT": False},
+    "beyond-unconfirmed": {"bisector.core.partsearch.BEYOND_CONFIRM": 0},
 }
 
 

@@ -155,6 +155,50 @@ def test_an_improvement_before_the_regression_is_not_a_culprit(seed: int) -> Non
     assert [f.index for f in result.culprits] == [15] and result.culprits[0].verified
 
 
+@pytest.mark.parametrize("k", [None, 3])
+@pytest.mark.parametrize("seed", range(3))
+def test_an_overshoot_a_later_commit_takes_back_is_found(k: int | None, seed: int) -> None:
+    """20 -> 40 at 6, then 40 -> 30 at 15: the commits at 40 are worse than the bad end, so
+    they are placed bad (`between.worse_than_bad`; the posterior search ends its part at
+    the first of them, a multisection of K points reads it as bad) and 6 is the culprit,
+    its share over 1. Read as they were (every process like neither end), the lean rule
+    never placed them: exit 4 (QA, 73% of simulated overshoot ranges)."""
+    from bisector.core import partsearch
+    from bisector.core.multisect import multisection_factory
+
+    def hunt_it() -> HuntResult:
+        probe = FakeProbe(steps_at((6, 2.0), (15, 0.75)), seed=seed)
+        search = None if k is None else multisection_factory(k)
+        return hunt(COMMITS, [], probe, METRIC, RULE, BUDGET, search=search)
+
+    result = hunt_it()
+    assert result.status is Status.FOUND
+    assert [f.index for f in result.culprits] == [6] and result.culprits[0].verified
+    assert (result.culprits[0].share or 0.0) > 1.5
+    assert any(s.phase == "beyond" and s.verdict is Verdict.BAD for s in result.steps)
+    assert partsearch.BEYOND_SPLIT  # ...and without it, the step is not named:
+    partsearch.BEYOND_SPLIT = False
+    try:
+        without = hunt_it()
+    finally:
+        partsearch.BEYOND_SPLIT = True
+    assert without.status is not Status.FOUND or [f.index for f in without.culprits] != [6]
+
+
+def test_one_process_beyond_the_bad_end_is_not_read_as_the_commit() -> None:
+    """A commit at the good level whose first process ran 3x slow (a cold start) is not
+    worse than the bad end: every process must lie beyond it."""
+
+    def level(i: int, n: int) -> float:
+        slow = 3.0 if n == 0 else 1.0
+        return (26.0 if i >= 13 else 20.0) * slow
+
+    result = run(FakeProbe(level))
+    assert result.status is Status.FOUND
+    assert [f.index for f in result.culprits] == [13]
+    assert not any(s.phase == "beyond" for s in result.steps)
+
+
 def test_a_lone_step_is_not_split_by_the_check_beside_it() -> None:
     """One +30% step: nothing beside the verified culprit differs from its end; one culprit."""
     result = run(FakeProbe(steps_at((9, 1.3))))

@@ -88,6 +88,33 @@ def test_a_first_step_near_the_good_end_is_named_too(
 
 
 @pytest.mark.slow
+def test_a_step_a_later_commit_takes_partly_back_is_named(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path
+) -> None:
+    """Twice as slow at one commit, a quarter of that taken back later (10 -> 20 -> 15): the
+    commits between are worse than the bad end, which places them bad; exit 0 naming the
+    first step alone, its share over 1 (QA: exit 4 in 73% of such ranges before)."""
+    sample = make_sample(
+        n_commits=20,
+        culprit=6,
+        slowdown=1.0,
+        second_step=15,
+        second_slowdown=-0.25,
+        noise=0.03,
+        seed_file=str(tmp_path / "seed"),
+    )
+    done = run_cli(
+        "run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path)
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["status"] == "found" and doc["suspect"] is None
+    assert [c["commit"] for c in doc["culprits"]] == [sample.culprit]
+    assert doc["culprit"]["verified"] and doc["culprit"]["share"] > 1.2
+    assert "worse than the bad end: the regression lies before it" in done.stderr
+
+
+@pytest.mark.slow
 def test_effect_in_the_wrong_direction_is_never_a_culprit(
     make_sample: Callable[..., SampleRepo], tmp_path: Path
 ) -> None:

@@ -82,6 +82,8 @@ class ConsoleProgress:
             said = event.verdict.value
             if event.phase == "split":  # not "unclear": it shows a second step
                 said = "between the ends (a second regression step): each side is bisected"
+            elif event.phase == "beyond":  # bad, and more: a later commit takes some back
+                said = "worse than the bad end: the regression lies before it"
             elif event.phase == "reproduce":  # the role given on the command line, no verdict
                 said = f"{said} endpoint measured"
             self._print(f"    {event.label}: {said} after {trials} (median {med})")

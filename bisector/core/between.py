@@ -1,4 +1,5 @@
-"""Where a commit sits between its part's ends: halfway, or significantly between. Pure.
+"""Where a commit sits between its part's ends: halfway, significantly between, or beyond
+the bad end. Pure.
 
 A regression with two steps puts the commits between them at a level between the range's
 ends. The posterior search (`core.partsearch`) assumes one step, so such a commit moves
@@ -41,3 +42,18 @@ def halfway(
         return False
     sides = (judge.process_medians(parent), judge.process_medians(culprit))
     return any(sequential.in_middle(side, g, b) for side in sides)
+
+
+def worse_than_bad(
+    candidate: judge.Samples, good: judge.Samples, bad: judge.Samples, rule: MetricRule
+) -> bool:
+    """Every process of the candidate (three or more) lies beyond the bad end
+    (`sequential.beyond_bad`), and it is significantly worse than the bad end by the
+    threshold: the commit is at least as bad as the bad end, and a later one takes part
+    of it back (10 -> 20 -> 15). The search places it bad; the part ends there."""
+    cand = judge.process_medians(candidate)
+    g, b = judge.process_medians(good), judge.process_medians(bad)
+    if len(cand) < 3 or not sequential.beyond_bad(cand, g, b):
+        return False
+    vs_bad = judge.assess(candidate, good, bad, rule).vs_bad
+    return vs_bad.significant and vs_bad.regressed

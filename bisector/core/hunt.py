@@ -45,7 +45,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from bisector.core import judge, noise, nullcheck
+from bisector.core import judge, noise, nullcheck, partsearch
+from bisector.core.between import worse_than_bad
 from bisector.core.outcome import HuntResult, HuntStep, Part, conclude
 from bisector.core.partsearch import search_on, search_part, standing
 from bisector.core.residual import residual_parts
@@ -309,15 +310,16 @@ class _Hunter:
         self.compare(index, lo, hi)
         self.progress(ProbeStarted(phase, commit.short, commit.subject))
         decision = self.sampler.decide(commit, self.commits[lo], self.commits[hi], phase)
-        between = False
-        if decision.verdict is Verdict.SKIP:
+        verdict, between = decision.verdict, False
+        if verdict is Verdict.SKIP:
             self.skipped.add(index)
-        elif decision.verdict is Verdict.UNCLEAR and decision.samples:
-            between = judge.assess(
-                self.samples(index), self.samples(lo), self.samples(hi), self.rule
-            ).between
-        self.step("split" if between else phase, index, decision.verdict, decision.reason)
-        return decision.verdict, between
+        elif verdict is Verdict.UNCLEAR and decision.samples:
+            trials = self.samples(index), self.samples(lo), self.samples(hi)
+            between = judge.assess(*trials, self.rule).between
+            if partsearch.BEYOND_SPLIT and worse_than_bad(*trials, self.rule):
+                verdict, phase = Verdict.BAD, "beyond"  # the step lies before it
+        self.step("split" if between else phase, index, verdict, decision.reason)
+        return verdict, between
 
     def _interleave(self, lo: int, hi: int) -> None:
         """Every few probes, one more trial of each end of the range, alternating order."""

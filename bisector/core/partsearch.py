@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bisector.core import judge, posterior, sequential
+from bisector.core import between, judge, posterior, sequential
 from bisector.core.outcome import Part
 from bisector.core.sampling import Sampler
 from bisector.core.types import Commit, MetricRule, TrialBudget, Verdict
@@ -54,6 +54,14 @@ INTERLEAVE_EVERY = 8
 #: A commit is pinned (measured on) once this many of its processes lie, by their median,
 #: in the middle third between the ends.
 PIN_FROM = 2
+#: A commit whose every process lies beyond the bad end (`sequential.beyond_bad`) is
+#: pinned too, and once significantly worse than the bad end the part ends there
+#: (`Placed.BEYOND`). False: such a commit is read for nothing, as one hogged process is.
+BEYOND_SPLIT = True
+#: Before the part ends there, the bad end is measured this many times more and the commit
+#: must still be worse than it: a CPU hog beside the benchmark slows a run of processes,
+#: the bad end's as well as the commit's.
+BEYOND_CONFIRM = 2
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class Placed(enum.Enum):
     MOVED = "moved"  # the posterior moved; go on
     SKIP = "skip"  # the commit cannot be measured
     SPLIT = "split"  # the commit lies between the ends: split the part there
+    BEYOND = "beyond"  # the commit is worse than the bad end: the part ends there
 
 
 @dataclass
@@ -216,15 +225,31 @@ class PartSearch:
         if middle and len(self._medians(j)) >= 3 and self._between(j):
             self.pinned = None
             return Placed.SPLIT
+        if BEYOND_SPLIT and self.beyond(j):
+            if self.worse_than_bad(j):
+                self.pinned = None
+                return Placed.BEYOND
+            self.pinned = j if j not in self.spent else None
+            return Placed.MOVED
         if middle and j in self.spent:
             self.blocked.add(j)
         self.pinned = j if middle and j not in self.spent else None
         return Placed.MOVED
 
+    def beyond(self, j: int) -> bool:
+        """Commit j's processes (two or more) all lie beyond the part's bad end."""
+        return sequential.beyond_bad(self._medians(j), self._medians(0), self._medians(self.n - 1))
+
     def _between(self, j: int) -> bool:
+        return judge.assess(*self._samples(j), self.rule).between
+
+    def worse_than_bad(self, j: int) -> bool:
+        return between.worse_than_bad(*self._samples(j), self.rule)
+
+    def _samples(self, j: int) -> tuple[judge.Samples, judge.Samples, judge.Samples]:
+        """Commit j's trials' samples, then the part's good and bad ends'."""
         samples = self.sampler.samples
-        ends = samples(self.commits[0]), samples(self.commits[-1])
-        return judge.assess(samples(self.commits[j]), *ends, self.rule).between
+        return samples(self.commits[j]), samples(self.commits[0]), samples(self.commits[-1])
 
     def result(self) -> tuple[Part, list[Step]]:
         """The part as the posterior leaves it (`lo` = 0: the caller offsets it) and one
@@ -295,10 +320,16 @@ def search_part(hunter: Hunter, lo: int, hi: int, tag_indices: Sequence[int]) ->
         if not hunter.sampler.top_up_ends(had, part[0], part[-1]):
             hunter.take(commit, phase)
         processes += 1
-        if search.measured(j) is Placed.SPLIT:
+        placed = search.measured(j)
+        if placed is Placed.SPLIT:
             _record(hunter, lo, search, but=j)
             hunter.step("split", lo + j, Verdict.UNCLEAR)
             return hunter.bisect(lo, lo + j, inner) + hunter.bisect(lo + j, hi, inner)
+        if placed is Placed.BEYOND and _confirmed(hunter, search, j):
+            # What follows it takes some back: no regression there.
+            _record(hunter, lo, search, but=j)
+            hunter.step("beyond", lo + j, Verdict.BAD)
+            return hunter.bisect(lo, lo + j, inner)
         if processes % INTERLEAVE_EVERY == 0:
             turn = processes // INTERLEAVE_EVERY
             hunter.take(part[0] if turn % 2 else part[-1], "interleave")
@@ -307,6 +338,17 @@ def search_part(hunter: Hunter, lo: int, hi: int, tag_indices: Sequence[int]) ->
     found = _record(hunter, lo, search)
     interior = tuple(lo + i for i in found.interior)
     return [Part(lo + found.last_good, lo + found.first_bad, found.narrowed, interior, (lo, hi))]
+
+
+def _confirmed(hunter: Hunter, search: PartSearch, j: int) -> bool:
+    """Commit j is still worse than the part's bad end after `BEYOND_CONFIRM` more
+    processes of that end; otherwise it is measured on (pinned) while its budget lasts."""
+    for _ in range(BEYOND_CONFIRM):
+        hunter.take(search.commits[-1], "interleave")
+    if search.worse_than_bad(j):
+        return True
+    search.pinned = j if j not in search.spent else None
+    return False
 
 
 def _record(hunter: Hunter, lo: int, search: PartSearch, but: int | None = None) -> Part:

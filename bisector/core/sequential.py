@@ -278,6 +278,22 @@ def position_agrees(
     return position < fraction
 
 
+def beyond_bad(
+    cand: Sequence[float],
+    good: Sequence[float],
+    bad: Sequence[float],
+    fraction: float = judge.GUARD_FRACTION,
+) -> bool:
+    """Every one of the candidate's processes (two or more) lies beyond the bad end by
+    `fraction` of the way between the ends' medians: the commit itself is worse than the
+    bad end (an overshoot a later commit takes partly back: 10 -> 20 -> 15), not one cold
+    or hogged process of it, which `BEYOND_ENDS` keeps counting for little."""
+    mg, mb = median(good), median(bad)
+    if mg == mb or len(cand) < 2:
+        return False
+    return all((x - mg) / (mb - mg) > 1 + fraction for x in cand)
+
+
 def in_middle(cand: Sequence[float], good: Sequence[float], bad: Sequence[float]) -> bool:
     """The candidate's median lies in neither endpoint's third (`position_agrees`): halfway
     between the ends, where a second regression step would put it."""
