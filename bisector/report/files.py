@@ -84,7 +84,7 @@ def render_markdown(doc: RunDocument) -> str:
     repro = details.reproduction
     lines = [f"# bisector run {doc.run_id or ''}", ""]
     lines += [
-        f"**Status:** `{doc.status.value}` · **metric:** `{doc.metric}` · "
+        f"**Status:** `{doc.status.value}` · **metric:** {code(doc.metric)} · "
         f"**measurements:** {doc.measurements} · **wall time:** {_fmt(doc.wall_s, 1)} s",
         "",
         *_reuse_lines(doc),
@@ -114,7 +114,7 @@ def render_markdown(doc: RunDocument) -> str:
             "",
             "## Verification",
             "",
-            f"- verified: **{verification.verified}** — {verification.note}",
+            f"- verified: **{verification.verified}** — {text(verification.note)}",
             f"- culprit vs parent: shift {_fmt(comp and comp.effect)} "
             f"({_pct(verification.relative_effect)}), p = {_fmt(comp and comp.p_value, 4)}, "
             f"CI {_ci(comp)}",
@@ -247,7 +247,7 @@ def _suspect_lines(suspect: Culprit | None) -> list[str]:
         "### Suspect (**unverified**)",
         "",
         f"`{suspect.commit[:10]}` **{text(suspect.subject)}**: effect {_pct(suspect.effect)} against its parent in fresh "
-        f"trials, p = {_fmt(evidence and evidence.p_value, 4)}. {suspect.note or ''}".rstrip(),
+        f"trials, p = {_fmt(evidence and evidence.p_value, 4)}. {text(suspect.note or '')}".rstrip(),
     ]
 
 

@@ -18,7 +18,7 @@ def _check(check: Mapping[str, Any]) -> str:
     mark = "passed" if check.get("passed") else "**failed**"
     conf = check.get("confidence")
     return (
-        f"{mark}: {check.get('state')} — shift {_pct(check.get('relative_effect'))}, "
+        f"{mark}: {text(str(check.get('state')))} — shift {_pct(check.get('relative_effect'))}, "
         f"confidence {'–' if conf is None else f'{conf:.3f}'}, {check.get('samples')} trials"
     )
 
@@ -29,7 +29,7 @@ def render_isolation(iso: Isolation | None) -> list[str]:
         return []
     lines = ["", "## Isolation", ""]
     if iso.error is not None:
-        return [*lines, f"Isolation failed: {iso.error}"]
+        return [*lines, f"Isolation failed: {text(iso.error)}"]
     lines.append(f"Kind: **{iso.kind}** · code alone (old pins and keys): {iso.code_alone or '–'}")
     if iso.changes:
         lines += ["", f"Changes in the commit ({len(iso.changes)}):", ""]
@@ -45,18 +45,21 @@ def render_isolation(iso: Isolation | None) -> list[str]:
             )
     for name, version in iso.first_bad_versions.items():
         tried = ", ".join(iso.versions_tried.get(name, ()))
-        lines.append(f"- first bad version of `{name}`: **{version}** (versions: {tried})")
+        lines.append(
+            f"- first bad version of {code(name)}: **{text(version)}** (versions: {text(tried)})"
+        )
     for note in iso.notes:
-        lines.append(f"- note: {note}")
+        lines.append(f"- note: {text(note)}")
     lines += ["", "| # | phase | state | verdict |", "| --- | --- | --- | --- |"]
     for i, step in enumerate(iso.steps, 1):
-        lines.append(f"| {i} | {step.phase} | {step.state} | {step.verdict} |")
+        lines.append(f"| {i} | {text(step.phase)} | {text(step.state)} | {text(step.verdict)} |")
     if iso.verification:
         lines += ["", "### Verification of each item", ""]
         for v in iso.verification:
             status = "verified" if v.get("verified") else "**UNVERIFIED**"
             lines.append(
-                f"- `{v.get('item')}`: {status}" + (f" ({v['note']})" if v.get("note") else "")
+                f"- {code(str(v.get('item')))}: {status}"
+                + (f" ({text(str(v['note']))})" if v.get("note") else "")
             )
             lines.append(f"  - reverted from the bad state: {_check(v.get('reverted') or {})}")
             lines.append(f"  - applied to the good state: {_check(v.get('applied') or {})}")
