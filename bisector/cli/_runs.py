@@ -16,6 +16,8 @@ import typer
 
 from bisector.cli._common import ConfigOpt, JsonOpt, RepoOpt, emit_json, stderr_console
 
+_SQLITE_MAX = 2**63 - 1  # a larger --limit means "all of them", as SQLite cannot take it
+
 
 def runs(
     repo: RepoOpt = Path("."),
@@ -32,7 +34,7 @@ def runs(
     rows: list[dict[str, Any]] = []
     if (store / JOURNAL_NAME).is_file():  # opening it would create an empty one
         with Journal(store) as journal:
-            rows = [_row(r) for r in journal.runs(limit)]
+            rows = [_row(r) for r in journal.runs(min(limit, _SQLITE_MAX))]
     if json_out:
         emit_json({"store": str(store), "runs": rows})
         return 0
