@@ -17,7 +17,8 @@ from tests.conftest import run_cli
 
 BENCH = """\
 import json
-print(json.dumps({"latency_ms": [float(open("slow.txt").read())] * 3}))
+extra = 0.0 if "fast: true" in open("configs/s.yaml").read() else 10.0
+print(json.dumps({"latency_ms": [float(open("slow.txt").read()) + extra] * 3}))
 """
 CONFIG = """\
 benchmark:
@@ -32,7 +33,8 @@ metrics:
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository whose journal holds one finished run (v1..v2, culprit 'Slow down')."""
     repo = make_repo(tmp_path_factory.mktemp("runs") / "repo")
-    commit(repo, {"bench.py": BENCH, "bisector.yaml": CONFIG, "slow.txt": "10\n"}, "i", tag="v1")
+    first = {"bench.py": BENCH, "bisector.yaml": CONFIG, "configs/s.yaml": "fast: true\n"}
+    commit(repo, {**first, "slow.txt": "10\n"}, "i", tag="v1")
     commit(repo, {"a.txt": "1\n"}, "unrelated")
     commit(repo, {"slow.txt": "20\n"}, "Slow down")
     commit(repo, {"a.txt": "2\n"}, "unrelated again", tag="v2")
@@ -50,3 +52,31 @@ def test_a_limit_larger_than_sqlite_takes_lists_every_run(repo: Path) -> None:
     done = run_cli("runs", "--json", "--limit", "99999999999999999999", cwd=repo)
     assert done.returncode == 0, done.stderr
     assert [r["status"] for r in json.loads(done.stdout)["runs"]] == ["found"]
+
+
+def test_an_isolation_run_is_neither_listed_nor_the_latest_report(repo: Path) -> None:
+    """`bisector config --good/--bad` journals its run (so it resumes), but its document is
+    not a bisection's: `runs` listed it and crashed on its culprit (no commit), and `report
+    latest` rendered it as a broken bisection (the HTML one crashed)."""
+    bisection = json.loads(run_cli("report", "latest", "--format", "json", cwd=repo).stdout)
+    (repo.parent / "good.yaml").write_text("fast: true\n")
+    (repo.parent / "bad.yaml").write_text("fast: false\n")
+    isolation = run_cli(
+        "config", "--good", "../good.yaml", "--bad", "../bad.yaml",
+        "--target", "configs/s.yaml", "--json", cwd=repo,
+    )  # fmt: skip
+    assert isolation.returncode == 0, isolation.stderr
+    isolation_id = json.loads(isolation.stdout)["run_id"]
+    listed = run_cli("runs", "--json", cwd=repo)
+    assert listed.returncode == 0, listed.stderr
+    assert [r["run_id"] for r in json.loads(listed.stdout)["runs"]] == [bisection["run_id"]]
+    assert run_cli("runs", cwd=repo).returncode == 0
+    for fmt in ("md", "html", "json"):
+        latest = run_cli("report", "latest", "--format", fmt, cwd=repo)
+        assert latest.returncode == 0, latest.stderr
+        assert bisection["run_id"] in latest.stdout
+    refused = run_cli("report", isolation_id, cwd=repo)
+    assert refused.returncode == 2 and refused.stdout == ""
+    lines = refused.stderr.splitlines()
+    assert lines[0].startswith(f"error: run {isolation_id} is an isolation"), refused.stderr
+    assert [line.split(":")[0] for line in lines] == ["error", "hint"]

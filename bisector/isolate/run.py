@@ -35,6 +35,7 @@ from bisector.isolate.states import MeasuredStates, Side, local_versions
 from bisector.log import get_logger
 from bisector.ports import ISOLATING, PhaseStarted, Progress, RangeNarrowed, no_progress
 from bisector.store.journal import Journal
+from bisector.store.runid import ISOLATION_KEY
 from bisector.store.runlock import RunLock
 from snapshots.configs import match_globs
 
@@ -201,7 +202,7 @@ def isolate_files(
         bkey = bench_key(cfg)
         with RunLock(store), Journal(store) as journal:  # one run per store at a time
             run, _ = journal.open_run(
-                key=f"isolate:{what}:{head.sha}:{digest}:{metric_name}:{bkey}",
+                key=f"{ISOLATION_KEY}{what}:{head.sha}:{digest}:{metric_name}:{bkey}",
                 good_ref=f"{what}:good",
                 bad_ref=f"{what}:bad",
                 good_sha=head.sha,

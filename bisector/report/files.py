@@ -19,6 +19,7 @@ from bisector.plumbing.atomic import atomic_write_bytes
 from bisector.plumbing.escape import markdown_code as code
 from bisector.plumbing.escape import markdown_text as text
 from bisector.report.isolation import render_isolation
+from bisector.store.runid import ISOLATION_KEY
 
 if TYPE_CHECKING:
     from bisector.config import Config
@@ -286,6 +287,13 @@ def stored_document(journal: Journal, run_id: str, cfg: Config) -> RunDocument:
     its own from the current config, as those versions did.
     """
     row = journal.run(run_id)
+    if row.key.startswith(ISOLATION_KEY):
+        raise StoreError(
+            f"run {run_id} is an isolation (`bisector deps` or `bisector config`), which has "
+            "no report",
+            hint="its document is what that command printed with --json; `bisector runs` "
+            "lists the bisections, which have reports",
+        )
     if row.errored:
         raise StoreError(
             f"run {run_id} ended in an error: {row.error or 'unknown'}",

@@ -18,7 +18,7 @@ from typing import Any
 
 from bisector.errors import StoreError
 from bisector.store.base import SqliteFile
-from bisector.store.runid import new_run_id
+from bisector.store.runid import ISOLATION_KEY, new_run_id
 from bisector.store.trialmeta import META_LIMIT_BYTES as META_LIMIT_BYTES
 from bisector.store.trialmeta import bounded_meta
 
@@ -28,6 +28,7 @@ JOURNAL_NAME = "journal.sqlite"
 RUN_ERROR = "error"
 _ERRORED = f"SELECT id FROM runs WHERE status='{RUN_ERROR}'"
 _READABLE = f" AND NOT (trials.status<>'ok' AND trials.run_id IN ({_ERRORED}))"
+_BISECTIONS = f"SELECT * FROM runs WHERE key NOT LIKE '{ISOLATION_KEY}%'"  # not listed
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -214,15 +215,15 @@ class Journal(SqliteFile):
         return _run(row)
 
     def latest_finished(self) -> RunRow | None:
-        """The newest run that finished (has a document), or None."""
+        """The newest bisection that finished (has a document), or None."""
         row = self._db.execute(
-            "SELECT * FROM runs WHERE result IS NOT NULL ORDER BY created DESC, rowid DESC LIMIT 1"
+            f"{_BISECTIONS} AND result IS NOT NULL ORDER BY created DESC, rowid DESC LIMIT 1"
         ).fetchone()
         return None if row is None else _run(row)
 
     def runs(self, limit: int = 20) -> list[RunRow]:
         rows = self._db.execute(
-            "SELECT * FROM runs ORDER BY created DESC, rowid DESC LIMIT ?", (limit,)
+            f"{_BISECTIONS} ORDER BY created DESC, rowid DESC LIMIT ?", (limit,)
         ).fetchall()
         return [_run(r) for r in rows]
 

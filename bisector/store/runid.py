@@ -6,6 +6,10 @@ import hashlib
 import re
 import time
 
+# The key of a `deps` / `config` isolation run starts so: it resumes as any run, but
+# `runs` and `report latest` leave it out (its document is not a bisection's).
+ISOLATION_KEY = "isolate:"
+
 
 def new_run_id(key: str, now: float) -> str:
     """`20261205-061131-0123abcd`: the start (UTC) and the key's first 8 characters when
