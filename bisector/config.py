@@ -184,9 +184,19 @@ class Daemon(Strict):
     report_url: Annotated[str | None, AfterValidator(_report_url)] = None
 
 
+def _metric_names(metrics: dict[str, Metric]) -> dict[str, Metric]:
+    for name in metrics:
+        if name.startswith("_"):  # docs/benchmark-protocol.md: `_gpu`, `_env`, ...
+            raise ValueError(
+                f"{name!r}: a metric name cannot start with '_' (the benchmark's keys that "
+                "do are metadata, never measurements)"
+            )
+    return metrics
+
+
 class Config(Strict):
     benchmark: Benchmark
-    metrics: dict[str, Metric] = Field(min_length=1)
+    metrics: Annotated[dict[str, Metric], AfterValidator(_metric_names)] = Field(min_length=1)
     environment: Environment = Environment()
     snapshots: Snapshots = Snapshots()
     rollback: Rollback = Rollback()

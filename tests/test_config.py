@@ -118,6 +118,11 @@ def test_thresholds() -> None:
             GOOD.replace("{min: 3, max: 15}", "{min: true, max: 15}"),
             "bisector.yaml:4: benchmark.repeats.min: expected a number, not true",
         ),
+        # the benchmark's `_` keys are metadata: such a metric could never be measured
+        (
+            GOOD.replace("accuracy:", "_accuracy:"),
+            "bisector.yaml:5: metrics: '_accuracy': a metric name cannot start with '_'",
+        ),
     ],
 )
 def test_errors_name_file_line_and_key(text: str, fragment: str) -> None:
