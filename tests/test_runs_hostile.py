@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from bisector.testing.gitutil import commit, make_repo
-from tests.conftest import run_cli
+from tests.conftest import run_cli, tree_digest
 
 BENCH = """\
 import json
@@ -80,3 +81,41 @@ def test_an_isolation_run_is_neither_listed_nor_the_latest_report(repo: Path) ->
     lines = refused.stderr.splitlines()
     assert lines[0].startswith(f"error: run {isolation_id} is an isolation"), refused.stderr
     assert [line.split(":")[0] for line in lines] == ["error", "hint"]
+
+
+REPORT, HTML, RUNS = ("report", "latest"), ("report", "latest", "--format", "html"), ("runs",)
+
+
+@pytest.mark.parametrize(
+    ("edit", "refused"),
+    [
+        ("UPDATE runs SET result='not json'", (REPORT, HTML, RUNS)),
+        ("UPDATE runs SET result='[1, 2]'", (REPORT, HTML, RUNS)),
+        ("UPDATE runs SET result='{}'", (REPORT, HTML)),  # `runs` shows no culprit
+        ("UPDATE runs SET result=json_set(result, '$.status', 'weird')", (REPORT, HTML)),
+        ("UPDATE runs SET result=json_set(result, '$.measurements', 'many')", (REPORT, HTML)),
+        ("UPDATE runs SET result=json_set(result, '$.culprit.commit', 3)", (RUNS,)),
+        ("UPDATE runs SET options='nope'", (REPORT, HTML, RUNS)),
+    ],
+)
+def test_a_journal_edited_by_hand_is_named_not_an_internal_error(
+    repo: Path, edit: str, refused: tuple[tuple[str, ...], ...]
+) -> None:
+    """A journal row edited into something else: `report` and `runs` say which file holds
+    a damaged record (exit 2, one `error:` and one `hint:` line), and change nothing."""
+    journal = repo / ".bisector" / "journal.sqlite"
+    with sqlite3.connect(journal) as db:
+        db.execute(edit)
+    db.close()
+    before = tree_digest(repo / ".bisector")
+    for args in (REPORT, HTML, RUNS):
+        done = run_cli(*args, cwd=repo)
+        if args not in refused:
+            assert done.returncode == 0, (args, done.stderr)
+            continue
+        assert done.returncode == 2, (args, done.stderr)
+        lines = done.stderr.splitlines()
+        assert [line.split(":")[0] for line in lines] == ["error", "hint"], done.stderr
+        assert f"the journal {journal} holds a damaged record" in lines[0]
+        assert done.stdout == ""
+    assert tree_digest(repo / ".bisector") == before

@@ -208,7 +208,8 @@ def report(
         raise BisectorError(f"no runs are recorded in {store}", hint="`bisector run` records one")
     with Journal(store) as journal:
         if run_id == LATEST:
-            latest = journal.latest_finished()
+            with journal.reading_back("the newest finished run"):
+                latest = journal.latest_finished()
             if latest is None:
                 raise BisectorError(
                     f"no finished run is recorded in {store}",

@@ -34,7 +34,8 @@ def runs(
     rows: list[dict[str, Any]] = []
     if (store / JOURNAL_NAME).is_file():  # opening it would create an empty one
         with Journal(store) as journal:
-            rows = [_row(r) for r in journal.runs(min(limit, _SQLITE_MAX))]
+            with journal.reading_back("a run"):
+                rows = [_row(r) for r in journal.runs(min(limit, _SQLITE_MAX))]
     if json_out:
         emit_json({"store": str(store), "runs": rows})
         return 0
@@ -68,6 +69,8 @@ def _row(run: Any) -> dict[str, Any]:
     """One run as `runs --json` lists it (the culprit from its document, when it finished)."""
     doc = run.result or {}
     culprit = doc.get("culprit") if isinstance(doc.get("culprit"), dict) else None
+    if culprit is not None and not isinstance(culprit.get("commit"), str):
+        raise ValueError("its culprit names no commit")
     reused = doc.get("reused") if isinstance(doc.get("reused"), dict) else None
     return {
         "run_id": run.id,

@@ -286,7 +286,8 @@ def stored_document(journal: Journal, run_id: str, cfg: Config) -> RunDocument:
     from the journal (the run's row; the key of its trials), and a run without trials of
     its own from the current config, as those versions did.
     """
-    row = journal.run(run_id)
+    with journal.reading_back(f"run {run_id}"):
+        row = journal.run(run_id)
     if row.key.startswith(ISOLATION_KEY):
         raise StoreError(
             f"run {run_id} is an isolation (`bisector deps` or `bisector config`), which has "
@@ -304,7 +305,10 @@ def stored_document(journal: Journal, run_id: str, cfg: Config) -> RunDocument:
         raise StoreError(
             f"run {run_id} has not finished", hint="run the same `bisector run` again to resume it"
         )
-    doc = RunDocument.from_json(row.result, options=row.options)
+    with journal.reading_back(f"run {run_id}"):
+        doc = RunDocument.from_json(row.result, options=row.options)
+        if doc.good is None or doc.bad is None:  # every finished bisection names both
+            raise ValueError("the document has no endpoints")
     if doc.bench_key is None:
         doc = replace(doc, bench_key=journal.run_bench_key(run_id) or bench_key(cfg))
     return doc

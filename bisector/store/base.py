@@ -79,6 +79,21 @@ class SqliteFile:
         return StoreError(f"{self.what} {self.path}: {exc}")
 
     @contextmanager
+    def reading_back(self, what: str) -> Iterator[None]:
+        """Around decoding rows (JSON columns into documents): a value edited into something
+        else (not JSON, a list, a wrong type) is a StoreError naming the file and `what`,
+        never an internal error."""
+        try:
+            yield
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise StoreError(
+                f"the {self.what} {self.path} holds a damaged record of {what}: "
+                f"{type(exc).__name__}: {exc}",
+                hint="it was edited or damaged outside bisector; move the file aside to start "
+                "a new one (the measurements in it are then not reused)",
+            ) from exc
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
         try:
