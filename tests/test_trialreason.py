@@ -67,6 +67,11 @@ def test_a_stderr_line_is_escaped_and_trimmed(tmp_path: Path) -> None:
         ({"t": True}, "printed no numeric metric: t was not a number (true)"),
         ({"t": []}, "printed no numeric metric: t was an empty list"),
         ({"t": [1.0, math.nan]}, "printed no numeric metric: t was a list holding NaN"),
+        ({"t": [1.0, None]}, "printed no numeric metric: t was a list holding not a number (null)"),
+        (
+            {"t": [[1, 2], [3]]},  # it said "a list holding a list holding not a number (null)"
+            "printed no numeric metric: t was a list holding a list ([1, 2]), not numbers",
+        ),
         ({"t": 10**400}, "printed no numeric metric: t was too large a number"),
         (
             {"_gpu": "x", "t": "a", "u": "b"},

@@ -90,8 +90,10 @@ def _what(value: object) -> str:
         return "too large a number"
     if value == []:
         return "an empty list"
-    if isinstance(value, list):
-        bad = next((v for v in value if as_number(v) is None), None)
+    if isinstance(value, list):  # not samples, so one item is not a number
+        bad = next(v for v in value if as_number(v) is None)
+        if isinstance(bad, list):  # its own items may all be numbers: say what it is
+            return f"a list holding a list ({shown(json.dumps(bad), 40)}), not numbers"
         return f"a list holding {_what(bad)}"
     return f"not a number ({shown(json.dumps(value), 60)})"
 
