@@ -104,6 +104,27 @@ def _intent_problem(doc: object) -> str | None:
             return f"no {name!r}"
         if name in doc and not ok(doc[name]):
             return f"{name!r} is {json.dumps(doc[name])[:60]}"
+    if not doc["to_gen"].endswith(f"-{doc['op']}"):
+        # Every apply stages a fresh generation named after its op (`<set id>-<op>`).
+        return f"'to_gen' {doc['to_gen']!r} is not a set of op {doc['op']!r}"
+    return None
+
+
+def _mismatch(layout: Layout, intent: Intent) -> str | None:
+    """What in the folder contradicts `intent` (None: recovery may act on it).
+
+    A real interrupted rollback leaves the live path at its previous set or its new one;
+    an undo needs the previous set on disk (or, for a first apply, none live but its own).
+    """
+    state = live_state(layout)
+    known = {intent.to_gen, intent.from_gen}
+    if state.kind == "managed" and state.gen not in known:
+        return f"the live path points at set {state.gen}, which this rollback did not switch"
+    if intent.phase == "undo" and intent.from_gen is not None:
+        if not layout.gen_dir(intent.from_gen).is_dir():
+            return (
+                f"the previous set {intent.from_gen} it would put back is not in {layout.sets_dir}"
+            )
     return None
 
 
@@ -160,6 +181,11 @@ def recover(layout: Layout) -> RecoveryOutcome | None:
         if layout.state_dir.is_dir():
             discard_leftovers(layout)
         return None
+    if (problem := _mismatch(layout, intent)) is not None:
+        raise RollbackError(
+            f"the rollback journal {layout.intent_path} does not match the live folder: {problem}",
+            hint="check the live folder by hand, then delete the journal file",
+        )
     discard_leftovers(layout)
     if layout.displaced_dir.exists():
         if live_state(layout).kind == "absent":

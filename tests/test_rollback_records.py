@@ -19,6 +19,7 @@ COMMANDS = {
     "status": ("status",),
     "rollback": ("rollback", "--to", "v2.3.1", "--yes", "--force"),
 }
+RECOVERING = {**COMMANDS, "pause": ("pause",), "resume": ("resume",)}  # all read intent.json
 LIVE_RECORD = {"gen": "0123456789ab-0123456789ab", "set_id": "0123", "label": "v2.4.0"}
 WRONG_SHAPES = {
     "malformed": "{bad",
@@ -60,7 +61,7 @@ def _state(demo: Demo) -> Path:
 
 def _refused(demo: Demo, command: str, path: Path) -> str:
     """Exit 2 with `error:` naming `path` and a `hint:`; the live set is still v2.4.0."""
-    done = run_cli(*COMMANDS[command], cwd=demo.repo)
+    done = run_cli(*RECOVERING[command], cwd=demo.repo)
     assert done.returncode == 2, (done.returncode, done.stderr)
     lines = done.stderr.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["error", "hint"], done.stderr
@@ -128,3 +129,43 @@ def test_a_damaged_manifest_is_exit_2_with_a_hint(demo: Demo, command: str, dama
     manifest.unlink()
     done = run_cli(*COMMANDS["rollback"], cwd=demo.repo)
     assert done.returncode == 0, done.stderr
+
+
+def _intent(**fields: object) -> str:
+    doc = {
+        "op": "0123456789ab",
+        "phase": "undo",
+        "to_gen": "aaaaaaaaaaaa-0123456789ab",
+        "to_label": "v2.3.1",
+        "from_gen": "cccccccccccc-dddddddddddd",
+        "health_check": True,
+        "pause_on_failure": True,
+        **fields,
+    }
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize("command", RECOVERING)
+@pytest.mark.parametrize(
+    "content",
+    [
+        _intent(),  # an undo back to a set that does not exist: a dangling live path
+        _intent(from_gen=None),  # an undo of a first apply, yet another set is live: unlinked
+        _intent(phase="apply", to_gen="aaaaaaaaaaaa-ffffffffffff"),  # a set of another op
+    ],
+    ids=["undo-to-missing-set", "undo-unlinks-another-set", "to-gen-of-another-op"],
+)
+def test_a_well_formed_intent_that_does_not_match_the_sets_is_refused(
+    demo: Demo, command: str, content: str
+) -> None:
+    """Recovery never acts on an intent the folder beside it contradicts: it would point the
+    live path at nothing, or remove a set it did not write."""
+    intent = _state(demo) / "intent.json"
+    intent.write_text(content)
+    link = Path(demo.target).readlink()
+    sets = sorted(p.name for p in (_state(demo) / "sets").iterdir())
+    hint = _refused(demo, command, intent)
+    assert "delete the journal file" in hint
+    assert intent.read_text() == content
+    assert Path(demo.target).readlink() == link
+    assert sorted(p.name for p in (_state(demo) / "sets").iterdir()) == sets
