@@ -5,6 +5,12 @@ token in its path), so it is never logged or put in an error message: events nam
 alert by its index in `daemon.alerts` only. Credentials in the URL
 (`https://user:token@host/hook`) are sent as HTTP basic auth: urllib cannot open a URL
 with userinfo, so they are taken out of it and put in an `Authorization` header.
+
+A redirect is not followed: urllib would turn the POST into a GET without the body (an
+SSO proxy's login page then answers 200, and the alert would count as sent), so a 3xx is
+a failed delivery. `timeout` bounds a whole attempt, not each socket read: an attempt
+runs in a thread whose socket is shut down when the time is up, so a receiver that
+dribbles its answer cannot hold a rollback, a guard evaluation or a daemon cycle.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from dataclasses import dataclass, field
 from bisector.config import Alert
 from bisector.log import get_logger
 from bisector.plumbing.escape import slack_text
+from bisector.plumbing.httpbound import ExchangeTimeout, exchange
 from bisector.plumbing.redact import scrub_text
 
 log = get_logger("bisector.alerts")
@@ -67,11 +74,8 @@ def _post(url: str, body: bytes, timeout: float) -> int:
         url, data=body, method="POST", headers={"Content-Type": "application/json"}
     )
     if authorization is not None:
-        # Not sent on to wherever a redirect points.
         request.add_unredirected_header("Authorization", authorization)
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        status: int = response.status
-        return status
+    return exchange(request, timeout, follow_redirects=False, max_body=64 * 1024).status
 
 
 def split_userinfo(url: str) -> tuple[str, str | None]:
@@ -125,13 +129,27 @@ def send_alert(
             try:
                 status = post(alert.webhook, body, alert.timeout)
                 ok, detail = 200 <= status < 300, f"HTTP {status}"
+                if 300 <= status < 400:
+                    detail = f"HTTP {status} redirect, not followed"
+                elif status >= 400:
+                    detail = f"HTTPError {status}"
             except urllib.error.HTTPError as exc:
                 # Only the status: the exception's str may carry the URL.
                 ok, detail = False, f"HTTPError {exc.code}"
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+            except (ExchangeTimeout, TimeoutError):
+                ok, detail = False, f"timed out after {alert.timeout:.1f}s"
+            except urllib.error.URLError as exc:
+                timed_out = isinstance(exc.reason, TimeoutError)
+                ok = False
+                detail = f"timed out after {alert.timeout:.1f}s" if timed_out else "URLError"
+            except (OSError, ValueError) as exc:
                 ok, detail = False, type(exc).__name__
-            if ok or (detail.startswith("HTTPError 4") and detail != "HTTPError 429"):
-                break  # success, or a client error a retry will not fix
+            if (
+                ok
+                or "redirect" in detail
+                or (detail.startswith("HTTPError 4") and detail != "HTTPError 429")
+            ):
+                break  # success, or an answer a retry will not change
             if attempt < alert.retries:
                 time.sleep(backoff_s * (2**attempt))
         deliveries.append(Delivery(index, ok, attempts, detail))
