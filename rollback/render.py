@@ -2,7 +2,7 @@
 
 The plan is what a person confirms before a rollback, and its paths, keys and values come
 from the repository: every line goes through `visible` (no terminal escape sequence, no
-bidi override reaches the terminal), and a key or value is kept on its line (`\\n`).
+bidi override reaches the terminal), and a key, a value, a file name or the target is kept on its line (`\\n`).
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def describe(result: RollbackResult) -> list[str]:
         "restored": "health check FAILED; previous configs restored",
         "kept": "health check FAILED; new configs kept (on_failure: keep)",
     }[result.status]
-    lines.append(f"{verb}: {result.target} -> {result.label}")
+    lines.append(f"{verb}: {_one_line(str(result.target))} -> {_one_line(result.label)}")
     for change in result.plan.changes:
-        lines.append(f"  {_SIGN[change.kind]} {change.path}")
+        lines.append(f"  {_SIGN[change.kind]} {_one_line(change.path)}")
         for key in change.keys:
             # A key one side lacks is `(absent)`, as `run` prints it: `null` would read as
             # YAML's null, a value the file could hold.
@@ -61,7 +61,8 @@ def describe(result: RollbackResult) -> list[str]:
     if result.plan.empty:
         lines.append("  (no file changes)")
     if result.drift:
-        lines.append("drifted (edited since bisector wrote them): " + ", ".join(result.drift))
+        drift = ", ".join(_one_line(path) for path in result.drift)
+        lines.append(f"drifted (edited since bisector wrote them): {drift}")
     if result.health is not None:
         lines.append(f"health check: {result.health.reason} ({result.health.seconds:.2f}s)")
         if not result.health.ok:

@@ -20,6 +20,7 @@ from bisector.alerts import AlertMessage, Delivery, send_alert
 from bisector.config import Alert
 from bisector.errors import RollbackError
 from bisector.log import get_logger
+from bisector.plumbing.escape import visible
 from bisector.store.control import ControlStore
 from rollback.apply import collect_garbage, discard_leftovers, gen_name, new_op_id, stage, switch
 from rollback.checkpoints import (
@@ -224,7 +225,9 @@ def roll_back(
         if request.dry_run:
             return result("dry_run")
         if drift and not request.force:
-            shown = ", ".join(drift[:10]) + (
+            # File names come from whoever can write the live folder: a line break in one
+            # must not add an `error:` or `hint:` line of its own.
+            shown = ", ".join(visible(p).replace("\n", "\\n") for p in drift[:10]) + (
                 f" and {len(drift) - 10} more" if len(drift) > 10 else ""
             )
             raise DriftError(

@@ -97,3 +97,45 @@ def test_the_markdown_report_writes_a_bidi_override_out_like_the_culprit_line() 
     md = render_markdown(RunDocument.from_json(data))
     _assert_inert(md)
     assert "fix\\\\u202etxt.exe" in md and "\\\\x1b\\]0;PWNED\\\\x07" in md
+
+
+def test_the_rollback_plan_keeps_a_file_name_with_a_line_break_on_its_line(
+    tmp_path: Path,
+) -> None:
+    """git allows a line break in a file name: the plan a person confirms must not show it
+    as a line of its own (here a fake `- serving.yaml` removal), nor the target's."""
+    repo = make_repo(tmp_path / "repo")
+    commit(repo, {"configs/serving.yaml": "a: 1\n"}, "v1", "v1")
+    forged = "ok\n  - serving.yaml (removed).yaml"
+    commit(repo, {f"configs/{forged}": "x: 1\n"}, "v2", "v2")
+    target = tmp_path / "srv" / "live\nerror: forged"
+    (repo / "bisector.yaml").write_text(
+        "benchmark:\n  command: [python, bench.py]\nmetrics:\n  latency_ms: {direction: lower}\n"
+    )
+    done = run_cli("rollback", "--to", "v2", "--dry-run", "--target", str(target), cwd=repo)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    head = f"plan (dry run, nothing changed): {tmp_path}/srv/live\\nerror: forged -> v2 ("
+    assert lines[0].startswith(head), lines
+    assert "  + ok\\n  - serving.yaml (removed).yaml" in lines
+    assert not any(line.startswith(("  - ", "error:")) for line in lines), lines
+
+
+def test_a_drifted_file_name_with_a_line_break_stays_on_the_error_line(tmp_path: Path) -> None:
+    """A file added to the live folder by hand, named `a\\nhint: all fine.yaml`: the drift
+    refusal is still one `error:` line and one `hint:` line."""
+    repo = make_repo(tmp_path / "repo")
+    commit(repo, {"configs/serving.yaml": "a: 1\n"}, "v1", "v1")
+    commit(repo, {"configs/serving.yaml": "a: 2\n"}, "v2", "v2")
+    target = tmp_path / "srv" / "configs"
+    (repo / "bisector.yaml").write_text(
+        "benchmark:\n  command: [python, bench.py]\n"
+        f"metrics:\n  latency_ms: {{direction: lower}}\nrollback:\n  target: {target}\n"
+    )
+    assert run_cli("rollback", "--to", "v1", "--yes", cwd=repo).returncode == 0
+    (target / "a\nhint: all fine.yaml").write_text("x: 1\n")
+    done = run_cli("rollback", "--to", "v2", "--yes", cwd=repo)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["error", "hint"], lines
+    assert lines[0].endswith("changed since bisector wrote them: a\\nhint: all fine.yaml")
