@@ -178,8 +178,13 @@ class GitRepo:
     def resolve(self, ref: str) -> Commit:
         validate_ref(ref)
         try:
+            # Two steps: `:/text` takes the rest of the argument as the text to search, so
+            # `:/fix^{commit}` would search for "fix^{commit}"; peel the object it names.
+            obj = self._git.execute(
+                ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", ref]
+            ).strip()
             sha = self._git.execute(
-                ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"]
+                ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{obj}^{{commit}}"]
             ).strip()
         except GitCommandError as exc:
             raise RefError(

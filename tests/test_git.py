@@ -228,3 +228,18 @@ def test_cli_refuses_option_like_ref(make_sample: Callable[..., SampleRepo]) -> 
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: ") and "cannot start with '-'" in done.stderr
     assert not (sample.path / ".bisector").exists()
+
+
+def test_a_commit_message_search_resolves_and_a_tree_is_not_a_commit(tmp_path: Path) -> None:
+    """`:/text` (the youngest commit whose message matches) is a ref the docs accept: it
+    named no commit at all, because `^{commit}` was searched for as part of the text."""
+    repo = gitutil.make_repo(tmp_path / "repo")
+    first = gitutil.commit(repo, {"a.txt": "1\n"}, "release one")
+    second = gitutil.commit(repo, {"a.txt": "2\n"}, "fix the cache")
+    with GitRepo(repo) as git:
+        assert git.resolve(":/release").sha == first
+        assert git.resolve(":/fix").sha == second
+        with pytest.raises(RefError, match="does not name a commit"):
+            git.resolve("HEAD:a.txt")
+        with pytest.raises(RefError, match="does not name a commit"):
+            git.resolve(":/nosuchmessage")
