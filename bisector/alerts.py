@@ -15,7 +15,6 @@ dribbles its answer cannot hold a rollback, a guard evaluation or a daemon cycle
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import urllib.error
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from bisector.config import Alert
 from bisector.log import get_logger
 from bisector.plumbing.escape import slack_text
-from bisector.plumbing.httpbound import ExchangeTimeout, exchange
+from bisector.plumbing.httpbound import ExchangeTimeout, exchange, split_userinfo
 from bisector.plumbing.redact import scrub_text
 
 log = get_logger("bisector.alerts")
@@ -76,19 +75,6 @@ def _post(url: str, body: bytes, timeout: float) -> int:
     if authorization is not None:
         request.add_unredirected_header("Authorization", authorization)
     return exchange(request, timeout, follow_redirects=False, max_body=64 * 1024).status
-
-
-def split_userinfo(url: str) -> tuple[str, str | None]:
-    """`url` without its `user:password@`, and those as a basic `Authorization` value
-    (user and password percent-decoded); `(url, None)` for a URL without userinfo."""
-    parts = urllib.parse.urlsplit(url)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if not at:
-        return url, None
-    user, _, password = userinfo.partition(":")
-    pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
-    token = base64.b64encode(pair.encode()).decode("ascii")
-    return urllib.parse.urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
 
 
 def _check_scheme(url: str) -> bool:

@@ -15,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from bisector.plumbing.httpbound import ExchangeTimeout, exchange, split_userinfo
 from bisector.plumbing.redact import scrub_text
 
 Sample = tuple[float, float]
@@ -45,6 +46,9 @@ Result = Data | Blind
 
 class Prometheus:
     def __init__(self, url: str, timeout_s: float = 5.0) -> None:
+        # `http://user:password@host:9090` (a Prometheus behind basic auth): urllib cannot
+        # open a URL with userinfo, so it goes in an Authorization header.
+        url, self._authorization = split_userinfo(url)
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
 
@@ -62,19 +66,27 @@ class Prometheus:
         url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             return Blind("the Prometheus URL is not http(s)")
+        request = urllib.request.Request(url)
+        if self._authorization is not None:
+            request.add_unredirected_header("Authorization", self._authorization)
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout_s) as response:
-                body = response.read(64 * 1024 * 1024)
-        except urllib.error.HTTPError as exc:
-            # Prometheus answers a bad query with 400 and a JSON error: say what it said.
-            try:
-                detail = json.loads(exc.read(64 * 1024)).get("error", "")
-            except (ValueError, OSError, AttributeError):
-                detail = ""
-            return Blind(scrub_text(f"HTTP {exc.code} {detail}".strip()))
+            # The timeout bounds the whole query, also against an answer sent byte by byte.
+            answer = exchange(
+                request, self.timeout_s, follow_redirects=True, max_body=64 * 1024 * 1024
+            )
+        except ExchangeTimeout:
+            return Blind(f"Prometheus did not answer: timed out after {self.timeout_s:.1f}s")
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
             return Blind(scrub_text(f"Prometheus unreachable: {type(exc).__name__}: {reason}"))
+        body = answer.body
+        if answer.status >= 300:
+            # Prometheus answers a bad query with 400 and a JSON error: say what it said.
+            try:
+                detail = json.loads(body).get("error", "")
+            except (ValueError, AttributeError):
+                detail = ""
+            return Blind(scrub_text(f"HTTP {answer.status} {detail}".strip()))
         return parse_answer(body)
 
 

@@ -9,15 +9,17 @@ evaluation and a daemon cycle wait on them) and by the guard's Prometheus querie
 
 from __future__ import annotations
 
+import base64
 import http.client
 import socket
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Answer", "ExchangeTimeout", "exchange"]
+__all__ = ["Answer", "ExchangeTimeout", "exchange", "split_userinfo"]
 
 
 class ExchangeTimeout(Exception):
@@ -107,3 +109,16 @@ def exchange(
         answer: Answer = outcome["answer"]
         return answer
     raise outcome["error"]
+
+
+def split_userinfo(url: str) -> tuple[str, str | None]:
+    """`url` without its `user:password@`, and those as a basic `Authorization` value
+    (user and password percent-decoded); `(url, None)` for a URL without userinfo."""
+    parts = urllib.parse.urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+    token = base64.b64encode(pair.encode()).decode("ascii")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
