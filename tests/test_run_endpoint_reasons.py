@@ -92,3 +92,26 @@ def test_a_missing_metric_keeps_its_own_words(tmp_path: Path) -> None:
     error, hint = done.stderr.strip().splitlines()[-2:]
     assert error == "error: the benchmark printed latency, p50 but not latency_ms"
     assert hint.startswith("hint: at the good endpoint ") and "--metric" in hint
+
+
+def test_a_good_endpoint_at_zero_with_a_relative_threshold_is_a_config_error(
+    tmp_path: Path,
+) -> None:
+    """A benchmark that prints 0 at the good endpoint: a relative threshold of 0 is none, so
+    the run stops at the endpoints with exit 2 and the way out (QA: measured to
+    `repeats.max`, then exit 4 blaming the noise)."""
+    repo, short = _repo(tmp_path, "print('{\"latency_ms\": [0.0, 0.0, 0.0]}')\n")
+    done = run_cli("run", "--good", "v1", "--bad", "v2", "--repo", str(repo), timeout=120)
+    assert done.returncode == 2, done.stderr
+    error, hint = done.stderr.strip().splitlines()[-2:]
+    assert error == (
+        f"error: the good endpoint {short} measures latency_ms at 0, so its relative "
+        "threshold (5%) is no threshold"
+    )
+    assert hint.startswith("hint: give latency_ms an absolute threshold"), hint
+    config = repo / "bisector.yaml"
+    config.write_text(
+        config.read_text().replace("{direction: lower}", "{direction: lower, threshold: 0.5}")
+    )
+    again = run_cli("run", "--good", "v1", "--bad", "v2", "--repo", str(repo), timeout=120)
+    assert again.returncode == 3, again.stderr  # an absolute threshold: nothing regressed

@@ -52,21 +52,26 @@ class NullCheck:
     processes: int  # the fewer of the two endpoints' processes
 
 
-def worst_regression(good: judge.Samples, bad: judge.Samples, rule: MetricRule) -> float:
-    """The upper confidence bound of how much worse bad is than good, relative to good's
-    median (inf when too few processes to bound it; negative: better at worst)."""
+def worst_shift(good: judge.Samples, bad: judge.Samples, rule: MetricRule) -> float:
+    """The upper confidence bound of how much worse bad is than good, in the metric's
+    units (inf when too few processes to bound it; negative: better at worst)."""
     gm, bm = judge.process_medians(good), judge.process_medians(bad)
-    baseline = median(gm)
     low, high = hodges_lehmann_ci(gm, bm, EQUIVALENCE_CONFIDENCE)
-    worst = high if rule.direction is Direction.LOWER else -low
+    return high if rule.direction is Direction.LOWER else -low
+
+
+def worst_regression(good: judge.Samples, bad: judge.Samples, rule: MetricRule) -> float:
+    """`worst_shift` relative to good's median (inf when it is inf, or good's median 0)."""
+    worst = worst_shift(good, bad, rule)
+    baseline = median(judge.process_medians(good))
     if math.isinf(worst) or not baseline:
         return math.inf
     return worst / abs(baseline)
 
 
-def _rules_out(worst: float, rule: MetricRule, baseline: float) -> bool:
-    threshold = rule.threshold.min_shift(baseline) / abs(baseline) if baseline else math.inf
-    return worst < threshold
+def _rules_out(worst_abs: float, rule: MetricRule, baseline: float) -> bool:
+    """In the metric's units, so an absolute threshold over a good end at 0 can be met."""
+    return worst_abs < rule.threshold.min_shift(baseline)
 
 
 def settle_null(
@@ -86,7 +91,8 @@ def settle_null(
         comparison = judge.reproduced(gs, bs, rule)
         worst = worst_regression(gs, bs, rule)
         baseline = median(judge.process_medians(gs))
-        ruled_out = not comparison.reproduced and _rules_out(worst, rule, baseline)
+        shift = worst_shift(gs, bs, rule)
+        ruled_out = not comparison.reproduced and _rules_out(shift, rule, baseline)
         done = min(len(tg), len(tb))
         stuck = probe.untestable(good) or probe.untestable(bad)
         if comparison.reproduced or ruled_out or done >= budget.max or stuck:

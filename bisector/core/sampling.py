@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 from bisector.core import judge, sequential
 from bisector.core.sequential import SprtRule
+from bisector.core.stats import median
 from bisector.core.types import Commit, MetricRule, TrialBudget, Verdict
 from bisector.errors import BisectorError
 from bisector.ports import TrialStarted, no_progress
@@ -196,6 +197,8 @@ class Sampler:
                 if self.missing(trials):
                     raise self._no_metric(side, commit, trials)
             gs, bs = samples_of(tg, self.metric), samples_of(tb, self.metric)
+            if len(gs) >= 2 and self.rule.threshold.relative:
+                self._check_baseline(good, gs)
             n = min(len(gs), len(bs))
             comparison = judge.reproduced(gs, bs, self.rule) if n >= 2 else None
             floor = self.endpoint_floor(provisional)
@@ -217,6 +220,22 @@ class Sampler:
             ):
                 if len(trials) <= done:
                     self._take(commit, phase, len(trials) + 1)
+
+    def _check_baseline(self, good: Commit, gs: judge.Samples) -> None:
+        """A relative threshold of a good endpoint at 0 is no threshold: every shift would
+        count, and no range of noise could rule one out (QA: a benchmark printing zeros
+        was measured to `repeats.max` and ended exit 4 blaming the noise)."""
+        if median(judge.process_medians(gs)) != 0:
+            return
+        raise EndpointUnmeasurable(
+            f"the good endpoint {good.short} measures {self.metric} at 0, so its relative "
+            f"threshold ({self.rule.threshold}) is no threshold",
+            side="good",
+            commit=good,
+            untestable=False,
+            hint=f"give {self.metric} an absolute threshold in its units in bisector.yaml "
+            f"(metrics: {{{self.metric}: {{threshold: 0.5}}}}), or check what the benchmark measures",
+        )
 
     def _no_metric(
         self, side: Side, commit: Commit, trials: Sequence[TrialSamples]
