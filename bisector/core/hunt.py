@@ -24,7 +24,9 @@ whole range with the reason (`HuntResult.reason`).
 end *and* significantly better than its bad end (`judge.Assessment.between`) shows that
 the range holds more than one step. The range is split there and each part bisected
 against its own ends (the split commit is bad for the left part, good for the right),
-recursively, until each part ends in one candidate or an honest range.
+recursively, until each part ends in one candidate or an honest range. A candidate
+significantly worse than its bad end (`between.worse_than_bad`: a later commit takes part
+of the regression back) is placed bad, so the step is searched before it.
 
 **The candidate rule** is `HUNT_RULE` ("lean") unless the caller names another; the
 endpoints start at 3 a side on a promising difference, settled (4 a side at least) after

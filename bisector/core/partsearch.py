@@ -30,6 +30,11 @@ the candidate-by-candidate search does), or its budget (`repeats.max` trials) is
 then it cannot be placed and merges its two positions (an unclear commit). Commits that
 could not be measured (untestable, or `repeats.min` trials without the metric) are merged
 the same way, as SKIP.
+
+**A commit worse than the bad end.** One whose every process (two or more) lies beyond
+the bad end is pinned too; once significantly worse than it (`between.worse_than_bad`,
+still so after the bad end is measured twice more) the part ends there: the regression
+lies before it and what follows takes part of it back (10 -> 20 -> 15).
 """
 
 from __future__ import annotations
