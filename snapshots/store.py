@@ -13,7 +13,8 @@ naming the object and what it belongs to. Objects are written atomically and nev
 change; writing an object that exists verifies it and rewrites it only when it is
 corrupt (the bytes come from git, the source of truth, so a re-take repairs).
 
-Read operations never create the store: a store that does not exist is empty.
+Read operations never create the store: a store that does not exist is empty, and so
+is an index file without its tables.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pydantic import ValidationError
 
 from bisector.errors import StoreError
 from bisector.plumbing.atomic import atomic_write_bytes, fsync_dir
-from bisector.store.base import SqliteFile
+from snapshots.index import INDEX_NAME, Index
 from snapshots.manifest import (
     SCHEMA_VERSION,
     EnvironmentRecord,
@@ -45,58 +46,12 @@ from snapshots.manifest import (
 
 __all__ = ["INDEX_NAME", "IndexEntry", "Store"]
 
-INDEX_NAME = "snapshots.sqlite"
 _Record = TypeVar("_Record", Manifest, EnvironmentRecord)
 _log = structlog.get_logger(__name__)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS snapshots (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    commit_sha TEXT NOT NULL,
-    tags TEXT NOT NULL,
-    date TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    created TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS snapshots_commit ON snapshots(commit_sha);
-CREATE TABLE IF NOT EXISTS refs (
-    ref TEXT PRIMARY KEY,
-    commit_sha TEXT NOT NULL,
-    snapshot TEXT NOT NULL,
-    taken TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS environments (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    snapshot TEXT NOT NULL,
-    env_key TEXT NOT NULL,
-    object TEXT NOT NULL,
-    created TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS environments_snapshot ON environments(snapshot, env_key);
-"""
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-class _Index(SqliteFile):
-    """`snapshots.sqlite`, opened per operation. No WAL: the store stays one file per
-    index, and a read-only open of a WAL file would need to write its -shm file."""
-
-    schema = _SCHEMA
-    wal = False
-
-    @staticmethod
-    def unreadable(path: Path, exc: BaseException) -> StoreError:
-        return StoreError(
-            f"snapshot index {path} is unreadable: {exc}",
-            hint="move the store folder away and take the snapshots again",
-        )
-
-    def _error(self, exc: BaseException, *, opening: bool) -> StoreError:  # noqa: ARG002 (the base's hook)
-        return self.unreadable(self.path, exc)
 
 
 @dataclass(frozen=True)
@@ -123,24 +78,33 @@ class Store:
 
     @property
     def exists(self) -> bool:
-        return self.index_path.is_file()
+        """The index holds its snapshots table. An empty or table-less file (truncated, or
+        made by hand) holds no snapshots yet: a reading command says so and writes
+        nothing; the first write creates the tables."""
+        if not self.index_path.is_file():
+            return False
+        with self._db(write=False) as con:
+            found = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'"
+            ).fetchone()
+        return found is not None
 
     @contextmanager
     def _db(self, *, write: bool) -> Iterator[sqlite3.Connection]:
         """The index for one operation: a write is one transaction, a read opens read-only."""
         if write:
             self.objects.mkdir(parents=True, exist_ok=True)
-        elif not self.exists:
+        elif not self.index_path.is_file():
             raise StoreError(f"no snapshot store at {self.root}")  # callers check `exists`
         try:
-            with _Index(self.index_path, read_only=not write) as index:
+            with Index(self.index_path, read_only=not write) as index:
                 if write:
                     with index._tx() as con:
                         yield con
                 else:
                     yield index._db
         except sqlite3.DatabaseError as exc:
-            raise _Index.unreadable(self.index_path, exc) from exc
+            raise Index.unreadable(self.index_path, exc) from exc
 
     def object_path(self, oid: str) -> Path:
         return self.objects / oid[:2] / oid[2:]

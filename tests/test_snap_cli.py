@@ -148,3 +148,28 @@ def test_subprocess_upload_pack_ref(repo: Path) -> None:
         == "error: invalid ref '--upload-pack=x': a ref cannot start with '-'"
     )
     assert not (repo / ".bisector").exists()
+
+
+def test_an_empty_index_file_reads_as_no_snapshots_and_writes_nothing(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`: > .bisector/snapshots.sqlite` (a truncated index, no tables): `list` is empty,
+    `show` says to take the snapshot first, neither writes; a `take` then creates the
+    tables and lists it."""
+    store = repo / ".bisector"
+    store.mkdir()
+    (store / "snapshots.sqlite").write_bytes(b"")
+    assert bisector("snapshot", "list", "--repo", str(repo), "--json") == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert bisector("snapshot", "list", "--repo", str(repo)) == 0
+    assert "error" not in capsys.readouterr().err
+    assert bisector("snapshot", "show", "v1.0.0", "--repo", str(repo)) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: no snapshot of v1.0.0 (") and "unreadable" not in err[0]
+    assert err[1] == "hint: take it first: bisector snapshot take v1.0.0"
+    assert [p.name for p in store.iterdir()] == ["snapshots.sqlite"]
+    assert (store / "snapshots.sqlite").read_bytes() == b""
+    assert bisector("snapshot", "take", "v1.0.0", "--repo", str(repo), "--json") == 0
+    (taken,) = json.loads(capsys.readouterr().out)
+    assert bisector("snapshot", "list", "--repo", str(repo), "--json") == 0
+    assert [s["id"] for s in json.loads(capsys.readouterr().out)] == [taken["id"]]
