@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bisector.config import Config
 from bisector.core.types import Commit, Tag
@@ -31,14 +33,16 @@ from snapshots.manifest import (
     Snapshot,
     sha256_hex,
 )
-from snapshots.store import Store
+from snapshots.store import IndexEntry, Store
 
 __all__ = [
+    "Listed",
     "attach_environment",
     "capture",
     "config_set",
     "diff",
     "list_snapshots",
+    "list_stored",
     "show",
     "store_for",
     "take",
@@ -112,16 +116,64 @@ def take(repo_path: Path, config: Config, refs: Sequence[str]) -> list[Snapshot]
     ]
 
 
-def list_snapshots(repo_path: Path, config: Config) -> list[Snapshot]:
-    """The newest snapshot of every stored commit, by commit date (every object verified)."""
+@dataclass(frozen=True)
+class Listed:
+    """One stored snapshot as `snapshot list` shows it: verified, or damaged and why.
+
+    A damaged one (an object missing or corrupt, a manifest that is no record) is shown
+    from its index row, which is all that can be trusted of it."""
+
+    entry: IndexEntry
+    snapshot: Snapshot | None  # None when damaged
+    damage: StoreError | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.snapshot is not None:
+            return {**self.snapshot.to_json(), "damaged": None}
+        e, damage = self.entry, self.damage
+        assert damage is not None
+        return {
+            "id": e.id,
+            "commit": e.commit,
+            "tags": list(e.tags),
+            "date": e.date,
+            "subject": e.subject,
+            "created": e.created,
+            "damaged": {"error": damage.message, "hint": damage.hint},
+        }
+
+
+def list_stored(repo_path: Path, config: Config) -> list[Listed]:
+    """The newest snapshot of every stored commit, by commit date, each verified; one that
+    fails verification is listed as damaged, so the rest of the store stays visible."""
     store = store_for(repo_path, config)
-    newest: dict[str, str] = {}
+    newest: dict[str, IndexEntry] = {}
     for entry in store.entries():
-        newest[entry.commit] = entry.id
-    snaps = [store.load(mid) for mid in newest.values()]
-    for snap in snaps:
-        store.verify(snap)
-    return sorted(snaps, key=lambda s: (s.manifest.date, s.commit))
+        newest[entry.commit] = entry
+    listed: list[Listed] = []
+    for entry in newest.values():
+        try:
+            snap = store.load(entry.id)
+            store.verify(snap)
+        except StoreError as exc:
+            listed.append(Listed(entry, None, exc))
+        else:
+            listed.append(Listed(entry, snap))
+    return sorted(listed, key=lambda item: (item.entry.date, item.entry.commit))
+
+
+def list_snapshots(repo_path: Path, config: Config) -> list[Snapshot]:
+    """The newest snapshot of every stored commit, by commit date (every object verified).
+
+    :raises StoreError: the first damaged snapshot's (`list_stored` lists them all).
+    """
+    snaps: list[Snapshot] = []
+    for item in list_stored(repo_path, config):
+        if item.damage is not None:
+            raise item.damage
+        assert item.snapshot is not None
+        snaps.append(item.snapshot)
+    return snaps
 
 
 def _lookup(store: Store, repo_path: Path, ref_or_id: str) -> str:

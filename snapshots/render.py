@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -19,7 +19,10 @@ from bisector.plumbing.escape import visible
 from snapshots.diff import Risk, SnapshotDiff
 from snapshots.manifest import Snapshot
 
-__all__ = ["diff_renderable", "snapshot_renderable", "snapshots_table"]
+if TYPE_CHECKING:
+    from snapshots.api import Listed
+
+__all__ = ["diff_renderable", "listing_renderable", "snapshot_renderable", "snapshots_table"]
 
 _RISK_STYLE = {Risk.HIGH: "bold red", Risk.MEDIUM: "yellow", Risk.LOW: "green"}
 
@@ -57,6 +60,26 @@ def snapshots_table(snaps: Sequence[Snapshot], title: str = "snapshots") -> Tabl
             m.subject,
         )
     return t
+
+
+def listing_renderable(listed: Sequence[Listed]) -> RenderableType:
+    """`snapshot list`: every stored snapshot with its state; below the table, what is
+    wrong with each damaged one (the reason names the object and its path)."""
+    t = Table(title="snapshots")
+    for col in ("id", "state", "commit", "tags", "date", "configs", "deps", "envs", "subject"):
+        t.add_column(col)
+    reasons: list[RenderableType] = []
+    for item in listed:
+        e, s = item.entry, item.snapshot
+        counts = ("?", "?", "?")  # a damaged manifest's counts are not to be trusted
+        if s is not None:
+            m = s.manifest
+            counts = (str(len(m.configs)), str(len(m.dependencies)), str(len(s.environments)))
+        state = Text("ok") if item.damage is None else Text("DAMAGED", style="bold red")
+        _row(t, e.id[:12], state, e.commit[:10], ", ".join(e.tags), e.date, *counts, e.subject)
+        if item.damage is not None:
+            reasons.append(_text(f"damaged {e.id[:12]}: {item.damage.message}", style="red"))
+    return Group(t, *reasons)
 
 
 def snapshot_renderable(s: Snapshot) -> RenderableType:

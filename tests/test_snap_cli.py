@@ -103,7 +103,8 @@ def test_bad_refs_exit_2_with_one_error_line_and_no_store(
 def test_tampered_store_exits_2_and_is_unchanged(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A flipped byte in an object makes show and diff fail with exit 2; nothing is written."""
+    """A flipped byte in an object makes show and diff fail with exit 2 (and list, after
+    listing); nothing is written."""
     assert bisector("snapshot", "take", "v1.0.0", "--repo", str(repo), "--json") == 0
     (taken,) = json.loads(capsys.readouterr().out)
     oid = next(c["object"] for c in taken["configs"] if c["path"] == "configs/cache.yaml")
@@ -112,11 +113,16 @@ def test_tampered_store_exits_2_and_is_unchanged(
     obj.write_bytes(obj.read_bytes().replace(b"512", b"513"))
     store = repo / ".bisector"
     before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
-    for args in (("show", "v1.0.0"), ("diff", "v1.0.0", "v1.2.0"), ("list",)):
+    for args in (("show", "v1.0.0"), ("diff", "v1.0.0", "v1.2.0")):
         assert bisector("snapshot", *args, "--repo", str(repo)) == 2
         err = capsys.readouterr().err.splitlines()
         assert err[0].startswith(f"error: snapshot store object {oid[:12]} (configs/cache.yaml")
         assert err[1].startswith("hint: ")
+    assert bisector("snapshot", "list", "--repo", str(repo)) == 2
+    error, hint = capsys.readouterr().err.splitlines()[-2:]
+    assert error.startswith(f"error: snapshot {taken['id'][:12]} (commit ")
+    assert f"is damaged: snapshot store object {oid[:12]} (configs/cache.yaml" in error
+    assert hint.startswith("hint: the store was modified outside bisector; re-take")
     assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
 
 
@@ -173,3 +179,58 @@ def test_an_empty_index_file_reads_as_no_snapshots_and_writes_nothing(
     (taken,) = json.loads(capsys.readouterr().out)
     assert bisector("snapshot", "list", "--repo", str(repo), "--json") == 0
     assert [s["id"] for s in json.loads(capsys.readouterr().out)] == [taken["id"]]
+
+
+def test_list_shows_every_snapshot_and_marks_the_damaged_one(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One deleted object must not hide the rest of the store: every snapshot is listed,
+    the damaged one marked with its reason (table and JSON), then one `error:` line and
+    exit 2, and nothing written. A re-take repairs it and `list` is clean again."""
+    refs = ("v1.0.0", "v1.1.0", "v1.2.0")
+    assert bisector("snapshot", "take", *refs, "--repo", str(repo), "--json") == 0
+    taken = json.loads(capsys.readouterr().out)
+    damaged = taken[1]
+    oid = damaged["id"]  # its manifest: unlike config files, never shared with another
+    (repo / ".bisector" / "objects" / oid[:2] / oid[2:]).unlink()
+    store = repo / ".bisector"
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+
+    assert bisector("snapshot", "list", "--repo", str(repo), "--json") == 2
+    out = capsys.readouterr()
+    listed = json.loads(out.out)
+    assert [s["id"] for s in listed] == [t["id"] for t in taken]
+    assert [s["damaged"] is None for s in listed] == [True, False, True]
+    assert listed[0]["configs"] == taken[0]["configs"]  # intact ones keep every field
+    mark = listed[1]
+    assert (mark["commit"], mark["tags"]) == (damaged["commit"], ["v1.1.0"])
+    assert f"object {oid[:12]} (" in mark["damaged"]["error"]
+    assert "is missing" in mark["damaged"]["error"]
+    assert damaged["commit"] in mark["damaged"]["hint"]
+    errors = [line for line in out.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"snapshot {damaged['id'][:12]} (commit " in errors[0]
+
+    assert bisector("snapshot", "list", "--repo", str(repo)) == 2
+    err = capsys.readouterr().err
+    rows = {line.split()[1]: line for line in err.splitlines() if line.startswith("│")}
+    assert [t["id"][:12] in rows for t in taken] == [True, True, True]
+    assert "DAMAGED" in rows[damaged["id"][:12]] and "v1.1.0" in rows[damaged["id"][:12]]
+    assert all(" ok " in rows[t["id"][:12]] for t in (taken[0], taken[2]))
+    assert f"damaged {damaged['id'][:12]}: snapshot store object {oid[:12]}" in err
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
+
+    # A second damaged snapshot (a config file of its own gone): both on the error line.
+    first = {c["object"] for c in taken[0]["configs"]}
+    other = next(c["object"] for c in taken[2]["configs"] if c["object"] not in first)
+    (store / "objects" / other[:2] / other[2:]).unlink()
+    assert bisector("snapshot", "list", "--repo", str(repo), "--json") == 2
+    out = capsys.readouterr()
+    assert [s["damaged"] is None for s in json.loads(out.out)] == [True, False, False]
+    (error,) = [line for line in out.err.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: 2 of 3 snapshots are damaged: ")
+    assert "`bisector snapshot take " in out.err
+
+    assert bisector("snapshot", "take", "v1.1.0", "v1.2.0", "--repo", str(repo)) == 0
+    capsys.readouterr()
+    assert bisector("snapshot", "list", "--repo", str(repo), "--json") == 0
+    assert all(s["damaged"] is None for s in json.loads(capsys.readouterr().out))

@@ -32,16 +32,36 @@ def snapshot_take(
 def snapshot_list(
     repo: RepoOpt = Path("."), config: ConfigOpt = None, json_out: JsonOpt = False
 ) -> int:
-    """List stored snapshots (the newest of each commit)."""
-    from bisector.config import load_config
-    from snapshots.api import list_snapshots
-    from snapshots.render import snapshots_table
+    """List stored snapshots (the newest of each commit), marking damaged ones.
 
-    snaps = list_snapshots(repo, load_config(repo, config))
+    A damaged snapshot is listed (state DAMAGED, `damaged` in JSON) with the rest, then
+    the command exits 2 with an `error:` line, so a script or cron job notices it.
+    """
+    from bisector.config import load_config
+    from bisector.errors import StoreError
+    from snapshots.api import list_stored
+    from snapshots.render import listing_renderable
+
+    listed = list_stored(repo, load_config(repo, config))
     if json_out:
-        emit_json([s.to_json() for s in snaps])
+        emit_json([item.to_json() for item in listed])
     else:
-        stderr_console().print(snapshots_table(snaps))
+        stderr_console().print(listing_renderable(listed))
+    damaged = [item for item in listed if item.damage is not None]
+    if len(damaged) == 1 and (damage := damaged[0].damage) is not None:
+        e = damaged[0].entry
+        raise StoreError(
+            f"snapshot {e.id[:12]} (commit {e.commit[:10]}) is damaged: {damage.message}",
+            hint=damage.hint,
+        )
+    if damaged:
+        named = ", ".join(f"{i.entry.id[:12]} (commit {i.entry.commit[:10]})" for i in damaged)
+        commits = " ".join(i.entry.commit[:10] for i in damaged)
+        raise StoreError(
+            f"{len(damaged)} of {len(listed)} snapshots are damaged: {named}",
+            hint="the store was modified outside bisector; re-take them with "
+            f"`bisector snapshot take {commits}`",
+        )
     return 0
 
 
