@@ -8,6 +8,7 @@ inside the commands so `bisector --help` starts fast.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sqlite3
@@ -152,6 +153,13 @@ def _os_message(exc: OSError | sqlite3.DatabaseError) -> str:
 def _os_hint(exc: OSError | sqlite3.DatabaseError) -> str | None:
     if isinstance(exc, sqlite3.DatabaseError):
         return "the file may be damaged: move it aside (a new one is made) and run again"
+    # A read-only mount (EROFS) is no PermissionError, but as much a path that may not be
+    # written as a folder without write permission (EACCES): both say what to check.
+    if exc.errno == errno.EROFS:
+        return (
+            "the file system holding the path is mounted read-only: check the mount "
+            "(findmnt -T PATH), or use a path on a writable one"
+        )
     if isinstance(
         exc, PermissionError | FileNotFoundError | NotADirectoryError | IsADirectoryError
     ):
