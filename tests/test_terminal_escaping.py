@@ -139,3 +139,19 @@ def test_a_drifted_file_name_with_a_line_break_stays_on_the_error_line(tmp_path:
     lines = done.stderr.splitlines()
     assert [line.split(":")[0] for line in lines] == ["error", "hint"], lines
     assert lines[0].endswith("changed since bisector wrote them: a\\nhint: all fine.yaml")
+
+
+def test_an_error_quoting_a_file_name_with_a_line_break_is_one_line(tmp_path: Path) -> None:
+    """A real file named `b<newline>hint: all fine<ESC>[2J<RLO>.yaml`, malformed, given as
+    `--config`: the error names it written out, on one `error:` line, with no forged
+    `hint:` line, no escape sequence and no bidi override on stderr."""
+    repo = make_repo(tmp_path / "repo")
+    commit(repo, {"a.txt": "1\n"}, "first", "v1")
+    name = f"b\nhint: all fine{CLEAR}{RLO}.yaml"
+    (repo / name).write_text("benchmark: [\n")
+    done = run_cli("config", "check", "--config", str(repo / name), cwd=repo)
+    assert done.returncode == 2, done.stderr
+    _assert_inert(done.stderr)
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: ") and ":2: malformed YAML" in line
+    assert "b\\nhint: all fine\\x1b[2J\\u202e.yaml:2:" in line
