@@ -188,3 +188,49 @@ def test_init_creates_a_gitignore_when_there_is_none(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "bisector_factory.py before bisecting" in " ".join(done.stderr.split())
     assert (repo / ".gitignore").read_text() == ".bisector/\n"
+
+
+DAEMON = "daemon:\n  metrics_port: 0\n"
+
+
+def test_the_daemon_refuses_to_start_on_an_uncommitted_script(tmp_path: Path) -> None:
+    """The head the daemon measures lacks the script (never committed): `daemon --once`
+    and `daemon` exit 2 before anything is written, as `run` refuses (not a cycle whose
+    trials all fail and end `error`)."""
+    repo = _repo(tmp_path, ["python", "bench.py"], {})
+    gitutil.commit(repo, {"a.txt": "3\n"}, "third")
+    (repo / "bisector.yaml").write_text(_config(["python", "bench.py"]) + DAEMON)
+    (repo / "bench.py").write_text(BENCH)
+    head = _short(repo, "main")  # before the digest: a git call here moves the test clock
+    before = tree_digest(repo)
+    for args in (["--once"], []):
+        done = run_cli("daemon", *args, "--repo", str(repo), timeout=60)
+        assert done.returncode == 2, done.stderr
+        error, hint = done.stderr.strip().splitlines()
+        assert error == (
+            f"error: the benchmark's bench.py is not in the daemon's head main ({head}): "
+            "each commit is measured in its own checkout, which lacks it"
+        )
+        assert hint.startswith("hint: commit it") and "absolute path" in hint
+        assert tree_digest(repo) == before
+        assert not (repo / ".bisector").exists()
+
+
+def test_a_daemon_cycle_refuses_a_script_committed_after_the_last_good(tmp_path: Path) -> None:
+    """The head has the script, the last known good release (v1.0) does not: the cycle
+    ends `error` with `run`'s message naming the good endpoint, before the range is
+    recorded or anything measured."""
+    repo = _repo(tmp_path, ["python", "bench.py"], {})
+    gitutil.commit(repo, {"bench.py": BENCH}, "add the benchmark", tag="v1.2")
+    gitutil.commit(repo, {"a.txt": "3\n"}, "third")
+    (repo / "bisector.yaml").write_text(_config(["python", "bench.py"]) + DAEMON)
+    done = run_cli("daemon", "--once", "--repo", str(repo), timeout=300)
+    assert done.returncode == 1, done.stderr
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    (failed,) = [e for e in events if e["event"] == "daemon.cycle.error"]
+    good = f"the good endpoint v1.1 ({_short(repo, 'v1.1')})"
+    assert failed["error"].startswith(f"the benchmark's bench.py is not in {good}: "), failed
+    assert failed["hint"].startswith("commit it")
+    assert not [e for e in events if e["event"] == "daemon.measure"]
+    status = json.loads(run_cli("status", "--json", "--repo", str(repo)).stdout)
+    assert status["daemon"]["ranges"] == [] and not (repo / ".bisector" / "runs").exists()

@@ -26,6 +26,7 @@ from bisector.alerts import AlertMessage, Delivery, send_alert
 from bisector.config import Alert, Config, load_config
 from bisector.core.types import Commit, Status, Tag
 from bisector.daemon.alert_text import action_text, culprits_of, finding_text, report_link
+from bisector.daemon.benchcheck import check_range
 from bisector.daemon.policy import may_roll_back, roll_back_to
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
 from bisector.errors import BisectorError, GitError, RollbackError
@@ -187,6 +188,8 @@ class Cycle:
         self, last_good: LastGood, head: Commit, head_label: str, *, moves_last_good: bool = True
     ) -> RangeRow:
         good, bad = last_good.sha, head.sha
+        # As `run` would refuse it, before the range is recorded: a config problem.
+        check_range(self.repo, self.cfg, last_good, head, head_label)
         self.state.set_range(good, bad, "bisecting")
         log.info("daemon.measure", good=last_good.ref, bad=head_label)
 

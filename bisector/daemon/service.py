@@ -23,6 +23,7 @@ import bisector.daemon.cycle as cycle
 import bisector.daemon.metrics as metrics
 import bisector.daemon.stop as stop
 from bisector.config import load_config
+from bisector.daemon.benchcheck import check_head
 from bisector.daemon.guarding import GuardLoop
 from bisector.errors import ConfigError
 from bisector.log import get_logger
@@ -103,6 +104,7 @@ def run_daemon(repo: Path, config: Path | None = None, *, once: bool = False) ->
     repo = repo.resolve()
     config = config.resolve() if config is not None else None
     cfg = load_config(repo, config)
+    check_head(repo, cfg)  # before the lock: a config problem writes nothing
     store = repo / cfg.snapshots.store
     stop.STOP.clear()
     with exclusive_lock(store / DAEMON_LOCK, what="the bisector daemon"):
