@@ -19,6 +19,8 @@ import pytest
 from bisector.alerts import AlertMessage, send_alert
 from bisector.config import Alert
 
+from .http_support import dribble
+
 
 class _Receiver:
     def __init__(self) -> None:
@@ -54,14 +56,7 @@ class _Receiver:
                 answer = (
                     b"HTTP/1.1 200 OK\r\nX-Pad: " + b"y" * 60 + b"\r\nContent-Length: 0\r\n\r\n"
                 )
-                for byte in answer:
-                    if outer.stop.wait(0.3):
-                        return
-                    try:
-                        self.wfile.write(bytes([byte]))
-                        self.wfile.flush()
-                    except OSError:
-                        return
+                dribble(self.wfile, answer, outer.stop, 0.3)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

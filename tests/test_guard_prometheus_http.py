@@ -20,6 +20,8 @@ import pytest
 
 from bisector.guard.prometheus import Blind, Data, Prometheus
 
+from .http_support import dribble
+
 USER, PASSWORD = "guard", "pr0m:p@ss"
 ANSWER = json.dumps(
     {
@@ -44,14 +46,7 @@ class _Server:
             def do_GET(self) -> None:
                 if self.path.startswith("/slow/"):
                     head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(ANSWER)}\r\n\r\n".encode()
-                    for byte in head + ANSWER:
-                        if outer.stop.wait(0.2):
-                            return
-                        try:
-                            self.wfile.write(bytes([byte]))
-                            self.wfile.flush()
-                        except OSError:
-                            return
+                    dribble(self.wfile, head + ANSWER, outer.stop, 0.2)
                     return
                 ok = self.headers.get("Authorization") == expected
                 body = ANSWER if ok else b'{"status": "error", "error": "unauthorized"}'

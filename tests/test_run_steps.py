@@ -30,11 +30,11 @@ def _flip_at_verify(flag: Path, word: str, then: Progress = no_progress) -> Prog
     return progress
 
 
-def _two_steps_found(
+def _found(
     make_sample: Callable[..., SampleRepo], tmp_path: Path, first: float, second: float
 ) -> tuple[SampleRepo, str, dict[str, Any]]:
     """A 20-commit sample with steps at 6 (`first`) and 15 (`second`, relative to the level
-    after the first), seeded noise; `run --json` on it must exit 0 naming both, in order."""
+    after the first), seeded noise; `run --json` on it must exit 0 (stderr, document)."""
     sample = make_sample(
         n_commits=20,
         culprit=6,
@@ -50,9 +50,17 @@ def _two_steps_found(
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["status"] == "found"
+    return sample, done.stderr, doc
+
+
+def _two_steps_found(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path, first: float, second: float
+) -> tuple[SampleRepo, str, dict[str, Any]]:
+    """`_found`, naming both steps in order."""
+    sample, stderr, doc = _found(make_sample, tmp_path, first, second)
     assert [c["commit"] for c in doc["culprits"]] == [sample.culprit, sample.second_culprit]
     assert all(c["verified"] and c["kind"] == "code" for c in doc["culprits"])
-    return sample, done.stderr, doc
+    return sample, stderr, doc
 
 
 @pytest.mark.slow
@@ -94,24 +102,11 @@ def test_a_step_a_later_commit_takes_partly_back_is_named(
     """Twice as slow at one commit, a quarter of that taken back later (10 -> 20 -> 15): the
     commits between are worse than the bad end, which places them bad; exit 0 naming the
     first step alone, its share over 1 (QA: exit 4 in 73% of such ranges before)."""
-    sample = make_sample(
-        n_commits=20,
-        culprit=6,
-        slowdown=1.0,
-        second_step=15,
-        second_slowdown=-0.25,
-        noise=0.03,
-        seed_file=str(tmp_path / "seed"),
-    )
-    done = run_cli(
-        "run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path)
-    )
-    assert done.returncode == 0, done.stderr
-    doc = json.loads(done.stdout)
-    assert doc["status"] == "found" and doc["suspect"] is None
+    sample, stderr, doc = _found(make_sample, tmp_path, 1.0, -0.25)
+    assert doc["suspect"] is None
     assert [c["commit"] for c in doc["culprits"]] == [sample.culprit]
     assert doc["culprit"]["verified"] and doc["culprit"]["share"] > 1.2
-    assert "worse than the bad end: the regression lies before it" in done.stderr
+    assert "worse than the bad end: the regression lies before it" in stderr
 
 
 @pytest.mark.slow
