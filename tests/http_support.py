@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from http.server import BaseHTTPRequestHandler
 from io import BufferedIOBase
 
 
@@ -17,3 +18,12 @@ def dribble(out: BufferedIOBase, data: bytes, stop: threading.Event, pause: floa
             out.flush()
         except OSError:  # the client gave up: what the test wants
             return
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 (so a test server can answer without closing), no request log on stderr."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *_args: object) -> None:
+        return None

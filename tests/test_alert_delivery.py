@@ -12,14 +12,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from bisector.alerts import AlertMessage, send_alert
 from bisector.config import Alert
 
-from .http_support import dribble
+from .http_support import QuietHandler, dribble
 
 
 class _Receiver:
@@ -28,12 +28,7 @@ class _Receiver:
         self.stop = threading.Event()
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *_args: object) -> None:
-                return None
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 outer.requests.append(("GET", self.path))
                 self.send_response(200)

@@ -14,13 +14,13 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from bisector.guard.prometheus import Blind, Data, Prometheus
 
-from .http_support import dribble
+from .http_support import QuietHandler, dribble
 
 USER, PASSWORD = "guard", "pr0m:p@ss"
 ANSWER = json.dumps(
@@ -37,12 +37,7 @@ class _Server:
         expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *_args: object) -> None:
-                return None
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 if self.path.startswith("/slow/"):
                     head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(ANSWER)}\r\n\r\n".encode()
