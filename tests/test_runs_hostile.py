@@ -119,3 +119,35 @@ def test_a_journal_edited_by_hand_is_named_not_an_internal_error(
         assert f"the journal {journal} holds a damaged record" in lines[0]
         assert done.stdout == ""
     assert tree_digest(repo / ".bisector") == before
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE trials SET metrics='x'",
+        "UPDATE trials SET metrics='[1, 2]'",
+        "UPDATE trials SET metrics=json_set(metrics, '$.latency_ms', 'fast')",
+        "UPDATE trials SET metrics=json_set(metrics, '$.latency_ms', json('[null]'))",
+        "UPDATE trials SET meta='[]'",
+    ],
+)
+def test_a_trial_row_edited_by_hand_is_named_not_an_internal_error(repo: Path, edit: str) -> None:
+    """The HTML report plots the run's trials; a trial row edited into something else was
+    an internal error (exit 1). It is the same damaged-record error a run row gives, and a
+    new run that would reuse the trial says so too."""
+    journal = repo / ".bisector" / "journal.sqlite"
+    with sqlite3.connect(journal) as db:
+        db.execute(edit)
+    db.close()
+    before = tree_digest(repo / ".bisector")
+    for args in (HTML, ("run", "--good", "v1", "--bad", "v2")):
+        done = run_cli(*args, cwd=repo)
+        assert done.returncode == 2, (args, done.stderr)
+        lines = done.stderr.splitlines()
+        assert [line.split(":")[0] for line in lines[-2:]] == ["error", "hint"], done.stderr
+        assert lines[-2].startswith(
+            f"error: the journal {journal} holds a damaged record of a trial"
+        )
+        if args == HTML:
+            assert len(lines) == 2 and done.stdout == ""
+            assert tree_digest(repo / ".bisector") == before

@@ -21,6 +21,8 @@ from bisector.store.base import SqliteFile
 from bisector.store.runid import ISOLATION_KEY, new_run_id
 from bisector.store.trialmeta import META_LIMIT_BYTES as META_LIMIT_BYTES
 from bisector.store.trialmeta import bounded_meta
+from bisector.store.trialrow import TrialRow as TrialRow
+from bisector.store.trialrow import trial_from_row
 
 JOURNAL_NAME = "journal.sqlite"
 # A run that ended in an error (an endpoint that cannot be measured) is never resumed, and
@@ -68,26 +70,6 @@ CREATE TABLE IF NOT EXISTS builds (
     PRIMARY KEY (commit_sha, env_key)
 );
 """
-
-
-@dataclass(frozen=True)
-class TrialRow:
-    commit_sha: str
-    env_key: str
-    bench_key: str
-    status: str  # ok | skip | failed
-    metrics: Mapping[str, tuple[float, ...]]
-    meta: Mapping[str, Any]
-    exit_code: int | None = None
-    duration_s: float | None = None
-    log_out: str | None = None
-    log_err: str | None = None
-    run_id: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """The trial succeeded (it may still lack the metric a run asks for)."""
-        return self.status == "ok"
 
 
 @dataclass(frozen=True)
@@ -261,7 +243,8 @@ class Journal(SqliteFile):
             sql += " AND run_id=?"
             args += (since_run,)
         rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
-        return [_trial(r) for r in rows]
+        with self.reading_back(f"a trial of commit {commit_sha}"):
+            return [trial_from_row(r) for r in rows]
 
     def commit_trials(self, commit_sha: str, *bench_keys: str) -> list[TrialRow]:
         """Every trial of a commit under these benchmark keys (a ray run over several node
@@ -271,7 +254,8 @@ class Journal(SqliteFile):
             f"SELECT * FROM trials WHERE commit_sha=? AND bench_key IN ({marks}) ORDER BY id",
             (commit_sha, *bench_keys),
         ).fetchall()
-        return [_trial(r) for r in rows]
+        with self.reading_back(f"a trial of commit {commit_sha}"):
+            return [trial_from_row(r) for r in rows]
 
     def run_bench_key(self, run_id: str) -> str | None:
         """The benchmark key of a run's own trials (None: it took none)."""
@@ -380,21 +364,4 @@ def _run(row: tuple[Any, ...]) -> RunRow:
         created=row[10],
         finished=row[11],
         error=row[12] if len(row) > 12 else None,  # a file opened read-only may predate it
-    )
-
-
-def _trial(row: tuple[Any, ...]) -> TrialRow:
-    metrics = {k: tuple(float(x) for x in v) for k, v in json.loads(row[6]).items()}
-    return TrialRow(
-        run_id=row[1],
-        commit_sha=row[2],
-        env_key=row[3],
-        bench_key=row[4],
-        status=row[5],
-        metrics=metrics,
-        meta=json.loads(row[7]),
-        exit_code=row[8],
-        duration_s=row[9],
-        log_out=row[10],
-        log_err=row[11],
     )
