@@ -25,6 +25,7 @@ from bisector.config_execution import Execution
 from bisector.config_guard import Guard, check_http_url
 from bisector.config_values import (
     DEFAULT_CONFIG_NAME,
+    STORE_HINT,
     Argv,
     Duration,
     EnvVars,
@@ -33,6 +34,7 @@ from bisector.config_values import (
     _check_cron,
     check_registry,
     check_rollback_target,
+    check_store,
 )
 from bisector.core.judge import CLASSIFY_ALPHA, smallest_workable_repeats
 from bisector.core.types import MAX_REPEATS, Direction, MetricRule, Threshold, TrialBudget
@@ -150,7 +152,7 @@ class Environment(Strict):
 
 class Snapshots(Strict):
     configs: list[str] = Field(default_factory=lambda: ["configs/**/*.yaml"])
-    store: str = ".bisector"
+    store: Annotated[str, AfterValidator(check_store)] = ".bisector"
 
 
 class Rollback(Strict):
@@ -319,7 +321,8 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
         elif err["type"] == "missing":
             msg = "required key is missing"
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise ConfigError(f"{where}: {key}: {msg}{more}") from exc
+        hint = getattr(err.get("ctx", {}).get("error"), "hint", None)
+        raise ConfigError(f"{where}: {key}: {msg}{more}", hint=hint) from exc
 
 
 def find_config(repo: Path, config: Path | None) -> Path:
@@ -339,9 +342,27 @@ def load_config(repo: Path, config: Path | None = None, *, warn: bool = True) ->
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     cfg = parse_config(text, str(path))
+    _check_store_place(repo, cfg.snapshots.store, path)
     for warning in cfg.warnings() if warn else ():
         get_logger("bisector.config").warning("config.warning", file=str(path), warning=warning)
     return cfg
+
+
+def _check_store_place(repo: Path, store: str, source: Path) -> None:
+    """The store resolved (an absolute path, a symlink): not the repository, nor in its
+    `.git` (`check_store` sees only the text)."""
+    root = repo.resolve()
+    place = (root / store).resolve()
+    if place == root or place.is_relative_to(root / ".git"):
+        raise ConfigError(
+            f"{source}: snapshots.store: {store!r} is "
+            + (
+                "the repository itself"
+                if place == root
+                else "git's own folder .git or a path in it"
+            ),
+            hint=STORE_HINT,
+        )
 
 
 def json_schema() -> dict[str, Any]:

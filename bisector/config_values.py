@@ -146,6 +146,31 @@ EnvVars = Annotated[dict[str, str], BeforeValidator(_env_values), AfterValidator
 Argv = Annotated[list[str], AfterValidator(_check_argv)]
 
 
+class HintedValueError(ValueError):
+    """A refused value with a `hint:` for the person fixing it (`parse_config` shows it)."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+STORE_HINT = (
+    "name a folder for bisector's own files: the default `.bisector`, or one outside the repository"
+)
+
+
+def check_store(value: str) -> str:
+    """`snapshots.store`: never the repository's own folder ('', '.') nor git's (`.git` or a
+    path in it), where journal.sqlite, runs/ and worktrees/ would land in the working tree
+    or among git's files. Absolute paths are checked again, resolved, by `load_config`."""
+    norm = os.path.normpath(value) if value.strip() else "."
+    if norm == ".":
+        raise HintedValueError(f"{value!r} is the repository itself", STORE_HINT)
+    if norm.split("/")[0].casefold() == ".git":  # casefold: .GIT is .git on macOS/Windows
+        raise HintedValueError(f"{value!r} is git's own folder .git or a path in it", STORE_HINT)
+    return value
+
+
 def check_rollback_target(value: str | None) -> str | None:
     """Refuse '', '.' or a folder above the repository: a rollback would replace the repository,
     `.git` included, by a symlink (checked again, resolved, in rollback/target.py)."""
