@@ -256,6 +256,26 @@ class GitRepo:
             return None
         return name.strip() or None
 
+    def local_branches(self, *, containing: str | None = None) -> list[str]:
+        """Short names of the local branches (those whose history holds `containing`)."""
+        args = ["for-each-ref", "--format=%(refname:short)"]
+        if containing is not None:
+            args.append(f"--contains={containing}")
+        try:
+            return self._run(*args, "refs/heads/").split()
+        except GitError:  # no commit yet: --contains has nothing to look for
+            return []
+
+    def remote_default(self, remote: str = "origin") -> str | None:
+        """The branch `remote`'s HEAD names (`main` for origin/main), if the clone knows it."""
+        try:
+            name = self._git.execute(
+                ["git", "symbolic-ref", "--quiet", "--short", f"refs/remotes/{remote}/HEAD"]
+            )
+        except GitCommandError:
+            return None
+        return name.strip().removeprefix(f"{remote}/") or None
+
     def tags_at(self, sha: str) -> list[str]:
         return [t.name for t in self.tags() if t.sha == sha]
 

@@ -14,7 +14,7 @@ from bisector.engine.runner import parse_output
 from bisector.gitrepo import GitRepo
 from bisector.initwizard.detect import detect, release_tags
 from bisector.initwizard.templates import HARNESS_FACTORY_FILE, PYTHON_BENCH_FILE
-from bisector.testing.gitutil import commit, make_repo
+from bisector.testing.gitutil import commit, git, make_repo
 
 from .conftest import run_cli, tree_digest
 
@@ -206,3 +206,42 @@ def test_init_counts_a_dangling_symlink_as_existing(
     proc = run_cli("init", "--repo", str(repo), *args, "--force")
     assert proc.returncode == 0, proc.stderr
     assert (repo / name).is_file() and not (repo / name).is_symlink()
+
+
+def _daemon_section(repo: Path) -> str:
+    text = (repo / "bisector.yaml").read_text()
+    return text[text.index("\ndaemon:") :]
+
+
+def test_init_on_a_detached_head_names_a_branch_that_exists(tmp_path: Path) -> None:
+    """A CI checkout (detached HEAD) of a repository with only `master`: init wrote
+    `daemon.branch: "main"`, a branch the daemon could never resolve. It names a branch
+    that holds HEAD; where none can be told, the file says the key must be set."""
+    repo = make_repo(tmp_path / "ci", branch="master")
+    commit(repo, {"a.txt": "1\n"}, "one", tag="v1")
+    commit(repo, {"a.txt": "2\n"}, "two")
+    git(repo, "checkout", "-q", "--detach", "v1")
+    done = run_cli("init", "--repo", str(repo))
+    assert done.returncode == 0, done.stderr
+    assert '  branch: "master"\n' in _daemon_section(repo)
+    assert load_config(repo).daemon.branch == "master"
+
+    # two branches hold HEAD, neither main, master nor origin's default: no guess
+    git(repo, "branch", "-q", "-m", "master", "dev")
+    git(repo, "branch", "-q", "topic", "v1")
+    done = run_cli("init", "--repo", str(repo), "--force")
+    assert done.returncode == 0, done.stderr
+    daemon = _daemon_section(repo)
+    assert "\n  branch:" not in daemon and "# branch: SET THIS" in daemon, daemon
+    assert run_cli("config", "check", "--repo", str(repo)).returncode == 0
+
+    # a clone with no local branch at all: origin's default, fetched from origin
+    clone = tmp_path / "clone"
+    git(repo, "checkout", "-q", "dev")  # origin's HEAD
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    git(clone, "checkout", "-q", "--detach")
+    git(clone, "branch", "-q", "-D", "dev")
+    done = run_cli("init", "--repo", str(clone))
+    assert done.returncode == 0, done.stderr
+    cfg = load_config(clone)
+    assert (cfg.daemon.branch, cfg.daemon.remote) == ("dev", "origin")

@@ -35,7 +35,8 @@ class Detected:
     config_globs: tuple[str, ...]
     release_tags: tuple[str, ...]  # oldest to newest by version
     bench_script: str | None  # an existing benchmark at the root (bench.py, ...)
-    branch: str | None  # the checked-out branch, for daemon.branch
+    branch: str | None  # for daemon.branch (`daemon_branch`); None: none can be told
+    remote: str | None = None  # daemon.remote: the branch exists only as origin's default
 
 
 def _version(tag: str) -> Version | None:
@@ -88,6 +89,28 @@ def _config_globs(files: set[str]) -> tuple[str, ...]:
     return tuple(globs)
 
 
+def daemon_branch(git: GitRepo) -> tuple[str | None, str | None]:
+    """The branch the daemon should watch, and the remote it is fetched from: the
+    checked-out one; on a detached HEAD (a CI checkout, a tag) the one local branch holding
+    HEAD, else the one local branch, else among several origin's default, `main` or
+    `master`; with no local branch at all, origin's default fetched from origin. None when
+    that cannot be told: writing `main` where only `master` exists left a daemon that
+    could never resolve it."""
+    current = git.current_branch()
+    if current is not None:
+        return current, None
+    candidates = git.local_branches(containing="HEAD") or git.local_branches()
+    if len(candidates) == 1:
+        return candidates[0], None
+    origin = git.remote_default("origin")
+    for name in (origin, "main", "master"):
+        if name in candidates:
+            return name, None
+    if not candidates and origin is not None:
+        return origin, "origin"
+    return None, None
+
+
 def detect(git: GitRepo) -> Detected:
     """Look at HEAD (a repository without commits yet gives an empty picture)."""
     try:
@@ -97,11 +120,13 @@ def detect(git: GitRepo) -> Detected:
     else:
         files = set(git.list_files(head.sha))
     all_deps, proposed = _requirements(files)
+    branch, remote = daemon_branch(git)
     return Detected(
         dependency_files=all_deps,
         requirements=proposed,
         config_globs=_config_globs(files),
         release_tags=release_tags([t.name for t in git.tags()]),
         bench_script=next((p for p in BENCH_SCRIPTS if p in files), None),
-        branch=git.current_branch(),
+        branch=branch,
+        remote=remote,
     )

@@ -120,14 +120,27 @@ def _snapshots(found: Detected) -> list[str]:
 
 
 def _rest(found: Detected) -> list[str]:
-    branch = found.branch or "main"
+    branch = (
+        [f"  branch: {json.dumps(found.branch)}"]
+        + (
+            [f"  remote: {json.dumps(found.remote)}  # no local branch: fetched each cycle"]
+            if found.remote is not None
+            else []
+        )
+        if found.branch is not None
+        # Never a guess: a `main` that does not exist fails only at the daemon's first cycle.
+        else [
+            "  # branch: SET THIS to the branch the daemon measures: HEAD is detached and no",
+            "  # single local branch holds it (left unset, the daemon looks for `main`)",
+        ]
+    )
     return [
         "rollback:",
         "  # target: /srv/serving/configs  # the live config folder services read",
         "  timeout: 30s",
         "daemon:",
         '  schedule: "0 2 * * *"  # crontab line, host local time',
-        f"  branch: {json.dumps(branch)}",
+        *branch,
         "  policy: report          # report | rollback",
         "  metrics_port: 9464      # Prometheus on 127.0.0.1; 0 disables",
     ]
