@@ -1,6 +1,6 @@
 """Repository text reaches the terminal inert: no ESC, BEL or bidi override from a commit
 subject, a config key or value, on any human output path (progress, `snapshot diff`, the
-rollback plan, the Markdown report)."""
+rollback plan, the Markdown and HTML reports)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bisector.document import RunDocument
 from bisector.plumbing.escape import visible
 from bisector.ports import ProbeStarted, VerdictReached, Warned
 from bisector.report.files import render_markdown
+from bisector.report.html import ReportData, render_html
 from bisector.testing.gitutil import commit, make_repo
 from tests.rollback_support import run_cli
 from tests.test_document import found
@@ -97,6 +98,20 @@ def test_the_markdown_report_writes_a_bidi_override_out_like_the_culprit_line() 
     md = render_markdown(RunDocument.from_json(data))
     _assert_inert(md)
     assert "fix\\\\u202etxt.exe" in md and "\\\\x1b\\]0;PWNED\\\\x07" in md
+
+
+def test_the_html_report_writes_controls_and_bidi_overrides_out() -> None:
+    """The page autoescaped `<`/`&`, but an ESC or a RIGHT-TO-LEFT OVERRIDE in a subject, a
+    dependency's name or a config key went in raw (a browser reorders the text; `cat`
+    runs the escape sequence); they are written out as in the Markdown report."""
+    data = found()
+    data["culprit"]["subject"] = f"fix{RLO}txt.exe {TITLE} <b>"
+    data["culprit"]["dependencies"][0]["name"] = f"fast{RLO}pad"
+    data["culprit"]["config_keys"] = [f"batching{CLEAR}.pad"]
+    page = render_html(RunDocument.from_json(data), ReportData())
+    _assert_inert(page)
+    assert "fix\\u202etxt.exe \\x1b]0;PWNED\\x07 &lt;b&gt;" in page
+    assert "fast\\u202epad" in page and "batching\\x1b[2J.pad" in page
 
 
 def test_the_rollback_plan_keeps_a_file_name_with_a_line_break_on_its_line(

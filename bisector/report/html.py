@@ -4,8 +4,12 @@ so a page can be checked), the distributions as a base64 PNG, no network.
 `collect` reads what the plots need (this run's trials from the journal, the candidate
 range from git, the snapshot diff of the endpoints); `render_html` is pure over that data;
 the template autoescapes everything, since commit subjects and config values are
-untrusted (the SVG is inlined as is: matplotlib escapes the text it writes, and its only
-text is the metric's name, short commit ids and the legend).
+untrusted, and writes every value it shows through `plumbing.escape.visible`, as the
+Markdown report and the terminal do: a control character or a bidi override in a subject
+is shown as `\\x1b` / `\\u202e`, never reorders or hides the page's text (the SVG is
+inlined as is: matplotlib escapes the text it writes, and its only text is the metric's
+name and the node types' names, both made visible first, short commit ids and the
+legend).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from bisector.document import RunDocument
 from bisector.errors import BisectorError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
+from bisector.plumbing.escape import visible
 from bisector.report.files import atomic_write_text, contract_view
 from bisector.report.plots import RangePoint, distribution_plot, range_svg
 from bisector.store.journal import Journal, TrialRow
@@ -257,6 +262,14 @@ def _literal(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
+def _visible(value: Any) -> Any:
+    """Every value the template prints, as `visible` writes it (before autoescaping):
+    numbers as they are, the inlined SVG (`Markup`, made by us) untouched."""
+    if isinstance(value, markupsafe.Markup | int | float):
+        return value
+    return visible(value if isinstance(value, str) else str(value))
+
+
 def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -267,12 +280,13 @@ def render_html(doc: RunDocument, data: ReportData) -> str:
         loader=jinja2.FileSystemLoader(str(_TEMPLATE.parent)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        finalize=_visible,
     )
     env.filters["literal"] = _literal
     metric = doc.metric
     images = []
     svg = (
-        range_svg(data.points, metric, data.culprit_index, data.types)
+        range_svg(data.points, visible(metric), data.culprit_index, tuple(map(visible, data.types)))
         if any(p.medians for p in data.points)
         else None
     )
