@@ -47,6 +47,12 @@ REASONS = {
         'print(\'{"latency_ms": "fast"}\')\n',
         '2 of 2 trials failed, the last printed no numeric metric: latency_ms was not a number ("fast")',
     ),
+    # more digits than Python converts: the whole line failed to parse ("no JSON line")
+    "huge_integer": (
+        "print('{\"latency_ms\": ' + '9' * 5000 + '}')\n",
+        "2 of 2 trials failed, the last printed no numeric metric: latency_ms was too large "
+        "a number (an integer of 5000 digits)",
+    ),
     "escaped": (
         "raise SystemExit('\\x1b[2Jcleared')\n",
         "2 of 2 trials failed, the last exited 1: \\x1b[2Jcleared",

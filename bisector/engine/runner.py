@@ -128,7 +128,7 @@ def parse_output(stdout: str) -> tuple[dict[str, tuple[float, ...]], dict[str, A
         if not text.startswith("{"):
             continue
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_int=trialreason.parse_int)  # 5000 digits: a value
         except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             continue
         if not isinstance(data, dict):

@@ -69,6 +69,20 @@ def exited(code: int | None, stderr_path: Path | None = None) -> str:
     return f"{what}: {line}" if line else what
 
 
+class LongInteger(str):
+    """An integer in a benchmark's JSON line with more digits than Python converts (4300 by
+    default, `sys.set_int_max_str_digits`), kept as its text: parsing the line as a whole
+    failed on it, and the trial was reported as having printed no JSON line at all."""
+
+
+def parse_int(text: str) -> int | LongInteger:
+    """`json.loads`'s `parse_int` for benchmark output: an int, or the too-long text."""
+    try:
+        return int(text)
+    except ValueError:
+        return LongInteger(text)
+
+
 def as_number(value: object) -> float | None:
     """`value` as a measurement: a finite int or float (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -88,6 +102,8 @@ def _what(value: object) -> str:
         return "infinite"
     if isinstance(value, int) and not isinstance(value, bool):
         return "too large a number"
+    if isinstance(value, LongInteger):
+        return f"too large a number (an integer of {len(value.lstrip('-'))} digits)"
     if value == []:
         return "an empty list"
     if isinstance(value, list):  # not samples, so one item is not a number
