@@ -326,6 +326,14 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
 
 
 def find_config(repo: Path, config: Path | None) -> Path:
+    # Said first: "no config file at /typo/bisector.yaml" with a hint to create one there
+    # sent people to make a file in a folder that is not there.
+    if not repo.is_dir():
+        raise ConfigError(
+            f"the repository folder {repo} "
+            + ("is not a folder" if repo.exists() else "does not exist"),
+            hint="pass --repo PATH of a git checkout (default: the current folder)",
+        )
     path = config if config is not None else repo / DEFAULT_CONFIG_NAME
     if not path.is_file():
         raise ConfigError(

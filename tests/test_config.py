@@ -10,6 +10,7 @@ from bisector.config import Threshold, load_config, parse_config
 from bisector.config_values import parse_duration, parse_threshold
 from bisector.core.types import Direction
 from bisector.errors import ConfigError
+from tests.conftest import run_cli, tree_digest
 
 GOOD = """\
 benchmark:
@@ -146,3 +147,22 @@ def test_missing_config_file_has_a_hint(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
     assert info.value.hint and "--config" in info.value.hint
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_a_repo_folder_that_is_not_there_is_named_as_such(tmp_path: Path, kind: str) -> None:
+    """`--repo /typo` said "no config file at /typo/bisector.yaml" with a hint to create one
+    there: it now says the folder does not exist (or is a file), for every command."""
+    repo = tmp_path / "nope"
+    if kind == "file":
+        repo.write_text("not a folder\n")
+    before = tree_digest(tmp_path)
+    for args in (("runs",), ("config", "check"), ("run", "--good", "a", "--bad", "b")):
+        done = run_cli(*args, "--repo", str(repo), cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        said = "does not exist" if kind == "missing" else "is not a folder"
+        assert done.stderr.splitlines() == [
+            f"error: the repository folder {repo} {said}",
+            "hint: pass --repo PATH of a git checkout (default: the current folder)",
+        ]
+    assert tree_digest(tmp_path) == before
