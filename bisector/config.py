@@ -35,6 +35,7 @@ from bisector.config_values import (
     check_registry,
     check_rollback_target,
     check_store,
+    whole_number_error,
 )
 from bisector.core.judge import CLASSIFY_ALPHA, smallest_workable_repeats
 from bisector.core.types import MAX_REPEATS, Direction, MetricRule, Threshold, TrialBudget
@@ -320,8 +321,10 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         hint = getattr(err.get("ctx", {}).get("error"), "hint", None)
+        if (whole := whole_number_error(err)) is not None:
+            msg, hint = whole
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise ConfigError(f"{where}: {key}: {msg}{more}", hint=hint) from exc
 
 

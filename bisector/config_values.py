@@ -11,6 +11,7 @@ import math
 import os
 import re
 import types
+from collections.abc import Mapping
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import (
@@ -144,6 +145,29 @@ def _check_argv(argv: list[str] | None) -> list[str] | None:
 
 EnvVars = Annotated[dict[str, str], BeforeValidator(_env_values), AfterValidator(_check_env)]
 Argv = Annotated[list[str], AfterValidator(_check_argv)]
+
+
+_INT_ERRORS = frozenset({"int_parsing", "int_from_float", "int_type", "int_parsing_size"})
+
+
+def whole_number_error(err: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """pydantic's word for a value that is not an int ("unable to parse string as an
+    integer") as what the key needs, and, for `1e9` (YAML 1.1 reads an exponent without a
+    dot as text), how to write it; None for other errors."""
+    if err["type"] not in _INT_ERRORS:
+        return None
+    value = err.get("input")
+    shown = "null" if value is None else repr(value) if isinstance(value, str) else str(value)
+    message = f"must be a whole number, not {shown[:60]}"
+    if not isinstance(value, str):
+        return message, None
+    try:
+        number = float(value)
+    except ValueError:
+        return message, None
+    if math.isfinite(number) and number.is_integer():
+        return message, f"YAML reads {value.strip()} as text: write it in digits ({int(number)})"
+    return message, None
 
 
 class HintedValueError(ValueError):

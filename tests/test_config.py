@@ -133,6 +133,31 @@ def test_errors_name_file_line_and_key(text: str, fragment: str) -> None:
     assert fragment in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("value", "said", "hint"),
+    [
+        # YAML 1.1 reads an exponent without a dot as a string
+        ("1e9", "must be a whole number, not '1e9'", "YAML reads 1e9 as text: write it in digits"),
+        ("-2E1", "must be a whole number, not '-2E1'", "write it in digits (-20)"),
+        ("1.5", "must be a whole number, not 1.5", None),
+        ("fast", "must be a whole number, not 'fast'", None),
+        ("null", "must be a whole number, not null", None),
+    ],
+)
+def test_a_value_that_is_not_a_whole_number_names_the_key(
+    value: str, said: str, hint: str | None
+) -> None:
+    """`repeats: {min: 1e9}` said "Input should be a valid integer, unable to parse string
+    as an integer": it names the key, says what it needs and how to write 1e9."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(GOOD.replace("{min: 3, max: 15}", f"{{min: {value}, max: 15}}"), "b.yaml")
+    assert str(info.value) == f"b.yaml:4: benchmark.repeats.min: {said}"
+    if hint is None:
+        assert info.value.hint is None
+    else:
+        assert info.value.hint is not None and hint in info.value.hint
+
+
 def test_a_merge_key_may_still_be_overridden() -> None:
     """`<<: *defaults` then the mapping's own key is YAML's override, not a duplicate."""
     text = GOOD.replace(
