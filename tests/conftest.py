@@ -16,6 +16,15 @@ from bisector.testing.sample import SampleRepo, SampleSpec, build_sample_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: bisector.yaml for a small repository whose `bench.py` prints latency_ms (python on PATH).
+BENCH_PY_CONFIG = """\
+benchmark:
+  command: [python, bench.py]
+  repeats: {min: 3, max: 6}
+metrics:
+  latency_ms: {direction: lower, threshold: 5%}
+"""
+
 
 @pytest.fixture
 def make_sample(tmp_path: Path) -> Callable[..., SampleRepo]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
 
 
@@ -27,3 +29,16 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, *_args: object) -> None:
         return None
+
+
+@contextmanager
+def serving(server: ThreadingHTTPServer, stop: threading.Event) -> Iterator[None]:
+    """`server` answering on a thread while inside; then `stop` set (a dribbling handler
+    ends) and the server shut and closed."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()

@@ -19,7 +19,7 @@ import pytest
 from bisector.alerts import AlertMessage, send_alert
 from bisector.config import Alert
 
-from .http_support import QuietHandler, dribble
+from .http_support import QuietHandler, dribble, serving
 
 
 class _Receiver:
@@ -61,14 +61,8 @@ class _Receiver:
 @pytest.fixture
 def receiver() -> Iterator[_Receiver]:
     r = _Receiver()
-    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(r.server, r.stop):
         yield r
-    finally:
-        r.stop.set()
-        r.server.shutdown()
-        r.server.server_close()
 
 
 @pytest.mark.parametrize("code", [301, 302, 303, 307, 308])

@@ -20,7 +20,7 @@ import pytest
 
 from bisector.guard.prometheus import Blind, Data, Prometheus
 
-from .http_support import QuietHandler, dribble
+from .http_support import QuietHandler, dribble, serving
 
 USER, PASSWORD = "guard", "pr0m:p@ss"
 ANSWER = json.dumps(
@@ -58,13 +58,8 @@ class _Server:
 @pytest.fixture
 def server() -> Iterator[_Server]:
     s = _Server()
-    threading.Thread(target=s.server.serve_forever, daemon=True).start()
-    try:
+    with serving(s.server, s.stop):
         yield s
-    finally:
-        s.stop.set()
-        s.server.shutdown()
-        s.server.server_close()
 
 
 def test_credentials_in_the_url_are_sent_as_basic_auth(server: _Server) -> None:

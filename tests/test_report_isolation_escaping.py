@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from bisector.testing.gitutil import commit, make_repo
-from tests.conftest import run_cli
+from tests.conftest import BENCH_PY_CONFIG, run_cli
 
 BENCH = """\
 import json
@@ -20,13 +20,7 @@ text = open("configs/s.yaml").read()
 slow = any(line.endswith(": true") for line in text.splitlines())
 print(json.dumps({"latency_ms": [20.0 if slow else 10.0] * 3}))
 """
-CONFIG = """\
-benchmark:
-  command: [python, bench.py]
-  repeats: {min: 3, max: 6}
-metrics:
-  latency_ms: {direction: lower, threshold: 5%}
-"""
+CONFIG = BENCH_PY_CONFIG
 BAD_KEY = "k|<b>bold</b>`x`"
 LINK_KEY = "](javascript:alert(1))"
 

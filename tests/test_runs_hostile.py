@@ -14,20 +14,14 @@ from pathlib import Path
 import pytest
 
 from bisector.testing.gitutil import commit, make_repo
-from tests.conftest import run_cli, tree_digest
+from tests.conftest import BENCH_PY_CONFIG, run_cli, tree_digest
 
 BENCH = """\
 import json
 extra = 0.0 if "fast: true" in open("configs/s.yaml").read() else 10.0
 print(json.dumps({"latency_ms": [float(open("slow.txt").read()) + extra] * 3}))
 """
-CONFIG = """\
-benchmark:
-  command: [python, bench.py]
-  repeats: {min: 3, max: 6}
-metrics:
-  latency_ms: {direction: lower, threshold: 5%}
-"""
+CONFIG = BENCH_PY_CONFIG
 
 
 @pytest.fixture(scope="module")
