@@ -29,6 +29,7 @@ from bisector.config_values import (
     Argv,
     Duration,
     EnvVars,
+    SchemaWithDefaults,
     Strict,
     ThresholdField,
     _check_cron,
@@ -53,20 +54,25 @@ def _check_module_name(name: str) -> str:
     return name
 
 
+#: The smallest `repeats.max` that can give a verdict (checked by `Repeats`, said by the schema).
+WORKABLE_REPEATS = smallest_workable_repeats(CLASSIFY_ALPHA)
+
+
 class Repeats(Strict):
     min: int = Field(3, ge=1, le=MAX_REPEATS)
-    max: int = Field(15, ge=1, le=MAX_REPEATS)
+    # ge=1: below WORKABLE_REPEATS `_ordered` says why in words (pydantic's "greater than
+    # or equal to 5" would not); the schema states the real minimum for editors.
+    max: int = Field(15, ge=1, le=MAX_REPEATS, json_schema_extra={"minimum": WORKABLE_REPEATS})
 
     @model_validator(mode="after")
     def _ordered(self) -> Repeats:
         if self.max < self.min:
             raise ValueError("repeats.max must be >= repeats.min")
         # n vs n trials whose exact test cannot go below the judge's alpha never give a verdict
-        workable = smallest_workable_repeats(CLASSIFY_ALPHA)
-        if self.max < workable:
+        if self.max < WORKABLE_REPEATS:
             raise ValueError(
                 f"repeats.max {self.max} is too small for any verdict at the judge's alpha {CLASSIFY_ALPHA}: "
-                f"the smallest workable value is {workable}"
+                f"the smallest workable value is {WORKABLE_REPEATS}"
             )
         return self
 
@@ -377,4 +383,5 @@ def _check_store_place(repo: Path, store: str, source: Path) -> None:
 
 
 def json_schema() -> dict[str, Any]:
-    return Config.model_json_schema()
+    """The JSON schema of bisector.yaml (`bisector config schema`), for editors."""
+    return Config.model_json_schema(schema_generator=SchemaWithDefaults)

@@ -24,6 +24,8 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+from pydantic.json_schema import GenerateJsonSchema, NoDefault
+from pydantic_core import core_schema
 
 from bisector.core.types import Threshold
 
@@ -273,3 +275,18 @@ def _numeric(annotation: Any) -> bool:
     """An int or float field (also `int | None`)."""
     union = get_origin(annotation) in (Union, types.UnionType)
     return any(a in (int, float) for a in (get_args(annotation) if union else (annotation,)))
+
+
+class SchemaWithDefaults(GenerateJsonSchema):
+    """Defaults as a user writes them: a list or map made by a factory (`snapshots.configs`)
+    is shown, and a threshold is `5%`, not the dataclass it is parsed into."""
+
+    def get_default_value(self, schema: core_schema.WithDefaultSchema) -> Any:
+        factory = schema.get("default_factory")
+        if factory is not None and not schema.get("default_factory_takes_data"):
+            value = factory()  # type: ignore[call-arg]
+        else:
+            value = super().get_default_value(schema)
+        if value is NoDefault:
+            return value
+        return str(value) if isinstance(value, Threshold) else value

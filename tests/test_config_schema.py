@@ -1,0 +1,100 @@
+"""`bisector config schema` (what editors validate bisector.yaml with) against the loader
+and against docs/config.md: its defaults are valid values, its limits are the loader's,
+and every key it has is documented (and the other way round)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+from bisector.config import parse_config
+from bisector.errors import ConfigError
+from tests.conftest import ROOT, run_cli
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    done = run_cli("config", "schema")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def _resolve(root: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        node = root["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+def _objects(root: dict[str, Any], node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The object schemas a property may hold: itself, an anyOf branch, a list's items."""
+    node = _resolve(root, node)
+    if "properties" in node:
+        yield node
+    for branch in node.get("anyOf", []):
+        yield from _objects(root, branch)
+    if node.get("type") == "array" and isinstance(node.get("items"), dict):
+        for inner in _objects(root, node["items"]):
+            yield {**inner, "_list": True}
+
+
+def _keys(
+    root: dict[str, Any], node: dict[str, Any], prefix: str = ""
+) -> Iterator[tuple[str, dict[str, Any], bool]]:
+    """(key path, property schema, is a leaf) for every key; list items as `[]`."""
+    for obj in _objects(root, node):
+        for name, prop in obj["properties"].items():
+            path = f"{prefix}{name}"
+            inner = list(_objects(root, prop))
+            yield path, prop, not inner
+            for sub in inner:
+                mark = "[]" if sub.get("_list") else ""
+                yield from _keys(root, sub, f"{path}{mark}.")
+
+
+def test_every_default_in_the_schema_is_a_value_the_schema_accepts(schema: dict[str, Any]) -> None:
+    # An editor offers the default: `threshold` once showed {"value": 0.05, "relative": true},
+    # which neither the schema's own pattern nor bisector.yaml accepts.
+    bad = []
+    for path, prop, _leaf in _keys(schema, schema):
+        if "default" not in prop:
+            continue
+        check = Draft202012Validator({**prop, "$defs": schema["$defs"]})
+        if not check.is_valid(prop["default"]):
+            bad.append(f"{path}: {prop['default']!r}")
+    assert bad == []
+    defaults = {path: prop.get("default") for path, prop, _ in _keys(schema, schema)}
+    assert defaults["metrics"] is None  # required, no default
+    assert schema["$defs"]["Metric"]["properties"]["threshold"]["default"] == "5%"
+    assert defaults["guard.canary.threshold"] == "5%"
+    # default_factory defaults are shown too (they were left out)
+    assert defaults["snapshots.configs"] == ["configs/**/*.yaml"]
+    assert defaults["execution.ray.resources_per_trial"] == {"num_cpus": 1.0}
+    assert defaults["benchmark.env"] == {}
+
+
+def test_repeats_max_minimum_is_the_smallest_value_the_loader_accepts(
+    schema: dict[str, Any],
+) -> None:
+    accepted = []
+    for n in range(1, 8):
+        text = f"benchmark:\n  command: [python, b.py]\n  repeats: {{min: 1, max: {n}}}\nmetrics:\n  lat: {{direction: lower}}\n"
+        try:
+            parse_config(text)
+        except ConfigError:
+            continue
+        accepted.append(n)
+    prop = schema["$defs"]["Repeats"]["properties"]["max"]
+    assert prop["minimum"] == min(accepted) == 5
+
+
+def test_the_example_configs_validate_against_the_schema(schema: dict[str, Any]) -> None:
+    check = Draft202012Validator(schema)
+    for path in [ROOT / "configs" / "bisector.example.yaml"]:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in check.iter_errors(data)]
+        assert errors == [], path
