@@ -5,7 +5,9 @@ and every key it has is documented (and the other way round)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,12 +42,15 @@ def _objects(root: dict[str, Any], node: dict[str, Any]) -> Iterator[dict[str, A
     if node.get("type") == "array" and isinstance(node.get("items"), dict):
         for inner in _objects(root, node["items"]):
             yield {**inner, "_list": True}
+    if isinstance(node.get("additionalProperties"), dict):  # `metrics`: name -> settings
+        yield from _objects(root, node["additionalProperties"])
 
 
 def _keys(
     root: dict[str, Any], node: dict[str, Any], prefix: str = ""
 ) -> Iterator[tuple[str, dict[str, Any], bool]]:
-    """(key path, property schema, is a leaf) for every key; list items as `[]`."""
+    """(key path, property schema, is a leaf) for every key; list items as `[]`, a map's
+    values (`metrics.<name>`) as its own keys (`metrics.direction`), as config.md names them."""
     for obj in _objects(root, node):
         for name, prop in obj["properties"].items():
             path = f"{prefix}{name}"
@@ -98,3 +103,31 @@ def test_the_example_configs_validate_against_the_schema(schema: dict[str, Any])
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         errors = [f"{list(e.absolute_path)}: {e.message}" for e in check.iter_errors(data)]
         assert errors == [], path
+
+
+def _documented_keys(page: Path) -> set[str]:
+    """The key column of every table of docs/config.md, with its section's prefix; a row
+    that is not inside a table (a table broken by a paragraph) is reported."""
+    keys: set[str] = set()
+    prefix: str | None = None
+    previous = ""
+    for line in page.read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"^#{2,3} `([a-z_.]+)`$", line)
+        if heading:
+            name = heading.group(1)
+            prefix = None if name == "benchmark.preload" else name + "."
+        elif line.startswith("| `") and prefix is not None:
+            assert previous.startswith("|"), f"row outside a table in {page.name}: {line[:40]}"
+            first = line.split("|")[1]
+            keys.update(prefix + k for k in re.findall(r"`([^`]+)`", first))
+        previous = line
+    return keys
+
+
+def test_config_md_documents_every_key_of_the_schema(schema: dict[str, Any]) -> None:
+    keys = list(_keys(schema, schema))
+    leaves = {path for path, _prop, leaf in keys if leaf}
+    every = {path for path, _prop, _leaf in keys}
+    documented = _documented_keys(ROOT / "docs" / "config.md")
+    assert sorted(leaves - documented) == []
+    assert sorted(documented - every) == []
