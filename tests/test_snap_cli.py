@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -234,3 +235,32 @@ def test_list_shows_every_snapshot_and_marks_the_damaged_one(
     capsys.readouterr()
     assert bisector("snapshot", "list", "--repo", str(repo), "--json") == 0
     assert all(s["damaged"] is None for s in json.loads(capsys.readouterr().out))
+
+
+def _documented(page: str, keys: set[str]) -> list[str]:
+    """The keys no code span of the page names (`{path, object, size}` names three)."""
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    spans = [span for line in text.splitlines() for span in re.findall(r"`([^`]+)`", line)]
+    named = {word for span in spans for word in re.findall(r"\w+", span)}
+    return sorted(keys - named)
+
+
+def test_every_key_of_the_snapshot_and_status_documents_is_in_cli_md(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/cli.md names every key `snapshot show|diff --json` and `status --json` print."""
+    assert bisector("snapshot", "diff", "v1.0.0", "v1.2.0", "--repo", str(repo), "--json") == 0
+    diff = json.loads(capsys.readouterr().out)
+    keys = set(diff) | set(diff["a"]) | {k for c in diff["configs"] for k in c}
+    keys |= {k for p in diff["packages"] for k in p}
+    assert bisector("snapshot", "show", "v1.2.0", "--repo", str(repo), "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    keys |= set(shown) | {k for c in shown["configs"] for k in c}
+    keys |= {k for d in shown["dependencies"] for k in d}
+    rollback_target = repo.parent / "live"
+    with (repo / "bisector.yaml").open("a") as config:
+        config.write(f"rollback:\n  target: {rollback_target}\n")
+    assert bisector("status", "--repo", str(repo), "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    keys |= set(status) | set(status["target"]) | set(status["daemon"])
+    assert _documented("cli.md", keys) == []
