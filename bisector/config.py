@@ -303,6 +303,12 @@ def _line_of(data: Any, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    """`daemon.alerts[0].retries`: list items in brackets, as docs/config.md writes keys."""
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    return path or "(top level)"
+
+
 def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
     """Parse and validate; every problem becomes a `ConfigError` naming file, line and key."""
     try:
@@ -319,7 +325,7 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        key = ".".join(str(p) for p in loc) or "(top level)"
+        key = _key_path(loc)
         line = _line_of(data, loc)
         where = f"{source}:{line}" if line is not None else source
         msg = err["msg"].removeprefix("Value error, ")

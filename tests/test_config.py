@@ -119,6 +119,15 @@ def test_thresholds() -> None:
             GOOD.replace("{min: 3, max: 15}", "{min: true, max: 15}"),
             "bisector.yaml:4: benchmark.repeats.min: expected a number, not true",
         ),
+        # a list item is named as config.md names keys (it said daemon.alerts.0.retries)
+        (
+            GOOD.replace('x"}]', 'x", retries: many}]'),
+            "bisector.yaml:25: daemon.alerts[0].retries: must be a whole number, not 'many'",
+        ),
+        (
+            GOOD.replace('["python", "bench.py"]', '["python", 3.5]'),
+            "bisector.yaml:2: benchmark.command[1]: ",
+        ),
         # the benchmark's `_` keys are metadata: such a metric could never be measured
         (
             GOOD.replace("accuracy:", "_accuracy:"),

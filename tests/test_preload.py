@@ -265,7 +265,7 @@ def test_config_accepts_preload_only_for_python_benchmarks() -> None:
     assert cfg.benchmark.preload == ["torch", "transformers.models"]
     with pytest.raises(ConfigError, match="benchmark: preload needs a Python benchmark"):
         parse_config(base % ("[./bench.sh]", "[torch]"))
-    with pytest.raises(ConfigError, match="benchmark.preload.0.*module name"):
+    with pytest.raises(ConfigError, match=r"benchmark\.preload\[0\].*module name"):
         parse_config(base % ("[python, bench.py]", "['../x']"))
 
 
