@@ -105,6 +105,21 @@ def test_a_key_holding_a_dot_is_its_own_change_and_is_written_back_as_one_key() 
         render_files({CFG: old}, {CFG: new}, changes, [c for c in changes if c.name == "l[1]"])
 
 
+def test_a_partial_state_of_a_json_config_is_written_as_json() -> None:
+    """A `.json` config with one of two changes applied is still JSON its program can read
+    (it was dumped as YAML), and numbers YAML would take for strings (`1e5`) stay numbers."""
+    path = "configs/serving.json"
+    old = b'{"server": {"port": 8080, "rate": 1e5}, "batching": {"pad": false}}\n'
+    new = b'{"server": {"port": 8081, "rate": 1e5}, "batching": {"pad": true}}\n'
+    changes = config_changes({path: old}, {path: new})
+    assert [c.name for c in changes] == ["batching.pad", "server.port"]
+    files = render_files({path: old}, {path: new}, changes, changes[:1])
+    assert json.loads(files[path] or b"") == {
+        "server": {"port": 8080, "rate": 100000.0},
+        "batching": {"pad": True},
+    }
+
+
 def test_unparseable_config_is_one_whole_file_change_and_cannot_be_split() -> None:
     """A file that does not parse changes as a whole."""
     changes = config_changes({CFG: b"a: [\n"}, {CFG: b"a: 1\n"})

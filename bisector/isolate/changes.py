@@ -8,7 +8,8 @@ parent's dependency and config files with a subset of the changes applied: a fil
 of whose changes is applied keeps the parent's bytes, one with all applied the culprit's
 bytes, anything in between is rewritten: requirement lines swapped; pyproject.toml's
 dependency strings replaced in place (`pyproject_edit`, comments and layout kept); YAML
-loaded, keys set or removed (`yamlkeys.set_leaf` / `remove_leaf`), dumped.
+and JSON loaded, keys set or removed (`yamlkeys.set_leaf` / `remove_leaf`), dumped in the
+file's own format (a `.json` file as JSON, which its program can still read).
 
 A package change can touch several files (`Change.files`): its declared file and a lock
 (uv.lock, poetry.lock). A lock cannot be rewritten package by package (its resolution
@@ -158,8 +159,22 @@ def _j(value: Any) -> str:
 def _flat(path: str, data: bytes | None) -> dict[str, Any] | None:
     if data is None or not is_structured(path):
         return None
-    doc, error = parse_config_bytes(path, data)
+    doc, error = _load(path, data)
     return None if error is not None else flatten(doc)
+
+
+def _is_json(path: str) -> bool:
+    return path.lower().endswith(".json")
+
+
+def _load(path: str, data: bytes) -> tuple[Any, str | None]:
+    """A config file's document: JSON read as JSON (YAML would take `1e5` for a string)."""
+    if not _is_json(path):
+        return parse_config_bytes(path, data)
+    try:
+        return json.loads(data.decode("utf-8")), None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return None, f"malformed JSON: {exc}"
 
 
 # --- writing a partial state -------------------------------------------------------------
@@ -323,7 +338,7 @@ def pin_requirement(path: str, data: bytes | None, name: str, version: str) -> b
 def _partial_config(path: str, old: bytes | None, on: list[Change]) -> bytes:
     if old is None or any(c.name == WHOLE_FILE for c in on):
         raise PartialStateError(f"{path}: the file changes as a whole")
-    doc, error = parse_config_bytes(path, old)
+    doc, error = _load(path, old)
     if error is not None:
         raise PartialStateError(f"{path}: {error}")
     doc = copy.deepcopy(doc) if doc is not None else {}
@@ -338,6 +353,8 @@ def _partial_config(path: str, old: bytes | None, on: list[Change]) -> bytes:
                 doc = set_leaf(doc, c.name, json.loads(c.new))
     except ValueError as exc:
         raise PartialStateError(f"{path}: {exc}") from exc
+    if _is_json(path):  # its program reads it with a JSON parser, not a YAML one
+        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False).encode("utf-8")
 
 
