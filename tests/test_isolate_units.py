@@ -66,6 +66,28 @@ def test_pins_force_a_version_for_version_bisection() -> None:
         render_files({REQ: OLD_REQ}, {REQ: NEW_REQ}, deps, deps, pins={"unknown": "1"})
 
 
+def test_hashed_requirements_over_several_lines_are_swapped_and_pinned_whole() -> None:
+    """pip-compile --generate-hashes puts each hash on a `\\`-continued line: a partial
+    state kept the old fastpad (its first line did not parse alone) while claiming the new
+    one, and pinning a version of a `pkg==1 --hash=...` line raised InvalidRequirement."""
+    h_old, h_new = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    old = (
+        f"fastpad==1.0.0 \\\n    --hash={h_old}\nquickjson==1.0.0 --hash={h_old}\n# end\n"
+    ).encode()
+    new = (
+        f"fastpad==1.3.0 \\\n    --hash={h_new}\nquickjson==1.1.0 --hash={h_new}\n# end\n"
+    ).encode()
+    deps = dependency_changes({REQ: old}, {REQ: new}, [REQ])
+    assert [(c.name, c.new) for c in deps] == [("fastpad", "1.3.0"), ("quickjson", "1.1.0")]
+    state = render_files({REQ: old}, {REQ: new}, deps, deps[:1])[REQ] or b""
+    assert state.decode() == (
+        f"fastpad==1.3.0 \\\n    --hash={h_new}\nquickjson==1.0.0 --hash={h_old}\n# end\n"
+    )
+    pins = {"fastpad": "1.2.0", "quickjson": "1.0.5"}
+    state = render_files({REQ: old}, {REQ: new}, deps, deps, pins=pins)[REQ] or b""
+    assert state.decode() == "fastpad==1.2.0\nquickjson==1.0.5\n# end\n"
+
+
 def test_config_changes_are_dotted_keys_and_partial_states_set_them() -> None:
     """Changed, added and list-item keys are found; a subset is applied YAML-aware."""
     changes = config_changes({CFG: OLD_CFG}, {CFG: NEW_CFG})

@@ -31,11 +31,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from bisector.isolate.pyproject_edit import EditError, apply_packages, edit_bytes, pin_package
+from bisector.isolate.reqlines import logical_lines, pinned
 from bisector.plumbing.yamlkeys import diff_flat, natural_order, remove_leaf, set_leaf
 from snapshots.configs import flatten, is_structured, parse_config_bytes
 from snapshots.deps import read_declared
@@ -268,16 +267,6 @@ def _check_lock_can_go(
             )
 
 
-def _req_name(line: str) -> str | None:
-    text = line.split("#", 1)[0].strip()
-    if not text or text.startswith("-"):
-        return None
-    try:
-        return canonicalize_name(Requirement(text.split(" --hash", 1)[0]).name)
-    except InvalidRequirement:
-        return None
-
-
 def _is_requirements(path: str) -> bool:
     return posixpath.basename(path).endswith((".txt", ".in"))
 
@@ -295,17 +284,14 @@ def _partial_requirements(
         raise PartialStateError(
             f"{path}: only requirement files and pyproject.toml can take part of their changes"
         )
-    new_lines = {
-        n: line for line in new.decode("utf-8").splitlines() if (n := _req_name(line)) in names
-    }
+    new_lines = {n: chunk for n, chunk in logical_lines(new.decode("utf-8")) if n in names}
     lines: list[str] = []
-    for line in old.decode("utf-8").splitlines():
-        name = _req_name(line)
+    for name, chunk in logical_lines(old.decode("utf-8")):  # a requirement with its hashes
         if name in names:
             if name in new_lines:
                 lines.append(new_lines.pop(name))
             continue  # removed by an applied change
-        lines.append(line)
+        lines.append(chunk)
     lines.extend(new_lines.values())  # added packages
     return ("\n".join(lines) + "\n").encode("utf-8")
 
@@ -323,13 +309,10 @@ def pin_requirement(path: str, data: bytes | None, name: str, version: str) -> b
     if data is None or not _is_requirements(path):
         raise PartialStateError(f"{path}: cannot pin {name} there")
     lines, found = [], False
-    for line in data.decode("utf-8").splitlines():
-        if _req_name(line) == name:
-            req = Requirement(line.split("#", 1)[0].strip())
-            extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
-            marker = f"; {req.marker}" if req.marker else ""
-            line, found = f"{req.name}{extras}=={version}{marker}", True
-        lines.append(line)
+    for found_name, chunk in logical_lines(data.decode("utf-8")):
+        if found_name == name:
+            chunk, found = pinned(chunk, version), True
+        lines.append(chunk)
     if not found:
         raise PartialStateError(f"{path}: {name} is not in it")
     return ("\n".join(lines) + "\n").encode("utf-8")
