@@ -15,6 +15,7 @@ from bisector.isolate.run import isolate_files
 from bisector.ports import PhaseStarted, Progress, ProgressEvent
 from bisector.report.files import render_markdown
 from bisector.testing.sample import SampleRepo
+from bisector.testing.wheels import make_wheel
 from tests.conftest import run_cli
 
 SPEC: dict[str, Any] = {
@@ -145,6 +146,35 @@ def test_standalone_deps_names_the_slow_package(
         "1.2.0",
     )
     assert dep["verified"] is True
+
+
+@pytest.mark.slow
+def test_standalone_deps_names_the_side_that_did_not_build_and_retries_it_when_fixed(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path
+) -> None:
+    """A `--bad-lock` needing a package no index has stops with the side and the build log
+    (it said "a reference state cannot be measured", a hint about the benchmark), and once
+    the package is there the same command builds it (the failed build was replayed)."""
+    repo = make_sample(kind="code", **SPEC)
+    assert repo.wheelhouse is not None
+    good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"
+    good.write_text("fastpad==1.0.0\nservekit==1.0.0\ntokenkit==2.2.0\n")
+    bad.write_text("fastpad==1.0.0\nservekit==1.0.0\ntokenkit==2.2.0\nlatebloomer==1.0\n")
+    args = ("deps", "--good-lock", str(good), "--bad-lock", str(bad), "--repo", str(repo.path))
+    proc = run_cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    (error,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert error == (
+        f"error: isolation stopped: the bad side (--bad-lock {bad}) could not be measured: "
+        "its environment did not build"
+    )
+    (hint,) = [line for line in proc.stderr.splitlines() if line.startswith("hint:")]
+    assert hint.startswith(f"hint: see {repo.path / '.bisector' / 'logs' / 'build'}/venv-")
+    assert "Traceback" not in proc.stderr
+    make_wheel(repo.wheelhouse, "latebloomer", "1.0", {"latebloomer/__init__.py": ""})
+    proc = run_cli(*args)
+    assert proc.returncode == 3, proc.stderr  # built and measured: it changes nothing
+    assert "not reproduced" in proc.stderr
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ def deps(
     from bisector.isolate.run import isolate_deps
 
     console = stderr_console()
-    with _unmeasurable_side():
+    with _unmeasurable_side(f"--good-lock {good_lock}", f"--bad-lock {bad_lock}"):
         doc = isolate_deps(
             repo=repo,
             config=config,
@@ -48,17 +48,26 @@ def deps(
 
 
 @contextmanager
-def _unmeasurable_side() -> Iterator[None]:
-    """A side the benchmark fails on is the user's input, not a bug: exit 2, not 1."""
+def _unmeasurable_side(good: str, bad: str) -> Iterator[None]:
+    """A side that cannot be built or measured is the user's input, not a bug: exit 2, not 1.
+    `good` / `bad`: the options that gave the two sides, to name the one that failed."""
     from bisector.errors import BisectorError
     from bisector.isolate.changes import PartialStateError
+    from bisector.isolate.states import SideUnmeasurable
 
     try:
         yield
+    except SideUnmeasurable as exc:
+        option = good if exc.side == "good" else bad
+        raise BisectorError(
+            f"isolation stopped: the {exc.side} side ({option}) could not be measured: {exc.why}",
+            hint=f"see {exc.logs}; once the cause is fixed (the file, or what it needs "
+            "installed), the same command measures both sides again",
+        ) from exc
     except PartialStateError as exc:
         raise BisectorError(
             f"isolation stopped: {exc}",
-            hint="the benchmark fails with the --good or --bad file in place; see the trial logs in the store",
+            hint=f"the benchmark fails with the {good} or {bad} file in place; see the trial logs in the store",
         ) from exc
 
 
@@ -106,7 +115,7 @@ def _isolate_config(
     _check_config_side("--good", good, target or bad.name)
     _check_config_side("--bad", bad, target or bad.name)
     console = stderr_console()
-    with _unmeasurable_side():
+    with _unmeasurable_side(f"--good {good}", f"--bad {bad}"):
         doc = isolate_config(
             repo=repo,
             config=config,

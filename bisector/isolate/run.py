@@ -31,7 +31,7 @@ from bisector.gitrepo import GitRepo
 from bisector.isolate.changes import Change, Files, config_changes, dependency_changes, is_lock
 from bisector.isolate.index_versions import index_versions
 from bisector.isolate.plan import Isolation, isolate
-from bisector.isolate.states import MeasuredStates, Side, local_versions
+from bisector.isolate.states import MeasuredStates, Side, SideUnmeasurable, local_versions
 from bisector.log import get_logger
 from bisector.ports import ISOLATING, PhaseStarted, Progress, RangeNarrowed, no_progress
 from bisector.store.journal import Journal
@@ -253,7 +253,11 @@ def isolate_files(
                 if not changes:
                     doc["details"] = {"notes": [*notes, "the two sides do not differ"]}
                     return doc
-                comp = probe.ensure_references()
+                try:
+                    comp = probe.ensure_references()
+                except SideUnmeasurable as exc:  # a retry measures both sides afresh
+                    journal.fail_run(run.id, str(exc), retry=exc.shas)
+                    raise
                 doc["reproduction"] = {
                     "p_value": comp.p_value,
                     "relative_effect": comp.relative_effect,

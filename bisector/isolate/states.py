@@ -24,6 +24,7 @@ from bisector.core.sampling import EndpointUnmeasurable, Sampler
 from bisector.core.types import Commit, MetricRule, Verdict
 from bisector.engine.measure import Measurer
 from bisector.engine.overlay import write_file
+from bisector.engine.trialreason import trials_failed
 from bisector.isolate.changes import Change, Files, PartialStateError, render_files
 from bisector.isolate.plan import State
 from bisector.log import get_logger
@@ -32,6 +33,16 @@ from bisector.store.journal import Journal
 
 log = get_logger("bisector.isolate")
 _MARKER = ".bisector-state"
+
+
+class SideUnmeasurable(PartialStateError):
+    """A reference (the good or the bad end) could not be measured: a failed build, or
+    trials that failed twice. `why` says which, `logs` where to look; `shas`: both
+    references, whose failures a retry forgets (`Journal.fail_run`)."""
+
+    def __init__(self, side: str, why: str, logs: Path, shas: tuple[str, str]) -> None:
+        super().__init__(f"the {side} side could not be measured: {why}")
+        self.side, self.why, self.logs, self.shas = side, why, logs, shas
 
 
 @dataclass(frozen=True)
@@ -130,8 +141,19 @@ class MeasuredStates:
             return self.sampler.settle_endpoints(self.good_ref, self.bad_ref, "isolate-references")
         except EndpointUnmeasurable as exc:
             if exc.untestable:
-                raise PartialStateError("a reference state cannot be measured") from exc
+                shas = (self.good_ref.sha, self.bad_ref.sha)
+                raise SideUnmeasurable(exc.side, *self._why_unmeasurable(exc.commit), shas) from exc
             raise
+
+    def _why_unmeasurable(self, commit: Commit) -> tuple[str, Path]:
+        """Its failed build, else its last failed trial's reason; and where the logs are."""
+        build_log = self.journal.failed_build(commit.sha, self.measurer.env_key(commit))
+        if build_log:
+            return "its environment did not build", Path(build_log)
+        if build_log is not None:
+            return "its environment did not build", self.measurer.store / "logs" / "build"
+        why = trials_failed(self.measurer.trials(commit)) or "its trials failed"
+        return why, self.measurer.run_dir
 
     def verdict(self, state: State, phase: str) -> Verdict:
         assert self.good_ref is not None and self.bad_ref is not None
