@@ -3,12 +3,15 @@
 `deps` (and a config isolation whose target is a dependency file) needs a builder that
 installs dependencies: with the local builder both sides would run in the same packages
 and come out "not reproduced" having measured nothing. `cache list | prune` refuse a
-`--builder` name there is no builder for, as `run` does.
+`--builder` name there is no builder for, as `run` does, and `cache prune` refuses to
+remove environments while a run holds the store.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +154,47 @@ def test_a_culprit_commit_with_the_local_builder_keeps_a_note_not_an_error(
     assert notes == [
         "the local builder does not isolate dependencies: 1 package change(s) not split"
     ]
+
+
+def test_cache_prune_while_a_run_holds_the_store_is_refused_and_removes_nothing(
+    tmp_path: Path,
+) -> None:
+    """`cache prune` removed a running bisection's environments under its trials (the run
+    rebuilt them, or its trials failed); it now refuses while the run lock is held (exit 2)."""
+    from bisector.builders.venv import VenvBuilder
+    from bisector.config import Environment
+    from bisector.engine.checkouts import Checkouts
+    from bisector.gitrepo import GitRepo
+
+    repo = _repo(tmp_path, "{builder: venv, no_index: true}")
+    store = repo / ".bisector"
+    with GitRepo(repo) as git, Checkouts(git, store) as checkouts:
+        head = git.resolve("HEAD")
+        builder = VenvBuilder(git, Environment(builder="venv", no_index=True), store)
+        env_folder = builder.prepare(head, checkouts.get(head)).python.parent.parent
+        builder.close()
+    assert env_folder.is_dir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom bisector.store.runlock import RunLock\n"
+            f"with RunLock(__import__('pathlib').Path({str(store)!r})):\n"
+            "    print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        error, hint = _refused(repo, "cache", "prune", "--keep", "0")
+        assert error.startswith("error: cannot prune the cache while a bisector run (pid ")
+        assert hint.startswith("hint: wait for it to finish")
+        assert env_folder.is_dir()
+    finally:
+        holder.communicate("", timeout=30)
+    done = run_cli("cache", "prune", "--keep", "0", "--repo", str(repo), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not env_folder.exists()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bisector.builders.envcache import EnvCache
 from bisector.config import Config
+from bisector.errors import BisectorError
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,30 @@ def prune_cache(
     keep: int | None = None,
     orphans: bool = False,
 ) -> list[str]:
-    """Remove what lies beyond the configured sizes (or `keep`); the removed folders/tags."""
+    """Remove what lies beyond the configured sizes (or `keep`); the removed folders/tags.
+
+    :raises BisectorError: a run or a daemon cycle holds the store's run lock: its trials
+        may be running in the environments that would go (and it would rebuild them).
+    """
+    from bisector.store.runlock import RunLockedError, run_lock
+
     store = _store(repo, cfg)
+    if not store.is_dir():  # no store: no run to wait for, and none is created for the lock
+        return _prune(store, cfg, builder=builder, keep=keep, orphans=orphans)
+    try:
+        with run_lock(store, what="a bisection"):
+            return _prune(store, cfg, builder=builder, keep=keep, orphans=orphans)
+    except RunLockedError as exc:
+        raise BisectorError(
+            f"cannot prune the cache while a bisector run (pid {exc.pid or '?'}) is using "
+            f"{store}: its trials may run in the environments that would be removed",
+            hint="wait for it to finish (the lock is released when that process exits)",
+        ) from None
+
+
+def _prune(
+    store: Path, cfg: Config, *, builder: str | None, keep: int | None, orphans: bool
+) -> list[str]:
     removed: list[str] = []
     if (store / "envs").is_dir():
         cache = EnvCache(store / "envs", keep if keep is not None else cfg.environment.cache_size)
