@@ -213,3 +213,29 @@ def test_pyproject_dependencies_and_configured_extras_are_installed(tmp_path: Pa
     assert {"fastpad", "tokenkit"} <= names[True]
     assert built[False].env_key != built[True].env_key
     git.close()
+
+
+def test_cache_list_gives_each_environment_its_size(tmp_path: Path) -> None:
+    """`cache list` said every venv's size was unknown (`-`, `size_bytes: null`)."""
+    import json
+
+    from tests.conftest import run_cli
+
+    root = gitutil.make_repo(tmp_path / "repo")
+    (root / "bisector.yaml").write_text(
+        "benchmark: {command: [python, b.py]}\nmetrics: {t: {direction: lower}}\n"
+        "environment: {builder: venv, no_index: true}\n"
+    )
+    gitutil.commit_all(root, "first")
+    with GitRepo(root) as git, Checkouts(git, root / ".bisector") as checkouts:
+        head = git.resolve("HEAD")
+        builder = VenvBuilder(git, Environment(builder="venv", no_index=True), root / ".bisector")
+        folder = builder.prepare(head, checkouts.get(head)).python.parent.parent
+        builder.close()
+    done = run_cli("cache", "list", "--json", "--repo", str(root))
+    assert done.returncode == 0, done.stderr
+    (entry,) = json.loads(done.stdout)
+    assert entry["where"] == str(folder)
+    assert isinstance(entry["size_bytes"], int) and entry["size_bytes"] > 1000
+    done = run_cli("cache", "list", "--repo", str(root))
+    assert f" kB  {folder}" in done.stderr or f" MB  {folder}" in done.stderr

@@ -10,6 +10,7 @@ listing needs no daemon otherwise.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,6 +31,20 @@ class CacheEntry:
         return asdict(self)
 
 
+def _folder_size(folder: Path) -> int | None:
+    """Bytes of the files under `folder` (links not followed); None when it is gone."""
+    if not folder.is_dir():
+        return None
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:  # removed while walking
+                continue
+    return total
+
+
 def _store(repo: Path, cfg: Config) -> Path:
     return repo.resolve() / cfg.snapshots.store
 
@@ -41,7 +56,10 @@ def list_cache(repo: Path, cfg: Config, *, builder: str | None = None) -> list[C
     envs = store / "envs"
     if envs.is_dir():
         cache = EnvCache(envs, cfg.environment.cache_size)
-        entries += [CacheEntry("venv", k, str(cache.path(k)), None, True) for k in cache.keys()]
+        entries += [
+            CacheEntry("venv", k, str(cache.path(k)), _folder_size(cache.path(k)), True)
+            for k in cache.keys()
+        ]
     if (builder or cfg.environment.builder) == "docker":
         from bisector.builders.docker_images import list_images
         from bisector.builders.docker_run import connect

@@ -39,13 +39,19 @@ def cache_list(
     else:
         console = stderr_console()
         for e in entries:
-            size = f"{e.size_bytes / 1e6:.0f} MB" if e.size_bytes is not None else "-"
+            size = _size(e.size_bytes)
             console.print(
                 f"{e.kind:7} {e.key:32} {size:>8}  {e.where}{'' if e.in_store else '  (not in this store)'}"
             )
         if not entries:
             console.print("no cached environments")
     return 0
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 def cache_prune(
