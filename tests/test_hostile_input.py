@@ -18,7 +18,7 @@ from bisector.store.journal import Journal
 from bisector.testing.sample import SampleRepo
 from snapshots.configs import parse_config_bytes
 
-from .conftest import run_cli
+from .conftest import run_cli, tree_digest
 
 BASE = """\
 benchmark:
@@ -275,6 +275,37 @@ def test_deps_without_requirements_and_config_with_a_non_yaml_side_are_exit_2(
     )
     _assert_refused(done)
     assert "--good /etc/passwd" in done.stderr
+
+
+def test_deps_sides_that_do_not_read_as_the_dependency_file_are_exit_2(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path
+) -> None:
+    """Requirements files given for a pyproject.toml (or a lock for a requirements file)
+    read as no packages: `deps` measured HEAD and said "not reproduced", exit 3."""
+    sample = make_sample(n_commits=8, culprit=5, builder="venv", deps_file="pyproject")
+    good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"
+    good.write_text("fastpad==1.0.0\nservekit==1.0.0\ntokenkit==2.2.0\n")
+    bad.write_text("fastpad==1.3.0\nservekit==1.0.0\ntokenkit==2.2.0\n")
+    before = tree_digest(sample.path)
+    args = ("deps", "--good-lock", str(good), "--bad-lock", str(bad), "--repo", str(sample.path))
+    done = run_cli(*args, timeout=60)
+    _assert_refused(done)
+    assert f"error: --good-lock {good}: does not read as pyproject.toml" in done.stderr
+    assert (
+        "malformed TOML" in done.stderr
+        and "hint: pass two versions of pyproject.toml" in done.stderr
+    )
+    assert tree_digest(sample.path) == before
+    lock = tmp_path / "uv.lock"
+    lock.write_text('version = 1\n[[package]]\nname = "fastpad"\nversion = "1.0.0"\n')
+    cfg = sample.path / "bisector.yaml"
+    cfg.write_text(cfg.read_text().replace("[pyproject.toml]", "[requirements.txt]"))
+    before = tree_digest(sample.path)
+    done = run_cli("deps", "--good-lock", str(lock), *args[3:], timeout=60)
+    _assert_refused(done)
+    assert "does not read as requirements.txt" in done.stderr
+    assert "(line 1: cannot parse 'version = 1')" in done.stderr
+    assert tree_digest(sample.path) == before
 
 
 @pytest.fixture

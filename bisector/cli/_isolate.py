@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,8 @@ def deps(
     from bisector.cli.progress import ConsoleProgress
     from bisector.isolate.run import isolate_deps
 
+    _check_deps_side("--good-lock", good_lock, repo, config)
+    _check_deps_side("--bad-lock", bad_lock, repo, config)
     console = stderr_console()
     with _unmeasurable_side(f"--good-lock {good_lock}", f"--bad-lock {bad_lock}"):
         doc = isolate_deps(
@@ -87,6 +90,36 @@ def _check_config_side(option: str, path: Path, name: str) -> None:
         raise ConfigError(
             f"{option} {path}: not a YAML/JSON mapping ({problem or 'a ' + type(doc).__name__})",
             hint="pass two versions of one config file",
+        )
+
+
+def _check_deps_side(option: str, path: Path, repo: Path, config: Path | None) -> None:
+    """A `--good-lock`/`--bad-lock` file must read as the dependency file it stands for
+    (`environment.requirements[0]`): a requirements file given for a pyproject.toml was
+    read as no packages at all, and the two sides "did not differ"."""
+    from bisector.config import load_config
+    from bisector.errors import ConfigError
+    from snapshots.deps import read_declared
+
+    requirements = load_config(repo.resolve(), config, warn=False).environment.requirements
+    if not requirements:
+        return  # refused with its own message by `isolate_deps`
+    target = requirements[0]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot read it: {exc.strerror or exc}") from exc
+    found = read_declared(lambda p: data if p == target else None, [target])
+    unparsed = [n for n in found.notes if "cannot parse" in n]
+    whole = [n for n in found.notes if n.startswith(f"{target}: ") and n not in unparsed]
+    if whole or (unparsed and not found.dependencies):  # not TOML / UTF-8, or no package
+        note = (whole or unparsed)[0].removeprefix(target).removesuffix(", skipped")
+        line = re.match(r":(\d+): ", note)
+        problem = f"line {line[1]}: {note[line.end() :]}" if line else note.lstrip(":").strip()
+        raise ConfigError(
+            f"{option} {path}: does not read as {target}, the dependency file it stands for"
+            f" ({problem})",
+            hint=f"pass two versions of {target} (the first file of environment.requirements)",
         )
 
 
