@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,9 @@ def test_standalone_without_a_difference_is_not_reproduced(
         what="config",
     )
     assert doc["status"] == "not_reproduced" and doc["culprit"] is None
+    with sqlite3.connect(repo.path / ".bisector" / "journal.sqlite") as db:
+        (status,) = db.execute("SELECT status FROM runs WHERE id = ?", (doc["run_id"],)).fetchone()
+    assert status == "not_reproduced"  # ended, not left `running`
 
 
 @pytest.mark.slow

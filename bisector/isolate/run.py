@@ -250,8 +250,9 @@ def isolate_files(
                     "code": head.sha,
                     "run_id": run.id,
                 }
-                if not changes:
+                if not changes:  # nothing to measure; the run still ends (not `running`)
                     doc["details"] = {"notes": [*notes, "the two sides do not differ"]}
+                    journal.finish_run(run.id, doc["status"], doc)
                     return doc
                 try:
                     comp = probe.ensure_references()
