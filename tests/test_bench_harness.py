@@ -327,3 +327,27 @@ def test_importing_the_package_loads_no_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@needs_torch
+def test_a_reference_that_is_not_one_is_a_one_line_error(tmp_path: Path) -> None:
+    """A garbage --reference-in: one line naming the file and what torch said, not
+    torch's paragraphs (whose first line advises weights_only=False)."""
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_text("garbage")
+    script = textwrap.dedent(
+        """
+        import sys, torch
+        from bisector.harness import _agreement
+        try:
+            _agreement.load_reference(torch, sys.argv[1])
+        except _agreement.ReferenceError as exc:
+            print(str(exc))
+        """
+    )
+    done = subprocess.run(
+        [TORCH_PYTHON, "-c", script, str(garbage)], capture_output=True, text=True, check=True
+    )
+    (line,) = done.stdout.strip().splitlines()
+    assert line.startswith(f"cannot read reference {garbage} (not one --reference-out wrote?): ")
+    assert "weights_only" not in line and "Unsupported operand" in line

@@ -43,10 +43,24 @@ def load_reference(torch: Any, path: str) -> list[Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ReferenceError(f"cannot read reference {path}: {type(exc).__name__}: {exc}") from exc
+        raise ReferenceError(
+            f"cannot read reference {path} (not one --reference-out wrote?): "
+            f"{type(exc).__name__}: {_gist(str(exc))}"
+        ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ReferenceError(f"{path} is not a bisector bench reference ({FORMAT})")
     return list(data["logits"])
+
+
+def _gist(message: str) -> str:
+    """One line of torch.load's message: it runs to paragraphs, the error comes last, and
+    its first line advises `weights_only=False` (code execution from a file we did not
+    write), which a run's one-line trial reason must not repeat."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    marker = next((i for i, line in enumerate(lines) if "WeightsUnpickler error" in line), None)
+    if marker is not None and marker + 1 < len(lines):
+        return lines[marker + 1][:200]
+    return (lines[0] if lines else "")[:200]
 
 
 def compare(torch: Any, reference: list[Any], logits: list[Any]) -> dict[str, float]:
