@@ -275,6 +275,12 @@ def test_deps_without_requirements_and_config_with_a_non_yaml_side_are_exit_2(
     )
     _assert_refused(done)
     assert "--good /etc/passwd" in done.stderr
+    empty = sample.path.parent / "empty.yaml"
+    empty.write_text("")
+    model = str(sample.path / "configs" / "model.yaml")
+    done = run_cli("config", "--good", str(empty), "--bad", model, "--repo", str(sample.path))
+    _assert_refused(done)
+    assert f"--good {empty}: not a YAML/JSON mapping (it is empty)" in done.stderr
 
 
 def test_deps_sides_that_do_not_read_as_the_dependency_file_are_exit_2(

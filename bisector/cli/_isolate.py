@@ -87,10 +87,15 @@ def _check_config_side(option: str, path: Path, name: str) -> None:
         raise ConfigError(f"{option} {path}: cannot read it: {exc.strerror or exc}") from exc
     doc, problem = parse_config_bytes(name, data)
     if problem is not None or not isinstance(doc, dict):
+        # YAML reads an empty file as null: say "empty", not "a NoneType".
+        what = problem or ("it is empty" if doc is None else f"a {_KINDS.get(type(doc), 'value')}")
         raise ConfigError(
-            f"{option} {path}: not a YAML/JSON mapping ({problem or 'a ' + type(doc).__name__})",
+            f"{option} {path}: not a YAML/JSON mapping ({what})",
             hint="pass two versions of one config file",
         )
+
+
+_KINDS = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
 def _check_deps_side(option: str, path: Path, repo: Path, config: Path | None) -> None:
