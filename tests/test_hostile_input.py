@@ -281,6 +281,18 @@ def test_deps_without_requirements_and_config_with_a_non_yaml_side_are_exit_2(
     done = run_cli("config", "--good", str(empty), "--bad", model, "--repo", str(sample.path))
     _assert_refused(done)
     assert f"--good {empty}: not a YAML/JSON mapping (it is empty)" in done.stderr
+    before = tree_digest(sample.path)
+    for extra in (["--target", "configs/nothere.yaml"], []):
+        stray = sample.path / "configs" / "stray.yaml"  # untracked: HEAD does not have it
+        stray.write_text((sample.path / "configs" / "model.yaml").read_text())
+        bad = str(stray) if not extra else model
+        done = run_cli("config", "--good", model, "--bad", bad, *extra, "--repo", str(sample.path))
+        stray.unlink()
+        _assert_refused(done)
+        path = "configs/nothere.yaml" if extra else "configs/stray.yaml"
+        assert f"stands for {path}, which HEAD (" in done.stderr
+        assert "hint: pass --target" in done.stderr
+    assert tree_digest(sample.path) == before
 
 
 def test_deps_sides_that_do_not_read_as_the_dependency_file_are_exit_2(

@@ -31,6 +31,7 @@ from bisector.gitrepo import GitRepo
 from bisector.isolate.changes import Change, Files, config_changes, dependency_changes, is_lock
 from bisector.isolate.index_versions import index_versions
 from bisector.isolate.plan import Isolation, isolate
+from bisector.isolate.sides import checkout_path, config_target, read_side
 from bisector.isolate.states import MeasuredStates, Side, SideUnmeasurable, local_versions
 from bisector.log import get_logger
 from bisector.ports import ISOLATING, PhaseStarted, Progress, RangeNarrowed, no_progress
@@ -130,27 +131,6 @@ def isolate_commit(
     )
     result.notes = [*notes, *result.notes]
     return result
-
-
-def checkout_path(path: str) -> str:
-    """A path a standalone isolation may write in a checkout: relative, without `..`.
-
-    The two sides are written into temporary checkouts at this path; an absolute path or
-    a `..` would write (and leave) a file anywhere else on the machine.
-    """
-    parts = path.replace("\\", "/").split("/")
-    if (
-        not path.strip()
-        or "\0" in path
-        or path.startswith("/")
-        or ".." in parts
-        or all(p in ("", ".") for p in parts)
-    ):
-        raise ConfigError(
-            f"{path!r} is not a path inside the repository; nothing was written",
-            hint="give the file's path relative to the repository root, e.g. --target configs/serving.yaml",
-        )
-    return path
 
 
 def check_installs_dependencies(cfg: Config, paths: set[str], what: str) -> None:
@@ -273,36 +253,6 @@ def isolate_files(
             doc["measurements"] = journal.trial_count(run.id)
     doc["wall_s"] = round(time.monotonic() - t0, 2)
     return doc
-
-
-def read_side(path: Path) -> bytes:
-    """The contents of a `--good` / `--bad` file given on the command line."""
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-
-
-def config_target(repo: Path, config: Path | None, bad: Path, target: str | None) -> str:
-    """The repo path of the config file `--good/--bad` stand for.
-
-    `target` when given; else `bad`'s own path when it lies inside the repository; else
-    the one file of HEAD's `snapshots.configs` with `bad`'s name.
-    """
-    if target is not None:
-        return checkout_path(target)
-    root = repo.resolve()
-    if bad.resolve().is_relative_to(root):
-        return bad.resolve().relative_to(root).as_posix()
-    cfg = load_config(root, config)
-    with GitRepo(root) as git:
-        files = match_globs(git.list_files(git.resolve("HEAD").sha), cfg.snapshots.configs)
-    same = [f for f in files if f.rsplit("/", 1)[-1] == bad.name]
-    if len(same) != 1:
-        raise ConfigError(
-            f"cannot tell which config file {bad.name} stands for", hint="pass --target PATH"
-        )
-    return same[0]
 
 
 def isolate_deps(
