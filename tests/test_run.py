@@ -85,12 +85,26 @@ def test_dependency_free_code_culprit_with_untestable_neighbours(
 def test_untestable_at_the_boundary_gives_an_honest_range(
     make_sample: Callable[..., SampleRepo],
 ) -> None:
-    """When the commit before the culprit is untestable, the answer is a range holding it (exit 4)."""
+    """When the commit before the culprit is untestable, the answer is a range holding it
+    (exit 4). Its progress line says why it could not be measured (it said `skip after 0
+    trials`, hiding the trial that exited 125), once, and the journal's step keeps it."""
     sample = make_sample(n_commits=16, culprit=9, untestable=(8,))
     done = run_cli(
         "run", "--good", "v2.3.0", "--bad", "v2.4.0", "--json", "--repo", str(sample.path)
     )
     assert done.returncode == 4, done.stderr
+    why = (
+        "untestable: its one trial exited 125 (the benchmark says it cannot test this commit)"
+        ": this revision cannot be built: missing kernel"
+    )
+    lines = done.stderr.splitlines()
+    for sha in sample.untestable:
+        assert f"    {sha[:10]}: {why}" in lines, done.stderr
+    assert all(line.endswith(why) for line in lines if "missing kernel" in line)  # not logged too
+    assert "skip after" not in done.stderr
+    with sqlite3.connect(sample.path / ".bisector" / "journal.sqlite") as db:
+        meta = db.execute("SELECT detail FROM steps WHERE verdict = 'skip'").fetchall()
+    assert meta and all("missing kernel" in json.loads(m)["reason"] for (m,) in meta)
     doc = json.loads(done.stdout)
     assert doc["status"] == "inconclusive" and doc["culprit"] is None
     rng = doc["range"]

@@ -12,6 +12,7 @@ import math
 import time
 from typing import Any
 
+from bisector.core.types import Verdict
 from bisector.plumbing.escape import visible
 from bisector.ports import (
     ISOLATING,
@@ -80,6 +81,11 @@ class ConsoleProgress:
             med = f"{event.median:.3f}" if isinstance(event.median, float) else "–"
             trials = "1 trial" if event.samples == 1 else f"{event.samples} trials"
             said = event.verdict.value
+            if event.verdict is Verdict.SKIP:  # no median, and "after 0 trials" hid the 1 it took
+                self._print(
+                    f"    {event.label}: untestable: {event.reason or 'no trial gave the metric'}"
+                )
+                return
             if event.phase == "split":  # not "unclear": it shows a second step
                 said = "between the ends (a second regression step): each side is bisected"
             elif event.phase == "beyond":  # bad, and more: a later commit takes some back

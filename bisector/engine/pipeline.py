@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from bisector.config import Config, load_config
 from bisector.core.hunt import hunt
 from bisector.core.sampling import EndpointUnmeasurable
-from bisector.core.types import Commit, MetricRule, Status
+from bisector.core.types import Commit, MetricRule, Status, Verdict
 from bisector.document import (
     Culprit,
     CulpritCommit,
@@ -47,7 +47,7 @@ from bisector.engine.hardware import VerdictTypes, run_keys
 from bisector.engine.measure import Measurer
 from bisector.engine.preflight import preflight
 from bisector.engine.reference import use_reference
-from bisector.engine.trialreason import endpoint_error
+from bisector.engine.trialreason import endpoint_error, untestable_reason
 from bisector.errors import BisectorError
 from bisector.gitrepo import GitRepo
 from bisector.isolate.run import apply_isolation, isolate_commit
@@ -273,6 +273,10 @@ def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
     def journaled(event: ProgressEvent) -> None:
         # Every verdict is journaled as it is reached (the daemon's status reads them live).
         if isinstance(event, VerdictReached):
+            if event.verdict is Verdict.SKIP and not event.reason and event.commit in index:
+                # the search says untestable; say why (the build, or the trials' failure)
+                why = untestable_reason(ctx.measurer, commits[index[event.commit]])
+                event = replace(event, reason=why)
             if event.commit in index:
                 on_type.note(event.phase, commits[index[event.commit]])
             ctx.journal.add_step(
@@ -284,8 +288,8 @@ def _hunt(ctx: _Ctx, good: Commit, bad: Commit, req: RunRequest) -> RunDocument:
                 event.median,
                 {"reason": event.reason} if event.reason else None,
             )
-            if event.reason:
-                log.warning("candidate untestable", commit=event.label, reason=event.reason)
+            if event.reason:  # the progress line says it (a warning here said it twice)
+                log.debug("candidate untestable", commit=event.label, reason=event.reason)
         ctx.progress(event)
 
     result = hunt(  # raises EndpointUnmeasurable (see `run_bisection`)

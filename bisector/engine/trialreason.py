@@ -174,6 +174,16 @@ class _Measurer(Protocol):
     def trials(self, commit: Commit) -> Sequence[_Trial]: ...
 
 
+def untestable_reason(measurer: _Measurer, commit: Commit) -> str:
+    """Why `commit` could not be measured: its environment did not build (with the build
+    log), or how its trials failed (`its one trial exited 125 (...): <its last stderr
+    line>`); "" when nothing failed."""
+    build_log = measurer.journal.failed_build(commit.sha, measurer.env_key(commit))
+    if build_log is not None:
+        return "its environment did not build" + (f" (log: {build_log})" if build_log else "")
+    return trials_failed(measurer.trials(commit))
+
+
 def endpoint_error(
     exc: EndpointUnmeasurable, measurer: _Measurer, refs: Mapping[str, str], run_dir: Path
 ) -> BisectorError:
@@ -188,10 +198,7 @@ def endpoint_error(
     ref = refs.get(commit.sha, "")
     named = f"{shown(ref, 60)} ({commit.short})" if ref and not commit.sha.startswith(ref) else ""
     build_log = measurer.journal.failed_build(commit.sha, measurer.env_key(commit))
-    if build_log is not None:
-        why = "its environment did not build" + (f" (log: {build_log})" if build_log else "")
-    else:
-        why = trials_failed(measurer.trials(commit))
+    why = untestable_reason(measurer, commit)
     message = f"the {exc.side} endpoint {named or commit.short} could not be measured"
     logs = run_dir / commit.sha[:12]  # its trials' folder (`measure._trial_dir`)
     logs = logs if build_log is None and logs.is_dir() else run_dir
