@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from bisector.cli._run import _render_run
 from bisector.core.types import Status
 from bisector.daemon.cycle import Seams, execute
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
@@ -107,6 +110,15 @@ def test_a_step_a_later_commit_takes_partly_back_is_named(
     assert [c["commit"] for c in doc["culprits"]] == [sample.culprit]
     assert doc["culprit"]["verified"] and doc["culprit"]["share"] > 1.2
     assert "worse than the bad end: the regression lies before it" in stderr
+    # a share over 100% is said with why, alike on the terminal and in both reports
+    share = f"share {doc['culprit']['share'] * 100:.0f}%"
+    why = "more than the whole range does"
+    assert f"  note: {share}: this step alone moves latency_ms by +" in stderr and why in stderr
+    report = Path(doc["report"])
+    markdown = report.with_name("report.md").read_text()
+    assert f"share of the range's shift: {share.split()[1]}" in markdown and why in markdown
+    assert f"share of the range's shift {share.split()[1]}" in report.read_text()
+    assert why in report.read_text()
 
 
 @pytest.mark.slow
@@ -124,6 +136,12 @@ def test_effect_in_the_wrong_direction_is_never_a_culprit(
     assert doc["culprit"] is None and doc["culprits"] == []
     assert doc["suspect"]["commit"] == sample.culprit and doc["suspect"]["effect"] < 0
     assert doc["suspect"]["verified"] is False and doc["suspect"]["evidence"]["regressed"] is False
+    buf = io.StringIO()  # the terminal: no "share -40%" of a regression the trials do not show
+    _render_run(Console(file=buf, width=300), outcome.document)
+    suspect = next(line for line in buf.getvalue().splitlines() if line.startswith("suspect:"))
+    assert "share" not in suspect and "[UNVERIFIED]" in suspect
+    markdown = Path(doc["report"]).with_name("report.md").read_text()
+    assert "share" not in markdown
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from bisector.cli._common import ConfigOpt, JsonOpt, RepoOpt, emit_json, stderr_
 from bisector.core.types import Status
 from bisector.document import Culprit, Reuse, RunDocument
 from bisector.plumbing.escape import visible
+from bisector.report.wording import share_note, share_shown
 
 
 def run(
@@ -128,7 +129,7 @@ def _render_run(console: Any, doc: RunDocument) -> None:
 
 def _render_culprit(console: Any, c: Culprit, label: str, doc: RunDocument) -> None:
     verified = "" if c.verified else " [UNVERIFIED]"
-    share = "" if c.share is None else f", share {c.share * 100:.0f}%"
+    share = f", share {shown}" if (shown := share_shown(c)) else ""
     if c.effect is not None:
         effect = f"{c.effect * 100:+.1f}%"
     elif c.evidence is not None:  # a parent at 0: no relative effect, the shift itself
@@ -139,6 +140,8 @@ def _render_culprit(console: Any, c: Culprit, label: str, doc: RunDocument) -> N
         f"{label}: {c.commit[:10]} {c.subject!r} ({c.kind}, effect "
         f"{effect}{share}, confidence {c.confidence:.3f}){verified}"
     )
+    if note := share_note(doc, c):  # a share far above 100% reads wrong on its own
+        console.print(f"  note: {note}")
     for d in c.dependencies:
         first_bad = "" if not d.first_bad_version else f", first bad version {d.first_bad_version}"
         console.print(f"  dependency: {d.name} {d.from_version} -> {d.to_version}{first_bad}")

@@ -19,6 +19,7 @@ from bisector.plumbing.atomic import atomic_write_bytes
 from bisector.plumbing.escape import markdown_code as code
 from bisector.plumbing.escape import markdown_text as text
 from bisector.report.isolation import render_isolation
+from bisector.report.wording import share_note, share_shown
 from bisector.store.runid import ISOLATION_KEY
 
 if TYPE_CHECKING:
@@ -184,8 +185,12 @@ def _culprit_lines(doc: RunDocument) -> list[str]:
         f"`{culprit.commit[:10]}` **{text(culprit.subject)}** ({culprit.kind})",
         "",
         f"- author: {text(info.author) if info else '?'}, date: {text(info.date) if info else '?'}",
-        f"- effect: {_pct(culprit.effect)}, confidence: {_fmt(culprit.confidence, 3)}",
+        f"- effect: {_pct(culprit.effect)}, "
+        + (f"share of the range's shift: {shown}, " if (shown := share_shown(culprit)) else "")
+        + f"confidence: {_fmt(culprit.confidence, 3)}",
     ]
+    if note := share_note(doc, culprit):
+        lines.append(f"- note: {text(note)}")
     for dep in culprit.dependencies:
         lines.append(
             f"- dependency: {code(dep.name)} {text(str(dep.from_version))} → {text(str(dep.to_version))}"
@@ -232,11 +237,12 @@ def _steps_found_lines(doc: RunDocument) -> list[str]:
         "| --- | --- | --- | --- | --- |",
     ]
     for c in found:
-        share = "–" if c.share is None else f"{c.share * 100:.0f}%"
+        share = share_shown(c) or "–"
         lines.append(
             f"| `{c.commit[:10]}` | {text(c.subject)} | {c.kind} | {_pct(c.effect)} | {share} |"
         )
-    return lines
+    notes = [f"- `{c.commit[:10]}`: {text(note)}" for c in found if (note := share_note(doc, c))]
+    return lines + ([""] + notes if notes else [])
 
 
 def _suspect_lines(suspect: Culprit | None) -> list[str]:
