@@ -48,6 +48,8 @@ def test_json_contract_names_planted_code_culprit(make_sample: Callable[..., Sam
     assert all(s["verdict"] in ("good", "bad", "skip", "unclear") for s in doc["steps"])
     assert doc["measurements"] > 0 and doc["wall_s"] > 0
     assert Path(doc["report"]).is_file()
+    # report.json is the same document (its `report` was null: written before the page)
+    assert json.loads(Path(doc["report"]).with_name("report.json").read_text()) == doc
     assert "Pad requests" in Path(doc["report"]).read_text()
     assert done.stderr.count("culprit:") == 1
 

@@ -234,17 +234,10 @@ def run_bisection(
             )
             report_dir = req.report_dir or (store / "reports" / run.id)
 
-            # report.json and the page are written before the path they will have is known.
-            doc = replace(doc, report=str(write_reports(doc, report_dir)))
-
-            doc = replace(
-                doc,
-                report=str(
-                    write_html_report(
-                        doc, report_dir, journal=journal, repo=repo_path, cfg=cfg, git=git
-                    )
-                ),
-            )
+            # report.json names the page beside it, as `run --json` and `report` do
+            doc = replace(doc, report=str(report_dir / "report.html"))
+            write_reports(doc, report_dir)
+            write_html_report(doc, report_dir, journal=journal, repo=repo_path, cfg=cfg, git=git)
             journal.finish_run(run.id, doc.status.value, doc.to_json())
     if req.rollback and doc.status is Status.FOUND:
         # `run --rollback`: the good endpoint's configs back by the rollback package's rules
