@@ -16,6 +16,7 @@ from bisector.core.types import Status
 from bisector.daemon.cycle import Seams, execute
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
 from bisector.ports import PhaseStarted, Progress, ProgressEvent, no_progress
+from bisector.report.files import render_markdown
 from bisector.testing.sample import SampleRepo, SampleSpec, build_sample_repo
 
 from .conftest import run_cli
@@ -83,6 +84,8 @@ def test_two_regression_steps_are_both_named_and_verified(
     assert stderr.count("culprit:") == 2
     markdown = Path(doc["report"]).with_name("report.md").read_text()
     assert "Every regression step" in markdown and sample.second_culprit[:10] in markdown
+    assert "- verified: **yes** — " in markdown and "| # | phase | state |" not in markdown
+    assert all(f"| {s['median']:.3f} |" in markdown for s in doc["steps"])  # as the terminal
     assert "Every regression step" in Path(doc["report"]).read_text()
 
 
@@ -165,6 +168,10 @@ def test_unverified_candidate_exits_4_with_a_suspect(
         doc.range is not None and doc.range.first_bad == sample.culprit and doc.range.unclear == ()
     )
     assert doc.verification is not None and not doc.verification.verified
+    markdown = render_markdown(doc)  # said as the terminal says it: "none", 3 decimals
+    assert "untestable: none, unclear: none" in markdown and "- verified: **no** — " in markdown
+    assert doc.good is not None and f"| {doc.good.value:.3f} |" in markdown
+    assert f"The first bad commit is one of 1 commit: `{sample.culprit[:10]}`" in markdown
 
 
 @pytest.mark.slow

@@ -66,7 +66,8 @@ def contract_view(doc: RunDocument) -> dict[str, Any]:
     return out
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
+def _fmt(value: Any, digits: int) -> str:
+    """`value` to `digits` decimals: medians and shifts to 3, as the terminal and the page."""
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -76,9 +77,7 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def _endpoint_row(name: str, e: Endpoint | None, shift: str) -> str:
     ref, commit, value = (None, "", None) if e is None else (e.ref, e.commit, e.value)
-    return (
-        f"| {name} | {code(str(ref), in_table=True)} | `{commit[:10]}` | {_fmt(value)} | {shift}|"
-    )
+    return f"| {name} | {code(str(ref), in_table=True)} | `{commit[:10]}` | {_fmt(value, 3)} | {shift}|"
 
 
 def render_markdown(doc: RunDocument) -> str:
@@ -100,12 +99,13 @@ def render_markdown(doc: RunDocument) -> str:
     ]
     if repro:
         lines += [
-            f"Reproduction: shift {_fmt(repro.effect)} ({_pct(repro.relative_effect)}), "
+            f"Reproduction: shift {_fmt(repro.effect, 3)} ({_pct(repro.relative_effect)}), "
             f"p = {_fmt(repro.p_value, 4)}.",
             "",
         ]
     lines += ["## Culprit", ""]
     lines += _culprit_lines(doc) if doc.culprit else _range_lines(doc.range)
+    lines += _candidate_lines(doc.details.candidates)
     lines += _steps_found_lines(doc)
     lines += _suspect_lines(doc.suspect)
     lines += _noise_lines(doc)
@@ -116,8 +116,9 @@ def render_markdown(doc: RunDocument) -> str:
             "",
             "## Verification",
             "",
-            f"- verified: **{verification.verified}** — {text(verification.note)}",
-            f"- culprit vs parent: shift {_fmt(comp and comp.effect)} "
+            f"- verified: **{'yes' if verification.verified else 'no'}** — "
+            f"{text(verification.note)}",
+            f"- culprit vs parent: shift {_fmt(comp and comp.effect, 3)} "
             f"({_pct(verification.relative_effect)}), p = {_fmt(comp and comp.p_value, 4)}, "
             f"CI {_ci(comp)}",
         ]
@@ -138,7 +139,7 @@ def render_markdown(doc: RunDocument) -> str:
         on = f"{code(step.node_type or '–', in_table=True)} | " if typed else ""
         lines.append(
             f"| {i} | {step.phase} | `{step.commit[:10]}` | {on}{step.verdict.value} | "
-            f"{step.samples} | {_fmt(step.median)} |"
+            f"{step.samples} | {_fmt(step.median, 3)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -219,9 +220,19 @@ def _range_lines(rng: Range | None) -> list[str]:
     return [
         "No single culprit. "
         f"Range: last good `{rng.last_good[:10]}`, first bad `{rng.first_bad[:10]}`, untestable: "
-        + ", ".join(f"`{u[:10]}`" for u in rng.untestable)
+        + (", ".join(f"`{u[:10]}`" for u in rng.untestable) or "none")
         + unclear
     ]
+
+
+def _candidate_lines(candidates: tuple[str, ...] | None) -> list[str]:
+    """Where the first bad commit is, when inconclusive: every commit it may be (the
+    range's ends alone left the reader to count them)."""
+    if not candidates:
+        return []
+    n = len(candidates)
+    shown = ", ".join(f"`{c[:10]}`" for c in candidates[:20]) + (", ..." if n > 20 else "")
+    return ["", f"The first bad commit is one of {n} commit{'' if n == 1 else 's'}: {shown}"]
 
 
 def _steps_found_lines(doc: RunDocument) -> list[str]:
@@ -281,7 +292,7 @@ def _pct(value: Any) -> str:
 def _ci(comp: Comparison | None) -> str:
     if comp is None or not comp.ci:
         return ""
-    low, high = (("–" if v is None else f"{v:.2f}") for v in comp.ci)
+    low, high = (("–" if v is None else f"{v:.3f}") for v in comp.ci)
     return f"[{low}, {high}]"
 
 

@@ -50,7 +50,8 @@ def render_isolation(iso: Isolation | None) -> list[str]:
         )
     for note in iso.notes:
         lines.append(f"- note: {text(note)}")
-    lines += ["", "| # | phase | state | verdict |", "| --- | --- | --- | --- |"]
+    if iso.steps:  # a commit without pins or keys to split has none: no empty table
+        lines += ["", "| # | phase | state | verdict |", "| --- | --- | --- | --- |"]
     for i, step in enumerate(iso.steps, 1):
         lines.append(f"| {i} | {text(step.phase)} | {text(step.state)} | {text(step.verdict)} |")
     if iso.verification:
