@@ -52,6 +52,11 @@ def test_json_contract_names_planted_code_culprit(make_sample: Callable[..., Sam
     assert json.loads(Path(doc["report"]).with_name("report.json").read_text()) == doc
     assert "Pad requests" in Path(doc["report"]).read_text()
     assert done.stderr.count("culprit:") == 1
+    # the ends' values on the terminal are the document's, over all of their trials
+    good, bad, noise = doc["good"]["value"], doc["bad"]["value"], doc["noise"]
+    counts = f"(medians of all {noise['good']['processes']} and {noise['bad']['processes']} "
+    line = f"latency_ms: good v2.3.0 = {good:.3f}, bad v2.4.0 = {bad:.3f} {counts}endpoint trials)"
+    assert line in done.stderr.splitlines(), done.stderr
 
 
 @pytest.mark.slow

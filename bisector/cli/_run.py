@@ -87,6 +87,7 @@ def _render_run(console: Any, doc: RunDocument) -> None:
     assert good is not None and bad is not None  # a run's document always has its endpoints
     console.print(
         f"{doc.metric}: good {good.ref} = {_value(good.value)}, bad {bad.ref} = {_value(bad.value)}"
+        + _endpoint_trials(doc)
     )
     if doc.status is Status.NOT_REPRODUCED:
         console.print(
@@ -180,6 +181,17 @@ def _reuse_line(reused: Reuse) -> str:
         f"(builder {reused.builder}, "
         f"same benchmark; runs {runs})"
     )
+
+
+def _endpoint_trials(doc: RunDocument) -> str:
+    """` (medians of all 4 and 5 endpoint trials)`: the values are over every trial of the
+    ends the run took, not the `reproduce` lines' first few, whose medians differ."""
+    if doc.noise is None:
+        return ""
+    good, bad = doc.noise.good.get("processes"), doc.noise.bad.get("processes")
+    if not isinstance(good, int) or not isinstance(bad, int):  # documents from before
+        return ""
+    return f" (medians of all {good} and {bad} endpoint trials)"
 
 
 def _value(value: float | None) -> str:
