@@ -216,6 +216,12 @@ def test_killed_run_resumes_without_repeating_trials(
     assert done.returncode == 0, done.stderr
     assert "resuming run" in done.stderr
     doc = json.loads(done.stdout)
+    # its end says so too (it said only "reused no trials from the journal"), in numbers
+    resumed = (
+        f"resumed: {len(before)} of this run's {doc['measurements']} trials were taken before "
+        f"it stopped (not repeated); this command took {doc['wall_s']:.2f}s"
+    )
+    assert resumed in done.stderr.splitlines(), done.stderr
     assert doc["culprit"]["commit"] == sample.culprit
     after = _trials(store)
     assert after[: len(before)] == before  # nothing lost, nothing rewritten

@@ -74,15 +74,18 @@ def run(
         executor=executor,
         workers=workers,
     )
-    outcome = run_bisection(req, ConsoleProgress(console))
+    progress = ConsoleProgress(console)
+    outcome = run_bisection(req, progress)
     doc = outcome.document
     if json_out:
         emit_json(contract_view(doc))
-    _render_run(console, doc)
+    _render_run(console, doc, None if progress.resumed is None else progress.resumed.trials)
     return outcome.status.exit_code
 
 
-def _render_run(console: Any, doc: RunDocument) -> None:
+def _render_run(console: Any, doc: RunDocument, resumed: int | None = None) -> None:
+    """The run's answer on stderr; `resumed`: trials the run had journaled before this
+    command resumed it (the reuse line counts only earlier runs' trials)."""
     good, bad = doc.good, doc.bad
     assert good is not None and bad is not None  # a run's document always has its endpoints
     console.print(
@@ -120,6 +123,11 @@ def _render_run(console: Any, doc: RunDocument) -> None:
     iso = doc.isolation
     for note in iso.notes if iso is not None else ():  # what isolation could not split
         console.print(f"  note: {visible(note)}")
+    if resumed is not None:
+        console.print(
+            f"resumed: {resumed} of this run's {doc.measurements} trials were taken before it "
+            f"stopped (not repeated); this command took {doc.wall_s:.2f}s"
+        )
     if (reused := doc.reused) is not None:
         console.print(_reuse_line(reused))
     rb = doc.rollback

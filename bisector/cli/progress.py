@@ -37,6 +37,7 @@ class ConsoleProgress:
         self.step = 0
         self.expected = expected_steps
         self.trials = 0
+        self.resumed: Resumed | None = None  # this command resumed a stopped run
 
     def _print(self, text: str) -> None:
         # markup off: "[step 1/~5]" and commit subjects are text, not rich markup
@@ -70,6 +71,7 @@ class ConsoleProgress:
         elif isinstance(event, Warned):
             self._print(f"warning: {event.message}")
         elif isinstance(event, Resumed):
+            self.resumed = event
             self._print(f"resuming run {event.run_id} ({event.trials} trials already journaled)")
         elif isinstance(event, ProbeStarted):
             self.step += 1
