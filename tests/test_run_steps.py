@@ -90,6 +90,22 @@ def test_two_regression_steps_are_both_named_and_verified(
 
 
 @pytest.mark.slow
+def test_the_isolation_note_stands_under_the_culprit_it_is_about(
+    make_sample: Callable[..., SampleRepo], tmp_path: Path
+) -> None:
+    """+30%, then +15% more: the first step is the largest, whose isolation `doc.isolation`
+    is. Its note stands under its `culprit:` line (it came after the last culprit's, so it
+    read as the second's)."""
+    sample, stderr, doc = _two_steps_found(make_sample, tmp_path, 0.3, 0.15)
+    assert doc["culprit"]["commit"] == sample.culprit  # the first, and the largest
+    lines = stderr.splitlines()
+    first = lines.index(next(x for x in lines if x.startswith(f"culprit: {sample.culprit[:10]}")))
+    assert lines[first + 1] == "  note: the commit changes no dependency pins or config keys"
+    assert lines[first + 2].startswith(f"culprit: {sample.second_culprit[:10]}")
+    assert stderr.count("  note: the commit changes no dependency pins") == 1
+
+
+@pytest.mark.slow
 def test_a_first_step_near_the_good_end_is_named_too(
     make_sample: Callable[..., SampleRepo], tmp_path: Path
 ) -> None:

@@ -120,9 +120,6 @@ def _render_run(console: Any, doc: RunDocument, resumed: int | None = None) -> N
         # every regression step of the range, by commit order; the largest is `culprit`
         for c in doc.culprits or (doc.culprit,):
             _render_culprit(console, c, "culprit", doc)
-    iso = doc.isolation
-    for note in iso.notes if iso is not None else ():  # what isolation could not split
-        console.print(f"  note: {visible(note)}")
     if resumed is not None:
         console.print(
             f"resumed: {resumed} of this run's {doc.measurements} trials were taken before it "
@@ -154,7 +151,11 @@ def _render_culprit(console: Any, c: Culprit, label: str, doc: RunDocument) -> N
     for d in c.dependencies:
         first_bad = "" if not d.first_bad_version else f", first bad version {d.first_bad_version}"
         console.print(f"  dependency: {d.name} {d.from_version} -> {d.to_version}{first_bad}")
-    values = _key_values(doc) if doc.culprit is not None and c.commit == doc.culprit.commit else {}
+    main = doc.culprit is not None and c.commit == doc.culprit.commit
+    iso = doc.isolation if main else None  # `isolation` is the largest culprit's
+    for note in iso.notes if iso is not None else ():  # what isolation could not split
+        console.print(f"  note: {visible(note)}")
+    values = _key_values(doc) if main else {}
     for k in c.config_keys:
         change = values.get(k)
         old_new = "" if change is None else f": {change[0]} -> {change[1]}"
