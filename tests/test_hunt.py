@@ -304,3 +304,25 @@ def test_threshold_below_the_noise_is_said_once_before_the_search() -> None:
     assert len(warnings) == 1 and "repeats.max" in warnings[0].message
     assert result.noise.warning == warnings[0].message
     assert result.noise.between_process_cv > 0.03
+
+
+def test_a_failed_verification_names_the_culprit_and_why() -> None:
+    """Under the lean rule a failed verification searches the part again; the warning says
+    which commit failed and why (QA: it named neither)."""
+    verifying: list[bool] = []
+    events: list[ProgressEvent] = []
+
+    def level(i: int, _n: int) -> float:
+        return 20.0 if verifying or i < 13 else 26.0
+
+    def listen(event: ProgressEvent) -> None:
+        events.append(event)
+        if event == PhaseStarted("verify"):
+            verifying.append(True)
+
+    hunt(COMMITS, [], FakeProbe(level), METRIC, RULE, BUDGET, listen)
+    warned = [e.message for e in events if isinstance(e, Warned)]
+    assert (
+        f"culprit {COMMITS[13].short} failed verification: fresh trials of parent and culprit "
+        "did not show the regression; bisecting its part again"
+    ) in warned

@@ -251,7 +251,13 @@ class _Hunter:
                 parts_again = search_on(self, part.ends, found.split_at)
             elif not found.verified and self.sampler.lean_now:
                 self.sampler.escalated = True
-                self.progress(Warned("a culprit failed verification: bisecting its part again"))
+                culprit = self.commits[part.first_bad]
+                self.progress(
+                    Warned(
+                        f"culprit {culprit.short} failed verification: {found.note.removesuffix(' (unverified)')}; "
+                        "bisecting its part again"
+                    )
+                )
                 parts_again = self.bisect(*part.ends, [])
             else:
                 founds.append(found)

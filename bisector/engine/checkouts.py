@@ -75,7 +75,9 @@ class Checkouts:
             else:
                 folder.unlink(missing_ok=True)
         if self._adopted:
-            log.info("adopted worktrees of an earlier run", count=len(self._adopted))
+            log.debug(
+                "adopted worktrees of an earlier run", count=len(self._adopted)
+            )  # the resume line says it
 
     def get(self, commit: Commit) -> Path:
         """The checkout of `commit` (made, or reused when present and intact)."""
