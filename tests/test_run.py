@@ -109,6 +109,8 @@ def test_untestable_at_the_boundary_gives_an_honest_range(
         assert f"    {sha[:10]}: {why}" in lines, done.stderr
     assert all(line.endswith(why) for line in lines if "missing kernel" in line)  # not logged too
     assert "skip after" not in done.stderr
+    next_line = f"next: {len(sample.untestable)} untestable commit(s) lie in that range: see their"
+    assert next_line in done.stderr
     with sqlite3.connect(sample.path / ".bisector" / "journal.sqlite") as db:
         meta = db.execute("SELECT detail FROM steps WHERE verdict = 'skip'").fetchall()
     assert meta and all("missing kernel" in json.loads(m)["reason"] for (m,) in meta)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from bisector.cli._run import _render_run
+from bisector.cli._run import _render_run, next_step
 from bisector.core.types import Status
 from bisector.daemon.cycle import Seams, execute
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
@@ -188,6 +188,7 @@ def test_unverified_candidate_exits_4_with_a_suspect(
     assert "untestable: none, unclear: none" in markdown and "- verified: **no** — " in markdown
     assert doc.good is not None and f"| {doc.good.value:.3f} |" in markdown
     assert f"The first bad commit is one of 1 commit: `{sample.culprit[:10]}`" in markdown
+    assert next_step(doc).startswith(f"check the suspect by hand (git show {sample.culprit[:10]})")
 
 
 @pytest.mark.slow

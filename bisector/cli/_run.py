@@ -116,6 +116,7 @@ def _render_run(console: Any, doc: RunDocument, resumed: int | None = None) -> N
                 console.print(f"  {s.note}")
         for note in doc.details.notes or ():  # e.g. the endpoints' noise (core.nullcheck)
             console.print(f"  {note}")
+        console.print(f"next: {next_step(doc)}")
     elif doc.culprit is not None:
         # every regression step of the range, by commit order; the largest is `culprit`
         for c in doc.culprits or (doc.culprit,):
@@ -131,6 +132,29 @@ def _render_run(console: Any, doc: RunDocument, resumed: int | None = None) -> N
     if rb:
         console.print(f"rollback to {rb.get('to')}: {rb.get('status')} ({rb.get('target')})")
     console.print(f"report: {doc.report}  (run {doc.run_id})")
+
+
+def next_step(doc: RunDocument) -> str:
+    """What an inconclusive run leaves the on-call engineer to do, by why it stopped."""
+    rng = doc.range
+    assert rng is not None
+    if rng.untestable:
+        return (
+            f"{len(rng.untestable)} untestable commit(s) lie in that range: see their trial "
+            "logs under the run's folder, make them build or run (or check them by hand), "
+            "then run the same command again (it reuses the trials it has)"
+        )
+    if rng.unclear:
+        return (
+            "the unclear commits measured between the ends: raise benchmark.repeats.max (or the "
+            "threshold, above the noise) and run the same command again (it reuses the trials it has)"
+        )
+    if doc.suspect is not None:
+        return (
+            f"check the suspect by hand (git show {doc.suspect.commit[:10]}), or run the same "
+            "command again on a quieter machine (it reuses the trials it has)"
+        )
+    return "run the same command again on a quieter machine, or with a larger benchmark.repeats.max"
 
 
 def _render_culprit(console: Any, c: Culprit, label: str, doc: RunDocument) -> None:
