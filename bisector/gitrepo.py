@@ -227,17 +227,46 @@ class GitRepo:
         return _parse_log(out)
 
     def tags(self) -> list[Tag]:
+        """The tags that name a commit (an annotated one peeled, also a tag of a tag),
+        oldest created first; a tag of a tree or a blob is left out (`non_commit_tags`)."""
+        return [Tag(name, sha) for name, sha in self._tag_objects() if sha is not None]
+
+    def non_commit_tags(self) -> list[str]:
+        """The names of the tags that name a tree or a blob, not a commit."""
+        return [name for name, sha in self._tag_objects() if sha is None]
+
+    def _tag_objects(self) -> list[tuple[str, str | None]]:
+        """(name, the commit it names, or None for a tree or a blob), oldest first."""
         out = self._run(
             "for-each-ref",
             "--sort=creatordate",
-            "--format=%(refname:short)\x1f%(objectname)\x1f%(*objectname)",
+            "--format=%(refname:short)\x1f%(objectname)\x1f%(objecttype)\x1f%(*objectname)"
+            "\x1f%(*objecttype)\x1f%(refname)",
             "refs/tags",
         )
-        tags: list[Tag] = []
+        tags: list[tuple[str, str | None]] = []
         for line in out.splitlines():
-            name, obj, peeled = line.split("\x1f")
-            tags.append(Tag(name, peeled or obj))
+            name, obj, kind, peeled, peeled_kind, full = line.split("\x1f")
+            sha, kind = (peeled, peeled_kind) if peeled else (obj, kind)
+            if kind == "tag":  # a tag of a tag: peel it all the way
+                sha = self._commit_of(full)
+            tags.append((name, sha if kind in ("commit", "tag") and sha else None))
         return tags
+
+    def _commit_of(self, full_ref: str) -> str:
+        try:
+            return self._git.execute(
+                [
+                    "git",
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    "--end-of-options",
+                    f"{full_ref}^{{commit}}",
+                ]
+            ).strip()
+        except GitCommandError:
+            return ""
 
     def tags_between(self, good: str, bad: str, *, first_parent: bool = True) -> list[Tag]:
         order = {

@@ -23,10 +23,14 @@ def release_tags(git: GitRepo) -> list[Tag]:
     """The repository's tags (oldest first) that can be used as refs.
 
     A tag git allows but bisector refuses (one starting with '-', one with a control
-    character, a name over 255 characters) is skipped with one warning naming it, so a
+    character, a name over 255 characters), or one of a tree or a blob, is skipped with one warning naming it, so a
     single odd tag cannot fail every cycle.
     """
     usable: list[Tag] = []
+    for name in git.non_commit_tags():
+        log.warning(
+            "daemon.tag_skipped", tag=name, reason="it names a tree or a blob, not a commit"
+        )
     for tag in git.tags():
         try:
             validate_ref(tag.name)
