@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from bisector.core.types import Commit, Tag
-from bisector.errors import RefError
+from bisector.errors import BisectorError, RefError
 from bisector.gitrepo import GitRepo, is_valid_ref, validate_ref
 from bisector.log import get_logger
 from bisector.store.daemon_state import LastGood
@@ -95,3 +96,20 @@ def initial_last_good(
     else:
         return None
     return LastGood(sha, preferred(by_commit[sha]), time.time())
+
+
+def still_named(git: GitRepo, good: LastGood) -> LastGood:
+    """`good` under a name that still means its commit: the stored ref, unless that tag
+    was deleted or moved since it was stored; then the commit's label now (another tag on
+    it, else its id), with a `daemon.last_good_renamed` warning.
+
+    A run, an alert or a rollback by the stored name would otherwise fail on every cycle
+    (a deleted tag) or measure and roll back to another commit (a moved one)."""
+    try:
+        if git.resolve(good.ref).sha == good.sha:
+            return good
+    except BisectorError:
+        pass
+    name = label_of(git, git.resolve(good.sha))
+    log.warning("daemon.last_good_renamed", was=good.ref, commit=good.sha, now=name)
+    return replace(good, ref=name)

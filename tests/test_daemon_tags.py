@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bisector.daemon.cycle import execute
 from bisector.gitrepo import GitRepo
-from bisector.store.daemon_state import DaemonState
+from bisector.releases import still_named
+from bisector.store.daemon_state import DaemonState, LastGood
 from bisector.testing import gitutil
 from tests.conftest import run_cli
-from tests.daemon_support import hide_release, released_repo
+from tests.daemon_support import hide_release, publish_release, released_repo, webhook
 
 
 def test_a_tag_of_a_blob_or_a_tree_is_skipped_and_the_cycle_completes(tmp_path: Path) -> None:
@@ -41,3 +43,36 @@ def test_a_tag_of_a_blob_or_a_tree_is_skipped_and_the_cycle_completes(tmp_path: 
     assert [e["outcome"] for e in events if e["event"] == "daemon.cycle.end"] == ["up_to_date"]
     with DaemonState(repo.path / ".bisector") as state:
         assert set(state.snapshotted_tags()) == {"v2.3.0", "v2.3.1", "v2.3.1-n"}
+
+
+def test_a_last_good_whose_tag_moved_is_measured_by_its_commit(tmp_path: Path) -> None:
+    """The last known good is v2.3.1; before the next cycle the tag is moved (`git tag -f`)
+    onto the new head. The cycle bisects from the stored commit, named by its id (it used
+    `v2.3.1`, now the head itself: `good and bad are the same commit`, every cycle)."""
+    with webhook() as hook:
+        repo = released_repo(tmp_path / "repo", webhook_url=hook.url)
+        bad = hide_release(repo)
+        assert execute(repo.path, None).outcome == "fine"
+        publish_release(repo, bad)
+        old = repo.tags["v2.3.1"]
+        gitutil.git(repo.path, "tag", "-f", "v2.3.1", bad)
+        result = execute(repo.path, None)
+        assert result.outcome == "regression", result
+        assert result.last_good == old and result.detail["culprit"] == repo.culprit
+        assert len(hook.bodies) == 1
+        assert f"between {old} and v2.4.0" in hook.bodies[0]["text"]
+
+
+def test_a_last_good_tag_deleted_or_moved_is_named_by_what_names_its_commit_now(
+    tmp_path: Path,
+) -> None:
+    repo = released_repo(tmp_path / "repo", webhook_url=None)
+    old = repo.tags["v2.3.1"]
+    good = LastGood(old, "v2.3.1", 0.0)
+    with GitRepo(repo.path) as git:
+        assert still_named(git, good) == good
+        gitutil.git(repo.path, "tag", "-d", "v2.3.1")
+        assert still_named(git, good).ref == old
+        gitutil.git(repo.path, "tag", "v2.3.1", repo.tags["v2.3.0"])
+        gitutil.git(repo.path, "tag", "v2.3.1-final", old)
+        assert still_named(git, good) == LastGood(old, "v2.3.1-final", 0.0)

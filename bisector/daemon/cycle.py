@@ -33,7 +33,7 @@ from bisector.errors import BisectorError, GitError, RollbackError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
 from bisector.ports import Progress, ProgressEvent, Warned
-from bisector.releases import initial_last_good, label_of, release_tags
+from bisector.releases import initial_last_good, label_of, release_tags, still_named
 from bisector.store.control import ControlStore
 from bisector.store.daemon_state import DaemonState, LastGood, Phase, RangeRow
 from bisector.store.runlock import RunLockedError, run_lock
@@ -139,6 +139,8 @@ class Cycle:
             if last_good is not None and not git.is_ancestor(last_good.sha, head.sha):
                 log.warning("daemon.last_good_not_ancestor", last_good=last_good.sha, head=head.sha)
                 last_good = None
+            if last_good is not None:  # its tag deleted or moved since: name the commit
+                last_good = still_named(git, last_good)
             if last_good is None:
                 last_good = initial_last_good(git, head, tags)
                 if last_good is None:

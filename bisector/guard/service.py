@@ -35,7 +35,7 @@ from bisector.gitrepo import GitRepo
 from bisector.guard.evaluate import CheckOutcome, blind, breached, evaluate_all, inconclusive
 from bisector.guard.prometheus import Prometheus
 from bisector.log import get_logger
-from bisector.releases import newest_but_one
+from bisector.releases import newest_but_one, still_named
 from bisector.store.control import ControlStore, journal_path
 from bisector.store.daemon_state import DaemonState
 from bisector.store.guard_state import GuardMeta, GuardState
@@ -240,9 +240,10 @@ class Guardian:
             return self.guard.rollback_to
         with DaemonState(self.store) as daemon:
             good = daemon.last_good()
-        if good is not None:
-            return good.ref
-        with GitRepo(self.repo) as git:  # the release before the newest, by ancestry
+        with GitRepo(self.repo) as git:
+            if good is not None:  # by a name that still means its commit
+                return still_named(git, good).ref
+            # The release before the newest, by ancestry.
             ref = newest_but_one(git, git.resolve("HEAD"))
         if ref is None:
             raise RollbackError(
