@@ -113,3 +113,18 @@ def still_named(git: GitRepo, good: LastGood) -> LastGood:
     name = label_of(git, git.resolve(good.sha))
     log.warning("daemon.last_good_renamed", was=good.ref, commit=good.sha, now=name)
     return replace(good, ref=name)
+
+
+def still_below(git: GitRepo, good: LastGood, head: Commit) -> bool:
+    """Whether the stored last known good is still an ancestor of `head`; if not (history
+    rewritten, or its commit no longer in the repository at all: a force-push and a gc, a
+    fresh clone beside an old store), a warning, and the caller starts from the releases."""
+    try:
+        git.resolve(good.sha)
+    except BisectorError:
+        log.warning("daemon.last_good_gone", last_good=good.sha, ref=good.ref)
+        return False
+    if git.is_ancestor(good.sha, head.sha):
+        return True
+    log.warning("daemon.last_good_not_ancestor", last_good=good.sha, head=head.sha)
+    return False

@@ -76,3 +76,23 @@ def test_a_last_good_tag_deleted_or_moved_is_named_by_what_names_its_commit_now(
         gitutil.git(repo.path, "tag", "v2.3.1", repo.tags["v2.3.0"])
         gitutil.git(repo.path, "tag", "v2.3.1-final", old)
         assert still_named(git, good) == LastGood(old, "v2.3.1-final", 0.0)
+
+
+def test_a_last_good_commit_gone_from_the_repository_starts_again_from_the_releases(
+    tmp_path: Path,
+) -> None:
+    """The stored last known good names a commit the repository no longer has (history
+    rewritten and collected, a fresh clone beside an old store): a warning and the first
+    baseline again, not `error: git merge-base failed: 128` on every cycle."""
+    repo = released_repo(tmp_path / "repo", webhook_url=None)
+    hide_release(repo)
+    with DaemonState(repo.path / ".bisector") as state:
+        state.set_last_good("0123456789" * 4, "v2.2.9")
+    done = run_cli("daemon", "--once", "--repo", str(repo.path), timeout=300)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert [e["ref"] for e in events if e["event"] == "daemon.last_good_gone"] == ["v2.2.9"]
+    assert [e["outcome"] for e in events if e["event"] == "daemon.cycle.end"] == ["fine"]
+    with DaemonState(repo.path / ".bisector") as state:
+        good = state.last_good()
+        assert good is not None and good.sha == repo.tags["v2.3.1"]

@@ -33,7 +33,13 @@ from bisector.errors import BisectorError, GitError, RollbackError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
 from bisector.ports import Progress, ProgressEvent, Warned
-from bisector.releases import initial_last_good, label_of, release_tags, still_named
+from bisector.releases import (
+    initial_last_good,
+    label_of,
+    release_tags,
+    still_below,
+    still_named,
+)
 from bisector.store.control import ControlStore
 from bisector.store.daemon_state import DaemonState, LastGood, Phase, RangeRow
 from bisector.store.runlock import RunLockedError, run_lock
@@ -136,8 +142,7 @@ class Cycle:
             new_tags = self._snapshot_new_tags(tags)
             head = git.resolve(f"{d.remote}/{d.branch}" if d.remote else d.branch)
             last_good = self.state.last_good()
-            if last_good is not None and not git.is_ancestor(last_good.sha, head.sha):
-                log.warning("daemon.last_good_not_ancestor", last_good=last_good.sha, head=head.sha)
+            if last_good is not None and not still_below(git, last_good, head):
                 last_good = None
             if last_good is not None:  # its tag deleted or moved since: name the commit
                 last_good = still_named(git, last_good)
