@@ -155,6 +155,23 @@ def test_spike_shorter_than_for_does_nothing(world: World) -> None:
     )
 
 
+@pytest.mark.parametrize("skew", [120.0, -120.0])
+def test_a_host_clock_off_neither_stretches_a_spike_nor_hides_it(world: World, skew: float) -> None:
+    """This host's clock 2 minutes ahead: a 2 s spike, asked about at the host's "now",
+    came back as the newest sample repeated over the whole 5 s window (Prometheus looks
+    back 5 minutes), a held breach and a rollback. Behind: the window was 2 minutes old
+    (ok during the spike). The windows are now asked in Prometheus's own time."""
+    world.svc.set(world.svc.latency, 0.5)
+    world.prom.wait_for_samples("svc_latency_seconds > 0.3", 2)
+    guardian = Guardian(
+        world.demo.repo, load_config(world.demo.repo), clock=lambda: time.time() + skew
+    )
+    evaluation = guardian.evaluate()
+    p99 = next(c for c in evaluation.checks if c.name == "p99_latency")
+    assert (evaluation.outcome, p99.state) == ("ok", "pending"), evaluation
+    assert read_live(world.demo.target) == BAD_LIVE and not world.guard_alerts()
+
+
 def test_soak_under_the_limit_does_nothing(world: World) -> None:
     """Values fluctuating just under every limit for 10 s: all ok, no action."""
     rng = random.Random(3)

@@ -16,6 +16,9 @@ from bisector.core.types import Direction, MetricRule
 from bisector.guard.canary import CanaryVerdict, judge_canary
 from bisector.guard.prometheus import Blind, Prometheus
 from bisector.guard.rules import CheckState, Limit, judge_check, merge_series
+from bisector.log import get_logger
+
+log = get_logger("bisector.guard")
 
 CANARY_NAME = "canary"  # the canary's row among the checks (status, the journal)
 
@@ -97,8 +100,25 @@ def evaluate_canary(prom: Prometheus, cfg: Config, now: float) -> CheckOutcome |
     )
 
 
+def server_now(prom: Prometheus, now: float) -> float:
+    """Prometheus's own clock (`time()`), else `now` (then every query is blind anyway).
+
+    The windows are asked in the server's time: with this host's clock ahead, the steps
+    past the newest scrape are filled with that sample (Prometheus looks back up to 5
+    minutes), so one spike would read as a whole window held past the limit; behind, a
+    breach (and its recovery) would be seen late."""
+    answer = prom.instant("time()")
+    if isinstance(answer, Blind):
+        return now
+    server = answer.series[0].samples[0][1]
+    if abs(server - now) > 1.0:
+        log.warning("guard.clock_skew", seconds=round(server - now, 3), using="prometheus")
+    return server
+
+
 def evaluate_all(prom: Prometheus, cfg: Config, now: float) -> list[CheckOutcome]:
     assert cfg.guard is not None
+    now = server_now(prom, now)
     outcomes = [evaluate_check(prom, cfg.guard, check, now) for check in cfg.guard.checks]
     canary = evaluate_canary(prom, cfg, now)
     return outcomes if canary is None else [*outcomes, canary]
