@@ -15,7 +15,7 @@ from bisector.document import RunDocument
 from bisector.document.findings import Culprit, Dependency, Isolation
 from bisector.errors import ConfigError
 from bisector.testing.sample import SampleSpec, build_sample_repo
-from tests.daemon_support import RELEASES, webhook
+from tests.daemon_support import RELEASES, released_repo, webhook
 
 
 @pytest.mark.slow
@@ -121,3 +121,29 @@ def test_report_url_must_be_http(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="report_url"):
         load_config(tmp_path)
+
+
+def test_an_alert_no_webhook_took_is_sent_again_by_the_next_cycle(tmp_path: Path) -> None:
+    """The webhook is down while the regression is alerted (nothing listens): the range
+    stays `acted` (it was `done`, the alert lost but for a log line), and the next cycle,
+    the webhook back, sends it once, as `already_handled` (not a second regression)."""
+    from bisector.store.daemon_state import DaemonState
+    from tests.guard_support import free_port
+
+    down = f"http://127.0.0.1:{free_port()}/hooks/T000/SECRET"
+    repo = released_repo(tmp_path / "repo", webhook_url=down)
+    first = execute(repo.path, None)
+    assert (first.outcome, first.detail["alert"]) == ("regression", "undelivered"), first
+    with DaemonState(repo.path / ".bisector") as state:
+        assert [r.phase for r in state.ranges()] == ["acted"]
+    with webhook() as hook:
+        config = repo.path / "bisector.yaml"
+        config.write_text(config.read_text().replace(down, hook.url))
+        second = execute(repo.path, None)
+        assert (second.outcome, second.detail["alert"]) == ("already_handled", "sent"), second
+        assert len(hook.bodies) == 1 and hook.bodies[0]["culprit"] == repo.culprit
+        assert execute(repo.path, None).outcome == "already_handled"
+        assert len(hook.bodies) == 1
+    with DaemonState(repo.path / ".bisector") as state:
+        assert [r.phase for r in state.ranges()] == ["done"]
+        assert [c.outcome for c in state.cycles()].count("regression") == 1

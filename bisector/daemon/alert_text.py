@@ -13,8 +13,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bisector.alerts import AlertMessage
+from bisector.config import Config
 from bisector.document import RunDocument
 from bisector.document.findings import Culprit
+from bisector.store.daemon_state import RangeRow
 
 
 def report_link(report: str | None, run_id: str | None, report_url: str | None) -> str | None:
@@ -112,3 +115,34 @@ def action_text(policy: str, to_ref: str, result: Mapping[str, Any] | None) -> s
     if result.get("paused"):
         text += "; bisector is paused until `bisector resume`"
     return text
+
+
+def range_alert(row: RangeRow, cfg: Config, to_ref: str) -> AlertMessage:
+    """The `bisect` alert of a range: finding; action; report link (see `alert_text`)."""
+    result = row.detail.get("rollback")
+    link = report_link(row.detail.get("report"), row.run_id, cfg.daemon.report_url)
+    action = action_text(cfg.daemon.policy, to_ref, result)
+    text = f"{row.detail.get('text')}; {action}" + (f"; report {link}" if link else "")
+    culprits = row.detail.get("culprits") or ([row.culprit] if row.culprit else [])
+    extra = {
+        "run_id": row.run_id,
+        "culprit": row.culprit,
+        "culprits": ",".join(culprits) if culprits else None,
+        "report": link,
+        "action": action,
+        "rollback": None if result is None else str(result.get("status")),
+        "rolled_back_to": (result or {}).get("to")
+        if (result or {}).get("status") in ("applied", "unchanged", "by_guard")
+        else None,
+        "paused": "true" if (result or {}).get("paused") else None,
+        "status": row.status,
+    }
+    # The policy did not act (refused, or an unverified run): a `rollback` alert, whose
+    # reason says why; else a `bisect` alert, whose reason is the run's status.
+    refused = result is not None and result.get("status") in ("refused", "not_rolled_back")
+    return AlertMessage(
+        text=text,
+        step="rollback" if refused else "bisect",
+        reason=str(result.get("reason")) if refused and result else str(row.status),
+        extra={k: str(v) for k, v in extra.items() if v},
+    )

@@ -25,7 +25,7 @@ import bisector.daemon.stop as stop
 from bisector.alerts import AlertMessage, Delivery, send_alert
 from bisector.config import Alert, Config, load_config
 from bisector.core.types import Commit, Status, Tag
-from bisector.daemon.alert_text import action_text, culprits_of, finding_text, report_link
+from bisector.daemon.alert_text import culprits_of, finding_text, range_alert
 from bisector.daemon.benchcheck import check_range
 from bisector.daemon.policy import may_roll_back, roll_back_to
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
@@ -172,13 +172,16 @@ class Cycle:
             row = self.bisect_range(last_good, head, head_label)
             if row.phase == "done":  # the head is fine
                 return result("fine", run_id=row.run_id)
-        rollback = self._act(row, last_good)
+        # An alert that reached no webhook last time is sent again: not a new regression.
+        again = row.detail.get("alert") == "undelivered"
+        rollback, alert = self._act(row, last_good)
         return result(
-            "regression",
+            "already_handled" if again else "regression",
             run_id=row.run_id,
             status=row.status,
             culprit=row.culprit,
             rollback=rollback,
+            alert=alert,
         )
 
     def _snapshot_new_tags(self, tags: Sequence[Tag]) -> tuple[str, ...]:
@@ -250,13 +253,16 @@ class Cycle:
         assert row is not None
         return row
 
-    def _act(self, row: RangeRow, last_good: LastGood) -> dict[str, Any] | None:
-        """The policy, then one alert naming what was found and what the policy did.
+    def _act(self, row: RangeRow, last_good: LastGood) -> tuple[dict[str, Any] | None, str]:
+        """The policy, then one alert naming what was found and what the policy did; the
+        policy's result and the alert's (`sent`, `undelivered`: no webhook took it).
 
         Journaled in between (`acted`, with the policy's result), so a cycle killed after
         acting alerts without acting twice; a range left `alerted` by an older daemon
-        (which alerted before acting) is acted on without a second alert.
+        (which alerted before acting) is acted on without a second alert. An alert no
+        webhook took leaves the range `acted`: the next cycle sends it again.
         """
+        alert = "sent"
         result: dict[str, Any] | None = row.detail.get("rollback")
         if row.phase in ("bisected", "alerted"):
             result = self._apply_policy(row, last_good)
@@ -265,9 +271,14 @@ class Cycle:
             self.state.set_range(row.good_sha, row.bad_sha, phase, detail=detail)
             row = replace(row, phase=phase, detail=detail)
         if row.phase == "acted":
-            self.alert_range(row, last_good.ref)
-            self.state.set_range(row.good_sha, row.bad_sha, "done", detail=row.detail)
-        return result
+            alert = "sent" if self.alert_range(row, last_good.ref) else "undelivered"
+            if alert == "undelivered":
+                log.error("daemon.alert.undelivered", run_id=row.run_id, retry="next cycle")
+            phase = "done" if alert == "sent" else "acted"
+            self.state.set_range(
+                row.good_sha, row.bad_sha, phase, detail={**row.detail, "alert": alert}
+            )
+        return result, alert
 
     def _apply_policy(self, row: RangeRow, last_good: LastGood) -> dict[str, Any] | None:
         if self.cfg.daemon.policy != "rollback":
@@ -286,8 +297,9 @@ class Cycle:
             result = {"status": "refused", "reason": exc.message, "to": last_good.ref}
         return result
 
-    def alert_range(self, row: RangeRow, to_ref: str) -> None:
-        """One alert per range: the finding, the policy's action, the report's link.
+    def alert_range(self, row: RangeRow, to_ref: str) -> bool:
+        """One alert per range: the finding, the policy's action, the report's link; False
+        when webhooks were tried and none took it.
 
         A culprit already alerted about in an earlier range is not alerted again unless
         the policy tried to move the live configs this time."""
@@ -295,8 +307,13 @@ class Cycle:
         tried = result is not None and result.get("status") not in ("not_rolled_back",)
         if row.culprit and self.state.culprit_alerted(row.culprit) and not tried:
             log.info("daemon.alert.duplicate", culprit=row.culprit)
-            return
-        self.seams.alert(self.cfg.daemon.alerts, range_alert(row, self.cfg, to_ref))
+            return True
+        sent = [
+            d
+            for d in self.seams.alert(self.cfg.daemon.alerts, range_alert(row, self.cfg, to_ref))
+            if d.attempts
+        ]
+        return not sent or any(d.ok for d in sent)
 
     def _roll_back(self, to_ref: str) -> dict[str, Any]:
         """The policy's rollback, under the rollback lock (held only for the swap), unless
@@ -310,37 +327,6 @@ class Cycle:
                     hint="inspect with `bisector status`",
                 )
             return self.seams.rollback(self.repo, self.cfg, to_ref, self.control)
-
-
-def range_alert(row: RangeRow, cfg: Config, to_ref: str) -> AlertMessage:
-    """The `bisect` alert of a range: finding; action; report link (see `alert_text`)."""
-    result = row.detail.get("rollback")
-    link = report_link(row.detail.get("report"), row.run_id, cfg.daemon.report_url)
-    action = action_text(cfg.daemon.policy, to_ref, result)
-    text = f"{row.detail.get('text')}; {action}" + (f"; report {link}" if link else "")
-    culprits = row.detail.get("culprits") or ([row.culprit] if row.culprit else [])
-    extra = {
-        "run_id": row.run_id,
-        "culprit": row.culprit,
-        "culprits": ",".join(culprits) if culprits else None,
-        "report": link,
-        "action": action,
-        "rollback": None if result is None else str(result.get("status")),
-        "rolled_back_to": (result or {}).get("to")
-        if (result or {}).get("status") in ("applied", "unchanged", "by_guard")
-        else None,
-        "paused": "true" if (result or {}).get("paused") else None,
-        "status": row.status,
-    }
-    # The policy did not act (refused, or an unverified run): a `rollback` alert, whose
-    # reason says why; else a `bisect` alert, whose reason is the run's status.
-    refused = result is not None and result.get("status") in ("refused", "not_rolled_back")
-    return AlertMessage(
-        text=text,
-        step="rollback" if refused else "bisect",
-        reason=str(result.get("reason")) if refused and result else str(row.status),
-        extra={k: str(v) for k, v in extra.items() if v},
-    )
 
 
 def execute(repo: Path, config: Path | None, seams: Seams = Seams()) -> CycleResult:
