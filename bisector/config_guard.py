@@ -11,6 +11,9 @@ from pydantic import AfterValidator, ConfigDict, Field, model_validator
 from bisector.config_values import Duration, Strict, ThresholdField, _short
 from bisector.core.types import Threshold
 
+# Points of one series a Prometheus range query may return (its "maximum resolution").
+MAX_POINTS = 11_000
+
 
 class GuardCheck(Strict):
     """One live metric: breached when past `max` (or under `min`) for the whole `for` window."""
@@ -78,4 +81,15 @@ class Guard(Strict):
             raise ValueError("guard.checks: every check needs its own name")
         if not self.checks and self.canary is None:
             raise ValueError("guard needs at least one check or a canary")
+        windows = [(f"checks[{i}] ({c.name}) for", c.for_) for i, c in enumerate(self.checks)]
+        windows += [("canary.window", self.canary.window)] if self.canary else []
+        for what, seconds in windows:
+            # Prometheus refuses a range query of more points: the check would be blind
+            # forever, and its answer ("decrease the query resolution") names no key.
+            if seconds / self.interval + 1 > MAX_POINTS:
+                raise ValueError(
+                    f"{what} {seconds:g}s at interval {self.interval:g}s needs "
+                    f"{int(seconds / self.interval) + 1} samples a query; Prometheus returns at "
+                    f"most {MAX_POINTS:,}: raise guard.interval or shorten it"
+                )
         return self

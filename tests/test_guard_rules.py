@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +145,32 @@ def test_prometheus_answers_parse_and_empty_or_errors_are_blind() -> None:
     )
     assert isinstance(parse_answer(b'{"status":"error","error":"parse error"}'), Blind)
     assert isinstance(parse_answer(b"<html>"), Blind)
+
+
+def test_a_window_of_more_points_than_prometheus_returns_is_refused(tmp_path: Path) -> None:
+    """`for: 5h` at `interval: 1s` is 18001 points a range query: Prometheus refuses it, so
+    the check was blind on every evaluation (exit 7, "guard is blind" alerts) with its
+    "decrease the query resolution" advice. Now `bisector.yaml` is refused: exit 2, one
+    `error:` line naming the key; a window within the limit still loads."""
+    from bisector.config import parse_config
+    from bisector.errors import ConfigError
+    from bisector.testing import gitutil
+    from tests.conftest import run_cli
+
+    head = "benchmark: {command: [python, b.py]}\nmetrics: {latency_ms: {direction: lower}}\n"
+    guard = "guard: {prometheus: 'http://127.0.0.1:9', interval: 1s, "
+    with pytest.raises(ConfigError, match=r"checks\[0\] \(p99\) for 18000s at interval 1s"):
+        parse_config(head + guard + "checks: [{name: p99, query: up, max: 1, for: 5h}]}\n")
+    with pytest.raises(ConfigError, match=r"canary.window 36000s .* raise guard.interval"):
+        parse_config(head + guard + "canary: {baseline: a, canary: b, window: 10h}}\n")
+    assert parse_config(head + guard + "checks: [{name: p99, query: up, max: 1, for: 3h}]}\n")
+    repo = gitutil.make_repo(tmp_path / "repo")
+    (repo / "bisector.yaml").write_text(
+        head + guard + "checks: [{name: p99, query: up, max: 1, for: 5h}]}\n"
+    )
+    done = run_cli("guard", "--once", "--repo", str(repo))
+    assert done.returncode == 2, done.stderr
+    assert [line for line in done.stderr.splitlines() if line.startswith("error:")] == [
+        line for line in done.stderr.splitlines() if "guard.interval" in line
+    ]
+    assert "Traceback" not in done.stderr and not (repo / ".bisector").exists()
