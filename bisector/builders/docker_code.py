@@ -53,6 +53,7 @@ from bisector.builders.uvtool import split_install
 from bisector.core.types import Commit
 from bisector.errors import BuildError
 from bisector.log import get_logger
+from bisector.plumbing.redact import scrub_text
 
 log = get_logger(__name__)
 
@@ -235,7 +236,7 @@ class CodeLayers:
             tempfile.TemporaryFile(prefix="bisector-code-") as context,
             log_path.open("w", encoding="utf-8") as out,
         ):
-            out.write(f"# docker build {tag} from {env_image}\n{dockerfile}\n")
+            out.write(scrub_text(f"# docker build {tag} from {env_image}\n{dockerfile}\n"))
             out.flush()
             write_context(context, checkout, dockerfile)
             context.seek(0)

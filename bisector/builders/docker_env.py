@@ -80,6 +80,7 @@ from bisector.config import DockerOptions, Environment
 from bisector.core.types import Commit
 from bisector.errors import BuildError, ConfigError, DockerError
 from bisector.log import get_logger
+from bisector.plumbing.redact import scrub_text
 from bisector.ports import Vcs
 
 log = get_logger(__name__)
@@ -307,7 +308,7 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
         with tempfile.TemporaryDirectory(prefix="bisector-ctx-") as ctx:
             pip_args = self._context(Path(ctx), key, recipe.reqs, recipe.dockerfile)
             out.write(f"# docker build {image_tag(key)} from {self._options.base_image}\n")
-            out.write((Path(ctx) / "Dockerfile").read_text(encoding="utf-8") + "\n")
+            out.write(scrub_text((Path(ctx) / "Dockerfile").read_text(encoding="utf-8")) + "\n")
             out.flush()
             error = self._stream_build(Path(ctx), key, pip_args, out)
         if error is not None:

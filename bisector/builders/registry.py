@@ -7,8 +7,10 @@ runs; `require_here` checks it up front where trials build and run on this machi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from bisector.builders.base import EnvBuilder
 from bisector.builders.local import LocalBuilder
@@ -20,6 +22,7 @@ from bisector.ports import Vcs
 __all__ = [
     "BUILDERS",
     "BuilderFactory",
+    "check_builder_settings",
     "isolates_dependencies",
     "make_builder",
     "require_here",
@@ -45,6 +48,42 @@ BUILDERS: dict[str, BuilderFactory] = {
 }
 
 
+def _index_urls(environment: Environment) -> Iterator[tuple[str, str]]:
+    """(key, URL) of every package source that is a URL (`find_links` folders are not)."""
+    if environment.index_url:
+        yield "index_url", environment.index_url
+    for i, url in enumerate(environment.extra_index_urls):
+        yield f"extra_index_urls[{i}]", url
+    for i, link in enumerate(environment.find_links):
+        if "://" in link:
+            yield f"find_links[{i}]", link
+
+
+def check_builder_settings(name: str, environment: Environment) -> None:
+    """Refuse what builder `name` cannot do safely, before anything is built or written.
+
+    The docker builder writes pip's index options into each environment image (a `RUN`
+    line of its Dockerfile, which `docker history` shows to whoever has the image, and
+    `environment.docker.registry` pushes it to other machines): an index or find-links
+    URL with a user name or password is refused there. The venv builder writes no image
+    and scrubs its logs, so it takes them.
+
+    :raises ConfigError: names the key, never the URL (it holds the secret).
+    """
+    if name != "docker":
+        return
+    for key, url in _index_urls(environment):
+        if "@" in urlsplit(url).netloc:
+            raise ConfigError(
+                f"environment.{key} holds a user name or password, which the docker builder "
+                "would write into the image (its history shows the pip command, and "
+                "environment.docker.registry pushes it); nothing was built",
+                hint="give the docker builder an index it reaches without credentials (on "
+                "environment.docker.network), or download the wheels into a find_links folder "
+                "(copied into the build); or use --builder venv",
+            )
+
+
 def make_builder(
     name: str, *, vcs: Vcs, environment: Environment, store: Path, jobs: int | None = None
 ) -> EnvBuilder:
@@ -59,6 +98,7 @@ def make_builder(
         raise ConfigError(
             f"unknown builder {name!r}", hint=f"available builders: {', '.join(sorted(BUILDERS))}"
         ) from None
+    check_builder_settings(name, environment)
     if jobs is None:
         return factory(vcs, environment, store)
     return factory(vcs, environment, store, max_workers=max(1, jobs))

@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from bisector.builders.local import current_packages
+from bisector.builders.registry import check_builder_settings
 from bisector.config import Config
 from bisector.core.types import Commit
 from bisector.engine.benchfiles import check_benchmark_files, endpoint_label
@@ -52,7 +53,7 @@ def preflight(
     :raises BisectorError: a file of the working tree the benchmark names is missing at
         an endpoint, where every builder runs it in the commit's checkout
         (`check_benchmark_files`); a setting this builder cannot honour
-        (`check_reference`); `run --rollback` without a target it may write
+        (`check_reference`, `check_builder_settings`); `run --rollback` without a target it may write
         (`check_run_rollback`).
     """
     good_ref, bad_ref = refs if refs is not None else (good.short, bad.short)
@@ -62,6 +63,7 @@ def preflight(
     ]
     check_benchmark_files(git, cfg.benchmark.command, endpoints)
     check_reference(cfg.benchmark.reference, builder_name)
+    check_builder_settings(builder_name, cfg.environment)
     if rollback_in is not None:
         check_run_rollback(rollback_in, cfg)
     if builder_name != "local":
