@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bisector.plumbing.proc import run_in_group
+from bisector.plumbing.redact import scrub_text
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,10 @@ def run_health_check(
         except OSError as exc:
             return HealthResult(False, f"cannot start: {exc.strerror or exc}", None, "", 0.0)
         out.seek(0)
-        tail = out.read()[-2000:].decode("utf-8", "replace")
+        # Shown on screen and in --json: a probe's output may quote a URL with its
+        # password or a `curl -v` Authorization header. Scrubbed before it is cut, so a
+        # URL is not cut from the scheme that makes it recognisable.
+        tail = scrub_text(out.read()[-4000:].decode("utf-8", "replace"))[-2000:]
     rc = done.returncode
     if done.timed_out:
         reason = f"timed out after {budget_s:.1f}s"

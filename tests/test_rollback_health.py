@@ -231,3 +231,27 @@ def test_status_recovers_interrupted_rollback(demo: Demo) -> None:
     assert "undone" in state["recovered"]
     assert read_live(demo.target) == BAD_LIVE
     assert_clean(demo.target)
+
+
+def test_failed_health_check_output_is_shown_without_credentials(demo: Demo) -> None:
+    """A failing check's output often quotes what it probed: a URL with its password, a
+    `curl -v` Authorization header. Neither reaches the screen or the --json document."""
+    script = (
+        "import sys\n"
+        "print('GET https://ops:hunter2-pw@svc.internal/health')\n"
+        "print('> Authorization: Bearer eyJhbGciOi.tok3n', file=sys.stderr)\n"
+        "print('< HTTP/1.1 503 Service Unavailable')\n"
+        "sys.exit(3)\n"
+    )
+    demo.write_config(health_check=[sys.executable, "-c", script], on_failure="keep")
+    done = run_cli("rollback", "--to", "v2.3.1", "--yes", cwd=demo.repo)
+    assert done.returncode == 5, done.stderr
+    assert "503 Service Unavailable" in done.stderr  # the output is still shown
+    assert "https://***@svc.internal/health" in done.stderr
+    assert "hunter2-pw" not in done.stderr and "tok3n" not in done.stderr
+    kept = run_cli("rollback", "--to", "v2.4.0", "--yes", "--json", cwd=demo.repo)
+    assert kept.returncode == 5, kept.stderr
+    output = json.loads(kept.stdout)["health"]["output"]
+    assert "503 Service Unavailable" in output and "Authorization: ***" in output
+    assert "hunter2-pw" not in kept.stdout + kept.stderr
+    assert "tok3n" not in kept.stdout + kept.stderr
