@@ -135,6 +135,13 @@ def test_held_breach_rolls_back_once_and_alerts_once(world: World) -> None:
     assert checks["p99_latency"]["state"] == "breached"
     assert checks["p99_latency"]["last_action"].startswith("rolled_back:v2.3.1")
     assert checks["error_rate"]["state"] == "ok" and checks["error_rate"]["last_action"] is None
+    # The reasons name the limit and its side, the same in the alert and in status.
+    assert " above the limit 0.2 for 5s: " in str(alerts[0]["text"]), alerts[0]
+    assert " above the limit 0.2 for 5s: " in checks["p99_latency"]["reason"]
+    assert checks["error_rate"]["reason"].endswith(", limit 0.01 (breaches above)")
+    lines = run_cli("status", cwd=world.demo.repo).stderr
+    assert f"p99_latency: breached (value {checks['p99_latency']['reason'].split()[0]}" in lines
+    assert checks["p99_latency"]["reason"] in lines
 
 
 def test_spike_shorter_than_for_does_nothing(world: World) -> None:

@@ -63,6 +63,29 @@ def test_min_limit_breaches_below() -> None:
     assert j.state is CheckState.BREACHED
 
 
+def test_reasons_say_the_limit_and_on_which_side_it_breaches() -> None:
+    """The reason names the limit as a limit and the side it breaches on, never `(> 0.2)`
+    (which read as the limit while it is when the check breaches): ok, at the limit,
+    pending, breached over `5m`, and a `min` check."""
+
+    def reason(values: list[float], limit: Limit, for_s: float = 5, step: float = 1) -> str:
+        return judge_check(series(values, step=step), limit, for_s, step, NOW).reason
+
+    assert reason([0.0994664], MAX) == "0.0995, limit 0.2 (breaches above)"
+    assert reason([1.0], Limit(max=1)) == "1, limit 1 (breaches above)"
+    assert reason([12.5], Limit(min=10)) == "12.5, limit 10 (breaches below)"
+    assert reason([0.1, 0.1, 0.1, 0.35, 0.35, 0.35], MAX).startswith(
+        "0.35 above the limit 0.2 for "
+    )
+    assert reason([0.35] * 21, MAX, for_s=300, step=15) == (
+        "0.35 above the limit 0.2 for 5m: 0.35..0.35 over 21 samples"
+    )
+    assert reason([5.0] * 6, Limit(min=10)) == "5 below the limit 10 for 5s: 5..5 over 6 samples"
+    # Just past the limit: enough digits that the value does not read as the limit.
+    assert reason([0.20004] * 6, MAX).startswith("0.20004 above the limit 0.2 for 5s: 0.20004..")
+    assert reason([6543.21], Limit(max=8192)) == "6543, limit 8192 (breaches above)"
+
+
 def test_fluctuating_soak_under_the_limit_never_breaches() -> None:
     """A soak of random values under the limit, with rare single excursions, stays ok or pending."""
     rng = random.Random(7)

@@ -9,6 +9,7 @@ from typing import Any
 
 from bisector.config import Config
 from bisector.daemon.service import DAEMON_LOCK
+from bisector.guard.rules import show
 from bisector.store.daemon_state import DaemonState
 from bisector.store.guard_state import GuardState
 from rollback.entry import control_status
@@ -112,9 +113,10 @@ def guard_lines(g: dict[str, Any]) -> list[str]:
             f" (requested {pending['requested']})"
         )
     for c in g["checks"]:
-        value = "-" if c["value"] is None else f"{c['value']:g}"
+        value = "-" if c["value"] is None else show(c["value"])
+        why = f": {c['reason']}" if c["reason"] else ""
         action = f"; last action {c['last_action']} at {c['action_at']}" if c["last_action"] else ""
-        lines.append(f"  {c['name']}: {c['state']} (value {value}){action}")
+        lines.append(f"  {c['name']}: {c['state']} (value {value}){why}{action}")
     return lines
 
 

@@ -59,8 +59,52 @@ class Limit:
         """Of several series at one instant, the one nearest to breaching (or past it)."""
         return max(values) if self.max is not None else min(values)
 
-    def __str__(self) -> str:
-        return f"> {self.max:g}" if self.max is not None else f"< {self.min:g}"
+    @property
+    def bound(self) -> float:
+        if self.max is not None:
+            return self.max
+        assert self.min is not None
+        return self.min
+
+    @property
+    def side(self) -> str:
+        """Where the check breaches: `above` a max, `below` a min."""
+        return "above" if self.max is not None else "below"
+
+    def within_text(self, value: float) -> str:
+        """`0.0995, limit 0.2 (breaches above)`: a value not past the limit, even one at it."""
+        shown, bound = show_pair(value, self.bound)
+        return f"{shown}, limit {bound} (breaches {self.side})"
+
+    def past_text(self, value: float) -> str:
+        """`0.35 above the limit 0.2`: a value past the limit."""
+        shown, bound = show_pair(value, self.bound)
+        return f"{shown} {self.side} the limit {bound}"
+
+
+def show(value: float) -> str:
+    """A value as the guard's reasons show it: 3 significant digits, no exponent below 1e15."""
+    if value != 0 and 1e3 <= abs(value) < 1e15:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def show_pair(value: float, bound: float) -> tuple[str, str]:
+    """`value` and `bound` shown, with more digits where 3 would make them read equal."""
+    digits = 3
+    while digits < 17 and (f"{value:.{digits}g}" == f"{bound:.{digits}g}") != (value == bound):
+        digits += 1
+    if digits == 3:
+        return show(value), show(bound)
+    return f"{value:.{digits}g}", f"{bound:.{digits}g}"
+
+
+def span(seconds: float) -> str:
+    """A `for` window as config.md writes it: `5m`, `1h`, `90s`."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 @dataclass(frozen=True)
@@ -100,16 +144,14 @@ def judge_check(
         return Judgement(CheckState.BLIND, None, "no recent sample", len(window), needed)
     value = window[-1][1]
     if not limit.past(value):
-        return Judgement(
-            CheckState.OK, value, f"{value:g} within the limit ({limit})", len(window), needed
-        )
+        return Judgement(CheckState.OK, value, limit.within_text(value), len(window), needed)
     within = [t for t, v in window if not limit.past(v)]
     if within:
         held = now - within[-1]
         return Judgement(
             CheckState.PENDING,
             value,
-            f"past the limit ({limit}) for {held:g}s of {for_s:g}s",
+            f"{limit.past_text(value)} for {held:.0f}s of {span(for_s)}",
             len(window),
             needed,
         )
@@ -125,7 +167,7 @@ def judge_check(
         return Judgement(
             CheckState.PENDING,
             value,
-            f"past the limit ({limit}) in all {len(window)} samples, but the window needs {needed}",
+            f"{limit.past_text(value)} in all {len(window)} samples, but the window needs {needed}",
             len(window),
             needed,
         )
@@ -133,7 +175,7 @@ def judge_check(
     return Judgement(
         CheckState.BREACHED,
         value,
-        f"past the limit ({limit}) for {for_s:g}s: {low:g}..{high:g} over {len(window)} samples",
+        f"{limit.past_text(value)} for {span(for_s)}: {show_pair(low, limit.bound)[0]}..{show_pair(high, limit.bound)[0]} over {len(window)} samples",
         len(window),
         needed,
     )
