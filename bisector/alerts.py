@@ -143,3 +143,10 @@ def send_alert(
             "alert.delivery", alert=index, ok=ok, attempts=attempts, detail=detail
         )
     return deliveries
+
+
+def delivered(deliveries: Sequence[Delivery]) -> bool:
+    """Whether a webhook took the alert, or none was tried (no webhook configured: the log
+    line is the alert); False when every webhook tried failed, after its retries."""
+    tried = [d for d in deliveries if d.attempts]
+    return not tried or any(d.ok for d in tried)

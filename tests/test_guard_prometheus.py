@@ -25,7 +25,13 @@ from bisector.guard.service import Evaluation, Guardian
 from bisector.store.control import ControlStore, journal_path
 from rollback.entry import rollback_from_config
 from tests.daemon_support import Webhook, webhook
-from tests.guard_support import PrometheusServer, Service, have_prometheus, prometheus_and_service
+from tests.guard_support import (
+    PrometheusServer,
+    Service,
+    free_port,
+    have_prometheus,
+    prometheus_and_service,
+)
 from tests.rollback_support import BAD_LIVE, GOOD_LIVE, ROOT, Demo, make_demo, read_live, run_cli
 
 pytestmark = [
@@ -55,8 +61,8 @@ class World:
     svc: Service
     hook: Webhook
 
-    def configure(self, body: str) -> None:
-        self.demo.write_config(alerts=[{"webhook": self.hook.url, "retries": 0}])
+    def configure(self, body: str, hook_url: str | None = None) -> None:
+        self.demo.write_config(alerts=[{"webhook": hook_url or self.hook.url, "retries": 0}])
         with (self.demo.repo / "bisector.yaml").open("a") as f:
             f.write(
                 f"guard:\n  prometheus: {self.prom.url}\n  interval: 1s\n  timeout: 2s\n  blind_after: 2\n{body}"
@@ -214,6 +220,53 @@ def test_prometheus_stopped_is_blind_and_never_acts(world: World) -> None:
     doc = json.loads(run_cli("status", "--json", cwd=world.demo.repo).stdout)
     assert {c["state"] for c in doc["guard"]["checks"]} == {"blind"}
     assert doc["guard"]["blind_evaluations"] == 3
+
+
+def test_a_rollback_alert_no_webhook_took_is_sent_again_at_the_next_evaluation(
+    world: World,
+) -> None:
+    """The webhook down when a held breach rolls back: the alert (only logged before, so
+    nobody learnt of the rollback or the pause) waits in the journal; the next evaluation,
+    paused and the webhook still down, tries it again; once the webhook is back, the one
+    after sends it, once, without a second rollback."""
+    down = f"http://127.0.0.1:{free_port()}/hooks/T000/SECRET"
+    world.configure(CHECKS, hook_url=down)
+    breach = time.monotonic()
+    world.svc.set(world.svc.latency, 0.5)
+    while (evaluation := world.evaluate()).outcome == "ok" and time.monotonic() - breach < 30:
+        time.sleep(max(0.0, 1 - (time.monotonic() - breach) % 1))
+    assert evaluation.outcome == "breached", evaluation
+    assert evaluation.actions[-1] == "alert undelivered: breach (sent again at the next evaluation)"
+    assert world.rollbacks()[0] == ("v2.3.1", "applied") and world.paused()
+    still = world.evaluate()
+    assert still.outcome == "paused" and still.actions[0] == "alert still undelivered: 1 waiting"
+    world.configure(CHECKS)  # the webhook is back
+    sent = world.evaluate()
+    assert sent.outcome == "paused" and sent.actions[0] == "alert sent again: breach", sent
+    alerts = world.guard_alerts()
+    assert len(alerts) == 1 and "rolled back to v2.3.1" in str(alerts[0]["text"]), alerts
+    assert world.evaluate().actions[0].startswith("none: paused") and len(world.guard_alerts()) == 1
+    assert [label for label, _ in world.rollbacks()].count("v2.3.1") == 1
+
+
+def test_a_blind_alert_no_webhook_took_is_sent_again_once(world: World) -> None:
+    """'guard is blind' while the webhook is down: sent again by each evaluation until one
+    delivers it, then never again for that blind spell."""
+    down = f"http://127.0.0.1:{free_port()}/hooks/T000/SECRET"
+    world.configure(CHECKS, hook_url=down)
+    world.prom.stop()
+    first, second = world.evaluate(), world.evaluate()
+    assert (first.outcome, first.actions) == ("blind", ())
+    assert second.actions == (
+        "alerted: blind",
+        "alert undelivered: blind (sent again at the next evaluation)",
+    )
+    assert world.evaluate().actions == ("alert still undelivered: 1 waiting",)
+    world.configure(CHECKS)  # the webhook is back
+    assert world.evaluate().actions == ("alert sent again: blind",)
+    assert world.evaluate().actions == ()
+    alerts = world.guard_alerts()
+    assert len(alerts) == 1 and "guard is blind" in str(alerts[0]["text"]), alerts
 
 
 def test_a_full_window_is_counted_whatever_the_clock_reads_below_a_millisecond(

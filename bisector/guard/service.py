@@ -13,6 +13,10 @@ Order of the checks on each evaluation:
 5. Blind (a check without data): no action; after `blind_after` such evaluations in a
    row, one alert "guard is blind".
 
+An alert that no webhook took (each one tried failed, after its retries) is journaled
+and sent again first thing at every evaluation, paused or not, until one takes it; sending
+it again acts on nothing (the breach it tells of was acted on when it was first sent).
+
 The release rolled back to is `guard.rollback_to`, else the daemon's last known good,
 else the newest-but-one release tag.
 """
@@ -24,11 +28,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bisector.alerts import AlertMessage, send_alert
+from bisector.alerts import AlertMessage, delivered, send_alert
 from bisector.config import Config
 from bisector.errors import BisectorError, ConfigError, RollbackError
 from bisector.gitrepo import GitRepo
@@ -93,6 +97,7 @@ class Guardian:
             ControlStore(journal_path(self.repo, self.cfg.snapshots.store)) as control,
             GuardState(self.store) as state,
         ):
+            resent = self._send_waiting(state)
             pause = control.pause_state()
             if pause.paused:
                 state.set_meta(
@@ -101,13 +106,20 @@ class Guardian:
                     )
                 )
                 log.info("guard.paused", reason=pause.reason)
-                return Evaluation("paused", actions=(f"none: paused ({pause.reason})",))
+                return Evaluation("paused", actions=(*resent, f"none: paused ({pause.reason})"))
             now = self.clock()
             outcomes = evaluate_all(self.prom, self.cfg, now)
             before = {row.name: row for row in state.checks()}
             for o in outcomes:
                 state.record(o.name, o.state, o.value, o.reason)
+            waiting = len(state.queued_alerts())
             evaluation = self._decide(outcomes, before, control, state, now)
+            lost = tuple(
+                f"alert undelivered: {m['reason']} (sent again at the next evaluation)"
+                for _, m in state.queued_alerts()[waiting:]
+            )
+            if resent or lost:
+                evaluation = replace(evaluation, actions=(*resent, *evaluation.actions, *lost))
             log.info("guard.evaluation", **evaluation.to_json())
             return evaluation
 
@@ -128,7 +140,7 @@ class Guardian:
             streak = meta.blind_streak + 1
             alerted = meta.blind_alerted
             if streak >= self.guard.blind_after and not alerted:
-                self._alert(f"bisector guard is blind: {_values_text(dark)}", "blind", dark)
+                self._alert(state, f"bisector guard is blind: {_values_text(dark)}", "blind", dark)
                 alerted = True
                 actions.append("alerted: blind")
             meta = GuardMeta(streak, alerted)
@@ -141,7 +153,7 @@ class Guardian:
             text = (
                 f"bisector guard: canary inconclusive, not promoted; paused: {_values_text(unsure)}"
             )
-            self._alert(text, "canary inconclusive", unsure)
+            self._alert(state, text, "canary inconclusive", unsure)
             control.pause(f"guard: canary inconclusive ({unsure[0].reason})", by="guard")
             for o in unsure:
                 state.record_action(o.name, "alerted+paused")
@@ -173,6 +185,7 @@ class Guardian:
             if not fresh:
                 return ["none: already alerted"]
             self._alert(
+                state,
                 f"bisector guard: {', '.join(o.name for o in fresh)} breached: {_values_text(fresh)}",
                 "breach",
                 fresh,
@@ -182,6 +195,7 @@ class Guardian:
             return ["alerted"]
         action, what = self._roll_back(control, state)
         self._alert(
+            state,
             f"bisector guard: {names} breached; {what}; bisector is paused until `bisector resume`: "
             f"{_values_text(hit)}",
             "breach",
@@ -252,12 +266,35 @@ class Guardian:
             )
         return ref
 
-    def _alert(self, text: str, reason: str, outcomes: Sequence[CheckOutcome]) -> None:
+    def _alert(
+        self, state: GuardState, text: str, reason: str, outcomes: Sequence[CheckOutcome]
+    ) -> None:
+        """Send one alert; one that no webhook took is journaled for the next evaluation."""
         values = json.dumps({o.name: {"state": o.state, "value": o.value} for o in outcomes})
-        send_alert(
-            self.cfg.daemon.alerts,
-            AlertMessage(text=text, step="guard", reason=reason, extra={"checks": values}),
-        )
+        message = AlertMessage(text=text, step="guard", reason=reason, extra={"checks": values})
+        if not delivered(send_alert(self.cfg.daemon.alerts, message)):
+            log.error("guard.alert.undelivered", reason=reason, retry="next evaluation")
+            state.queue_alert({"text": text, "reason": reason, "extra": message.extra})
+
+    def _send_waiting(self, state: GuardState) -> tuple[str, ...]:
+        """The alerts no webhook took before, oldest first, until one is not taken again
+        (the webhook still down: the rest wait too, rather than each waiting its timeout)."""
+        actions: list[str] = []
+        waiting = state.queued_alerts()
+        for n, (alert_id, m) in enumerate(waiting):
+            message = AlertMessage(
+                text=m["text"], step="guard", reason=m["reason"], extra=dict(m.get("extra") or {})
+            )
+            if not delivered(send_alert(self.cfg.daemon.alerts, message)):
+                log.error(
+                    "guard.alert.undelivered", reason=message.reason, waiting=len(waiting) - n
+                )
+                actions.append(f"alert still undelivered: {len(waiting) - n} waiting")
+                break
+            state.drop_alert(alert_id)
+            log.info("guard.alert.resent", reason=message.reason)
+            actions.append(f"alert sent again: {message.reason}")
+        return tuple(actions)
 
 
 def run_guard(

@@ -3,14 +3,17 @@
 Each check's last value, state (ok / pending / breached / blind) and last action, and
 the count of blind evaluations in a row: `bisector status` reads them, and a guard run
 from cron (`--once`) reads them back so it alerts once per breach and once per blind spell.
+An alert that no webhook took waits in `guard_alerts` until an evaluation delivers it.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bisector.store.base import SqliteFile
 
@@ -32,6 +35,11 @@ CREATE TABLE IF NOT EXISTS guard_meta (
   blind_alerted INTEGER NOT NULL DEFAULT 0,
   last_eval REAL,
   outcome TEXT
+);
+CREATE TABLE IF NOT EXISTS guard_alerts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  message TEXT NOT NULL,           -- the AlertMessage's fields, JSON
+  queued REAL NOT NULL             -- when no webhook took it (sent again each evaluation)
 );
 CREATE TABLE IF NOT EXISTS guard_bisect (
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -126,6 +134,26 @@ class GuardState(SqliteFile):
                 " VALUES (1, ?, ?, ?, ?)",
                 (meta.blind_streak, int(meta.blind_alerted), meta.last_eval, meta.outcome),
             )
+
+    def queue_alert(self, message: dict[str, object]) -> None:
+        """An alert no webhook took, to be sent again by the next evaluation."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO guard_alerts (message, queued) VALUES (?, ?)",
+                (json.dumps(message), time.time()),
+            )
+
+    def queued_alerts(self) -> list[tuple[int, dict[str, Any]]]:
+        """(id, message) of the alerts waiting, oldest first."""
+        try:
+            rows = self._db.execute("SELECT id, message FROM guard_alerts ORDER BY id").fetchall()
+        except sqlite3.OperationalError:  # see `checks`
+            return []
+        return [(row[0], json.loads(row[1])) for row in rows]
+
+    def drop_alert(self, alert_id: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM guard_alerts WHERE id=?", (alert_id,))
 
     def request_bisect(self, good: str, live: str | None) -> None:
         with self._tx() as db:
