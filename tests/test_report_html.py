@@ -188,3 +188,26 @@ def test_report_after_a_config_edit_still_plots_the_runs_trials(
     assert done.stdout.count('src="data:image/png;base64,') == 1  # distributions
     assert done.stdout.count('id="range-plot"') == 1
     assert _range_plot(done.stdout) == _range_plot(Path(str(doc.report)).read_text())
+
+
+def test_endpoints_table_counts_trials_and_shows_10_character_commits(
+    found_run: tuple[Path, dict[str, object]],
+) -> None:
+    """The endpoints table counts trials, as the terminal's '(medians of all 6 and 5
+    endpoint trials)' and the steps do (it counted the samples within them: 60 / 50), and
+    every commit on the page is shown with 10 characters, as the terminal and report.md."""
+    _repo, doc = found_run
+    html = Path(str(doc["report"])).read_text()
+    table = html[html.index("<h2>Endpoints</h2>") :]
+    table = table[: table.index("</table>")]
+    assert "<th>trials</th>" in table and "<th>samples</th>" not in table
+    noise = doc["noise"]
+    assert isinstance(noise, dict)
+    for name in ("good", "bad"):
+        end = doc[name]
+        assert isinstance(end, dict)
+        row = re.search(rf"<tr><td>{name}</td>.*?</tr>", table, flags=re.S)
+        assert row is not None, table
+        assert f"<code>{end['commit'][:10]}</code>" in row.group(0)
+        assert f"<td>{noise[name]['processes']}</td></tr>" in row.group(0), row.group(0)
+    assert not re.search(r"<code>[0-9a-f]{11,40}</code>", html)

@@ -159,7 +159,7 @@ def test_html_isolation_and_verification_sections_in_headless_chromium(tmp_path:
     dom = re.sub(r"\s+", " ", done.stdout)
     assert f'id="status-badge" data-status="found">found: culprit {CULPRIT[:10]}<' in dom
     verification = dom[dom.index('<h2 id="verification">') : dom.index('<h2 id="isolation">')]
-    row = verification[verification.index(CULPRIT[:12]) :]
+    row = verification[verification.index(CULPRIT[:10]) :]
     assert re.search(r"<td>6</td> <td>\+32\.0%</td> <td>\+6\.4</td> <td>0\.002</td>", row), row
     isolation = dom[dom.index('<h2 id="isolation">') :]
     assert "<strong>1.2.0</strong>" in isolation  # fastpad's first bad version

@@ -53,7 +53,7 @@ class ReportData:
     gpu: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     trials: Mapping[str, int] = field(default_factory=dict)  # own / reused trials shown
     types: tuple[str, ...] = ()  # a run over several node types: their names, in order
-    samples: Mapping[str, int] = field(default_factory=dict)  # role -> samples, every type
+    endpoint_trials: Mapping[str, int] = field(default_factory=dict)  # good/bad -> trials
     node_rows: tuple[Mapping[str, Any], ...] = ()  # each node type: trials, endpoint medians
 
 
@@ -99,6 +99,16 @@ def _samples(
         for t in trials.get(sha, ())
         if t.status == "ok" and t.metrics.get(metric) and key in (None, t.bench_key)
     ]
+
+
+def _trials_behind(
+    doc: RunDocument, role: str, trials: Mapping[str, Sequence[TrialRow]], sha: str, metric: str
+) -> int:
+    """The trials behind an end's median, as the terminal counts them: the run's
+    (`noise.<end>.processes`), else (documents from before) the journal's of that commit."""
+    noise = None if doc.noise is None else getattr(doc.noise, role)
+    processes = None if noise is None else noise.get("processes")
+    return processes if isinstance(processes, int) else len(_samples(trials, sha, metric))
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -176,8 +186,10 @@ def collect(
         if sha
         for key, name in zip(kinds, names, strict=True)
     }
-    samples = {
-        role: sum(len(s) for s in _samples(trials, sha, metric)) for role, sha in roles.items()
+    endpoint_trials = {
+        role: _trials_behind(doc, role, trials, sha, metric)
+        for role, sha in roles.items()
+        if role in ("good", "bad")
     }
     gpu = {role: g for role, sha in roles.items() if sha and (g := _gpu_of(trials.get(sha, ())))}
     plotted = [
@@ -200,7 +212,9 @@ def collect(
         for t in doc.node_types or ()
     )
     types = names if len(keys) > 1 else ()
-    return ReportData(points, culprit_index, groups, diff, gpu, counts, types, samples, node_rows)
+    return ReportData(
+        points, culprit_index, groups, diff, gpu, counts, types, endpoint_trials, node_rows
+    )
 
 
 def badge(doc: RunDocument) -> tuple[str, str]:
@@ -304,7 +318,7 @@ def render_html(doc: RunDocument, data: ReportData) -> str:
         share_notes={c.commit: share_note(doc, c) for c in doc.culprits or ()},
         diff=data.diff,
         gpu=data.gpu,
-        groups=data.samples,
+        endpoint_trials=data.endpoint_trials,
         node_rows=data.node_rows,
     )
 
