@@ -159,8 +159,12 @@ def test_effect_in_the_wrong_direction_is_never_a_culprit(
     _render_run(Console(file=buf, width=300), outcome.document)
     suspect = next(line for line in buf.getvalue().splitlines() if line.startswith("suspect:"))
     assert "share" not in suspect and "[UNVERIFIED]" in suspect
+    # no 'confidence 0.471' (1 - p of a two-sided test says nothing of a regression here)
+    assert "confidence" not in suspect and "moved the other way" in suspect, suspect
     markdown = Path(doc["report"]).with_name("report.md").read_text()
     assert "share" not in markdown
+    assert "trials (moved the other way), p = " in markdown
+    assert "trials (moved the other way), p = " in Path(doc["report"]).read_text()
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from bisector.cli._common import ConfigOpt, JsonOpt, RepoOpt, emit_json, stderr_
 from bisector.core.types import Status
 from bisector.document import Culprit, Reuse, RunDocument
 from bisector.plumbing.escape import visible
-from bisector.report.wording import share_note, share_shown
+from bisector.report.wording import confidence_shown, share_note, share_shown
 
 
 def run(
@@ -168,7 +168,7 @@ def _render_culprit(console: Any, c: Culprit, label: str, doc: RunDocument) -> N
         effect = "not re-measured"
     console.print(
         f"{label}: {c.commit[:10]} {c.subject!r} ({c.kind}, effect "
-        f"{effect}{share}, confidence {c.confidence:.3f}){verified}"
+        f"{effect}{share}, {confidence_shown(c)}){verified}"
     )
     if note := share_note(doc, c):  # a share far above 100% reads wrong on its own
         console.print(f"  note: {note}")

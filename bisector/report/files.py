@@ -19,7 +19,12 @@ from bisector.plumbing.atomic import atomic_write_bytes
 from bisector.plumbing.escape import markdown_code as code
 from bisector.plumbing.escape import markdown_text as text
 from bisector.report.isolation import render_isolation
-from bisector.report.wording import share_note, share_shown
+from bisector.report.wording import (
+    MOVED_THE_OTHER_WAY,
+    moved_the_other_way,
+    share_note,
+    share_shown,
+)
 from bisector.store.runid import ISOLATION_KEY
 
 if TYPE_CHECKING:
@@ -265,7 +270,8 @@ def _suspect_lines(suspect: Culprit | None) -> list[str]:
         "### Suspect (**unverified**)",
         "",
         f"`{suspect.commit[:10]}` **{text(suspect.subject)}**: effect {_pct(suspect.effect)} against its parent in fresh "
-        f"trials, p = {_fmt(evidence and evidence.p_value, 4)}. {text(suspect.note or '')}".rstrip(),
+        + (f"trials ({MOVED_THE_OTHER_WAY}), " if moved_the_other_way(suspect) else "trials, ")
+        + f"p = {_fmt(evidence and evidence.p_value, 4)}. {text(suspect.note or '')}".rstrip(),
     ]
 
 

@@ -33,7 +33,7 @@ from bisector.log import get_logger
 from bisector.plumbing.escape import visible
 from bisector.report.files import atomic_write_text, contract_view
 from bisector.report.plots import RangePoint, distribution_plot, range_svg
-from bisector.report.wording import share_note
+from bisector.report.wording import moved_the_other_way, share_note
 from bisector.store.journal import Journal, TrialRow
 from snapshots import api as snap_api
 
@@ -316,6 +316,7 @@ def render_html(doc: RunDocument, data: ReportData) -> str:
         badge=badge(doc),
         verifications=verification_rows(doc),
         share_notes={c.commit: share_note(doc, c) for c in doc.culprits or ()},
+        suspect_moved_the_other_way=doc.suspect is not None and moved_the_other_way(doc.suspect),
         diff=data.diff,
         gpu=data.gpu,
         endpoint_trials=data.endpoint_trials,

@@ -22,6 +22,22 @@ def share_shown(c: Culprit) -> str:
     return f"{c.share * 100:.0f}%"
 
 
+MOVED_THE_OTHER_WAY = "moved the other way"
+
+
+def moved_the_other_way(c: Culprit) -> bool:
+    """An unverified suspect whose fresh trials moved the metric the better way: its
+    `confidence` (1 - p of a two-sided test) says nothing about a regression, and is not shown."""
+    if c.verified:
+        return False
+    return (c.share is not None and c.share < 0) or (c.effect is not None and c.effect < 0)
+
+
+def confidence_shown(c: Culprit) -> str:
+    """`confidence 0.992`, or `moved the other way` for such a suspect."""
+    return MOVED_THE_OTHER_WAY if moved_the_other_way(c) else f"confidence {c.confidence:.3f}"
+
+
 def share_note(doc: RunDocument, c: Culprit) -> str:
     """Why a verified step's share is far above 100%, in numbers; "" when it is not."""
     repro, evidence = doc.details.reproduction, c.evidence
