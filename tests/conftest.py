@@ -83,3 +83,22 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
     )
     yield head
     head.stop()
+
+
+def repo_with_environment(tmp_path: Path, environment: str, *, second: bool = False) -> Path:
+    """A repository whose bench.py prints t, its bisector.yaml's `environment:` set to
+    `environment` (YAML flow text), requirements.txt pinning x==1; `second`: a second
+    commit pinning x==2."""
+    from bisector.testing import gitutil
+
+    repo = gitutil.make_repo(tmp_path / "repo")
+    config = (
+        "benchmark:\n  command: [python, bench.py]\n  repeats: {min: 3, max: 5}\n"
+        f"metrics:\n  t: {{direction: lower}}\nenvironment: {environment}\n"
+    )
+    bench = 'import json\nprint(json.dumps({"t": 1.0}))\n'
+    files = {"bench.py": bench, "bisector.yaml": config, "requirements.txt": "x==1\n"}
+    gitutil.commit(repo, files, "first")
+    if second:
+        gitutil.commit(repo, {"requirements.txt": "x==2\n"}, "second")
+    return repo

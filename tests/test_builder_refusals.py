@@ -19,23 +19,11 @@ import pytest
 
 from bisector.testing import gitutil
 
-from .conftest import run_cli, tree_digest
-
-BENCH = 'import json\nprint(json.dumps({"t": 1.0}))\n'
+from .conftest import repo_with_environment, run_cli, tree_digest
 
 
 def _repo(tmp_path: Path, environment: str) -> Path:
-    repo = gitutil.make_repo(tmp_path / "repo")
-    config = (
-        "benchmark:\n  command: [python, bench.py]\n  repeats: {min: 3, max: 5}\n"
-        f"metrics:\n  t: {{direction: lower}}\nenvironment: {environment}\n"
-    )
-    gitutil.commit(
-        repo,
-        {"bench.py": BENCH, "bisector.yaml": config, "requirements.txt": "x==1\n"},
-        "first",
-    )
-    return repo
+    return repo_with_environment(tmp_path, environment)
 
 
 def _refused(repo: Path, *args: str) -> list[str]:

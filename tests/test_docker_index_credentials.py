@@ -23,20 +23,13 @@ from bisector.errors import ConfigError
 from bisector.gitrepo import GitRepo
 from bisector.testing import gitutil
 
+from .conftest import repo_with_environment
+
 SECRET = "s3cr3t-T0KEN"
-BENCH = 'import json\nprint(json.dumps({"t": 1.0}))\n'
 
 
 def _repo(tmp_path: Path, environment: str) -> Path:
-    repo = gitutil.make_repo(tmp_path / "repo")
-    config = (
-        "benchmark:\n  command: [python, bench.py]\n  repeats: {min: 3, max: 5}\n"
-        f"metrics:\n  t: {{direction: lower}}\nenvironment: {environment}\n"
-    )
-    files = {"bench.py": BENCH, "bisector.yaml": config, "requirements.txt": "x==1\n"}
-    gitutil.commit(repo, files, "first")
-    gitutil.commit(repo, {"requirements.txt": "x==2\n"}, "second")
-    return repo
+    return repo_with_environment(tmp_path, environment, second=True)
 
 
 SETTINGS = [
