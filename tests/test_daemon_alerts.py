@@ -147,3 +147,39 @@ def test_an_alert_no_webhook_took_is_sent_again_by_the_next_cycle(tmp_path: Path
     with DaemonState(repo.path / ".bisector") as state:
         assert [r.phase for r in state.ranges()] == ["done"]
         assert [c.outcome for c in state.cycles()].count("regression") == 1
+
+
+def test_the_bisection_after_a_guard_rollback_alerts_again_until_delivered(
+    tmp_path: Path,
+) -> None:
+    """After a guard rollback the daemon bisects (rolled back to)..(live) and alerts. With
+    the webhook down the request stayed cleared and the range `done`: the culprit was never
+    alerted. Now the request and the `acted` range stay, and the next tick (the webhook
+    back) sends the alert once, without bisecting again."""
+    from bisector.daemon.after_rollback import run_after_rollback
+    from bisector.store.daemon_state import DaemonState
+    from bisector.store.guard_state import GuardState
+    from tests.guard_support import free_port
+
+    down = f"http://127.0.0.1:{free_port()}/hooks/T000/SECRET"
+    repo = released_repo(tmp_path / "repo", webhook_url=down)
+    store = repo.path / ".bisector"
+    store.mkdir(exist_ok=True)
+    with GuardState(store) as guard:
+        guard.request_bisect("v2.3.1", "v2.4.0")
+    first = run_after_rollback(repo.path, None)
+    assert first is not None and first.outcome == "regression", first
+    assert first.detail["alert"] == "undelivered"
+    with GuardState(store) as guard:
+        assert guard.bisect_request() is not None  # kept: the alert is owed
+    with DaemonState(store) as state:
+        assert [r.phase for r in state.ranges()] == ["acted"]
+    with webhook() as hook:
+        config = repo.path / "bisector.yaml"
+        config.write_text(config.read_text().replace(down, hook.url))
+        second = run_after_rollback(repo.path, None)
+        assert second is not None and second.detail["alert"] == "sent", second
+        assert len(hook.bodies) == 1 and hook.bodies[0]["culprit"] == repo.culprit
+        assert run_after_rollback(repo.path, None) is None  # the request is gone
+    with DaemonState(store) as state:
+        assert [r.phase for r in state.ranges()] == ["done"]

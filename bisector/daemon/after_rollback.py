@@ -33,7 +33,7 @@ from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
 from bisector.releases import label_of
 from bisector.store.control import ControlStore
-from bisector.store.daemon_state import DaemonState, LastGood, RangeRow
+from bisector.store.daemon_state import DaemonState, LastGood, Phase, RangeRow
 from bisector.store.guard_state import BisectRequest, GuardState
 from bisector.store.runlock import RunLockedError, run_lock
 from rollback.lock import LockedError
@@ -85,13 +85,19 @@ def bisect_once(cycle: Cycle, request: BisectRequest, control: ControlStore) -> 
         return CycleResult("fine", bad.sha, good.sha, detail={"run_id": row.run_id})
     detail: dict[str, Any] = {**row.detail, "rollback": action}
     cycle.state.set_range(row.good_sha, row.bad_sha, "acted", detail=detail)
-    cycle.alert_range(replace(row, phase="acted", detail=detail), request.good)
-    cycle.state.set_range(row.good_sha, row.bad_sha, "done", detail=detail)
+    sent = cycle.alert_range(replace(row, phase="acted", detail=detail), request.good)
+    # Undelivered: the range stays `acted` and the request stays, so the next tick sends
+    # the alert again (the bisection is done: nothing is measured twice).
+    alert = "sent" if sent else "undelivered"
+    if not sent:
+        log.error("daemon.alert.undelivered", run_id=row.run_id, retry="next tick")
+    phase: Phase = "done" if sent else "acted"
+    cycle.state.set_range(row.good_sha, row.bad_sha, phase, detail={**detail, "alert": alert})
     return CycleResult(
         "regression",
         bad.sha,
         good.sha,
-        detail={"run_id": row.run_id, "status": row.status, "culprit": row.culprit},
+        detail={"run_id": row.run_id, "status": row.status, "culprit": row.culprit, "alert": alert},
     )
 
 
@@ -149,7 +155,8 @@ def run_after_rollback(
                 ),
             )
             result = CycleResult("error", detail={"error": exc.message})
-    with GuardState(store) as guard:
-        guard.clear_bisect(request.requested)
+    if result.detail.get("alert") != "undelivered":  # else the next tick alerts again
+        with GuardState(store) as guard:
+            guard.clear_bisect(request.requested)
     log.info("daemon.after_rollback.end", **result.to_json())
     return result
