@@ -119,6 +119,11 @@ def _start_run(repo: Path, procs: list[subprocess.Popen[bytes]]) -> subprocess.P
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # Ctrl-C as a terminal delivers it: a suite started as a background job (`cmd &`
+        # without job control) ignores SIGINT, the run inherits that and, by design,
+        # keeps it ignored (`cli._main`), so the SIGINT test waited for a run that never
+        # heard it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     procs.append(proc)
     return proc
