@@ -33,7 +33,7 @@ from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
 from bisector.releases import label_of
 from bisector.store.control import ControlStore
-from bisector.store.daemon_state import DaemonState, LastGood, Phase, RangeRow
+from bisector.store.daemon_state import DaemonState, LastGood, RangeRow
 from bisector.store.guard_state import BisectRequest, GuardState
 from bisector.store.runlock import RunLockedError, run_lock
 from rollback.lock import LockedError
@@ -85,14 +85,11 @@ def bisect_once(cycle: Cycle, request: BisectRequest, control: ControlStore) -> 
         return CycleResult("fine", bad.sha, good.sha, detail={"run_id": row.run_id})
     detail: dict[str, Any] = {**row.detail, "rollback": action}
     cycle.state.set_range(row.good_sha, row.bad_sha, "acted", detail=detail)
-    sent = cycle.alert_range(replace(row, phase="acted", detail=detail), request.good)
-    # Undelivered: the range stays `acted` and the request stays, so the next tick sends
-    # the alert again (the bisection is done: nothing is measured twice).
-    alert = "sent" if sent else "undelivered"
-    if not sent:
-        log.error("daemon.alert.undelivered", run_id=row.run_id, retry="next tick")
-    phase: Phase = "done" if sent else "acted"
-    cycle.state.set_range(row.good_sha, row.bad_sha, phase, detail={**detail, "alert": alert})
+    # Undelivered: the range stays `acted` and so does the request (`run_after_rollback`):
+    # the next tick sends the alert again, measuring nothing twice.
+    alert = cycle.alert_and_close(
+        replace(row, phase="acted", detail=detail), request.good, retry="next tick"
+    )
     return CycleResult(
         "regression",
         bad.sha,

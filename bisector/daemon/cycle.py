@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import bisector.daemon.stop as stop
-from bisector.alerts import AlertMessage, Delivery, send_alert
+from bisector.alerts import AlertMessage, Delivery, delivered, send_alert
 from bisector.config import Alert, Config, load_config
 from bisector.core.types import Commit, Status, Tag
 from bisector.daemon.alert_text import culprits_of, finding_text, range_alert
@@ -271,14 +271,21 @@ class Cycle:
             self.state.set_range(row.good_sha, row.bad_sha, phase, detail=detail)
             row = replace(row, phase=phase, detail=detail)
         if row.phase == "acted":
-            alert = "sent" if self.alert_range(row, last_good.ref) else "undelivered"
-            if alert == "undelivered":
-                log.error("daemon.alert.undelivered", run_id=row.run_id, retry="next cycle")
-            phase = "done" if alert == "sent" else "acted"
-            self.state.set_range(
-                row.good_sha, row.bad_sha, phase, detail={**row.detail, "alert": alert}
-            )
+            alert = self.alert_and_close(row, last_good.ref, retry="next cycle")
         return result, alert
+
+    def alert_and_close(self, row: RangeRow, to_ref: str, *, retry: str) -> str:
+        """`alert_range`, then the range `done`; `acted` when no webhook took the alert, so
+        the next attempt (`retry`) sends it again without acting or measuring again.
+        Returns `sent` or `undelivered`."""
+        alert = "sent" if self.alert_range(row, to_ref) else "undelivered"
+        if alert == "undelivered":
+            log.error("daemon.alert.undelivered", run_id=row.run_id, retry=retry)
+        phase: Phase = "done" if alert == "sent" else "acted"
+        self.state.set_range(
+            row.good_sha, row.bad_sha, phase, detail={**row.detail, "alert": alert}
+        )
+        return alert
 
     def _apply_policy(self, row: RangeRow, last_good: LastGood) -> dict[str, Any] | None:
         if self.cfg.daemon.policy != "rollback":
@@ -308,12 +315,9 @@ class Cycle:
         if row.culprit and self.state.culprit_alerted(row.culprit) and not tried:
             log.info("daemon.alert.duplicate", culprit=row.culprit)
             return True
-        sent = [
-            d
-            for d in self.seams.alert(self.cfg.daemon.alerts, range_alert(row, self.cfg, to_ref))
-            if d.attempts
-        ]
-        return not sent or any(d.ok for d in sent)
+        return delivered(
+            self.seams.alert(self.cfg.daemon.alerts, range_alert(row, self.cfg, to_ref))
+        )
 
     def _roll_back(self, to_ref: str) -> dict[str, Any]:
         """The policy's rollback, under the rollback lock (held only for the swap), unless
