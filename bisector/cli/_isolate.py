@@ -81,10 +81,7 @@ def _check_config_side(option: str, path: Path, name: str) -> None:
 
     if not is_structured(name):
         return
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{option} {path}: cannot read it: {exc.strerror or exc}") from exc
+    data = _side_bytes(option, path)
     doc, problem = parse_config_bytes(name, data)
     if problem is not None or not isinstance(doc, dict):
         # YAML reads an empty file as null: say "empty", not "a NoneType".
@@ -93,6 +90,16 @@ def _check_config_side(option: str, path: Path, name: str) -> None:
             f"{option} {path}: not a YAML/JSON mapping ({what})",
             hint="pass two versions of one config file",
         )
+
+
+def _side_bytes(option: str, path: Path) -> bytes:
+    """The file a `--good`/`--bad` option names; unreadable: a ConfigError naming both."""
+    from bisector.errors import ConfigError
+
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot read it: {exc.strerror or exc}") from exc
 
 
 _KINDS = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
@@ -110,10 +117,7 @@ def _check_deps_side(option: str, path: Path, repo: Path, config: Path | None) -
     if not requirements:
         return  # refused with its own message by `isolate_deps`
     target = requirements[0]
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{option} {path}: cannot read it: {exc.strerror or exc}") from exc
+    data = _side_bytes(option, path)
     found = read_declared(lambda p: data if p == target else None, [target])
     unparsed = [n for n in found.notes if "cannot parse" in n]
     whole = [n for n in found.notes if n.startswith(f"{target}: ") and n not in unparsed]
