@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,23 +14,7 @@ from bisector.config import Config
 from bisector.isolate.index_versions import index_versions, versions_in_page
 from bisector.isolate.run import available_versions, isolate_files
 from bisector.testing.sample import SampleRepo
-from bisector.testing.wheels import make_wheel
-
-
-def _simple_index(root: Path, wheels: Path, yanked: frozenset[str] = frozenset()) -> Path:
-    """A PEP 503 index under root/simple with every wheel of `wheels` copied to root/files."""
-    (root / "files").mkdir(parents=True, exist_ok=True)
-    projects: dict[str, list[str]] = {}
-    for wheel in sorted(wheels.glob("*.whl")):
-        shutil.copy(wheel, root / "files" / wheel.name)
-        projects.setdefault(wheel.name.split("-")[0].replace("_", "-"), []).append(wheel.name)
-    for project, files in projects.items():
-        page = root / "simple" / project
-        page.mkdir(parents=True)
-        mark = {f: ' data-yanked=""' if f.split("-")[1] in yanked else "" for f in files}
-        links = "".join(f'<a href="../../files/{f}"{mark[f]}>{f}</a>\n' for f in files)
-        (page / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
-    return root / "simple"
+from bisector.testing.wheels import make_wheel, simple_index
 
 
 @pytest.fixture
@@ -73,7 +56,7 @@ def test_file_and_http_indexes_list_the_same_versions(
     tmp_path: Path, serve: Callable[[Path], str]
 ) -> None:
     """A file:// index and the same folder over http list all but the yanked version."""
-    simple = _simple_index(
+    simple = simple_index(
         tmp_path / "idx", _fastpad(tmp_path / "wheels"), yanked=frozenset({"1.1.0"})
     )
     over_http = serve(tmp_path / "idx") + "/simple/"
@@ -88,7 +71,7 @@ def test_file_and_http_indexes_list_the_same_versions(
 
 def test_available_versions_respects_no_index(tmp_path: Path) -> None:
     """Configured indexes are read unless no_index; find-links folders always are."""
-    simple = _simple_index(tmp_path / "idx", _fastpad(tmp_path / "wheels"))
+    simple = simple_index(tmp_path / "idx", _fastpad(tmp_path / "wheels"))
     base = {"benchmark": {"command": ["true"]}, "metrics": {"m": {"direction": "lower"}}}
     on = Config.model_validate({**base, "environment": {"extra_index_urls": [simple.as_uri()]}})
     off = Config.model_validate(
@@ -116,7 +99,7 @@ def test_standalone_deps_bisects_versions_served_by_an_http_index(
     )
     assert repo.wheelhouse is not None
     url = serve(tmp_path) + "/idx/simple/"
-    _simple_index(tmp_path / "idx", repo.wheelhouse, yanked=frozenset({"1.1.0"}))
+    simple_index(tmp_path / "idx", repo.wheelhouse, yanked=frozenset({"1.1.0"}))
     cfg = repo.path / "bisector.yaml"
     text = cfg.read_text()
     start = text.index("  find_links:")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import sys
 from pathlib import Path
 
@@ -44,34 +45,37 @@ def test_key_of_pyproject_counts_dependencies_only() -> None:
 
 
 def test_install_argv_is_bound_to_the_environment() -> None:
-    """`pip install` becomes `uv pip install --python <env>` with the index options."""
+    """`pip install` becomes `uv pip install --python <env>` with the index options; only
+    it gets the index variables."""
     py = Path("/e/bin/python")
-    got = translate_install(
-        ["pip", "install", "--no-deps", "-e", "."], uv="uv", python=py, extra=["--no-index"]
+    index = IndexOptions(
+        ("/w",), "https://bob:tok@idx/simple", ("https://a/simple", "https://b/simple"), True
     )
-    assert got == [
-        "uv",
-        "pip",
-        "install",
-        "--no-deps",
-        "-e",
-        ".",
-        "--python",
-        str(py),
-        "--no-index",
-    ]
-    assert translate_install(["python", "-m", "pip", "install", "."], uv="uv", python=py, extra=[])[
-        :3
-    ] == ["uv", "pip", "install"]
-    assert translate_install(["python", "setup.py", "develop"], uv="uv", python=py, extra=[]) == [
-        str(py),
-        "setup.py",
-        "develop",
-    ]
-    assert translate_install(["make", "install"], uv="uv", python=py, extra=[]) == [
-        "make",
-        "install",
-    ]
+    got = translate_install(
+        ["pip", "install", "--no-deps", "-e", "."], uv="uv", python=py, index=index
+    )
+    assert got == (
+        ["uv", "pip", "install", "--no-deps", "-e", ".", "--python", str(py), "--no-index"],
+        {
+            "UV_FIND_LINKS": "/w",
+            "UV_INDEX_URL": "https://bob:tok@idx/simple",
+            "UV_EXTRA_INDEX_URL": "https://a/simple https://b/simple",
+        },
+    )
+    assert translate_install(["python", "-m", "pip", "list"], uv="uv", python=py, index=index) == (
+        ["uv", "pip", "list", "--python", str(py)],
+        {},
+    )
+    assert translate_install(
+        ["python", "setup.py", "develop"], uv="uv", python=py, index=index
+    ) == (
+        [str(py), "setup.py", "develop"],
+        {},
+    )
+    assert translate_install(["make", "install"], uv="uv", python=py, index=index) == (
+        ["make", "install"],
+        {},
+    )
 
 
 def test_credentials_are_scrubbed_from_logged_commands() -> None:
@@ -239,3 +243,60 @@ def test_cache_list_gives_each_environment_its_size(tmp_path: Path) -> None:
     assert isinstance(entry["size_bytes"], int) and entry["size_bytes"] > 1000
     done = run_cli("cache", "list", "--repo", str(root))
     assert f" kB  {folder}" in done.stderr or f" MB  {folder}" in done.stderr
+
+
+def _command_lines_holding(secret: bytes) -> list[str]:
+    """This machine's process command lines that hold `secret`: what any local user reads."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            line = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+        except OSError:  # the process ended meanwhile
+            continue
+        if secret in line:
+            found.append(line.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def test_index_credentials_reach_the_index_but_no_command_line_or_log(tmp_path: Path) -> None:
+    """A password in the index URLs went onto uv's command line, readable by every local
+    user in `ps`; it must reach the index as basic auth and nothing else."""
+    from bisector.testing.wheels import make_wheel, simple_index
+
+    from .http_support import files_behind_basic_auth
+
+    password = "pw-Zq81vX"
+    for index, name in (("idx1", "fastpad"), ("idx2", "tokenkit")):
+        make_wheel(tmp_path / name, name, "1.0.0", {f"{name}/__init__.py": "V = 1\n"})
+        simple_index(tmp_path / "served" / index, tmp_path / name)
+    make_wheel(tmp_path / "links", "servekit", "1.0.0", {"servekit/__init__.py": "V = 1\n"})
+    root = gitutil.make_repo(tmp_path / "repo")
+    (root / "requirements.txt").write_text("fastpad==1.0.0\ntokenkit==1.0.0\nservekit==1.0.0\n")
+    gitutil.commit_all(root, "deps")
+    leaked: list[str] = []
+    with (
+        files_behind_basic_auth(
+            tmp_path / "served",
+            "bob",
+            password,
+            on_request=lambda: leaked.extend(_command_lines_holding(password.encode())),
+        ) as (base, seen),
+        GitRepo(root) as git,
+        Checkouts(git, tmp_path / "store") as checkouts,
+    ):
+        env = Environment(
+            builder="venv",
+            requirements=["requirements.txt"],
+            index_url=f"{base}/idx1/simple/",
+            extra_index_urls=[f"{base}/idx0/simple/", f"{base}/idx2/simple/"],
+            find_links=[str(tmp_path / "links")],
+        )
+        builder = VenvBuilder(git, env, tmp_path / "store")
+        head = git.resolve("HEAD")
+        built = builder.prepare(head, checkouts.get(head))
+        builder.close()
+    assert {"fastpad", "tokenkit", "servekit"} <= {name for name, _ in built.packages}
+    assert f"Basic {base64.b64encode(f'bob:{password}'.encode()).decode()}" in seen
+    assert leaked == []
+    log_text = built.build_log.read_text()
+    assert password not in log_text and "UV_INDEX_URL=http://***@127.0.0.1:" in log_text

@@ -4,12 +4,14 @@ Every command is an argv (no shell). Its output goes to the build log; the comma
 logged with credentials in URLs hidden (`https://user:token@host` -> `https://***@host`).
 uv runs with `--no-config`: the index options of bisector.yaml are the whole truth (they
 are part of the environment key), so a `uv.toml` lying around cannot change what a key
-means. Credentials can still come from the URL, netrc or keyring.
+means. Credentials can still come from the URL, netrc or keyring. The index URLs reach uv
+through its environment, never its command line (see `IndexOptions.env`).
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -65,16 +67,27 @@ class IndexOptions:
         return asdict(self)
 
     def args(self) -> list[str]:
-        args: list[str] = []
-        for folder in self.find_links:
-            args += ["--find-links", folder]
+        """The index options for uv's command line: `--no-index` only (the URLs: `env()`)."""
+        return ["--no-index"] if self.no_index else []
+
+    def env(self) -> dict[str, str]:
+        """The find-links and index URLs as uv's environment variables.
+
+        Not on uv's command line: a URL may hold credentials, and every local user can read
+        a process's command line (`ps`, `/proc/<pid>/cmdline`), only its owner its
+        environment. uv splits `UV_FIND_LINKS` at `,` and `UV_EXTRA_INDEX_URL` at spaces,
+        as it splits the values of `--find-links` and `--extra-index-url`, so it reads the
+        same options as from the command line; and, as a command-line option did, each
+        variable set here replaces the user's own of that name.
+        """
+        env: dict[str, str] = {}
+        if self.find_links:
+            env["UV_FIND_LINKS"] = ",".join(self.find_links)
         if self.index_url:
-            args += ["--index-url", self.index_url]
-        for url in self.extra_index_urls:
-            args += ["--extra-index-url", url]
-        if self.no_index:
-            args.append("--no-index")
-        return args
+            env["UV_INDEX_URL"] = self.index_url
+        if self.extra_index_urls:
+            env["UV_EXTRA_INDEX_URL"] = " ".join(self.extra_index_urls)
+        return env
 
 
 def split_install(argv: Sequence[str]) -> tuple[Literal["pip", "python", "other"], list[str]]:
@@ -93,23 +106,25 @@ def split_install(argv: Sequence[str]) -> tuple[Literal["pip", "python", "other"
 
 
 def translate_install(
-    argv: Sequence[str], *, uv: str, python: Path, extra: Sequence[str]
-) -> list[str]:
-    """The configured `install` argv, bound to the environment's interpreter.
+    argv: Sequence[str], *, uv: str, python: Path, index: IndexOptions
+) -> tuple[list[str], dict[str, str]]:
+    """The configured `install` argv, bound to the environment's interpreter, and the
+    variables it needs on top of the environment's.
 
-    `pip ...` and `python -m pip ...` become `uv pip ... --python <env>` (with the index
-    options, so build dependencies resolve like the environment did); a leading `python`
-    becomes the env's interpreter; anything else runs as written (with the env's PATH).
+    `pip ...` and `python -m pip ...` become `uv pip ... --python <env>`; `pip install`
+    with the index options, so build dependencies resolve like the environment did. A
+    leading `python` becomes the env's interpreter; anything else runs as written (with the
+    env's PATH, without the index variables: they are uv's, for no other program).
     """
     kind, rest = split_install(argv)
     if kind == "python":
-        return [str(python), *rest]
+        return [str(python), *rest], {}
     if kind == "other":
-        return rest
+        return rest, {}
     translated = [uv, "pip", *rest, "--python", str(python)]
     if rest[:1] == ["install"]:
-        translated += list(extra)
-    return translated
+        return translated + index.args(), index.env()
+    return translated, {}
 
 
 def run_logged(
@@ -121,15 +136,22 @@ def run_logged(
     timeout_s: float,
     log_path: Path,
     what: str,
+    extra_env: Mapping[str, str] | None = None,
 ) -> str:
-    """Run `argv`, append its output to `log`; stdout returned. Failure -> BuildError."""
-    log.write(f"$ {scrub(' '.join(argv))}\n")
+    """Run `argv`, append its output to `log`; stdout returned. Failure -> BuildError.
+
+    `extra_env` (the index variables) is set on top of `env` and logged, scrubbed, before
+    the command, as a shell would show it.
+    """
+    extra = dict(extra_env or {})
+    shown = [f"{name}={shlex.quote(value)}" for name, value in sorted(extra.items())]
+    log.write(f"$ {scrub(' '.join([*shown, *argv]))}\n")
     log.flush()
     try:
         proc = subprocess.run(
             list(argv),
             cwd=cwd,
-            env=dict(env),
+            env={**env, **extra},
             capture_output=True,
             text=True,
             timeout=timeout_s,

@@ -105,7 +105,7 @@ class VenvBuilder(KeyedBuilder[RequirementSet]):
         try:
             with log_path.open("w", encoding="utf-8") as out:
 
-                def run(argv: list[str], what: str) -> str:
+                def run(argv: list[str], what: str, extra_env: dict[str, str] | None = None) -> str:
                     return run_logged(
                         argv,
                         log=out,
@@ -114,6 +114,7 @@ class VenvBuilder(KeyedBuilder[RequirementSet]):
                         timeout_s=self._build_timeout_s,
                         log_path=log_path,
                         what=what,
+                        extra_env=extra_env,
                     )
 
                 run(
@@ -134,7 +135,7 @@ class VenvBuilder(KeyedBuilder[RequirementSet]):
                     args = [self._uv, "pip", "install", "--no-config", "--python", str(python)]
                     for f in files:
                         args += ["-r", str(f)]
-                    run(args + self._index.args(), "installing requirements")
+                    run(args + self._index.args(), "installing requirements", self._index.env())
                 listed = run(
                     [
                         self._uv,
@@ -197,8 +198,8 @@ class VenvBuilder(KeyedBuilder[RequirementSet]):
             if self._installed.get(key) == commit.sha:
                 return
             log_path = self._logs / f"{key}-install-{commit.short}.log"
-            argv = translate_install(
-                self._config.install, uv=self._uv, python=python, extra=self._index.args()
+            argv, index_env = translate_install(
+                self._config.install, uv=self._uv, python=python, index=self._index
             )
             env = {**self._uv_env(), **variables}
             with log_path.open("w", encoding="utf-8") as out:
@@ -210,5 +211,6 @@ class VenvBuilder(KeyedBuilder[RequirementSet]):
                     timeout_s=self._build_timeout_s,
                     log_path=log_path,
                     what=f"installing {commit.short}",
+                    extra_env=index_env,
                 )
             self._installed[key] = commit.sha

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import shutil
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -65,3 +66,20 @@ def make_wheel(
             zi.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(zi, data)
     return path
+
+
+def simple_index(root: Path, wheels: Path, yanked: frozenset[str] = frozenset()) -> Path:
+    """A PEP 503 index under `root/simple` with every wheel of `wheels` copied to
+    `root/files` (versions in `yanked` marked `data-yanked`); the index folder."""
+    (root / "files").mkdir(parents=True, exist_ok=True)
+    projects: dict[str, list[str]] = {}
+    for wheel in sorted(wheels.glob("*.whl")):
+        shutil.copy(wheel, root / "files" / wheel.name)
+        projects.setdefault(wheel.name.split("-")[0].replace("_", "-"), []).append(wheel.name)
+    for project, files in projects.items():
+        page = root / "simple" / project
+        page.mkdir(parents=True)
+        mark = {f: ' data-yanked=""' if f.split("-")[1] in yanked else "" for f in files}
+        links = "".join(f'<a href="../../files/{f}"{mark[f]}>{f}</a>\n' for f in files)
+        (page / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
+    return root / "simple"
