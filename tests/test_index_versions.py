@@ -16,6 +16,8 @@ from bisector.isolate.run import available_versions, isolate_files
 from bisector.testing.sample import SampleRepo
 from bisector.testing.wheels import make_wheel, simple_index
 
+from .http_support import files_behind_basic_auth
+
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[Path], str]]:
@@ -116,3 +118,25 @@ def test_standalone_deps_bisects_versions_served_by_an_http_index(
         "1.2.0",
     )
     assert doc["isolation"]["versions_tried"] == {"fastpad": ["1.0.0", "1.2.0", "1.3.0"]}
+
+
+def test_an_index_behind_basic_auth_is_read_with_the_url_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`user:password@` in an index URL is sent as basic auth (urllib could not open such a
+    URL: no versions); a wrong password gives no versions and a warning that hides it."""
+    simple_index(tmp_path / "idx", _fastpad(tmp_path / "wheels"), yanked=frozenset({"1.1.0"}))
+    with files_behind_basic_auth(tmp_path / "idx", "bob", "pw-Zq81vX") as (base, seen):
+        assert index_versions([base + "/simple/"], "fastpad") == [
+            "1.0.0",
+            "1.2.0",
+            "1.2.0rc1",
+            "1.3.0",
+        ]
+        assert seen == ["Basic Ym9iOnB3LVpxODF2WA=="]  # bob:pw-Zq81vX, sent at once
+        wrong = base.replace("pw-Zq81vX", "wrong-Pw7")
+        capsys.readouterr()
+        assert index_versions([wrong + "/simple/"], "fastpad") == []
+    err = capsys.readouterr().err
+    assert "cannot list versions on the index" in err and "HTTP Error 401" in err
+    assert "index=http://***@127.0.0.1:" in err and "wrong-Pw7" not in err

@@ -3,11 +3,12 @@
 Version bisection needs the versions between a package's old and new pin. They come from
 find-links folders (`isolate_states.local_versions`) and, unless `no_index`, from the
 configured `index_url` and `extra_index_urls`: the project page `<index>/<name>/` is read
-(a `file://` index from disk, `<name>/index.html`; http(s) with urllib and a timeout) and
-its links' file names give the versions. Yanked files (`data-yanked`) are left out;
-pre-releases are left out later by `changes.versions_between` (the endpoints are the
-pins themselves, so they never need to be listed). An index that cannot be read gives no
-versions and a warning: bisection then narrows over fewer versions, it never guesses.
+(a `file://` index from disk, `<name>/index.html`; http(s) with urllib and a timeout,
+credentials in the URL sent as HTTP basic auth) and its links' file names give the
+versions. Yanked files (`data-yanked`) are left out; pre-releases are left out later by
+`changes.versions_between` (the endpoints are the pins themselves, so they never need to
+be listed). An index that cannot be read gives no versions and a warning naming it, its
+credentials as `***`: bisection then narrows over fewer versions, it never guesses.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from bisector.log import get_logger
+from bisector.plumbing.httpbound import split_userinfo
+from bisector.plumbing.redact import scrub_text
 
 __all__ = ["index_versions", "versions_in_page"]
 
@@ -76,7 +79,12 @@ def _page(index_url: str, name: str, timeout_s: float) -> str:
         return (folder / "index.html").read_text(encoding="utf-8")
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"unsupported index URL scheme {parts.scheme!r}")
-    request = urllib.request.Request(base, headers={"Accept": "text/html"})
+    # urllib cannot open a URL with `user:password@`: they go in an Authorization header,
+    # one a redirect does not carry to another host.
+    url, authorization = split_userinfo(base)
+    request = urllib.request.Request(url, headers={"Accept": "text/html"})
+    if authorization is not None:
+        request.add_unredirected_header("Authorization", authorization)
     with urllib.request.urlopen(request, timeout=timeout_s) as response:
         data: bytes = response.read()
         return data.decode(response.headers.get_content_charset() or "utf-8", errors="replace")
@@ -90,6 +98,9 @@ def index_versions(index_urls: Iterable[str], name: str, *, timeout_s: float = 1
             found.update(versions_in_page(_page(url, name, timeout_s), name))
         except (OSError, ValueError, urllib.error.URLError) as exc:
             log.warning(
-                "cannot list versions on the index", index=url, package=name, error=str(exc)
+                "cannot list versions on the index",
+                index=scrub_text(url),
+                package=name,
+                error=scrub_text(str(exc)),
             )
     return sorted(found)
