@@ -47,7 +47,7 @@ from bisector.core.multisect import SearchFactory, multisection_factory
 from bisector.core.types import Commit
 from bisector.engine.measure import Measurer
 from bisector.errors import BisectorError
-from bisector.executors.archive import commit_archive, folder_archive
+from bisector.executors.archive import checkout_archive
 from bisector.executors.cancels import Cancelling
 from bisector.executors.fingerprint import fairness_key
 from bisector.executors.logs import TrialLogs
@@ -140,6 +140,7 @@ class RayMeasurer(Measurer):
         self._flights: dict[Any, _Flight] = {}
         self._cancelling = Cancelling(CANCEL_GRACE_S)
         self._archives: dict[str, Any] = {}  # sha -> ObjectRef of its tar
+        self._links_out: set[str] = set()  # symlinks workers leave out, warned of once
         self._points: list[Commit] = []
         self._hot: dict[str, tuple[Commit, int, NodeType]] = {}  # sha -> (commit, wanted, on)
         self._logs = TrialLogs(self.run_dir)
@@ -296,12 +297,8 @@ class RayMeasurer(Measurer):
 
     def _archive(self, commit: Commit) -> Any:
         if commit.sha not in self._archives:
-            synthetic = self._synthetic.get(commit.sha)
-            data = (
-                folder_archive(synthetic)
-                if synthetic is not None
-                else commit_archive(self.git.root, commit.sha)
-            )
+            folder, root = self._synthetic.get(commit.sha), self.git.root
+            data = checkout_archive(root, commit.sha, folder, warned=self._links_out)
             self._archives[commit.sha] = ray.put(data)
         return self._archives[commit.sha]
 

@@ -2,23 +2,22 @@
 
 `run_trial_task(spec)` is plain Python; `ray_measurer` wraps it with `ray.remote`. The
 checkout arrives as a tar archive of the commit (`archive.py`), not from a shared
-filesystem, and is unpacked once per node under `cache_dir/checkouts/<sha>`. The
-environment comes from the configured builder with `cache_dir/store` as its store, so a
-venv (or a docker image, `ray_docker`) is built once per key per node and reused by later
-trials there; a docker trial runs in a container, as with the local executor. One attempt is
-made (the driver applies the retry rule); the result is a plain dict with both logs'
-tails, the node and the hardware fingerprint.
+filesystem, and is unpacked once per node under `cache_dir/checkouts/<sha>`
+(`archive.unpack`: symlinks leading out of the checkout are left out, and the reason of a
+trial that fails names them). The environment comes from the configured builder with
+`cache_dir/store` as its store, so a venv (or a docker image, `ray_docker`) is built once
+per key per node and reused by later trials there; a docker trial runs in a container, as
+with the local executor. One attempt is made (the driver applies the retry rule); the
+result is a plain dict with both logs' tails, the node and the hardware fingerprint.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import json
 import os
 import shutil
 import socket
-import tarfile
 import tempfile
 import uuid
 from collections.abc import Mapping
@@ -31,10 +30,12 @@ from bisector.config import Environment
 from bisector.core.types import Commit
 from bisector.engine.runner import DEFAULT_GRACE_S, run_trial
 from bisector.errors import BuildError
+from bisector.executors.archive import missing_links, unpack
 from bisector.executors.fingerprint import local_fingerprint
 from bisector.executors.watchdog import TRIAL_VAR
 from bisector.executors.watchdog import spawn as spawn_watchdog
 from bisector.executors.watchdog import stop as stop_watchdog
+from bisector.ports import TrialStatus
 
 if TYPE_CHECKING:
     from bisector.ports import Vcs
@@ -56,24 +57,6 @@ class DirVcs:
         if not target.is_relative_to(self.root.resolve()) or not target.is_file():
             return None
         return target.read_bytes()
-
-
-def unpack(archive: bytes, dest: Path) -> Path:
-    """The checkout at `dest`, unpacked from `archive` unless already there (atomic)."""
-    if dest.is_dir():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(tmp, filter="data")
-    # mkdtemp's 0700 would hide the checkout from a container's user (docker: `nobody`,
-    # through a mount); a git checkout's folder is world-readable.
-    tmp.chmod(0o755)
-    try:
-        tmp.rename(dest)
-    except OSError:  # another trial on this node unpacked it first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
 
 
 def node_placement() -> tuple[str, str]:
@@ -137,15 +120,17 @@ def run_trial_task(spec: Mapping[str, Any], archive: bytes) -> dict[str, Any]:
     fingerprint = _fingerprint(node, host, spec.get("node_type"))
     cache = Path(spec["cache_dir"])
     commit = Commit(spec["sha"], "", "", "")
-    checkout = unpack(archive, cache / "checkouts" / spec["checkout_id"])
+    checkout, lacking = unpack(archive, cache / "checkouts" / spec["checkout_id"])
+    # A failure names the links its checkout lacks: the likely cause (`archive`).
+    lacks = missing_links(lacking) if lacking else ""
     builder = _builder(spec, checkout)
     base: dict[str, Any] = {"node": node, "host": host, "fingerprint": fingerprint}
     try:
         built = builder.prepare(commit, checkout)
     except BuildError as exc:
         log_path = getattr(exc, "log_path", None)
-        text = _tail(log_path) if log_path else str(exc).encode()
-        return {**base, "build_failed": True, "reason": str(exc), "build_log": text}
+        text = (_tail(log_path) if log_path else str(exc).encode()) + lacks.encode()
+        return {**base, "build_failed": True, "reason": str(exc) + lacks, "build_log": text}
     logs = Path(tempfile.mkdtemp(prefix="trial-", dir=cache))
     token = uuid.uuid4().hex
     launcher, container = built.launcher, None
@@ -185,7 +170,7 @@ def run_trial_task(spec: Mapping[str, Any], archive: bytes) -> dict[str, Any]:
         "meta": result.meta,
         "exit_code": result.exit_code,
         "duration_s": result.duration_s,
-        "reason": result.reason,
+        "reason": result.reason + (lacks if result.status is not TrialStatus.OK else ""),
         "timed_out": result.timed_out,
         "stdout": out,
         "stderr": err,
