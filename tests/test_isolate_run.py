@@ -147,6 +147,14 @@ def test_standalone_deps_names_the_slow_package(
         "1.2.0",
     )
     assert dep["verified"] is True
+    # Both sides run HEAD's code: the states are named by side, not "culprit code + ..."
+    states = [s["state"] for s in doc["isolation"]["steps"]]
+    (check,) = doc["isolation"]["verification"]
+    assert (check["reverted"]["state"], check["applied"]["state"]) == ("good side", "bad side")
+    assert states[0] == "good side" and "bad side; fastpad==1.2.0" in states
+    shown = [line for line in proc.stderr.splitlines() if line.startswith(("[step", "    "))]
+    assert "    bad side; fastpad==1.2.0: bad after" in "\n".join(shown)
+    assert shown and not any(" code + " in line for line in shown), shown
 
 
 @pytest.mark.slow

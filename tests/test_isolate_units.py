@@ -206,3 +206,20 @@ def test_failed_verification_is_reported_unverified() -> None:
     (item,) = result.verification
     assert item["verified"] is False and item["note"].startswith("unverified")
     assert json.dumps(result.to_json())  # JSON-safe
+
+
+def test_states_name_the_code_inside_a_culprit_and_the_sides_on_one_code() -> None:
+    """Inside a culprit commit a state names its code (the parent's or the culprit's);
+    `bisector deps` / `config --good/--bad` run HEAD's code on both sides, so there the
+    steps name the side (`good side + ...`), never a "culprit code" that is not measured."""
+    changes = _deps()
+    fastpad = next(c for c in changes if c.name == "fastpad")
+    one = State("culprit", frozenset({fastpad}), pins=(("fastpad", "1.2.0"),))
+    assert State("culprit", frozenset()).label(changes) == "culprit code + no changes"
+    assert State("parent", frozenset(changes)).label(changes) == "parent code + all changes"
+    assert one.label(changes) == f"culprit code + {fastpad.label}; fastpad==1.2.0"
+    assert State("culprit", frozenset()).label(changes, same_code=True) == "good side"
+    assert State("parent", frozenset(changes)).label(changes, same_code=True) == "bad side"
+    assert one.label(changes, same_code=True) == f"good side + {fastpad.label}; fastpad==1.2.0"
+    steps = isolate(changes, FakeProbe({"fastpad"}), lambda _name: [], same_code=True).steps
+    assert steps and all(s["state"].startswith(("good side", "bad side")) for s in steps)

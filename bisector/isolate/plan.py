@@ -40,15 +40,21 @@ class State:
     applied: frozenset[Change]
     pins: tuple[tuple[str, str], ...] = ()
 
-    def label(self, all_changes: Sequence[Change]) -> str:
-        if not self.applied:
-            what = "no changes"
-        elif len(self.applied) == len(all_changes):
-            what = "all changes"
-        else:
-            what = ", ".join(c.label for c in sorted(self.applied))
+    def label(self, all_changes: Sequence[Change], same_code: bool = False) -> str:
+        """`culprit code + fastpad 1.0.0 → 1.3.0` inside a culprit commit; with
+        `same_code` (`bisector deps`, `config --good/--bad`: HEAD's code on both sides,
+        only the files differ) the sides: `good side`, `bad side`, `good side + <changes>`."""
         pins = "".join(f"; {n}=={v}" for n, v in self.pins)
-        return f"{self.base} code + {what}{pins}"
+        applied = ", ".join(c.label for c in sorted(self.applied))
+        if same_code:
+            if len(self.applied) == len(all_changes):
+                return f"bad side{pins}"
+            return f"good side + {applied}{pins}" if applied else f"good side{pins}"
+        if not self.applied:
+            applied = "no changes"
+        elif len(self.applied) == len(all_changes):
+            applied = "all changes"
+        return f"{self.base} code + {applied}{pins}"
 
 
 @dataclass
@@ -108,16 +114,18 @@ def isolate(
     probe: StateProbe[State],
     available_versions: Callable[[str], list[str]],
     on_verify: Callable[[], None] = lambda: None,
+    same_code: bool = False,
 ) -> Isolation:
     """Split the culprit commit's `changes` (see the module docstring); `on_verify` is
-    called once before the verification trials."""
+    called once before the verification trials. `same_code`: both sides run one code
+    (standalone isolation), and the steps name the sides (`State.label`)."""
     result = Isolation(list(changes))
     everything = frozenset(changes)
 
     def measure(state: State, phase: str) -> Verdict:
         verdict = probe.verdict(state, phase)
         result.steps.append(
-            {"phase": phase, "state": state.label(changes), "verdict": verdict.value}
+            {"phase": phase, "state": state.label(changes, same_code), "verdict": verdict.value}
         )
         return verdict
 

@@ -244,7 +244,12 @@ def isolate_files(
                     "relative_effect": comp.relative_effect,
                 }
                 if comp.reproduced:
-                    result = isolate(changes, probe, available_versions(cfg, repo_path))
+                    result = isolate(
+                        changes,
+                        probe,
+                        available_versions(cfg, repo_path),
+                        same_code=probe.same_code,
+                    )
                     result.notes = [*notes, *result.notes]
                     doc["status"] = "found"
                     doc["culprit"] = culprit_fields(result)

@@ -74,6 +74,9 @@ class MeasuredStates:
         self.cfg, self.metric_name, self.metric = cfg, metric_name, metric
         self.measurer, self.journal, self.run_id = measurer, journal, run_id
         self.sides = {"parent": good, "culprit": bad}
+        # Standalone isolation runs HEAD's code on both sides: its states are named by
+        # side, not "culprit code" / "parent code" (`State.label`).
+        self.same_code = good.code.sha == bad.code.sha
         self.changes = list(changes)
         self.progress = progress
         self.sampler = Sampler(
@@ -86,6 +89,9 @@ class MeasuredStates:
         self.bad_ref = self.commit(State("culprit", frozenset(changes)))
 
     # -- states as commits ----------------------------------------------------------
+
+    def label(self, state: State) -> str:
+        return state.label(self.changes, self.same_code)
 
     def commit(self, state: State) -> Commit | None:
         """The (possibly synthetic) commit of `state`; None when it cannot be written."""
@@ -117,7 +123,7 @@ class MeasuredStates:
             ).encode()
         ).hexdigest()[:16]
         sid = f"{side.code.sha}+{self._tag}:{digest}"
-        commit = Commit(sid, state.label(self.changes), side.code.author, side.code.date)
+        commit = Commit(sid, self.label(state), side.code.author, side.code.date)
         checkout = self.root / digest
         if not (checkout / _MARKER).is_file() or (checkout / _MARKER).read_text() != sid:
             shutil.rmtree(checkout, ignore_errors=True)
@@ -164,7 +170,7 @@ class MeasuredStates:
         self.progress(ProbeStarted(phase, commit.short, commit.subject))
         decision = self.sampler.decide(commit, self.good_ref, self.bad_ref, phase)
         if decision.reason:
-            log.warning("state untestable", state=state.label(self.changes), reason=decision.reason)
+            log.warning("state untestable", state=self.label(state), reason=decision.reason)
         self._step(phase, state, commit, decision.verdict, decision.reason)
         return decision.verdict
 
@@ -175,7 +181,7 @@ class MeasuredStates:
         med = sorted(judge.process_medians(samples)) if samples else []
         median = med[len(med) // 2] if med else None
         sid = commit.sha if commit is not None else f"{self.sides[state.base].code.sha}+unbuildable"
-        label = state.label(self.changes)
+        label = self.label(state)
         detail = {"state": label, "reason": reason} if reason else {"state": label}
         self.journal.add_step(self.run_id, phase, sid, verdict.value, len(samples), median, detail)
         self.progress(VerdictReached(phase, sid, label, verdict, len(samples), median))
@@ -187,7 +193,7 @@ class MeasuredStates:
         return self.samples(commit)[before:]
 
     def verify(self, state: State, expect: Expect) -> Check:
-        label = state.label(self.changes)
+        label = self.label(state)
         commit = self.commit(state)
         ref = self.bad_ref if expect == "recovered" else self.good_ref
         n = max(self.cfg.benchmark.repeats.min, 5)
