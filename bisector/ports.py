@@ -319,6 +319,7 @@ class ProbeStarted:
     phase: str
     commit: str  # short id
     subject: str
+    left: int | None = None  # the search's estimate of the steps left, this one included
 
 
 @dataclass(frozen=True)

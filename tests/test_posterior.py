@@ -83,6 +83,24 @@ def test_a_commit_that_cannot_be_placed_merges_its_two_positions() -> None:
     assert posterior.next_probe(10, {2: -1.0, 4: 1.0}, {3}) != 3
 
 
+def test_the_steps_left_are_the_bits_left_at_the_rate_the_search_learned_them() -> None:
+    """Nine equal positions handed over at half leave log2(9) - 1 bits, a settled posterior
+    none. Before its own processes a search is taken to learn a bit a process; one that did
+    goes on at that rate, one whose processes taught nothing (a commit measured again and
+    again) is estimated longer at each step (`k + left - 1` grows, never overrun), never
+    past what its cap leaves nor under the step it is taking."""
+    assert posterior.bits_left(10, {}, set(), 0.5) == pytest.approx(math.log2(9) - 1)
+    assert posterior.bits_left(10, {2: -8.0, 3: 8.0}, set(), 0.5) == 0.0
+    assert posterior.bits_left(10, {}, set(), 0.1) > posterior.bits_left(10, {}, set(), 0.5)
+    learning = posterior.StepsLeft()
+    assert [learning(bits, taken, 99) for taken, bits in enumerate([4.2, 3.2, 2.2])] == [5, 4, 3]
+    stuck = posterior.StepsLeft()
+    ends = [k + stuck(4.2, k - 1, 99) - 1 for k in range(1, 9)]
+    assert ends == sorted(set(ends)) and ends[0] == 5 and ends[-1] > 8, ends
+    assert stuck(4.2, 30, 6) == 6
+    assert posterior.StepsLeft()(0.0, 0, 9) == 1
+
+
 def test_one_misleading_process_is_outweighed_without_an_escalated_search() -> None:
     """Commit 10's first process is slow (a hog): the posterior moves towards it, later
     processes (the search's, or a verification's fresh ones, which then gives up) move it

@@ -63,7 +63,8 @@ def test_terminal_names_the_first_bad_version_and_each_keys_old_and_new_value() 
 
 
 def test_progress_never_passes_its_estimate_nor_says_eta_0s() -> None:
-    """Past the estimate a step is `[step k]`, never `[step 8/~5]`, and no `ETA 0s` is printed."""
+    """Past the estimate a step that brings none of its own is `[step k]`, never
+    `[step 8/~5]`; a new range is estimated again; no `ETA 0s` is printed."""
     buf = io.StringIO()
     progress = ConsoleProgress(Console(file=buf, width=300))
     progress(RangeNarrowed(8, "commits"))  # about 4 steps
@@ -78,9 +79,30 @@ def test_progress_never_passes_its_estimate_nor_says_eta_0s() -> None:
     assert all(n is None or k <= int(n) for k, n in shown), lines
     assert any(n is None for _, n in shown) and any(n is not None for _, n in shown)
     assert not any("ETA 0s" in line for line in lines), lines
-    progress(RangeNarrowed(8, "commits"))  # a part of a split range: no estimate again
+    progress(RangeNarrowed(8, "commits"))  # a part of a split range: about 4 steps from step 9
     progress(ProbeStarted("fine", "0000000010", "a subject"))
-    assert buf.getvalue().splitlines()[-1].startswith("[step 10] commit:")
+    assert buf.getvalue().splitlines()[-1].startswith("[step 10/~13] commit:")
+
+
+def test_progress_takes_the_searchs_estimate_made_again_each_step() -> None:
+    """The posterior search re-measures a commit between the ends (its processes teach the
+    posterior little): its estimate of the steps left grows as that happens, so every step
+    of it shows `[step k/~n]` with k <= n, also past the first estimate (which printed
+    `[step 9/~4]`, then only `[step 9]`)."""
+    from bisector.core.hunt import hunt
+    from tests.test_hunt import BUDGET, COMMITS, METRIC, RULE, FakeProbe, steps_at
+
+    buf = io.StringIO()
+    progress = ConsoleProgress(Console(file=buf, width=300))
+    probe = FakeProbe(steps_at((10, 1.15), (13, 1.15)))  # 10..12 lie between the ends
+    hunt(COMMITS, [], probe, METRIC, RULE, BUDGET, progress)
+    lines = [line for line in buf.getvalue().splitlines() if line.startswith("[step")]
+    shown = [re.match(r"\[step (\d+)/~(\d+)\] commit: ", line) for line in lines]
+    assert lines and all(m is not None for m in shown), lines
+    steps = [(int(m[1]), int(m[2])) for m in shown if m is not None]
+    assert all(k <= n for k, n in steps), lines
+    first_estimate = steps[0][1]
+    assert any(k > first_estimate for k, _ in steps), lines  # it did run past it
 
 
 def test_progress_counts_the_changes_isolation_splits() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,14 @@ def test_two_regression_steps_are_both_named_and_verified(
     assert "- verified: **yes** — " in markdown and "| # | phase | state |" not in markdown
     assert all(f"| {s['median']:.3f} |" in markdown for s in doc["steps"])  # as the terminal
     assert "Every regression step" in Path(doc["report"]).read_text()
+    # The commits between the ends are measured again and again, past the first estimate
+    # of the steps: each step shows the search's estimate made again, never overrun.
+    shown = [line for line in stderr.splitlines() if line.startswith("[step")]
+    steps = [re.match(r"\[step (\d+)/~(\d+)\] (commit|release tag): ", line) for line in shown]
+    found = [m for m in steps if m is not None]
+    assert found and len(found) == len(steps), shown
+    assert all(int(m[1]) <= int(m[2]) for m in found), shown
+    assert len(found) > int(found[0][2]), shown  # it did run past the first estimate
 
 
 @pytest.mark.slow

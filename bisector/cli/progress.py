@@ -44,13 +44,13 @@ class ConsoleProgress:
         self._console.print(visible(text), markup=False, highlight=False)
 
     def set_range(self, n_candidates: int) -> None:
-        if self.expected and self.step > self.expected:
-            return  # past one estimate (a part of a split range, say): `[step k]` from now on
+        """A new range (a part of a split one, the changes of a culprit): estimated again."""
         self.expected = self.step + max(1, math.ceil(math.log2(max(2, n_candidates)))) + 1
 
     def step_label(self) -> str:
-        """`[step k/~n]` while the estimate holds; past it (a range split into parts, a
-        verification) just `[step k]`: never `[step 8/~5]`."""
+        """`[step k/~n]` while the estimate holds (the search's own, `ProbeStarted.left`,
+        else the range's); a step past the range's with none of its own (isolation's
+        verification) is just `[step k]`: never `[step 8/~5]`."""
         if self.expected and self.step <= self.expected:
             return f"[step {self.step}/~{self.expected}]"
         return f"[step {self.step}]"
@@ -75,6 +75,8 @@ class ConsoleProgress:
             self._print(f"resuming run {event.run_id} ({event.trials} trials already journaled)")
         elif isinstance(event, ProbeStarted):
             self.step += 1
+            if event.left is not None:  # the search's own estimate, made again each step
+                self.expected = self.step + event.left - 1
             self._print(
                 f"{self.step_label()} {_PHASE_SHOWN.get(event.phase, event.phase)}: "
                 f"{event.commit} {event.subject[:60]}{self.eta()}"

@@ -310,7 +310,7 @@ def search_part(hunter: Hunter, lo: int, hi: int, tag_indices: Sequence[int]) ->
     search = PartSearch(part, hunter.sampler, hunter.rule, hunter.budget, epsilon)
     search.tags = tuple(t - lo for t in sorted(set(inner)))
     search.resume()
-    phase, processes = "", 0
+    phase, processes, estimate = "", 0, posterior.StepsLeft()
     while processes < search.cap and (j := search.next()) is not None:
         if search.phase != phase:
             phase = search.phase
@@ -320,7 +320,9 @@ def search_part(hunter: Hunter, lo: int, hi: int, tag_indices: Sequence[int]) ->
         if hunter.prefetch is not None:
             hunter.prefetch([part[k] for k in search.ahead(j)])
         hunter.compare(lo + j, lo, hi)
-        hunter.progress(ProbeStarted(phase, commit.short, commit.subject))
+        bits = posterior.bits_left(search.n, search.llrs(), search.blocked, search.epsilon)
+        left = estimate(bits, processes, search.cap - processes)
+        hunter.progress(ProbeStarted(phase, commit.short, commit.subject, left))
         had = len(hunter.sampler.samples(commit))
         if not hunter.sampler.top_up_ends(had, part[0], part[-1]):
             hunter.take(commit, phase)

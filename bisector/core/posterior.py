@@ -49,6 +49,9 @@ ESCALATED_EPSILON = 0.001
 #: No process moves the posterior by more than this log-likelihood ratio (a factor of 55),
 #: so one wild process never settles a position alone against ten to one.
 PROCESS_CAP = 4.0
+#: Before its own processes say how fast it learns, a search is taken to learn one bit a
+#: process (a clear step halves the posterior each), weighted as this many processes.
+RATE_PRIOR = 2
 
 
 @dataclass(frozen=True)
@@ -151,3 +154,30 @@ def interval_mass(n: int, llr: Mapping[int, float], after: int, upto: int) -> fl
     """P(after < first bad <= upto): the posterior between two commits (two release tags)."""
     probs = posterior(n, llr)
     return sum(probs[k - 1] for k in range(max(after + 1, 1), min(upto, n - 1) + 1))
+
+
+def bits_left(
+    n: int, llr: Mapping[int, float], blocked: Collection[int], epsilon: float = EPSILON
+) -> float:
+    """About what the search has still to learn, in bits: the entropy of the posterior over
+    blocks, less the log2(1 / (1 - epsilon)) that a block settled at `1 - epsilon` leaves
+    (nine equal positions at the hand-over: log2(9) - 1)."""
+    masses = [b.mass for b in blocks(n, llr, blocked) if b.mass > 0]
+    return max(0.0, -sum(m * math.log2(m) for m in masses) + math.log2(1 - epsilon))
+
+
+@dataclass
+class StepsLeft:
+    """About how many processes a search still takes, the next one included (the n of the
+    progress's `[step k/~n]`), made again before each: the bits left (`bits_left`) at the
+    rate the search's own processes learned them so far (`RATE_PRIOR`). A commit measured
+    again and again (noise, a commit between the ends) teaches little, so the estimate
+    grows as that happens instead of being overrun; never past `most` (the cap's rest)."""
+
+    start: float | None = None  # the bits left before the first process
+
+    def __call__(self, bits: float, taken: int, most: int) -> int:
+        if self.start is None:
+            self.start = bits
+        rate = (max(self.start - bits, 0.0) + RATE_PRIOR) / (taken + RATE_PRIOR)
+        return max(1, min(math.ceil(bits / rate), most))
