@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from bisector.isolate.run import available_versions, isolate_files
 from bisector.testing.sample import SampleRepo
 from bisector.testing.wheels import make_wheel, simple_index
 
-from .http_support import files_behind_basic_auth
+from .http_support import QuietHandler, dribble, files_behind_basic_auth, serving
 
 
 @pytest.fixture
@@ -140,3 +141,41 @@ def test_an_index_behind_basic_auth_is_read_with_the_url_credentials(
     err = capsys.readouterr().err
     assert "cannot list versions on the index" in err and "HTTP Error 401" in err
     assert "index=http://***@127.0.0.1:" in err and "wrong-Pw7" not in err
+
+
+def test_an_index_that_answers_a_byte_at_a_time_is_given_up_within_the_timeout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The timeout bounds the whole lookup, not each read: an index that redirects to a
+    page whose head comes one byte every 0.2 s (about 8 s in all) is given up after 1 s,
+    with no versions and a warning that hides the password; the credentials went to the
+    index, not to where it redirected."""
+    page = simple_index(tmp_path / "idx", _fastpad(tmp_path / "wheels")) / "fastpad/index.html"
+    body = page.read_bytes()
+    stop, seen = threading.Event(), []
+
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            if self.path.startswith("/simple/"):
+                self.send_response(302)
+                self.send_header("Location", "/moved/fastpad/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            dribble(self.wfile, head, stop, 0.2)
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    with serving(server, stop):
+        url = f"http://bob:pw-Zq81vX@127.0.0.1:{server.server_address[1]}/simple/"
+        start = time.monotonic()
+        assert index_versions([url], "fastpad", timeout_s=1.0) == []
+        took = time.monotonic() - start
+    assert took < 3.0, took
+    assert seen == [("/simple/fastpad/", "Basic Ym9iOnB3LVpxODF2WA=="), ("/moved/fastpad/", None)]
+    err = capsys.readouterr().err
+    assert "cannot list versions on the index" in err and "no whole answer within 1s" in err
+    assert "index=http://***@127.0.0.1:" in err and "pw-Zq81vX" not in err

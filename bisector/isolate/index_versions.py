@@ -3,12 +3,14 @@
 Version bisection needs the versions between a package's old and new pin. They come from
 find-links folders (`isolate_states.local_versions`) and, unless `no_index`, from the
 configured `index_url` and `extra_index_urls`: the project page `<index>/<name>/` is read
-(a `file://` index from disk, `<name>/index.html`; http(s) with urllib and a timeout,
-credentials in the URL sent as HTTP basic auth) and its links' file names give the
-versions. Yanked files (`data-yanked`) are left out; pre-releases are left out later by
-`changes.versions_between` (the endpoints are the pins themselves, so they never need to
-be listed). An index that cannot be read gives no versions and a warning naming it, its
-credentials as `***`: bisection then narrows over fewer versions, it never guesses.
+(a `file://` index from disk, `<name>/index.html`; http(s) within a timeout that bounds
+the whole request, `plumbing.httpbound`, so an index that answers a byte at a time cannot
+stall isolation; credentials in the URL sent as HTTP basic auth) and its links' file
+names give the versions. Yanked files (`data-yanked`) are left out; pre-releases are left
+out later by `changes.versions_between` (the endpoints are the pins themselves, so they
+never need to be listed). An index that cannot be read in time gives no versions and a
+warning naming it, its credentials as `***`: bisection then narrows over fewer versions,
+it never guesses.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from bisector.log import get_logger
-from bisector.plumbing.httpbound import split_userinfo
+from bisector.plumbing.httpbound import ExchangeTimeout, exchange, split_userinfo
 from bisector.plumbing.redact import scrub_text
 
 __all__ = ["index_versions", "versions_in_page"]
 
 log = get_logger(__name__)
+#: A project page larger than this is not read (PyPI's largest are a few MiB).
+MAX_PAGE = 64 * 2**20
 _SDIST = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)\.(?:tar\.gz|zip|tar\.bz2)$")
 
 
@@ -85,9 +89,16 @@ def _page(index_url: str, name: str, timeout_s: float) -> str:
     request = urllib.request.Request(url, headers={"Accept": "text/html"})
     if authorization is not None:
         request.add_unredirected_header("Authorization", authorization)
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        data: bytes = response.read()
-        return data.decode(response.headers.get_content_charset() or "utf-8", errors="replace")
+    try:  # bounds the whole lookup, also against an answer sent byte by byte
+        answer = exchange(request, timeout_s, follow_redirects=True, max_body=MAX_PAGE + 1)
+    except ExchangeTimeout:
+        raise TimeoutError(f"no whole answer within {timeout_s:g}s") from None
+    if not 200 <= answer.status < 300:
+        raise OSError(f"HTTP Error {answer.status}")
+    if len(answer.body) > MAX_PAGE:
+        raise ValueError(f"the project page is larger than {MAX_PAGE // 2**20} MiB")
+    # The versions are read from file names in links, ASCII whatever the page's charset.
+    return answer.body.decode("utf-8", errors="replace")
 
 
 def index_versions(index_urls: Iterable[str], name: str, *, timeout_s: float = 10.0) -> list[str]:

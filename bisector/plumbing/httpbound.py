@@ -4,7 +4,8 @@ urllib's `timeout` is a socket timeout: a server that sends one byte of its answ
 inside it, again and again, holds the caller for as long as it likes. Here the request
 runs in a thread; when the time is up its socket is shut down (which wakes the blocked
 read) and the caller gets `ExchangeTimeout`. Used by webhooks (a rollback, a guard
-evaluation and a daemon cycle wait on them) and by the guard's Prometheus queries.
+evaluation and a daemon cycle wait on them), by the guard's Prometheus queries and by
+isolation's index version lookup.
 """
 
 from __future__ import annotations
