@@ -16,7 +16,8 @@ them here. It keeps up to `workers` trials in flight:
 Every trial is journaled here, on the driver, the moment it returns, whatever commit it
 belongs to; a resumed run finds them in the journal like the local executor's. A trial
 whose worker died (a killed process, a lost node) is sent again, elsewhere if Ray
-schedules it so; it is not a failure of the commit. A trial of a commit that no longer
+schedules it so; it is not a failure of the commit (an error the worker raised that Ray
+could not send back is: `task_errors`). A trial of a commit that no longer
 matters (outside the open range after a verdict) is cancelled: interrupted first, by
 force after `CANCEL_GRACE_S` (`cancels.Cancelling`).
 
@@ -54,7 +55,7 @@ from bisector.executors.logs import TrialLogs
 from bisector.executors.node_types import NodeType, Pins, run_node_types
 from bisector.executors.ray_setup import check_feasible, connect, ray_options
 from bisector.executors.ray_task import fingerprint_task, run_trial_task
-from bisector.executors.task_errors import task_failed
+from bisector.executors.task_errors import Lost, landed
 from bisector.log import get_logger
 from bisector.ports import TrialStatus
 from bisector.store.journal import TrialRow
@@ -338,21 +339,21 @@ class RayMeasurer(Measurer):
         sent again."""
         flight = self._flights.pop(ref)
         commit = flight.commit
-        try:
-            out: dict[str, Any] = ray.get(ref)
-        except ray.exceptions.RayTaskError as exc:  # raised on the worker (`task_errors`)
-            raise task_failed(exc, commit) from None
-        except ray.exceptions.RayError as exc:  # the worker or its node died
+        out = landed(ref, commit)  # raises a worker's error; an unsendable one failed it
+        if isinstance(out, Lost):  # the worker or its node died
             self.lost_trials += 1
             flight.lost += 1
             log.warning(
-                "worker lost mid-trial; sending it again", commit=commit.short, error=str(exc)[:200]
+                "worker lost mid-trial; sending it again",
+                commit=commit.short,
+                error=out.error[:200],
             )
             if flight.lost <= MAX_LOST:
                 self._submit(commit, flight.kind, flight.node_type, flight)
                 return None
             out = {"status": TrialStatus.FAILED.value, "reason": "its worker died"}
-            out |= {"build_failed": False, "fingerprint": self._fingerprints[flight.node_type]}
+            out |= {"build_failed": False}
+        out = {"fingerprint": self._fingerprints[flight.node_type], **out}
         key = self.env_key(commit)
         if out["build_failed"]:
             path = self._logs.path(commit.sha, "build")
