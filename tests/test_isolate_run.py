@@ -151,10 +151,16 @@ def test_standalone_deps_names_the_slow_package(
     states = [s["state"] for s in doc["isolation"]["steps"]]
     (check,) = doc["isolation"]["verification"]
     assert (check["reverted"]["state"], check["applied"]["state"]) == ("good side", "bad side")
-    assert states[0] == "good side" and "bad side; fastpad==1.2.0" in states
+    assert "bad side; fastpad==1.2.0" in states
+    # The code alone is the good side itself: not measured, not judged against itself.
+    assert doc["isolation"]["code_alone"] is None
+    assert "isolate-code" not in [s["phase"] for s in doc["isolation"]["steps"]]
     shown = [line for line in proc.stderr.splitlines() if line.startswith(("[step", "    "))]
     assert "    bad side; fastpad==1.2.0: bad after" in "\n".join(shown)
     assert shown and not any(" code + " in line for line in shown), shown
+    # Steps are named in words, not by their JSON phase names
+    assert not any("isolate-" in line for line in shown), shown
+    assert any(line.startswith("[step") and "] package version: " in line for line in shown), shown
 
 
 @pytest.mark.slow

@@ -27,7 +27,15 @@ from bisector.ports import (
 
 # The search's phases in words a reader takes for what is measured, not for a verdict
 # ("fine: a2efa3dcb9" read as "a2efa3dcb9 is fine"); other phases are shown as they are.
-_PHASE_SHOWN = {"coarse": "release tag", "fine": "commit"}
+_PHASE_SHOWN = {
+    "coarse": "release tag",
+    "fine": "commit",
+    # isolation's states, in words (the JSON keeps the phase names of docs/json.md)
+    "isolate-code": "code alone",
+    "isolate-changes": "changes alone",
+    "isolate-ddmin": "some changes",
+    "isolate-version": "package version",
+}
 
 
 class ConsoleProgress:

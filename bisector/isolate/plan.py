@@ -132,8 +132,12 @@ def isolate(
     if not changes:
         result.notes.append("the commit changes no dependency pins or config keys")
         return result
-    code_alone = measure(State("culprit", frozenset()), "isolate-code")
-    result.code_alone = code_alone.value
+    # With one code on both sides the culprit's code alone IS the good side: measuring it
+    # would only add trials to the good reference and judge it against itself.
+    code_alone = (
+        Verdict.GOOD if same_code else measure(State("culprit", frozenset()), "isolate-code")
+    )
+    result.code_alone = None if same_code else code_alone.value
     base: Base = "culprit"
     if code_alone is Verdict.BAD:
         result.kind = "code"
