@@ -17,18 +17,30 @@ RELEASES = ("v2.3.0", "v2.3.1", "v2.4.0")
 
 
 class Webhook:
-    """A real HTTP server that records the JSON bodies POSTed to it, and their headers."""
+    """A real HTTP server that records the JSON bodies POSTed to it, and their headers.
+
+    While `refuse` is set it answers 500 instead (a receiver that is up but failing) and
+    records the bodies it refused in `refused`, not in `bodies`."""
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.refused: list[dict[str, Any]] = []
+        self.refuse = False
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length))
+                if outer.refuse:
+                    outer.refused.append(body)
+                    self.send_response(500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 outer.headers.append(dict(self.headers))
-                outer.bodies.append(json.loads(self.rfile.read(length)))
+                outer.bodies.append(body)
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(b"ok")

@@ -66,7 +66,8 @@ def test_new_bad_release_is_bisected_and_alerted_once(tmp_path: Path) -> None:
 
 
 def test_paused_daemon_acts_on_nothing(tmp_path: Path) -> None:
-    """While paused a cycle measures, bisects, alerts and snapshots nothing."""
+    """While paused a cycle measures, bisects, snapshots nothing, and alerts nothing when no
+    alert is owed."""
     with webhook() as hook:
         repo = released_repo(tmp_path / "repo", webhook_url=hook.url)
         with ControlStore(repo.path / ".bisector" / "journal.sqlite") as control:

@@ -3,6 +3,8 @@ culprit), what the policy did, and the report's link under `daemon.report_url`."
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,6 +149,49 @@ def test_an_alert_no_webhook_took_is_sent_again_by_the_next_cycle(tmp_path: Path
     with DaemonState(repo.path / ".bisector") as state:
         assert [r.phase for r in state.ranges()] == ["done"]
         assert [c.outcome for c in state.cycles()].count("regression") == 1
+
+
+def test_a_paused_daemon_still_sends_the_alert_no_webhook_took(tmp_path: Path) -> None:
+    """The policy's rollback fails its health check (the previous set back, bisector
+    paused) while the webhook answers 500: the range's alert waits. The cycles after,
+    paused, measure and roll back nothing but send it again (it sat until `resume`):
+    refused again, then taken once, then never again."""
+    from bisector.store.control import ControlStore, journal_path
+    from bisector.store.daemon_state import DaemonState
+
+    with webhook() as hook:
+        hook.refuse = True
+        repo = released_repo(tmp_path / "repo", webhook_url=hook.url, policy="rollback")
+        failing = json.dumps([sys.executable, "-c", "import sys; sys.exit(3)"])
+        config = repo.path / "bisector.yaml"
+        config.write_text(
+            config.read_text().replace("rollback:\n", f"rollback:\n  health_check: {failing}\n", 1)
+        )
+        first = execute(repo.path, None)
+        assert (first.outcome, first.detail["alert"]) == ("regression", "undelivered"), first
+        assert (
+            first.detail["rollback"]["status"] == "restored" and first.detail["rollback"]["paused"]
+        )
+        run_id = first.detail["run_id"]
+        with DaemonState(repo.path / ".bisector") as state:
+            trials = state.totals().trials
+        still = execute(repo.path, None)
+        assert (still.outcome, still.detail["alerts"]) == ("paused", {run_id: "undelivered"})
+        hook.refuse = False
+        sent = execute(repo.path, None)
+        assert (sent.outcome, sent.detail["alerts"]) == ("paused", {run_id: "sent"}), sent
+        assert [b["step"] for b in hook.refused] == ["health_check", "bisect", "bisect"]
+        assert len(hook.bodies) == 1 and hook.bodies[0]["culprit"] == repo.culprit
+        text = str(hook.bodies[0]["text"])
+        assert "the health check failed" in text and "paused until `bisector resume`" in text
+        again = execute(repo.path, None)
+        assert again.outcome == "paused" and "alerts" not in again.detail and len(hook.bodies) == 1
+    with DaemonState(repo.path / ".bisector") as state:
+        assert [r.phase for r in state.ranges()] == ["done"]
+        assert state.totals().trials == trials  # nothing measured while paused
+    with ControlStore(journal_path(repo.path, ".bisector")) as control:
+        assert control.pause_state().paused
+        assert [r.status for r in control.rollbacks()] == ["restored"]  # nor rolled back
 
 
 def test_the_bisection_after_a_guard_rollback_alerts_again_until_delivered(

@@ -5,7 +5,8 @@ orchestration (`Cycle`) works over injected seams (bisect, alert, roll back, sna
 fetch), so tests can replace exactly one of them. Per (last good, head) range the cycle
 records how far it got (bisecting → bisected → acted → done) before the next step, so a
 cycle killed anywhere is finished by the next one without a second rollback or alert;
-the one alert says what was found and what the policy did (`alert_text`).
+the one alert says what was found and what the policy did (`alert_text`). A paused
+cycle does nothing but send again the alerts no webhook took (`send_owed`).
 
 The last known good commit starts as the newest-but-one release tag reachable from the
 head: the first cycle checks the newest release and everything after it. A head that
@@ -132,7 +133,8 @@ class Cycle:
         pause = self.control.pause_state()
         if pause.paused:
             log.info("daemon.paused", reason=pause.reason, since=pause.since, by=pause.by)
-            return CycleResult("paused", detail={"reason": pause.reason})
+            # A pause stops acting, not telling: the alerts owed are sent all the same.
+            return CycleResult("paused", detail={"reason": pause.reason, **self.send_owed()})
         d = self.cfg.daemon
         if d.remote:
             stop.check()
@@ -286,6 +288,18 @@ class Cycle:
             row.good_sha, row.bad_sha, phase, detail={**row.detail, "alert": alert}
         )
         return alert
+
+    def send_owed(self) -> dict[str, Any]:
+        """The alerts of ranges left `acted` (no webhook took them), oldest first, until one
+        is not taken again (the rest wait rather than each waiting its timeouts); nothing
+        measured or acted on. `{"alerts": {run id: sent | undelivered}}`, or {} if none."""
+        alerts: dict[str, str] = {}
+        for row in self.state.owed_alerts():
+            to_ref = str(row.detail.get("good_ref") or row.good_sha)
+            alerts[str(row.run_id)] = alert = self.alert_and_close(row, to_ref, retry="next cycle")
+            if alert == "undelivered":
+                break
+        return {"alerts": alerts} if alerts else {}
 
     def _apply_policy(self, row: RangeRow, last_good: LastGood) -> dict[str, Any] | None:
         if self.cfg.daemon.policy != "rollback":

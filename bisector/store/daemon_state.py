@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS daemon_tags (
 );
 """
 
+_RANGE_COLUMNS = "good_sha, bad_sha, phase, run_id, status, culprit, detail"
+
 # acted: the policy ran (its result in `detail`), the alert is next; alerted: an older
 # daemon's order (alert, then act), still read.
 Phase = Literal["bisecting", "bisected", "acted", "alerted", "done"]
@@ -151,15 +153,10 @@ class DaemonState(SqliteFile):
 
     def range(self, good_sha: str, bad_sha: str) -> RangeRow | None:
         row = self._db.execute(
-            "SELECT good_sha, bad_sha, phase, run_id, status, culprit, detail FROM daemon_ranges"
-            " WHERE good_sha=? AND bad_sha=?",
+            f"SELECT {_RANGE_COLUMNS} FROM daemon_ranges WHERE good_sha=? AND bad_sha=?",
             (good_sha, bad_sha),
         ).fetchone()
-        return (
-            None
-            if row is None
-            else RangeRow(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]))
-        )
+        return None if row is None else _range(row)
 
     def set_range(
         self,
@@ -192,6 +189,13 @@ class DaemonState(SqliteFile):
                 ),
             )
 
+    def owed_alerts(self) -> list[RangeRow]:
+        """Ranges acted on whose alert no webhook took yet (or a kill cut off), oldest first."""
+        rows = self._db.execute(
+            f"SELECT {_RANGE_COLUMNS} FROM daemon_ranges WHERE phase='acted' ORDER BY created, rowid"
+        ).fetchall()
+        return [_range(r) for r in rows]
+
     def culprit_alerted(self, culprit: str) -> bool:
         """True when an earlier range already alerted about this culprit commit."""
         row = self._db.execute(
@@ -202,11 +206,9 @@ class DaemonState(SqliteFile):
 
     def ranges(self, limit: int = 10) -> list[RangeRow]:
         rows = self._db.execute(
-            "SELECT good_sha, bad_sha, phase, run_id, status, culprit, detail FROM daemon_ranges"
-            " ORDER BY updated DESC LIMIT ?",
-            (limit,),
+            f"SELECT {_RANGE_COLUMNS} FROM daemon_ranges ORDER BY updated DESC LIMIT ?", (limit,)
         ).fetchall()
-        return [RangeRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+        return [_range(r) for r in rows]
 
     # -- totals (the metrics endpoint reads them at every scrape) ----------------------
 
@@ -268,6 +270,10 @@ class DaemonState(SqliteFile):
                 "INSERT OR REPLACE INTO daemon_tags (name, sha, snapshotted) VALUES (?,?,?)",
                 [(name, sha, now) for name, sha in tags.items()],
             )
+
+
+def _range(row: tuple[Any, ...]) -> RangeRow:
+    return RangeRow(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]))
 
 
 def _cycle(row: tuple[Any, ...]) -> CycleRow:
