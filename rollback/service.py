@@ -111,6 +111,8 @@ class RollbackResult:
     reason: str | None = None
     paused: bool = False
     alerts: tuple[Delivery, ...] = ()
+    # The health check's alert: a caller keeps it to send again when no webhook took it.
+    alert: AlertMessage | None = None
     recovered: RecoveryOutcome | None = None
     seconds: float = 0.0
     live: str | None = None  # the label of the set services read after this operation
@@ -241,6 +243,7 @@ def roll_back(
         outcome = _apply(layout, request, state.kind, state.gen, live_files, deadline, control)
         status, health, reason = outcome
         deliveries: tuple[Delivery, ...] = ()
+        message: AlertMessage | None = None
         if status in ("restored", "kept") and health is not None:
             what = (
                 "the previous configs were restored"
@@ -253,17 +256,13 @@ def roll_back(
                 f"({reason}); {what}"
                 + ("; bisector is paused until `bisector resume`" if paused else "")
             )
-            deliveries = tuple(
-                send_alert(
-                    alerts,
-                    AlertMessage(
-                        text=text,
-                        step="health_check",
-                        reason=reason or "",
-                        files=tuple(c.path for c in plan.changes),
-                    ),
-                )
+            message = AlertMessage(
+                text=text,
+                step="health_check",
+                reason=reason or "",
+                files=tuple(c.path for c in plan.changes),
             )
+            deliveries = tuple(send_alert(alerts, message))
         if control is not None:
             control.record_rollback(
                 str(request.target),
@@ -275,7 +274,13 @@ def roll_back(
         log.info("rollback.finished", target=str(request.target), to=cs.label, status=status)
         live = before if status == "restored" else cs.label
         return result(
-            status, health=health, reason=reason, paused=paused, alerts=deliveries, live=live
+            status,
+            health=health,
+            reason=reason,
+            paused=paused,
+            alerts=deliveries,
+            alert=message,
+            live=live,
         )
 
 

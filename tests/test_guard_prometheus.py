@@ -78,6 +78,15 @@ class World:
         with ControlStore(journal_path(self.demo.repo, ".bisector")) as control:
             return control.pause_state().paused
 
+    def breach(self) -> tuple[Evaluation, float]:
+        """Latency past its limit from now: evaluate once a second until the guard acts
+        (or 30 s); the evaluation that acted and the seconds it took."""
+        breach = time.monotonic()
+        self.svc.set(self.svc.latency, 0.5)
+        while (evaluation := self.evaluate()).outcome == "ok" and time.monotonic() - breach < 30:
+            time.sleep(max(0.0, 1 - (time.monotonic() - breach) % 1))
+        return evaluation, time.monotonic() - breach
+
     def rollbacks(self) -> list[tuple[str, str]]:
         """(label, status) of every rollback recorded, newest first."""
         with ControlStore(journal_path(self.demo.repo, ".bisector")) as control:
@@ -231,10 +240,7 @@ def test_a_rollback_alert_no_webhook_took_is_sent_again_at_the_next_evaluation(
     after sends it, once, without a second rollback."""
     down = f"http://127.0.0.1:{free_port()}/hooks/T000/SECRET"
     world.configure(CHECKS, hook_url=down)
-    breach = time.monotonic()
-    world.svc.set(world.svc.latency, 0.5)
-    while (evaluation := world.evaluate()).outcome == "ok" and time.monotonic() - breach < 30:
-        time.sleep(max(0.0, 1 - (time.monotonic() - breach) % 1))
+    evaluation, _ = world.breach()
     assert evaluation.outcome == "breached", evaluation
     assert evaluation.actions[-1] == "alert undelivered: breach (sent again at the next evaluation)"
     assert world.rollbacks()[0] == ("v2.3.1", "applied") and world.paused()
@@ -287,10 +293,8 @@ def test_a_full_window_is_counted_whatever_the_clock_reads_below_a_millisecond(
         assert (outcome.state, outcome.samples) == ("ok", 6), (fraction, outcome)
 
 
-def test_rollback_whose_health_check_fails_puts_the_previous_set_back_and_pauses(
-    world: World,
-) -> None:
-    """A held breach whose rollback fails its health check: the bad set is back, paused, alerted, once."""
+def _failing_health_check(world: World) -> None:
+    """The guard's config with a rollback health check that always fails (exit 3)."""
     world.demo.write_config(
         alerts=[{"webhook": world.hook.url, "retries": 0}],
         health_check=[sys.executable, "-c", "import sys; sys.exit(3)"],
@@ -300,12 +304,15 @@ def test_rollback_whose_health_check_fails_puts_the_previous_set_back_and_pauses
             f"guard:\n  prometheus: {world.prom.url}\n  interval: 1s\n  timeout: 2s\n"
             f"  bisect_after_rollback: true\n{CHECKS}"
         )
+
+
+def test_rollback_whose_health_check_fails_puts_the_previous_set_back_and_pauses(
+    world: World,
+) -> None:
+    """A held breach whose rollback fails its health check: the bad set is back, paused, alerted, once."""
+    _failing_health_check(world)
     assert world.evaluate().outcome == "ok"
-    breach = time.monotonic()
-    world.svc.set(world.svc.latency, 0.5)
-    while (evaluation := world.evaluate()).outcome == "ok" and time.monotonic() - breach < 30:
-        time.sleep(max(0.0, 1 - (time.monotonic() - breach) % 1))
-    took = time.monotonic() - breach
+    evaluation, took = world.breach()
     assert evaluation.outcome == "breached", evaluation
     assert took <= 5 + 2 + 1 + 6, took  # for + 2 intervals + a scrape + a loaded machine
     assert evaluation.actions[0] == "rollback_restored:v2.3.1", evaluation.actions
@@ -319,6 +326,37 @@ def test_rollback_whose_health_check_fails_puts_the_previous_set_back_and_pauses
     doc = json.loads(run_cli("status", "--json", cwd=world.demo.repo).stdout)
     assert doc["guard"]["bisect_after_rollback"] is None  # nothing rolled back: nothing to bisect
     assert doc["last_rollback"]["status"] == "restored"
+
+
+def test_the_health_check_alert_of_a_guard_rollback_no_webhook_took_is_sent_again(
+    world: World,
+) -> None:
+    """A held breach whose rollback fails its health check while the webhook answers 500:
+    the rollback's `health_check` alert (only logged before) waits in the journal beside
+    the guard's own; the next evaluation, paused, tries both again; once the webhook takes
+    them both are sent, the health check's first, once each, without a second rollback."""
+    _failing_health_check(world)
+    world.hook.refuse = True
+    evaluation, _ = world.breach()
+    assert evaluation.outcome == "breached", evaluation
+    assert evaluation.actions[-2:] == (
+        "alert undelivered: health check exit 3 (sent again at the next evaluation)",
+        "alert undelivered: breach (sent again at the next evaluation)",
+    ), evaluation.actions
+    assert [b["step"] for b in world.hook.refused] == ["health_check", "guard"]
+    still = world.evaluate()
+    assert still.outcome == "paused" and still.actions[0] == "alert still undelivered: 2 waiting"
+    world.hook.refuse = False
+    sent = world.evaluate()
+    assert sent.actions[:2] == (
+        "alert sent again: health check exit 3",
+        "alert sent again: breach",
+    ), sent
+    assert world.hook.bodies == world.hook.refused[:2]  # the same alerts, in the same order
+    health = world.hook.bodies[0]
+    assert "failed its health check" in str(health["text"]) and health["files"], health
+    assert world.evaluate().actions[0].startswith("none: paused") and len(world.hook.bodies) == 2
+    assert [status for _, status in world.rollbacks()].count("restored") == 1
 
 
 def _canary(world: World, baseline: float, canary: float | None) -> None:

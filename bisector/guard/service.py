@@ -13,7 +13,8 @@ Order of the checks on each evaluation:
 5. Blind (a check without data): no action; after `blind_after` such evaluations in a
    row, one alert "guard is blind".
 
-An alert that no webhook took (each one tried failed, after its retries) is journaled
+An alert that no webhook took (each one tried failed, after its retries; also the health
+check's alert of the guard's rollback, sent by the rollback package) is journaled
 and sent again first thing at every evaluation, paused or not, until one takes it; sending
 it again acts on nothing (the breach it tells of was acted on when it was first sent).
 
@@ -226,6 +227,8 @@ class Guardian:
         except BisectorError as exc:
             log.error("guard.rollback_failed", error=exc.message)
             return "rollback_failed", f"the rollback failed: {exc.message}"
+        if result.alert is not None and not delivered(result.alerts):
+            self._keep(state, result.alert)  # the health check's, sent by the rollback
         status = result.status
         if status in ("applied", "unchanged"):
             what = f"rolled back to {ref} ({status})"
@@ -273,8 +276,20 @@ class Guardian:
         values = json.dumps({o.name: {"state": o.state, "value": o.value} for o in outcomes})
         message = AlertMessage(text=text, step="guard", reason=reason, extra={"checks": values})
         if not delivered(send_alert(self.cfg.daemon.alerts, message)):
-            log.error("guard.alert.undelivered", reason=reason, retry="next evaluation")
-            state.queue_alert({"text": text, "reason": reason, "extra": message.extra})
+            self._keep(state, message)
+
+    def _keep(self, state: GuardState, message: AlertMessage) -> None:
+        """An alert no webhook took, journaled for the next evaluation (`_send_waiting`)."""
+        log.error("guard.alert.undelivered", reason=message.reason, retry="next evaluation")
+        state.queue_alert(
+            {
+                "text": message.text,
+                "step": message.step,
+                "reason": message.reason,
+                "files": list(message.files),
+                "extra": message.extra,
+            }
+        )
 
     def _send_waiting(self, state: GuardState) -> tuple[str, ...]:
         """The alerts no webhook took before, oldest first, until one is not taken again
@@ -282,8 +297,12 @@ class Guardian:
         actions: list[str] = []
         waiting = state.queued_alerts()
         for n, (alert_id, m) in enumerate(waiting):
-            message = AlertMessage(
-                text=m["text"], step="guard", reason=m["reason"], extra=dict(m.get("extra") or {})
+            message = AlertMessage(  # one queued by an older version has no step: the guard's
+                text=m["text"],
+                step=m.get("step", "guard"),
+                reason=m["reason"],
+                files=tuple(m.get("files") or ()),
+                extra=dict(m.get("extra") or {}),
             )
             if not delivered(send_alert(self.cfg.daemon.alerts, message)):
                 log.error(
