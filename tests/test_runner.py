@@ -54,6 +54,17 @@ def test_parse_keeps_non_numeric_values_as_metadata() -> None:
     assert set(meta) == {"a", "b", "c", "d", "e"}
 
 
+def test_parse_keeps_numbers_beyond_the_judges_range_as_metadata() -> None:
+    """1e308 (near a float's maximum) overflowed the judge's arithmetic (a ZeroDivisionError,
+    a median of inf, `Infinity` in the JSON document): above `MAX_MAGNITUDE` a number is not
+    a sample; at it, it still is."""
+    parsed = parse_output('{"a": 1e308, "b": [1, -1e301], "c": 1e300, "d": -1e300}')
+    assert parsed is not None
+    metrics, meta = parsed
+    assert metrics == {"c": (1e300,), "d": (-1e300,)}
+    assert meta == {"a": 1e308, "b": [1, -1e301]}
+
+
 def test_parse_without_json_object_is_none() -> None:
     """No JSON object line at all gives None."""
     assert parse_output("hello\n[1, 2]\n{broken\n") is None

@@ -73,6 +73,12 @@ def test_a_stderr_line_is_escaped_and_trimmed(tmp_path: Path) -> None:
             "printed no numeric metric: t was a list holding a list ([1, 2]), not numbers",
         ),
         ({"t": 10**400}, "printed no numeric metric: t was too large a number"),
+        # a float's maximum, a common "failed" sentinel: the judge's arithmetic overflowed
+        ({"t": 1.7976931348623157e308}, "printed no numeric metric: t was too large a number"),
+        (
+            {"t": [1.0, -1e301]},
+            "printed no numeric metric: t was a list holding too large a number",
+        ),
         (
             {"_gpu": "x", "t": "a", "u": "b"},
             'printed no numeric metric: t was not a number ("a") '

@@ -33,6 +33,9 @@ REASON_KEY = "_reason"  # the journaled metadata of a trial that is not ok
 ATTEMPTS_KEY = "_attempts"  # processes it took: 2 when a failure was retried
 UNTESTABLE = "(the benchmark says it cannot test this commit)"
 LINE_CHARS = 200
+#: The largest magnitude a sample may have. Near a float's maximum (1e308, a common
+#: "failed" sentinel) the judge's own arithmetic (medians, spreads, shifts) overflows.
+MAX_MAGNITUDE = 1e300
 _TAIL_BYTES = 8192
 
 
@@ -84,14 +87,15 @@ def parse_int(text: str) -> int | LongInteger:
 
 
 def as_number(value: object) -> float | None:
-    """`value` as a measurement: a finite int or float (not a bool), else None."""
+    """`value` as a measurement: a finite int or float (not a bool) of at most
+    `MAX_MAGNITUDE`, else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
         number = float(value)
     except OverflowError:  # a 401-digit integer: not a measurement, kept as metadata
         return None
-    return number if math.isfinite(number) else None
+    return number if abs(number) <= MAX_MAGNITUDE else None  # NaN compares False
 
 
 def _what(value: object) -> str:
@@ -100,7 +104,7 @@ def _what(value: object) -> str:
         return "NaN"
     if isinstance(value, float) and math.isinf(value):
         return "infinite"
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return "too large a number"
     if isinstance(value, LongInteger):
         return f"too large a number (an integer of {len(value.lstrip('-'))} digits)"
