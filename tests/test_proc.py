@@ -140,3 +140,51 @@ def test_a_process_that_left_the_group_with_setsid_is_killed_and_reaped(tmp_path
     finally:
         if not _gone(sleeper):
             os.kill(sleeper, 9)
+
+
+# Forks a child that stays in the group (stdout still open) and exits at once, as a
+# benchmark that leaves a worker behind does.
+_FORKER = """
+import os, pathlib, sys, time
+if os.fork() == 0:
+    time.sleep(60)
+    os._exit(0)
+pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))
+"""
+
+
+def test_a_child_left_in_the_group_is_reaped_without_waiting_for_the_grace(
+    tmp_path: Path,
+) -> None:
+    """The child, orphaned to us (the subreaper), dies of the SIGTERM at once: the group is
+    done then. Unreaped, its zombie still counted for `killpg`, so every such trial waited
+    the whole grace, and one zombie per trial stayed with bisector (a daemon's grow)."""
+    pidfile = tmp_path / "parent.pid"
+    with (tmp_path / "out").open("wb") as out:
+        done = run_in_group(
+            [sys.executable, "-c", _FORKER, str(pidfile)],
+            cwd=tmp_path,
+            env=os.environ,
+            timeout_s=20,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            grace_s=10,
+        )
+    assert done.returncode == 0 and not done.timed_out
+    assert done.duration_s < 5, done
+    pgid = int(pidfile.read_text())
+    zombies = [
+        pid
+        for pid in os.listdir("/proc")
+        if pid.isdigit()
+        and (stat := Path(f"/proc/{pid}/stat")).exists()
+        and _group_of(stat) == pgid
+    ]
+    assert zombies == []
+
+
+def _group_of(stat: Path) -> int | None:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError):
+        return None

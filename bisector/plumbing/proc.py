@@ -41,6 +41,7 @@ __all__ = [
     "TOKEN_VAR",
     "GroupRun",
     "become_subreaper",
+    "group_left",
     "orphans_not_ours",
     "kill_group",
     "run_in_group",
@@ -81,12 +82,13 @@ def _signal_group(pgid: int, sig: int) -> bool:
 
 
 def kill_group(proc: subprocess.Popen[bytes], grace_s: float = DEFAULT_GRACE_S) -> None:
-    """SIGTERM the group `proc` leads, wait up to `grace_s` for all of it, then SIGKILL."""
+    """SIGTERM the group `proc` leads, wait up to `grace_s` for all of it, then SIGKILL;
+    reap the group's orphans (ours as the subreaper)."""
     pgid = proc.pid  # start_new_session=True: the child leads its own group
     if _signal_group(pgid, signal.SIGTERM):
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
-            if proc.poll() is not None and not _signal_group(pgid, 0):
+            if proc.poll() is not None and not group_left(pgid):  # the leader reaped first
                 break
             time.sleep(_POLL_S)
         _signal_group(pgid, signal.SIGKILL)
@@ -94,6 +96,39 @@ def kill_group(proc: subprocess.Popen[bytes], grace_s: float = DEFAULT_GRACE_S) 
         proc.wait(timeout=max(grace_s, _REAP_S))
     except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL not delivered
         log.warning("process did not die", pid=proc.pid)
+        return
+    deadline = time.monotonic() + _REAP_S
+    while group_left(pgid) and time.monotonic() < deadline:  # the SIGKILLed orphans' zombies
+        time.sleep(_POLL_S)
+
+
+def group_left(pgid: int) -> bool:
+    """Whether a live process of the group is left; reaps those that are our zombies (we
+    are the subreaper of the trial's orphans, and a zombie still counts for `killpg`).
+    A caller that owns the group's leader as a `Popen` reaps it first (`poll`): reaped
+    here, its exit status would be lost."""
+    live = False
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid:
+            if fields[0] in (b"Z", b"X"):
+                with contextlib.suppress(ChildProcessError, OSError):
+                    os.waitpid(int(name), os.WNOHANG)
+            else:
+                live = True
+    if not os.path.isdir("/proc"):  # no procfs: ask the kernel (zombies count as live)
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    return live
 
 
 def _set_subreaper(on: bool) -> bool:

@@ -29,7 +29,7 @@ from typing import Any
 
 from bisector.errors import BisectorError
 from bisector.log import get_logger
-from bisector.plumbing.proc import TOKEN_VAR, become_subreaper, sweep_escaped
+from bisector.plumbing.proc import TOKEN_VAR, become_subreaper, group_left, sweep_escaped
 
 log = get_logger(__name__)
 
@@ -230,42 +230,15 @@ class PreloadServer:
 
 def _kill_group(pgid: int, grace_s: float) -> None:
     """SIGTERM what is left of a trial's group, SIGKILL after `grace_s` (no-op when gone)."""
-    if not _group_left(pgid):
+    if not group_left(pgid):
         return
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, _REAP_S)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, sig)
         deadline = time.monotonic() + wait_s
-        while _group_left(pgid):
+        while group_left(pgid):
             if time.monotonic() >= deadline:
                 break
             time.sleep(_POLL_S)
         else:
             return
-
-
-def _group_left(pgid: int) -> bool:
-    """Whether a live process of the group is left; reaps those that are our zombies (we
-    are the subreaper of the trial's orphans, and a zombie still counts for `killpg`)."""
-    live = False
-    for name in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and int(fields[2]) == pgid:
-            if fields[0] in (b"Z", b"X"):
-                with contextlib.suppress(ChildProcessError, OSError):
-                    os.waitpid(int(name), os.WNOHANG)
-            else:
-                live = True
-    if not os.path.isdir("/proc"):  # no procfs: ask the kernel (zombies count as live)
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    return live
