@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import git
@@ -19,10 +19,11 @@ from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
 from bisector.core.types import Commit, Tag
 from bisector.errors import GitError, RefError
-from bisector.refcheck import is_valid_ref, validate_ref
+from bisector.refcheck import is_valid_ref, name_end, validate_ref
 
 __all__ = ["GitRepo", "is_valid_ref", "validate_ref"]
 
+_REF_KINDS = {"tags": "tag", "heads": "branch", "remotes": "remote branch"}  # git's order
 _FIELD = "\x1f"
 _RECORD = "\x1e"
 _LOG_FORMAT = _FIELD.join(["%H", "%P", "%an <%ae>", "%cI", "%s"]) + _RECORD
@@ -92,8 +93,38 @@ class GitRepo:
                 f"unknown ref {ref!r}: it does not name a commit in {self.root}",
                 hint="list tags with `git tag`, or pass a commit id",
             ) from exc
+        self._refuse_ambiguous(ref)
         out = self._run("log", "-1", f"--format={_LOG_FORMAT}", "--end-of-options", sha)
         return _parse_log(out)[0]
+
+    def _refuse_ambiguous(self, ref: str) -> None:
+        """A name that is a tag and a branch of different commits: git takes the tag with
+        only a warning, and a run would bisect a range the user may not have meant."""
+        end = name_end(ref)
+        name = ref if end is None else ref[: end.start()]
+        if not name or name.startswith("refs/"):
+            return
+        fulls = [f"refs/{kind}/{name}" for kind in _REF_KINDS]
+        listed = self._run("for-each-ref", "--format=%(refname)", *fulls).split()
+        commits: dict[str, str] = {}
+        for full in (f for f in fulls if f in listed):  # a pattern matches refs below it too
+            with suppress(GitCommandError):  # a tag of a tree: no commit, not a rival
+                peeled = [
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    "--end-of-options",
+                    f"{full}^{{commit}}",
+                ]
+                commits[full] = self._git.execute(["git", *peeled]).strip()
+        if len(set(commits.values())) > 1:
+            both = " and ".join(
+                f"the {_REF_KINDS[f.split('/')[1]]} {f} ({c[:10]})" for f, c in commits.items()
+            )
+            raise RefError(
+                f"ambiguous ref {ref!r}: {name} is both {both}",
+                hint=f"pass the full name: {' or '.join(commits)}",
+            )
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         try:

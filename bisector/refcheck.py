@@ -9,7 +9,7 @@ import unicodedata
 
 from bisector.errors import RefError
 
-__all__ = ["is_valid_ref", "validate_ref"]
+__all__ = ["is_valid_ref", "name_end", "validate_ref"]
 
 _MAX_REF = 255
 # What may follow a name in a rev expression: `~N`, `^N`, `^{type}`, `@{...}` (reflog,
@@ -20,6 +20,11 @@ _PATH_TAIL = re.compile(r"^:[A-Za-z0-9._/@{}^~+:-]*$")
 _NAME_END = re.compile(r"[~^:]|@\{")
 # Never in a git ref name (`git check-ref-format`): space and these, besides controls.
 _GIT_BAD_CHARS = frozenset(" ~^:?*[\\")
+
+
+def name_end(ref: str) -> re.Match[str] | None:
+    """Where the name of `ref` ends and its suffixes (`~1`, `^{commit}`, `:path`) begin."""
+    return _NAME_END.search(ref)
 
 
 def _control(ch: str) -> bool:

@@ -14,7 +14,7 @@ from bisector.gitrepo import GitRepo, validate_ref
 from bisector.testing import gitutil
 from bisector.testing.sample import SampleRepo
 
-from .conftest import run_cli
+from .conftest import BENCH_PY_CONFIG, run_cli
 
 REFUSED = [
     "--upload-pack=x",
@@ -243,3 +243,33 @@ def test_a_commit_message_search_resolves_and_a_tree_is_not_a_commit(tmp_path: P
             git.resolve("HEAD:a.txt")
         with pytest.raises(RefError, match="does not name a commit"):
             git.resolve(":/nosuchmessage")
+
+
+def test_a_name_that_is_a_tag_and_a_branch_of_other_commits_is_refused(tmp_path: Path) -> None:
+    """git reads `same` as the tag when a branch `same` exists too, with only a warning:
+    `run --good same` bisected a range the user may not have meant (here: "good and bad are
+    the same commit", with the branch far back). Refused, naming both; the full names
+    resolve, and a tag and a branch of one commit are not ambiguous."""
+    repo = gitutil.make_repo(tmp_path / "repo")
+    files = {"a.txt": "1\n", "bisector.yaml": BENCH_PY_CONFIG, "bench.py": "print('{}')\n"}
+    first = gitutil.commit(repo, files, "one")
+    second = gitutil.commit(repo, {"a.txt": "2\n"}, "two")
+    gitutil.git(repo, "branch", "same", first)
+    gitutil.git(repo, "tag", "-a", "same", "-m", "annotated", second)
+    gitutil.git(repo, "branch", "also", second)
+    gitutil.git(repo, "tag", "also", second)
+    with GitRepo(repo) as git:
+        with pytest.raises(RefError) as refused:
+            git.resolve("same~1")
+        assert refused.value.message == (
+            f"ambiguous ref 'same~1': same is both the tag refs/tags/same ({second[:10]}) "
+            f"and the branch refs/heads/same ({first[:10]})"
+        )
+        assert refused.value.hint == "pass the full name: refs/tags/same or refs/heads/same"
+        assert git.resolve("refs/heads/same").sha == first
+        assert git.resolve("refs/tags/same").sha == second
+        assert git.resolve("also").sha == second
+    done = run_cli("run", "--good", "same", "--bad", "HEAD", "--repo", str(repo))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ambiguous ref 'same': "), done.stderr
+    assert not (repo / ".bisector").exists()
