@@ -152,6 +152,11 @@ def test_failure_then_success_is_a_measurement(tmp_path: Path) -> None:
     ("body", "reason"),
     [
         ("print('no json here')", "printed no JSON line"),
+        # run by hand, stdout and stderr share the terminal: say where the line went
+        (
+            "import sys; print('{\"t\": 1}', file=sys.stderr)",
+            "printed no JSON line on stdout, but one on stderr (the result goes on stdout)",
+        ),
         ('print(\'{"name": "x"}\')', 'printed no numeric metric: name was not a number ("x")'),
     ],
 )

@@ -187,6 +187,15 @@ def run_trial(
     )
 
 
+def _metrics_on(path: Path) -> bool:
+    """Whether the log's last JSON object line holds a numeric metric."""
+    try:
+        parsed = parse_output(read_tail(path)[0])
+    except OSError:
+        return False
+    return parsed is not None and bool(parsed[0])
+
+
 def classify(
     code: int | None,
     *,
@@ -231,11 +240,17 @@ def classify(
     stdout, cut = read_tail(stdout_path)
     parsed = parse_output(stdout)
     if parsed is None:
-        return result(
-            TrialStatus.FAILED,
-            "printed no JSON line"
-            + (f" (only its last {STDOUT_PARSE_BYTES >> 20} MiB are read)" if cut else ""),
-        )
+        if cut:
+            return result(
+                TrialStatus.FAILED,
+                f"printed no JSON line (only its last {STDOUT_PARSE_BYTES >> 20} MiB are read)",
+            )
+        if _metrics_on(stderr_path):  # run by hand, both streams share the terminal
+            return result(
+                TrialStatus.FAILED,
+                "printed no JSON line on stdout, but one on stderr (the result goes on stdout)",
+            )
+        return result(TrialStatus.FAILED, "printed no JSON line")
     metrics, meta = parsed
     if not metrics:
         return result(TrialStatus.FAILED, trialreason.no_metric(meta), meta=meta)
