@@ -30,7 +30,9 @@ def gen_name(config_set: ConfigSet, op: str) -> str:
     return f"{config_set.set_id[:12]}-{op}"
 
 
-def _staging_error(exc: OSError, path: str) -> RollbackError:
+def disk_error(exc: OSError, what: str) -> RollbackError:
+    """A write before the switch failed (`what`: "stage serving.yaml", "write the rollback
+    journal ..."): what the OS said, in words, and that the live set is as it was."""
     why = {
         errno.ENOSPC: "no space left on the device",
         errno.EDQUOT: "disk quota exceeded",
@@ -39,7 +41,7 @@ def _staging_error(exc: OSError, path: str) -> RollbackError:
         errno.EROFS: "read-only file system",
     }.get(exc.errno or 0, exc.strerror or str(exc))
     return RollbackError(
-        f"cannot stage {path}: {why}; the live configs were not touched",
+        f"cannot {what}: {why}; the live configs were not touched",
         hint="free space or fix permissions beside the target folder, then run the rollback again",
     )
 
@@ -70,7 +72,7 @@ def stage(layout: Layout, config_set: ConfigSet, gen: str, op: str) -> Path:
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         layout.manifest_path(gen).unlink(missing_ok=True)
-        raise _staging_error(exc, current) from exc
+        raise disk_error(exc, f"stage {current}") from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         layout.manifest_path(gen).unlink(missing_ok=True)

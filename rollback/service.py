@@ -22,7 +22,15 @@ from bisector.errors import RollbackError
 from bisector.log import get_logger
 from bisector.plumbing.escape import visible
 from bisector.store.control import ControlStore
-from rollback.apply import collect_garbage, discard_leftovers, gen_name, new_op_id, stage, switch
+from rollback.apply import (
+    collect_garbage,
+    discard_leftovers,
+    disk_error,
+    gen_name,
+    new_op_id,
+    stage,
+    switch,
+)
 from rollback.checkpoints import (
     ApplyInterrupted,
     shielded,
@@ -320,7 +328,10 @@ def _apply(
     )
     reserve = undo_reserve(request.timeout_s)
     with sigterm_stops_between_steps():
-        write_intent(layout, intent, step="intent_written")
+        try:
+            write_intent(layout, intent, step="intent_written")
+        except OSError as exc:  # a full disk or a folder it may not write: nothing changed yet
+            raise disk_error(exc, f"write the rollback journal {layout.intent_path}") from exc
         try:
             if previous is not None and from_gen is not None:
                 stage(layout, previous, from_gen, op + "p")
