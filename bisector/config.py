@@ -42,6 +42,7 @@ from bisector.core.judge import CLASSIFY_ALPHA, smallest_workable_repeats
 from bisector.core.types import MAX_REPEATS, Direction, MetricRule, Threshold, TrialBudget
 from bisector.errors import ConfigError
 from bisector.log import get_logger
+from bisector.plumbing.worktree import subfolder_hint
 from bisector.plumbing.yamlload import LimitedLoader, safe_load
 from bisector.ports import PYTHON_NAMES
 
@@ -353,7 +354,8 @@ def find_config(repo: Path, config: Path | None) -> Path:
     if not path.is_file():
         raise ConfigError(
             f"no config file at {path}",
-            hint="create bisector.yaml at the repository root or pass --config FILE",
+            hint=(config is None and subfolder_hint(repo))
+            or "create bisector.yaml at the repository root or pass --config FILE",
         )
     return path
 

@@ -19,6 +19,7 @@ from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
 from bisector.core.types import Commit, Tag
 from bisector.errors import GitError, RefError
+from bisector.plumbing.worktree import subfolder_hint
 from bisector.refcheck import is_valid_ref, name_end, validate_ref
 
 __all__ = ["GitRepo", "is_valid_ref", "validate_ref"]
@@ -47,8 +48,11 @@ class GitRepo:
         try:
             self._repo = git.Repo(root, search_parent_directories=False)
         except (InvalidGitRepositoryError, NoSuchPathError) as exc:
+            inside = subfolder_hint(Path(root))  # a subfolder of a checkout is no repository
             raise GitError(
-                f"not a git repository: {root}", hint="pass --repo PATH of a git checkout"
+                f"not a git repository: {root}"
+                + (" (a folder inside one, not its root)" if inside else ""),
+                hint=inside or "pass --repo PATH of a git checkout",
             ) from exc
         if self._repo.bare or self._repo.working_tree_dir is None:
             self.root = Path(self._repo.git_dir).resolve()

@@ -10,6 +10,7 @@ from bisector.config import Threshold, load_config, parse_config
 from bisector.config_values import parse_duration, parse_threshold
 from bisector.core.types import Direction
 from bisector.errors import ConfigError
+from bisector.testing.gitutil import commit, make_repo
 from tests.conftest import run_cli, tree_digest
 
 GOOD = """\
@@ -199,4 +200,31 @@ def test_a_repo_folder_that_is_not_there_is_named_as_such(tmp_path: Path, kind: 
             f"error: the repository folder {repo} {said}",
             "hint: pass --repo PATH of a git checkout (default: the current folder)",
         ]
+    assert tree_digest(tmp_path) == before
+
+
+def test_a_command_run_from_a_subfolder_of_the_checkout_points_at_its_root(
+    tmp_path: Path,
+) -> None:
+    """`cd configs && bisector rollback ...` said "no config file at bisector.yaml" with a
+    hint to create one, and `init` there "not a git repository": both now name the
+    checkout's root, and nothing is written."""
+    repo = make_repo(tmp_path / "svc")
+    commit(repo, {"configs/serving.yaml": "a: 1\n"}, "Configs", tag="v1")
+    (repo / "bisector.yaml").write_text(GOOD)
+    sub = (repo / "configs").resolve()
+    before = tree_digest(tmp_path)
+    hint = (
+        f"hint: {sub} is a folder inside the git repository {repo.resolve()}: run bisector "
+        f"from {repo.resolve()}, or pass --repo {repo.resolve()}"
+    )
+    done = run_cli("rollback", "--to", "v1", "--dry-run", cwd=sub)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == ["error: no config file at bisector.yaml", hint]
+    done = run_cli("init", cwd=sub)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: not a git repository: {sub} (a folder inside one, not its root)",
+        hint,
+    ]
     assert tree_digest(tmp_path) == before
