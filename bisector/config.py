@@ -36,6 +36,7 @@ from bisector.config_values import (
     check_registry,
     check_rollback_target,
     check_store,
+    check_webhook,
     whole_number_error,
 )
 from bisector.core.judge import CLASSIFY_ALPHA, smallest_workable_repeats
@@ -172,7 +173,7 @@ class Rollback(Strict):
 
 
 class Alert(Strict):
-    webhook: str | None = None
+    webhook: Annotated[str | None, AfterValidator(check_webhook)] = None
     timeout: Duration = 5.0
     retries: int = Field(2, ge=0, le=100)
 

@@ -13,6 +13,7 @@ import re
 import types
 from collections.abc import Mapping
 from typing import Annotated, Any, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -178,6 +179,28 @@ class HintedValueError(ValueError):
     def __init__(self, message: str, hint: str) -> None:
         super().__init__(message)
         self.hint = hint
+
+
+def check_webhook(url: str | None) -> str | None:
+    """`daemon.alerts[].webhook`: an http(s) URL with a host, checked on load: one that is
+    not would only fail when the alert is sent (after a failed health check, at 3 a.m.).
+    The URL is a secret, so the error never quotes it."""
+    if not url:  # null or "": no webhook, the alert is logged only
+        return url
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return url
+    why = (
+        "it names no host"
+        if parts.scheme in ("http", "https")
+        else f"its scheme is {parts.scheme}"
+        if "://" in url and parts.scheme.isalnum()
+        else "it has no scheme (https://)"
+    )
+    raise HintedValueError(
+        f"not an http(s) URL: {why} (the URL is a secret: not shown)",
+        hint="write it as https://HOST/PATH, e.g. https://hooks.slack.com/services/...",
+    )
 
 
 STORE_HINT = (

@@ -228,3 +228,33 @@ def test_a_command_run_from_a_subfolder_of_the_checkout_points_at_its_root(
         hint,
     ]
     assert tree_digest(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "webhook, why",
+    [
+        ("ftp://user:s3cret@hooks.example.org/x", "its scheme is ftp"),
+        ("file:///etc/s3cret", "its scheme is file"),
+        ("hooks.slack.com/services/T0/B0/s3cret", "it has no scheme (https://)"),
+        ("https:///services/s3cret", "it names no host"),
+    ],
+)
+def test_a_webhook_that_is_no_http_url_is_refused_on_load_without_showing_it(
+    webhook: str, why: str
+) -> None:
+    """`config check` passed a webhook the alert could never be sent to: the failure came
+    only with the alert, after a failed health check. Refused on load now, and since the
+    URL is a secret, the error does not quote it."""
+    text = GOOD.replace("https://hooks.example.org/x", webhook)
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    message = info.value.message
+    assert message.startswith("bisector.yaml:25: daemon.alerts[0].webhook: not an http(s) URL")
+    assert why in message and "s3cret" not in message and "s3cret" not in (info.value.hint or "")
+    assert info.value.hint and "https://" in info.value.hint
+
+
+@pytest.mark.parametrize("webhook", ["https://hooks.example.org/x", "http://127.0.0.1:8/h", ""])
+def test_an_http_webhook_or_none_is_accepted(webhook: str) -> None:
+    cfg = parse_config(GOOD.replace("https://hooks.example.org/x", webhook))
+    assert cfg.daemon.alerts[0].webhook == webhook

@@ -205,8 +205,10 @@ def test_alert_retries_server_errors(hook: Hook) -> None:
 
 
 def test_alert_refuses_non_http_schemes() -> None:
-    """A file:// webhook is never opened."""
-    out = send_alert([Alert(webhook="file:///etc/passwd")], AlertMessage("t", "s", "r"))
+    """A file:// webhook is never opened (refused on load too: an Alert made without
+    validation, as a caller could, is still not sent)."""
+    alert = Alert.model_construct(webhook="file:///etc/passwd", timeout=5.0, retries=2)
+    out = send_alert([alert], AlertMessage("t", "s", "r"))
     assert not out[0].ok and out[0].attempts == 0
 
 
