@@ -16,8 +16,16 @@ from rollback.service import RollbackResult
 _SIGN = {"added": "+", "removed": "-", "changed": "~"}
 
 
+_VALUE_CHARS = 200  # of a key's value on screen; `--json` has it whole
+
+
 def _value(v: Any) -> str:
-    return json.dumps(v, default=str) if not isinstance(v, str) else _one_line(v)
+    """A key's value on one line, cut when long: a certificate or a blob printed whole
+    would bury the plan and its confirmation prompt."""
+    text = json.dumps(v, default=str) if not isinstance(v, str) else _one_line(v)
+    if len(text) <= _VALUE_CHARS:
+        return text
+    return f"{text[: _VALUE_CHARS - 3]}... ({len(text):,} characters; --json shows it whole)"
 
 
 def _one_line(text: str) -> str:

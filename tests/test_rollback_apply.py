@@ -87,6 +87,26 @@ def test_the_plan_shows_a_key_one_side_lacks_as_absent_and_a_null_as_null() -> N
     assert "      new_null: 1 -> null" in lines and "      kept: 1 -> 2" in lines
 
 
+def test_the_plan_cuts_a_long_value_on_screen_and_json_keeps_it_whole() -> None:
+    """A key holding a certificate or a 60 MB blob was printed whole on one plan line (the
+    confirmation prompt scrolled away under it): cut to 200 characters with its length."""
+    from pathlib import Path as P
+
+    from rollback.render import describe
+    from rollback.service import RollbackResult
+
+    blob = "x" * 100_000
+    plan = make_plan({"a.yaml": b"k: short\n"}, {"a.yaml": f"k: {blob}\n".encode()})
+    result = RollbackResult("dry_run", P("/srv/live"), "v2.3.1", plan)
+    lines = describe(result)
+    assert max(len(line) for line in lines) < 300, [len(line) for line in lines]
+    [k_line] = [line for line in lines if line.startswith("      k: ")]
+    assert k_line.startswith("      k: short -> xxxx") and k_line.endswith(
+        "... (100,000 characters; --json shows it whole)"
+    ), k_line
+    assert result.to_json()["plan"]["keys"][0]["after"] == blob
+
+
 def test_apply_switches_whole_set_and_is_clean(demo: Demo) -> None:
     """Applying one tag then the other leaves exactly that tag's files live, nothing else."""
     _apply(demo, "v2.4.0")
