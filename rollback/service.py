@@ -342,10 +342,12 @@ def _apply(
                     hint="raise rollback.timeout or pass --timeout",
                 )
             switch(layout, to_gen)
-        except BaseException:
+        except BaseException as exc:
             if live_state(layout).gen != to_gen:
                 with shielded():
                     _abandon(layout, intent)
+                if isinstance(exc, OSError):  # the switch's (staging words its own)
+                    raise disk_error(exc, f"switch {layout.target}") from exc
                 raise
             # Interrupted right after the rename: the new set is live; undo below.
         health: HealthResult | None = None

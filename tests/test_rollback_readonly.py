@@ -7,13 +7,13 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from bisector.cli import _os_hint
-from tests.rollback_support import make_demo, run_cli
+from tests.rollback_support import BAD_LIVE, assert_clean, make_demo, read_live, run_cli
 
 
 @pytest.fixture
@@ -76,3 +76,52 @@ def test_rollback_into_it_says_what_to_check(tmp_path: Path, unwritable: tuple[P
     else:
         assert lines[1] == "hint: check the path and its permissions", lines
     assert list(where.iterdir()) == []
+
+
+@pytest.fixture
+def locked_parent() -> Iterator[Callable[[Path], None]]:
+    """Makes a folder take no new entry while its subfolders stay writable: chmod 555 for a
+    user; as root (whom chmod does not stop) the immutable attribute, or the test is
+    skipped where chattr cannot set it."""
+    locked: list[Path] = []
+
+    def lock(folder: Path) -> None:
+        if os.geteuid() != 0:
+            folder.chmod(0o555)
+        else:
+            done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+            if done.returncode != 0:
+                pytest.skip(f"cannot make a folder immutable here: {done.stderr.strip()}")
+        locked.append(folder)
+
+    yield lock
+    for folder in locked:
+        if os.geteuid() != 0:
+            folder.chmod(0o755)
+        else:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_a_switch_that_cannot_write_beside_the_target_names_the_target(
+    tmp_path: Path, locked_parent: Callable[[Path], None]
+) -> None:
+    """The state folder is writable but the target's folder takes no new entry (the new
+    live link goes there): the error named the set's relative path (`.configs.bisector/
+    sets/<gen>`, the link's text) and did not say the live set was as it was."""
+    demo = make_demo(tmp_path)
+    assert run_cli("rollback", "--to", "v2.4.0", "--yes", cwd=demo.repo).returncode == 0
+    before = read_live(demo.target)
+    locked_parent(demo.target.parent)
+
+    done = run_cli("rollback", "--to", "v2.3.1", "--yes", cwd=demo.repo)
+
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["error", "hint"], lines
+    assert lines[0].startswith(f"error: cannot switch {demo.target}: "), lines
+    assert lines[0].endswith("; the live configs were not touched"), lines
+    assert "fix permissions beside the target folder" in lines[1], lines
+    assert read_live(demo.target) == before == BAD_LIVE
+    assert_clean(demo.target)
+    sets = demo.target.parent / f".{demo.target.name}.bisector" / "sets"
+    assert len(list(sets.iterdir())) == 1  # the staged set was dropped
