@@ -6,6 +6,13 @@ adopts it: git's records of vanished worktrees are pruned, a folder that is not 
 intact worktree is removed at once, and an intact one is reused when a candidate at its
 commit is asked for (no tracked file modified). Leaving the context removes every
 worktree this object handed out or adopted, used or not.
+
+`restore` puts back the tracked files of a worktree that a trial (or a build) changed, so
+each trial of a commit starts from the commit's files; untracked files (a build's
+egg-info, compiled extensions) stay. Its git calls name the worktree's own git folder
+(read when the worktree is handed out): a benchmark that deleted the worktree's `.git`
+file must not make git walk up to the user's repository (the store is usually inside it)
+and reset the user's working tree.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bisector.core.types import Commit
+from bisector.errors import BisectorError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
 
@@ -57,6 +65,7 @@ class Checkouts:
         self._repo = repo
         self.root = store / "worktrees"
         self._owned: dict[str, Path] = {}
+        self._git_dirs: dict[str, str] = {}  # sha -> the worktree's own git folder
         self._adopted: dict[str, Path] = {}
         self._adopt_leftovers()
 
@@ -89,12 +98,37 @@ class Checkouts:
             log.debug("reusing worktree", commit=commit.short)
         else:
             self._repo.add_worktree(commit.sha, dest)
+        git_dir = _git(dest, "rev-parse", "--absolute-git-dir")
+        if git_dir is not None:
+            self._git_dirs[commit.sha] = git_dir.strip()
         self._owned[commit.sha] = dest
         return dest
+
+    def restore(self, commit: Commit) -> list[str]:
+        """Put back the tracked files of `commit`'s worktree that differ from the commit
+        (module docstring); the paths put back, none when all are intact.
+
+        :raises BisectorError: git cannot compare or reset the worktree.
+        """
+        dest, git_dir = self._owned.get(commit.sha), self._git_dirs.get(commit.sha)
+        if dest is None or git_dir is None:
+            return []
+        where = ("--git-dir", git_dir, "--work-tree", str(dest))
+        changed = _git(dest, *where, "diff", "--name-only", "-z", "--no-renames", commit.sha, "--")
+        if changed is None or (
+            changed and _git(dest, *where, "reset", "-q", "--hard", commit.sha) is None
+        ):
+            raise BisectorError(
+                f"cannot restore the checkout of {commit.short} at {dest}",
+                hint="a trial left it so that git cannot put its files back (a leftover "
+                "index.lock, permissions); each trial must start from the commit's files",
+            )
+        return [path for path in changed.split("\0") if path]
 
     def release(self, commit: Commit) -> None:
         """Remove one candidate's worktree now (e.g. when the cache of checkouts is large)."""
         dest = self._owned.pop(commit.sha, None)
+        self._git_dirs.pop(commit.sha, None)
         if dest is not None:
             self._repo.remove_worktree(dest)
 
@@ -102,6 +136,7 @@ class Checkouts:
         leftovers, self._adopted = self._adopted, {}
         for sha, dest in [*self._owned.items(), *leftovers.items()]:
             self._owned.pop(sha, None)
+            self._git_dirs.pop(sha, None)
             try:
                 self._repo.remove_worktree(dest)
             except Exception as exc:

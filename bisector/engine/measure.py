@@ -34,6 +34,8 @@ from bisector.store.journal import Journal, TrialRow
 
 log = get_logger("bisector.measure")
 
+_FILES_NAMED = 5  # a warning names this many changed files, then "and N more"
+
 
 class Measurer:
     #: The hunt's search (None: bisection); the ray executor sets a multisection.
@@ -70,6 +72,7 @@ class Measurer:
         self._synthetic: dict[str, Path] = {}
         self._env_keys: dict[str, str] = {}
         self._attached: set[tuple[str, str]] = set()
+        self._restore_warned = False
         self._lock = threading.Lock()
         # `benchmark.preload`: one fork server per environment, for this run only.
         self.preload = (
@@ -147,7 +150,10 @@ class Measurer:
             )
             return TrialStatus.SKIP
         runner = TrialRunner(
-            self.run_dir / _trial_dir(commit.sha), timeout_s=self.benchmark.timeout
+            self.run_dir / _trial_dir(commit.sha),
+            timeout_s=self.benchmark.timeout,
+            # after the build too: an install that rewrites a tracked file is undone alike
+            before_trial=None if commit.sha in self._synthetic else lambda: self.restore(commit),
         )
         preload = self.preload.launcher(built) if self.preload is not None else None
         # a container when built.launcher is set; else a fork of the preload server, if any
@@ -171,6 +177,30 @@ class Measurer:
             self._attached.add((commit.sha, key))
             envrecord.attach(self.git.root, self.cfg, commit.sha, built, result.meta)
         return result.status
+
+    def restore(self, commit: Commit) -> None:
+        """Put back the tracked files of `commit`'s checkout that changed since it was
+        checked out (by a trial, the build or the reference run), so every trial starts
+        from the commit's files: a benchmark that rewrites a file (a config, a cache kept
+        in the repository) would otherwise bias the commit with more trials. Warned once
+        per run, naming the files; untracked files stay (`Checkouts.restore`)."""
+        changed = self.checkouts.restore(commit)
+        if not changed:
+            return
+        shown = ", ".join(changed[:_FILES_NAMED]) + (
+            f" and {len(changed) - _FILES_NAMED} more" if len(changed) > _FILES_NAMED else ""
+        )
+        if self._restore_warned:
+            log.debug("tracked files put back", commit=commit.short, files=shown)
+            return
+        self._restore_warned = True
+        log.warning(
+            "the benchmark (or its build) changed tracked files of its checkout; they are "
+            "put back before each trial, so each trial starts from the commit's files "
+            "(said once per run)",
+            commit=commit.short,
+            files=shown,
+        )
 
     # -- synthetic states (isolation, bisector/isolate.py) ---------------------------
 

@@ -33,7 +33,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -261,15 +261,22 @@ class TrialRunner:
     """Numbers trials in one run folder and applies the retry rule.
 
     Numbering continues after the highest `trial-<n>` already in the folder, so a resumed
-    run never overwrites the logs of an earlier attempt.
+    run never overwrites the logs of an earlier attempt. `before_trial` runs before each
+    trial, the retry included (the measurer's: put back the checkout's tracked files).
     """
 
     def __init__(
-        self, run_dir: Path, *, timeout_s: float, grace_s: float = DEFAULT_GRACE_S
+        self,
+        run_dir: Path,
+        *,
+        timeout_s: float,
+        grace_s: float = DEFAULT_GRACE_S,
+        before_trial: Callable[[], None] | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.timeout_s = timeout_s
         self.grace_s = grace_s
+        self.before_trial = before_trial
         self._lock = threading.Lock()
         run_dir.mkdir(parents=True, exist_ok=True)
         found = [int(m.group(1)) for p in run_dir.iterdir() if (m := _TRIAL_FILE.match(p.name))]
@@ -290,6 +297,8 @@ class TrialRunner:
         launcher: TrialLauncher | None = None,
     ) -> TrialResult:
         """One trial, no retry: a host process, or `launcher`'s (e.g. a container)."""
+        if self.before_trial is not None:
+            self.before_trial()
         n = self._take_number()
         return (launcher or run_trial)(
             argv,

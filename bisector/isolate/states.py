@@ -128,6 +128,7 @@ class MeasuredStates:
         if not (checkout / _MARKER).is_file() or (checkout / _MARKER).read_text() != sid:
             shutil.rmtree(checkout, ignore_errors=True)
             source = self.measurer.checkouts.get(side.code)
+            self.measurer.restore(side.code)  # not what its last trial left there
             shutil.copytree(source, checkout, ignore=shutil.ignore_patterns(".git", "__pycache__"))
             for rel, data in files.items():
                 write_file(checkout / rel, data)
