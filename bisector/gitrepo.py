@@ -176,13 +176,16 @@ class GitRepo:
         out = self._run(
             "for-each-ref",
             "--sort=creatordate",
-            "--format=%(refname:short)\x1f%(objectname)\x1f%(objecttype)\x1f%(*objectname)"
-            "\x1f%(*objecttype)\x1f%(refname)",
+            "--format=%(objectname)\x1f%(objecttype)\x1f%(*objectname)\x1f%(*objecttype)"
+            "\x1f%(refname)",
             "refs/tags",
         )
         tags: list[tuple[str, str | None]] = []
         for line in out.splitlines():
-            name, obj, kind, peeled, peeled_kind, full = line.split("\x1f")
+            obj, kind, peeled, peeled_kind, full = line.split("\x1f")
+            # Not %(refname:short): for a tag that is also a branch it is `tags/<name>`
+            # or `<name>` as the user's core.warnAmbiguousRefs says.
+            name = full.removeprefix("refs/tags/")
             sha, kind = (peeled, peeled_kind) if peeled else (obj, kind)
             if kind == "tag":  # a tag of a tag: peel it all the way
                 sha = self._commit_of(full)
@@ -241,8 +244,22 @@ class GitRepo:
             return None
         return name.strip().removeprefix(f"{remote}/") or None
 
-    def tags_at(self, sha: str) -> list[str]:
-        return [t.name for t in self.tags() if t.sha == sha]
+    def rival_branches(self, tags: list[Tag]) -> dict[str, str]:
+        """Of `tags`, those whose name is also a branch (local or remote) of another
+        commit: tag name -> that branch's full name. `resolve` refuses such a name as
+        ambiguous (`_refuse_ambiguous`); this asks git once for every tag."""
+        out = self._run(
+            "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", "refs/remotes"
+        )
+        branches = dict(line.rsplit(" ", 1) for line in out.splitlines() if " " in line)
+        rivals: dict[str, str] = {}
+        for tag in tags:
+            for kind in ("heads", "remotes"):
+                full = f"refs/{kind}/{tag.name}"
+                if branches.get(full, tag.sha) != tag.sha:
+                    rivals[tag.name] = full
+                    break
+        return rivals
 
     # -- content --------------------------------------------------------------------
 

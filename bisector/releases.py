@@ -24,8 +24,9 @@ def release_tags(git: GitRepo) -> list[Tag]:
     """The repository's tags (oldest first) that can be used as refs.
 
     A tag git allows but bisector refuses (one starting with '-', one with a control
-    character, a name over 255 characters), or one of a tree or a blob, is skipped with one warning naming it, so a
-    single odd tag cannot fail every cycle.
+    character, a name over 255 characters, one that is also a branch of another commit),
+    or one of a tree or a blob, is skipped with one warning naming it, so a single odd tag
+    cannot fail every cycle.
     """
     usable: list[Tag] = []
     for name in git.non_commit_tags():
@@ -39,12 +40,22 @@ def release_tags(git: GitRepo) -> list[Tag]:
             log.warning("daemon.tag_skipped", tag=tag.name, reason=exc.message)
             continue
         usable.append(tag)
-    return usable
+    rivals = git.rival_branches(usable)
+    for name, branch in rivals.items():
+        log.warning(
+            "daemon.tag_skipped",
+            tag=name,
+            reason=f"it is also the branch {branch}, of another commit: ambiguous as a ref",
+        )
+    return [t for t in usable if t.name not in rivals]
 
 
 def label_of(git: GitRepo, commit: Commit) -> str:
-    tags = [name for name in git.tags_at(commit.sha) if is_valid_ref(name)]
-    return preferred(tags) if tags else commit.sha
+    """A release tag on `commit` that works as a ref (`preferred`), else its id."""
+    tags = [t for t in git.tags() if t.sha == commit.sha and is_valid_ref(t.name)]
+    rivals = git.rival_branches(tags) if tags else {}
+    names = [t.name for t in tags if t.name not in rivals]
+    return preferred(names) if names else commit.sha
 
 
 def _version(name: str) -> tuple[int, ...] | None:

@@ -96,3 +96,39 @@ def test_a_last_good_commit_gone_from_the_repository_starts_again_from_the_relea
     with DaemonState(repo.path / ".bisector") as state:
         good = state.last_good()
         assert good is not None and good.sha == repo.tags["v2.3.1"]
+
+
+def test_a_release_tag_that_is_also_a_branch_of_another_commit_is_skipped(
+    tmp_path: Path,
+) -> None:
+    """`run` refuses a name that is a tag and a branch of different commits (ambiguous);
+    the daemon skips such a release tag with one `daemon.tag_skipped` warning instead of
+    failing every cycle on it (its snapshot, or its run as the baseline)."""
+    repo = released_repo(tmp_path / "repo", webhook_url=None)
+    hide_release(repo)  # the head is v2.3.1: the first baseline would be v2.3.0
+    gitutil.git(repo.path, "branch", "v2.3.0", repo.tags["v2.3.1"])
+    # git then lists the tag as `v2.3.0`, not `tags/v2.3.0`: what the daemon does must
+    # not hang on the user's git configuration
+    gitutil.git(repo.path, "config", "core.warnAmbiguousRefs", "false")
+    done = run_cli("daemon", "--once", "--repo", str(repo.path), timeout=300)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    skipped = [e for e in events if e["event"] == "daemon.tag_skipped"]
+    assert [e["tag"] for e in skipped] == ["v2.3.0"], done.stderr
+    assert "refs/heads/v2.3.0" in skipped[0]["reason"]
+    # v2.3.1, on the head, is the only release left: nothing below it to start from
+    assert [e["outcome"] for e in events if e["event"] == "daemon.cycle.end"] == ["no_baseline"]
+    with DaemonState(repo.path / ".bisector") as state:
+        assert set(state.snapshotted_tags()) == {"v2.3.1"}
+
+
+def test_a_last_good_tag_that_became_ambiguous_is_named_by_its_commit(tmp_path: Path) -> None:
+    repo = released_repo(tmp_path / "repo", webhook_url=None)
+    old = repo.tags["v2.3.1"]
+    good = LastGood(old, "v2.3.1", 0.0)
+    with GitRepo(repo.path) as git:
+        gitutil.git(repo.path, "branch", "v2.3.1", repo.tags["v2.3.0"])
+        assert still_named(git, good) == LastGood(old, old, 0.0)
+        # the same name as a branch of its own commit is not ambiguous
+        gitutil.git(repo.path, "branch", "-f", "v2.3.1", old)
+        assert still_named(git, good) == good
