@@ -65,6 +65,23 @@ def test_parse_keeps_numbers_beyond_the_judges_range_as_metadata() -> None:
     assert meta == {"a": 1e308, "b": [1, -1e301]}
 
 
+def test_a_json_line_after_a_byte_order_mark_is_the_result(tmp_path: Path) -> None:
+    """Windows tools print a UTF-8 BOM first: `\\ufeff{...}` read as 'printed no JSON line'."""
+    assert parse_output('\ufeff{"latency_ms": 1}\r\n') == ({"latency_ms": (1.0,)}, {})
+    argv = _script(
+        tmp_path,
+        """
+        import sys
+        sys.stdout.buffer.write(b'\\xef\\xbb\\xbf{"latency_ms": [2, 3]}\\r\\n')
+    """,
+    )
+    result = TrialRunner(tmp_path / "run", timeout_s=20).measure_once(
+        argv, cwd=tmp_path, env=os.environ
+    )
+    assert result.status is TrialStatus.OK, result.reason
+    assert result.metrics == {"latency_ms": (2.0, 3.0)}
+
+
 def test_parse_without_json_object_is_none() -> None:
     """No JSON object line at all gives None."""
     assert parse_output("hello\n[1, 2]\n{broken\n") is None

@@ -121,10 +121,10 @@ def parse_output(stdout: str) -> tuple[dict[str, tuple[float, ...]], dict[str, A
     Keys starting with `_` are metadata (e.g. `_gpu`). Other keys whose value is not a
     finite number or a non-empty list of finite numbers are kept as metadata too, so
     nothing the benchmark said is lost, but they never become samples. None when no line
-    is a JSON object.
+    is a JSON object. A line may start with a byte order mark.
     """
     for line in reversed(stdout.splitlines()):
-        text = line.strip()
+        text = line.strip().removeprefix("\ufeff")  # a UTF-8 BOM: Windows tools print one
         if not text.startswith("{"):
             continue
         try:
