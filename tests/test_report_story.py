@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 import shutil
@@ -21,7 +22,9 @@ from bisector.cli.progress import ConsoleProgress
 from bisector.core.types import Verdict
 from bisector.document import RunDocument
 from bisector.ports import ProbeStarted, RangeNarrowed, VerdictReached
+from bisector.report.files import render_markdown
 from bisector.report.html import ReportData, badge, render_html
+from bisector.report.wording import percent
 from tests.test_document import CULPRIT, PARENT, found
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -60,6 +63,27 @@ def test_terminal_names_the_first_bad_version_and_each_keys_old_and_new_value() 
     assert "dependency: fastpad 1.0.0 -> 1.3.0, first bad version 1.2.0" in out
     assert "config key: batching.pad_to_target: false -> true" in out
     assert "reused no trials from the journal (builder venv)" in out
+
+
+def test_a_huge_relative_effect_is_written_in_powers_of_ten_everywhere() -> None:
+    """A good side measuring near 0 made a hundred-digit percentage (`effect +99537...0.0%`)
+    on the terminal, the Markdown and the HTML page; they share one format (`percent`)."""
+    data = copy.deepcopy(_documented())  # its parts are shared with other tests
+    data["culprit"]["effect"] = 9.953711e96
+    data["culprit"]["evidence"] = dict(data["culprit"]["evidence"], relative_effect=9.953711e96)
+    data["details"]["reproduction"]["relative_effect"] = -2e4
+    doc = RunDocument.from_json(data)
+    pages = {
+        "terminal": _printed(doc),
+        "markdown": render_markdown(doc),
+        "html": render_html(doc, ReportData()),
+    }
+    for name, page in pages.items():
+        assert "+1.0e+99%" in page, name
+        assert not re.search(r"\d{12}", page.replace(CULPRIT, "").replace(PARENT, "")), name
+    assert "(-2000000.0%)" not in pages["markdown"] and "(-2.0e+06%)" in pages["markdown"]
+    assert percent(0.123) == "+12.3%" and percent(-999.9) == "-99990.0%"
+    assert percent(1000) == "+1.0e+05%" and percent(12.0, signed=False, digits=0) == "1200%"
 
 
 def test_progress_never_passes_its_estimate_nor_says_eta_0s() -> None:

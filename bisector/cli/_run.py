@@ -12,7 +12,7 @@ from bisector.cli._common import ConfigOpt, JsonOpt, RepoOpt, emit_json, stderr_
 from bisector.core.types import Status
 from bisector.document import Culprit, Reuse, RunDocument
 from bisector.plumbing.escape import visible
-from bisector.report.wording import confidence_shown, share_note, share_shown
+from bisector.report.wording import confidence_shown, percent, share_note, share_shown
 
 
 def run(
@@ -161,7 +161,7 @@ def _render_culprit(console: Any, c: Culprit, label: str, doc: RunDocument) -> N
     verified = "" if c.verified else " [UNVERIFIED]"
     share = f", share {shown}" if (shown := share_shown(c)) else ""
     if c.effect is not None:
-        effect = f"{c.effect * 100:+.1f}%"
+        effect = percent(c.effect)
     elif c.evidence is not None:  # a parent at 0: no relative effect, the shift itself
         effect = f"{c.evidence.effect:+g} from a parent at 0"
     else:

@@ -17,6 +17,7 @@ from bisector.alerts import AlertMessage
 from bisector.config import Config
 from bisector.document import RunDocument
 from bisector.document.findings import Culprit
+from bisector.report.wording import percent
 from bisector.store.daemon_state import RangeRow
 
 
@@ -54,7 +55,7 @@ def _items(c: Culprit, changes: Sequence[Mapping[str, Any]]) -> list[str]:
 def culprit_text(c: Culprit, changes: Sequence[Mapping[str, Any]], several: bool) -> str:
     text = f"culprit {c.commit[:10]} {c.subject!r}"
     if several and c.share is not None:
-        text += f" ({c.share * 100:.0f}% of it)"
+        text += f" ({percent(c.share, signed=False, digits=0)} of it)"
     items = _items(c, changes)
     return text + (f": {', '.join(items)}" if items else "")
 

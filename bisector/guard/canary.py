@@ -28,6 +28,7 @@ from bisector.core.judge import (
 )
 from bisector.core.stats import median
 from bisector.core.types import MetricRule
+from bisector.report.wording import percent
 
 
 class CanaryVerdict(StrEnum):
@@ -73,7 +74,7 @@ def judge_canary(
         "relative_effect": cmp.relative_effect,
         "p_value": cmp.p_value,
     }
-    shift = f"{c_med:g} vs {b_med:g} ({cmp.relative_effect:+.1%}, p={cmp.p_value:.3g})"
+    shift = f"{c_med:g} vs {b_med:g} ({percent(cmp.relative_effect)}, p={cmp.p_value:.3g})"
     if cmp.reproduced:
         return CanaryResult(
             CanaryVerdict.FAIL, f"canary worse by at least {rule.threshold}: {shift}", **facts

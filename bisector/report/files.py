@@ -22,6 +22,7 @@ from bisector.report.isolation import render_isolation
 from bisector.report.wording import (
     MOVED_THE_OTHER_WAY,
     moved_the_other_way,
+    percent,
     share_note,
     share_shown,
 )
@@ -292,7 +293,7 @@ def _noise_lines(doc: RunDocument) -> list[str]:
 
 
 def _pct(value: Any) -> str:
-    return "–" if value is None else f"{value * 100:+.1f}%"
+    return "–" if value is None else percent(value)
 
 
 def _ci(comp: Comparison | None) -> str:

@@ -33,7 +33,7 @@ from bisector.log import get_logger
 from bisector.plumbing.escape import visible
 from bisector.report.files import atomic_write_text, contract_view
 from bisector.report.plots import RangePoint, distribution_plot, range_svg
-from bisector.report.wording import moved_the_other_way, share_note
+from bisector.report.wording import moved_the_other_way, percent, share_note
 from bisector.store.journal import Journal, TrialRow
 from snapshots import api as snap_api
 
@@ -298,6 +298,7 @@ def render_html(doc: RunDocument, data: ReportData) -> str:
         finalize=_visible,
     )
     env.filters["literal"] = _literal
+    env.filters["percent"] = percent  # `x|percent`: the terminal's and Markdown's format
     metric = doc.metric
     images = []
     svg = (

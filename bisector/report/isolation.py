@@ -8,10 +8,11 @@ from typing import Any
 from bisector.document import Isolation
 from bisector.plumbing.escape import markdown_code as code
 from bisector.plumbing.escape import markdown_text as text
+from bisector.report.wording import percent
 
 
 def _pct(value: Any) -> str:
-    return "–" if value is None else f"{value * 100:+.1f}%"
+    return "–" if value is None else percent(value)
 
 
 def _check(check: Mapping[str, Any]) -> str:

@@ -14,12 +14,28 @@ from bisector.document import Culprit, RunDocument
 SHARE_EXPLAINED_ABOVE = 1.2
 
 
+#: A percentage this large (1000x) or larger is written in powers of ten: a benchmark
+#: whose good side measures near 0 gives effects of a hundred digits otherwise.
+PERCENT_IN_FULL_BELOW = 1e5
+
+
+def percent(fraction: float, *, signed: bool = True, digits: int = 1) -> str:
+    """`fraction` as a percentage: `+12.3%`; `+1.0e+99%` from 1000x on (`PERCENT_IN_FULL_BELOW`).
+
+    Every effect, shift and share the terminal, the Markdown and HTML pages and the
+    alerts show goes through here."""
+    value, sign = fraction * 100, "+" if signed else ""
+    if abs(value) >= PERCENT_IN_FULL_BELOW:
+        return f"{value:{sign}.1e}%"
+    return f"{value:{sign}.{digits}f}%"
+
+
 def share_shown(c: Culprit) -> str:
     """`84%`, or "" when there is no share to show: none, or a suspect whose fresh trials
     moved the other way (a negative share of a regression says nothing; its note says why)."""
     if c.share is None or c.share < 0:
         return ""
-    return f"{c.share * 100:.0f}%"
+    return percent(c.share, signed=False, digits=0)
 
 
 MOVED_THE_OTHER_WAY = "moved the other way"
@@ -55,7 +71,7 @@ def share_note(doc: RunDocument, c: Culprit) -> str:
             f"it {parent + step:.3f} against the bad end's {bad.value:.3f})"
         )
     return (
-        f"share {c.share * 100:.0f}%: this step alone moves {doc.metric} by {step:+.3f}, more "
+        f"share {percent(c.share, signed=False, digits=0)}: this step alone moves {doc.metric} by {step:+.3f}, more "
         f"than the whole range does ({total:+.3f}): other commits move it back the better way, "
         f"an improvement before this step or a later commit taking part of it back{levels}; "
         "improvements are not bisected"
