@@ -144,11 +144,14 @@ class GitRepo:
         its parents (`rev-list --topo-order`), whatever their dates say."""
         return self._run("rev-list", "--topo-order", "--end-of-options", head, "--").split()
 
-    def check_range(self, good: Commit, bad: Commit) -> None:
-        """`good` must be a strict ancestor of `bad`."""
+    def check_range(self, good: Commit, bad: Commit, refs: tuple[str, str] = ("", "")) -> None:
+        """`good` must be a strict ancestor of `bad`; `refs`: the refs the user gave for
+        them, named when they are the same commit (a branch far back, a moved tag)."""
         if good.sha == bad.sha:
+            both = f"good {refs[0]} and bad {refs[1]}" if all(refs) else "good and bad"
             raise RefError(
-                "good and bad are the same commit", hint="pass an older --good or a newer --bad"
+                f"{both} are the same commit ({good.short})",
+                hint="pass an older --good or a newer --bad",
             )
         if not self.is_ancestor(good.sha, bad.sha):
             raise RefError(

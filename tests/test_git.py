@@ -201,6 +201,13 @@ def test_endpoint_order_is_checked(make_sample: Callable[..., SampleRepo]) -> No
             repo.check_range(good, good)
         with pytest.raises(RefError, match="unknown ref"):
             repo.resolve("v9.9.9")
+    # both refs and the commit: a branch far back, a tag moved, read wrong on their own
+    gitutil.git(sample.path, "branch", "release", "v2.3.0")
+    done = run_cli("run", "--good", "release", "--bad", "v2.3.0", "--repo", str(sample.path))
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0] == (
+        f"error: good release and bad v2.3.0 are the same commit ({good.sha[:10]})"
+    ), done.stderr
 
 
 def test_worktree_leaves_user_checkout_alone(

@@ -111,7 +111,7 @@ def test_a_good_endpoint_at_zero_with_a_relative_threshold_is_a_config_error(
     assert done.returncode == 2, done.stderr
     error, hint = done.stderr.strip().splitlines()[-2:]
     assert error == (
-        f"error: the good endpoint {short} measures latency_ms at 0, so its relative "
+        f"error: the good endpoint v1 ({short}) measures latency_ms at 0, so its relative "
         "threshold (5%) is no threshold"
     )
     assert hint.startswith("hint: give latency_ms an absolute threshold"), hint

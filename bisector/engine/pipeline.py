@@ -173,7 +173,7 @@ def run_bisection(
     )
     with parts.open_vcs(repo_path) as git:
         good, bad = git.resolve(req.good), git.resolve(req.bad)
-        git.check_range(good, bad)
+        git.check_range(good, bad, (req.good, req.bad))
         roll = repo_path if req.rollback else None  # its target is checked now too
         named = (req.good, req.bad)  # as errors name them (the benchmark's files at each)
         for warning in preflight(git, cfg, builder_name, good, bad, rollback_in=roll, refs=named):

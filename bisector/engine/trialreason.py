@@ -194,13 +194,23 @@ def endpoint_error(
     """The error of an endpoint that cannot be measured: which (`refs`: sha -> the ref the
     user gave), why (its build, or its last failed trial), where the logs are.
 
-    An endpoint that lacks the metric keeps its own message and hint (what to set).
+    An endpoint that lacks the metric, or measures it at 0, keeps its own message and hint
+    (what to set), its ref named as well.
     """
-    if not exc.untestable:
-        return exc
     commit = exc.commit
     ref = refs.get(commit.sha, "")
     named = f"{shown(ref, 60)} ({commit.short})" if ref and not commit.sha.startswith(ref) else ""
+    if not exc.untestable:
+        subject = f"the {exc.side} endpoint {commit.short}"  # how core's messages start
+        if not named or not exc.message.startswith(subject):
+            return exc
+        return EndpointUnmeasurable(
+            f"the {exc.side} endpoint {named}{exc.message[len(subject) :]}",
+            side=exc.side,
+            commit=commit,
+            untestable=False,
+            hint=exc.hint,
+        )
     build_log = measurer.journal.failed_build(commit.sha, measurer.env_key(commit))
     why = untestable_reason(measurer, commit)
     message = f"the {exc.side} endpoint {named or commit.short} could not be measured"
