@@ -154,8 +154,10 @@ class GitRepo:
                 hint="pass an older --good or a newer --bad",
             )
         if not self.is_ancestor(good.sha, bad.sha):
+            good_ref = f"{refs[0]} " if refs[0] else ""
+            bad_ref = f"{refs[1]} " if refs[1] else ""
             raise RefError(
-                f"good ({good.short}) is not an ancestor of bad ({bad.short})",
+                f"good {good_ref}({good.short}) is not an ancestor of bad {bad_ref}({bad.short})",
                 hint="swap --good and --bad, or pick a good ref from bad's history",
             )
 

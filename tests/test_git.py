@@ -197,6 +197,10 @@ def test_endpoint_order_is_checked(make_sample: Callable[..., SampleRepo]) -> No
         repo.check_range(good, bad)
         with pytest.raises(RefError, match="not an ancestor"):
             repo.check_range(bad, good)
+        with pytest.raises(
+            RefError, match=r"^good v2.4.0 \(\w+\) is not an ancestor of bad v2.3.0 "
+        ):
+            repo.check_range(bad, good, ("v2.4.0", "v2.3.0"))
         with pytest.raises(RefError, match="same commit"):
             repo.check_range(good, good)
         with pytest.raises(RefError, match="unknown ref"):

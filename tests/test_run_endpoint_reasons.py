@@ -97,7 +97,8 @@ def test_a_missing_metric_keeps_its_own_words(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     error, hint = done.stderr.strip().splitlines()[-2:]
     assert error == "error: the benchmark printed latency, p50 but not latency_ms"
-    assert hint.startswith("hint: at the good endpoint ") and "--metric" in hint
+    short = gitutil.git(repo, "rev-parse", "--short=10", "v1^{commit}")
+    assert hint.startswith(f"hint: at the good endpoint v1 ({short}): ") and "--metric" in hint
 
 
 def test_a_good_endpoint_at_zero_with_a_relative_threshold_is_a_config_error(

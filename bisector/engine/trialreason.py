@@ -201,15 +201,17 @@ def endpoint_error(
     ref = refs.get(commit.sha, "")
     named = f"{shown(ref, 60)} ({commit.short})" if ref and not commit.sha.startswith(ref) else ""
     if not exc.untestable:
-        subject = f"the {exc.side} endpoint {commit.short}"  # how core's messages start
-        if not named or not exc.message.startswith(subject):
+        subject = f"the {exc.side} endpoint {commit.short}"  # how core's messages and
+        where = f"at {subject}"  # hints start
+        message, hint = exc.message, exc.hint
+        if named and message.startswith(subject):
+            message = f"the {exc.side} endpoint {named}{message[len(subject) :]}"
+        if named and hint is not None and hint.startswith(where):
+            hint = f"at the {exc.side} endpoint {named}{hint[len(where) :]}"
+        if (message, hint) == (exc.message, exc.hint):
             return exc
         return EndpointUnmeasurable(
-            f"the {exc.side} endpoint {named}{exc.message[len(subject) :]}",
-            side=exc.side,
-            commit=commit,
-            untestable=False,
-            hint=exc.hint,
+            message, side=exc.side, commit=commit, untestable=False, hint=hint
         )
     build_log = measurer.journal.failed_build(commit.sha, measurer.env_key(commit))
     why = untestable_reason(measurer, commit)
