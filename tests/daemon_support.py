@@ -20,20 +20,26 @@ class Webhook:
     """A real HTTP server that records the JSON bodies POSTed to it, and their headers.
 
     While `refuse` is set it answers 500 instead (a receiver that is up but failing) and
-    records the bodies it refused in `refused`, not in `bodies`."""
+    records the bodies it refused in `refused`, not in `bodies`; so it does for the next
+    `refuse_next` bodies (then it takes them: a receiver back in the middle of a cycle)."""
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.refused: list[dict[str, Any]] = []
         self.refuse = False
+        self.refuse_next = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length))
-                if outer.refuse:
+                refuse, outer.refuse_next = (
+                    outer.refuse or outer.refuse_next > 0,
+                    max(0, outer.refuse_next - 1),
+                )
+                if refuse:
                     outer.refused.append(body)
                     self.send_response(500)
                     self.send_header("Content-Length", "0")

@@ -16,8 +16,10 @@ from bisector.daemon.cycle import execute
 from bisector.document import RunDocument
 from bisector.document.findings import Culprit, Dependency, Isolation
 from bisector.errors import ConfigError
-from bisector.testing.sample import SampleSpec, build_sample_repo
-from tests.daemon_support import RELEASES, released_repo, webhook
+from bisector.store.daemon_state import DaemonState
+from bisector.testing import gitutil
+from bisector.testing.sample import SampleRepo, SampleSpec, build_sample_repo
+from tests.daemon_support import RELEASES, Webhook, released_repo, webhook
 
 
 @pytest.mark.slow
@@ -129,7 +131,6 @@ def test_an_alert_no_webhook_took_is_sent_again_by_the_next_cycle(tmp_path: Path
     """The webhook is down while the regression is alerted (nothing listens): the range
     stays `acted` (it was `done`, the alert lost but for a log line), and the next cycle,
     the webhook back, sends it once, as `already_handled` (not a second regression)."""
-    from bisector.store.daemon_state import DaemonState
     from tests.guard_support import free_port
 
     down = f"http://127.0.0.1:{free_port()}/hooks/T000/SECRET"
@@ -157,7 +158,6 @@ def test_a_paused_daemon_still_sends_the_alert_no_webhook_took(tmp_path: Path) -
     paused, measure and roll back nothing but send it again (it sat until `resume`):
     refused again, then taken once, then never again."""
     from bisector.store.control import ControlStore, journal_path
-    from bisector.store.daemon_state import DaemonState
 
     with webhook() as hook:
         hook.refuse = True
@@ -194,6 +194,61 @@ def test_a_paused_daemon_still_sends_the_alert_no_webhook_took(tmp_path: Path) -
         assert [r.status for r in control.rollbacks()] == ["restored"]  # nor rolled back
 
 
+def _owed_then_moved_on(path: Path, hook: Webhook) -> tuple[SampleRepo, str]:
+    """The webhook refuses the regression's alert (range v2.3.1..v2.4.0 left `acted`),
+    then the branch head moves on past v2.4.0 (a fine commit): the next cycle's range is
+    v2.3.1..head, whose bisection names the same culprit. The repo, the owed run id."""
+    hook.refuse = True
+    repo = released_repo(path, webhook_url=hook.url)
+    first = execute(repo.path, None)
+    assert (first.outcome, first.detail["alert"]) == ("regression", "undelivered"), first
+    hook.refuse = False
+    gitutil.commit(repo.path, {"NOTES.md": "release notes\n"}, "Add release notes")
+    return repo, str(first.detail["run_id"])
+
+
+def test_an_owed_alert_is_sent_first_when_the_head_moved_on(tmp_path: Path) -> None:
+    """Before: an unpaused cycle sent again only its own range's alert, so once the head
+    moved on, the older range's alert was never sent (the newer range's was, as if new).
+    Now the cycle sends what is owed first; the newer range naming the same culprit is
+    then a duplicate: the on-call gets the culprit once, in the older range's alert."""
+    with webhook() as hook:
+        repo, older = _owed_then_moved_on(tmp_path / "repo", hook)
+        second = execute(repo.path, None)
+        assert [(b["run_id"], b["culprit"]) for b in hook.bodies] == [(older, repo.culprit)]
+        assert second.detail["alerts"] == {older: "sent"}, second
+        assert second.outcome == "regression" and second.detail["run_id"] != older
+        assert second.detail["culprit"] == repo.culprit
+        third = execute(repo.path, None)
+        assert third.outcome == "already_handled" and "alerts" not in third.detail
+        assert len(hook.bodies) == 1
+    with DaemonState(repo.path / ".bisector") as state:
+        assert [r.phase for r in state.ranges()] == ["done", "done"]
+
+
+def test_an_owed_alert_is_superseded_by_a_newer_one_naming_the_same_culprit(
+    tmp_path: Path,
+) -> None:
+    """The owed alert is refused again at the cycle's start, the newer range's alert (the
+    same culprit) is taken: the older one is marked superseded and never sent after it."""
+    with webhook() as hook:
+        repo, older = _owed_then_moved_on(tmp_path / "repo", hook)
+        hook.refuse_next = 1
+        second = execute(repo.path, None)
+        newer = second.detail["run_id"]
+        assert [(b["run_id"], b["culprit"]) for b in hook.bodies] == [(newer, repo.culprit)]
+        assert [b["run_id"] for b in hook.refused] == [older, older]
+        assert second.detail["alerts"] == {older: "undelivered"}, second
+        assert (second.outcome, second.detail["alert"]) == ("regression", "sent")
+        third = execute(repo.path, None)
+        assert third.outcome == "already_handled" and "alerts" not in third.detail
+        assert len(hook.bodies) == 1
+    with DaemonState(repo.path / ".bisector") as state:
+        stale = next(r for r in state.ranges() if r.run_id == older)
+        assert stale.phase == "done"
+        assert (stale.detail["alert"], stale.detail["superseded_by"]) == ("superseded", newer)
+
+
 def test_the_bisection_after_a_guard_rollback_alerts_again_until_delivered(
     tmp_path: Path,
 ) -> None:
@@ -202,7 +257,6 @@ def test_the_bisection_after_a_guard_rollback_alerts_again_until_delivered(
     alerted. Now the request and the `acted` range stay, and the next tick (the webhook
     back) sends the alert once, without bisecting again."""
     from bisector.daemon.after_rollback import run_after_rollback
-    from bisector.store.daemon_state import DaemonState
     from bisector.store.guard_state import GuardState
     from tests.guard_support import free_port
 

@@ -87,7 +87,7 @@ def bisect_once(cycle: Cycle, request: BisectRequest, control: ControlStore) -> 
     cycle.state.set_range(row.good_sha, row.bad_sha, "acted", detail=detail)
     # Undelivered: the range stays `acted` and so does the request (`run_after_rollback`):
     # the next tick sends the alert again, measuring nothing twice.
-    alert = cycle.alert_and_close(
+    alert = cycle.alerts.close(
         replace(row, phase="acted", detail=detail), request.good, retry="next tick"
     )
     return CycleResult(

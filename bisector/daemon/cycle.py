@@ -5,8 +5,9 @@ orchestration (`Cycle`) works over injected seams (bisect, alert, roll back, sna
 fetch), so tests can replace exactly one of them. Per (last good, head) range the cycle
 records how far it got (bisecting → bisected → acted → done) before the next step, so a
 cycle killed anywhere is finished by the next one without a second rollback or alert;
-the one alert says what was found and what the policy did (`alert_text`). A paused
-cycle does nothing but send again the alerts no webhook took (`send_owed`).
+the one alert says what was found and what the policy did (`alert_text`). Every cycle
+first sends again the alerts no webhook took (`range_alerts`); a paused one does nothing
+else.
 
 The last known good commit starts as the newest-but-one release tag reachable from the
 head: the first cycle checks the newest release and everything after it. A head that
@@ -23,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import bisector.daemon.stop as stop
-from bisector.alerts import AlertMessage, Delivery, delivered, send_alert
+from bisector.alerts import AlertMessage, Delivery, send_alert
 from bisector.config import Alert, Config, load_config
 from bisector.core.types import Commit, Status, Tag
-from bisector.daemon.alert_text import culprits_of, finding_text, range_alert
+from bisector.daemon.alert_text import culprits_of, finding_text
 from bisector.daemon.benchcheck import check_range
 from bisector.daemon.policy import may_roll_back, roll_back_to
+from bisector.daemon.range_alerts import RangeAlerts
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
 from bisector.errors import BisectorError, GitError, RollbackError
 from bisector.gitrepo import GitRepo
@@ -128,13 +130,17 @@ class Cycle:
         # Rollbacks recorded so far: one made while this cycle bisects (an operator's
         # emergency rollback) must not be rolled over by the policy afterwards.
         self.rollbacks_at_start = control.rollback_generation()
+        self.alerts = RangeAlerts(state, cfg, seams.alert)
 
     def run(self) -> CycleResult:
+        # What is owed first, paused or not: a pause stops acting, not telling, and a head
+        # that moved on must not strand an older range's alert (`range_alerts`).
+        owed_rows = self.state.owed_alerts()
+        owed = self.alerts.send_owed(owed_rows)
         pause = self.control.pause_state()
         if pause.paused:
             log.info("daemon.paused", reason=pause.reason, since=pause.since, by=pause.by)
-            # A pause stops acting, not telling: the alerts owed are sent all the same.
-            return CycleResult("paused", detail={"reason": pause.reason, **self.send_owed()})
+            return CycleResult("paused", detail={"reason": pause.reason, **owed})
         d = self.cfg.daemon
         if d.remote:
             stop.check()
@@ -154,29 +160,35 @@ class Cycle:
                     log.warning(
                         "daemon.no_baseline", head=head.sha, hint="tag a release below the head"
                     )
-                    return CycleResult("no_baseline", head=head.sha, new_tags=new_tags)
+                    return CycleResult("no_baseline", head.sha, None, new_tags, owed)
                 self.state.set_last_good(last_good.sha, last_good.ref)
                 log.info("daemon.last_good.initial", ref=last_good.ref, commit=last_good.sha)
             head_label = label_of(git, head)
         lg = last_good
 
         def result(outcome: str, **detail: Any) -> CycleResult:
-            return CycleResult(outcome, head.sha, lg.sha, new_tags, detail)
+            return CycleResult(outcome, head.sha, lg.sha, new_tags, {**owed, **detail})
 
         if last_good.sha == head.sha:
             log.info("daemon.up_to_date", head=head.sha)
             return result("up_to_date")
         row = self.state.range(last_good.sha, head.sha)
-        if row is not None and row.phase == "done":
+        key = (last_good.sha, head.sha)
+        was_owed = next((r for r in owed_rows if (r.good_sha, r.bad_sha) == key), None)
+        if row is not None and row.phase == "done" and was_owed is None:
             log.info("daemon.already_handled", good=last_good.sha, bad=head.sha, run_id=row.run_id)
             return result("already_handled", run_id=row.run_id)
         if row is None or row.phase == "bisecting":
             row = self.bisect_range(last_good, head, head_label)
             if row.phase == "done":  # the head is fine
                 return result("fine", run_id=row.run_id)
-        # An alert that reached no webhook last time is sent again: not a new regression.
-        again = row.detail.get("alert") == "undelivered"
-        rollback, alert = self._act(row, last_good)
+        if was_owed is None:
+            rollback, alert = self._act(row, last_good)
+            again = False
+        else:  # its alert went with the owed ones above, or waits behind one refused
+            rollback, alert = row.detail.get("rollback"), row.detail.get("alert", "undelivered")
+            # Sent again: not a new regression; one a kill cut off is, once first tried.
+            again = "alert" in was_owed.detail or str(row.run_id) not in owed.get("alerts", {})
         return result(
             "already_handled" if again else "regression",
             run_id=row.run_id,
@@ -273,33 +285,8 @@ class Cycle:
             self.state.set_range(row.good_sha, row.bad_sha, phase, detail=detail)
             row = replace(row, phase=phase, detail=detail)
         if row.phase == "acted":
-            alert = self.alert_and_close(row, last_good.ref, retry="next cycle")
+            alert = self.alerts.close(row, last_good.ref, retry="next cycle")
         return result, alert
-
-    def alert_and_close(self, row: RangeRow, to_ref: str, *, retry: str) -> str:
-        """`alert_range`, then the range `done`; `acted` when no webhook took the alert, so
-        the next attempt (`retry`) sends it again without acting or measuring again.
-        Returns `sent` or `undelivered`."""
-        alert = "sent" if self.alert_range(row, to_ref) else "undelivered"
-        if alert == "undelivered":
-            log.error("daemon.alert.undelivered", run_id=row.run_id, retry=retry)
-        phase: Phase = "done" if alert == "sent" else "acted"
-        self.state.set_range(
-            row.good_sha, row.bad_sha, phase, detail={**row.detail, "alert": alert}
-        )
-        return alert
-
-    def send_owed(self) -> dict[str, Any]:
-        """The alerts of ranges left `acted` (no webhook took them), oldest first, until one
-        is not taken again (the rest wait rather than each waiting its timeouts); nothing
-        measured or acted on. `{"alerts": {run id: sent | undelivered}}`, or {} if none."""
-        alerts: dict[str, str] = {}
-        for row in self.state.owed_alerts():
-            to_ref = str(row.detail.get("good_ref") or row.good_sha)
-            alerts[str(row.run_id)] = alert = self.alert_and_close(row, to_ref, retry="next cycle")
-            if alert == "undelivered":
-                break
-        return {"alerts": alerts} if alerts else {}
 
     def _apply_policy(self, row: RangeRow, last_good: LastGood) -> dict[str, Any] | None:
         if self.cfg.daemon.policy != "rollback":
@@ -317,21 +304,6 @@ class Cycle:
             log.error("daemon.rollback.refused", to=last_good.ref, reason=exc.message)
             result = {"status": "refused", "reason": exc.message, "to": last_good.ref}
         return result
-
-    def alert_range(self, row: RangeRow, to_ref: str) -> bool:
-        """One alert per range: the finding, the policy's action, the report's link; False
-        when webhooks were tried and none took it.
-
-        A culprit already alerted about in an earlier range is not alerted again unless
-        the policy tried to move the live configs this time."""
-        result = row.detail.get("rollback")
-        tried = result is not None and result.get("status") not in ("not_rolled_back",)
-        if row.culprit and self.state.culprit_alerted(row.culprit) and not tried:
-            log.info("daemon.alert.duplicate", culprit=row.culprit)
-            return True
-        return delivered(
-            self.seams.alert(self.cfg.daemon.alerts, range_alert(row, self.cfg, to_ref))
-        )
 
     def _roll_back(self, to_ref: str) -> dict[str, Any]:
         """The policy's rollback, under the rollback lock (held only for the swap), unless

@@ -196,8 +196,32 @@ class DaemonState(SqliteFile):
         ).fetchall()
         return [_range(r) for r in rows]
 
+    def supersede_owed(
+        self, culprit: str, good_sha: str, bad_sha: str, run_id: str | None
+    ) -> list[str]:
+        """Ranges older than (good, bad) still owing an alert for `culprit` become `done`,
+        their alert `superseded` by the run `run_id` (whose alert named it); their run ids."""
+        now = time.time()
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT {_RANGE_COLUMNS} FROM daemon_ranges WHERE phase='acted' AND culprit=?"
+                " AND (created, rowid) < (SELECT created, rowid FROM daemon_ranges"
+                " WHERE good_sha=? AND bad_sha=?)",
+                (culprit, good_sha, bad_sha),
+            ).fetchall()
+            stale = [_range(r) for r in rows]
+            for r in stale:
+                detail = {**r.detail, "alert": "superseded", "superseded_by": run_id}
+                db.execute(
+                    "UPDATE daemon_ranges SET phase='done', detail=?, updated=?"
+                    " WHERE good_sha=? AND bad_sha=?",
+                    (json.dumps(detail, default=str), now, r.good_sha, r.bad_sha),
+                )
+        return [str(r.run_id) for r in stale]
+
     def culprit_alerted(self, culprit: str) -> bool:
-        """True when an earlier range already alerted about this culprit commit."""
+        """True when a range's alert named this culprit commit (delivered, or left out as
+        a duplicate or superseded, another one naming it having been delivered)."""
         row = self._db.execute(
             "SELECT 1 FROM daemon_ranges WHERE culprit=? AND phase IN ('alerted', 'done') LIMIT 1",
             (culprit,),
