@@ -20,8 +20,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bisector.config import Alert
 from bisector.log import get_logger
@@ -54,6 +55,27 @@ class AlertMessage:
             "reason": scrub_text(self.reason),
             **{k: scrub_text(v) for k, v in self.extra.items()},
         }
+
+    def record(self) -> dict[str, Any]:
+        """The message as a JSON object, to keep in a journal until a webhook takes it."""
+        return {
+            "text": self.text,
+            "step": self.step,
+            "reason": self.reason,
+            "files": list(self.files),
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_record(cls, m: Mapping[str, Any], *, step: str) -> AlertMessage:
+        """A message kept by `record`; `step` where the record has none (an older one)."""
+        return cls(
+            text=m["text"],
+            step=m.get("step", step),
+            reason=m["reason"],
+            files=tuple(m.get("files") or ()),
+            extra=dict(m.get("extra") or {}),
+        )
 
 
 @dataclass(frozen=True)

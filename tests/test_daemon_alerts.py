@@ -282,3 +282,107 @@ def test_the_bisection_after_a_guard_rollback_alerts_again_until_delivered(
         assert run_after_rollback(repo.path, None) is None  # the request is gone
     with DaemonState(store) as state:
         assert [r.phase for r in state.ranges()] == ["done"]
+
+
+def _after_rollback_refused(path: Path, hook: Webhook, good: str, live: str | None) -> SampleRepo:
+    """A guard rollback to `good` asked for a bisection; the webhook refuses its alert."""
+    from bisector.store.guard_state import GuardState
+
+    hook.refuse = True
+    repo = released_repo(path, webhook_url=hook.url)
+    with GuardState(repo.path / ".bisector") as guard:
+        guard.request_bisect(good, live)
+    return repo
+
+
+def test_the_alert_that_the_bisection_after_a_guard_rollback_failed_waits_until_delivered(
+    tmp_path: Path,
+) -> None:
+    """The bisection after a guard rollback cannot be made (nothing released after the
+    ref rolled back to): its error alert was sent once and the request cleared, taken or
+    not. Now the request keeps the alert, and the next tick sends it, without trying the
+    bisection again (a release landed since would let it run: it is not run)."""
+    from bisector.daemon.after_rollback import run_after_rollback
+    from bisector.store.guard_state import GuardState
+
+    with webhook() as hook:
+        repo = _after_rollback_refused(tmp_path / "repo", hook, "v2.4.0", None)
+        first = run_after_rollback(repo.path, None)
+        with GuardState(repo.path / ".bisector") as guard:
+            kept = guard.bisect_request()
+        assert kept is not None and kept.alert is not None, first  # the alert is owed
+        assert first is not None and (first.outcome, first.detail["alert"]) == (
+            "error",
+            "undelivered",
+        )
+        assert "no release after" in first.detail["error"]
+        gitutil.commit(repo.path, {"NOTES.md": "notes\n"}, "Add release notes", tag="v2.5.0")
+        hook.refuse = False
+        second = run_after_rollback(repo.path, None)
+        assert second is not None and (second.outcome, second.detail) == (
+            "already_handled",
+            {"alert": "sent"},
+        )
+        assert hook.bodies == hook.refused and hook.bodies[0]["step"] == "bisect"
+        assert "could not be made: no release after" in str(hook.bodies[0]["text"])
+        assert run_after_rollback(repo.path, None) is None  # the request is gone
+    with DaemonState(repo.path / ".bisector") as state:
+        assert state.ranges() == [] and state.totals().trials == 0  # nothing run again
+
+
+def test_the_not_reproduced_alert_after_a_guard_rollback_waits_until_delivered(
+    tmp_path: Path,
+) -> None:
+    """The bisection after a guard rollback reproduces no regression (v2.3.0..v2.3.1 are
+    both fine): its alert, refused, was lost (the request cleared, the range `done`). Now
+    the request keeps it and the next tick sends it, measuring nothing again."""
+    from bisector.daemon.after_rollback import run_after_rollback
+    from bisector.store.guard_state import GuardState
+
+    with webhook() as hook:
+        repo = _after_rollback_refused(tmp_path / "repo", hook, "v2.3.0", "v2.3.1")
+        first = run_after_rollback(repo.path, None)
+        with GuardState(repo.path / ".bisector") as guard:
+            kept = guard.bisect_request()
+        assert kept is not None and kept.alert is not None, first  # the alert is owed
+        assert first is not None and (first.outcome, first.detail["alert"]) == (
+            "fine",
+            "undelivered",
+        )
+        with DaemonState(repo.path / ".bisector") as state:
+            trials = state.totals().trials
+        hook.refuse = False
+        second = run_after_rollback(repo.path, None)
+        assert second is not None and second.detail == {"alert": "sent"}, second
+        assert hook.bodies == hook.refused and hook.bodies[0]["reason"] == "not_reproduced"
+        assert run_after_rollback(repo.path, None) is None
+    with DaemonState(repo.path / ".bisector") as state:
+        assert state.totals().trials == trials
+
+
+def test_a_request_journaled_by_the_previous_version_is_read_and_keeps_its_alert(
+    tmp_path: Path,
+) -> None:
+    """A journal whose `guard_bisect` has no `alert` column (the previous version): its
+    request is read as it was (read-only too, as `bisector status` opens it), and once
+    opened for writing the column is added and the request can keep its alert."""
+    import sqlite3
+
+    from bisector.store.guard_state import BisectRequest, GuardState
+
+    store = tmp_path / "store"
+    store.mkdir()
+    db = sqlite3.connect(store / "journal.sqlite")
+    db.execute(
+        "CREATE TABLE guard_bisect (id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " good TEXT NOT NULL, live TEXT, requested REAL NOT NULL)"
+    )
+    db.execute("INSERT INTO guard_bisect VALUES (1, 'v2.3.1', 'v2.4.0', 5.0)")
+    db.commit()
+    db.close()
+    with GuardState(store, read_only=True) as old:
+        assert old.bisect_request() == BisectRequest("v2.3.1", "v2.4.0", 5.0)
+    message = {"text": "t", "step": "bisect", "reason": "r", "files": [], "extra": {}}
+    with GuardState(store) as guard:
+        guard.keep_bisect_alert(5.0, message)
+        assert guard.bisect_request() == BisectRequest("v2.3.1", "v2.4.0", 5.0, message)

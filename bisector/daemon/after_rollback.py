@@ -10,8 +10,10 @@ It runs although the guard paused bisector: it is the rest of the breach's respo
 measures and alerts, and never touches the live configs (the daemon's policy does not
 run on it). It does not move the last known good either. The range is journaled like a
 cycle's, so a later cycle over the same range finds it handled; the request is dropped
-only once the alert is sent (or the bisection cannot be made), so a bisection stopped by
-SIGTERM or a kill is resumed after a restart.
+only once its alert is sent, so a bisection stopped by SIGTERM or a kill is resumed after
+a restart. An alert no webhook took is sent again by the next tick, nothing run again:
+a culprit's stays with its `acted` range; one that is no range's (the bisection could
+not be made, or reproduced nothing) is kept on the request (`keep_bisect_alert`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import bisector.daemon.stop as stop
-from bisector.alerts import AlertMessage
+from bisector.alerts import AlertMessage, delivered
 from bisector.config import Config, load_config
 from bisector.core.types import Commit, Status
 from bisector.daemon.alert_text import report_link
@@ -68,7 +70,11 @@ def released(git: GitRepo, good: Commit, live: str | None, cfg: Config) -> tuple
     )
 
 
-def bisect_once(cycle: Cycle, request: BisectRequest, control: ControlStore) -> CycleResult:
+def bisect_once(
+    cycle: Cycle, request: BisectRequest, control: ControlStore
+) -> tuple[CycleResult, AlertMessage | None]:
+    """The bisection and, for a culprit, its range's alert; with the alert still to send
+    when it is no range's (the regression not reproduced), else None."""
     with GitRepo(cycle.repo) as git:
         good = git.resolve(request.good)
         bad, bad_label = released(git, good, request.live, cycle.cfg)
@@ -76,13 +82,15 @@ def bisect_once(cycle: Cycle, request: BisectRequest, control: ControlStore) -> 
     row = cycle.state.range(good.sha, bad.sha)
     if row is not None and row.phase == "done":
         log.info("daemon.after_rollback.already_handled", good=good.sha, bad=bad.sha)
-        return CycleResult("already_handled", bad.sha, good.sha, detail={"run_id": row.run_id})
+        return CycleResult(
+            "already_handled", bad.sha, good.sha, detail={"run_id": row.run_id}
+        ), None
     if row is None or row.phase == "bisecting":
         row = cycle.bisect_range(last_good, bad, bad_label, moves_last_good=False)
     action = {"status": "by_guard", "to": request.good, "paused": control.pause_state().paused}
     if row.status == Status.NOT_REPRODUCED.value:
-        cycle.seams.alert(cycle.cfg.daemon.alerts, _not_reproduced(row, cycle.cfg))
-        return CycleResult("fine", bad.sha, good.sha, detail={"run_id": row.run_id})
+        fine = CycleResult("fine", bad.sha, good.sha, detail={"run_id": row.run_id})
+        return fine, _not_reproduced(row, cycle.cfg)
     detail: dict[str, Any] = {**row.detail, "rollback": action}
     cycle.state.set_range(row.good_sha, row.bad_sha, "acted", detail=detail)
     # Undelivered: the range stays `acted` and so does the request (`run_after_rollback`):
@@ -95,7 +103,7 @@ def bisect_once(cycle: Cycle, request: BisectRequest, control: ControlStore) -> 
         bad.sha,
         good.sha,
         detail={"run_id": row.run_id, "status": row.status, "culprit": row.culprit, "alert": alert},
-    )
+    ), None
 
 
 def _not_reproduced(row: RangeRow, cfg: Config) -> AlertMessage:
@@ -123,37 +131,48 @@ def run_after_rollback(
         request = guard.bisect_request()
     if request is None:
         return None
-    with (
-        RUNNING,
-        DaemonState(store) as state,
-        ControlStore.for_repo(repo, cfg.snapshots.store) as control,
-    ):
-        log.info("daemon.after_rollback.start", good=request.good, live=request.live)
-        try:
-            with run_lock(store, what="a bisection"):
-                result = bisect_once(
-                    Cycle(repo, config, cfg, state, control, seams), request, control
-                )
-        except (LockedError, RunLockedError) as exc:  # a cycle bisects: the next tick retries
-            log.warning("daemon.after_rollback.busy", reason=exc.message)
-            return CycleResult("busy", detail={"reason": exc.message})
-        except stop.Abandoned:  # SIGTERM: the request stays, the next start resumes the run
-            log.warning("daemon.after_rollback.abandoned")
-            return CycleResult("abandoned")
-        except BisectorError as exc:
-            log.error("daemon.after_rollback.error", error=exc.message, hint=exc.hint)
-            seams.alert(
-                cfg.daemon.alerts,
-                AlertMessage(
-                    text=f"bisector: the bisection after the guard's rollback to {request.good} "
-                    f"could not be made: {exc.message}",
-                    step="bisect",
-                    reason=exc.message,
-                ),
-            )
-            result = CycleResult("error", detail={"error": exc.message})
-    if result.detail.get("alert") != "undelivered":  # else the next tick alerts again
-        with GuardState(store) as guard:
+    message: AlertMessage | None = None  # the alert to send that is no range's
+    if request.alert is not None:  # bisected already: only its alert is left to send
+        message = AlertMessage.from_record(request.alert, step="bisect")
+        result = CycleResult("already_handled")
+    else:
+        with (
+            RUNNING,
+            DaemonState(store) as state,
+            ControlStore.for_repo(repo, cfg.snapshots.store) as control,
+        ):
+            log.info("daemon.after_rollback.start", good=request.good, live=request.live)
+            try:
+                with run_lock(store, what="a bisection"):
+                    cycle = Cycle(repo, config, cfg, state, control, seams)
+                    result, message = bisect_once(cycle, request, control)
+            except (LockedError, RunLockedError) as exc:  # a cycle bisects: the next tick retries
+                log.warning("daemon.after_rollback.busy", reason=exc.message)
+                return CycleResult("busy", detail={"reason": exc.message})
+            except stop.Abandoned:  # SIGTERM: the request stays, the next start resumes the run
+                log.warning("daemon.after_rollback.abandoned")
+                return CycleResult("abandoned")
+            except BisectorError as exc:
+                log.error("daemon.after_rollback.error", error=exc.message, hint=exc.hint)
+                result = CycleResult("error", detail={"error": exc.message})
+                message = _not_made(request, exc)
+    if message is not None:
+        alert = "sent" if delivered(seams.alert(cfg.daemon.alerts, message)) else "undelivered"
+        result = replace(result, detail={**result.detail, "alert": alert})
+    with GuardState(store) as guard:
+        if result.detail.get("alert") != "undelivered":
             guard.clear_bisect(request.requested)
+        elif message is not None:  # else the `acted` range keeps it
+            log.error("daemon.alert.undelivered", reason=message.reason, retry="next tick")
+            guard.keep_bisect_alert(request.requested, message.record())
     log.info("daemon.after_rollback.end", **result.to_json())
     return result
+
+
+def _not_made(request: BisectRequest, exc: BisectorError) -> AlertMessage:
+    return AlertMessage(
+        text=f"bisector: the bisection after the guard's rollback to {request.good} "
+        f"could not be made: {exc.message}",
+        step="bisect",
+        reason=exc.message,
+    )

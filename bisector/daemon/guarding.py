@@ -8,7 +8,8 @@ its interval (a slow Prometheus, a rollback's health check) simply delays the ne
 After a guard rollback with `guard.bisect_after_rollback`, the guard journals a request
 (`GuardState.bisect_request`); this loop starts the bisection (`after_rollback`) in a
 second thread, so evaluations go on while it measures. The request stays in the journal
-until the bisection has alerted, so one killed or stopped is finished after a restart.
+until a webhook took the bisection's alert, so one killed or stopped is finished after a
+restart.
 
 SIGTERM sets `stop.STOP`: the loop ends after the evaluation in progress, the bisection
 at its next trial boundary; `join` waits for both.

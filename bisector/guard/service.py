@@ -281,15 +281,7 @@ class Guardian:
     def _keep(self, state: GuardState, message: AlertMessage) -> None:
         """An alert no webhook took, journaled for the next evaluation (`_send_waiting`)."""
         log.error("guard.alert.undelivered", reason=message.reason, retry="next evaluation")
-        state.queue_alert(
-            {
-                "text": message.text,
-                "step": message.step,
-                "reason": message.reason,
-                "files": list(message.files),
-                "extra": message.extra,
-            }
-        )
+        state.queue_alert(message.record())
 
     def _send_waiting(self, state: GuardState) -> tuple[str, ...]:
         """The alerts no webhook took before, oldest first, until one is not taken again
@@ -297,13 +289,8 @@ class Guardian:
         actions: list[str] = []
         waiting = state.queued_alerts()
         for n, (alert_id, m) in enumerate(waiting):
-            message = AlertMessage(  # one queued by an older version has no step: the guard's
-                text=m["text"],
-                step=m.get("step", "guard"),
-                reason=m["reason"],
-                files=tuple(m.get("files") or ()),
-                extra=dict(m.get("extra") or {}),
-            )
+            # One queued by an older version has no step: the guard's.
+            message = AlertMessage.from_record(m, step="guard")
             if not delivered(send_alert(self.cfg.daemon.alerts, message)):
                 log.error(
                     "guard.alert.undelivered", reason=message.reason, waiting=len(waiting) - n

@@ -3,7 +3,8 @@
 Each check's last value, state (ok / pending / breached / blind) and last action, and
 the count of blind evaluations in a row: `bisector status` reads them, and a guard run
 from cron (`--once`) reads them back so it alerts once per breach and once per blind spell.
-An alert that no webhook took waits in `guard_alerts` until an evaluation delivers it.
+An alert that no webhook took waits in `guard_alerts` until an evaluation delivers it; the
+daemon's bisection after a guard rollback keeps its own on its request (`guard_bisect`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,8 @@ CREATE TABLE IF NOT EXISTS guard_bisect (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   good TEXT NOT NULL,              -- the ref the guard rolled back to
   live TEXT,                       -- the label of the set that was live before it
-  requested REAL NOT NULL
+  requested REAL NOT NULL,
+  alert TEXT                       -- the bisection is over: its alert no webhook took, JSON
 );
 """
 
@@ -76,6 +79,9 @@ class BisectRequest:
     good: str
     live: str | None
     requested: float
+    # The bisection is over (it could not be made, or reproduced nothing) but no webhook
+    # took its alert (`AlertMessage.record`): only that is left to do.
+    alert: Mapping[str, Any] | None = None
 
 
 class GuardState(SqliteFile):
@@ -86,6 +92,11 @@ class GuardState(SqliteFile):
 
     def __init__(self, store: Path, *, read_only: bool = False) -> None:
         super().__init__(store / JOURNAL_NAME, read_only=read_only)
+
+    def migrate(self, db: sqlite3.Connection) -> None:
+        """Journals written before a request could keep its alert lack `guard_bisect.alert`."""
+        if "alert" not in {row[1] for row in db.execute("PRAGMA table_info(guard_bisect)")}:
+            db.execute("ALTER TABLE guard_bisect ADD COLUMN alert TEXT")
 
     def checks(self) -> list[CheckRow]:
         try:
@@ -163,13 +174,25 @@ class GuardState(SqliteFile):
             )
 
     def bisect_request(self) -> BisectRequest | None:
-        try:
-            row = self._db.execute(
-                "SELECT good, live, requested FROM guard_bisect WHERE id=1"
-            ).fetchone()
+        try:  # `*`: a read-only journal of an older version has no `alert` column
+            cur = self._db.execute("SELECT * FROM guard_bisect WHERE id=1")
         except sqlite3.OperationalError:  # see `checks`
             return None
-        return None if row is None else BisectRequest(row[0], row[1], row[2])
+        row = cur.fetchone()
+        if row is None:
+            return None
+        r = dict(zip([c[0] for c in cur.description], row, strict=True))
+        with self.reading_back("the alert of a bisection after a rollback"):
+            alert = None if r.get("alert") is None else dict(json.loads(r["alert"]))
+        return BisectRequest(r["good"], r["live"], r["requested"], alert)
+
+    def keep_bisect_alert(self, requested: float, message: Mapping[str, Any]) -> None:
+        """The request made at `requested` is bisected; only its alert (`message`) is owed."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE guard_bisect SET alert=? WHERE id=1 AND requested=?",
+                (json.dumps(dict(message)), requested),
+            )
 
     def clear_bisect(self, requested: float) -> None:
         """Done with the request made at `requested` (a newer one stays)."""
