@@ -71,9 +71,15 @@ def webhook() -> Iterator[Webhook]:
 
 
 def released_repo(
-    path: Path, *, webhook_url: str | None, policy: str = "report", schedule: str = "0 2 * * *"
+    path: Path,
+    *,
+    webhook_url: str | None,
+    policy: str = "report",
+    schedule: str = "0 2 * * *",
+    second_step: int = 0,
 ) -> SampleRepo:
-    """v2.3.0 and v2.3.1 fine; v2.4.0 (the branch head) carries the planted code culprit.
+    """v2.3.0 and v2.3.1 fine; v2.4.0 (the branch head) carries the planted code culprit
+    (commit 8 of 10; with `second_step`, a second regression step at that commit).
 
     The benchmark's noise is seeded (a counter file beside the repository): unseeded, about
     1 cycle in 100 over the fine range v2.3.0..v2.3.1 ends inconclusive (a difference that
@@ -89,6 +95,7 @@ def released_repo(
         releases=RELEASES,
         extra_yaml=daemon,
         seed_file=str(path.parent / f"{path.name}.seed"),
+        second_step=second_step,
     )
     return build_sample_repo(path, spec)
 

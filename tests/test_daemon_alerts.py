@@ -19,7 +19,7 @@ from bisector.errors import ConfigError
 from bisector.store.daemon_state import DaemonState
 from bisector.testing import gitutil
 from bisector.testing.sample import SampleRepo, SampleSpec, build_sample_repo
-from tests.daemon_support import RELEASES, Webhook, released_repo, webhook
+from tests.daemon_support import RELEASES, Webhook, publish_release, released_repo, webhook
 
 
 @pytest.mark.slow
@@ -386,3 +386,56 @@ def test_a_request_journaled_by_the_previous_version_is_read_and_keeps_its_alert
     with GuardState(store) as guard:
         guard.keep_bisect_alert(5.0, message)
         assert guard.bisect_request() == BisectRequest("v2.3.1", "v2.4.0", 5.0, message)
+
+
+def test_a_range_naming_a_culprit_not_alerted_yet_is_alerted_beside_an_alerted_one(
+    tmp_path: Path,
+) -> None:
+    """v2.3.2 brings one regression step (A), alerted; v2.4.0 a second (B) on top. The
+    range v2.3.1..v2.4.0 names [A, B]: its alert was suppressed as a duplicate (only its
+    first culprit, A, was compared), so the on-call never heard of B. Now it is sent,
+    saying B is new; and a range naming only B after that is a duplicate."""
+    with webhook() as hook:
+        repo = released_repo(tmp_path / "repo", webhook_url=hook.url, second_step=10)
+        first_step, second_step = repo.culprit, repo.second_culprit
+        v240 = repo.tags["v2.4.0"]
+        between = repo.commits[repo.commits.index(first_step) + 1]
+        gitutil.git(repo.path, "tag", "-d", "v2.4.0")
+        publish_release(repo, between, "v2.3.2")
+        first = execute(repo.path, None)
+        assert (first.outcome, first.detail["culprit"]) == ("regression", first_step), first
+        assert [b["culprits"] for b in hook.bodies] == [first_step]
+        publish_release(repo, v240)
+        second = execute(repo.path, None)
+        assert (second.outcome, second.detail["alert"]) == ("regression", "sent"), second
+        assert len(hook.bodies) == 2, hook.bodies
+        body = hook.bodies[1]
+        assert body["culprits"] == f"{first_step},{second_step}", body
+        assert (body["new_culprits"], body["already_alerted"]) == (second_step, first_step)
+        assert (
+            f"new since an earlier alert: {second_step[:10]} "
+            f"({first_step[:10]} alerted before)" in str(body["text"])
+        )
+        assert execute(repo.path, None).outcome == "already_handled"
+        with DaemonState(repo.path / ".bisector") as state:
+            state.set_last_good(between, "v2.3.2")  # as if v2.3.2 had measured fine
+        third = execute(repo.path, None)
+        assert (third.outcome, third.detail["culprit"]) == ("regression", second_step), third
+        assert len(hook.bodies) == 2  # B was told with A: a duplicate
+    with DaemonState(repo.path / ".bisector") as state:
+        assert [r.phase for r in state.ranges()] == ["done", "done", "done"]
+
+
+def test_an_owed_alert_is_superseded_only_by_one_naming_all_its_culprits(tmp_path: Path) -> None:
+    """Owed alerts of [A] and of [A, B], then a newer range's alert naming [A] delivered:
+    only [A]'s is superseded ([A, B]'s still has B to tell); a range journaled without its
+    `culprits` (an earlier version) names its `culprit` column."""
+    a, b = "a" * 40, "b" * 40
+    with DaemonState(tmp_path) as state:
+        state.set_range("g1", "h1", "acted", run_id="r1", culprit=a, detail={"culprits": [a]})
+        state.set_range("g2", "h2", "acted", run_id="r2", culprit=a, detail={"culprits": [a, b]})
+        state.set_range("g3", "h3", "acted", run_id="r3", culprit=a, detail={})
+        state.set_range("g4", "h4", "done", run_id="r4", culprit=a, detail={"culprits": [a]})
+        assert state.supersede_owed((a,), "g4", "h4", "r4") == ["r1", "r3"]
+        assert state.alerted_culprits() == {a}
+        assert [r.run_id for r in state.owed_alerts()] == ["r2"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from bisector.alerts import AlertMessage
@@ -118,17 +119,37 @@ def action_text(policy: str, to_ref: str, result: Mapping[str, Any] | None) -> s
     return text
 
 
-def range_alert(row: RangeRow, cfg: Config, to_ref: str) -> AlertMessage:
-    """The `bisect` alert of a range: finding; action; report link (see `alert_text`)."""
+def novelty_text(old: Sequence[str], new: Sequence[str]) -> str:
+    """Which culprits are new, when an earlier alert named some (`old`); else ""."""
+    if not old:
+        return ""
+    before = f"{', '.join(c[:10] for c in old)} alerted before"
+    return (
+        f"; new since an earlier alert: {', '.join(c[:10] for c in new)} ({before})"
+        if new
+        else f"; {before}"
+    )
+
+
+def range_alert(
+    row: RangeRow, cfg: Config, to_ref: str, told: AbstractSet[str] = frozenset()
+) -> AlertMessage:
+    """The `bisect` alert of a range: finding (and which culprits are new, when an earlier
+    alert named some: `told`); action; report link (see `alert_text`)."""
     result = row.detail.get("rollback")
     link = report_link(row.detail.get("report"), row.run_id, cfg.daemon.report_url)
     action = action_text(cfg.daemon.policy, to_ref, result)
-    text = f"{row.detail.get('text')}; {action}" + (f"; report {link}" if link else "")
-    culprits = row.detail.get("culprits") or ([row.culprit] if row.culprit else [])
+    culprits = row.culprits
+    old = [c for c in culprits if c in told]
+    new = [c for c in culprits if c not in told]
+    text = f"{row.detail.get('text')}{novelty_text(old, new)}; {action}"
+    text += f"; report {link}" if link else ""
     extra = {
         "run_id": row.run_id,
         "culprit": row.culprit,
         "culprits": ",".join(culprits) if culprits else None,
+        "already_alerted": ",".join(old) if old else None,
+        "new_culprits": ",".join(new) if old else None,
         "report": link,
         "action": action,
         "rollback": None if result is None else str(result.get("status")),

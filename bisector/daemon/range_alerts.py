@@ -5,11 +5,13 @@ sends those first, oldest first, until one is refused again, before it fetches o
 measures: the branch head moving on to a new range must not strand an older range's
 alert, and the rest wait rather than each waiting its timeouts.
 
-A culprit is alerted once. A range whose culprit an alert already delivered named is
-not alerted again, unless its policy tried to move the live configs (news the on-call
-has not had). When a range's alert is delivered, the older ranges still owing an alert
-for the same culprit are marked `superseded` and never sent: the on-call gets the newer
-alert (the newer range, what the policy did on it), not a stale one after it.
+A culprit is alerted once. A range whose every culprit (each regression step of its
+run) an alert already delivered named is not alerted again, unless its policy tried to
+move the live configs (news the on-call has not had); one naming a culprit not alerted
+yet is, saying which culprits are new. When a range's alert is delivered, the older
+ranges still owing an alert for culprits it named (all of theirs) are marked
+`superseded` and never sent: the on-call gets the newer alert (the newer range, what the
+policy did on it), not a stale one after it.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ class RangeAlerts:
         self.state.set_range(
             row.good_sha, row.bad_sha, phase, detail={**row.detail, "alert": alert}
         )
-        if outcome == "posted" and row.culprit:
-            stale = self.state.supersede_owed(row.culprit, row.good_sha, row.bad_sha, row.run_id)
+        if outcome == "posted" and row.culprits:
+            stale = self.state.supersede_owed(row.culprits, row.good_sha, row.bad_sha, row.run_id)
             if stale:
                 log.info("daemon.alert.superseded", run_ids=stale, by=row.run_id)
         return alert
@@ -67,8 +69,10 @@ class RangeAlerts:
         `undelivered` when webhooks were tried and none took it."""
         result = row.detail.get("rollback")
         tried = result is not None and result.get("status") not in ("not_rolled_back",)
-        if row.culprit and self.state.culprit_alerted(row.culprit) and not tried:
-            log.info("daemon.alert.duplicate", culprit=row.culprit)
+        told = self.state.alerted_culprits() if row.culprits else set()
+        if row.culprits and told.issuperset(row.culprits) and not tried:
+            log.info("daemon.alert.duplicate", culprits=list(row.culprits))
             return "duplicate"
-        sent = delivered(self.send(self.cfg.daemon.alerts, range_alert(row, self.cfg, to_ref)))
+        message = range_alert(row, self.cfg, to_ref, told=told)
+        sent = delivered(self.send(self.cfg.daemon.alerts, message))
         return "posted" if sent else "undelivered"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -70,6 +70,18 @@ class RangeRow:
     status: str | None
     culprit: str | None
     detail: Mapping[str, Any]
+
+    @property
+    def culprits(self) -> tuple[str, ...]:
+        """Every culprit commit the range's run named (`culprit` is only the largest)."""
+        return culprits_in(self.culprit, self.detail)
+
+
+def culprits_in(culprit: str | None, detail: Mapping[str, Any]) -> tuple[str, ...]:
+    """The culprits journaled in a range's detail (every regression step of its run);
+    a range journaled without them names only its `culprit`."""
+    found = detail.get("culprits") or ([culprit] if culprit else [])
+    return tuple(str(c) for c in found)
 
 
 @dataclass(frozen=True)
@@ -197,19 +209,21 @@ class DaemonState(SqliteFile):
         return [_range(r) for r in rows]
 
     def supersede_owed(
-        self, culprit: str, good_sha: str, bad_sha: str, run_id: str | None
+        self, culprits: Sequence[str], good_sha: str, bad_sha: str, run_id: str | None
     ) -> list[str]:
-        """Ranges older than (good, bad) still owing an alert for `culprit` become `done`,
-        their alert `superseded` by the run `run_id` (whose alert named it); their run ids."""
+        """Ranges older than (good, bad) still owing an alert whose every culprit is in
+        `culprits` become `done`, their alert `superseded` by the run `run_id` (whose alert
+        named them all); their run ids. One naming a culprit more still owes its alert."""
+        named = set(culprits)
         now = time.time()
         with self._tx() as db:
             rows = db.execute(
-                f"SELECT {_RANGE_COLUMNS} FROM daemon_ranges WHERE phase='acted' AND culprit=?"
+                f"SELECT {_RANGE_COLUMNS} FROM daemon_ranges WHERE phase='acted'"
                 " AND (created, rowid) < (SELECT created, rowid FROM daemon_ranges"
                 " WHERE good_sha=? AND bad_sha=?)",
-                (culprit, good_sha, bad_sha),
+                (good_sha, bad_sha),
             ).fetchall()
-            stale = [_range(r) for r in rows]
+            stale = [r for r in map(_range, rows) if r.culprits and named.issuperset(r.culprits)]
             for r in stale:
                 detail = {**r.detail, "alert": "superseded", "superseded_by": run_id}
                 db.execute(
@@ -219,14 +233,13 @@ class DaemonState(SqliteFile):
                 )
         return [str(r.run_id) for r in stale]
 
-    def culprit_alerted(self, culprit: str) -> bool:
-        """True when a range's alert named this culprit commit (delivered, or left out as
-        a duplicate or superseded, another one naming it having been delivered)."""
-        row = self._db.execute(
-            "SELECT 1 FROM daemon_ranges WHERE culprit=? AND phase IN ('alerted', 'done') LIMIT 1",
-            (culprit,),
-        ).fetchone()
-        return row is not None
+    def alerted_culprits(self) -> set[str]:
+        """Every culprit commit a range's alert named (delivered, or left out as a duplicate
+        or superseded, another one naming it having been delivered)."""
+        rows = self._db.execute(
+            "SELECT culprit, detail FROM daemon_ranges WHERE phase IN ('alerted', 'done')"
+        ).fetchall()
+        return {c for culprit, detail in rows for c in culprits_in(culprit, json.loads(detail))}
 
     def ranges(self, limit: int = 10) -> list[RangeRow]:
         rows = self._db.execute(
@@ -256,8 +269,7 @@ class DaemonState(SqliteFile):
         ).fetchall():
             if run_id:
                 run_ids.add(run_id)
-            found = json.loads(detail or "{}").get("culprits") or ([culprit] if culprit else [])
-            culprits.update(found)
+            culprits.update(culprits_in(culprit, json.loads(detail or "{}")))
         trials = steps = 0
         marks = ",".join("?" * len(run_ids))
         try:
