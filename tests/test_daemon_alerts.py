@@ -273,6 +273,7 @@ def test_the_bisection_after_a_guard_rollback_alerts_again_until_delivered(
         assert guard.bisect_request() is not None  # kept: the alert is owed
     with DaemonState(store) as state:
         assert [r.phase for r in state.ranges()] == ["acted"]
+    assert _pending_after_rollback(repo.path) == "alert"  # the range owes it, not bisected
     with webhook() as hook:
         config = repo.path / "bisector.yaml"
         config.write_text(config.read_text().replace(down, hook.url))
@@ -282,6 +283,19 @@ def test_the_bisection_after_a_guard_rollback_alerts_again_until_delivered(
         assert run_after_rollback(repo.path, None) is None  # the request is gone
     with DaemonState(store) as state:
         assert [r.phase for r in state.ranges()] == ["done"]
+
+
+def _pending_after_rollback(repo: Path) -> str:
+    """What `bisector status` says the request after a guard rollback waits for (`--json`
+    `pending`), checked against its human line."""
+    from bisector.daemon.status import guard_lines, guard_status
+
+    g = guard_status(repo, load_config(repo))
+    pending = str(g["bisect_after_rollback"]["pending"])
+    line = next(x for x in guard_lines(g) if "after the rollback" in x)
+    what = {"alert": "alert of the bisection after the rollback waiting for a webhook: "}
+    assert line.startswith("  " + what.get(pending, "to bisect after the rollback: ")), line
+    return pending
 
 
 def _after_rollback_refused(path: Path, hook: Webhook, good: str, live: str | None) -> SampleRepo:
@@ -307,7 +321,9 @@ def test_the_alert_that_the_bisection_after_a_guard_rollback_failed_waits_until_
 
     with webhook() as hook:
         repo = _after_rollback_refused(tmp_path / "repo", hook, "v2.4.0", None)
+        assert _pending_after_rollback(repo.path) == "bisection"
         first = run_after_rollback(repo.path, None)
+        assert _pending_after_rollback(repo.path) == "alert"  # was "to bisect after the rollback"
         with GuardState(repo.path / ".bisector") as guard:
             kept = guard.bisect_request()
         assert kept is not None and kept.alert is not None, first  # the alert is owed
@@ -342,6 +358,7 @@ def test_the_not_reproduced_alert_after_a_guard_rollback_waits_until_delivered(
     with webhook() as hook:
         repo = _after_rollback_refused(tmp_path / "repo", hook, "v2.3.0", "v2.3.1")
         first = run_after_rollback(repo.path, None)
+        assert _pending_after_rollback(repo.path) == "alert"
         with GuardState(repo.path / ".bisector") as guard:
             kept = guard.bisect_request()
         assert kept is not None and kept.alert is not None, first  # the alert is owed

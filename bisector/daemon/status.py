@@ -11,7 +11,7 @@ from bisector.config import Config
 from bisector.daemon.service import DAEMON_LOCK
 from bisector.guard.rules import show
 from bisector.store.daemon_state import DaemonState
-from bisector.store.guard_state import GuardState
+from bisector.store.guard_state import BisectRequest, GuardState
 from rollback.entry import control_status
 from rollback.lock import try_lock
 
@@ -74,14 +74,20 @@ def status_document(repo: Path, cfg: Config) -> dict[str, Any]:
 
 def guard_status(repo: Path, cfg: Config) -> dict[str, Any]:
     """Each check's last value, state and last action, and the last evaluation."""
-    with GuardState(repo / cfg.snapshots.store) as state:
+    store = repo / cfg.snapshots.store
+    with GuardState(store) as state:
         meta = state.meta()
         rows = state.checks()
         request = state.bisect_request()
     return {
         "bisect_after_rollback": None
         if request is None
-        else {"good": request.good, "live": request.live, "requested": _iso(request.requested)},
+        else {
+            "good": request.good,
+            "live": request.live,
+            "requested": _iso(request.requested),
+            "pending": _pending(store, request),
+        },
         "last_evaluation": _iso(meta.last_eval),
         "outcome": meta.outcome,
         "blind_evaluations": meta.blind_streak,
@@ -100,6 +106,20 @@ def guard_status(repo: Path, cfg: Config) -> dict[str, Any]:
     }
 
 
+def _pending(store: Path, request: BisectRequest) -> str:
+    """What the request waits for: `bisection` (to run, or to resume), or `alert` (the
+    bisection is over, or could not be made: only its alert is owed, kept on the request
+    or, naming a culprit, by the range the guard's rollback was for)."""
+    if request.alert is not None:
+        return "alert"
+    with DaemonState(store) as state:
+        owed = state.owed_alerts()
+    by_guard = ((r.detail.get("rollback") or {}) for r in owed)
+    if any(a.get("status") == "by_guard" and a.get("to") == request.good for a in by_guard):
+        return "alert"
+    return "bisection"
+
+
 def guard_lines(g: dict[str, Any]) -> list[str]:
     lines = [
         f"guard: {g['outcome'] or 'never evaluated'}"
@@ -108,8 +128,13 @@ def guard_lines(g: dict[str, Any]) -> list[str]:
     ]
     pending = g.get("bisect_after_rollback")
     if pending:
+        what = (
+            "alert of the bisection after the rollback waiting for a webhook"
+            if pending.get("pending") == "alert"
+            else "to bisect after the rollback"
+        )
         lines.append(
-            f"  to bisect after the rollback: {pending['good']}..{pending['live'] or 'newest release'}"
+            f"  {what}: {pending['good']}..{pending['live'] or 'newest release'}"
             f" (requested {pending['requested']})"
         )
     for c in g["checks"]:
