@@ -377,6 +377,65 @@ def test_the_not_reproduced_alert_after_a_guard_rollback_waits_until_delivered(
         assert state.totals().trials == trials
 
 
+# Runs the bisection after the guard's rollback of the repo argv[1]; its alert seam (the
+# first thing called once the not-reproduced range is `done`) SIGKILLs the process.
+_KILLED_AT_THE_ALERT = """
+import os, signal, sys
+from pathlib import Path
+from bisector.daemon.after_rollback import run_after_rollback
+from bisector.daemon.cycle import Seams
+
+def killed(alerts, message):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+run_after_rollback(Path(sys.argv[1]), None, Seams(alert=killed))
+"""
+
+
+def test_the_not_reproduced_alert_after_a_guard_rollback_survives_a_kill_before_it_is_sent(
+    tmp_path: Path,
+) -> None:
+    """The bisection after a guard rollback reproduces nothing; the process is SIGKILLed
+    once the range is `done`, before the alert goes out. The restart found the range
+    handled and dropped the request: the alert was never sent. Now the request holds the
+    alert from before the range was marked `done`, and the restart sends it, measuring
+    nothing again."""
+    import os
+    import signal
+    import subprocess
+
+    from bisector.daemon.after_rollback import run_after_rollback
+    from bisector.store.guard_state import GuardState
+    from tests.conftest import ROOT
+
+    with webhook() as hook:
+        repo = _after_rollback_refused(tmp_path / "repo", hook, "v2.3.0", "v2.3.1")
+        hook.refuse = False
+        child = subprocess.run(
+            [sys.executable, "-c", _KILLED_AT_THE_ALERT, str(repo.path)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+        store = repo.path / ".bisector"
+        with DaemonState(store) as state:
+            [fine] = [r.status for r in state.ranges()]
+            trials = state.totals().trials
+        assert fine == "not_reproduced" and not hook.bodies
+        with GuardState(store) as guard:
+            kept = guard.bisect_request()
+        assert kept is not None and kept.alert is not None  # owed across the kill
+        again = run_after_rollback(repo.path, None)
+        assert again is not None and again.detail == {"alert": "sent"}, again
+        assert len(hook.bodies) == 1 and hook.bodies[0]["reason"] == "not_reproduced"
+        assert run_after_rollback(repo.path, None) is None
+    with DaemonState(store) as state:
+        assert state.totals().trials == trials
+
+
 def test_a_request_journaled_by_the_previous_version_is_read_and_keeps_its_alert(
     tmp_path: Path,
 ) -> None:

@@ -13,13 +13,16 @@ cycle's, so a later cycle over the same range finds it handled; the request is d
 only once its alert is sent, so a bisection stopped by SIGTERM or a kill is resumed after
 a restart. An alert no webhook took is sent again by the next tick, nothing run again:
 a culprit's stays with its `acted` range; one that is no range's (the bisection could
-not be made, or reproduced nothing) is kept on the request (`keep_bisect_alert`).
+not be made, or reproduced nothing) is kept on the request (`keep_bisect_alert`). The
+not-reproduced alert is kept there before its range is marked `done`, so that a kill
+before it is sent leaves it owed, not the request handled.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -86,7 +89,9 @@ def bisect_once(
             "already_handled", bad.sha, good.sha, detail={"run_id": row.run_id}
         ), None
     if row is None or row.phase == "bisecting":
-        row = cycle.bisect_range(last_good, bad, bad_label, moves_last_good=False)
+        row = cycle.bisect_range(
+            last_good, bad, bad_label, moves_last_good=False, on_fine=_keep_alert(cycle, request)
+        )
     action = {"status": "by_guard", "to": request.good, "paused": control.pause_state().paused}
     if row.status == Status.NOT_REPRODUCED.value:
         fine = CycleResult("fine", bad.sha, good.sha, detail={"run_id": row.run_id})
@@ -104,6 +109,18 @@ def bisect_once(
         good.sha,
         detail={"run_id": row.run_id, "status": row.status, "culprit": row.culprit, "alert": alert},
     ), None
+
+
+def _keep_alert(cycle: Cycle, request: BisectRequest) -> Callable[[RangeRow], None]:
+    """The not-reproduced alert goes on the request before its range is marked `done`: a
+    kill before a webhook takes it leaves it owed, where the `done` range alone would make
+    the restart find the request handled and drop it, the alert never sent."""
+
+    def keep(fine: RangeRow) -> None:
+        with GuardState(cycle.repo / cycle.cfg.snapshots.store) as guard:
+            guard.keep_bisect_alert(request.requested, _not_reproduced(fine, cycle.cfg).record())
+
+    return keep
 
 
 def _not_reproduced(row: RangeRow, cfg: Config) -> AlertMessage:

@@ -209,8 +209,16 @@ class Cycle:
         return tuple(new)
 
     def bisect_range(
-        self, last_good: LastGood, head: Commit, head_label: str, *, moves_last_good: bool = True
+        self,
+        last_good: LastGood,
+        head: Commit,
+        head_label: str,
+        *,
+        moves_last_good: bool = True,
+        on_fine: Callable[[RangeRow], None] | None = None,
     ) -> RangeRow:
+        """Bisect (last good, head) and journal the range; `on_fine` gets the range of a
+        head that is fine before it is journaled `done` (what it owes then survives a kill)."""
         good, bad = last_good.sha, head.sha
         # As `run` would refuse it, before the range is recorded: a config problem.
         check_range(self.repo, self.cfg, last_good, head, head_label)
@@ -227,15 +235,13 @@ class Cycle:
         doc = self.seams.bisect(request, progress).document
         status = doc.status
         if status is Status.NOT_REPRODUCED:
+            detail = {"report": doc.report, "good_ref": last_good.ref, "bad_ref": head_label}
+            if on_fine is not None:
+                on_fine(RangeRow(good, bad, "done", doc.run_id, status.value, None, detail))
             if moves_last_good:
                 self.state.set_last_good(head.sha, head_label)
             self.state.set_range(
-                good,
-                bad,
-                "done",
-                run_id=doc.run_id,
-                status=status.value,
-                detail={"report": doc.report, "good_ref": last_good.ref, "bad_ref": head_label},
+                good, bad, "done", run_id=doc.run_id, status=status.value, detail=detail
             )
             log.info("daemon.head_fine", head=head_label, run_id=doc.run_id)
             return self.state.range(good, bad) or RangeRow(good, bad, "done", None, None, None, {})

@@ -80,7 +80,7 @@ class BisectRequest:
     live: str | None
     requested: float
     # The bisection is over (it could not be made, or reproduced nothing) but no webhook
-    # took its alert (`AlertMessage.record`): only that is left to do.
+    # took its alert (`AlertMessage.record`) yet: only that is left to do.
     alert: Mapping[str, Any] | None = None
 
 
