@@ -13,7 +13,7 @@ from bisector.engine.checkouts import Checkouts
 from bisector.gitrepo import GitRepo
 from bisector.testing import gitutil
 
-from .conftest import run_cli
+from .conftest import BENCH_PY_CONFIG, run_cli
 
 # Prints the number in the tracked knob.txt, then doubles it there (a benchmark that
 # rewrites its config); says whether the untracked file an earlier trial wrote is there.
@@ -26,14 +26,6 @@ scratch.write_text("left by a trial")
 print(json.dumps({"latency_ms": value, "_scratch_seen": seen}))
 """
 
-CONFIG = """\
-benchmark:
-  command: [python, bench.py]
-  repeats: {min: 3, max: 6}
-metrics:
-  latency_ms: {direction: lower, threshold: 5%}
-"""
-
 
 @pytest.mark.slow
 def test_a_benchmark_that_rewrites_a_tracked_file_does_not_bias_later_trials(
@@ -41,7 +33,10 @@ def test_a_benchmark_that_rewrites_a_tracked_file_does_not_bias_later_trials(
 ) -> None:
     repo = gitutil.make_repo(tmp_path / "repo")
     good = gitutil.commit(
-        repo, {"bench.py": BENCH, "bisector.yaml": CONFIG, "knob.txt": "10"}, "first", tag="good"
+        repo,
+        {"bench.py": BENCH, "bisector.yaml": BENCH_PY_CONFIG, "knob.txt": "10"},
+        "first",
+        tag="good",
     )
     gitutil.commit(repo, {"a.txt": "1\n"}, "unrelated")
     gitutil.commit(repo, {"knob.txt": "20"}, "slower", tag="bad")
