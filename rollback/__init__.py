@@ -7,14 +7,8 @@ See `rollback.layout` for the on-disk layout services read from, and
 from rollback.configset import ConfigSet
 from rollback.journal import RecoveryOutcome
 from rollback.plan import FileChange, KeyChange, Plan, make_plan
-from rollback.service import (
-    EXIT_HEALTH_FAILED,
-    DriftError,
-    RollbackRequest,
-    RollbackResult,
-    recover_interrupted,
-    roll_back,
-)
+from rollback.request import EXIT_HEALTH_FAILED, RollbackRequest, RollbackResult
+from rollback.service import DriftError, recover_interrupted, roll_back
 from rollback.source import ConfigSource, GitConfigSource, resolve_source
 
 __all__ = [

@@ -22,13 +22,8 @@ from rollback.drift import detect_drift
 from rollback.journal import RecoveryOutcome
 from rollback.layout import Layout, live_state, read_live_record
 from rollback.lock import try_lock
-from rollback.service import (
-    PausedError,
-    RollbackRequest,
-    RollbackResult,
-    recover_interrupted,
-    roll_back,
-)
+from rollback.request import RollbackRequest, RollbackResult
+from rollback.service import PausedError, recover_interrupted, roll_back
 from rollback.source import resolve_source
 from rollback.target import check_target
 

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from bisector.plumbing.escape import visible
-from rollback.service import RollbackResult
+from rollback.request import RollbackResult
 
 _SIGN = {"added": "+", "removed": "-", "changed": "~"}
 

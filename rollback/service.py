@@ -12,9 +12,8 @@ import shutil
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from bisector.alerts import AlertMessage, Delivery, send_alert
 from bisector.config import Alert
@@ -52,15 +51,11 @@ from rollback.journal import (
 )
 from rollback.layout import Layout, live_state, read_live_files, read_manifest
 from rollback.lock import LockedError, exclusive_lock
-from rollback.plan import Plan, make_plan
+from rollback.plan import make_plan
+from rollback.request import RollbackRequest, RollbackResult, Status
 from rollback.target import check_kind
 
 log = get_logger("bisector.rollback")
-
-Status = Literal["dry_run", "unchanged", "applied", "restored", "kept"]
-OnFailure = Literal["alert_and_pause", "keep"]
-
-EXIT_HEALTH_FAILED = 5  # the rollback ran but the health check failed (see the README)
 
 
 class DriftError(RollbackError):
@@ -93,65 +88,6 @@ def _drop_unused_state(layout: Layout, exc_type: type[BaseException] | None) -> 
 def undo_reserve(timeout_s: float) -> float:
     """Seconds of the budget kept for putting the previous set back."""
     return min(max(0.5, 0.2 * timeout_s), 5.0)
-
-
-@dataclass(frozen=True)
-class RollbackRequest:
-    target: Path
-    config_set: ConfigSet
-    timeout_s: float = 30.0
-    health_check: tuple[str, ...] | None = None
-    health_cwd: Path | None = None
-    on_failure: OnFailure = "alert_and_pause"
-    force: bool = False
-    dry_run: bool = False
-    automatic: bool = False  # the daemon's policy: refused while paused
-
-
-@dataclass(frozen=True)
-class RollbackResult:
-    status: Status
-    target: Path
-    label: str
-    plan: Plan
-    drift: tuple[str, ...] = ()
-    health: HealthResult | None = None
-    reason: str | None = None
-    paused: bool = False
-    alerts: tuple[Delivery, ...] = ()
-    # The health check's alert: a caller keeps it to send again when no webhook took it.
-    alert: AlertMessage | None = None
-    recovered: RecoveryOutcome | None = None
-    seconds: float = 0.0
-    live: str | None = None  # the label of the set services read after this operation
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_HEALTH_FAILED if self.status in ("restored", "kept") else 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "target": str(self.target),
-            "to": self.label,
-            "plan": self.plan.to_json(),
-            "drift": list(self.drift),
-            "health": None
-            if self.health is None
-            else {
-                "ok": self.health.ok,
-                "reason": self.health.reason,
-                "seconds": round(self.health.seconds, 3),
-                "output": None if self.health.ok else self.health.output_tail,
-            },
-            "reason": self.reason,
-            "paused": self.paused,
-            "alerts": [{"index": d.index, "ok": d.ok, "detail": d.detail} for d in self.alerts],
-            "recovered": None if self.recovered is None else self.recovered.outcome,
-            "live": self.live,
-            "wall_s": round(self.seconds, 3),
-        }
 
 
 def _recover_and_pause(layout: Layout, control: ControlStore | None) -> RecoveryOutcome | None:

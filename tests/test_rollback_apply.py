@@ -76,7 +76,7 @@ def test_the_plan_shows_a_key_one_side_lacks_as_absent_and_a_null_as_null() -> N
     from pathlib import Path as P
 
     from rollback.render import describe
-    from rollback.service import RollbackResult
+    from rollback.request import RollbackResult
 
     plan = make_plan(
         {"a.yaml": b"handmade: 1\nkept: 1\nnew_null: 1\n"},
@@ -93,7 +93,7 @@ def test_the_plan_cuts_a_long_value_on_screen_and_json_keeps_it_whole() -> None:
     from pathlib import Path as P
 
     from rollback.render import describe
-    from rollback.service import RollbackResult
+    from rollback.request import RollbackResult
 
     blob = "x" * 100_000
     plan = make_plan({"a.yaml": b"k: short\n"}, {"a.yaml": f"k: {blob}\n".encode()})
