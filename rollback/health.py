@@ -1,4 +1,10 @@
-"""The post-switch health check: an argv run without a shell, killed as a group on timeout."""
+"""The post-switch health check: an argv run without a shell, killed as a group on timeout.
+
+Its run token (`BISECTOR_RUN_TOKEN` in its environment, inherited by all it starts) is
+recorded in the intent before it starts: if bisector is killed during the check, the
+check is orphaned, and the next start's recovery ends it by that token (`end_orphaned`),
+which a reused pid never carries.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bisector.plumbing.proc import run_in_group
+from bisector.plumbing.proc import run_in_group, sweep_escaped
 from bisector.plumbing.redact import scrub_text
 
 
@@ -30,8 +36,12 @@ def run_health_check(
     budget_s: float,
     env: Mapping[str, str] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    token: str | None = None,
 ) -> HealthResult:
-    """Run `argv` for at most `budget_s` seconds (monotonic clock); exit 0 is healthy."""
+    """Run `argv` for at most `budget_s` seconds (monotonic clock); exit 0 is healthy.
+
+    `token`: its run token, as recorded in the intent (`end_orphaned` after a crash).
+    """
     start = time.monotonic()
     with tempfile.TemporaryFile() as out:
         try:
@@ -48,6 +58,7 @@ def run_health_check(
                 grace_s=0.0,
                 should_stop=should_stop,
                 kill_strays=False,
+                token=token,
             )
         except OSError as exc:
             return HealthResult(False, f"cannot start: {exc.strerror or exc}", None, "", 0.0)
@@ -64,3 +75,10 @@ def run_health_check(
     else:
         reason = "passed" if rc == 0 else f"exit {rc}"
     return HealthResult(reason == "passed", reason, rc, tail, time.monotonic() - start)
+
+
+def end_orphaned(token: str) -> None:
+    """Kill what is left of the health check run with `token` by a rollback that was killed
+    during it (the check and everything it started, also in a session of its own)."""
+    # No grace, as at a timeout: the check's budget ran out with the rollback that ran it.
+    sweep_escaped(token, 0.0, why="killing the health check of an interrupted rollback")

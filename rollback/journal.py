@@ -16,6 +16,7 @@ how far it got:
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -27,6 +28,7 @@ from bisector.log import get_logger
 from bisector.plumbing.atomic import atomic_write_bytes, fsync_dir
 from rollback.apply import collect_garbage, discard_leftovers, switch, unlink_live
 from rollback.checkpoints import point
+from rollback.health import end_orphaned
 from rollback.layout import (
     Layout,
     is_gen_name,
@@ -40,6 +42,7 @@ log = get_logger("bisector.rollback")
 
 Phase = Literal["apply", "commit", "undo"]
 Outcome = Literal["finished", "finished_unverified", "undone", "restored"]
+_TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class Intent:
     health_check: bool
     pause_on_failure: bool
     reason: str | None = None  # why an undo started
+    # The health check's run token, recorded before it starts: recovery kills what a
+    # killed rollback left running (absent in an intent of an older bisector).
+    health_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,9 +104,10 @@ def _intent_problem(doc: object) -> str | None:
         "health_check": lambda v: isinstance(v, bool),
         "pause_on_failure": lambda v: isinstance(v, bool),
         "reason": lambda v: v is None or isinstance(v, str),
+        "health_token": lambda v: v is None or (isinstance(v, str) and bool(_TOKEN.fullmatch(v))),
     }
     for name, ok in checks.items():
-        if name not in doc and name != "reason":
+        if name not in doc and name not in ("reason", "health_token"):
             return f"no {name!r}"
         if name in doc and not ok(doc[name]):
             return f"{name!r} is {json.dumps(doc[name])[:60]}"
@@ -186,6 +193,9 @@ def recover(layout: Layout) -> RecoveryOutcome | None:
             f"the rollback journal {layout.intent_path} does not match the live folder: {problem}",
             hint="check the live folder by hand, then delete the journal file",
         )
+    if intent.health_token is not None:
+        # Before anything switches back: a check left running would probe the wrong set.
+        end_orphaned(intent.health_token)
     discard_leftovers(layout)
     if layout.displaced_dir.exists():
         if live_state(layout).kind == "absent":

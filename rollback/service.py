@@ -20,6 +20,7 @@ from bisector.config import Alert
 from bisector.errors import RollbackError
 from bisector.log import get_logger
 from bisector.plumbing.escape import visible
+from bisector.plumbing.proc import new_token
 from bisector.store.control import ControlStore
 from rollback.apply import (
     collect_garbage,
@@ -261,6 +262,7 @@ def _apply(
         from_gen=from_gen,
         health_check=bool(request.health_check),
         pause_on_failure=request.on_failure == "alert_and_pause",
+        health_token=new_token() if request.health_check else None,
     )
     reserve = undo_reserve(request.timeout_s)
     with sigterm_stops_between_steps():
@@ -300,6 +302,7 @@ def _apply(
                     "BISECTOR_ROLLBACK_TO": cs.label,
                 },
                 should_stop=terminated,
+                token=intent.health_token,
             )
             if not health.ok:
                 reason = f"health check {health.reason}"

@@ -95,6 +95,10 @@ def assert_clean(target: Path) -> None:
     assert not (target.parent / f".{target.name}.bisector-displaced").exists()
 
 
+def _cli_env(env: dict[str, str] | None) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+
+
 def run_cli(
     *args: str,
     cwd: Path,
@@ -102,13 +106,24 @@ def run_cli(
     env: dict[str, str] | None = None,
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "bisector", *args],
         cwd=cwd,
-        env=full_env,
+        env=_cli_env(env),
         stdin=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def start_cli(*args: str, cwd: Path) -> subprocess.Popen[bytes]:
+    """`bisector ARGS` started, not waited for (a test kills it mid-way); output discarded."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bisector", *args],
+        cwd=cwd,
+        env=_cli_env(None),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import threading
 import time
@@ -22,6 +24,7 @@ from tests.rollback_support import (
     make_demo,
     read_live,
     run_cli,
+    start_cli,
 )
 
 
@@ -117,6 +120,42 @@ def test_health_check_timeout_kills_process_group(demo: Demo, tmp_path: Path) ->
     while not _dead(grandchild) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert _dead(grandchild)
+
+
+@pytest.mark.slow
+def test_killed_rollback_leaves_no_health_check_running(demo: Demo, tmp_path: Path) -> None:
+    """SIGKILL of `bisector rollback` during a hanging check orphans the check; the next
+    command's recovery ends it, and the process it started in a session of its own."""
+    checkfile, escapedfile = tmp_path / "check.pid", tmp_path / "escaped.pid"
+    script = (
+        "import os, subprocess, sys, time, pathlib;"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],"
+        " start_new_session=True);"
+        f"pathlib.Path({str(escapedfile)!r}).write_text(str(p.pid));"
+        f"pathlib.Path({str(checkfile)!r}).write_text(str(os.getpid())); time.sleep(60)"
+    )
+    demo.write_config(health_check=[sys.executable, "-c", script], timeout="60s")
+    rollback = start_cli("rollback", "--to", "v2.3.1", "--yes", cwd=demo.repo)
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not checkfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pids = [int(checkfile.read_text()), int(escapedfile.read_text())]
+        rollback.kill()
+        assert rollback.wait(timeout=10) == -signal.SIGKILL
+        assert not any(_dead(pid) for pid in pids)  # orphaned, still running
+
+        state = json.loads(run_cli("status", "--json", cwd=demo.repo).stdout)
+
+        assert "not confirmed" in state["recovered"]
+        assert [pid for pid in pids if not _dead(pid)] == []
+        assert read_live(demo.target) == GOOD_LIVE
+        assert_clean(demo.target)
+    finally:
+        for pid in pids:
+            if not _dead(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _dead(pid: int) -> bool:

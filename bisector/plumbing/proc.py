@@ -44,6 +44,7 @@ __all__ = [
     "group_left",
     "orphans_not_ours",
     "kill_group",
+    "new_token",
     "run_in_group",
     "sweep_escaped",
 ]
@@ -200,12 +201,15 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def _sweep(token: str, grace_s: float) -> None:
+_ESCAPED = "killing processes that left the benchmark's process group"
+
+
+def _sweep(token: str, grace_s: float, why: str = _ESCAPED) -> None:
     """Kill (and reap, when they are ours) the processes that escaped the group."""
     pids = _carrying(token)
     if not pids:
         return
-    log.warning("killing processes that left the benchmark's process group", pids=pids)
+    log.warning(why, pids=pids)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -222,10 +226,16 @@ def _sweep(token: str, grace_s: float) -> None:
             return
 
 
-def sweep_escaped(token: str, grace_s: float = DEFAULT_GRACE_S) -> None:
+def sweep_escaped(token: str, grace_s: float = DEFAULT_GRACE_S, *, why: str | None = None) -> None:
     """Kill (and reap, when ours) every process still carrying `token` in its environment:
-    for a caller that starts the group itself (the preload server forks trials)."""
-    _sweep(token, grace_s)
+    for a caller that starts the group itself (the preload server forks trials), or one
+    that outlived a command whose runner was killed (`why`: the log line then)."""
+    _sweep(token, grace_s, why or _ESCAPED)
+
+
+def new_token() -> str:
+    """A fresh run token, for a caller that records it before `run_in_group(token=...)`."""
+    return uuid.uuid4().hex
 
 
 def run_in_group(
@@ -239,17 +249,20 @@ def run_in_group(
     grace_s: float = DEFAULT_GRACE_S,
     should_stop: Callable[[], bool] | None = None,
     kill_strays: bool = True,
+    token: str | None = None,
 ) -> GroupRun:
     """Run `argv` in its own process group for at most `timeout_s` seconds (monotonic).
 
     `should_stop` is polled while waiting; True ends the command like a timeout does.
     `kill_strays`: kill the group, and what escaped it (module docstring), after a normal
-    exit too.
+    exit too. `token`: the run token to give it (`new_token()`; a fresh one by default),
+    for a caller that records it first so that whoever comes after a crash can
+    `sweep_escaped` what is left.
     :raises OSError: the command cannot be started.
     """
     start = time.monotonic()
     deadline = start + max(timeout_s, 0.0)
-    token = uuid.uuid4().hex
+    token = token or new_token()
     if kill_strays:
         become_subreaper()
     proc = subprocess.Popen(
