@@ -98,13 +98,29 @@ def switch(layout: Layout, gen: str, *, step: str = "switched") -> None:
         # instead (its files were captured as the previous generation beforehand).
         if exchange(layout.next_link, layout.target):
             shutil.rmtree(layout.next_link)
-        else:  # no RENAME_EXCHANGE: a short window without the live path; recovery covers it
+        else:  # no RENAME_EXCHANGE: a short window without the live path (put_back_displaced)
             replace_durably(layout.target, layout.displaced_dir)
+            point("displaced")
             replace_durably(layout.next_link, layout.target)
             shutil.rmtree(layout.displaced_dir)
     else:
         replace_durably(layout.next_link, layout.target)
     point(step)
+
+
+def put_back_displaced(layout: Layout) -> None:
+    """After a first switch without RENAME_EXCHANGE that stopped between its two renames:
+    the old folder goes back to the live path, unless the new link already took it.
+
+    What an apply that failed there, and recovery after a kill there, both do first: the
+    live path must never stay missing.
+    """
+    if not layout.displaced_dir.exists():
+        return
+    if live_state(layout).kind == "absent":
+        replace_durably(layout.displaced_dir, layout.target)
+    else:
+        shutil.rmtree(layout.displaced_dir)
 
 
 def unlink_live(layout: Layout, *, step: str = "undo_switched") -> None:

@@ -35,6 +35,7 @@ POINTS = (
     "staged",
     "set_ready",
     "link_created",
+    "displaced",  # only on the first switch of a real folder without RENAME_EXCHANGE
     "switched",
     "health_checked",
     "undo_intent_written",

@@ -26,7 +26,13 @@ from typing import Literal
 from bisector.errors import RollbackError
 from bisector.log import get_logger
 from bisector.plumbing.atomic import atomic_write_bytes, fsync_dir
-from rollback.apply import collect_garbage, discard_leftovers, switch, unlink_live
+from rollback.apply import (
+    collect_garbage,
+    discard_leftovers,
+    put_back_displaced,
+    switch,
+    unlink_live,
+)
 from rollback.checkpoints import point
 from rollback.health import end_orphaned
 from rollback.layout import (
@@ -197,14 +203,7 @@ def recover(layout: Layout) -> RecoveryOutcome | None:
         # Before anything switches back: a check left running would probe the wrong set.
         end_orphaned(intent.health_token)
     discard_leftovers(layout)
-    if layout.displaced_dir.exists():
-        if live_state(layout).kind == "absent":
-            # Killed between the two renames of the no-RENAME_EXCHANGE path: put the old
-            # folder back; it is the previous state.
-            layout.displaced_dir.rename(layout.target)
-            fsync_dir(layout.target.parent)
-        else:
-            shutil.rmtree(layout.displaced_dir)
+    put_back_displaced(layout)
     state = live_state(layout)
     outcome: Outcome
     if intent.phase == "undo":

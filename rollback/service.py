@@ -28,6 +28,7 @@ from rollback.apply import (
     disk_error,
     gen_name,
     new_op_id,
+    put_back_displaced,
     stage,
     switch,
 )
@@ -334,7 +335,12 @@ def _apply(
 
 
 def _abandon(layout: Layout, intent: Intent) -> None:
-    """Before the switch: drop everything this apply staged; the live set never changed."""
+    """Before the switch: drop everything this apply staged; the live set never changed.
+
+    A switch without RENAME_EXCHANGE that failed between its renames left the live folder
+    displaced: it goes back first. If that fails too, the intent stays for recovery.
+    """
+    put_back_displaced(layout)
     discard_leftovers(layout)
     for gen in (intent.to_gen, intent.from_gen):
         # Only generations this apply created; a managed previous one stays.

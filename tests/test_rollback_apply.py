@@ -158,6 +158,34 @@ def test_existing_real_folder_is_adopted_atomically(demo: Demo) -> None:
     assert_clean(demo.target)
 
 
+def test_failed_switch_without_rename_exchange_puts_the_folder_back(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without RENAME_EXCHANGE a real folder is first moved aside, then the link renamed in:
+    when that second rename fails, the folder is back at the live path, nothing orphaned."""
+    demo.target.mkdir(parents=True)
+    (demo.target / "serving.yaml").write_text("hand: made\n")
+    before = read_live(demo.target)
+    monkeypatch.setattr("rollback.apply.exchange", lambda _a, _b: False)  # a kernel without it
+
+    def full_disk_after_displacing(name: str) -> None:
+        if name == "displaced":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    previous = set_hook(full_disk_after_displacing)
+    try:
+        with pytest.raises(RollbackError) as info:
+            _apply(demo, "v2.3.1")
+    finally:
+        set_hook(previous)
+    assert "cannot switch" in str(info.value) and "not touched" in str(info.value)
+    assert not demo.target.is_symlink() and read_live(demo.target) == before
+    assert_clean(demo.target)
+    _apply(demo, "v2.3.1")  # and the next rollback adopts it as usual
+    assert demo.target.is_symlink() and read_live(demo.target) == GOOD_LIVE
+    assert_clean(demo.target)
+
+
 def test_second_concurrent_rollback_is_refused(demo: Demo, tmp_path: Path) -> None:
     """While one rollback runs (its health check waits), a second one is refused at once."""
     release = tmp_path / "release"  # the first one's health check passes once this exists

@@ -251,3 +251,24 @@ def test_sigterm_mid_apply_ends_clean(
     assert read_live(target) == BAD_LIVE  # interrupted before confirmation: old set kept/restored
     assert_clean(target)
     assert not (target.parent / f".{target.name}.bisector" / "intent.json").exists()
+
+
+def test_sigkill_between_the_renames_without_rename_exchange(
+    demo: Demo, sets: dict[str, ConfigSet], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed while a real folder is moved aside (no RENAME_EXCHANGE): no live path for an
+    instant; recovery puts the folder back, as it was."""
+    target = demo.target.parent / "displaced-kill"
+    target.mkdir(parents=True)
+    (target / "serving.yaml").write_text("hand: made\n")
+    before = read_live(target)
+    monkeypatch.setattr("rollback.apply.exchange", lambda _a, _b: False)  # a kernel without it
+    monkeypatch.setenv("BISECTOR_FAULT_POINT", "displaced")
+
+    status = _forked(lambda: roll_back(RollbackRequest(target=target, config_set=sets["good"])))
+
+    assert status == signal.SIGKILL and not os.path.lexists(target)
+    monkeypatch.delenv("BISECTOR_FAULT_POINT")
+    recover_interrupted(target)
+    assert target.is_dir() and not target.is_symlink() and read_live(target) == before
+    assert_clean(target)
