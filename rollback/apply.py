@@ -30,18 +30,22 @@ def gen_name(config_set: ConfigSet, op: str) -> str:
     return f"{config_set.set_id[:12]}-{op}"
 
 
-def disk_error(exc: OSError, what: str) -> RollbackError:
-    """A write before the switch failed (`what`: "stage serving.yaml", "write the rollback
-    journal ..."): what the OS said, in words, and that the live set is as it was."""
-    why = {
+def os_reason(exc: OSError) -> str:
+    """What the OS said, in words: "no space left on the device", "permission denied"."""
+    return {
         errno.ENOSPC: "no space left on the device",
         errno.EDQUOT: "disk quota exceeded",
         errno.EACCES: "permission denied",
         errno.EPERM: "operation not permitted",
         errno.EROFS: "read-only file system",
     }.get(exc.errno or 0, exc.strerror or str(exc))
+
+
+def disk_error(exc: OSError, what: str) -> RollbackError:
+    """A write before the switch failed (`what`: "stage serving.yaml", "write the rollback
+    journal ..."): what the OS said, in words, and that the live set is as it was."""
     return RollbackError(
-        f"cannot {what}: {why}; the live configs were not touched",
+        f"cannot {what}: {os_reason(exc)}; the live configs were not touched",
         hint="free space or fix permissions beside the target folder, then run the rollback again",
     )
 

@@ -29,6 +29,7 @@ from bisector.plumbing.atomic import atomic_write_bytes, fsync_dir
 from rollback.apply import (
     collect_garbage,
     discard_leftovers,
+    os_reason,
     put_back_displaced,
     switch,
     unlink_live,
@@ -241,6 +242,41 @@ def recover(layout: Layout) -> RecoveryOutcome | None:
     )
     log.warning("rollback.recovered", op=intent.op, outcome=outcome, detail=result.message)
     return result
+
+
+def unfinished_error(
+    layout: Layout, intent: Intent, exc: OSError, failed_check: str | None
+) -> RollbackError:
+    """A write after the switch failed (a full disk): which set is live, and what the next
+    command's recovery does with the intent last written (`failed_check`: why the health
+    check failed, "health check exit 1"; None when it passed or did not run)."""
+    state = live_state(layout)
+    on_disk = read_intent(layout)
+    if state.gen == intent.to_gen:
+        live = f"the new set {intent.to_label} is live"
+        if failed_check is not None:
+            live += f" ({failed_check})"
+    else:
+        live = "the previous set is live again"
+    if on_disk is None:
+        then = "nothing is left to do"
+    elif on_disk.phase == "undo":
+        then = "the next bisector command puts the previous set back"
+    elif state.gen != on_disk.to_gen:
+        then = "the next bisector command drops the new set, which never went live"
+    elif on_disk.phase == "commit" or not on_disk.health_check:
+        then = "the next bisector command records it as live"
+    else:
+        then = (
+            "the next bisector command keeps it and pauses bisector until `bisector resume`, "
+            "as the journal does not say how its health check went"
+        )
+    return RollbackError(
+        f"cannot finish the rollback of {layout.target}: {os_reason(exc)} in "
+        f"{layout.state_dir}; {live}; {then}",
+        hint="free space or fix permissions beside the target folder, then run "
+        "`bisector status` (it finishes the rollback)",
+    )
 
 
 def with_phase(intent: Intent, phase: Phase, reason: str | None = None) -> Intent:

@@ -48,6 +48,7 @@ from rollback.journal import (
     record_live,
     recover,
     restore_previous,
+    unfinished_error,
     with_phase,
     write_intent,
 )
@@ -308,24 +309,31 @@ def _apply(
             if not health.ok:
                 reason = f"health check {health.reason}"
         with shielded():
-            if reason is None:
-                write_intent(layout, with_phase(intent, "commit"), step="health_checked")
-                record_live(layout, to_gen)
+            try:
+                if reason is None:
+                    write_intent(layout, with_phase(intent, "commit"), step="health_checked")
+                    record_live(layout, to_gen)
+                    clear_intent(layout)
+                    collect_garbage(layout, keep={g for g in (to_gen, from_gen) if g})
+                    return "applied", health, None
+                interrupted = health is None or health.reason == "stopped by SIGTERM"
+                if request.on_failure == "keep" and not interrupted:
+                    record_live(layout, to_gen)
+                    clear_intent(layout)
+                    return "kept", health, reason
+                if (
+                    control is not None
+                    and request.on_failure == "alert_and_pause"
+                    and not interrupted
+                ):
+                    # Durable before the undo: a crash from here on still leaves bisector paused.
+                    control.pause(f"rollback to {cs.label} failed: {reason}", by="rollback")
+                undo = with_phase(intent, "undo", reason)
+                write_intent(layout, undo, step="undo_intent_written")
+                restore_previous(layout, undo)
                 clear_intent(layout)
-                collect_garbage(layout, keep={g for g in (to_gen, from_gen) if g})
-                return "applied", health, None
-            interrupted = health is None or health.reason == "stopped by SIGTERM"
-            if request.on_failure == "keep" and not interrupted:
-                record_live(layout, to_gen)
-                clear_intent(layout)
-                return "kept", health, reason
-            if control is not None and request.on_failure == "alert_and_pause" and not interrupted:
-                # Durable before the undo: a crash from here on still leaves bisector paused.
-                control.pause(f"rollback to {cs.label} failed: {reason}", by="rollback")
-            undo = with_phase(intent, "undo", reason)
-            write_intent(layout, undo, step="undo_intent_written")
-            restore_previous(layout, undo)
-            clear_intent(layout)
+            except OSError as exc:  # a full disk beside the target: the switch is done
+                raise unfinished_error(layout, intent, exc, reason) from exc
         if interrupted:
             raise ApplyInterrupted(
                 "stopped by SIGTERM during the health check; the previous configs were put back",
