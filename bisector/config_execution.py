@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from bisector.config_values import Strict
+from bisector.config_values import Number, Strict
 
 _ADDRESS = re.compile(r"^(?:local|auto|(?:ray://)?[A-Za-z0-9.\-\[\]:]+:\d{1,5})$")
 # Ray's own resource keywords; any other key is a custom resource (`--resources` of `ray start`).
@@ -36,7 +36,7 @@ class RayOptions(Strict):
     address: Annotated[str, AfterValidator(_check_address)] = Field(
         "local", description="local (start one here) | auto | HOST:PORT | ray://HOST:PORT"
     )
-    resources_per_trial: Annotated[dict[str, float], AfterValidator(_check_resources)] = Field(
+    resources_per_trial: Annotated[dict[str, Number], AfterValidator(_check_resources)] = Field(
         default_factory=lambda: {"num_cpus": 1.0},
         description="num_cpus, num_gpus, memory and custom resources one trial holds",
     )

@@ -12,9 +12,10 @@ import os
 import re
 import types
 from collections.abc import Mapping
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
+import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -155,28 +156,77 @@ _INT_ERRORS = frozenset({"int_parsing", "int_from_float", "int_type", "int_parsi
 
 def whole_number_error(err: Mapping[str, Any]) -> tuple[str, str | None] | None:
     """pydantic's word for a value that is not an int ("unable to parse string as an
-    integer") as what the key needs, and, for `1e9` (YAML 1.1 reads an exponent without a
-    dot as text), how to write it; None for other errors."""
+    integer") as what the key needs (`not_a_number`); None for other errors."""
     if err["type"] not in _INT_ERRORS:
         return None
-    value = err.get("input")
+    return not_a_number(err.get("input"), whole=True)
+
+
+_YAML_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
+
+
+def not_a_number(
+    value: object, *, whole: bool, choices: tuple[str, ...] = ()
+) -> tuple[str, str | None]:
+    """What a key that takes a (whole) number says of `value`, and how to write it: text
+    that YAML would read as a number unquoted (`"9464"`) is to lose its quotes, and text
+    it reads as a string however written (`1e9`: an exponent without a dot) is to be
+    written in digits."""
+    need = "a whole number" if whole else "a number"
+    if choices:  # `gpus`: all, none or a whole number
+        need = ", ".join((*choices[:-1], f"{choices[-1]} or {need}"))
     shown = "null" if value is None else repr(value) if isinstance(value, str) else str(value)
-    message = f"must be a whole number, not {shown[:60]}"
+    message = f"must be {need}, not {shown[:60]}"
     if not isinstance(value, str):
         return message, None
     try:
         number = float(value)
     except ValueError:
         return message, None
-    if math.isfinite(number) and number.is_integer():
-        return message, f"YAML reads {value.strip()} as text: write it in digits ({int(number)})"
-    return message, None
+    if not math.isfinite(number) or (whole and not number.is_integer()):
+        return message, None
+    written = value.strip()
+    # What YAML makes of it unquoted: a number means the quotes made it text.
+    unquoted = yaml.resolver.Resolver().resolve(yaml.ScalarNode, written, (True, False))  # type: ignore[no-untyped-call]
+    if unquoted in _YAML_NUMBER_TAGS:
+        return message, f"in quotes {written} is text: write it without quotes"
+    digits = str(int(number)) if number.is_integer() else repr(number)
+    if "e" in digits:  # 1e-09: YAML would read this as text too
+        return message, None
+    return message, f"YAML reads {written} as text: write it in digits ({digits})"
+
+
+def number_input(value: object, annotation: Any) -> object:
+    """`value` if it may stand for the number `annotation` takes (an int or float, maybe in
+    a union with None or a Literal), else a `ValueError` saying what the key takes.
+
+    pydantic's lax mode would read YAML's `true` as 1, the text "9464" as 9464 and 2.5 as
+    the choice it fails last; docs/config.md promises a number key refuses them. A whole
+    float (`3.0`) is a whole number and passes (pydantic makes it 3).
+    """
+    union = get_origin(annotation) in (Union, types.UnionType)
+    members = get_args(annotation) if union else (annotation,)
+    if int not in members and float not in members:
+        return value
+    whole = int in members
+    choices = tuple(c for m in members if get_origin(m) is Literal for c in get_args(m))
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not {str(value).lower()}")
+    fraction = whole and isinstance(value, float) and not value.is_integer()
+    if (isinstance(value, str) and value not in choices) or fraction:
+        raise HintedValueError(*not_a_number(value, whole=whole, choices=choices))
+    return value
+
+
+#: A number inside a container (`resources_per_trial`'s values), checked as `Strict` checks
+#: a number field.
+Number = Annotated[float, BeforeValidator(lambda value: number_input(value, float))]
 
 
 class HintedValueError(ValueError):
     """A refused value with a `hint:` for the person fixing it (`parse_config` shows it)."""
 
-    def __init__(self, message: str, hint: str) -> None:
+    def __init__(self, message: str, hint: str | None) -> None:
         super().__init__(message)
         self.hint = hint
 
@@ -285,19 +335,13 @@ class Strict(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        """YAML's `true` is not a number, but pydantic would read it as 1: `repeats: {min:
-        true}` would run with one trial a side instead of saying what is wrong."""
+    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """A number key refuses YAML's `true` (pydantic would read it as 1: `repeats: {min:
+        true}` would run with one trial a side) and text (`"9464"`), as config.md says."""
         field = cls.model_fields.get(info.field_name or "")
-        if isinstance(value, bool) and field is not None and _numeric(field.annotation):
-            raise ValueError(f"expected a number, not {str(value).lower()}")
-        return value
-
-
-def _numeric(annotation: Any) -> bool:
-    """An int or float field (also `int | None`)."""
-    union = get_origin(annotation) in (Union, types.UnionType)
-    return any(a in (int, float) for a in (get_args(annotation) if union else (annotation,)))
+        if field is None or any(isinstance(m, BeforeValidator) for m in field.metadata):
+            return value  # a value with its own parser (a duration: `30s` is text)
+        return number_input(value, field.annotation)
 
 
 class SchemaWithDefaults(GenerateJsonSchema):

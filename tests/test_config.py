@@ -258,3 +258,85 @@ def test_a_webhook_that_is_no_http_url_is_refused_on_load_without_showing_it(
 def test_an_http_webhook_or_none_is_accepted(webhook: str) -> None:
     cfg = parse_config(GOOD.replace("https://hooks.example.org/x", webhook))
     assert cfg.daemon.alerts[0].webhook == webhook
+
+
+#: The two required sections, for a test to add one section below (line 5 on).
+MINIMAL = "benchmark:\n  command: [python, bench.py]\nmetrics:\n  m: {direction: lower}\n"
+
+
+@pytest.mark.parametrize(
+    ("section", "said"),
+    [
+        (
+            'daemon: {metrics_port: "9464"}',
+            "daemon.metrics_port: must be a whole number, not '9464'",
+        ),
+        (
+            "daemon: {metrics_port: '9464'}",
+            "daemon.metrics_port: must be a whole number, not '9464'",
+        ),
+        (
+            'daemon: {alerts: [{retries: "2"}]}',
+            "daemon.alerts[0].retries: must be a whole number, not '2'",
+        ),
+        (
+            "environment: {cache_size: '8'}",
+            "environment.cache_size: must be a whole number, not '8'",
+        ),
+        (
+            "environment: {docker: {gpus: '2'}}",
+            "environment.docker.gpus: must be all, none or a whole number, not '2'",
+        ),
+        (
+            "environment: {docker: {cpus: '2.5'}}",
+            "environment.docker.cpus: must be a number, not '2.5'",
+        ),
+        ("execution: {workers: '2'}", "execution.workers: must be a whole number, not '2'"),
+        (
+            "execution: {ray: {resources_per_trial: {num_cpus: '2'}}}",
+            "execution.ray.resources_per_trial.num_cpus: must be a number, not '2'",
+        ),
+        (
+            "guard: {prometheus: 'http://127.0.0.1:9090', checks: [{name: a, query: q, max: '5'}]}",
+            "guard.checks[0].max: must be a number, not '5'",
+        ),
+    ],
+)
+def test_a_number_key_refuses_text_even_when_it_is_digits(section: str, said: str) -> None:
+    """config.md: a number key refuses text; pydantic's lax mode read `"9464"` as 9464."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(MINIMAL + section + "\n", "bisector.yaml")
+    assert info.value.message == f"bisector.yaml:5: {said}"
+    assert info.value.hint is not None and info.value.hint.endswith("write it without quotes")
+
+
+def test_repeats_in_quotes_is_refused_with_the_line_and_a_hint() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(GOOD.replace("{min: 3, max: 15}", '{min: "3", max: 15}'), "b.yaml")
+    assert info.value.message == "b.yaml:4: benchmark.repeats.min: must be a whole number, not '3'"
+    assert info.value.hint == "in quotes 3 is text: write it without quotes"
+
+
+def test_a_whole_float_is_a_whole_number_and_true_is_no_number() -> None:
+    """`3.0` is the whole number 3 (as the schema's `integer` means it); `true` is no count."""
+    cfg = parse_config(GOOD.replace("{min: 3, max: 15}", "{min: 3.0, max: 15}"))
+    assert cfg.benchmark.repeats.min == 3 and isinstance(cfg.benchmark.repeats.min, int)
+    with pytest.raises(ConfigError) as info:
+        parse_config(MINIMAL + "execution: {ray: {resources_per_trial: {num_gpus: true}}}\n")
+    assert info.value.message == (
+        "bisector.yaml:5: execution.ray.resources_per_trial.num_gpus: expected a number, not true"
+    )
+
+
+def test_config_check_refuses_a_quoted_port_in_one_error(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "svc")
+    (repo / "bisector.yaml").write_text(GOOD + '  metrics_port: "9464"\n')
+    before = tree_digest(tmp_path)
+    done = run_cli("config", "check", "--repo", str(repo))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: {repo / 'bisector.yaml'}:26: daemon.metrics_port: must be a whole number, "
+        "not '9464'",
+        "hint: in quotes 9464 is text: write it without quotes",
+    ]
+    assert tree_digest(tmp_path) == before
