@@ -9,13 +9,13 @@ in a config that silently does nothing is worse than a refusal.
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     ValidationError,
     model_validator,
@@ -37,6 +37,7 @@ from bisector.config_values import (
     check_rollback_target,
     check_store,
     check_webhook,
+    type_error,
     whole_number_error,
 )
 from bisector.core.judge import CLASSIFY_ALPHA, smallest_workable_repeats
@@ -44,7 +45,8 @@ from bisector.core.types import MAX_REPEATS, Direction, MetricRule, Threshold, T
 from bisector.errors import ConfigError
 from bisector.log import get_logger
 from bisector.plumbing.worktree import subfolder_hint
-from bisector.plumbing.yamlload import LimitedLoader, safe_load
+from bisector.plumbing.yamllines import LineLoader, key_path, line_of
+from bisector.plumbing.yamlload import safe_load
 from bisector.ports import PYTHON_NAMES
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -195,6 +197,14 @@ class Daemon(Strict):
     report_url: Annotated[str | None, AfterValidator(_report_url)] = None
 
 
+def _some_metrics(value: Any) -> Any:
+    # `metrics:` with nothing under it, or `{}`: said as what to write, not as pydantic's
+    # "Dictionary should have at least 1 item after validation" (or "valid dictionary").
+    if value is None or value == {}:
+        raise ValueError("at least one metric is required (NAME: {direction: lower})")
+    return value
+
+
 def _metric_names(metrics: dict[str, Metric]) -> dict[str, Metric]:
     for name in metrics:
         if name.startswith("_"):  # docs/benchmark-protocol.md: `_gpu`, `_env`, ...
@@ -207,7 +217,9 @@ def _metric_names(metrics: dict[str, Metric]) -> dict[str, Metric]:
 
 class Config(Strict):
     benchmark: Benchmark
-    metrics: Annotated[dict[str, Metric], AfterValidator(_metric_names)] = Field(min_length=1)
+    metrics: Annotated[
+        dict[str, Metric], BeforeValidator(_some_metrics), AfterValidator(_metric_names)
+    ] = Field(min_length=1)
     environment: Environment = Environment()
     snapshots: Snapshots = Snapshots()
     rollback: Rollback = Rollback()
@@ -247,74 +259,10 @@ class Config(Strict):
         return name, self.metrics[name]
 
 
-# --- loading with line numbers -------------------------------------------------------
-
-
-class _LineLoader(LimitedLoader):
-    """SafeLoader that remembers the line of every mapping key (1-based)."""
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    # A key given twice is refused, not resolved "last one wins" as PyYAML does: a second
-    # `benchmark:` further down would silently replace the first. Merge keys (`<<`) may
-    # still be overridden by the mapping's own keys, as YAML means them to.
-    seen: set[Any] = set()
-    for key_node, _value_node in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, Hashable) and key in seen:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                f"found duplicate key {key!r}",
-                key_node.start_mark,
-            )
-        seen.add(key)
-    mapping = loader.construct_mapping(node, deep=True)
-    lines: dict[Any, int] = {}
-    for key_node, _value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        lines[key] = key_node.start_mark.line + 1
-    return _LinedDict(mapping, lines)
-
-
-class _LinedDict(dict[Any, Any]):
-    def __init__(self, data: Mapping[Any, Any], lines: dict[Any, int]) -> None:
-        super().__init__(data)
-        self.lines = lines
-
-
-_LineLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
-
-
-def _line_of(data: Any, loc: tuple[int | str, ...]) -> int | None:
-    line: int | None = None
-    node = data
-    for part in loc:
-        if isinstance(node, _LinedDict) and part in node.lines:
-            line = node.lines[part]
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
-            break
-    return line
-
-
-def _key_path(loc: tuple[int | str, ...]) -> str:
-    """`daemon.alerts[0].retries`: list items in brackets, as docs/config.md writes keys."""
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-    return path or "(top level)"
-
-
 def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
     """Parse and validate; every problem becomes a `ConfigError` naming file, line and key."""
     try:
-        data = safe_load(text, _LineLoader)
+        data = safe_load(text, LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -327,8 +275,8 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        key = _key_path(loc)
-        line = _line_of(data, loc)
+        key = key_path(loc)
+        line = line_of(data, loc)
         where = f"{source}:{line}" if line is not None else source
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
@@ -338,6 +286,8 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
         hint = getattr(err.get("ctx", {}).get("error"), "hint", None)
         if (whole := whole_number_error(err)) is not None:
             msg, hint = whole
+        elif (wrong := type_error(err)) is not None:
+            msg = wrong
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise ConfigError(f"{where}: {key}: {msg}{more}", hint=hint) from exc
 

@@ -25,6 +25,7 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import GenerateJsonSchema, NoDefault
 from pydantic_core import core_schema
@@ -63,8 +64,13 @@ def parse_duration(value: object) -> float:
 
 
 def _short(value: object) -> str:
-    """`repr` cut to a line: error messages echo what the user wrote, not megabytes of it."""
-    text = repr(value)
+    """A value in an error as YAML writes it (`null`, `true`, `'text'`, `2.5`, `a list`),
+    cut to a line: error messages echo what the user wrote, not megabytes of it."""
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    if isinstance(value, Mapping | list):  # not Python's `{'zz': 1}`
+        return "a mapping" if isinstance(value, Mapping) else "a list"
+    text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -175,8 +181,7 @@ def not_a_number(
     need = "a whole number" if whole else "a number"
     if choices:  # `gpus`: all, none or a whole number
         need = ", ".join((*choices[:-1], f"{choices[-1]} or {need}"))
-    shown = "null" if value is None else repr(value) if isinstance(value, str) else str(value)
-    message = f"must be {need}, not {shown[:60]}"
+    message = f"must be {need}, not {_short(value)}"
     if not isinstance(value, str):
         return message, None
     try:
@@ -196,6 +201,29 @@ def not_a_number(
     return message, f"YAML reads {written} as text: write it in digits ({digits})"
 
 
+#: pydantic's wrong-type errors, as what the key takes ("Input should be a valid
+#: dictionary or instance of Rollback" named a Python class).
+_TYPE_ERRORS = {
+    "model_type": "a mapping (key: value)",
+    "model_attributes_type": "a mapping (key: value)",
+    "dict_type": "a mapping (key: value)",
+    "list_type": "a list",
+    "string_type": "text",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "float_type": "a number",
+    "float_parsing": "a number",
+}
+
+
+def type_error(err: Mapping[str, Any]) -> str | None:
+    """The message of a value of the wrong type (`must be a list, not 5`), else None."""
+    need = _TYPE_ERRORS.get(err["type"])
+    if err["type"] in ("literal_error", "enum"):  # one of the choices: "'report' or 'rollback'"
+        need = err.get("ctx", {}).get("expected")
+    return None if need is None else f"must be {need}, not {_short(err.get('input'))}"
+
+
 def number_input(value: object, annotation: Any) -> object:
     """`value` if it may stand for the number `annotation` takes (an int or float, maybe in
     a union with None or a Literal), else a `ValueError` saying what the key takes.
@@ -212,8 +240,12 @@ def number_input(value: object, annotation: Any) -> object:
     choices = tuple(c for m in members if get_origin(m) is Literal for c in get_args(m))
     if isinstance(value, bool):
         raise ValueError(f"expected a number, not {str(value).lower()}")
-    fraction = whole and isinstance(value, float) and not value.is_integer()
-    if (isinstance(value, str) and value not in choices) or fraction:
+    number = isinstance(value, int) or (
+        isinstance(value, float) and (not whole or value.is_integer())
+    )
+    # Anything else is said here, once: pydantic would list what each member of a union
+    # (`gpus`: a choice or an int) refuses, under keys such as `gpus.literal['all','none']`.
+    if not (number or value in choices or (value is None and type(None) in members)):
         raise HintedValueError(*not_a_number(value, whole=whole, choices=choices))
     return value
 
@@ -332,6 +364,14 @@ class Strict(BaseModel):
     """The base of every config model: unknown keys refused, values frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_defaults(cls, value: Any) -> Any:
+        """A section with nothing under it (`rollback:`, which YAML reads as null) is the
+        section with every default, as if absent; a key it requires is then named as
+        missing (`benchmark.command`)."""
+        return {} if value is None else value
 
     @field_validator("*", mode="before")
     @classmethod

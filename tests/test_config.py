@@ -340,3 +340,92 @@ def test_config_check_refuses_a_quoted_port_in_one_error(tmp_path: Path) -> None
         "hint: in quotes 9464 is text: write it without quotes",
     ]
     assert tree_digest(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "section",
+    ["rollback", "environment", "snapshots", "daemon", "execution", "guard"],
+)
+@pytest.mark.parametrize("empty", ["", " null", " {}"])
+def test_an_empty_section_is_every_default(section: str, empty: str) -> None:
+    """`rollback:` with nothing under it said "Input should be a valid dictionary or instance
+    of Rollback" (a Python class); an empty section is now the section left out."""
+    if section == "guard" and empty == " {}":
+        return  # a guard needs its Prometheus: below
+    cfg = parse_config(f"{MINIMAL}{section}:{empty}\n")
+    assert cfg == parse_config(MINIMAL)
+
+
+def test_an_empty_inner_section_is_every_default_too() -> None:
+    text = MINIMAL.replace("lower}\n", "lower}\n    \n").replace(
+        "  command:", "  repeats:\n  command:"
+    )
+    text += "environment:\n  docker:\nexecution:\n  ray:\ndaemon:\n  alerts:\n    -\n"
+    cfg = parse_config(text)
+    assert cfg.benchmark == parse_config(MINIMAL).benchmark
+    assert cfg.environment.docker.gpus == "none" and cfg.execution.ray.address == "local"
+    assert cfg.daemon.alerts[0].webhook is None and cfg.daemon.alerts[0].retries == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        # a section that requires a key names it
+        (
+            "benchmark:\nmetrics:\n  m: {direction: lower}\n",
+            "bisector.yaml:1: benchmark.command: required key is missing",
+        ),
+        (MINIMAL + "metrics2:\n", "bisector.yaml:5: metrics2: unknown key"),
+        (
+            MINIMAL.replace("  m: {direction: lower}", "  m:"),
+            "bisector.yaml:4: metrics.m.direction: required key is missing",
+        ),
+        (
+            MINIMAL.replace("  m: {direction: lower}\n", ""),
+            "bisector.yaml:3: metrics: at least one metric is required (NAME: {direction: lower})",
+        ),
+        (
+            MINIMAL.replace("  m: {direction: lower}\n", "  {}\n"),
+            "bisector.yaml:3: metrics: at least one metric is required (NAME: {direction: lower})",
+        ),
+        (
+            MINIMAL + "guard:\n  prometheus: http://127.0.0.1:9090\n  checks:\n    -\n",
+            "bisector.yaml:7: guard.checks[0].name: required key is missing (and 1 more)",
+        ),
+        (MINIMAL + "guard: {}\n", "bisector.yaml:5: guard.prometheus: required key is missing"),
+        # a section of the wrong shape: what it takes, in YAML's words
+        (
+            MINIMAL + "rollback: 5\n",
+            "bisector.yaml:5: rollback: must be a mapping (key: value), not 5",
+        ),
+        (
+            MINIMAL + "daemon:\n  alerts: [hook]\n",
+            "bisector.yaml:6: daemon.alerts[0]: must be a mapping (key: value), not 'hook'",
+        ),
+        (
+            MINIMAL + "environment: [venv]\n",
+            "bisector.yaml:5: environment: must be a mapping (key: value), not a list",
+        ),
+        (
+            MINIMAL + "daemon: {branch: [a]}\n",
+            "bisector.yaml:5: daemon.branch: must be text, not a list",
+        ),
+        (
+            MINIMAL + "daemon: {policy: fix}\n",
+            "bisector.yaml:5: daemon.policy: must be 'report' or 'rollback', not 'fix'",
+        ),
+        (
+            MINIMAL + "environment: {no_index: maybe}\n",
+            "bisector.yaml:5: environment.no_index: must be true or false, not 'maybe'",
+        ),
+        (
+            MINIMAL + "environment: {docker: {gpus: [0]}}\n",
+            "bisector.yaml:5: environment.docker.gpus: must be all, none or a whole number, "
+            "not a list",
+        ),
+    ],
+)
+def test_a_section_error_names_the_key_not_a_python_class(text: str, said: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "bisector.yaml")
+    assert info.value.message == said

@@ -131,3 +131,58 @@ def test_config_md_documents_every_key_of_the_schema(schema: dict[str, Any]) -> 
     documented = _documented_keys(ROOT / "docs" / "config.md")
     assert sorted(leaves - documented) == []
     assert sorted(documented - every) == []
+
+
+#: A config with every optional section present, so that a key under any of them can be
+#: set to a wrong value and reach validation.
+_FULL: dict[str, Any] = {
+    "benchmark": {"command": ["python", "b.py"]},
+    "metrics": {"m": {"direction": "lower"}},
+    "daemon": {"alerts": [{}]},
+    "guard": {
+        "prometheus": "http://127.0.0.1:9090",
+        "checks": [{"name": "a", "query": "q", "max": 1}],
+        "canary": {"baseline": "b", "canary": "c"},
+    },
+}
+
+
+def _document_with(path: str, value: object) -> dict[str, Any]:
+    """`_FULL` with `value` at the schema's key path (`daemon.alerts[].retries`,
+    `metrics.direction` for a metric's key)."""
+    doc = json.loads(json.dumps(_FULL))
+    node: Any = doc
+    parts = path.split(".")
+    for part in parts[:-1]:
+        if part == "metrics":
+            node = node["metrics"]["m"] if parts[-1] != "metrics" else node
+            continue
+        name = part.removesuffix("[]")
+        node = node.setdefault(name, {})
+        if part.endswith("[]"):
+            node = node[0]
+    node[parts[-1]] = value
+    return doc
+
+
+def test_no_config_error_names_a_python_class_or_speaks_pydantic(schema: dict[str, Any]) -> None:
+    """`rollback: 5` said "Input should be a valid dictionary or instance of Rollback":
+    every wrong value at every key is said in the file's words (`null`, not `None`)."""
+    classes = set(schema["$defs"])
+    said: dict[str, str] = {}
+    for path, _prop, _leaf in _keys(schema, schema):
+        for value in (5, 2.5, "x", True, [1], {"zz": 1}, None):
+            try:
+                parse_config(yaml.safe_dump(_document_with(path, value)))
+            except ConfigError as exc:
+                said[f"{path} = {value!r}"] = exc.message
+    assert len(said) > 200  # the walk reached the keys
+    bad = {
+        where: message
+        for where, message in said.items()
+        if "Input should" in message
+        or "Dictionary" in message
+        or re.search(r"\.(literal|function|int|float)\b|\bNone\b|\{'", message)
+        or any(re.search(rf"\b{name}\b", message) for name in classes)
+    }
+    assert bad == {}
