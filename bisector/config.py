@@ -44,7 +44,7 @@ from bisector.core.judge import CLASSIFY_ALPHA, smallest_workable_repeats
 from bisector.core.types import MAX_REPEATS, Direction, MetricRule, Threshold, TrialBudget
 from bisector.errors import ConfigError
 from bisector.log import get_logger
-from bisector.plumbing.worktree import subfolder_hint
+from bisector.plumbing.worktree import bare_error, is_bare_repository, subfolder_hint
 from bisector.plumbing.yamllines import LineLoader, key_path, line_of
 from bisector.plumbing.yamlload import safe_load
 from bisector.ports import PYTHON_NAMES
@@ -301,6 +301,9 @@ def find_config(repo: Path, config: Path | None) -> Path:
             + ("is not a folder" if repo.exists() else "does not exist"),
             hint="pass --repo PATH of a git checkout (default: the current folder)",
         )
+    if is_bare_repository(repo):  # before its config: one in git's own folder is no answer
+        message, hint = bare_error(repo.resolve())
+        raise ConfigError(message, hint=hint)
     path = config if config is not None else repo / DEFAULT_CONFIG_NAME
     if not path.is_file():
         raise ConfigError(

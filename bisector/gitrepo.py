@@ -19,7 +19,7 @@ from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
 from bisector.core.types import Commit, Tag
 from bisector.errors import GitError, RefError
-from bisector.plumbing.worktree import subfolder_hint
+from bisector.plumbing.worktree import bare_error, subfolder_hint
 from bisector.refcheck import is_valid_ref, name_end, validate_ref
 
 __all__ = ["GitRepo", "is_valid_ref", "validate_ref"]
@@ -55,9 +55,11 @@ class GitRepo:
                 hint=inside or "pass --repo PATH of a git checkout",
             ) from exc
         if self._repo.bare or self._repo.working_tree_dir is None:
-            self.root = Path(self._repo.git_dir).resolve()
-        else:
-            self.root = Path(self._repo.working_tree_dir).resolve()
+            # Its root would be git's own folder: `init` wrote bisector.yaml there.
+            self._repo.close()
+            message, hint = bare_error(Path(root))
+            raise GitError(message, hint=hint)
+        self.root = Path(self._repo.working_tree_dir).resolve()
         self._git = self._repo.git
 
     # -- plumbing -------------------------------------------------------------------

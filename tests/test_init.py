@@ -245,3 +245,38 @@ def test_init_on_a_detached_head_names_a_branch_that_exists(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     cfg = load_config(clone)
     assert (cfg.daemon.branch, cfg.daemon.remote) == ("dev", "origin")
+
+
+def test_a_bare_repository_is_refused_by_every_command_and_nothing_written(
+    tmp_path: Path,
+) -> None:
+    """`init` in a bare repository wrote bisector.yaml and .gitignore among git's own files
+    (and `run` put its store there): a bare repository has no working tree to measure."""
+    bare = tmp_path / "svc.git"
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(_service(tmp_path)), str(bare)],
+        check=True,
+        capture_output=True,
+    )
+    bare = bare.resolve()
+    before = tree_digest(bare)
+    said = [
+        f"error: {bare} is a bare repository (no working tree)",
+        f"hint: clone it (git clone {bare} DIR) and run bisector in the checkout, or pass "
+        "--repo PATH of a checkout",
+    ]
+    for args in (
+        ("init",),
+        ("init", "--bench", "python"),
+        ("config", "check"),
+        ("run", "--good", "v1.9.0", "--bad", "v1.10.0"),
+        ("runs",),
+        ("status",),
+        ("snapshot", "list"),
+        ("rollback", "--to", "v1.9.0", "--dry-run"),
+    ):
+        done = run_cli(*args, cwd=bare)
+        assert (done.returncode, done.stderr.splitlines()) == (2, said), args
+    done = run_cli("init", "--repo", str(bare), cwd=tmp_path)
+    assert (done.returncode, done.stderr.splitlines()) == (2, said)
+    assert tree_digest(bare) == before

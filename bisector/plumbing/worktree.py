@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["subfolder_hint", "worktree_above"]
+import git
+from git.exc import InvalidGitRepositoryError, NoSuchPathError
+
+__all__ = ["bare_error", "is_bare_repository", "subfolder_hint", "worktree_above"]
 
 
 def worktree_above(folder: Path) -> Path | None:
@@ -27,3 +30,24 @@ def subfolder_hint(folder: Path) -> str | None:
     if top is None:
         return None
     return f"{folder.resolve()} is a folder inside the git repository {top}: run bisector from {top}, or pass --repo {top}"
+
+
+def is_bare_repository(folder: Path) -> bool:
+    """Whether `folder` is a bare repository: git's own files, no working tree. bisector
+    would write its config, `.gitignore` and store among them."""
+    if (folder / ".git").exists() or not (folder / "HEAD").is_file():
+        return False  # the common case, a checkout, without opening anything
+    try:
+        with git.Repo(folder, search_parent_directories=False) as repo:
+            return bool(repo.bare)
+    except (InvalidGitRepositoryError, NoSuchPathError):
+        return False
+
+
+def bare_error(folder: Path) -> tuple[str, str]:
+    """The `error:` and `hint:` of every command given a bare repository as `--repo`."""
+    return (
+        f"{folder} is a bare repository (no working tree)",
+        f"clone it (git clone {folder} DIR) and run bisector in the checkout, or pass "
+        "--repo PATH of a checkout",
+    )
