@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bisector.config import parse_config
+from bisector.config import MAX_CONFIG_BYTES, load_config, parse_config
 from bisector.engine.runner import parse_output
 from bisector.errors import ConfigError
+from bisector.plumbing import yamlload
 from bisector.plumbing.yamlload import safe_load
 from bisector.store.journal import Journal
 from bisector.testing.sample import SampleRepo
@@ -98,6 +99,50 @@ def test_config_check_refuses_a_bomb_with_one_error_line(tmp_path: Path) -> None
     done = run_cli("config", "check", "--repo", str(tmp_path), timeout=30)
     _assert_refused(done)
     assert "aliases are expanded" in done.stderr
+
+
+def test_a_big_bisector_yaml_is_refused_by_its_size_before_it_is_read(tmp_path: Path) -> None:
+    """A 48 MB bisector.yaml of 500,000 keys took 41 s and 1 GB before its node count was
+    refused, as "more than 200000 nodes once aliases are expanded" (it had none)."""
+    keys = "".join(f"key_{i}: value number {i}\n" for i in range(400_000))
+    (tmp_path / "bisector.yaml").write_text(BASE + keys)
+    size = (tmp_path / "bisector.yaml").stat().st_size
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert time.monotonic() - started < 0.5
+    assert info.value.message == (
+        f"{tmp_path / 'bisector.yaml'} is {size / (1 << 20):.1f} MiB: a config file is read "
+        "only up to 1 MiB"
+    )
+    assert info.value.hint and "a few KiB" in info.value.hint
+    before = tree_digest(tmp_path)
+    done = run_cli("config", "check", "--repo", str(tmp_path), timeout=30)
+    _assert_refused(done)
+    assert "read only up to 1 MiB" in done.stderr and tree_digest(tmp_path) == before
+
+
+def test_a_bisector_yaml_of_exactly_the_bound_is_read(tmp_path: Path) -> None:
+    padding = "#" * (MAX_CONFIG_BYTES - len(BASE) - 1) + "\n"
+    (tmp_path / "bisector.yaml").write_text(BASE + padding)
+    assert (tmp_path / "bisector.yaml").stat().st_size == MAX_CONFIG_BYTES
+    assert load_config(tmp_path).benchmark.command == ["python", "bench.py"]
+
+
+def test_too_many_nodes_without_aliases_is_said_so_and_refused_as_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nodes are counted as they are read: a document past the limit is refused there (the
+    unclosed list after them is never reached), without a word about aliases it lacks."""
+    monkeypatch.setattr(yamlload, "MAX_NODES", 1000)
+    doc = "".join(f"k{i}: v\n" for i in range(600)) + "broken: [unclosed\n"
+    with pytest.raises(yaml.YAMLError) as info:
+        safe_load(doc)
+    assert str(info.value).splitlines()[0] == "more than 1000 nodes"
+    # with aliases, the expanded count says so
+    with pytest.raises(yaml.YAMLError) as info:
+        safe_load("a: &a [" + ",".join("x" * 40) + "]\nb: [" + ",".join(["*a"] * 40) + "]\n")
+    assert str(info.value).splitlines()[0] == "more than 1000 nodes once aliases are expanded"
 
 
 # --- 14: values that silently disable things ----------------------------------------

@@ -27,20 +27,33 @@ class YamlLimitError(ComposerError):
 
 
 class LimitedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses documents past `MAX_DEPTH` or `MAX_NODES` (aliases expanded)."""
+    """SafeLoader that refuses documents past `MAX_DEPTH` or `MAX_NODES` (as written, and
+    with every alias expanded)."""
 
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._composed = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         self._depth += 1
+        self._composed += 1
         try:
             if self._depth > MAX_DEPTH:
                 raise YamlLimitError(
                     None,
                     None,
                     f"nested deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )
+            # Counted as they are read: a document that is simply big (500,000 keys, no
+            # alias) stops here, not after all of it was read, and is not said to have
+            # aliases (the count below is only passed with them).
+            if self._composed > MAX_NODES:
+                raise YamlLimitError(
+                    None,
+                    None,
+                    f"more than {MAX_NODES} nodes",
                     self.peek_event().start_mark,  # type: ignore[no-untyped-call]
                 )
             return super().compose_node(parent, index)
