@@ -19,7 +19,7 @@ from bisector.alerts import AlertMessage, Delivery, send_alert
 from bisector.config import Alert
 from bisector.errors import RollbackError
 from bisector.log import get_logger
-from bisector.plumbing.escape import visible
+from bisector.plumbing.escape import one_line
 from bisector.plumbing.proc import new_token
 from bisector.store.control import ControlStore
 from rollback.apply import (
@@ -176,7 +176,7 @@ def roll_back(
         if drift and not request.force:
             # File names come from whoever can write the live folder: a line break in one
             # must not add an `error:` or `hint:` line of its own.
-            shown = ", ".join(visible(p).replace("\n", "\\n") for p in drift[:10]) + (
+            shown = ", ".join(one_line(p) for p in drift[:10]) + (
                 f" and {len(drift) - 10} more" if len(drift) > 10 else ""
             )
             raise DriftError(

@@ -2,7 +2,8 @@
 
 Subjects, tags, paths, config keys and values, package names come from the repository:
 each goes through `visible` (`_row`, `_text`), so no terminal escape sequence and no bidi
-override reaches the terminal.
+override reaches the terminal, and a table cell through `one_line`: a line break in a file
+name (git allows one) or a key would continue the row on a line that reads as another.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from bisector.plumbing.escape import visible
+from bisector.plumbing.escape import one_line, visible
 from snapshots.diff import Risk, SnapshotDiff
 from snapshots.manifest import Snapshot
 
@@ -32,8 +33,13 @@ def _value(v: Any) -> str:
 
 
 def _row(table: Table, *cells: str | Text) -> None:
-    """`table.add_row` with each text cell made `visible`."""
-    table.add_row(*(_text(c) if isinstance(c, Text) else visible(c) for c in cells))
+    """`table.add_row` with each text cell made `visible`, on one line."""
+    table.add_row(
+        *(
+            Text(one_line(c.plain), style=c.style) if isinstance(c, Text) else one_line(c)
+            for c in cells
+        )
+    )
 
 
 def _text(text: str | Text, style: str = "") -> Text:
@@ -78,15 +84,17 @@ def listing_renderable(listed: Sequence[Listed]) -> RenderableType:
         state = Text("ok") if item.damage is None else Text("DAMAGED", style="bold red")
         _row(t, e.id[:12], state, e.commit[:10], ", ".join(e.tags), e.date, *counts, e.subject)
         if item.damage is not None:
-            reasons.append(_text(f"damaged {e.id[:12]}: {item.damage.message}", style="red"))
+            reasons.append(
+                _text(f"damaged {e.id[:12]}: {one_line(item.damage.message)}", style="red")
+            )
     return Group(t, *reasons)
 
 
 def snapshot_renderable(s: Snapshot) -> RenderableType:
     m = s.manifest
     head = _text(
-        f"snapshot {s.id}\ncommit   {m.commit}\ntags     {', '.join(m.tags) or '-'}\n"
-        f"date     {m.date}\nsubject  {m.subject}\ntaken    {s.created}"
+        f"snapshot {s.id}\ncommit   {m.commit}\ntags     {one_line(', '.join(m.tags)) or '-'}\n"
+        f"date     {m.date}\nsubject  {one_line(m.subject)}\ntaken    {s.created}"
     )
     configs = Table(title="config files")
     for col in ("path", "object", "bytes", "note"):
@@ -117,7 +125,7 @@ def snapshot_renderable(s: Snapshot) -> RenderableType:
         facts.update(rec.runtime.extra)
         parts += [env, _text("runtime  " + ", ".join(f"{k}={v}" for k, v in facts.items()))]
     if m.notes:
-        parts.append(_text("notes:\n" + "\n".join(f"  {n}" for n in m.notes)))
+        parts.append(_text("notes:\n" + "\n".join(f"  {one_line(n)}" for n in m.notes)))
     return Group(*parts)
 
 

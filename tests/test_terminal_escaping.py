@@ -170,3 +170,29 @@ def test_an_error_quoting_a_file_name_with_a_line_break_is_one_line(tmp_path: Pa
     (line,) = done.stderr.splitlines()
     assert line.startswith("error: ") and ":2: malformed YAML" in line
     assert "b\\nhint: all fine\\x1b[2J\\u202e.yaml:2:" in line
+
+
+def test_snapshot_show_and_diff_keep_a_file_name_with_a_line_break_in_its_row(
+    tmp_path: Path,
+) -> None:
+    """`snapshot show` wrote a config file named `ok<newline>fake.yaml` over two lines of its
+    table, the second reading as a file of its own; it is one row, written `\\n`. So in
+    `snapshot diff`, and for a key with a line break."""
+    repo = make_repo(tmp_path / "repo")
+    name = "configs/ok\nfake.yaml"
+    commit(repo, {"configs/serving.yaml": "a: 1\n", name: '"k\\nforged": 1\n'}, "v1", "v1")
+    commit(repo, {name: '"k\\nforged": 2\n'}, "v2", "v2")
+    (repo / "bisector.yaml").write_text(
+        "benchmark:\n  command: [python, bench.py]\nmetrics:\n  latency_ms: {direction: lower}\n"
+    )
+    wide = {"COLUMNS": "300"}
+    assert run_cli("snapshot", "take", "v2", cwd=repo).returncode == 0
+    done = run_cli("snapshot", "show", "v2", cwd=repo, env=wide)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stderr.splitlines() if "yaml" in line]
+    assert len(rows) == 2, rows  # the other one and serving.yaml, a row each
+    assert rows[0].startswith("│ configs/ok\\nfake.yaml │"), rows
+    done = run_cli("snapshot", "diff", "v1", "v2", cwd=repo, env=wide)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stderr.splitlines() if "fake.yaml" in line or "forged" in line]
+    assert len(rows) == 1 and "configs/ok\\nfake.yaml │ k\\nforged │ changed" in rows[0], rows

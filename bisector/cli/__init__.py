@@ -22,7 +22,7 @@ from bisector.cli import _cache, _guard, _init, _isolate, _rollback, _run, _runs
 from bisector.cli._common import state
 from bisector.cli._lines import WholeLines
 from bisector.errors import BisectorError
-from bisector.plumbing.escape import visible
+from bisector.plumbing.escape import one_line
 
 __all__ = ["app", "main"]
 
@@ -89,17 +89,12 @@ cache_app.command("list")(_cache.cache_list)
 cache_app.command("prune")(_cache.cache_prune)
 
 
-def _one_line(text: str) -> str:
-    """`text` kept on its line: messages quote file names, refs and tools' output, which may
-    hold a line break (a second `error:` or a forged `hint:` line), an escape sequence or a
-    bidi override. Written out (`\\n`, `\\x1b`, `\\u202e`); the rest is left as it was."""
-    return visible(text).replace("\n", "\\n")
-
-
 def _print_error(err: BisectorError) -> None:
-    sys.stderr.write(f"error: {_one_line(err.message)}\n")
+    # A message quotes file names, refs and tools' output: a line break in one must not
+    # make a second `error:` or a forged `hint:` line.
+    sys.stderr.write(f"error: {one_line(err.message)}\n")
     if err.hint:
-        sys.stderr.write(f"hint: {_one_line(err.hint)}\n")
+        sys.stderr.write(f"hint: {one_line(err.hint)}\n")
 
 
 class Terminated(KeyboardInterrupt):
@@ -236,7 +231,7 @@ def _main(argv: list[str] | None) -> NoReturn:
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {_one_line(str(exc))}\n")
+        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {one_line(str(exc))}\n")
         sys.stderr.write("hint: run again with --debug for the traceback\n")
         sys.exit(1)
     _die_if_signalled()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["markdown_code", "markdown_text", "slack_text", "visible"]
+__all__ = ["markdown_code", "markdown_text", "one_line", "slack_text", "visible"]
 
 # Candidates: anything but tab, newline and printable ASCII; `_shown` decides.
 _SUSPECT = re.compile(r"[^\t\n\x20-\x7e]")
@@ -42,6 +42,13 @@ def visible(text: str) -> str:
     """`text` with every control character but tab and newline written out as `\\xNN`, and
     every Unicode format character (bidi overrides, zero-width ones) as `\\uNNNN`."""
     return _SUSPECT.sub(lambda m: _shown(m.group()), text)
+
+
+def one_line(text: str) -> str:
+    """`visible(text)` kept on its line: a line break (git allows one in a file name, YAML
+    in a key) is written `\\n`, so it cannot start a line of its own, such as an `error:`
+    line or a row of a table that reads as another file."""
+    return visible(text).replace("\n", "\\n")
 
 
 def slack_text(text: str) -> str:
