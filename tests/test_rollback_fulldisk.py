@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from tests.rollback_support import (
     make_demo,
     read_live,
     run_cli,
+    tmpfs,
 )
 
 
@@ -35,18 +35,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     where.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with tmpfs(where, "size=512k"):
         yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
 
 
 def _fill(disk: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bisector.cli import _os_hint
-from tests.rollback_support import BAD_LIVE, assert_clean, make_demo, read_live, run_cli
+from tests.rollback_support import BAD_LIVE, assert_clean, make_demo, read_live, run_cli, tmpfs
 
 
 @pytest.fixture
@@ -31,18 +31,8 @@ def unwritable(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         finally:
             where.chmod(0o755)
         return
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with tmpfs(where, "ro,size=1m"):
         yield where, errno.EROFS
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
 
 
 def test_a_real_write_there_fails_with_the_errno_the_hint_is_for(
