@@ -171,8 +171,8 @@ def roll_back(
                 **kw,
             )
 
-        if request.dry_run:
-            return result("dry_run")
+        if request.dry_run:  # nothing changes: what is live after it is what is live now
+            return result("dry_run", live=_live_label(layout, state.kind, state.gen))
         if drift and not request.force:
             # File names come from whoever can write the live folder: a line break in one
             # must not add an `error:` or `hint:` line of its own.
@@ -185,7 +185,7 @@ def roll_back(
             )
         if plan.empty and state.kind == "managed" and not drift:
             log.info("rollback.unchanged", target=str(request.target), to=cs.label)
-            return result("unchanged", live=cs.label)
+            return result("unchanged", live=cs.label, paused=_paused(control))
         before = _live_label(layout, state.kind, state.gen)
         outcome = _apply(layout, request, state.kind, state.gen, live_files, deadline, control)
         status, health, reason = outcome
@@ -217,7 +217,7 @@ def roll_back(
                 status,
                 {"reason": reason, "plan": plan.to_json(), "set_id": cs.set_id},
             )
-        paused = control is not None and control.pause_state().paused
+        paused = _paused(control)
         log.info("rollback.finished", target=str(request.target), to=cs.label, status=status)
         live = before if status == "restored" else cs.label
         return result(
@@ -229,6 +229,10 @@ def roll_back(
             alert=message,
             live=live,
         )
+
+
+def _paused(control: ControlStore | None) -> bool:
+    return control is not None and control.pause_state().paused
 
 
 def _live_label(layout: Layout, kind: str, gen: str | None) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -126,6 +127,23 @@ def test_dry_run_changes_nothing(demo: Demo) -> None:
     assert done.returncode == 0, done.stderr
     assert '"status": "dry_run"' in done.stdout and "serving.yaml" in done.stdout
     assert (tree_digest(demo.target.parent), tree_digest(demo.repo)) == before
+    assert read_live(demo.target) == BAD_LIVE
+
+
+def test_json_says_what_is_live_after_a_dry_run_and_whether_paused(demo: Demo) -> None:
+    """docs/rollback.md: `live` is the set live after the operation, null only when nothing
+    is; `paused` whether bisector is paused after it. A dry run said `live: null` while
+    v2.4.0 was live, and a rollback to the set already live (`unchanged`) `paused: false`
+    while bisector was paused. (A dry run opens no journal: its `paused` stays false.)"""
+    assert run_cli("rollback", "--to", "v2.4.0", "--yes", cwd=demo.repo).returncode == 0
+    assert run_cli("pause", cwd=demo.repo).returncode == 0
+    dry = run_cli("rollback", "--to", "v2.3.1", "--dry-run", "--json", cwd=demo.repo)
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["live"] == "v2.4.0", dry.stdout
+    same = run_cli("rollback", "--to", "v2.4.0", "--yes", "--json", cwd=demo.repo)
+    assert same.returncode == 0, same.stderr
+    doc = json.loads(same.stdout)
+    assert (doc["status"], doc["live"], doc["paused"]) == ("unchanged", "v2.4.0", True), doc
     assert read_live(demo.target) == BAD_LIVE
 
 
