@@ -163,6 +163,10 @@ def test_init_bench_notes_the_commit_and_ignores_the_store_once(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     text = " ".join(done.stderr.split())
     assert f"note: commit {repo / 'bisector_bench.py'} before bisecting" in text
+    lines = done.stderr.splitlines()  # docs: init ends with the note; what it found is
+    assert lines[-1].startswith("note: commit "), done.stderr  # under `wrote bisector.yaml`
+    assert lines[-2].startswith("next: ") and lines[1] == f"wrote {repo / 'bisector.yaml'}"
+    assert lines[2].startswith("  dependency files: "), done.stderr
     assert "own checkout" in text and f"added .bisector/ (the store) to {repo}/.gitignore" in text
     assert (repo / ".gitignore").read_text() == "node_modules/\n.bisector/\n"
 

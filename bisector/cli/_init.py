@@ -52,20 +52,21 @@ def init(
     found = result.detected
     for path in result.written:
         console.print(f"wrote {path}")
-    if result.ignored is not None:
-        gitignore, line = result.ignored
-        console.print(f"added {line} (the store) to {gitignore}")
-    if result.template is not None:
-        console.print(
-            f"note: commit {result.template} before bisecting: each commit is measured in its "
-            "own checkout, so both endpoints must have it (`bisector run` refuses otherwise)"
-        )
+    # what was found, under the `wrote .../bisector.yaml` line it explains
     console.print(
         f"  dependency files: {', '.join(found.dependency_files) or 'none'}; "
         f"config globs: {', '.join(found.config_globs) or 'none'}; "
         f"release tags: {len(found.release_tags)}"
     )
+    if result.ignored is not None:
+        gitignore, line = result.ignored
+        console.print(f"added {line} (the store) to {gitignore}")
     tags = found.release_tags
     example = f"--good {tags[-2]} --bad {tags[-1]}" if len(tags) >= 2 else "--good REF --bad REF"
     console.print(f"next: bisector config check && bisector run {example}")
+    if result.template is not None:  # last, as docs/cli.md says: what must happen before `run`
+        console.print(
+            f"note: commit {result.template} before bisecting: each commit is measured in its "
+            "own checkout, so both endpoints must have it (`bisector run` refuses otherwise)"
+        )
     return 0
