@@ -108,6 +108,19 @@ def test_progress_never_passes_its_estimate_nor_says_eta_0s() -> None:
     assert buf.getvalue().splitlines()[-1].startswith("[step 10/~13] commit:")
 
 
+def test_a_step_line_cuts_a_long_subject_visibly() -> None:
+    """A step line cut an isolation state at 60 characters mid-word (`..._ms, config`),
+    which read as a whole label; a longer subject now ends in `…`, a short one is whole."""
+    buf = io.StringIO()
+    progress = ConsoleProgress(Console(file=buf, width=300))
+    state = "good side + configs/serving.yaml:batching.timeout_ms, configs/serving.yaml:x"
+    progress(ProbeStarted("isolate-ddmin", "ed126f8088", state))
+    progress(ProbeStarted("fine", "a1b2c3d4e5", "a subject"))
+    cut, whole = buf.getvalue().splitlines()
+    assert cut == f"[step 1] some changes: ed126f8088 {state[:59]}…", cut
+    assert whole == "[step 2] commit: a1b2c3d4e5 a subject", whole
+
+
 def test_progress_takes_the_searchs_estimate_made_again_each_step() -> None:
     """The posterior search re-measures a commit between the ends (its processes teach the
     posterior little): its estimate of the steps left grows as that happens, so every step

@@ -38,6 +38,16 @@ _PHASE_SHOWN = {
 }
 
 
+# A step line stays about one terminal line: a longer subject (or isolation state) is cut,
+# visibly, so a label cut mid-word is not read as a whole one. The `culprit:` line, the
+# verdict line of an isolation state and the reports show it whole.
+_SUBJECT_SHOWN = 60
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= _SUBJECT_SHOWN else text[: _SUBJECT_SHOWN - 1] + "…"
+
+
 class ConsoleProgress:
     def __init__(self, console: Any, expected_steps: int | None = None) -> None:
         self._console = console
@@ -87,7 +97,7 @@ class ConsoleProgress:
                 self.expected = self.step + event.left - 1
             self._print(
                 f"{self.step_label()} {_PHASE_SHOWN.get(event.phase, event.phase)}: "
-                f"{event.commit} {event.subject[:60]}{self.eta()}"
+                f"{event.commit} {_clipped(event.subject)}{self.eta()}"
             )
         elif isinstance(event, VerdictReached):
             med = f"{event.median:.3f}" if isinstance(event.median, float) else "–"
