@@ -208,7 +208,7 @@ def control_status(repo: Path, config: Config) -> dict[str, Any]:
             "reason": last.detail.get("reason"),
         },
         "recovered": None if recovered is None else recovered.message,
-        "journal": str(journal_path(repo, config.snapshots.store)),
+        "journal": str(journal_path(repo, config.snapshots.store).resolve()),  # as runs --json
     }
     live = _target_path(repo, config, None)  # shown as it is, even when refused
     if live is not None:

@@ -369,7 +369,7 @@ def test_a_mixed_ray_documents_markdown_lists_each_node_type_and_each_steps_type
     assert "| `type_a` | – | EPYC | 30 | 0 | `0123abcd+fp-type_a` |" in markdown
     assert "| `type_b` | – | EPYC | 12 | 0 | `0123abcd+fp-type_b` |" in markdown
     assert "| # | phase | commit | node type | verdict | trials | median |" in markdown
-    assert f"| reproduce | `{GOOD[:10]}` | `type_a` | good |" in markdown
+    assert f"| reproduce | `{GOOD[:10]}` | `type_a` | good endpoint |" in markdown
     assert f"| fine | `{'e' * 10}` | `type_b` | skip |" in markdown
     local = render_markdown(RunDocument.from_json(variants()["current"]))
     assert "Node types" not in local and "node type" not in local

@@ -92,6 +92,8 @@ def test_failing_health_check_restores_alerts_once_and_pauses(demo: Demo, hook: 
     state = json.loads(status.stdout)
     assert state["paused"] and "failed" in state["reason"] and state["since"]
     assert state["last_rollback"]["status"] == "restored"
+    # run from the repository, no --repo: the journal's path is absolute all the same
+    assert state["journal"] == str((demo.repo / ".bisector" / "journal.sqlite").resolve())
     assert run_cli("resume", cwd=demo.repo).returncode == 0
     assert not json.loads(run_cli("status", "--json", cwd=demo.repo).stdout)["paused"]
     assert len(hook.bodies) == 1

@@ -143,8 +143,11 @@ def render_markdown(doc: RunDocument) -> str:
     ]
     for i, step in enumerate(doc.steps, 1):
         on = f"{code(step.node_type or '–', in_table=True)} | " if typed else ""
+        # An endpoint's step carries its role, not a verdict: "bad" beside a run that
+        # reproduced nothing read as if the bad end had been judged bad.
+        said = f"{step.verdict.value} endpoint" if step.phase == "reproduce" else step.verdict.value
         lines.append(
-            f"| {i} | {step.phase} | `{step.commit[:10]}` | {on}{step.verdict.value} | "
+            f"| {i} | {step.phase} | `{step.commit[:10]}` | {on}{said} | "
             f"{step.samples} | {_fmt(step.median, 3)} |"
         )
     return "\n".join(lines) + "\n"
