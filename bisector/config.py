@@ -23,6 +23,7 @@ from pydantic import (
 
 from bisector.config_execution import Execution
 from bisector.config_guard import Guard, check_http_url
+from bisector.config_strict import Strict, type_error, whole_number_error
 from bisector.config_values import (
     DEFAULT_CONFIG_NAME,
     STORE_HINT,
@@ -30,15 +31,12 @@ from bisector.config_values import (
     Duration,
     EnvVars,
     SchemaWithDefaults,
-    Strict,
     ThresholdField,
     _check_cron,
     check_registry,
     check_rollback_target,
     check_store,
     check_webhook,
-    type_error,
-    whole_number_error,
 )
 from bisector.core.judge import CLASSIFY_ALPHA, smallest_workable_repeats
 from bisector.core.types import MAX_REPEATS, Direction, MetricRule, Threshold, TrialBudget

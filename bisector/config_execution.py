@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from bisector.config_values import Number, Strict
+from bisector.config_strict import Number, Strict
 
 _ADDRESS = re.compile(r"^(?:local|auto|(?:ray://)?[A-Za-z0-9.\-\[\]:]+:\d{1,5})$")
 # Ray's own resource keywords; any other key is a custom resource (`--resources` of `ray start`).

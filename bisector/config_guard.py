@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
-from bisector.config_values import Duration, Strict, ThresholdField, _short
+from bisector.config_strict import Strict, _short
+from bisector.config_values import Duration, ThresholdField
 from bisector.core.types import Threshold
 
 # Points of one series a Prometheus range query may return (its "maximum resolution").
