@@ -1,7 +1,8 @@
 """How `bisector.yaml` reads YAML's scalars: the base model of every config section.
 
-A number key takes a YAML number, never text that looks like one nor a boolean
-(pydantic's lax mode would read `"9464"` as 9464 and `true` as 1); a wrong value
+A number key takes a YAML number and a boolean key a YAML boolean, never text that looks
+like one (pydantic's lax mode would read `"9464"` as 9464, `true` as 1 and `"yes"` as
+true); a wrong value
 is said in YAML's words (`must be a list, not 5`), never as a Python class. Only the
 config models (`bisector.config*`) use this; the values' own parsers are in
 `bisector.config_values`.
@@ -48,6 +49,12 @@ def whole_number_error(err: Mapping[str, Any]) -> tuple[str, str | None] | None:
 
 
 _YAML_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
+_YAML_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+def _unquoted_tag(text: str) -> str:
+    """The type YAML gives `text` written without quotes (its tag: int, float, bool, str)."""
+    return str(yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False)))  # type: ignore[no-untyped-call]
 
 
 def not_a_number(
@@ -71,8 +78,7 @@ def not_a_number(
         return message, None
     written = value.strip()
     # What YAML makes of it unquoted: a number means the quotes made it text.
-    unquoted = yaml.resolver.Resolver().resolve(yaml.ScalarNode, written, (True, False))  # type: ignore[no-untyped-call]
-    if unquoted in _YAML_NUMBER_TAGS:
+    if _unquoted_tag(written) in _YAML_NUMBER_TAGS:
         return message, f"in quotes {written} is text: write it without quotes"
     digits = str(int(number)) if number.is_integer() else repr(number)
     if "e" in digits:  # 1e-09: YAML would read this as text too
@@ -103,6 +109,12 @@ def type_error(err: Mapping[str, Any]) -> str | None:
     return None if need is None else f"must be {need}, not {_short(err.get('input'))}"
 
 
+def _members(annotation: Any) -> tuple[Any, ...]:
+    """The types a key takes: those of a union (`int | None`), else the one."""
+    union = get_origin(annotation) in (Union, types.UnionType)
+    return get_args(annotation) if union else (annotation,)
+
+
 def number_input(value: object, annotation: Any) -> object:
     """`value` if it may stand for the number `annotation` takes (an int or float, maybe in
     a union with None or a Literal), else a `ValueError` saying what the key takes.
@@ -111,8 +123,7 @@ def number_input(value: object, annotation: Any) -> object:
     the choice it fails last; docs/config.md promises a number key refuses them. A whole
     float (`3.0`) is a whole number and passes (pydantic makes it 3).
     """
-    union = get_origin(annotation) in (Union, types.UnionType)
-    members = get_args(annotation) if union else (annotation,)
+    members = _members(annotation)
     if int not in members and float not in members:
         return value
     whole = int in members
@@ -127,6 +138,25 @@ def number_input(value: object, annotation: Any) -> object:
     if not (number or value in choices or (value is None and type(None) in members)):
         raise HintedValueError(*not_a_number(value, whole=whole, choices=choices))
     return value
+
+
+def boolean_input(value: object, annotation: Any) -> object:
+    """`value` if the boolean key `annotation` takes it, else a `HintedValueError`.
+
+    A boolean is what YAML reads as one: `true`, `false` (and YAML 1.1's unquoted `yes`,
+    `no`, `on`, `off`, which PyYAML reads as booleans). pydantic's lax mode would also take
+    the text "yes", "1" and "off" and the numbers 1 and 0; a number key refuses `true`, so a
+    boolean key refuses numbers and text alike.
+    """
+    members = _members(annotation)
+    if bool not in members or isinstance(value, bool):
+        return value
+    if value is None and type(None) in members:
+        return value
+    hint = "write true or false"
+    if isinstance(value, str) and _unquoted_tag(value.strip()) == _YAML_BOOL_TAG:
+        hint = f"in quotes {value.strip()} is text: write true or false, without quotes"
+    raise HintedValueError(f"must be true or false, not {_short(value)}", hint)
 
 
 #: A number inside a container (`resources_per_trial`'s values), checked as `Strict` checks
@@ -157,10 +187,11 @@ class Strict(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+    def _scalars_as_yaml_reads_them(cls, value: Any, info: ValidationInfo) -> Any:
         """A number key refuses YAML's `true` (pydantic would read it as 1: `repeats: {min:
-        true}` would run with one trial a side) and text (`"9464"`), as config.md says."""
+        true}` would run with one trial a side) and text (`"9464"`), and a boolean key
+        refuses numbers and text (`"yes"`, `1`), as config.md says."""
         field = cls.model_fields.get(info.field_name or "")
         if field is None or any(isinstance(m, BeforeValidator) for m in field.metadata):
             return value  # a value with its own parser (a duration: `30s` is text)
-        return number_input(value, field.annotation)
+        return boolean_input(number_input(value, field.annotation), field.annotation)

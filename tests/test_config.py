@@ -342,6 +342,87 @@ def test_config_check_refuses_a_quoted_port_in_one_error(tmp_path: Path) -> None
     assert tree_digest(tmp_path) == before
 
 
+_GUARD = "guard: {prometheus: 'http://127.0.0.1:9090', checks: [{name: a, query: q, max: 1}], "
+
+
+@pytest.mark.parametrize(
+    ("section", "said", "hint"),
+    [
+        (
+            "environment: {no_index: 'yes'}",
+            "environment.no_index: must be true or false, not 'yes'",
+            "in quotes yes is text: write true or false, without quotes",
+        ),
+        (
+            'environment: {no_index: "true"}',
+            "environment.no_index: must be true or false, not 'true'",
+            "in quotes true is text: write true or false, without quotes",
+        ),
+        (
+            "environment: {no_index: '1'}",
+            "environment.no_index: must be true or false, not '1'",
+            "write true or false",
+        ),
+        (
+            "environment: {no_index: 1}",
+            "environment.no_index: must be true or false, not 1",
+            "write true or false",
+        ),
+        (
+            "environment: {no_index: 0}",
+            "environment.no_index: must be true or false, not 0",
+            "write true or false",
+        ),
+        (
+            _GUARD + "bisect_after_rollback: 'on'}",
+            "guard.bisect_after_rollback: must be true or false, not 'on'",
+            "in quotes on is text: write true or false, without quotes",
+        ),
+        (
+            _GUARD + "bisect_after_rollback: 1.0}",
+            "guard.bisect_after_rollback: must be true or false, not 1.0",
+            "write true or false",
+        ),
+    ],
+)
+def test_a_boolean_key_refuses_text_and_numbers(section: str, said: str, hint: str) -> None:
+    """pydantic's lax mode read `"yes"`, `"1"` and `1` as true; a boolean key now takes only
+    YAML's booleans, as a number key takes only numbers."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(MINIMAL + section + "\n", "bisector.yaml")
+    assert info.value.message == f"bisector.yaml:5: {said}"
+    assert info.value.hint == hint
+
+
+@pytest.mark.parametrize(
+    ("written", "value"), [("true", True), ("false", False), ("yes", True), ("off", False)]
+)
+def test_a_boolean_key_takes_what_yaml_reads_as_a_boolean(written: str, value: bool) -> None:
+    """YAML 1.1's unquoted `yes`/`no`/`on`/`off` are booleans to PyYAML: they stay accepted."""
+    cfg = parse_config(
+        MINIMAL
+        + f"environment: {{no_index: {written}}}\n"
+        + _GUARD
+        + f"bisect_after_rollback: {written}}}\n"
+    )
+    assert cfg.environment.no_index is value
+    assert cfg.guard is not None and cfg.guard.bisect_after_rollback is value
+
+
+def test_config_check_refuses_a_quoted_boolean_in_one_error(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "svc")
+    (repo / "bisector.yaml").write_text(MINIMAL + 'environment:\n  no_index: "yes"\n')
+    before = tree_digest(tmp_path)
+    done = run_cli("config", "check", "--repo", str(repo))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: {repo / 'bisector.yaml'}:6: environment.no_index: must be true or false, not "
+        "'yes'",
+        "hint: in quotes yes is text: write true or false, without quotes",
+    ]
+    assert tree_digest(tmp_path) == before
+
+
 @pytest.mark.parametrize(
     "section",
     ["rollback", "environment", "snapshots", "daemon", "execution", "guard"],
