@@ -23,7 +23,7 @@ from pydantic import (
 
 from bisector.config_execution import Execution
 from bisector.config_guard import Guard, check_http_url
-from bisector.config_strict import Strict, type_error, whole_number_error
+from bisector.config_strict import RefuseEmpty, Strict, type_error, whole_number_error
 from bisector.config_values import (
     DEFAULT_CONFIG_NAME,
     STORE_HINT,
@@ -84,7 +84,9 @@ class Repeats(Strict):
 
 
 class Benchmark(Strict):
-    command: Argv = Field(min_length=1, description="argv, no shell; cwd = the checkout")
+    command: Annotated[
+        Argv, RefuseEmpty("write the benchmark as a list of words, e.g. [python, bench.py]")
+    ] = Field(min_length=1, description="argv, no shell; cwd = the checkout")
     timeout: Duration = 300.0
     repeats: Repeats = Repeats()
     env: EnvVars = Field(default_factory=dict, description="extra environment variables")
@@ -160,7 +162,11 @@ class Environment(Strict):
 
 
 class Snapshots(Strict):
-    configs: list[str] = Field(default_factory=lambda: ["configs/**/*.yaml"])
+    # `configs:` alone: neither the default folder nor no configs is a safe guess of what
+    # the snapshots (and so every rollback) should hold.
+    configs: Annotated[
+        list[str], RefuseEmpty("list the config files to snapshot, or remove the key")
+    ] = Field(default_factory=lambda: ["configs/**/*.yaml"])
     store: Annotated[str, AfterValidator(check_store)] = ".bisector"
 
 

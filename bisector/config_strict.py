@@ -24,6 +24,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUseDefault
 
 
 def _short(value: object) -> str:
@@ -172,6 +174,31 @@ class HintedValueError(ValueError):
         self.hint = hint
 
 
+class RefuseEmpty:
+    """Marks a list key (`Annotated[list[str], RefuseEmpty(...)]`) that nothing written
+    after it leaves ambiguous: it is refused instead of taking its default, and `why` says
+    what to write (`snapshots.configs: is empty: list the config files ...`)."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+def empty_list_input(value: object, field: FieldInfo) -> object:
+    """A list key with nothing after it (`preload:`, which YAML reads as null) is the key
+    left out: its default, as an empty section is the section left out; a key without
+    one is then named as missing. A key marked `RefuseEmpty` is refused instead, and so
+    is `[]` at one that is required (`benchmark.command`: pydantic would say "List should
+    have at least 1 item after validation")."""
+    if get_origin(field.annotation) is not list or not (value is None or value == []):
+        return value
+    refused = next((m for m in field.metadata if isinstance(m, RefuseEmpty)), None)
+    if refused is not None and (value is None or field.is_required()):
+        raise ValueError(f"is empty: {refused.why}")
+    if value is None:
+        raise PydanticUseDefault
+    return value
+
+
 class Strict(BaseModel):
     """The base of every config model: unknown keys refused, values frozen."""
 
@@ -190,8 +217,12 @@ class Strict(BaseModel):
     def _scalars_as_yaml_reads_them(cls, value: Any, info: ValidationInfo) -> Any:
         """A number key refuses YAML's `true` (pydantic would read it as 1: `repeats: {min:
         true}` would run with one trial a side) and text (`"9464"`), and a boolean key
-        refuses numbers and text (`"yes"`, `1`), as config.md says."""
+        refuses numbers and text (`"yes"`, `1`), as config.md says; an empty list key is
+        its default (or refused: `empty_list_input`)."""
         field = cls.model_fields.get(info.field_name or "")
-        if field is None or any(isinstance(m, BeforeValidator) for m in field.metadata):
+        if field is None:
+            return value
+        value = empty_list_input(value, field)
+        if any(isinstance(m, BeforeValidator) for m in field.metadata):
             return value  # a value with its own parser (a duration: `30s` is text)
         return boolean_input(number_input(value, field.annotation), field.annotation)

@@ -437,6 +437,87 @@ def test_an_empty_section_is_every_default(section: str, empty: str) -> None:
     assert cfg == parse_config(MINIMAL)
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "benchmark.preload",
+        "environment.requirements",
+        "environment.extras",
+        "environment.find_links",
+        "environment.extra_index_urls",
+        "daemon.alerts",
+        "execution.ray.node_types",
+    ],
+)
+def test_an_empty_list_key_is_its_default(key: str) -> None:
+    """`requirements:` with nothing after it said "must be a list, not null"; like an empty
+    section, it is now the key left out."""
+    *sections, name = key.split(".")
+    lines = [f"{'  ' * depth}{section}:" for depth, section in enumerate(sections)]
+    text = "\n".join([*lines, f"{'  ' * len(sections)}{name}:"]) + "\n"
+    if sections == ["benchmark"]:  # below the required command
+        text = MINIMAL.replace("metrics:", f"  {name}:\nmetrics:")
+    else:
+        text = MINIMAL + text
+    assert parse_config(text) == parse_config(MINIMAL)
+
+
+def test_an_empty_guard_checks_is_no_checks() -> None:
+    guard = "guard:\n  prometheus: http://127.0.0.1:9090\n  canary: {baseline: b, canary: c}\n"
+    cfg = parse_config(MINIMAL + guard + "  checks:\n")
+    assert cfg.guard is not None and cfg.guard.checks == [] and cfg.guard.canary is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            MINIMAL + "snapshots:\n  configs:\n",
+            "bisector.yaml:6: snapshots.configs: is empty: list the config files to snapshot, "
+            "or remove the key",
+        ),
+        (
+            MINIMAL + "snapshots: {configs: null}\n",
+            "bisector.yaml:5: snapshots.configs: is empty: list the config files to snapshot, "
+            "or remove the key",
+        ),
+        (
+            MINIMAL.replace("[python, bench.py]", ""),
+            "bisector.yaml:2: benchmark.command: is empty: write the benchmark as a list of "
+            "words, e.g. [python, bench.py]",
+        ),
+        (
+            MINIMAL.replace("[python, bench.py]", "[]"),
+            "bisector.yaml:2: benchmark.command: is empty: write the benchmark as a list of "
+            "words, e.g. [python, bench.py]",
+        ),
+    ],
+)
+def test_an_empty_list_key_that_has_no_safe_default_is_refused_in_words(
+    text: str, said: str
+) -> None:
+    """`snapshots.configs:` alone could mean the default folder or no configs at all, which
+    decides what every rollback writes; `benchmark.command` has no default."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "bisector.yaml")
+    assert info.value.message == said
+    # `configs: []` written out is a choice: snapshots hold no config file
+    assert parse_config(MINIMAL + "snapshots: {configs: []}\n").snapshots.configs == []
+
+
+def test_config_check_refuses_an_empty_snapshots_configs_in_one_error(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "svc")
+    (repo / "bisector.yaml").write_text(MINIMAL + "snapshots:\n  configs:\n  store: .b\n")
+    before = tree_digest(tmp_path)
+    done = run_cli("config", "check", "--repo", str(repo))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: {repo / 'bisector.yaml'}:6: snapshots.configs: is empty: list the config files "
+        "to snapshot, or remove the key"
+    ]
+    assert tree_digest(tmp_path) == before
+
+
 def test_an_empty_inner_section_is_every_default_too() -> None:
     text = MINIMAL.replace("lower}\n", "lower}\n    \n").replace(
         "  command:", "  repeats:\n  command:"
