@@ -1,9 +1,10 @@
 """Config files: which ones a snapshot holds, and their YAML-aware flattening.
 
 Files are matched against `snapshots.configs` globs (`**` crosses folders, `*` does
-not). YAML and JSON files are flattened to key paths by `bisector.plumbing.yamlkeys`
-(`batching.dynamic`, list items by index: `models[0].name`, a key holding a dot escaped:
-`a\\.b`); any other matched file is opaque (compared by its bytes).
+not; both match any character of a name, a newline included). YAML and JSON files are
+flattened to key paths by `bisector.plumbing.yamlkeys` (`batching.dynamic`, list items
+by index: `models[0].name`, a key holding a dot escaped: `a\\.b`); any other matched file
+is opaque (compared by its bytes).
 A file that fails to parse is still stored byte for byte; the snapshot records the
 parse error and a diff reports the file as changed with that note instead of failing.
 """
@@ -49,7 +50,10 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(ch))
             i += 1
-    return re.compile("".join(out) + r"\Z")
+    # DOTALL: `.` of `**` must match a newline as `[^/]` of `*` does, or a folder named
+    # `dir<newline>name` is crossed by `*` but not by `**`, and its configs silently left
+    # out of every snapshot.
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
 def match_globs(paths: Iterable[str], globs: Iterable[str]) -> list[str]:

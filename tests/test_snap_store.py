@@ -11,6 +11,7 @@ import pytest
 from bisector.config import Config, parse_config
 from bisector.errors import RefError, StoreError
 from bisector.plumbing.atomic import atomic_write_bytes
+from bisector.testing.gitutil import commit, make_repo
 from snapshots import api
 from snapshots.manifest import ResolvedPackage, Runtime
 from snapshots.store import Store
@@ -264,3 +265,31 @@ def test_atomic_write_replaces_and_cleans_up(tmp_path: Path) -> None:
         atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
     assert target.read_bytes() == b"two"
     assert [p.name for p in tmp_path.iterdir()] == ["f.yaml"]
+
+
+def test_a_double_star_glob_crosses_a_folder_whose_name_holds_a_newline(tmp_path: Path) -> None:
+    """`**` (a regex `.`) missed a folder named `dir<newline>name` that `*` matched: its
+    config was silently left out of the snapshot. Every character of a name is alike now."""
+    repo = make_repo(tmp_path / "svc")
+    commit(
+        repo,
+        {
+            "configs/dir\nname/x.yaml": "a: 1\n",
+            "configs/deep/dir\nname/y.yaml": "b: 2\n",
+            "configs/plain.yaml": "c: 3\n",
+            "other/dir\nname/z.yaml": "d: 4\n",
+        },
+        "v1",
+        "v1",
+    )
+    yaml_text = "benchmark:\n  command: [python, bench.py]\nmetrics:\n  m: {direction: lower}\n"
+    for glob, expected in [
+        ("configs/**/*.yaml", ["configs/deep/dir\nname/y.yaml", "configs/dir\nname/x.yaml"]),
+        ("configs/**", ["configs/deep/dir\nname/y.yaml", "configs/dir\nname/x.yaml"]),
+        ("configs/*/x.yaml", ["configs/dir\nname/x.yaml"]),  # `*` matched it already
+        ("configs/dir?name/x.yaml", ["configs/dir\nname/x.yaml"]),
+    ]:
+        cfg = parse_config(yaml_text + f"snapshots: {{configs: [{json.dumps(glob)}]}}\n")
+        (snap,) = api.take(repo, cfg, ["v1"])
+        held = [c.path for c in snap.manifest.configs]
+        assert held == sorted(expected + (["configs/plain.yaml"] if "**" in glob else [])), glob
