@@ -263,10 +263,21 @@ class Config(Strict):
         return name, self.metrics[name]
 
 
+#: The most YAML nodes a bisector.yaml may hold (as read, and with aliases expanded). A real
+#: one has a few hundred; PyYAML reads about 25,000 a second, so a file under the size
+#: bound of 200,000 tiny values took 8 s to reach the general limit (`yamlload.MAX_NODES`,
+#: kept for committed config files) and is now refused within half a second.
+MAX_CONFIG_NODES = 10_000
+
+
+class _ConfigLoader(LineLoader):
+    max_nodes = MAX_CONFIG_NODES
+
+
 def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
     """Parse and validate; every problem becomes a `ConfigError` naming file, line and key."""
     try:
-        data = safe_load(text, LineLoader)
+        data = safe_load(text, _ConfigLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source

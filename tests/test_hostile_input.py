@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bisector.config import MAX_CONFIG_BYTES, load_config, parse_config
+from bisector.config import MAX_CONFIG_BYTES, MAX_CONFIG_NODES, load_config, parse_config
 from bisector.engine.runner import parse_output
 from bisector.errors import ConfigError
 from bisector.plumbing import yamlload
@@ -129,12 +129,45 @@ def test_a_bisector_yaml_of_exactly_the_bound_is_read(tmp_path: Path) -> None:
     assert load_config(tmp_path).benchmark.command == ["python", "bench.py"]
 
 
+def test_a_bisector_yaml_of_many_tiny_values_under_the_size_bound_is_refused_fast(
+    tmp_path: Path,
+) -> None:
+    """A bisector.yaml under 1 MiB of 200,000 tiny values took 8 s to reach the 200,000-node
+    limit; bisector.yaml has its own (a real one has a few hundred nodes)."""
+    (tmp_path / "bisector.yaml").write_text(BASE + "x:\n" + "- 1\n" * 200_000)
+    assert (tmp_path / "bisector.yaml").stat().st_size < MAX_CONFIG_BYTES
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert time.monotonic() - started < 1.0
+    assert info.value.message.endswith(f": malformed YAML: more than {MAX_CONFIG_NODES} nodes")
+    before = tree_digest(tmp_path)
+    done = run_cli("config", "check", "--repo", str(tmp_path), timeout=30)
+    _assert_refused(done)
+    assert f"more than {MAX_CONFIG_NODES} nodes" in done.stderr and tree_digest(tmp_path) == before
+
+
+def test_the_lower_node_limit_is_bisector_yaml_s_alone() -> None:
+    """A committed config file keeps the general limit: the document bisector.yaml may not
+    hold (nor reach through aliases) parses as a snapshot's config."""
+    values = "x:\n" + "- 1\n" * (MAX_CONFIG_NODES + 10)
+    parsed, problem = parse_config_bytes("configs/big.yaml", values.encode())
+    assert problem is None and len(parsed["x"]) == MAX_CONFIG_NODES + 10
+    assert MAX_CONFIG_NODES < yamlload.MAX_NODES
+    with pytest.raises(ConfigError, match=f"more than {MAX_CONFIG_NODES} nodes$"):
+        parse_config(BASE + values)
+    aliases = "a: &a [" + ",".join("x" * 200) + "]\nb: [" + ",".join(["*a"] * 60) + "]\n"
+    assert safe_load(aliases)["b"][0][0] == "x"
+    with pytest.raises(ConfigError, match="nodes once aliases are expanded"):
+        parse_config(BASE + aliases)
+
+
 def test_too_many_nodes_without_aliases_is_said_so_and_refused_as_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Nodes are counted as they are read: a document past the limit is refused there (the
     unclosed list after them is never reached), without a word about aliases it lacks."""
-    monkeypatch.setattr(yamlload, "MAX_NODES", 1000)
+    monkeypatch.setattr(yamlload.LimitedLoader, "max_nodes", 1000)
     doc = "".join(f"k{i}: v\n" for i in range(600)) + "broken: [unclosed\n"
     with pytest.raises(yaml.YAMLError) as info:
         safe_load(doc)

@@ -11,7 +11,7 @@ before anything walks the document, as an ordinary `yaml.YAMLError`.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from yaml.composer import ComposerError
@@ -27,8 +27,12 @@ class YamlLimitError(ComposerError):
 
 
 class LimitedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses documents past `MAX_DEPTH` or `MAX_NODES` (as written, and
+    """SafeLoader that refuses documents past `MAX_DEPTH` or `max_nodes` (as written, and
     with every alias expanded)."""
+
+    #: `MAX_NODES`; a subclass for one kind of file may lower it (bisector.yaml: a few
+    #: hundred nodes; PyYAML composes about 25,000 a second, so 200,000 take 8 s).
+    max_nodes: ClassVar[int] = MAX_NODES
 
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
@@ -49,11 +53,11 @@ class LimitedLoader(yaml.SafeLoader):
             # Counted as they are read: a document that is simply big (500,000 keys, no
             # alias) stops here, not after all of it was read, and is not said to have
             # aliases (the count below is only passed with them).
-            if self._composed > MAX_NODES:
+            if self._composed > self.max_nodes:
                 raise YamlLimitError(
                     None,
                     None,
-                    f"more than {MAX_NODES} nodes",
+                    f"more than {self.max_nodes} nodes",
                     self.peek_event().start_mark,  # type: ignore[no-untyped-call]
                 )
             return super().compose_node(parent, index)
@@ -63,11 +67,11 @@ class LimitedLoader(yaml.SafeLoader):
     def get_single_node(self) -> Any:
         node = super().get_single_node()
         if node is not None:
-            _check_expanded_size(node)
+            _check_expanded_size(node, self.max_nodes)
         return node
 
 
-def _check_expanded_size(root: yaml.Node) -> None:
+def _check_expanded_size(root: yaml.Node, max_nodes: int) -> None:
     """Count the nodes of `root` as if every alias were copied out, without copying.
 
     Iterative (no recursion to exhaust) and memoized per node, so a bomb costs one visit
@@ -83,11 +87,11 @@ def _check_expanded_size(root: yaml.Node) -> None:
         if children_done:
             open_nodes.discard(key)
             total = 1 + sum(sizes[id(c)] for c in _children(node))
-            if total > MAX_NODES:
+            if total > max_nodes:
                 raise YamlLimitError(
                     None,
                     None,
-                    f"more than {MAX_NODES} nodes once aliases are expanded",
+                    f"more than {max_nodes} nodes once aliases are expanded",
                     node.start_mark,
                 )
             sizes[key] = total
