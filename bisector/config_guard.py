@@ -81,7 +81,7 @@ class Guard(Strict):
         if len(set(names)) != len(names):
             raise ValueError("guard.checks: every check needs its own name")
         if not self.checks and self.canary is None:
-            raise ValueError("guard needs at least one check or a canary")
+            raise ValueError("needs at least one check or a canary")
         windows = [(f"checks[{i}] ({c.name}) for", c.for_) for i, c in enumerate(self.checks)]
         windows += [("canary.window", self.canary.window)] if self.canary else []
         for what, seconds in windows:

@@ -462,6 +462,14 @@ def test_an_empty_list_key_is_its_default(key: str) -> None:
     assert parse_config(text) == parse_config(MINIMAL)
 
 
+def test_a_guard_without_checks_or_canary_names_the_key_once() -> None:
+    guard = "guard:\n  prometheus: http://127.0.0.1:9090\n  checks:\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(MINIMAL + guard)
+    assert info.value.message.endswith("guard: needs at least one check or a canary")
+    assert "guard: guard" not in info.value.message
+
+
 def test_an_empty_guard_checks_is_no_checks() -> None:
     guard = "guard:\n  prometheus: http://127.0.0.1:9090\n  canary: {baseline: b, canary: c}\n"
     cfg = parse_config(MINIMAL + guard + "  checks:\n")
