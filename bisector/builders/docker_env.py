@@ -74,7 +74,7 @@ from bisector.builders.docker_run import (
     run_captured,
     sweep,
 )
-from bisector.builders.keyed import CachedEnv, KeyedBuilder
+from bisector.builders.keyed import CachedEnv, KeyedBuilder, failures_logged
 from bisector.builders.requirements import RequirementSet, environment_key
 from bisector.config import DockerOptions, Environment
 from bisector.core.types import Commit
@@ -306,7 +306,8 @@ class DockerBuilder(KeyedBuilder[_Recipe]):
         started = time.monotonic()
         log.info("building image", image=image_tag(key))
         with tempfile.TemporaryDirectory(prefix="bisector-ctx-") as ctx:
-            pip_args = self._context(Path(ctx), key, recipe.reqs, recipe.dockerfile)
+            with failures_logged(out, log_path):
+                pip_args = self._context(Path(ctx), key, recipe.reqs, recipe.dockerfile)
             out.write(f"# docker build {image_tag(key)} from {self._options.base_image}\n")
             out.write(scrub_text((Path(ctx) / "Dockerfile").read_text(encoding="utf-8")) + "\n")
             out.flush()

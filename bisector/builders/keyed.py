@@ -16,11 +16,12 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Generic, TypeVar
+from typing import IO, ClassVar, Generic, TypeVar
 
 from bisector.builders.base import BuiltEnv, RuntimeFacts
 from bisector.builders.envcache import MARKER, EnvCache
@@ -69,6 +70,23 @@ class CachedEnv:
         tmp = folder / (MARKER + ".tmp")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         os.replace(tmp, folder / MARKER)
+
+
+@contextmanager
+def failures_logged(out: IO[str], log_path: Path) -> Iterator[None]:
+    """A `BuildError` raised inside without a log (a requirement file bisector itself
+    cannot read or translate) is written to the build log and raised again naming it, so
+    the untestable candidate's log says why, as one of uv's or pip's failures would."""
+    try:
+        yield
+    except BuildError as exc:
+        if exc.log_path is not None:
+            raise
+        out.write(f"error: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
+        out.flush()
+        raise BuildError(
+            exc.message, hint=exc.hint or f"see the build log {log_path}", log_path=log_path
+        ) from exc
 
 
 class KeyedBuilder(ABC, Generic[R]):

@@ -28,7 +28,7 @@ from typing import ClassVar
 
 from bisector.builders.base import BuiltEnv, RuntimeFacts, checkout_pythonpath
 from bisector.builders.envcache import EnvCache
-from bisector.builders.keyed import CachedEnv, KeyedBuilder
+from bisector.builders.keyed import CachedEnv, KeyedBuilder, failures_logged
 from bisector.builders.requirements import RequirementSet, environment_key
 from bisector.builders.uvtool import find_uv, run_logged, translate_install
 from bisector.config import Environment
@@ -130,7 +130,8 @@ class VenvBuilder(KeyedBuilder[RequirementSet]):
                     "creating the virtual environment",
                 )
                 python = path / "bin" / "python"
-                files = reqs.materialize(staging)
+                with failures_logged(out, log_path):
+                    files = reqs.materialize(staging)
                 if files:
                     args = [self._uv, "pip", "install", "--no-config", "--python", str(python)]
                     for f in files:
