@@ -52,3 +52,23 @@ def test_an_unreadable_requirement_file_fails_the_build_with_its_log(
     assert log_path is not None and log_path.parent == tmp_path / "store" / "logs" / "build"
     assert "pyproject.toml is not valid TOML" in log_path.read_text()
     assert "pyproject.toml is not valid TOML" in caught.value.message
+
+
+@pytest.mark.parametrize("builder", ["venv", pytest.param("docker", marks=pytest.mark.docker)])
+@pytest.mark.parametrize("line", ["-e .", "--editable=./libs/core", "./libs/core"])
+def test_a_requirement_on_a_repository_path_is_refused_in_words(
+    tmp_path: Path, builder: str, line: str
+) -> None:
+    """`-e .` in requirements.txt failed as '`<store>/envs` does not appear to be a Python
+    project' (uv resolved the path from the cache folder): a path of the repository cannot
+    go into an environment built from the requirement files alone. The build log says so
+    and points to `environment.install`."""
+    root = gitutil.make_repo(tmp_path / "repo")
+    gitutil.commit(root, {"requirements.txt": f"{line}\n", "libs/core/setup.py": ""}, "editable")
+    env = _environment(builder, requirements=["requirements.txt"])
+    with pytest.raises(BuildError) as caught:
+        _prepare(root, tmp_path / "store", env)
+    assert caught.value.message.startswith(f"requirements.txt: '{line}' installs a path")
+    assert caught.value.hint is not None and "environment.install" in caught.value.hint
+    assert caught.value.log_path is not None
+    assert f"'{line}' installs a path" in caught.value.log_path.read_text()

@@ -31,6 +31,7 @@ from snapshots.deps import read_declared
 KEY_FORMAT = 1  # bump when the key's recipe changes
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _INCLUDE = re.compile(r"^(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+)(\S+)$")
+_EDITABLE = re.compile(r"^(?:-e|--editable)(?:\s*=\s*|\s+)(\S+)")
 
 ReadFile = Callable[[str], bytes | None]
 
@@ -53,6 +54,7 @@ class RequirementSet:
         """Write the files under `dest` at their repo paths; the roots that exist, in order."""
         for path, data in self.files:
             if data is not None:
+                _refuse_repository_paths(path, data)
                 target = dest / path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
@@ -69,6 +71,28 @@ class RequirementSet:
             else:
                 out.append(dest / root)
         return out
+
+
+def _refuse_repository_paths(path: str, data: bytes) -> None:
+    """A requirement on a relative path (`-e .`, `./libs/core`) names the commit's own tree,
+    which an environment cannot hold: it is built from the requirement files alone (keyed
+    by their text, shared between commits, maybe before any checkout exists), and the
+    installer would resolve the path from wherever it runs. :raises BuildError: one does.
+    """
+    if not path.endswith((".txt", ".in")):
+        return
+    for line in _logical_lines(data.decode("utf-8", errors="replace")):
+        editable = _EDITABLE.match(line)
+        target = editable.group(1) if editable else line
+        if target.startswith(".") and "://" not in target:
+            raise BuildError(
+                f"{path}: {line!r} installs a path of the repository, which an environment "
+                "built from the requirement files alone (and shared between commits) "
+                "cannot hold",
+                hint="remove the line (the checkout is on PYTHONPATH already), or install "
+                "the project per commit with environment.install, e.g. "
+                "[pip, install, --no-deps, -e, .]",
+            )
 
 
 def _pyproject_requirements(dest: Path, root: str, data: bytes, extras: Sequence[str]) -> Path:
