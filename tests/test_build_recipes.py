@@ -72,3 +72,38 @@ def test_a_requirement_on_a_repository_path_is_refused_in_words(
     assert caught.value.hint is not None and "environment.install" in caught.value.hint
     assert caught.value.log_path is not None
     assert f"'{line}' installs a path" in caught.value.log_path.read_text()
+
+
+@pytest.mark.docker
+def test_gpus_on_a_daemon_without_gpus_is_a_clear_error(tmp_path: Path) -> None:
+    """`gpus: all` where the daemon has no GPU runtime ended the run with docker's raw
+    '500 Server Error for http+docker://.../start: ... could not select device driver'
+    (or, with the image already built, made every trial fail). It is a DockerError now,
+    naming the option, with a hint, whether the image is built or reused."""
+    from bisector.builders.docker_run import ContainerOptions, ContainerTrial
+    from bisector.errors import DockerError
+
+    client = docker_or_skip()
+    if "nvidia" in (client.info().get("Runtimes") or {}):
+        pytest.skip("this daemon has a GPU runtime")
+    root = gitutil.make_repo(tmp_path / "repo")
+    gitutil.commit(root, {"b.py": "print('{\"t\": 1}')\n"}, "bench")
+    env = Environment(builder="docker", docker=DockerOptions(base_image=BASE_IMAGE, gpus="all"))
+    with pytest.raises(DockerError) as caught:
+        _prepare(root, tmp_path / "store", env)
+    assert caught.value.message.startswith("environment.docker.gpus is all, but the Docker")
+    assert caught.value.hint is not None and "gpus: none" in caught.value.hint
+    mine = {"bisector.test": tmp_path.name}
+    trial = ContainerTrial(client, BASE_IMAGE, ContainerOptions(gpus=1, labels=mine))
+    with pytest.raises(DockerError, match="environment.docker.gpus is 1"):
+        trial(
+            ["true"],
+            cwd=root,
+            env={},
+            timeout_s=30,
+            stdout_path=tmp_path / "out",
+            stderr_path=tmp_path / "err",
+        )
+    assert (
+        client.containers.list(all=True, filters={"label": "bisector.test=" + tmp_path.name}) == []
+    )

@@ -158,6 +158,22 @@ def _remove(container: Container) -> None:
         log.warning("could not remove container", id=container.short_id, error=str(exc))
 
 
+def start_container(container: Container, options: ContainerOptions) -> None:
+    """Start `container`. :raises DockerError: it asks for GPUs the daemon cannot give (the
+    machine's problem, not the commit's: no trial of any commit would run)."""
+    try:
+        container.start()
+    except APIError as exc:
+        if options.gpus in ("none", 0) or "could not select device driver" not in str(exc):
+            raise
+        raise DockerError(
+            f"environment.docker.gpus is {options.gpus}, but the Docker daemon cannot give a "
+            f"container GPUs ({_first_line(str(exc.explanation or exc))})",
+            hint="install the NVIDIA Container Toolkit and restart the daemon (`docker info` "
+            "then lists the nvidia runtime), or set environment.docker.gpus: none",
+        ) from None
+
+
 def sweep(client: docker.DockerClient, labels: Mapping[str, str]) -> int:
     """Remove every container (running or not) with all of `labels`; how many."""
     filters = {"label": [f"{k}={v}" for k, v in {LABEL: "1", **labels}.items()]}
@@ -178,7 +194,7 @@ def run_captured(
     """Run `argv` in `image` to completion: (exit code, stdout, stderr). Always removed."""
     container = client.containers.create(image, list(argv), **options.create_kwargs())
     try:
-        container.start()
+        start_container(container, options)
         code = int(container.wait(timeout=timeout_s)["StatusCode"])
         out = container.logs(stdout=True, stderr=False).decode("utf-8", errors="replace")
         err = container.logs(stdout=False, stderr=True).decode("utf-8", errors="replace")
@@ -241,7 +257,7 @@ class ContainerTrial:
                 f"cannot create the container: {exc}",
             )
         try:
-            container.start()
+            start_container(container, self.options)
             try:
                 code: int | None = int(container.wait(timeout=timeout_s)["StatusCode"])
             except requests.RequestException:  # the wait's read timed out
