@@ -107,3 +107,67 @@ def test_gpus_on_a_daemon_without_gpus_is_a_clear_error(tmp_path: Path) -> None:
     assert (
         client.containers.list(all=True, filters={"label": "bisector.test=" + tmp_path.name}) == []
     )
+
+
+FORKED_UV_LOCK = """\
+version = 1
+revision = 2
+requires-python = ">=3.8"
+resolution-markers = ["python_full_version >= '3.10'", "python_full_version < '3.10'"]
+
+[[package]]
+name = "proj"
+version = "0.1"
+source = { virtual = "." }
+dependencies = [
+    { name = "other" },
+    { name = "speedy", version = "1.0", source = { registry = "https://x/simple" }, marker = "python_full_version < '3.10'" },
+    { name = "speedy", version = "2.0", source = { registry = "https://x/simple" }, marker = "python_full_version >= '3.10'" },
+]
+
+[[package]]
+name = "other"
+version = "1.0"
+source = { registry = "https://x/simple" }
+dependencies = [{ name = "winonly", marker = "sys_platform == 'win32'" }]
+
+[[package]]
+name = "speedy"
+version = "1.0"
+source = { registry = "https://x/simple" }
+resolution-markers = ["python_full_version < '3.10'"]
+
+[[package]]
+name = "speedy"
+version = "2.0"
+source = { registry = "https://x/simple" }
+resolution-markers = ["python_full_version >= '3.10'"]
+
+[[package]]
+name = "winonly"
+version = "306"
+source = { registry = "https://x/simple" }
+"""
+
+
+def test_a_uv_lock_of_several_pythons_and_platforms_installs_this_ones(tmp_path: Path) -> None:
+    """A uv.lock resolved for Pythons < 3.10 and >= 3.10 (speedy 1.0 and 2.0) and with a
+    Windows-only package was pinned entry by entry (speedy==1.0 and speedy==2.0, winonly
+    too), which no installer can satisfy: every commit untestable. The pins keep the lock's
+    markers, so this interpreter gets speedy 2.0 and no winonly."""
+    from bisector.testing.wheels import make_wheel
+
+    wheels = tmp_path / "wheels"
+    for name, version in (("speedy", "1.0"), ("speedy", "2.0"), ("other", "1.0")):
+        make_wheel(wheels, name, version, {f"{name}/__init__.py": ""})
+    root = gitutil.make_repo(tmp_path / "repo")
+    gitutil.commit(root, {"uv.lock": FORKED_UV_LOCK}, "lock")
+    env = Environment(
+        builder="venv", requirements=["uv.lock"], no_index=True, find_links=[str(wheels)]
+    )
+    with GitRepo(root) as git, Checkouts(git, tmp_path / "store") as checkouts:
+        builder = make_builder("venv", vcs=git, environment=env, store=tmp_path / "store")
+        head = git.resolve("HEAD")
+        built = builder.prepare(head, checkouts.get(head))
+        builder.close()
+    assert sorted(built.packages) == [("other", "1.0"), ("speedy", "2.0")]

@@ -25,6 +25,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from bisector.builders.lockpins import uv_lock_pins
 from bisector.errors import BuildError
 from snapshots.deps import read_declared
 
@@ -124,12 +125,16 @@ def _lock_pins(dest: Path, root: str, data: bytes) -> Path:
     """uv.lock / poetry.lock as exact pins (`name==version`), a file pip and uv can install.
 
     Neither installer reads lock files with `-r`; the lock's resolved versions are what
-    the commit ran with, so they are installed as such (its platform markers are not
-    re-applied: the lock was resolved for the platforms the project supports).
+    the commit ran with, so they are installed as such. A uv.lock's pins keep the markers
+    that say which platform or Python needs each (`lockpins`); poetry.lock's are pinned
+    unconditionally.
     """
 
-    declared = read_declared(lambda p: data if p == root else None, [root])
-    pins = sorted({f"{d.name}=={d.version}" for d in declared.dependencies if d.version})
+    if posixpath.basename(root) == "uv.lock":
+        pins = uv_lock_pins(root, data)
+    else:
+        declared = read_declared(lambda p: data if p == root else None, [root])
+        pins = sorted({f"{d.name}=={d.version}" for d in declared.dependencies if d.version})
     target = dest / (root + ".pins.txt")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("".join(line + "\n" for line in pins), encoding="utf-8")
