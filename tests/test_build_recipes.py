@@ -171,3 +171,30 @@ def test_a_uv_lock_of_several_pythons_and_platforms_installs_this_ones(tmp_path:
         built = builder.prepare(head, checkouts.get(head))
         builder.close()
     assert sorted(built.packages) == [("other", "1.0"), ("speedy", "2.0")]
+
+
+def test_cache_prune_removes_the_folder_of_a_build_that_never_finished(tmp_path: Path) -> None:
+    """A build killed mid-install (kill -9, the OOM killer) leaves `<store>/envs/<key>/`
+    without its marker: `cache list` does not show it, and `cache prune` never removed it,
+    so a half-installed environment (gigabytes, with torch) stayed until that very key was
+    built again. prune removes it now; a complete environment stays."""
+    import json
+
+    from tests.conftest import run_cli
+
+    root = gitutil.make_repo(tmp_path / "repo")
+    (root / "bisector.yaml").write_text(
+        "benchmark: {command: [python, b.py]}\nmetrics: {t: {direction: lower}}\n"
+        "environment: {builder: venv, no_index: true}\n"
+    )
+    gitutil.commit_all(root, "first")
+    store = root / ".bisector"
+    _prepare(root, store, Environment(builder="venv", no_index=True))
+    (complete,) = [p for p in (store / "envs").iterdir() if p.name.startswith("venv-")]
+    broken = store / "envs" / "venv-0123456789abcdef01234567"
+    (broken / "lib").mkdir(parents=True)
+    (broken / "lib" / "half-written.so").write_bytes(b"\0" * 1000)
+    done = run_cli("cache", "prune", "--json", "--repo", str(root))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"removed": [str(broken)]}
+    assert not broken.exists() and complete.is_dir()

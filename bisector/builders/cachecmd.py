@@ -115,6 +115,7 @@ def _prune(
     removed: list[str] = []
     if (store / "envs").is_dir():
         cache = EnvCache(store / "envs", keep if keep is not None else cfg.environment.cache_size)
+        removed += [str(cache.path(k)) for k in cache.remove_unfinished()]
         removed += [str(cache.path(k)) for k in cache.evict(in_use=())]
     if (builder or cfg.environment.builder) == "docker":
         from bisector.builders.docker_images import prune_images

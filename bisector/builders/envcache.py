@@ -108,6 +108,27 @@ class EnvCache:
             log.info("evicted environments", keys=removed, capacity=self.capacity)
         return removed
 
+    def remove_unfinished(self) -> list[str]:
+        """Remove the folders of builds that never finished (no marker: the build was
+        killed) and are not being built now, here or in another process; their keys."""
+        removed: list[str] = []
+        for folder in sorted(self.root.iterdir()):
+            if folder.name.startswith(".") or not folder.is_dir() or (folder / MARKER).exists():
+                continue
+            key_lock = self.lock(folder.name)
+            try:
+                key_lock.acquire(timeout=0)
+            except Timeout:
+                continue
+            try:
+                self.remove_folder(folder.name)
+            finally:
+                key_lock.release()
+            removed.append(folder.name)
+        if removed:
+            log.info("removed unfinished environments", keys=removed)
+        return removed
+
     def remove_folder(self, key: str) -> None:
         # The marker goes first: a half-removed folder is then "incomplete", not "ready".
         (self.root / key / MARKER).unlink(missing_ok=True)
