@@ -300,3 +300,23 @@ def test_index_credentials_reach_the_index_but_no_command_line_or_log(tmp_path: 
     assert leaked == []
     log_text = built.build_log.read_text()
     assert password not in log_text and "UV_INDEX_URL=http://***@127.0.0.1:" in log_text
+
+
+def test_a_requirement_file_the_commit_lacks_is_noted_in_its_build_log(tmp_path: Path) -> None:
+    """A configured requirements file absent at a commit (added later in the history): the
+    environment is built without it, and its build log says so (else a trial's "No module
+    named ..." is all the user sees)."""
+    root = gitutil.make_repo(tmp_path / "repo")
+    git = GitRepo(root)
+    (root / "README.md").write_text("no pins yet\n")
+    gitutil.commit_all(root, "before the pins")
+    commit = git.resolve("HEAD")
+    env = Environment(builder="venv", requirements=["requirements.txt"], no_index=True)
+    builder = VenvBuilder(git, env, tmp_path / "store")
+    with Checkouts(git, tmp_path / "store") as checkouts:
+        built = builder.prepare(commit, checkouts.get(commit))
+    (log,) = (tmp_path / "store" / "logs" / "build").glob("venv-*.log")
+    assert "note: requirements.txt is not in this commit: built without it" in log.read_text()
+    assert built.packages is not None
+    builder.close()
+    git.close()

@@ -51,6 +51,11 @@ class RequirementSet:
             out.append(("[extras]", ",".join(sorted(self.extras))))
         return out
 
+    def absent(self) -> list[str]:
+        """The configured files (and includes) this commit lacks: built without them, which a
+        benchmark then shows as a missing module, so the build says so (`note_absent`)."""
+        return [path for path, data in self.files if data is None]
+
     def materialize(self, dest: Path) -> list[Path]:
         """Write the files under `dest` at their repo paths; the roots that exist, in order."""
         for path, data in self.files:

@@ -132,6 +132,10 @@ class VenvBuilder(KeyedBuilder[RequirementSet]):
                 python = path / "bin" / "python"
                 with failures_logged(out, log_path):
                     files = reqs.materialize(staging)
+                for missing in reqs.absent():  # the log and a warning: else a trial's
+                    # "No module named ..." is all that says why
+                    out.write(f"note: {missing} is not in this commit: built without it\n")
+                    log.warning("requirement file not in this commit", file=missing, env=key)
                 if files:
                     args = [self._uv, "pip", "install", "--no-config", "--python", str(python)]
                     for f in files:
