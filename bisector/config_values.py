@@ -227,10 +227,10 @@ def check_registry(value: str | None) -> str | None:
 def _check_cron(schedule: str) -> str:
     # A schedule the scheduler cannot read would only fail when the daemon starts (and
     # never under `--once`): check it wherever the config is read.
-    from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415 (apscheduler: only if a schedule is set)
+    from bisector.plumbing.crontab import crontab_trigger  # noqa: PLC0415 (apscheduler: only if a schedule is set)
 
     try:
-        CronTrigger.from_crontab(schedule)
+        crontab_trigger(schedule)
     except (ValueError, TypeError, OverflowError) as exc:
         raise ValueError(f'not a crontab line ({exc}); e.g. "0 2 * * *"') from exc
     return schedule

@@ -57,10 +57,11 @@ def _on_signals(scheduler: Any | None) -> Iterator[None]:
 
 def _scheduler(repo: Path, config: Path | None, schedule: str, resume_now: bool) -> Any:
     from apscheduler.schedulers.blocking import BlockingScheduler
-    from apscheduler.triggers.cron import CronTrigger
+
+    from bisector.plumbing.crontab import crontab_trigger
 
     try:
-        trigger = CronTrigger.from_crontab(schedule)
+        trigger = crontab_trigger(schedule)
     except ValueError as exc:
         raise ConfigError(
             f"daemon.schedule {schedule!r}: {exc}", hint='a crontab line, e.g. "0 2 * * *"'
