@@ -88,17 +88,19 @@ class PrometheusServer:
             f"  - job_name: svc\n    static_configs: [{{targets: ['127.0.0.1:{scrape_port}']}}]\n"
         )
         self.log = (tmp / "prometheus.log").open("wb")
+        self.argv = [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--log.level=warn",
+        ]
+        self.start()
+
+    def start(self) -> None:
+        """Started (again, after `halt`: the same port and data, what it scraped is kept)."""
         self.proc = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.argv, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
         self._wait_ready()
 
@@ -136,6 +138,11 @@ class PrometheusServer:
         raise RuntimeError(f"no {n}s of samples of {q}")
 
     def stop(self) -> None:
+        self.halt()
+        self.log.close()
+
+    def halt(self) -> None:
+        """The server stopped (down, or restarting), its data kept for `start`."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -143,7 +150,6 @@ class PrometheusServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close()
 
 
 @contextmanager

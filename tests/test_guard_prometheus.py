@@ -293,6 +293,34 @@ def test_a_full_window_is_counted_whatever_the_clock_reads_below_a_millisecond(
         assert (outcome.state, outcome.samples) == ("ok", 6), (fraction, outcome)
 
 
+def test_on_breach_alert_alerts_once_per_breach_across_a_prometheus_restart(world: World) -> None:
+    """`on_breach: alert`: a held breach seen blind while Prometheus restarts, then held
+    again, is the same breach (it was never seen within its limit): one breach alert, not
+    one per restart; exit 6 each time. Back under the limit, the next breach alerts."""
+    world.configure(CHECKS + "  on_breach: alert\n")
+    evaluation, _ = world.breach()
+    assert (evaluation.outcome, evaluation.actions) == ("breached", ("alerted",)), evaluation
+    world.prom.halt()
+    assert world.evaluate().outcome == "blind"
+    world.prom.start()
+    again = world.evaluate()
+    assert (again.outcome, again.actions, again.exit_code) == (
+        "breached",
+        ("none: already alerted",),
+        6,
+    ), again
+    assert [
+        str(a["text"]).startswith("bisector guard: p99_latency breached")
+        for a in world.guard_alerts()
+    ] == [True]
+    world.svc.set(world.svc.latency, 0.1)
+    world.prom.wait_for_samples("svc_latency_seconds < 0.2", 1)
+    assert world.evaluate().outcome == "ok"
+    assert world.breach()[0].actions == ("alerted",)
+    assert len([a for a in world.guard_alerts() if "breached" in str(a["text"])]) == 2
+    assert world.rollbacks() == [("v2.4.0", "applied")] and not world.paused()
+
+
 def _failing_health_check(world: World) -> None:
     """The guard's config with a rollback health check that always fails (exit 3)."""
     world.demo.write_config(

@@ -76,6 +76,19 @@ class Evaluation:
         }
 
 
+def _alerted_already(outcome: CheckOutcome, before: Any, state: GuardState) -> bool:
+    """`on_breach: alert` alerted about this breach: it was not seen ok since the alert.
+
+    Seen pending (a gap in the data) or blind (Prometheus restarting) in between, it is
+    still the same breach, not a new one to alert about."""
+    if before is None or not (before.last_action or "").startswith("alerted"):
+        return False
+    ok_at = state.last_ok(outcome.name)
+    if ok_at is None:  # never ok since `ok_at` is journaled: the same state as then
+        return bool(before.state == outcome.state)
+    return before.action_at is not None and ok_at < before.action_at
+
+
 def _values_text(outcomes: Sequence[CheckOutcome]) -> str:
     return "; ".join(f"{o.name}: {o.reason}" for o in outcomes)
 
@@ -174,15 +187,7 @@ class Guardian:
     ) -> list[str]:
         names = ", ".join(o.name for o in hit)
         if self.guard.on_breach == "alert":
-            fresh = [
-                o
-                for o in hit
-                if not (
-                    before.get(o.name)
-                    and before[o.name].state == o.state
-                    and (before[o.name].last_action or "").startswith("alerted")
-                )
-            ]
+            fresh = [o for o in hit if not _alerted_already(o, before.get(o.name), state)]
             if not fresh:
                 return ["none: already alerted"]
             self._alert(

@@ -20,6 +20,8 @@ from typing import Any
 from bisector.store.base import SqliteFile
 
 JOURNAL_NAME = "journal.sqlite"
+# A check's states that end a breach: within its limit, or a canary that passed.
+OK_STATES = ("ok", "pass")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS guard_checks (
@@ -29,7 +31,8 @@ CREATE TABLE IF NOT EXISTS guard_checks (
   reason TEXT NOT NULL DEFAULT '',
   updated REAL NOT NULL,
   last_action TEXT,                -- rolled_back:<ref> | alerted | paused | rollback_failed | ...
-  action_at REAL
+  action_at REAL,
+  ok_at REAL                       -- last seen within its limit (ok, or a passing canary)
 );
 CREATE TABLE IF NOT EXISTS guard_meta (
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -94,9 +97,12 @@ class GuardState(SqliteFile):
         super().__init__(store / JOURNAL_NAME, read_only=read_only)
 
     def migrate(self, db: sqlite3.Connection) -> None:
-        """Journals written before a request could keep its alert lack `guard_bisect.alert`."""
+        """Journals written before a request could keep its alert lack `guard_bisect.alert`;
+        before a breach outlived a blind spell, `guard_checks.ok_at`."""
         if "alert" not in {row[1] for row in db.execute("PRAGMA table_info(guard_bisect)")}:
             db.execute("ALTER TABLE guard_bisect ADD COLUMN alert TEXT")
+        if "ok_at" not in {row[1] for row in db.execute("PRAGMA table_info(guard_checks)")}:
+            db.execute("ALTER TABLE guard_checks ADD COLUMN ok_at REAL")
 
     def checks(self) -> list[CheckRow]:
         try:
@@ -113,14 +119,24 @@ class GuardState(SqliteFile):
         return next((c for c in self.checks() if c.name == name), None)
 
     def record(self, name: str, state: str, value: float | None, reason: str) -> None:
-        """The state seen now; the last action is kept."""
+        """The state seen now; the last action is kept, and when the check was last ok."""
+        now = time.time()
+        ok_at = now if state in OK_STATES else None
         with self._tx() as db:
             db.execute(
-                "INSERT INTO guard_checks (name, state, value, reason, updated) VALUES (?,?,?,?,?)"
+                "INSERT INTO guard_checks (name, state, value, reason, updated, ok_at)"
+                " VALUES (?,?,?,?,?,?)"
                 " ON CONFLICT(name) DO UPDATE SET state=excluded.state, value=excluded.value,"
-                " reason=excluded.reason, updated=excluded.updated",
-                (name, state, value, reason, time.time()),
+                " reason=excluded.reason, updated=excluded.updated,"
+                " ok_at=coalesce(excluded.ok_at, guard_checks.ok_at)",
+                (name, state, value, reason, now, ok_at),
             )
+
+    def last_ok(self, name: str) -> float | None:
+        """When the check was last seen ok (a canary: passing); None if not since `ok_at`
+        was journaled (a new check, or a journal of an older version)."""
+        row = self._db.execute("SELECT ok_at FROM guard_checks WHERE name=?", (name,)).fetchone()
+        return None if row is None else row[0]
 
     def record_action(self, name: str, action: str) -> None:
         with self._tx() as db:
