@@ -414,6 +414,14 @@ def test_canary_equal_passes(world: World) -> None:
     assert not world.guard_alerts() and not world.paused()
 
 
+def test_canary_and_baseline_both_at_zero_pass(world: World) -> None:
+    """An error ratio of 0 on both sides passes: it was inconclusive (alert and pause)."""
+    _canary(world, 0.0, 0.0)
+    evaluation = world.evaluate()
+    assert evaluation.outcome == "ok" and evaluation.checks[0].state == "pass", evaluation
+    assert not world.guard_alerts() and not world.paused()
+
+
 def test_canary_with_too_few_samples_is_inconclusive_and_pauses(world: World) -> None:
     """A canary with a second of data is inconclusive: alert and pause, never promote."""
     _canary(world, 100.0, None)

@@ -156,6 +156,23 @@ def test_canary_direction_higher() -> None:
     assert judge_canary(noisy(100, 20, 6), noisy(80, 20, 7), rule).verdict is CanaryVerdict.FAIL
 
 
+@pytest.mark.parametrize("direction", [Direction.LOWER, Direction.HIGHER])
+def test_a_canary_equal_to_a_baseline_of_zero_passes(direction: Direction) -> None:
+    """Error ratios of 0 on both sides (a 5% threshold of 0 is 0): the canary is not worse
+    at all, so it passes; it was inconclusive (alert and pause) for want of a shift below 0."""
+    rule = MetricRule(direction, Threshold(0.05, relative=True))
+    r = judge_canary([0.0] * 20, [0.0] * 20, rule)
+    assert r.verdict is CanaryVerdict.PASS, r
+
+
+def test_a_canary_worse_than_a_baseline_of_zero_says_by_how_much() -> None:
+    """From a baseline of 0 every worsening fails; the reason says the shift in the metric's
+    units, not `+0.0%` (no percentage of 0 exists)."""
+    r = judge_canary([0.0] * 20, [0.01] * 20, RULE)
+    assert r.verdict is CanaryVerdict.FAIL and r.relative_effect is None, r
+    assert "+0.0%" not in r.reason and "+0.01 from a baseline of 0" in r.reason, r.reason
+
+
 def test_prometheus_answers_parse_and_empty_or_errors_are_blind() -> None:
     """A matrix parses to series (NaN dropped); empty, error and garbage answers are blind."""
     ok = parse_answer(

@@ -245,9 +245,11 @@ def rules_out_regression(comparison: Comparison, metric: MetricRule, baseline: f
     """The confidence interval of the shift excludes a regression by the threshold.
 
     More trials would not make it verified (short of a drift), so a verification stops.
+    A threshold of 0 (also a relative one of a baseline of 0) counts any worsening, as
+    `regressed` does: a shift of at most 0 rules it out (identical values, e.g. an error
+    ratio of 0 on both sides, are not a regression of 0).
     """
     low, high = comparison.ci
     min_shift = metric.threshold.min_shift(baseline)
-    if _worse_sign(metric) > 0:
-        return high < min_shift
-    return low > -min_shift
+    worst = high if _worse_sign(metric) > 0 else -low  # the worst shift the interval allows
+    return worst < min_shift or (min_shift == 0 and worst <= 0)

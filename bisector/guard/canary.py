@@ -68,13 +68,18 @@ def judge_canary(
         )
     cmp = compare([[v] for v in base], [[v] for v in can], rule, alpha)
     b_med, c_med = median(base), median(can)
+    # No percentage of a baseline of 0 exists (the judge writes 0.0): the shift in units.
+    relative = cmp.relative_effect if b_med != 0 else None
     facts = {
         "baseline_median": b_med,
         "canary_median": c_med,
-        "relative_effect": cmp.relative_effect,
+        "relative_effect": relative,
         "p_value": cmp.p_value,
     }
-    shift = f"{c_med:g} vs {b_med:g} ({percent(cmp.relative_effect)}, p={cmp.p_value:.3g})"
+    effect = (
+        percent(relative) if relative is not None else f"{cmp.effect:+.3g} from a baseline of 0"
+    )
+    shift = f"{c_med:g} vs {b_med:g} ({effect}, p={cmp.p_value:.3g})"
     if cmp.reproduced:
         return CanaryResult(
             CanaryVerdict.FAIL, f"canary worse by at least {rule.threshold}: {shift}", **facts
