@@ -187,6 +187,14 @@ def test_prometheus_answers_parse_and_empty_or_errors_are_blind() -> None:
     assert isinstance(parse_answer(b"<html>"), Blind)
 
 
+def test_an_answer_of_only_infinite_values_is_blind_and_says_so() -> None:
+    """`1/0` answers +Inf: blind, but not as "only NaN" (the reason named the wrong value)."""
+    body = b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"+Inf"],[2,"-Inf"],[3,"NaN"]]}]}}'
+    assert parse_answer(body) == Blind("no finite value (only NaN or ±Inf, e.g. a division by 0)")
+    empty = b'{"status":"success","data":{"resultType":"matrix","result":[]}}'
+    assert parse_answer(empty) == Blind("empty result (no series)")
+
+
 def test_a_window_of_more_points_than_prometheus_returns_is_refused(tmp_path: Path) -> None:
     """`for: 5h` at `interval: 1s` is 18001 points a range query: Prometheus refuses it, so
     the check was blind on every evaluation (exit 7, "guard is blind" alerts) with its

@@ -112,9 +112,12 @@ def parse_answer(body: bytes) -> Result:
             return Blind(f"unsupported result type {kind!r}")
     except (TypeError, ValueError, KeyError, IndexError):
         return Blind("malformed answer")
+    if not series:
+        return Blind("empty result (no series)")
     series = [s for s in series if s.samples]
     if not series:
-        return Blind("empty result (no series, or only NaN)")
+        # Said as it is: `1/0` is +Inf, not "no data" (what the guard makes of it: the same).
+        return Blind("no finite value (only NaN or ±Inf, e.g. a division by 0)")
     return Data(tuple(series))
 
 
