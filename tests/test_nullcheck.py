@@ -144,3 +144,12 @@ def test_the_noise_warning_suggests_a_repeats_max_the_config_accepts() -> None:
     cv = 0.01 * math.sqrt(MAX_REPEATS / 2) / noise.Z_DETECT * 0.999
     found = re.search(r"raise repeats\.max to (\d+), or", _warning(cv, 0.01, 15) or "")
     assert found is not None and 0.99 * MAX_REPEATS < int(found[1]) <= MAX_REPEATS
+
+
+def test_two_ends_at_exactly_zero_with_a_zero_threshold_are_not_reproduced() -> None:
+    """A zero threshold counts any worsening; two ends at exactly 0 (an error count of 0)
+    show none, so the regression is ruled out (exit 4 before: "bad may be any amount worse")."""
+    zero = MetricRule(Direction.LOWER, Threshold(0.0, relative=False))
+    probe = FakeProbe(lambda _i, _n: 0.0)
+    result = hunt(COMMITS, [], probe, METRIC, zero, BUDGET, lambda _e: None)
+    assert result.status is Status.NOT_REPRODUCED, result.reason

@@ -70,8 +70,11 @@ def worst_regression(good: judge.Samples, bad: judge.Samples, rule: MetricRule) 
 
 
 def _rules_out(worst_abs: float, rule: MetricRule, baseline: float) -> bool:
-    """In the metric's units, so an absolute threshold over a good end at 0 can be met."""
-    return worst_abs < rule.threshold.min_shift(baseline)
+    """In the metric's units, so an absolute threshold over a good end at 0 can be met. A
+    threshold of 0 counts any worsening, so a worst shift of at most 0 rules it out (as
+    `judge.rules_out_regression`): two ends at exactly 0 are not a regression."""
+    min_shift = rule.threshold.min_shift(baseline)
+    return worst_abs < min_shift or (min_shift == 0 and worst_abs <= 0)
 
 
 def settle_null(
