@@ -16,11 +16,12 @@ def _next_days(schedule: str, n: int = 7) -> list[str]:
     """The weekdays of the daemon's next `n` scheduled cycles after a Sunday noon (UTC)."""
     scheduler = _scheduler(Path("."), None, schedule, resume_now=False)
     trigger = scheduler.get_job("cycle").trigger
-    trigger.timezone = dt.UTC  # the host's zone would move a 02:00 cycle across midnight
+    for part in getattr(trigger, "triggers", [trigger]):  # an OrTrigger's, or the one
+        part.timezone = dt.UTC  # the host's zone would move a 02:00 cycle across midnight
     days, at = [], SUNDAY
     for _ in range(n):
         at = trigger.get_next_fire_time(None, at + dt.timedelta(seconds=1))
-        days.append(at.strftime("%a"))
+        days.append(at.strftime("%a %d"))
     return days
 
 
@@ -39,7 +40,22 @@ def _next_days(schedule: str, n: int = 7) -> list[str]:
     ],
 )
 def test_day_of_week_is_crontab_s(schedule: str, days: list[str]) -> None:
-    assert _next_days(schedule) == days
+    assert [day.split()[0] for day in _next_days(schedule)] == days
+
+
+def test_both_day_fields_restricted_run_on_either_as_cron_does() -> None:
+    """crontab(5): with day of month and day of week both restricted, either one matching
+    runs it; APScheduler alone asks both (a Monday the 1st: next in February 2027)."""
+    assert _next_days("0 2 1 * mon", 6) == [
+        "Mon 07",
+        "Mon 14",
+        "Mon 21",
+        "Mon 28",
+        "Fri 01",
+        "Mon 04",
+    ]
+    # a `*`-led field is unrestricted in cron: both must match, as before
+    assert _next_days("0 2 */2 * mon", 2) == ["Mon 07", "Mon 21"]
 
 
 @pytest.mark.parametrize(
@@ -50,6 +66,7 @@ def test_day_of_week_is_crontab_s(schedule: str, days: list[str]) -> None:
         ("0 2 * * */0", "a step of 0"),
         ("61 * * * *", "61"),
         ("@hourly", "expected 5"),
+        ("0 2 31 2 *", "it never runs (no such date, e.g. 31 February)"),
     ],
 )
 def test_a_schedule_cron_would_not_read_is_refused_on_load(

@@ -8,6 +8,7 @@ field is read here in crontab's numbering and handed over as day names, which bo
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -46,13 +47,29 @@ def crontab_days(field: str) -> str:
 
 
 def crontab_trigger(line: str) -> Any:
-    """The APScheduler trigger of a 5-field crontab line, days of week as crontab reads them.
+    """The APScheduler trigger of a 5-field crontab line, read as crontab(5) reads it: days
+    of week in its numbering, and, when both day fields are restricted (neither starts with
+    `*`), either one matching runs it (APScheduler alone asks both: `0 2 1 * mon` would run
+    only on a Monday the 1st).
 
-    :raises ValueError: not a crontab line (the message says which part).
+    :raises ValueError: not a crontab line (the message says which part), or one that never
+        runs (31 February).
     """
-    from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415 (only when a schedule is read)
+    from apscheduler.triggers.combining import OrTrigger  # noqa: PLC0415 (only when a schedule is read)
+    from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415
 
     fields = line.split()
     if len(fields) != 5:
         raise ValueError(f"Wrong number of fields; got {len(fields)}, expected 5")
-    return CronTrigger.from_crontab(" ".join([*fields[:4], crontab_days(fields[4])]))
+    minute, hour, dom, month, dow = fields
+    days = crontab_days(dow)
+    if dom.startswith("*") or dow.startswith("*"):
+        parts = [CronTrigger.from_crontab(" ".join([minute, hour, dom, month, days]))]
+    else:
+        parts = [
+            CronTrigger.from_crontab(" ".join([minute, hour, dom, month, "*"])),
+            CronTrigger.from_crontab(" ".join([minute, hour, "*", month, days])),
+        ]
+    if all(t.get_next_fire_time(None, dt.datetime.now(t.timezone)) is None for t in parts):
+        raise ValueError("it never runs (no such date, e.g. 31 February)")
+    return parts[0] if len(parts) == 1 else OrTrigger(parts)
