@@ -132,3 +132,17 @@ def test_a_last_good_tag_that_became_ambiguous_is_named_by_its_commit(tmp_path: 
         # the same name as a branch of its own commit is not ambiguous
         gitutil.git(repo.path, "branch", "-f", "v2.3.1", old)
         assert still_named(git, good) == good
+
+
+def test_a_daemon_branch_that_does_not_exist_names_the_key(tmp_path: Path) -> None:
+    """`daemon.branch` naming no branch: the cycle's error names the key to fix (it said
+    only git's `unknown ref 'nosuchbranch'`, with a hint about tags and commit ids)."""
+    repo = released_repo(tmp_path / "repo", webhook_url=None)
+    config = repo.path / "bisector.yaml"
+    config.write_text(config.read_text().replace("daemon:\n", "daemon:\n  branch: nosuchbranch\n"))
+    done = run_cli("daemon", "--once", "--repo", str(repo.path), timeout=300)
+    assert done.returncode != 0
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    (end,) = [e for e in events if e["event"] == "daemon.cycle.end"]
+    assert end["outcome"] == "error", end
+    assert "daemon.branch 'nosuchbranch': unknown ref" in json.dumps(end), end

@@ -32,7 +32,7 @@ from bisector.daemon.benchcheck import check_range
 from bisector.daemon.policy import may_roll_back, roll_back_to
 from bisector.daemon.range_alerts import RangeAlerts
 from bisector.engine.pipeline import RunOutcome, RunRequest, run_bisection
-from bisector.errors import BisectorError, GitError, RollbackError
+from bisector.errors import BisectorError, GitError, RefError, RollbackError
 from bisector.gitrepo import GitRepo
 from bisector.log import get_logger
 from bisector.ports import Progress, ProgressEvent, Warned
@@ -148,7 +148,7 @@ class Cycle:
         with GitRepo(self.repo) as git:
             tags = release_tags(git)
             new_tags = self._snapshot_new_tags(tags)
-            head = git.resolve(f"{d.remote}/{d.branch}" if d.remote else d.branch)
+            head = self._branch_head(git)
             last_good = self.state.last_good()
             if last_good is not None and not still_below(git, last_good, head):
                 last_good = None
@@ -197,6 +197,20 @@ class Cycle:
             rollback=rollback,
             alert=alert,
         )
+
+    def _branch_head(self, git: GitRepo) -> Commit:
+        """The head of `daemon.branch` (on `daemon.remote`, when set): an unknown one names
+        the key to fix, not only git's ref (the cycle's error is all the operator sees)."""
+        d = self.cfg.daemon
+        ref = f"{d.remote}/{d.branch}" if d.remote else d.branch
+        try:
+            return git.resolve(ref)
+        except RefError as exc:
+            raise RefError(
+                f"daemon.branch {d.branch!r}: {exc.message}",
+                hint="set daemon.branch in bisector.yaml to the branch the daemon watches"
+                + (f" on {d.remote}" if d.remote else ""),
+            ) from exc
 
     def _snapshot_new_tags(self, tags: Sequence[Tag]) -> tuple[str, ...]:
         known = self.state.snapshotted_tags()
