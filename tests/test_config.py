@@ -328,17 +328,31 @@ def test_a_whole_float_is_a_whole_number_and_true_is_no_number() -> None:
     )
 
 
-def test_config_check_refuses_a_quoted_port_in_one_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "error", "hint"),
+    [
+        (
+            GOOD + '  metrics_port: "9464"\n',
+            "26: daemon.metrics_port: must be a whole number, not '9464'",
+            "hint: in quotes 9464 is text: write it without quotes",
+        ),
+        (
+            MINIMAL + 'environment:\n  no_index: "yes"\n',
+            "6: environment.no_index: must be true or false, not 'yes'",
+            "hint: in quotes yes is text: write true or false, without quotes",
+        ),
+    ],
+)
+def test_config_check_refuses_a_quoted_value_in_one_error(
+    tmp_path: Path, text: str, error: str, hint: str
+) -> None:
+    """A number or a boolean in quotes is text: one error line, one hint, nothing written."""
     repo = make_repo(tmp_path / "svc")
-    (repo / "bisector.yaml").write_text(GOOD + '  metrics_port: "9464"\n')
+    (repo / "bisector.yaml").write_text(text)
     before = tree_digest(tmp_path)
     done = run_cli("config", "check", "--repo", str(repo))
     assert done.returncode == 2, done.stderr
-    assert done.stderr.splitlines() == [
-        f"error: {repo / 'bisector.yaml'}:26: daemon.metrics_port: must be a whole number, "
-        "not '9464'",
-        "hint: in quotes 9464 is text: write it without quotes",
-    ]
+    assert done.stderr.splitlines() == [f"error: {repo / 'bisector.yaml'}:{error}", hint]
     assert tree_digest(tmp_path) == before
 
 
@@ -407,20 +421,6 @@ def test_a_boolean_key_takes_what_yaml_reads_as_a_boolean(written: str, value: b
     )
     assert cfg.environment.no_index is value
     assert cfg.guard is not None and cfg.guard.bisect_after_rollback is value
-
-
-def test_config_check_refuses_a_quoted_boolean_in_one_error(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "svc")
-    (repo / "bisector.yaml").write_text(MINIMAL + 'environment:\n  no_index: "yes"\n')
-    before = tree_digest(tmp_path)
-    done = run_cli("config", "check", "--repo", str(repo))
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.splitlines() == [
-        f"error: {repo / 'bisector.yaml'}:6: environment.no_index: must be true or false, not "
-        "'yes'",
-        "hint: in quotes yes is text: write true or false, without quotes",
-    ]
-    assert tree_digest(tmp_path) == before
 
 
 @pytest.mark.parametrize(
