@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,3 +149,15 @@ def tmpfs(where: Path, options: str) -> Iterator[Path]:
         yield where
     finally:
         subprocess.run(["umount", str(where)], check=True)
+
+
+@contextmanager
+def hooked(hook: Callable[[str], None]) -> Iterator[None]:
+    """`hook` called at each rollback checkpoint (by name) for the block, the previous after."""
+    from rollback.checkpoints import set_hook
+
+    previous = set_hook(hook)
+    try:
+        yield
+    finally:
+        set_hook(previous)

@@ -16,7 +16,6 @@ import pytest
 from bisector.errors import RefError, RollbackError
 from bisector.store.control import ControlStore
 from rollback import GitConfigSource, RollbackRequest, make_plan, roll_back
-from rollback.checkpoints import set_hook
 from rollback.layout import Layout
 from rollback.lock import LockedError, exclusive_lock
 from rollback.service import DriftError
@@ -26,6 +25,7 @@ from tests.rollback_support import (
     GOOD_LIVE,
     Demo,
     assert_clean,
+    hooked,
     make_demo,
     read_live,
     run_cli,
@@ -190,12 +190,9 @@ def test_failed_switch_without_rename_exchange_puts_the_folder_back(
         if name == "displaced":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    previous = set_hook(full_disk_after_displacing)
-    try:
+    with hooked(full_disk_after_displacing):
         with pytest.raises(RollbackError) as info:
             _apply(demo, "v2.3.1")
-    finally:
-        set_hook(previous)
     assert "cannot switch" in str(info.value) and "not touched" in str(info.value)
     assert not demo.target.is_symlink() and read_live(demo.target) == before
     assert_clean(demo.target)
@@ -251,12 +248,9 @@ def test_staging_errors_leave_live_set_untouched(demo: Demo, code: int) -> None:
             if seen["n"] == 2:
                 raise OSError(code, os.strerror(code))
 
-    previous = set_hook(fail_on_second_write)
-    try:
+    with hooked(fail_on_second_write):
         with pytest.raises(RollbackError) as info:
             _apply(demo, "v2.3.1")
-    finally:
-        set_hook(previous)
     expected = "no space left" if code == errno.ENOSPC else "permission denied"
     assert expected in str(info.value) and "not touched" in str(info.value)
     assert read_live(demo.target) == BAD_LIVE

@@ -21,6 +21,7 @@ from tests.rollback_support import (
     ROOT,
     Demo,
     assert_clean,
+    hooked,
     make_demo,
     read_live,
 )
@@ -118,11 +119,8 @@ def _points_until(
     target = demo.target.parent / "counting"
     _reset(target, sets["bad"])
     seen: list[str] = []
-    previous = set_hook(seen.append)
-    try:
+    with hooked(seen.append):
         roll_back(RollbackRequest(target=target, config_set=sets["good"], health_check=check))
-    finally:
-        set_hook(previous)
     # A fresh process counts points from 1 like this hook does.
     hits = [i for i, n in enumerate(seen, start=1) if n == name]
     return hits[nth - 1]
@@ -152,13 +150,10 @@ def test_sigkill_at_hundreds_of_random_points(demo: Demo, sets: dict[str, Config
     totals = {}
     for check in (PASS_CHECK, FAIL_CHECK):
         seen: list[str] = []
-        previous = set_hook(seen.append)
-        try:
+        with hooked(seen.append):
             current = read_live(target)
             to = sets["good"] if current == BAD_LIVE else sets["bad"]
             roll_back(RollbackRequest(target=target, config_set=to, health_check=check))
-        finally:
-            set_hook(previous)
         totals[check] = len(seen)
     killed = outcomes = 0
     for _ in range(300):
