@@ -27,6 +27,7 @@ from bisector.core.stats import (
     mann_whitney_p,
     mann_whitney_u,
     min_p_value,
+    pairwise_shifts,
     u_distribution,
 )
 from bisector.core.types import Direction, MetricRule, Threshold, TrialBudget, Verdict
@@ -133,6 +134,19 @@ def test_hodges_lehmann_recovers_a_pure_shift_and_its_ci_covers_it() -> None:
     assert hodges_lehmann(x, y) == pytest.approx(3)
     low, high = hodges_lehmann_ci(x, y)
     assert low <= 3 <= high
+
+
+def test_infinities_of_one_sign_on_both_sides_are_a_tie_not_a_nan_shift() -> None:
+    """`inf - inf` is NaN: with ±Inf on both sides (a live canary's `1/0`) the shifts'
+    sort came out of order and the estimate was any of them. Two +Inf differ by 0, as the
+    rank tests count them; +Inf against a finite value is an unbounded shift: the
+    estimate is the one of a value past every finite one, the same on both sides."""
+    x, y = [1.0, 2.0, 3.0, math.inf, math.inf], [2.0, 3.0, 4.0, math.inf, math.inf]
+    shifts = pairwise_shifts(x, y)
+    assert not any(math.isnan(v) for v in shifts) and shifts == sorted(shifts)
+    far = [[1e9 if math.isinf(v) else v for v in side] for side in (x, y)]
+    assert hodges_lehmann(x, y) == hodges_lehmann(*far)
+    assert pairwise_shifts([1.0], [math.inf, -math.inf]) == [-math.inf, math.inf]
 
 
 def test_hl_ci_is_unbounded_when_samples_cannot_support_the_confidence() -> None:

@@ -184,8 +184,12 @@ def combined_p(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def pairwise_shifts(reference: Sequence[float], other: Sequence[float]) -> list[float]:
-    """All differences other - reference, sorted."""
-    return sorted(b - a for a in reference for b in other)
+    """All differences other - reference, sorted.
+
+    Two equal values differ by 0, also two infinities of one sign (a live canary's `1/0`,
+    `guard.canary`): a tie, as the rank tests count it, where `inf - inf` is NaN and
+    would leave the sort, and every order statistic of it, undefined."""
+    return sorted(0.0 if a == b else b - a for a in reference for b in other)
 
 
 def hodges_lehmann(reference: Sequence[float], other: Sequence[float]) -> float:
