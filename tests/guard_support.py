@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
@@ -37,7 +37,9 @@ def free_port() -> int:
 
 
 class Service:
-    """Gauges `svc_latency_seconds`, `svc_error_ratio`, `svc_memory_mib`, `svc_canary_ms{role}`."""
+    """Gauges `svc_latency_seconds`, `svc_error_ratio`, `svc_memory_mib`, `svc_canary_ms{role}`;
+    the histogram `svc_request_seconds` (buckets 0.05, 0.1, 0.25, +Inf), observed only after
+    `serve` (20 requests a second, each of the duration it was given)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -45,6 +47,13 @@ class Service:
         self.errors = Gauge("svc_error_ratio", "failed / all", registry=self.registry)
         self.memory = Gauge("svc_memory_mib", "GPU memory", registry=self.registry)
         self.canary = Gauge("svc_canary_ms", "latency by role", ["role"], registry=self.registry)
+        self.requests = Histogram(
+            "svc_request_seconds",
+            "request durations",
+            buckets=(0.05, 0.1, 0.25),
+            registry=self.registry,
+        )
+        self.request_s: float | None = None
         self.centres: dict[tuple[Gauge, str | None], float] = {}
         self._stop = threading.Event()
         self.server, _thread = start_http_server(0, addr="127.0.0.1", registry=self.registry)
@@ -60,6 +69,10 @@ class Service:
         self.centres[(gauge, role)] = centre
         self._apply(random.Random())
 
+    def serve(self, seconds: float) -> None:
+        """Requests taking `seconds` each from now on."""
+        self.request_s = seconds
+
     def _apply(self, rng: random.Random) -> None:
         for (gauge, role), centre in list(self.centres.items()):
             value = centre * (1 + rng.gauss(0, 0.01))
@@ -69,6 +82,9 @@ class Service:
         rng = random.Random(11)
         while not self._stop.wait(0.2):
             self._apply(rng)
+            if self.request_s is not None:
+                for _ in range(4):
+                    self.requests.observe(self.request_s)
 
     def close(self) -> None:
         self._stop.set()

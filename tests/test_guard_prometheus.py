@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -229,6 +230,53 @@ def test_prometheus_stopped_is_blind_and_never_acts(world: World) -> None:
     doc = json.loads(run_cli("status", "--json", cwd=world.demo.repo).stdout)
     assert {c["state"] for c in doc["guard"]["checks"]} == {"blind"}
     assert doc["guard"]["blind_evaluations"] == 3
+
+
+# Requests per request served within 0.25 s: 1 while all are, +Inf (x / 0) once none is.
+PER_FAST = (
+    "sum(rate(svc_request_seconds_count[3s]))"
+    ' / sum(rate(svc_request_seconds_bucket{le="0.25"}[3s]))'
+)
+
+
+def strict_json(text: str) -> Any:
+    """`text` as JSON, refusing Python's `Infinity` / `NaN` (not JSON: strict parsers fail)."""
+
+    def refuse(name: str) -> object:
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_query_held_at_plus_inf_breaches_and_acts(world: World) -> None:
+    """Every request slower than the histogram's largest bucket: requests per fast request
+    is x / 0, +Inf over the whole `for` window. +Inf was dropped as "no data": blind, exit
+    7, never acted on. Now it is past the `max`: exit 6, one alert, and every JSON document
+    (`--json`, the alert's `checks`, `status --json`) writes it as Prometheus does, "+Inf"."""
+    world.configure(
+        "  on_breach: alert\n  checks:\n"
+        f"    - {{name: slow_share, query: '{PER_FAST}', max: 1.05, for: 5s}}\n"
+    )
+    world.svc.serve(3.0)
+    world.prom.wait_for_samples(f"({PER_FAST}) == +Inf", 8)
+    once = run_cli("guard", "--once", "--json", cwd=world.demo.repo)
+    assert once.returncode == 6, (once.stdout, once.stderr)
+    doc = strict_json(once.stdout)
+    assert doc["outcome"] == "breached" and doc["actions"] == ["alerted"]
+    (check,) = doc["checks"]
+    assert (check["state"], check["value"]) == ("breached", "+Inf"), check
+    assert check["reason"].startswith("+Inf above the limit 1.05 for 5s: +Inf..+Inf over "), check
+    assert check["reason"].endswith(" (an infinite value, e.g. a division by 0)"), check
+    (alert,) = world.guard_alerts()
+    assert strict_json(str(alert["checks"])) == {
+        "slow_share": {"state": "breached", "value": "+Inf"}
+    }
+    assert "slow_share breached: slow_share: +Inf above the limit 1.05" in str(alert["text"])
+    status = run_cli("status", "--json", cwd=world.demo.repo)
+    row = strict_json(status.stdout)["guard"]["checks"][0]
+    assert (row["state"], row["value"]) == ("breached", "+Inf"), row
+    lines = run_cli("status", cwd=world.demo.repo).stderr
+    assert "slow_share: breached (value +Inf): +Inf above the limit 1.05" in lines, lines
 
 
 def test_a_rollback_alert_no_webhook_took_is_sent_again_at_the_next_evaluation(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -9,10 +10,19 @@ import pytest
 
 from bisector.core.types import Direction, MetricRule, Threshold
 from bisector.guard.canary import CanaryVerdict, judge_canary, min_samples
-from bisector.guard.prometheus import Blind, Data, parse_answer
-from bisector.guard.rules import CheckState, Limit, judge_check, merge_series, samples_needed
+from bisector.guard.prometheus import Blind, Data, Series, parse_answer
+from bisector.guard.rules import (
+    CheckState,
+    Limit,
+    judge_check,
+    merge_series,
+    samples_needed,
+    show_value,
+    wire,
+)
 
 NOW = 1_000_000.0
+INF = math.inf
 MAX = Limit(max=0.2)
 
 
@@ -173,6 +183,47 @@ def test_a_canary_worse_than_a_baseline_of_zero_says_by_how_much() -> None:
     assert "+0.0%" not in r.reason and "+0.01 from a baseline of 0" in r.reason, r.reason
 
 
+def test_an_infinite_canary_against_a_finite_baseline_fails() -> None:
+    """A canary at +Inf (a latency ratio over no successful request) against a finite
+    baseline is worse by any threshold: fail (its samples were dropped: too few, inconclusive).
+    For a higher-is-better metric -Inf is the worse infinity."""
+    r = judge_canary([100.0] * 10, [INF] * 10, RULE)
+    assert (r.verdict, r.canary_median, r.relative_effect) == (CanaryVerdict.FAIL, INF, None), r
+    assert r.reason.startswith("canary worse by at least 5%: +Inf vs 100 (p="), r.reason
+    higher = MetricRule(Direction.HIGHER, Threshold(0.05, relative=True))
+    assert judge_canary(noisy(100, 10, 8), [-INF] * 10, higher).verdict is CanaryVerdict.FAIL
+
+
+@pytest.mark.parametrize(
+    ("baseline", "canary"),
+    [
+        ([INF] * 10, [INF] * 10),  # both infinite: no shift to measure
+        ([INF] * 10, [100.0] * 10),  # the baseline infinite
+        ([100.0 + i for i in range(10)], [-INF] * 10),  # infinitely *better*: not a measurement
+        ([100.0 + i for i in range(10)], [INF] * 5 + [-INF] * 5),  # a median of NaN
+    ],
+)
+def test_an_infinite_median_otherwise_is_inconclusive(
+    baseline: list[float], canary: list[float]
+) -> None:
+    """Any other infinite median cannot be judged by a threshold: inconclusive (pause, never promote)."""
+    r = judge_canary(baseline, canary, RULE)
+    assert r.verdict is CanaryVerdict.INCONCLUSIVE, r
+    assert "a median is not finite" in r.reason, r.reason
+
+
+def test_a_few_infinite_samples_are_ranked_past_every_finite_one() -> None:
+    """Finite medians with a few ±Inf samples are judged as usual (infinities of one sign on
+    both sides are ties, not NaN shifts), and the reason counts them."""
+    r = judge_canary(noisy(100, 20, 9) + [INF] * 2, noisy(130, 20, 10) + [INF] * 2, RULE)
+    assert r.verdict is CanaryVerdict.FAIL and r.relative_effect is not None, r
+    assert 0.25 < r.relative_effect < 0.35 and "(±Inf samples: baseline 2, canary 2)" in r.reason
+    # inf - inf was NaN: the sort of the shifts came out of order, the shift -2.9%.
+    same = judge_canary(noisy(100, 30, 0) + [INF] * 4, noisy(100, 30, 50) + [INF] * 4, RULE)
+    assert same.verdict is CanaryVerdict.PASS and same.relative_effect is not None, same
+    assert 0 < same.relative_effect < 0.01, same.reason
+
+
 def test_prometheus_answers_parse_and_empty_or_errors_are_blind() -> None:
     """A matrix parses to series (NaN dropped); empty, error and garbage answers are blind."""
     ok = parse_answer(
@@ -187,12 +238,75 @@ def test_prometheus_answers_parse_and_empty_or_errors_are_blind() -> None:
     assert isinstance(parse_answer(b"<html>"), Blind)
 
 
-def test_an_answer_of_only_infinite_values_is_blind_and_says_so() -> None:
-    """`1/0` answers +Inf: blind, but not as "only NaN" (the reason named the wrong value)."""
+def test_infinite_values_are_values_and_only_nan_is_blind() -> None:
+    """`1/0` answers +Inf: a value (it was dropped as "no data", so a check past its
+    limit by all of infinity was blind and never acted); NaN alone is blind, and says so."""
     body = b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"+Inf"],[2,"-Inf"],[3,"NaN"]]}]}}'
-    assert parse_answer(body) == Blind("no finite value (only NaN or ±Inf, e.g. a division by 0)")
+    assert parse_answer(body) == Data((Series((), ((1.0, math.inf), (2.0, -math.inf))),))
+    nan = b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"NaN"]}]}}'
+    assert parse_answer(nan) == Blind(
+        "no value (only NaN, e.g. 0/0 or a histogram with no observations)"
+    )
     empty = b'{"status":"success","data":{"resultType":"matrix","result":[]}}'
     assert parse_answer(empty) == Blind("empty result (no series)")
+
+
+def test_plus_inf_held_past_a_max_breaches_and_says_why() -> None:
+    """+Inf over the whole window is past a `max` limit: breached, with a reason that reads
+    as one (`+Inf`, not `inf`, and why a value is infinite); pending while short."""
+    j = judge_check(series([INF] * 6), MAX, 5, 1, NOW)
+    assert (j.state, j.value) == (CheckState.BREACHED, INF), j
+    assert j.reason == (
+        "+Inf above the limit 0.2 for 5s: +Inf..+Inf over 6 samples"
+        " (an infinite value, e.g. a division by 0)"
+    )
+    short = judge_check(series([0.1, 0.1, 0.1, INF, INF, INF]), MAX, 5, 1, NOW)
+    assert short.state is CheckState.PENDING, short
+    assert short.reason.startswith("+Inf above the limit 0.2 for "), short.reason
+    mixed = judge_check(series([0.5, INF, 0.5, INF, 0.5, INF]), MAX, 5, 1, NOW)
+    assert mixed.state is CheckState.BREACHED and "0.5..+Inf over 6" in mixed.reason, mixed
+
+
+def test_infinities_against_a_min_limit() -> None:
+    """-Inf is past a `min` limit (breached); +Inf is within it (ok), and never blind."""
+    low = judge_check(series([-INF] * 6), Limit(min=10), 5, 1, NOW)
+    assert low.state is CheckState.BREACHED and low.reason.startswith("-Inf below the limit 10")
+    high = judge_check(series([INF] * 6), Limit(min=10), 5, 1, NOW)
+    assert (high.state, high.reason) == (
+        CheckState.OK,
+        "+Inf, limit 10 (breaches below) (an infinite value, e.g. a division by 0)",
+    )
+    assert judge_check(series([-INF] * 6), MAX, 5, 1, NOW).state is CheckState.OK
+
+
+def test_nan_samples_are_no_data_and_several_series_take_an_infinite_worst() -> None:
+    """NaN is still no sample (a window of only NaN is blind); of several series at an
+    instant +Inf is the worst for a `max`, and -Inf for a `min`."""
+    nan = judge_check(series([math.nan] * 6), MAX, 5, 1, NOW)
+    assert nan.state is CheckState.BLIND
+    merged = merge_series([series([0.1] * 6), series([INF] * 6), series([math.nan] * 6)], MAX)
+    assert [v for _, v in merged] == [INF] * 6
+    low = Limit(min=10)
+    assert [v for _, v in merge_series([series([12.0] * 6), series([-INF] * 6)], low)] == [-INF] * 6
+
+
+def test_non_finite_values_are_written_as_prometheus_writes_them() -> None:
+    """JSON has no infinity: `wire` writes Prometheus's strings, `show_value` reads them
+    back (and numbers) as the reasons show them."""
+    assert [wire(v) for v in (0.25, None, INF, -INF, math.nan)] == [
+        0.25,
+        None,
+        "+Inf",
+        "-Inf",
+        "NaN",
+    ]
+    assert [show_value(v) for v in (0.25, None, "+Inf", "-Inf", INF)] == [
+        "0.25",
+        "-",
+        "+Inf",
+        "-Inf",
+        "+Inf",
+    ]
 
 
 def test_a_window_of_more_points_than_prometheus_returns_is_refused(tmp_path: Path) -> None:

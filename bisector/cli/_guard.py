@@ -40,11 +40,10 @@ def guard(
 
 
 def evaluation_lines(doc: dict[str, Any]) -> list[str]:
-    from bisector.guard.rules import show
+    from bisector.guard.rules import show_value
 
     lines = [f"guard: {doc['outcome']}"]
     for c in doc["checks"]:
-        value = "-" if c["value"] is None else show(c["value"])
-        lines.append(f"  {c['name']}: {c['state']} (value {value}): {c['reason']}")
+        lines.append(f"  {c['name']}: {c['state']} (value {show_value(c['value'])}): {c['reason']}")
     lines += [f"  action: {a}" for a in doc["actions"]]
     return lines

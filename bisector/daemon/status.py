@@ -9,7 +9,7 @@ from typing import Any
 
 from bisector.config import Config
 from bisector.daemon.service import DAEMON_LOCK
-from bisector.guard.rules import show
+from bisector.guard.rules import show_value, wire
 from bisector.store.daemon_state import DaemonState
 from bisector.store.guard_state import BisectRequest, GuardState
 from rollback.entry import control_status
@@ -95,7 +95,7 @@ def guard_status(repo: Path, cfg: Config) -> dict[str, Any]:
             {
                 "name": r.name,
                 "state": r.state,
-                "value": r.value,
+                "value": wire(r.value),
                 "reason": r.reason,
                 "updated": _iso(r.updated),
                 "last_action": r.last_action,
@@ -138,7 +138,7 @@ def guard_lines(g: dict[str, Any]) -> list[str]:
             f" (requested {pending['requested']})"
         )
     for c in g["checks"]:
-        value = "-" if c["value"] is None else show(c["value"])
+        value = show_value(c["value"])
         why = f": {c['reason']}" if c["reason"] else ""
         action = f"; last action {c['last_action']} at {c['action_at']}" if c["last_action"] else ""
         lines.append(f"  {c['name']}: {c['state']} (value {value}){why}{action}")

@@ -15,7 +15,7 @@ from bisector.config_guard import Guard, GuardCheck
 from bisector.core.types import Direction, MetricRule
 from bisector.guard.canary import CanaryVerdict, judge_canary
 from bisector.guard.prometheus import Blind, Prometheus
-from bisector.guard.rules import CheckState, Limit, judge_check, merge_series
+from bisector.guard.rules import CheckState, Limit, judge_check, merge_series, wire
 from bisector.log import get_logger
 
 log = get_logger("bisector.guard")
@@ -35,7 +35,7 @@ class CheckOutcome:
         return {
             "name": self.name,
             "state": self.state,
-            "value": self.value,
+            "value": wire(self.value),
             "reason": self.reason,
             "samples": self.samples,
         }

@@ -1,8 +1,9 @@
 """The Prometheus HTTP API adapter: instant and range queries with urllib, a timeout each.
 
 Every failure (unreachable, a timeout, an HTTP or PromQL error, a malformed answer, an
-empty result) comes back as a `Blind` value, never as an exception: what the guard
-cannot see is no reason to act, and a caller that forgot an `except` must not roll back.
+empty result or one of only NaN) comes back as a `Blind` value, never as an exception:
+what the guard cannot see is no reason to act, and a caller that forgot an `except` must
+not roll back.
 """
 
 from __future__ import annotations
@@ -116,8 +117,7 @@ def parse_answer(body: bytes) -> Result:
         return Blind("empty result (no series)")
     series = [s for s in series if s.samples]
     if not series:
-        # Said as it is: `1/0` is +Inf, not "no data" (what the guard makes of it: the same).
-        return Blind("no finite value (only NaN or ±Inf, e.g. a division by 0)")
+        return Blind("no value (only NaN, e.g. 0/0 or a histogram with no observations)")
     return Data(tuple(series))
 
 
@@ -128,5 +128,7 @@ def _sample(pair: Any) -> Sample:
 def _series(item: Any, kind: str) -> Series:
     labels = tuple(sorted((str(k), str(v)) for k, v in dict(item.get("metric", {})).items()))
     raw = [item["value"]] if kind == "vector" else list(item["values"])
-    samples = tuple(s for s in (_sample(p) for p in raw) if math.isfinite(s[1]))
+    # NaN is no value (0/0, a histogram_quantile of no observations); ±Inf is one (`1/0`:
+    # the query saw something, past any `max`), and must not blind the check it breaches.
+    samples = tuple(s for s in (_sample(p) for p in raw) if not math.isnan(s[1]))
     return Series(labels, samples)

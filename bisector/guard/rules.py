@@ -12,6 +12,9 @@ loop does: the window [now - for, now] is sampled at `interval` steps, and the c
 - BLIND when there is no recent sample at all (no data is never healthy, and never a
   reason to act).
 
+An infinite value is a value (`1/0` is +Inf: the query saw something, and it is past
+any `max`); only NaN is no data.
+
 A single sample back within the limit resets the window, so a value hovering around the
 limit never breaches from scattered excursions (no flapping).
 """
@@ -83,10 +86,36 @@ class Limit:
 
 
 def show(value: float) -> str:
-    """A value as the guard's reasons show it: 3 significant digits, no exponent below 1e15."""
+    """A value as the guard's reasons show it: 3 significant digits, no exponent below 1e15;
+    `+Inf`, `-Inf` and `NaN` as Prometheus writes them."""
+    if not math.isfinite(value):
+        return _non_finite(value)
     if value != 0 and 1e3 <= abs(value) < 1e15:
         return f"{value:.0f}"
     return f"{value:.3g}"
+
+
+def wire(value: float | None) -> float | str | None:
+    """A value as the guard writes it in JSON: ±Inf and NaN as the strings Prometheus's API
+    uses (`"+Inf"`, `"-Inf"`, `"NaN"`); JSON has no such numbers (Python's `Infinity` is not
+    JSON, and strict parsers refuse the whole document)."""
+    return value if value is None or math.isfinite(value) else _non_finite(value)
+
+
+def _non_finite(value: float) -> str:
+    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+
+
+def show_value(value: float | str | None) -> str:
+    """A value of a JSON document (`wire`'s, or a number) as the reasons show it; `-`: none."""
+    return "-" if value is None else show(float(value))  # float("+Inf") is inf
+
+
+def infinite_note(*values: float) -> str:
+    """Why a value shown is infinite, after a reason that shows one; else nothing."""
+    if all(math.isfinite(v) for v in values):
+        return ""
+    return " (an infinite value, e.g. a division by 0)"
 
 
 def show_pair(value: float, bound: float) -> tuple[str, str]:
@@ -126,7 +155,7 @@ def merge_series(series: Sequence[Sequence[Sample]], limit: Limit) -> list[Sampl
     at: dict[float, list[float]] = {}
     for one in series:
         for t, v in one:
-            if math.isfinite(v):
+            if not math.isnan(v):
                 at.setdefault(t, []).append(v)
     return [(t, limit.worst(vs)) for t, vs in sorted(at.items())]
 
@@ -137,21 +166,22 @@ def judge_check(
     """The state of a check from its samples over [now - for, now] (see the module doc)."""
     start = now - for_s
     window = sorted(
-        (t, v) for t, v in samples if start - _SLACK * interval_s <= t <= now and math.isfinite(v)
+        (t, v) for t, v in samples if start - _SLACK * interval_s <= t <= now and not math.isnan(v)
     )
     needed = samples_needed(for_s, interval_s)
     if not window or window[-1][0] < now - (1 + _SLACK) * interval_s * 2:
         return Judgement(CheckState.BLIND, None, "no recent sample", len(window), needed)
     value = window[-1][1]
     if not limit.past(value):
-        return Judgement(CheckState.OK, value, limit.within_text(value), len(window), needed)
+        reason = limit.within_text(value) + infinite_note(value)
+        return Judgement(CheckState.OK, value, reason, len(window), needed)
     within = [t for t, v in window if not limit.past(v)]
     if within:
         held = now - within[-1]
         return Judgement(
             CheckState.PENDING,
             value,
-            f"{limit.past_text(value)} for {held:.0f}s of {span(for_s)}",
+            f"{limit.past_text(value)} for {held:.0f}s of {span(for_s)}{infinite_note(value)}",
             len(window),
             needed,
         )
@@ -167,7 +197,8 @@ def judge_check(
         return Judgement(
             CheckState.PENDING,
             value,
-            f"{limit.past_text(value)} in all {len(window)} samples, but the window needs {needed}",
+            f"{limit.past_text(value)} in all {len(window)} samples, but the window needs {needed}"
+            + infinite_note(value),
             len(window),
             needed,
         )
@@ -175,7 +206,8 @@ def judge_check(
     return Judgement(
         CheckState.BREACHED,
         value,
-        f"{limit.past_text(value)} for {span(for_s)}: {show_pair(low, limit.bound)[0]}..{show_pair(high, limit.bound)[0]} over {len(window)} samples",
+        f"{limit.past_text(value)} for {span(for_s)}: {show_pair(low, limit.bound)[0]}..{show_pair(high, limit.bound)[0]} over {len(window)} samples"
+        + infinite_note(low, high),
         len(window),
         needed,
     )

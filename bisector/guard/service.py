@@ -39,6 +39,7 @@ from bisector.errors import BisectorError, ConfigError, RollbackError
 from bisector.gitrepo import GitRepo
 from bisector.guard.evaluate import CheckOutcome, blind, breached, evaluate_all, inconclusive
 from bisector.guard.prometheus import Prometheus
+from bisector.guard.rules import wire
 from bisector.log import get_logger
 from bisector.releases import newest_but_one, still_named
 from bisector.store.control import ControlStore, journal_path
@@ -278,7 +279,7 @@ class Guardian:
         self, state: GuardState, text: str, reason: str, outcomes: Sequence[CheckOutcome]
     ) -> None:
         """Send one alert; one that no webhook took is journaled for the next evaluation."""
-        values = json.dumps({o.name: {"state": o.state, "value": o.value} for o in outcomes})
+        values = json.dumps({o.name: {"state": o.state, "value": wire(o.value)} for o in outcomes})
         message = AlertMessage(text=text, step="guard", reason=reason, extra={"checks": values})
         if not delivered(send_alert(self.cfg.daemon.alerts, message)):
             self._keep(state, message)
