@@ -351,3 +351,35 @@ def test_a_reference_that_is_not_one_is_a_one_line_error(tmp_path: Path) -> None
     (line,) = done.stdout.strip().splitlines()
     assert line.startswith(f"cannot read reference {garbage} (not one --reference-out wrote?): ")
     assert "weights_only" not in line and "Unsupported operand" in line
+
+
+@needs_torch
+def test_inf_or_nan_logits_are_the_largest_disagreement_the_protocol_takes() -> None:
+    """A commit whose logits overflow to inf (or turn NaN) must still print agreement_max_abs
+    as a measurement: a float's maximum was dropped by bisector, and the commit that broke
+    the outputs read as one that cannot be tested."""
+    from bisector.engine.trialreason import as_number
+
+    script = textwrap.dedent(
+        """
+        import json, torch
+        from bisector.harness._agreement import compare
+        ref = torch.arange(16, dtype=torch.float32).reshape(1, 2, 8)
+        out = {}
+        for name, bad in (("inf", float("inf")), ("-inf", float("-inf")), ("nan", float("nan"))):
+            broken = ref.clone()
+            broken[0, 1, 3] = bad
+            out[name] = compare(torch, [ref], [broken])["agreement_max_abs"]
+        same = ref.clone()
+        same[0, 0, 0] = float("inf")
+        out["same inf"] = compare(torch, [same], [same.clone()])["agreement_max_abs"]
+        print(json.dumps(out))
+        """
+    )
+    done = subprocess.run(
+        [TORCH_PYTHON, "-c", script], env=_env(), capture_output=True, text=True, check=True
+    )
+    result = json.loads(done.stdout)
+    for name in ("inf", "-inf", "nan"):
+        assert as_number(result[name]) is not None and result[name] >= 1e30, (name, result)
+    assert result["same inf"] == 0.0

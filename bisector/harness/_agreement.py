@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "bisector-bench-reference/1"
+#: agreement_max_abs where an output is NaN or infinite and the reference's is not: the
+#: largest number the benchmark protocol takes as a measurement. A float's maximum (what
+#: nan_to_num makes of inf) is not one, so bisector dropped the metric and the commit
+#: that broke the outputs read as one that cannot be tested.
+UNBOUNDED_DIFFERENCE = 1e300
 
 
 class ReferenceError(Exception):
@@ -80,9 +85,18 @@ def compare(torch: Any, reference: list[Any], logits: list[Any]) -> dict[str, fl
         cos_sum += float(cos.sum())
         tokens += r.shape[0]
         agree += int((r.argmax(dim=-1) == o.argmax(dim=-1)).sum())
-        max_abs = max(max_abs, float((r - o).abs().max()))
+        max_abs = max(max_abs, _max_abs_difference(torch, ref, out))
     return {
         "agreement_cosine": cos_sum / tokens,
         "agreement_max_abs": max_abs,
         "top1_agreement": agree / tokens,
     }
+
+
+def _max_abs_difference(torch: Any, ref: Any, out: Any) -> float:
+    """The largest |ref - out|; `UNBOUNDED_DIFFERENCE` where they differ by NaN or inf
+    (equal infinities do not differ)."""
+    r, o = ref.double(), out.double()
+    diff = torch.where(r == o, torch.zeros_like(r), (r - o).abs())
+    diff = torch.nan_to_num(diff, nan=UNBOUNDED_DIFFERENCE, posinf=UNBOUNDED_DIFFERENCE)
+    return min(float(diff.max()), UNBOUNDED_DIFFERENCE) if diff.numel() else 0.0
