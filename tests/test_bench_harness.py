@@ -383,3 +383,27 @@ def test_inf_or_nan_logits_are_the_largest_disagreement_the_protocol_takes() -> 
     for name in ("inf", "-inf", "nan"):
         assert as_number(result[name]) is not None and result[name] >= 1e30, (name, result)
     assert result["same inf"] == 0.0
+
+
+@pytest.mark.slow
+@needs_torch
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["--model-config", '{"num_attention_heads": 5}'], 1, "not a multiple"),
+        (["--model-config", '{"hidden_act": "nope"}'], 1, "KeyError: 'nope'"),
+        (["--attn", "nonsense"], 1, "nonsense"),
+        (["--arch", "lama"], 1, "did you mean llama"),
+        (["--device", "bogus"], 2, "--device bogus"),
+    ],
+)
+def test_a_model_transformers_refuses_is_one_error_line(
+    tmp_path: Path, args: list[str], code: int, says: str
+) -> None:
+    """What transformers (or torch) refuses is one `error:` line, the trial's reason,
+    not a traceback whose last line is `KeyError: 'nope'` or a wrapped message."""
+    tiny = ["--arch", "llama", "--layers", "1", "--hidden", "32", "--heads", "2", "--vocab", "64"]
+    proc = run_bench([*tiny, "--seq", "8", "--batch-sizes", "1", *args], tmp_path)
+    assert proc.returncode == code and proc.stdout == "", proc.stderr[-2000:]
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("error: ") and says in line and len(line) < 400, line

@@ -57,19 +57,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 125
         import_s[f"import_{module}_s"] = round(time.perf_counter() - t0, 3)
     from bisector.harness._agreement import ReferenceError
-    from bisector.harness._model import ModelError
+    from bisector.harness._model import ModelError, one_line
     from bisector.harness._run import run
 
     try:
         result = run(opts, _HARNESS_START, import_s)
+    except OptionsError as exc:  # what only torch can tell apart: a device name
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
     except (ModelError, ReferenceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except Exception as exc:
         import traceback
 
         traceback.print_exc(file=sys.stderr)
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {one_line(str(exc))}", file=sys.stderr)
         return 1
     sys.stdout.flush()
     print(json.dumps(_finite(result, "result"), separators=(",", ":"), allow_nan=False), flush=True)

@@ -16,6 +16,7 @@ returns and still counts ``batch_size`` requests, and it compares the first
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 import json
@@ -102,7 +103,11 @@ def _config_kwargs(transformers: Any, options: dict[str, Any]) -> dict[str, Any]
     try:
         probe = transformers.AutoConfig.for_model(arch)
     except (ValueError, KeyError) as exc:
-        raise ModelError(f"unknown transformers architecture {arch!r}: {exc}") from exc
+        # transformers' message lists every model type it has (thousands of characters).
+        known = list(getattr(transformers, "CONFIG_MAPPING", {}).keys())
+        close = difflib.get_close_matches(arch, known, n=3)
+        also = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ModelError(f"--arch {arch}: not a transformers model type{also}") from exc
     hidden = options["hidden"]
     kwargs: dict[str, Any] = {
         "num_hidden_layers": options["layers"],
@@ -143,15 +148,16 @@ def from_transformers(torch: Any, options: dict[str, Any], device: Any) -> Workl
 
     dtype = resolve_dtype(torch, options["dtype"])
     t0 = time.perf_counter()
-    config = transformers.AutoConfig.for_model(
-        options["arch"], **_config_kwargs(transformers, options)
-    )
+    kwargs = _config_kwargs(transformers, options)
+    # Building a config runs only its validators (some raise their own exception types).
+    with _refused(options, Exception):
+        config = transformers.AutoConfig.for_model(options["arch"], **kwargs)
     model_class = _causal_lm_class(transformers, config)
     imported = time.perf_counter()
     attn = options["attn"]
     # Built on the device directly; dtype and attention are pinned so a library's new
     # default is no false regression.
-    with torch.device(device), _skipped_init(torch, transformers):
+    with torch.device(device), _skipped_init(torch, transformers), _refused(options):
         try:
             model = model_class._from_config(config, dtype=dtype, attn_implementation=attn)
         except TypeError:  # transformers < 4.56 names it torch_dtype
@@ -170,6 +176,31 @@ def from_transformers(torch: Any, options: dict[str, Any], device: Any) -> Workl
         "fill_s": round(filled - built, 3),
     }
     return Workload(model, builder, f"transformers {options['arch']}", True, PAD_ID, phases)
+
+
+_REFUSALS = (ValueError, KeyError, TypeError, ImportError)
+
+
+@contextmanager
+def _refused(options: dict[str, Any], *refusals: type[Exception]) -> Iterator[None]:
+    """What transformers raises for a config or attention it refuses (a head count that
+    does not divide the width, an unknown activation, an attention whose package is not
+    installed): one line naming it, not a traceback whose last line is `KeyError: 'x'`."""
+    caught = refusals or _REFUSALS
+    try:
+        yield
+    except caught as exc:
+        raise ModelError(
+            f"transformers refused the {options['arch']} model (--arch, --layers ... "
+            f"--model-config, --attn): {type(exc).__name__}: {one_line(str(exc))}"
+        ) from exc
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """`text` on one line of at most about `limit` characters: the trial's reason is the
+    last stderr line, so an error message that wraps would lose its start."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
 def _causal_lm_class(transformers: Any, config: Any) -> Any:

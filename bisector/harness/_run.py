@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bisector.harness import _agreement, _gpu_state, _model, _timing
-from bisector.harness._options import BenchOptions
+from bisector.harness._options import BenchOptions, OptionsError
 from bisector.harness._stats import percentile
 
 
@@ -36,7 +36,10 @@ def process_start_unix() -> float | None:
 def select_device(torch: Any, name: str) -> Any:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise OptionsError(f"--device {name}: not a device (auto, cpu, cuda, cuda:N)") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise _model.ModelError(f"--device {name}: CUDA is not available")
     if device.type == "cuda" and device.index is None:
