@@ -293,6 +293,32 @@ def test_bad_options_exit_2_without_torch(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "layerz" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("argv", "config", "said"),
+    [
+        (["--threads", "-1"], None, "error: --threads must be at least 1"),
+        (["--dtype", "int8"], None, "error: argument --dtype: invalid choice: 'int8'"),
+        (["--layerz", "3"], None, "error: unrecognized arguments: --layerz 3"),
+        ([], '{"cuda_graphs": "false"}', "cuda_graphs: expected true or false, not 'false'"),
+        ([], '{"layers": 2.5}', "layers: expected a whole number, not 2.5"),
+        ([], '{"warmup_tolerance": "0.1"}', "warmup_tolerance: expected a number, not '0.1'"),
+        ([], '{"dtype": "int8"}', "dtype: expected one of float32, float16, bfloat16"),
+    ],
+)
+def test_a_bad_option_or_config_value_is_one_error_line(
+    tmp_path: Path, argv: list[str], config: str | None, said: str
+) -> None:
+    """A trial's reason is the last stderr line: argparse printed its usage first, and a
+    --config value was taken as it was written ("false", a true string, for a flag)."""
+    if config is not None:
+        (tmp_path / "c.json").write_text(config)
+        argv = ["--config", str(tmp_path / "c.json"), *argv]
+    proc = run_bench(argv, tmp_path, python=sys.executable)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert said in line and line.startswith("error: "), line
+
+
 ALLOWED_THIRD_PARTY = {"torch", "transformers", "tokenizers", "pynvml"}
 
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 REFERENCE_OUT_ENV = "BISECTOR_REFERENCE_OUT"  # the names bisector.engine.reference sets
 REFERENCE_IN_ENV = "BISECTOR_REFERENCE_IN"
@@ -116,10 +116,18 @@ def _positive_ints(text: str) -> tuple[int, ...]:
     return values
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one `error:` line (a trial's reason is the last stderr
+    line; argparse printed its 20-line usage before it), as a bad `--config` value is."""
+
+    def error(self, message: str) -> NoReturn:
+        raise OptionsError(f"{message} (see python -m bisector.bench --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The harness's argument parser; defaults come from `BenchOptions`."""
     d = BenchOptions()
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m bisector.bench",
         description="Benchmark a PyTorch / transformers model; the last stdout line is the "
         "benchmark protocol's JSON object (keys starting with '_' are metadata).",
@@ -262,8 +270,30 @@ def _config_defaults(path: str, parser: argparse.ArgumentParser) -> dict[str, An
                 raise OptionsError(f"config {path}: {key}: {exc}") from exc
         elif dest == "model_config" and isinstance(value, dict):
             value = json.dumps(value)
+        else:
+            _check_config_value(path, key, action, value)
         defaults[dest] = value
     return defaults
+
+
+def _check_config_value(path: str, key: str, action: argparse.Action, value: Any) -> None:
+    """A `--config` value of the option's kind: argparse converts command-line text, but a
+    JSON value is taken as it is (`"cuda_graphs": "false"` was a true string)."""
+    if isinstance(action, argparse._StoreTrueAction):
+        if not isinstance(value, bool):
+            raise OptionsError(f"config {path}: {key}: expected true or false, not {value!r}")
+        return
+    if value is None:
+        return
+    if action.type is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise OptionsError(f"config {path}: {key}: expected a whole number, not {value!r}")
+    if action.type is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise OptionsError(f"config {path}: {key}: expected a number, not {value!r}")
+    if action.type is None and not isinstance(value, str):
+        raise OptionsError(f"config {path}: {key}: expected text, not {value!r}")
+    if action.choices is not None and value not in action.choices:
+        shown = ", ".join(map(str, action.choices))
+        raise OptionsError(f"config {path}: {key}: expected one of {shown}, not {value!r}")
 
 
 def parse_options(argv: Sequence[str] | None = None) -> BenchOptions:
@@ -309,6 +339,8 @@ def _validate(o: BenchOptions) -> None:
             raise OptionsError(f"--{name.replace('_', '-')} must be at least 1")
     if o.warmup_min < 0 or o.warmup_max < o.warmup_min:
         raise OptionsError("need 0 <= --warmup-min <= --warmup-max")
+    if o.threads is not None and o.threads < 1:
+        raise OptionsError("--threads must be at least 1")
     if o.pad_to is not None and o.pad_to < 1:
         raise OptionsError("--pad-to must be at least 1")
     if o.new_tokens < 0:
