@@ -3,8 +3,8 @@
 `choose_measurer` reads `execution.executor` (or `run --executor`) and returns how the
 run opens its `Probe`. Ray is an optional extra: it is imported only here, only when
 chosen, so a local run pays nothing for it, and a missing install is one `error:` line
-with the install hint before anything is written. The local executor builds and runs
-here, so what its builder needs here (the docker builder: a reachable daemon) is checked
+with the install hint before anything is written, as is a head nothing listens at (Ray
+would retry it for minutes). The local executor builds and runs here, so what its builder needs here (the docker builder: a reachable daemon) is checked
 now too; the ray executor's driver only computes environment keys and needs none of it.
 """
 
@@ -49,5 +49,7 @@ def choose_measurer(
             hint="pip install 'bisector[ray]'",
         ) from None
     from bisector.executors.ray_measurer import open_ray_measurer  # noqa: PLC0415 (imports ray)
+    from bisector.executors.ray_setup import check_reachable  # noqa: PLC0415 (imports ray)
 
+    check_reachable(cfg.execution.ray.address)  # before anything is written
     return cast("M", open_ray_measurer(workers or cfg.execution.workers))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,6 +42,32 @@ def check_feasible(options: dict[str, Any]) -> None:
             "the Ray cluster cannot run one trial: it needs " + ", ".join(short),
             hint="lower execution.ray.resources_per_trial or add nodes with these resources",
         )
+
+
+REACH_TIMEOUT_S = 5.0
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def check_reachable(address: str) -> None:
+    """Refuse a head nothing listens at: `ray.init` would retry it for minutes, silently."""
+    if address in ("local", "auto"):
+        return  # started here, or found by Ray from this machine's own cluster
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")
+    # Ray dials this machine's own address for a loopback one: probe what it will dial.
+    node_ip = cast("Any", ray).util.get_node_ip_address  # untyped in ray
+    client = address.startswith("ray://")  # Ray Client dials the host as written
+    dialed: str = node_ip() if host in _LOOPBACK and not client else host
+    try:
+        socket.create_connection((dialed, int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        via = "" if dialed == host else f", which Ray dials as {dialed}:{port}"
+        raise BisectorError(
+            f"cannot reach the Ray head at {address} (execution.ray.address{via}): "
+            f"{exc.strerror or exc}",
+            hint="start the cluster (`ray start --head`) or set execution.ray.address to its "
+            "head's HOST:PORT",
+        ) from None
 
 
 def connect(address: str) -> bool:

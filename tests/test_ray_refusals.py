@@ -1,0 +1,50 @@
+"""Ray runs refused before anything is measured or written: one `error:` line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from bisector.testing.raycluster import free_port, sleep_repo
+
+from .conftest import run_cli, tree_digest
+
+pytest.importorskip("ray")
+pytestmark = [pytest.mark.ray]
+
+
+def _refused(tmp_path: Path, address: str, *extra: str) -> tuple[str, float]:
+    repo = sleep_repo(tmp_path / "repo", 3, 1)
+    config = tmp_path / "b.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "benchmark": {"command": ["python", "bench.py"]},
+                "metrics": {"latency_ms": {"direction": "lower"}},
+                "execution": {"executor": "ray", "ray": {"address": address}},
+            }
+        )
+    )
+    before = tree_digest(repo)
+    t0 = time.monotonic()
+    proc = run_cli(
+        "run", "--repo", str(repo), "--config", str(config), "--good", "good", "--bad", "bad",
+        *extra, timeout=120,
+    )  # fmt: skip
+    took = time.monotonic() - t0
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert tree_digest(repo) == before
+    return proc.stderr, took
+
+
+def test_an_unreachable_head_is_one_error_within_seconds(tmp_path: Path) -> None:
+    """Nothing listens at the address: Ray would retry for minutes; the run says so at once."""
+    address = f"127.0.0.1:{free_port()}"
+    err, took = _refused(tmp_path, address)
+    assert f"error: cannot reach the Ray head at {address}" in err, err[-2000:]
+    assert "hint: " in err
+    assert took < 30
+
