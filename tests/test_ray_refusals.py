@@ -48,3 +48,8 @@ def test_an_unreachable_head_is_one_error_within_seconds(tmp_path: Path) -> None
     assert "hint: " in err
     assert took < 30
 
+
+def test_more_workers_than_the_config_allows_is_refused(tmp_path: Path) -> None:
+    """`--workers` has the bound of execution.workers (1-256)."""
+    err, _ = _refused(tmp_path, "127.0.0.1:1", "--workers", "257")
+    assert "--workers" in err and "256" in err, err[-2000:]

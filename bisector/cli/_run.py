@@ -46,7 +46,7 @@ def run(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", min=1, help="Trials in flight at once (ray executor)."),
+        typer.Option("--workers", min=1, max=256, help="Trials in flight at once (ray executor)."),
     ] = None,
 ) -> int:
     """Find the first bad commit (and the package or config key inside it)."""
