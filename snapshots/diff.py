@@ -54,13 +54,16 @@ def is_gpu_stack(name: str) -> bool:
 
 
 def version_risk(name: str, old: str, new: str) -> Risk:
-    """high: GPU stack or major version; medium: minor; low: anything smaller."""
+    """high: GPU stack, epoch or major version; medium: minor; low: anything smaller."""
     if is_gpu_stack(name):
         return Risk.HIGH
     try:
-        a, b = Version(old).release, Version(new).release
+        va, vb = Version(old), Version(new)
     except InvalidVersion:
         return Risk.MEDIUM
+    if va.epoch != vb.epoch:
+        return Risk.HIGH  # an epoch restarts the numbering: `1!1.0` is newer than `9.0`
+    a, b = va.release, vb.release
     a3, b3 = (a + (0, 0))[:3], (b + (0, 0))[:3]
     if a3[0] != b3[0]:
         return Risk.HIGH

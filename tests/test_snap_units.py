@@ -129,6 +129,9 @@ def test_malformed_yaml_is_reported_not_raised() -> None:
         ("tokenizers", "0.19.0", "0.19.1", Risk.HIGH),
         ("triton", "2.1.0", "2.1.1", Risk.HIGH),
         ("cupy-cuda12x", "13.0", "13.0.1", Risk.HIGH),
+        # an epoch outranks every release number: `1!1.0` sorts after `2.0`
+        ("fastpad", "1.0", "1!1.0", Risk.HIGH),
+        ("fastpad", "1!1.0", "1!1.0.1", Risk.LOW),
     ],
 )
 def test_version_risk_levels(name: str, old: str, new: str, risk: Risk) -> None:
