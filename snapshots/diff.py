@@ -18,6 +18,7 @@ extras or marker change without two comparable pinned versions).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -46,6 +47,8 @@ PackageChangeKind = Literal["added", "removed", "upgraded", "downgraded", "chang
 
 _GPU_STACK_NAMES = frozenset({"transformers", "tokenizers", "triton", "cudnn", "jax", "jaxlib"})
 _GPU_STACK_PREFIXES = ("torch", "nvidia-", "cuda", "cudnn", "cupy")
+# a local version label naming the accelerator build: `+cu121`, `+cu118`, `+cpu`, `+rocm6.0`
+_ACCELERATOR_LOCAL = re.compile(r"(?:^|\.)(?:cu\d+|cuda|cpu|rocm)", re.IGNORECASE)
 
 
 def is_gpu_stack(name: str) -> bool:
@@ -54,7 +57,8 @@ def is_gpu_stack(name: str) -> bool:
 
 
 def version_risk(name: str, old: str, new: str) -> Risk:
-    """high: GPU stack, epoch or major version; medium: minor; low: anything smaller."""
+    """high: GPU stack, epoch, major version or CUDA build (`+cu121` -> `+cu118`); medium:
+    minor; low: anything smaller."""
     if is_gpu_stack(name):
         return Risk.HIGH
     try:
@@ -63,6 +67,8 @@ def version_risk(name: str, old: str, new: str) -> Risk:
         return Risk.MEDIUM
     if va.epoch != vb.epoch:
         return Risk.HIGH  # an epoch restarts the numbering: `1!1.0` is newer than `9.0`
+    if va.local != vb.local and any(_ACCELERATOR_LOCAL.search(v.local or "") for v in (va, vb)):
+        return Risk.HIGH  # the same release built for another CUDA (or none): a CUDA change
     a, b = va.release, vb.release
     a3, b3 = (a + (0, 0))[:3], (b + (0, 0))[:3]
     if a3[0] != b3[0]:

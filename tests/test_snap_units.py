@@ -132,6 +132,11 @@ def test_malformed_yaml_is_reported_not_raised() -> None:
         # an epoch outranks every release number: `1!1.0` sorts after `2.0`
         ("fastpad", "1.0", "1!1.0", Risk.HIGH),
         ("fastpad", "1!1.0", "1!1.0.1", Risk.LOW),
+        # a wheel built for another CUDA (or none) is a CUDA change, whatever its name
+        ("flash-attn", "2.5.0+cu121", "2.5.0+cu118", Risk.HIGH),
+        ("flash-attn", "2.5.0+cu121", "2.5.0+cpu", Risk.HIGH),
+        ("vllm", "0.4.0", "0.4.0+rocm6.0", Risk.HIGH),
+        ("fastpad", "1.0.0+build1", "1.0.0+build2", Risk.LOW),
     ],
 )
 def test_version_risk_levels(name: str, old: str, new: str, risk: Risk) -> None:
