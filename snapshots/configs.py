@@ -1,9 +1,9 @@
 """Config files: which ones a snapshot holds, and their YAML-aware flattening.
 
 Files are matched against `snapshots.configs` globs (`**` crosses folders, `*` does
-not; both match any character of a name, a newline included). YAML and JSON files are
-flattened to key paths by `bisector.plumbing.yamlkeys` (`batching.dynamic`, list items
-by index: `models[0].name`, a key holding a dot escaped: `a\\.b`); any other matched file
+not; both match any character of a name, a newline included). YAML and JSON files (a
+`.json` file read by JSON's rules) are flattened to key paths by
+`bisector.plumbing.yamlkeys` (`batching.dynamic`, list items by index: `models[0].name`, a key holding a dot escaped: `a\\.b`); any other matched file
 is opaque (compared by its bytes).
 A file that fails to parse is still stored byte for byte; the snapshot records the
 parse error and a diff reports the file as changed with that note instead of failing.
@@ -12,6 +12,7 @@ parse error and a diff reports the file as changed with that note instead of fai
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -74,6 +75,12 @@ def parse_config_bytes(path: str, data: bytes) -> tuple[Any, str | None]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, f"not UTF-8: {exc.reason} at byte {exc.start}"
+    if path.lower().endswith(".json"):
+        # by JSON's rules: YAML takes `1e5` for a string and refuses a tab indent
+        try:
+            return json.loads(text), None
+        except (ValueError, RecursionError) as exc:
+            return None, f"malformed JSON: {exc}"
     try:
         return safe_load(text), None
     except yaml.YAMLError as exc:

@@ -216,3 +216,11 @@ def test_diff_configs_type_change_counts() -> None:
     b = {"c.yaml": b"x: true\ny: '1'\n"}
     got = [(c.key, c.old, c.new) for c in diff_configs(_manifest(a), a, _manifest(b), b)]
     assert got == [("x", 1, True), ("y", 1, "1")]
+
+
+def test_diff_configs_reads_json_as_json() -> None:
+    """A JSON config is read by JSON's rules: a tab indent is fine, `1e5` is a number."""
+    a = {"c.json": b'{\n\t"a": 1e5,\n\t"b": 1\n}\n'}
+    b = {"c.json": b'{\n\t"a": "1e5",\n\t"b": 2\n}\n'}
+    got = [(c.key, c.change, c.old, c.new) for c in diff_configs(_manifest(a), a, _manifest(b), b)]
+    assert got == [("a", "changed", 100000.0, "1e5"), ("b", "changed", 1, 2)]

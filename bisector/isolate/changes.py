@@ -167,13 +167,8 @@ def _is_json(path: str) -> bool:
 
 
 def _load(path: str, data: bytes) -> tuple[Any, str | None]:
-    """A config file's document: JSON read as JSON (YAML would take `1e5` for a string)."""
-    if not _is_json(path):
-        return parse_config_bytes(path, data)
-    try:
-        return json.loads(data.decode("utf-8")), None
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        return None, f"malformed JSON: {exc}"
+    """A config file's document (JSON read as JSON: YAML would take `1e5` for a string)."""
+    return parse_config_bytes(path, data)
 
 
 # --- writing a partial state -------------------------------------------------------------
