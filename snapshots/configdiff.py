@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bisector.plumbing import yamlkeys
 from bisector.plumbing.yamlkeys import diff_flat, natural_order
-from snapshots.configs import Flat, flatten, is_structured, parse_config_bytes
+from snapshots.configs import Flat, is_structured, json_safe, parse_config_bytes
 from snapshots.manifest import Manifest
 
 __all__ = ["ConfigChange", "Risk", "diff_configs"]
@@ -56,7 +57,10 @@ class ConfigChange:
 
 
 def _diff_flat(file: str, old: Flat, new: Flat) -> list[ConfigChange]:
-    return [ConfigChange(file, d.key, d.change, d.old, d.new) for d in diff_flat(old, new)]
+    return [
+        ConfigChange(file, d.key, d.change, json_safe(d.old), json_safe(d.new))
+        for d in diff_flat(old, new)
+    ]
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class _Side:
     """One config file at one side: its object id, flattened keys or parse problem."""
 
     object: str
+    # the leaves as parsed, not yet JSON-safe: a date and its ISO text differ
     flat: Flat | None  # None: opaque or unparseable
     error: str | None
 
@@ -72,7 +77,7 @@ def _sides(manifest: Manifest, files: Mapping[str, bytes]) -> dict[str, _Side]:
     out: dict[str, _Side] = {}
     for cf in manifest.configs:
         doc, err = parse_config_bytes(cf.path, files[cf.path])
-        flat = flatten(doc) if err is None and is_structured(cf.path) else None
+        flat = yamlkeys.flatten(doc) if err is None and is_structured(cf.path) else None
         out[cf.path] = _Side(cf.object, flat, err)
     return out
 

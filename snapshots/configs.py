@@ -23,7 +23,7 @@ import yaml
 from bisector.plumbing import yamlkeys
 from bisector.plumbing.yamlload import safe_load
 
-__all__ = ["Flat", "flatten", "is_structured", "match_globs", "parse_config_bytes"]
+__all__ = ["Flat", "flatten", "is_structured", "json_safe", "match_globs", "parse_config_bytes"]
 
 Flat = dict[str, Any]  # key path -> JSON-safe scalar (or {} / [] for empty containers)
 
@@ -90,7 +90,8 @@ def parse_config_bytes(path: str, data: bytes) -> tuple[Any, str | None]:
         return None, f"malformed YAML: {where}{problem}"
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """A leaf as JSON can hold it (a date as ISO text, other scalars as `str`)."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, dict | list) and not value:  # an empty container is a leaf
@@ -104,4 +105,4 @@ def _json_safe(value: Any) -> Any:
 
 def flatten(doc: Any) -> Flat:
     """Key paths to JSON-safe leaves; a top-level scalar is the single key "" (the whole file)."""
-    return {key: _json_safe(value) for key, value in yamlkeys.flatten(doc).items()}
+    return {key: json_safe(value) for key, value in yamlkeys.flatten(doc).items()}

@@ -224,3 +224,11 @@ def test_diff_configs_reads_json_as_json() -> None:
     b = {"c.json": b'{\n\t"a": "1e5",\n\t"b": 2\n}\n'}
     got = [(c.key, c.change, c.old, c.new) for c in diff_configs(_manifest(a), a, _manifest(b), b)]
     assert got == [("a", "changed", 100000.0, "1e5"), ("b", "changed", 1, 2)]
+
+
+def test_diff_configs_a_date_quoted_into_a_string_is_a_change() -> None:
+    """YAML reads `2024-01-01` as a date and `'2024-01-01'` as a string: a type change."""
+    a = {"c.yaml": b"since: 2024-01-01\n"}
+    b = {"c.yaml": b"since: '2024-01-01'\n"}
+    got = [(c.key, c.change, c.old, c.new) for c in diff_configs(_manifest(a), a, _manifest(b), b)]
+    assert got == [("since", "changed", "2024-01-01", "2024-01-01")]
