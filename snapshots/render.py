@@ -139,8 +139,13 @@ def diff_renderable(d: SnapshotDiff) -> RenderableType:
         for col in ("file", "key", "change", "old", "new", "risk"):
             t.add_column(col, overflow="fold")
         for c in d.configs:
-            new = _value(c.new) + (f"  ({c.note})" if c.note else "")
-            _row(t, c.file, c.key or "(file)", c.change, _value(c.old), new, c.risk.value)
+            # a type change (`1` -> `"1"`) shows both sides as JSON, or it reads `1 -> 1`
+            show = (
+                json.dumps if c.change == "changed" and type(c.old) is not type(c.new) else _value
+            )
+            new = ("" if c.new is None else show(c.new)) + (f"  ({c.note})" if c.note else "")
+            old_text = "" if c.old is None else show(c.old)
+            _row(t, c.file, c.key or "(file)", c.change, old_text, new, c.risk.value)
         parts.append(t)
     for label, changes in (
         ("packages (declared)", d.packages),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from snapshots.configs import flatten, match_globs, parse_config_bytes
@@ -232,3 +234,25 @@ def test_diff_configs_a_date_quoted_into_a_string_is_a_change() -> None:
     b = {"c.yaml": b"since: '2024-01-01'\n"}
     got = [(c.key, c.change, c.old, c.new) for c in diff_configs(_manifest(a), a, _manifest(b), b)]
     assert got == [("since", "changed", "2024-01-01", "2024-01-01")]
+
+
+def test_diff_table_tells_a_number_from_the_same_text() -> None:
+    """`x: 1` -> `x: "1"` must not read as `1 -> 1` in the table."""
+    from rich.console import Console
+
+    from snapshots.diff import SideInfo, SnapshotDiff
+    from snapshots.render import diff_renderable
+
+    a = {"c.yaml": b"x: 1\ny: old\n"}
+    b = {"c.yaml": b"x: '1'\ny: new\n"}
+    side = SideInfo("r", "0" * 40, "s", (), "d", "s")
+    diff = SnapshotDiff(side, side, tuple(diff_configs(_manifest(a), a, _manifest(b), b)), ())
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))
+    console.print(diff_renderable(diff))
+    rows = {
+        line.split("│")[2].strip(): line
+        for line in console.export_text().splitlines()
+        if "│" in line
+    }
+    assert [c.strip() for c in rows["x"].split("│")[4:6]] == ["1", '"1"']
+    assert [c.strip() for c in rows["y"].split("│")[4:6]] == ["old", "new"]
