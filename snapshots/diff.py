@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from snapshots.configdiff import ConfigChange, Risk, diff_configs
@@ -228,6 +229,22 @@ def _compare_versions(name: str, old: str, new: str, env: str | None) -> Package
     return PackageChange(name, kind, old, new, version_risk(name, old, new), env)
 
 
+def _same(old: _Effective, new: _Effective) -> bool:
+    """The same declaration written differently (`==1.0` and `==1.0.0`, specifiers in
+    another order): equal as packaging reads them, so no change."""
+    if (old.extras, old.markers) != (new.extras, new.markers):
+        return False
+    try:
+        same_pin = old.version == new.version or (
+            old.version is not None
+            and new.version is not None
+            and Version(old.version) == Version(new.version)
+        )
+        return same_pin and SpecifierSet(old.specifier) == SpecifierSet(new.specifier)
+    except (InvalidVersion, InvalidSpecifier):
+        return False
+
+
 def diff_declared(
     a: Iterable[DeclaredDependency], b: Iterable[DeclaredDependency]
 ) -> list[PackageChange]:
@@ -239,7 +256,7 @@ def diff_declared(
             out.append(PackageChange(name, "added", None, new.short(), _presence_risk(name)))
         elif new is None and old is not None:
             out.append(PackageChange(name, "removed", old.short(), None, _presence_risk(name)))
-        elif old is not None and new is not None and old != new:
+        elif old is not None and new is not None and old != new and not _same(old, new):
             if old.version is not None and new.version is not None and old.version != new.version:
                 change = _compare_versions(name, old.version, new.version, None)
                 if change is not None:

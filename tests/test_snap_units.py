@@ -178,6 +178,15 @@ def test_diff_declared_kinds() -> None:
     ]
 
 
+def test_diff_declared_the_same_pin_written_differently_is_no_change() -> None:
+    """`==1.0` and `==1.0.0` pin one version, `>=1,<2` and `<2,>=1` allow the same ones:
+    packaging reads them as equal, so no change ("changed, medium" before)."""
+    a = [_dep("pin", "==1.0", "1.0"), _dep("rng", ">=1,<2"), _dep("moved", "==1.0", "1.0")]
+    b = [_dep("pin", "==1.0.0", "1.0.0"), _dep("rng", "<2,>=1"), _dep("moved", "==1.1", "1.1")]
+    got = [(p.name, p.change) for p in diff_declared(a, b)]
+    assert got == [("moved", "upgraded")]
+
+
 def _manifest(files: dict[str, bytes]) -> Manifest:
     return Manifest(
         commit="0" * 40,
