@@ -1,15 +1,19 @@
 """Which executor measures a run's trials: `local` (this machine) or `ray` (a cluster).
 
 `choose_measurer` reads `execution.executor` (or `run --executor`) and returns how the
-run opens its `Probe`. Ray is an optional extra: it is imported only here, only when
-chosen, so a local run pays nothing for it, and a missing install is one `error:` line
-with the install hint before anything is written, as is a head nothing listens at (Ray
-would retry it for minutes). The local executor builds and runs here, so what its builder needs here (the docker builder: a reachable daemon) is checked
+run opens its `Probe`, within the context it returns: the ray executor's connection to
+the cluster, held for the run. Ray is an optional extra: it is imported only here, only
+when chosen, so a local run pays nothing for it, and a missing install is one `error:`
+line with the install hint before anything is written, as are a head nothing listens at
+(Ray would retry it for minutes) and a trial shape the cluster cannot hold (entering the
+context connects and checks it; the pipeline enters it before writing anything). The local executor builds and runs here, so what its builder needs here (the docker builder: a reachable daemon) is checked
 now too; the ray executor's driver only computes environment keys and needs none of it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeVar, cast
 
 from bisector.builders.registry import require_here
@@ -22,13 +26,16 @@ M = TypeVar("M")
 EXECUTORS = ("local", "ray")
 
 
+@contextmanager
 def choose_measurer(
     cfg: Config, executor: str | None, workers: int | None, default: M, *, builder: str
-) -> M:
-    """`default` for the local executor; the Ray measurer with K workers for `ray`.
+) -> Iterator[M]:
+    """`default` for the local executor; the Ray measurer with K workers for `ray`,
+    connected to the cluster until the context exits.
 
-    :raises BisectorError: a bad choice, no Ray for `ray`, or (`local`) what `builder`
-        needs on this machine missing (`require_here`: no Docker daemon reachable).
+    :raises BisectorError: a bad choice, no Ray for `ray`, its head unreachable or too
+        small for one trial, or (`local`) what `builder` needs on this machine missing
+        (`require_here`: no Docker daemon reachable).
     """
     name = executor or cfg.execution.executor
     if name not in EXECUTORS:
@@ -40,7 +47,8 @@ def choose_measurer(
                 hint="add --executor ray (or execution.executor: ray in bisector.yaml)",
             )
         require_here(builder)
-        return default
+        yield default
+        return
     try:
         import ray  # noqa: F401, PLC0415 (optional; imported only when chosen)
     except ImportError:
@@ -49,7 +57,7 @@ def choose_measurer(
             hint="pip install 'bisector[ray]'",
         ) from None
     from bisector.executors.ray_measurer import open_ray_measurer  # noqa: PLC0415 (imports ray)
-    from bisector.executors.ray_setup import check_reachable  # noqa: PLC0415 (imports ray)
+    from bisector.executors.ray_setup import session  # noqa: PLC0415 (imports ray)
 
-    check_reachable(cfg.execution.ray.address)  # before anything is written
-    return cast("M", open_ray_measurer(workers or cfg.execution.workers))
+    with session(cfg.execution.ray):
+        yield cast("M", open_ray_measurer(workers or cfg.execution.workers))

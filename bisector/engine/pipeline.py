@@ -168,10 +168,12 @@ def run_bisection(
     metric_name, metric_cfg = cfg.metric(req.metric)
     metric = metric_cfg.rule()
     builder_name = req.builder or cfg.environment.builder
-    open_measurer = choose_measurer(
+    chosen = choose_measurer(
         cfg, req.executor, req.workers, parts.open_measurer, builder=builder_name
     )
-    with parts.open_vcs(repo_path) as git:
+    # Entered first: the ray executor's cluster is reached and found able to run a trial
+    # before anything is written (a refusal leaves the disk as it was).
+    with chosen as open_measurer, parts.open_vcs(repo_path) as git:
         good, bad = git.resolve(req.good), git.resolve(req.bad)
         git.check_range(good, bad, (req.good, req.bad))
         roll = repo_path if req.rollback else None  # its target is checked now too

@@ -52,8 +52,8 @@ from bisector.executors.archive import checkout_archive
 from bisector.executors.cancels import Cancelling
 from bisector.executors.fingerprint import fairness_key
 from bisector.executors.logs import TrialLogs
-from bisector.executors.node_types import NodeType, Pins, run_node_types
-from bisector.executors.ray_setup import check_feasible, connect, ray_options
+from bisector.executors.node_types import NodeType, Pins
+from bisector.executors.ray_setup import connect, trial_shapes
 from bisector.executors.ray_task import fingerprint_task, run_trial_task
 from bisector.executors.task_errors import Lost, landed
 from bisector.log import get_logger
@@ -109,14 +109,11 @@ class RayMeasurer(Measurer):
             sys.stdout = self._stdout
             raise
         try:
-            cluster: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
-            shape = opts.resources_per_trial
-            self._pins = Pins(run_node_types(opts.node_type, opts.node_types, cluster, shape))
+            shapes = trial_shapes(opts)
+            self._pins = Pins(list(shapes))
             self._remotes: dict[NodeType, Any] = {}
             probes = {}
-            for node_type in self._pins.types:
-                options = ray_options(dict(opts.resources_per_trial), node_type)
-                check_feasible(options)
+            for node_type, options in shapes.items():
                 self._remotes[node_type] = ray.remote(run_trial_task).options(**options)
                 probe = ray.remote(fingerprint_task).options(**options)
                 probes[node_type] = probe.remote(node_type)

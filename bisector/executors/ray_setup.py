@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 import ray
 
 import bisector
+from bisector.config_execution import RayOptions
 from bisector.errors import BisectorError
+from bisector.executors.node_types import NodeType, run_node_types
 
 
 def ray_options(resources: dict[str, float], node_type: str | None) -> dict[str, Any]:
@@ -42,6 +47,38 @@ def check_feasible(options: dict[str, Any]) -> None:
             "the Ray cluster cannot run one trial: it needs " + ", ".join(short),
             hint="lower execution.ray.resources_per_trial or add nodes with these resources",
         )
+
+
+def trial_shapes(opts: RayOptions) -> dict[NodeType, dict[str, Any]]:
+    """The task options of a trial on each node type of the run, each one the cluster
+    can hold (`check_feasible`). Needs the connection."""
+    cluster: dict[str, float] = cast("Any", ray).cluster_resources()  # untyped in ray
+    shape = opts.resources_per_trial
+    types = run_node_types(opts.node_type, opts.node_types, cluster, shape)
+    shapes = {t: ray_options(dict(shape), t) for t in types}
+    for options in shapes.values():
+        check_feasible(options)
+    return shapes
+
+
+@contextmanager
+def session(opts: RayOptions) -> Iterator[None]:
+    """Connected to the cluster for one run, its trial shape found feasible on entry,
+    before the run writes anything (a refusal must leave the disk as it was);
+    disconnected on exit when this call connected. `RayMeasurer` uses the connection."""
+    check_reachable(opts.address)
+    # Ray's driver prints the cluster's error messages ("a worker died ...") on stdout,
+    # which is the --json document's: they go to stderr while we hold the connection.
+    stdout, sys.stdout = sys.stdout, sys.stderr
+    owns = False
+    try:
+        owns = connect(opts.address)
+        trial_shapes(opts)
+        yield
+    finally:
+        if owns:
+            ray.shutdown()
+        sys.stdout = stdout
 
 
 REACH_TIMEOUT_S = 5.0
