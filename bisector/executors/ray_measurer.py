@@ -232,20 +232,15 @@ class RayMeasurer(Measurer):
             self._pin(commit)
         self._points = wanted
         keep = {c.sha for c in wanted}
-        for ref, flight in list(self._flights.items()):
-            if flight.kind == "point" and flight.commit.sha not in keep:
-                self._cancel(ref)
+        moot = [
+            r for r, f in self._flights.items() if f.kind == "point" and f.commit.sha not in keep
+        ]
+        self._cancel(moot)
 
     def close(self) -> None:
         try:  # disconnected however it ends: a daemon's next cycle connects afresh
             # Trials that finished after the last verdict are journaled too (nothing lost).
-            if self._flights:
-                done, _ = ray.wait(list(self._flights), num_returns=len(self._flights), timeout=0)
-                for ref in done:
-                    with contextlib.suppress(BisectorError):
-                        self._land(ref)
-            for ref in list(self._flights):
-                self._cancel(ref)
+            self._cancel(list(self._flights))
             self._cancelling.force_all()
             super().close()
         finally:
@@ -321,13 +316,22 @@ class RayMeasurer(Measurer):
         """Workers held: trials in flight and cancelled ones not yet ended."""
         return len(self._flights) + len(self._cancelling)
 
-    def _cancel(self, ref: Any) -> None:
-        """Cancel a trial (`cancels.Cancelling`: interrupted, forced after the grace)."""
-        flight = self._flights.pop(ref)
-        flight.cancelled = True
-        self.cancelled_trials += 1
-        self._cancelling.add(ref)
-        log.debug("trial cancelled: no longer matters", commit=flight.commit.short)
+    def _cancel(self, refs: list[Any]) -> None:
+        """Cancel trials that no longer matter (`cancels.Cancelling`: interrupted, forced
+        after the grace); those already ended are journaled instead, never cancelled."""
+        ended = self._cancelling.cancel(refs)
+        for ref in (r for r in refs if r not in ended):
+            flight = self._flights.pop(ref)
+            flight.cancelled = True
+            self.cancelled_trials += 1
+            log.debug("trial cancelled: no longer matters", commit=flight.commit.short)
+        before = set(self._flights)
+        for ref in ended:
+            with contextlib.suppress(BisectorError):  # a moot trial's error fails nothing
+                self._land(ref)
+        resent = [r for r in self._flights if r not in before]  # a lost or failed one
+        if resent:
+            self._cancel(resent)
 
     # -- results -------------------------------------------------------------------
 
